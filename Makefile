@@ -1,0 +1,17 @@
+PYTHON ?= python3
+PIP = $(PYTHON) -m pip
+
+.PHONY: install test bench
+
+# The pinned torch is a local CPU build; installing it first keeps pip from
+# pulling a multi-GB CUDA build to satisfy the package's bare torch requirement.
+install:
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[test]"
+
+test: install
+	$(PYTHON) -m pytest -q
+
+bench: install
+	$(PIP) install -q -e ".[test,bench]"
+	$(PYTHON) benchmarks/lattices.py --out benchmarks/results/lattices.json
