@@ -1,0 +1,18 @@
+"""Exceptions raised by ltc-beam. Everything the library raises on bad input derives from LtcError."""
+
+
+class LtcError(Exception):
+    """Base class of every ltc-beam error."""
+
+
+class FormatError(LtcError, ValueError):
+    """Bytes are corrupt, truncated, or not an ltc-beam bitstream or codec artifact."""
+
+
+class CodecMismatchError(LtcError):
+    """A bitstream or file needs a codec other than the one supplied."""
+
+    def __init__(self, needed: str, supplied: str):
+        super().__init__(f"bitstream needs codec {needed}, but codec {supplied} was supplied")
+        self.needed = needed
+        self.supplied = supplied
