@@ -1,0 +1,463 @@
+"""Tests of ltc_beam.bitstream: layout vs schemas/BITSTREAM.md, round trips, specials, fuzz."""
+
+from __future__ import annotations
+
+import ast
+import operator
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zstandard
+
+from ltc_beam import bitstream as bs
+from ltc_beam.bitstream import (
+    Frame,
+    SpecialValues,
+    merge_specials,
+    pack,
+    split_specials,
+    unpack,
+)
+from ltc_beam.entropy import SymbolDecoder, SymbolEncoder, SymbolTables
+from ltc_beam.errors import CodecMismatchError, FormatError, LtcError
+
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "BITSTREAM.md"
+CID = "0123456789abcdef0123456789abcdef"
+OTHER = "fedcba9876543210fedcba9876543210"
+
+
+# ---------------------------------------------------------------- the schema file
+def parse_table(heading: str) -> list[dict[str, str]]:
+    text = SCHEMA.read_text()
+    marker = f"## {heading}\n"
+    assert marker in text, f"section {heading!r} missing from {SCHEMA}"
+    lines = text.split(marker, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip().replace("`", "") for c in line.strip().strip("|").split("|")])
+    header, sep, body = rows[0], rows[1], rows[2:]
+    assert all(set(c) <= set("-: ") for c in sep)
+    return [dict(zip(header, row)) for row in body]
+
+
+_OPS = {ast.Add: operator.add, ast.Mult: operator.mul, ast.FloorDiv: operator.floordiv}
+
+
+def evaluate(expr: str, env: dict[str, int]) -> int:
+    """Evaluate a layout expression (integers, names, + * // and parentheses only)."""
+
+    def ev(node):
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.Name):
+            return env[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            return _OPS[type(node.op)](ev(node.left), ev(node.right))
+        raise AssertionError(f"unsupported syntax in layout expression {expr!r}")
+
+    return ev(ast.parse(expr, mode="eval"))
+
+
+@pytest.mark.parametrize("heading,layout", [("Container layout", bs.LAYOUT), ("Specials block", bs.SPECIALS_LAYOUT)])
+def test_schema_tables_match_code(heading, layout):
+    rows = parse_table(heading)
+    assert [r["Field"] for r in rows] == [f.name for f in layout]
+    for row, field in zip(rows, layout):
+        assert (row["Offset"], row["Size"], row["Type"]) == (field.offset, field.size, field.type), field.name
+
+
+@pytest.mark.parametrize("layout,variables", [
+    (bs.LAYOUT, ("ndim", "specials_length", "payload_length")),
+    (bs.SPECIALS_LAYOUT, ("numel", "M")),
+])
+def test_layout_fields_are_contiguous(layout, variables):
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        env = {v: int(rng.integers(0, 1000)) for v in variables}
+        assert evaluate(layout[0].offset, env) == 0
+        for a, b in zip(layout, layout[1:]):
+            assert evaluate(a.offset, env) + evaluate(a.size, env) == evaluate(b.offset, env), (a, b)
+
+
+def test_fixed_header_struct_matches_layout():
+    sizes = {"u16": 2, "u32": 4, "u64": 8}
+    fmt_codes = {"bytes[4]": "4s", "u16": "H", "ascii[32]": "32s", "u64": "Q"}
+    fixed = bs.LAYOUT[:5]
+    assert bs.FIXED_HEADER.format == "<" + "".join(fmt_codes[f.type] for f in fixed)
+    assert bs.FIXED_HEADER.size == int(bs.LAYOUT[5].offset) == 48
+    for f in bs.LAYOUT:
+        if f.type in sizes:
+            assert f.size == str(sizes[f.type]), f
+    assert bs.MAGIC == b"LTCB" and bs.FORMAT_VERSION == 1 and bs.FORMAT_VERSION in bs.SUPPORTED_VERSIONS
+    assert bs.CODEC_ID_LENGTH == 32
+    text = SCHEMA.read_text()
+    assert "`LTCB`" in text and "little-endian" in text and "CRC-32" in text
+
+
+def sample_blobs():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(13, 5)).astype(np.float32)
+    x[2, 3], x[7, 0], x[12, 4] = np.nan, np.inf, -np.inf
+    _, sp = split_specials(x)
+    return [
+        pack(CID, x.shape, rng.bytes(40), sp),
+        pack(CID, (), b""),
+        pack(OTHER, (0,), b""),
+        pack(CID, (3, 1, 4, 1, 5), rng.bytes(1000)),
+        pack(CID, (1,) * bs.MAX_NDIM, b"\x01\x02\x03\x04"),
+        pack(CID, (9,), b"", SpecialValues(np.arange(9), np.full(9, 0x7FC00000, np.uint32))),
+    ]
+
+
+@pytest.mark.parametrize("blob", sample_blobs(), ids=lambda b: f"{len(b)}B")
+def test_real_streams_follow_the_schema_tables(blob):
+    """Read every field at the offset the schema gives and compare with unpack()."""
+    rows = {r["Field"]: r for r in parse_table("Container layout")}
+    frame = unpack(blob)
+    ndim = struct.unpack_from("<Q", blob, evaluate(rows["ndim"]["Offset"], {}))[0]
+    env = {"ndim": ndim}
+    env["specials_length"] = struct.unpack_from("<Q", blob, evaluate(rows["specials_length"]["Offset"], env))[0]
+    env["payload_length"] = struct.unpack_from("<Q", blob, evaluate(rows["payload_length"]["Offset"], env))[0]
+
+    def field(name):
+        off, size = evaluate(rows[name]["Offset"], env), evaluate(rows[name]["Size"], env)
+        return blob[off : off + size]
+
+    assert field("magic") == b"LTCB"
+    assert struct.unpack("<H", field("version"))[0] == 1
+    flags = struct.unpack("<H", field("flags"))[0]
+    assert field("codec_id").decode("ascii") == frame.codec_id
+    assert struct.unpack(f"<{ndim}Q", field("shape")) == frame.shape
+    assert field("payload") == frame.payload
+    end = evaluate(rows["checksum"]["Offset"], env)
+    assert struct.unpack("<I", field("checksum"))[0] == zlib.crc32(blob[:end])
+    assert len(blob) == end + 4 == 68 + 8 * ndim + env["specials_length"] + env["payload_length"]
+    assert bool(flags & 1) == (len(frame.specials) > 0) == (env["specials_length"] > 0)
+    if env["specials_length"]:
+        raw = zstandard.ZstdDecompressor().decompress(field("specials"))
+        srows = {r["Field"]: r for r in parse_table("Specials block")}
+        senv = {"numel": frame.numel, "M": len(frame.specials)}
+        moff, msize = evaluate(srows["mask"]["Offset"], senv), evaluate(srows["mask"]["Size"], senv)
+        boff, bsize = evaluate(srows["bits"]["Offset"], senv), evaluate(srows["bits"]["Size"], senv)
+        assert len(raw) == boff + bsize
+        mask = np.unpackbits(np.frombuffer(raw[moff : moff + msize], np.uint8), bitorder="little")
+        np.testing.assert_array_equal(np.flatnonzero(mask), frame.specials.positions)
+        np.testing.assert_array_equal(np.frombuffer(raw[boff:], "<u4"), frame.specials.bits)
+
+
+# ---------------------------------------------------------------- round trips
+@pytest.mark.parametrize("shape", [(), (0,), (7,), (3, 0, 2), (2, 3, 4), (1,) * 32, (2**40, 2**20)])
+def test_pack_unpack_roundtrip(shape):
+    payload = bytes(range(256)) * 3
+    blob = pack(CID, shape, payload)
+    frame = unpack(blob, CID)
+    assert frame == Frame(CID, tuple(shape), payload, SpecialValues.empty())
+    assert frame.numel == int(np.prod(shape, dtype=object)) if shape else frame.numel == 1
+    assert unpack(bytearray(blob)) == frame and unpack(memoryview(blob)) == frame
+    assert pack(CID, shape, payload) == blob  # deterministic
+
+
+def test_special_values_roundtrip_exact_bits():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 9)).astype(np.float32)
+    u = x.view(np.uint32)
+    patterns = {
+        (0, 0): 0x7FC00000,  # quiet NaN
+        (1, 1): 0xFFC00000,  # negative quiet NaN
+        (2, 2): 0x7F800001,  # signalling NaN, payload 1
+        (3, 3): 0x7FBFFFFF,  # signalling NaN, full payload
+        (4, 4): 0xFFD2A5F0,  # negative NaN with payload
+        (5, 5): 0x7F800000,  # +Inf
+        (6, 6): 0xFF800000,  # -Inf
+        (39, 8): 0x7FC0BEEF,  # last element
+    }
+    for (i, j), p in patterns.items():
+        u[i, j] = p
+    x[10, 0] = -0.0
+    x[11, 0] = 1e30
+    finite, sp = split_specials(x)
+    assert finite.dtype == np.float32 and finite.shape == x.shape and np.isfinite(finite).all()
+    assert len(sp) == len(patterns)
+    assert finite.view(np.uint32)[10, 0] == 0x80000000  # -0.0 is finite: it stays on the lossy path
+    assert finite[11, 0] == np.float32(1e30)
+    blob = pack(CID, x.shape, b"\x07" * 12, sp)
+    frame = unpack(blob, CID)
+    assert frame.specials == sp
+    restored = merge_specials(finite, frame.specials)
+    np.testing.assert_array_equal(restored.view(np.uint32), x.view(np.uint32))
+    # decoded finite values stay as decoded; specials overwrite exactly their positions
+    lossy = finite + np.float32(0.25)
+    out = merge_specials(lossy, frame.specials)
+    mask = ~np.isfinite(x)
+    np.testing.assert_array_equal(out.view(np.uint32)[mask], x.view(np.uint32)[mask])
+    np.testing.assert_array_equal(out[~mask], lossy[~mask])
+
+
+def test_all_special_and_no_special_arrays():
+    x = np.full((1000,), np.nan, np.float32)
+    x[::3] = np.inf
+    finite, sp = split_specials(x)
+    assert len(sp) == 1000 and not finite.any()
+    blob = pack(CID, x.shape, b"", sp)
+    assert len(blob) < 200  # the bitmap + patterns compress well
+    out = merge_specials(finite, unpack(blob).specials)
+    np.testing.assert_array_equal(out.view(np.uint32), x.view(np.uint32))
+    finite, sp = split_specials(np.arange(5, dtype=np.float64))
+    assert len(sp) == 0 and finite.dtype == np.float32
+    assert merge_specials(finite, None).dtype == np.float32
+    assert pack(CID, (5,), b"", sp) == pack(CID, (5,), b"", None)
+
+
+def test_special_values_validation():
+    with pytest.raises(ValueError):
+        SpecialValues(np.array([3, 3]), np.array([0x7F800000, 0x7F800000]))
+    with pytest.raises(ValueError):
+        SpecialValues(np.array([1]), np.array([0x3F800000]))  # 1.0 is not special
+    with pytest.raises(ValueError):
+        SpecialValues(np.array([-1]), np.array([0x7F800000]))
+    sp = SpecialValues(np.array([5]), np.array([0x7F800000]))
+    with pytest.raises(ValueError):
+        pack(CID, (5,), b"", sp)
+    with pytest.raises(FormatError):
+        merge_specials(np.zeros(5, np.float32), sp)
+
+
+def test_pack_argument_validation():
+    for bad in ["0123", CID.upper(), CID[:-1] + "g", 12345, CID + "0"]:
+        with pytest.raises(ValueError):
+            pack(bad, (1,), b"")
+    with pytest.raises(ValueError):
+        pack(CID, (-1,), b"")
+    with pytest.raises(ValueError):
+        pack(CID, (1,) * 33, b"")
+    with pytest.raises(ValueError):
+        pack(CID, (2**32, 2**32), b"")
+    with pytest.raises(ValueError):
+        unpack(pack(CID, (1,), b""), expected_codec_id="nope")
+    with pytest.raises(TypeError):
+        unpack("LTCB")
+
+
+# ---------------------------------------------------------------- error behaviour
+def refresh_crc(blob: bytes | bytearray) -> bytes:
+    body = bytes(blob[:-4])
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_codec_mismatch_names_both_ids():
+    blob = pack(CID, (4,), b"abcd")
+    with pytest.raises(CodecMismatchError) as info:
+        unpack(blob, OTHER)
+    assert CID in str(info.value) and OTHER in str(info.value)
+    assert info.value.needed == CID and info.value.supplied == OTHER
+    assert isinstance(info.value, LtcError)
+
+
+def test_error_messages():
+    blob = pack(CID, (4, 2), b"abcd")
+    cases = {
+        b"PK\x03\x04": "magic",
+        b"": "magic",
+        blob[:5]: "format version",
+        blob[:4] + struct.pack("<H", 9) + blob[6:]: "supports versions: 1",
+        blob[:30]: "fixed header",
+        blob[:-1]: "checksum needs 4 bytes",
+        blob + b"\0": "1 unexpected bytes after the checksum",
+        blob[:60]: "offset 48",
+    }
+    for bad, pattern in cases.items():
+        with pytest.raises(FormatError, match=pattern):
+            unpack(bad)
+    flipped = bytearray(blob)
+    flipped[81] ^= 4  # inside the payload (offsets 80..83)
+    with pytest.raises(FormatError, match="checksum mismatch"):
+        unpack(bytes(flipped))
+
+
+def test_structural_errors_behind_a_valid_checksum():
+    """Inconsistencies that a correct CRC does not excuse."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6, 4)).astype(np.float32)
+    x[1, 1] = np.nan
+    _, sp = split_specials(x)
+    good = pack(CID, x.shape, b"\x01\x00\x00\x00", sp)
+    b = bytearray(good)
+
+    def variant(offset, data):
+        v = bytearray(b)
+        v[offset : offset + len(data)] = data
+        return refresh_crc(v)
+
+    with pytest.raises(FormatError, match="unknown flag"):
+        unpack(variant(6, struct.pack("<H", 0x8001)))
+    with pytest.raises(FormatError, match="codec id"):
+        unpack(variant(8, b"Z" * 32))
+    with pytest.raises(FormatError, match="specials are absent"):
+        unpack(variant(6, struct.pack("<H", 0)))
+    with pytest.raises(FormatError, match="ndim"):
+        unpack(variant(40, struct.pack("<Q", 33)))
+    with pytest.raises(FormatError, match="exceeds the maximum"):
+        unpack(variant(40, struct.pack("<Q", 2**60)))
+    with pytest.raises(FormatError, match="the specials block needs"):
+        unpack(variant(64, struct.pack("<Q", 2**63)))  # huge lengths are checked, never allocated
+    with pytest.raises(FormatError, match="the payload needs"):
+        unpack(variant(len(b) - 16, struct.pack("<Q", 2**64 - 1)))
+    no_specials = pack(CID, (3,), b"")
+    v = bytearray(no_specials)
+    v[6:8] = struct.pack("<H", 1)
+    with pytest.raises(FormatError, match="specials are present"):
+        unpack(refresh_crc(v))
+
+    def with_specials_block(raw: bytes, shape=(6, 4), content_size=True) -> bytes:
+        block = zstandard.ZstdCompressor(write_content_size=content_size).compress(raw)
+        head = bs.FIXED_HEADER.pack(b"LTCB", 1, 1, CID.encode(), len(shape))
+        body = head + struct.pack(f"<{len(shape)}Q", *shape) + struct.pack("<Q", len(block)) + block
+        body += struct.pack("<Q", 0)
+        return body + struct.pack("<I", zlib.crc32(body))
+
+    mask = np.zeros(3, np.uint8)
+    mask[0] = 0b1
+    nan = struct.pack("<I", 0x7FC00000)
+    assert unpack(with_specials_block(mask.tobytes() + nan)).specials.positions.tolist() == [0]
+    bad_blocks = {
+        "impossible": mask.tobytes() + nan + b"\0",  # size not mask + 4*M
+        "marks 2 values": bytes([0b11, 0, 0]) + nan,  # mask/bits disagree
+        "beyond": bytes([1, 0, 0x80]) + nan + nan,  # padding bit set (numel 24 -> exactly 3 bytes: use shape 23)
+        "not NaN": mask.tobytes() + struct.pack("<I", 0x3F800000),
+    }
+    for pattern, raw in bad_blocks.items():
+        shape = (23,) if pattern == "beyond" else (6, 4)
+        with pytest.raises(FormatError, match=pattern):
+            unpack(with_specials_block(raw, shape))
+    with pytest.raises(FormatError, match="content size"):
+        unpack(with_specials_block(mask.tobytes() + nan, content_size=False))
+    junk = bytearray(with_specials_block(mask.tobytes() + nan))
+    junk[72:76] = b"\0\0\0\0"  # the zstd frame's magic number (block starts at 56 + 8*2)
+    with pytest.raises(FormatError, match="specials block"):
+        unpack(refresh_crc(junk))
+
+
+def test_unknown_version_lists_supported_versions():
+    blob = bytearray(pack(CID, (1,), b""))
+    blob[4:6] = struct.pack("<H", 2)
+    with pytest.raises(FormatError) as info:
+        unpack(refresh_crc(blob))
+    assert "version 2" in str(info.value) and str(info.value).endswith("supports versions: 1")
+
+
+# ---------------------------------------------------------------- fuzz
+def _reference_stream():
+    """A real codec-like stream: integer symbols entropy-coded, specials, framed."""
+    rng = np.random.default_rng(4)
+    K, T = 32, 5
+    x = np.arange(K)
+    pmf = np.exp(-0.5 * ((x[None, :] - 16) / rng.uniform(1, 6, (T, 1))) ** 2)
+    pmf /= pmf.sum(axis=1, keepdims=True)
+    tables = SymbolTables.from_probabilities(pmf, -16)
+    steps = []
+    tab = rng.integers(0, T, 300)
+    for _ in range(3):
+        vals = np.round(rng.normal(0, 4, tab.size)).astype(np.int64)
+        vals[::97] = 2**45
+        steps.append((vals, tab))
+        tab = (np.abs(vals) + 1) % T
+    enc = SymbolEncoder(tables)
+    for v, t in steps:
+        enc.encode(v, t)
+    arr = rng.normal(size=(300, 3)).astype(np.float32)
+    arr[5, 1], arr[100, 2] = np.nan, -np.inf
+    _, sp = split_specials(arr)
+    blob = pack(CID, arr.shape, enc.finish(), sp)
+    return blob, tables, steps
+
+
+def _decode_all(blob, tables, steps):
+    frame = unpack(blob, CID)
+    dec = SymbolDecoder(frame.payload, tables)
+    tab = steps[0][1]
+    outs = []
+    for _ in steps:
+        out = dec.decode(tab)
+        outs.append(out)
+        tab = (np.abs(out) + 1) % tables.num_tables
+    dec.finish()
+    return frame, outs
+
+
+def _mutations(blob: bytes, rng: np.random.Generator, count: int):
+    n = len(blob)
+    for i in range(count):
+        kind = i % 6
+        if kind in (0, 1):  # 1 to 3 flipped bits: CRC-32 detects these with certainty
+            b = bytearray(blob)
+            for bit in rng.choice(8 * n, int(rng.integers(1, 4)), replace=False):
+                b[bit // 8] ^= 1 << (bit % 8)
+            yield "flip", bytes(b)
+        elif kind == 2:
+            yield "truncate", blob[: int(rng.integers(0, n))]
+        elif kind == 3:
+            yield "append", blob + rng.bytes(int(rng.integers(1, 64)))
+        elif kind == 4:
+            yield "random", rng.bytes(int(rng.integers(0, 2 * n)))
+        else:  # random bytes behind a valid magic and version, to reach the deeper checks
+            flags = bytes([int(rng.integers(0, 2)), 0])
+            yield "random-header", b"LTCB\x01\x00" + flags + rng.bytes(int(rng.integers(0, n)))
+
+
+def test_fuzz_container_and_payload():
+    """>= 10,000 damaged streams: only FormatError/CodecMismatchError, < 1 s each, never
+    silently different output."""
+    blob, tables, steps = _reference_stream()
+    frame, outs = _decode_all(blob, tables, steps)
+    for (v, _), o in zip(steps, outs):
+        np.testing.assert_array_equal(o, v)
+    rng = np.random.default_rng(5)
+    counts: dict[str, int] = {}
+    slowest = 0.0
+    for kind, bad in _mutations(blob, rng, 12_000):
+        assert bad != blob
+        t0 = time.perf_counter()
+        try:
+            got, got_outs = _decode_all(bad, tables, steps)
+        except (FormatError, CodecMismatchError) as exc:
+            counts[type(exc).__name__] = counts.get(type(exc).__name__, 0) + 1
+        else:  # a damaged stream must never decode, let alone to something else
+            raise AssertionError(f"{kind} mutation decoded without error")
+        slowest = max(slowest, time.perf_counter() - t0)
+    assert sum(counts.values()) == 12_000
+    assert slowest < 1.0, slowest
+
+
+def test_fuzz_behind_valid_checksums():
+    """Damage with the CRC recomputed (as a buggy writer would produce): the parser and the
+    entropy decoder still raise only FormatError/CodecMismatchError, and never hang."""
+    blob, tables, steps = _reference_stream()
+    rng = np.random.default_rng(6)
+    outcomes: dict[str, int] = {}
+    for i in range(3000):
+        b = bytearray(blob)
+        if i % 2:
+            pos = int(rng.integers(0, len(b) - 4))
+            b[pos] = int(rng.integers(0, 256))
+        else:
+            pos = int(rng.integers(6, 70))
+            b[pos : pos + 8] = rng.bytes(8)
+        bad = refresh_crc(b)
+        t0 = time.perf_counter()
+        try:
+            _decode_all(bad, tables, steps)
+            key = "decoded"
+        except (FormatError, CodecMismatchError) as exc:
+            key = type(exc).__name__
+        assert time.perf_counter() - t0 < 1.0
+        outcomes[key] = outcomes.get(key, 0) + 1
+    assert outcomes.get("FormatError", 0) > 1000
