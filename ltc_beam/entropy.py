@@ -52,7 +52,10 @@ How the integer tables reach constriction exactly
     ``left_cdf[i] = floor(cumsum(p)[i-1] * (2**24 - n) / sum(p)) + i``.  Feeding it
     ``p = freqs * 2**(24 - precision) - 1`` (exact small integers in float64) makes the scale
     factor exactly 1 and reproduces ``cumsum(freqs)`` exactly.  ``tests/test_entropy.py``
-    verifies this against the library by probing every CDF boundary with an ANS decoder.
+    verifies this against the library by probing every CDF boundary with an ANS decoder, and
+    ``self_check()`` (run once per process before the first encode or decode) probes a few
+    tables and compares a reference message with its golden payload, so an incompatible
+    constriction release is refused instead of writing or misreading streams.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ __all__ = [
     "SymbolEncoder",
     "SymbolDecoder",
     "bits",
+    "self_check",
 ]
 
 _stack = constriction.stream.stack
@@ -125,6 +129,67 @@ def _exact_categorical(freqs24: np.ndarray) -> Any:
 
 _ESCAPE_HEAD_MODEL = _exact_categorical(ESCAPE_HEAD_FREQS)
 _UNIFORM_FAMILY = _model.Uniform()
+
+
+# A fixed message and the payload constriction must produce for it.  Together with the CDF
+# probes in ``self_check`` this pins the payload format: a constriction release that
+# quantised tables or wrote words differently would make old archives undecodable, so it is
+# refused before anything is encoded or decoded.
+_GOLDEN_FREQS = ((1, 200, 40, 15), (100, 100, 55, 1))
+_GOLDEN_LOW = (-1, 5)
+_GOLDEN_VALUES = (0, 1, -1, 5, 6, 7, 2, -9, 12345678901, -(2**63))
+_GOLDEN_TABLES = (0, 0, 0, 1, 1, 1, 0, 1, 0, 1)
+_GOLDEN_PAYLOAD = bytes.fromhex(
+    "00341cdcdffffffcffffffffff84ff065dfa9314aee7f41074000001000500000034dce0fe86ffff5f56f355"
+    "7e63c22970050000"
+)
+_self_checked = False
+
+
+def _probe(model: Any, quantile: int) -> int:
+    """Symbol an ANS decoder yields when its state's low 24 bits equal ``quantile``."""
+    return int(_stack.AnsCoder(np.array([quantile, 1], dtype=np.uint32)).decode(model))
+
+
+def self_check() -> None:
+    """Verify that the installed constriction reproduces integer tables and payloads exactly.
+
+    Runs once per process, on the first ``SymbolEncoder``/``SymbolDecoder``; raises
+    ``RuntimeError`` naming the constriction version if it does not.
+    """
+    global _self_checked
+    if _self_checked:
+        return
+    import importlib.metadata
+
+    try:
+        version = importlib.metadata.version("constriction")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+        version = "unknown"
+    tables = [np.array(f, dtype=np.int64) << 16 for f in _GOLDEN_FREQS] + [
+        ESCAPE_HEAD_FREQS.astype(np.int64)
+    ]
+    for f24 in tables:
+        model = _exact_categorical(f24)
+        cdf = np.concatenate([[0], np.cumsum(f24)])
+        for s in range(f24.size):
+            if _probe(model, int(cdf[s])) != s or _probe(model, int(cdf[s + 1] - 1)) != s:
+                raise RuntimeError(
+                    f"constriction {version} does not reproduce integer CDF tables exactly; "
+                    "ltc-beam's bitstreams need a compatible constriction (0.4 or 0.5)"
+                )
+    _self_checked = True  # set before the golden round trip, which uses the coder classes
+    st = SymbolTables(np.array(_GOLDEN_FREQS, dtype=np.uint32), np.array(_GOLDEN_LOW), precision=8)
+    vals, tabs = np.array(_GOLDEN_VALUES, dtype=np.int64), np.array(_GOLDEN_TABLES)
+    enc = SymbolEncoder(st)
+    enc.encode(vals, tabs)
+    enc.encode(vals[::-1], tabs)
+    if enc.finish() != _GOLDEN_PAYLOAD:
+        _self_checked = False
+        raise RuntimeError(
+            f"constriction {version} writes a different payload for the reference message; "
+            "ltc-beam's bitstreams need a compatible constriction (0.4 or 0.5)"
+        )
 
 
 def _bit_length_u64(m: np.ndarray) -> np.ndarray:
@@ -427,6 +492,7 @@ class SymbolEncoder:
     """
 
     def __init__(self, symbol_tables: SymbolTables):
+        self_check()
         self.tables = symbol_tables
         self._calls: list[tuple] = []
         self._finished = False
@@ -492,6 +558,7 @@ class SymbolDecoder:
     """
 
     def __init__(self, payload: bytes | bytearray | memoryview, symbol_tables: SymbolTables):
+        self_check()
         self.tables = symbol_tables
         buf = memoryview(payload).cast("B")
         if buf.nbytes % 4:

@@ -20,8 +20,10 @@ from ltc_beam.entropy import (
     SymbolDecoder,
     SymbolEncoder,
     SymbolTables,
+    _GOLDEN_PAYLOAD,
     _exact_categorical,
     bits,
+    self_check,
 )
 from ltc_beam.errors import FormatError
 
@@ -187,6 +189,22 @@ def test_escape_head_table_is_pinned():
     model = _exact_categorical(f)
     for s in [0, 1, 63, 64, 65, 127]:
         assert probe(model, int(cdf[s])) == s and probe(model, int(cdf[s + 1] - 1)) == s
+
+
+def test_golden_payload_pins_the_format():
+    """A fixed message must give fixed bytes forever (constriction upgrades included)."""
+    self_check()
+    st = SymbolTables(np.array([[1, 200, 40, 15], [100, 100, 55, 1]], np.uint32), np.array([-1, 5]), 8)
+    vals = np.array([0, 1, -1, 5, 6, 7, 2, -9, 12345678901, -(2**63)])
+    tabs = np.array([0, 0, 0, 1, 1, 1, 0, 1, 0, 1])
+    enc = SymbolEncoder(st)
+    enc.encode(vals, tabs)
+    enc.encode(vals[::-1], tabs)
+    assert enc.finish() == _GOLDEN_PAYLOAD
+    dec = SymbolDecoder(_GOLDEN_PAYLOAD, st)
+    np.testing.assert_array_equal(dec.decode(tabs), vals)
+    np.testing.assert_array_equal(dec.decode(tabs), vals[::-1])
+    dec.finish()
 
 
 # ---------------------------------------------------------------- round trips
