@@ -117,7 +117,9 @@ class SpecialValues:
         pos = np.asarray(self.positions)
         bits = np.asarray(self.bits)
         if pos.ndim != 1 or bits.shape != pos.shape:
-            raise ValueError(f"positions and bits must be 1-D of equal length, got {pos.shape}, {bits.shape}")
+            raise ValueError(
+                f"positions and bits must be 1-D of equal length, got {pos.shape}, {bits.shape}"
+            )
         if pos.size and (pos.dtype.kind not in "iu" or bits.dtype.kind not in "iu"):
             raise ValueError("positions and bits must be integer arrays")
         pos = np.array(pos, dtype=np.int64)
@@ -153,7 +155,7 @@ class SpecialValues:
 
 @dataclass(frozen=True)
 class Frame:
-    """A parsed, checksum-verified bitstream."""
+    """A parsed, checksum-verified bitstream (``specials`` is empty when there are none)."""
 
     codec_id: str
     shape: tuple[int, ...]
@@ -172,7 +174,9 @@ class Frame:
 def split_specials(x: Any) -> tuple[np.ndarray, SpecialValues]:
     """Split ``x`` (cast to float32) into a finite copy (NaN/±Inf set to 0.0) and the specials.
 
-    Positions are flat C-order indices.  -0.0 is finite and stays in the copy.
+    Positions are flat C-order indices.  -0.0 is finite and stays in the copy.  Non-float32
+    input is cast first, so a float64 beyond float32's range becomes ±Inf (and is kept
+    exactly as that float32 pattern).
     """
     arr = np.asarray(x)
     if arr.dtype != np.float32:
@@ -368,7 +372,9 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
     except UnicodeDecodeError:
         codec_id = ""
     if not _CODEC_ID_RE.fullmatch(codec_id):
-        raise FormatError(f"codec id at offset 8 is not {CODEC_ID_LENGTH} lowercase hex characters: {bytes(raw_id)!r}")
+        raise FormatError(
+            f"codec id at offset 8 is not {CODEC_ID_LENGTH} lowercase hex characters: {bytes(raw_id)!r}"
+        )
     numel = 1
     for s in shape:
         numel *= s
