@@ -1,0 +1,34 @@
+"""Arranging records into coder input vectors: windows of a series, blocks of vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def to_windows(records: np.ndarray, window: int) -> np.ndarray:
+    """``[N, d]`` records of one series → ``[ceil(N / window), window * d]`` vectors.
+
+    The tail window is padded by repeating the last record (cheap to code); callers drop
+    the padding with :func:`from_windows`.
+    """
+    n, d = records.shape
+    if window == 1 or n == 0:
+        return records.reshape(n, d * window) if window == 1 else np.zeros((0, window * d), records.dtype)
+    count = -(-n // window)
+    padded = np.concatenate([records, np.repeat(records[-1:], count * window - n, axis=0)])
+    return padded.reshape(count, window * d)
+
+
+def from_windows(vectors: np.ndarray, records: int, record_dim: int) -> np.ndarray:
+    """Inverse of :func:`to_windows`: the first ``records`` records."""
+    return vectors.reshape(-1, record_dim)[:records]
+
+
+def pad_rows(vectors: np.ndarray, multiple: int) -> np.ndarray:
+    """Pad ``vectors`` to a multiple of ``multiple`` rows by repeating the last row (or zeros)."""
+    n = vectors.shape[0]
+    extra = -n % multiple
+    if not extra:
+        return vectors
+    filler = vectors[-1:] if n else np.zeros((1, vectors.shape[1]), vectors.dtype)
+    return np.concatenate([vectors, np.repeat(filler, extra, axis=0)])

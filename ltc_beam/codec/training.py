@@ -1,0 +1,331 @@
+"""Training an LTC model on the exact code length (rate) plus λ·MSE.
+
+Generalisation is part of training: a validation split is held out (whole series when
+there are several), the best checkpoint by validation loss is kept, and training stops
+early when validation stops improving. ``target_bits_per_value`` adapts λ by dual ascent
+during the first part of training, then freezes it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from ltc_beam import lattices
+from ltc_beam.codec.config import CodecConfig, default_latent_dim
+from ltc_beam.codec.layout import pad_rows, to_windows
+from ltc_beam.codec.model import LtcModel
+from ltc_beam.codec.transforms import init_from_pca, principal_axes
+
+MLP_MIN_VECTORS = 20_000  # below this many training vectors an MLP overfits; use a linear transform
+
+
+@dataclass
+class TrainingOptions:
+    """Everything that steers optimisation (not the architecture)."""
+
+    lmbda: float | None = None
+    target_bits_per_value: float | None = None
+    steps: int = 3000
+    batch_size: int = 256
+    learning_rate: float = 2e-3
+    seed: int = 0
+    device: str = "auto"
+    validation_fraction: float = 0.15
+    eval_every: int = 100
+    patience: int = 8  # evaluations without improvement before stopping
+    checkpoint: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class TrainingSummary:
+    steps_run: int = 0
+    best_step: int = 0
+    lmbda: float = 0.0
+    train_vectors: int = 0
+    validation_vectors: int = 0
+    validation: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def as_series(data) -> list[np.ndarray]:
+    """One ``[N, d]`` array or a list of them (one per series) → list of float64 arrays."""
+    items = data if isinstance(data, (list, tuple)) else [data]
+    series = [np.asarray(s, dtype=np.float64) for s in items]
+    for s in series:
+        if s.ndim != 2:
+            raise ValueError(f"each series must be a 2-D array [records, values], got shape {s.shape}")
+    if len({s.shape[1] for s in series}) != 1:
+        raise ValueError("all series must have the same number of values per record")
+    return series
+
+
+def split_series(series: list[np.ndarray], fraction: float, seed: int) -> tuple[list, list]:
+    """Hold out whole series when there are several, else the tail of the single series."""
+    if len(series) >= 3:
+        order = np.random.default_rng(seed).permutation(len(series))
+        held = max(1, int(round(fraction * len(series))))
+        return [series[i] for i in sorted(order[held:])], [series[i] for i in sorted(order[:held])]
+    train, val = [], []
+    for s in series:
+        cut = len(s) - max(1, int(round(fraction * len(s)))) if len(s) > 1 else len(s)
+        train.append(s[:cut])
+        val.append(s[cut:])
+    return train, [v for v in val if len(v)]
+
+
+def column_statistics(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and standard deviation over finite values (std of a constant is 1)."""
+    stacked = np.concatenate(series)
+    finite = np.isfinite(stacked)
+    if not finite.any():
+        raise ValueError("training data has no finite values")
+    masked = np.where(finite, stacked, np.nan)
+    mean = np.nan_to_num(np.nanmean(masked, axis=0))
+    std = np.nan_to_num(np.nanstd(masked, axis=0))
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def vectors_of(series: list[np.ndarray], window: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Normalised input vectors of all series (non-finite values replaced by the mean)."""
+    out = []
+    for s in series:
+        z = np.nan_to_num((s - mean) / std, nan=0.0, posinf=0.0, neginf=0.0)
+        out.append(to_windows(z, window))
+    return np.concatenate(out) if out else np.zeros((0, window * len(mean)))
+
+
+def initial_step(variances: torch.Tensor, nsm: float, options: TrainingOptions, values_per_latent: float) -> float:
+    """Quantizer step for the PCA start, from λ (high-rate optimum) or the target rate."""
+    if options.target_bits_per_value is None:
+        return math.sqrt(1.0 / (2.0 * options.lmbda * nsm * math.log(2)))
+    sigma = variances.clamp_min(1e-12).sqrt().double()
+    target = options.target_bits_per_value * values_per_latent * len(sigma)
+
+    def rate(step: float) -> float:  # high-rate Gaussian estimate, zero for small components
+        return float(torch.clamp(torch.log2(sigma * math.sqrt(2 * math.pi * math.e) / step), min=0).sum())
+
+    lo, hi = 1e-6, 1e6
+    for _ in range(100):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if rate(mid) > target else (lo, mid)
+    return math.sqrt(lo * hi)
+
+
+class Trainer:
+    """Holds the model, optimiser and data of one training run (checkpointable)."""
+
+    def __init__(self, config: CodecConfig, series: list[np.ndarray], options: TrainingOptions):
+        self.options = options
+        self.config = config
+        self.device = resolve_device(options.device)
+        torch.manual_seed(options.seed)
+        train_series, val_series = split_series(series, options.validation_fraction, options.seed)
+        mean, std = column_statistics(train_series)
+        n = config.vectors_per_block
+        self.train_x = torch.as_tensor(vectors_of(train_series, config.window, mean, std), dtype=torch.float32)
+        val = vectors_of(val_series, config.window, mean, std) if val_series else np.zeros((0, config.input_dim))
+        self.val_x = torch.as_tensor(pad_rows(val[:50_000], n), dtype=torch.float32)
+        if len(self.train_x) < n:
+            raise ValueError(f"need at least {n} training vectors, got {len(self.train_x)}")
+        self.model = LtcModel(config, mean, std)
+        lat = lattices.get(config.lattice)
+        variances = principal_axes(self.train_x, config.latent_dim)[1]
+        step = initial_step(variances, lat.nsm, options, config.input_dim / config.latent_dim)
+        init_from_pca(self.model.analysis, self.model.synthesis, self.train_x, step)
+        with torch.no_grad():
+            self.model.density.fit_initial(self.model.analysis(self.train_x[:20_000]))
+        self.lmbda = options.lmbda if options.lmbda is not None else 1.0 / (2 * lat.nsm * step**2 * math.log(2))
+        self.model.to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options.learning_rate)
+        self.generator = torch.Generator().manual_seed(options.seed)
+        self.step = 0
+        self.best_loss = math.inf
+        self.best_step = 0
+        self.best_state = copy.deepcopy(self.model.state_dict())
+        self.stale = 0
+        self.rate_ema: float | None = None
+
+    # ------------------------------------------------------------------ loop
+    @property
+    def adapting(self) -> bool:
+        return self.options.target_bits_per_value is not None and self.step < int(0.6 * self.options.steps)
+
+    def batch(self) -> torch.Tensor:
+        n = self.config.vectors_per_block
+        size = max(n, self.options.batch_size // n * n)
+        index = torch.randint(len(self.train_x), (size,), generator=self.generator)
+        return self.train_x[index].to(self.device)
+
+    def train_step(self) -> tuple[float, float]:
+        self.model.train()
+        x = self.batch()
+        out = self.model(x)
+        rate = out.bits / x.numel()
+        loss = rate + self.lmbda * out.mse
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 10.0)
+        self.optimizer.step()
+        self.step += 1
+        r = float(rate)
+        if self.adapting:
+            self.rate_ema = r if self.rate_ema is None else 0.95 * self.rate_ema + 0.05 * r
+            gap = self.options.target_bits_per_value - self.rate_ema
+            self.lmbda *= math.exp(float(np.clip(0.05 * gap, -0.1, 0.1)))
+        return r, float(out.mse)
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Exact (quantized) bits per value, MSE and loss on the validation vectors."""
+        x = self.val_x if len(self.val_x) else self.train_x[: 8192 // 8 * 8]
+        self.model.eval()
+        bits, sq = 0.0, 0.0
+        n = self.config.vectors_per_block
+        chunk = 8192 // n * n or n
+        for start in range(0, len(x), chunk):
+            part = x[start : start + chunk].to(self.device)
+            out = self.model(part)
+            bits += float(out.bits)
+            sq += float(out.mse) * part.numel()
+        values = x.numel()
+        result = {"bits_per_value": bits / values, "mse": sq / values}
+        result["loss"] = result["bits_per_value"] + self.lmbda * result["mse"]
+        result["snr_db"] = 10 * math.log10(1.0 / max(result["mse"], 1e-300))
+        return result
+
+    def run(self) -> TrainingSummary:
+        opts = self.options
+        bar = tqdm(total=opts.steps, initial=self.step, disable=not opts.progress, desc="train", unit="step")
+        rates, mses = [], []
+        while self.step < opts.steps:
+            r, m = self.train_step()
+            rates.append(r)
+            mses.append(m)
+            bar.update(1)
+            if self.step % opts.eval_every == 0 or self.step == opts.steps:
+                val = self.validate()
+                bar.set_postfix(
+                    bits=f"{np.mean(rates):.3f}",
+                    snr=f"{10 * math.log10(1 / max(np.mean(mses), 1e-300)):.2f}dB",
+                    val_bits=f"{val['bits_per_value']:.3f}",
+                    val_snr=f"{val['snr_db']:.2f}dB",
+                )
+                rates, mses = [], []
+                if self.adapting:
+                    self.best_loss = math.inf  # λ still moves: losses are not comparable yet
+                elif val["loss"] < self.best_loss - 1e-6:
+                    self.best_loss, self.best_step, self.stale = val["loss"], self.step, 0
+                    self.best_state = copy.deepcopy(self.model.state_dict())
+                else:
+                    self.stale += 1
+                if opts.checkpoint:
+                    self.save_checkpoint(opts.checkpoint)
+                if self.stale >= opts.patience:
+                    break
+        bar.close()
+        if self.best_loss < math.inf:
+            self.model.load_state_dict(self.best_state)
+        return TrainingSummary(
+            steps_run=self.step,
+            best_step=self.best_step,
+            lmbda=self.lmbda,
+            train_vectors=len(self.train_x),
+            validation_vectors=len(self.val_x),
+            validation=self.validate(),
+        )
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, path: str) -> None:
+        """Write model, best model, optimiser and RNG state (safetensors, no pickle)."""
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in self.best_state.items()})
+        opt = self.optimizer.state_dict()
+        for pid, state in opt["state"].items():
+            for key, value in state.items():
+                tensors[f"optim.{pid}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        tensors["rng.generator"] = self.generator.get_state()
+        tensors["rng.torch"] = torch.get_rng_state()
+        meta = {
+            "step": self.step,
+            "lmbda": self.lmbda,
+            "best_loss": self.best_loss if self.best_loss < math.inf else None,
+            "best_step": self.best_step,
+            "stale": self.stale,
+            "rate_ema": self.rate_ema,
+            "config": self.config.to_dict(),
+        }
+        tmp = path + ".tmp"
+        save_file(tensors, tmp, metadata={"trainer": json.dumps(meta)})
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path: str) -> None:
+        from safetensors import safe_open
+
+        with safe_open(path, "pt") as handle:
+            meta = json.loads(handle.metadata()["trainer"])
+        if meta["config"] != self.config.to_dict():
+            raise ValueError(f"checkpoint {path} was written for another configuration: {meta['config']}")
+        tensors = load_file(path)
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        self.best_state = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")}
+        opt = self.optimizer.state_dict()
+        state: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, pid, name = key.split(".", 2)
+                state.setdefault(int(pid), {})[name] = value if name == "step" else value.to(self.device)
+        opt["state"] = state
+        self.optimizer.load_state_dict(opt)
+        self.generator.set_state(tensors["rng.generator"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.step = meta["step"]
+        self.lmbda = meta["lmbda"]
+        self.best_loss = math.inf if meta["best_loss"] is None else meta["best_loss"]
+        self.best_step = meta["best_step"]
+        self.stale = meta["stale"]
+        self.rate_ema = meta["rate_ema"]
+
+
+def build_config(
+    record_dim: int,
+    *,
+    lattice: str,
+    mode: str,
+    window: int,
+    latent_dim: int | None,
+    transform: str,
+    train_vectors: int,
+    **extra,
+) -> CodecConfig:
+    """Architecture sized to the data: latent size from the input, MLP only with enough data."""
+    input_dim = window * record_dim
+    if transform == "auto":
+        transform = "mlp" if train_vectors >= MLP_MIN_VECTORS else "linear"
+    latent = latent_dim or default_latent_dim(input_dim, lattice, mode)
+    return CodecConfig(
+        record_dim=record_dim,
+        latent_dim=latent,
+        lattice=lattice,
+        mode=mode,
+        window=window,
+        transform=transform,
+        **extra,
+    )
