@@ -16,3 +16,7 @@ class CodecMismatchError(LtcError):
         super().__init__(f"bitstream needs codec {needed}, but codec {supplied} was supplied")
         self.needed = needed
         self.supplied = supplied
+
+
+class InputError(LtcError, ValueError):
+    """Input data has the wrong shape, type or content for the operation."""

@@ -51,17 +51,12 @@ class LogisticMixtureDensity(nn.Module):
         ``width`` broadcasts against ``centre``.
         """
         w, mu, s = self._params(centre.dtype, centre.shape[-1])
-        half = (width / 2).unsqueeze(-1)
-        upper = (centre.unsqueeze(-1) + half - mu) / s
-        lower = (centre.unsqueeze(-1) - half - mu) / s
-        # In the upper tail use the survival function: sigmoid(-l) - sigmoid(-u).
-        tail = (upper + lower) > 0
-        mass = torch.where(
-            tail,
-            torch.sigmoid(-lower) - torch.sigmoid(-upper),
-            torch.sigmoid(upper) - torch.sigmoid(lower),
-        )
-        return (w * mass).sum(-1)
+        return _box_mass(centre, width, w, mu, s)
+
+    def channel_box_probability(self, channel: int, centre: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+        """:meth:`box_probability` of one channel, for ``centre`` of any shape."""
+        w, mu, s = self._params(centre.dtype, self.channels)
+        return _box_mass(centre, width, w[channel], mu[channel], s[channel])
 
     @torch.no_grad()
     def quantile(self, p: float) -> torch.Tensor:
@@ -74,3 +69,21 @@ class LogisticMixtureDensity(nn.Module):
             lo = torch.where(below, mid, lo)
             hi = torch.where(below, hi, mid)
         return (lo + hi) / 2
+
+
+def _box_mass(centre, width, w, mu, s) -> torch.Tensor:
+    """Mixture mass of the boxes ``[centre - width/2, centre + width/2]``.
+
+    In the upper tail the difference is taken on the survival function
+    (``sigmoid(-l) - sigmoid(-u)``) so that it does not cancel to zero.
+    """
+    half = (width / 2).unsqueeze(-1)
+    upper = (centre.unsqueeze(-1) + half - mu) / s
+    lower = (centre.unsqueeze(-1) - half - mu) / s
+    tail = (upper + lower) > 0
+    mass = torch.where(
+        tail,
+        torch.sigmoid(-lower) - torch.sigmoid(-upper),
+        torch.sigmoid(upper) - torch.sigmoid(lower),
+    )
+    return (w * mass).sum(-1)

@@ -185,12 +185,12 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 10.0)
         self.optimizer.step()
         self.step += 1
-        r = float(rate)
+        r = float(rate.detach())
         if self.adapting:
             self.rate_ema = r if self.rate_ema is None else 0.95 * self.rate_ema + 0.05 * r
             gap = self.options.target_bits_per_value - self.rate_ema
             self.lmbda *= math.exp(float(np.clip(0.05 * gap, -0.1, 0.1)))
-        return r, float(out.mse)
+        return r, float(out.mse.detach())
 
     @torch.no_grad()
     def validate(self) -> dict:
@@ -329,3 +329,79 @@ def build_config(
         transform=transform,
         **extra,
     )
+
+
+DEFAULT_TARGET_BITS = 2.0
+
+
+def train(
+    data,
+    *,
+    lattice: str = "e8",
+    mode: str = "vector",
+    window: int = 1,
+    lmbda: float | None = None,
+    target_bits_per_value: float | None = None,
+    steps: int = 3000,
+    batch_size: int = 256,
+    seed: int = 0,
+    device: str = "auto",
+    latent_dim: int | None = None,
+    transform: str = "auto",
+    hidden: int = 100,
+    components: int = 4,
+    proxy: str = "ste",
+    learning_rate: float = 2e-3,
+    validation_fraction: float = 0.15,
+    patience: int = 8,
+    checkpoint: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    columns: list[str] | None = None,
+):
+    """Train a codec on ``data``: one ``[N, d]`` array (a series in order) or a list of series.
+
+    Give either ``lmbda`` (loss = bits/value + λ·MSE in z-score units) or
+    ``target_bits_per_value`` (λ is found for you); with neither, the target is
+    ``DEFAULT_TARGET_BITS``. Returns a frozen :class:`~ltc_beam.codec.codec.Codec`.
+    """
+    from ltc_beam.codec.codec import Codec
+
+    if lmbda is not None and target_bits_per_value is not None:
+        raise ValueError("give lmbda or target_bits_per_value, not both")
+    if lmbda is None and target_bits_per_value is None:
+        target_bits_per_value = DEFAULT_TARGET_BITS
+    if lmbda is not None and lmbda <= 0:
+        raise ValueError("lmbda must be positive")
+    series = as_series(data)
+    options = TrainingOptions(
+        lmbda=lmbda,
+        target_bits_per_value=target_bits_per_value,
+        steps=steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        device=device,
+        validation_fraction=validation_fraction,
+        patience=patience,
+        checkpoint=checkpoint,
+        progress=progress,
+    )
+    windows = sum(-(-len(s) // window) for s in series)
+    config = build_config(
+        series[0].shape[1],
+        lattice=lattice,
+        mode=mode,
+        window=window,
+        latent_dim=latent_dim,
+        transform=transform,
+        train_vectors=int(windows * (1 - validation_fraction)),
+        hidden=hidden,
+        components=components,
+        proxy=proxy,
+    )
+    trainer = Trainer(config, series, options)
+    if resume and checkpoint and os.path.exists(checkpoint):
+        trainer.load_checkpoint(checkpoint)
+    summary = trainer.run()
+    return Codec.from_model(trainer.model, training=summary.to_dict(), columns=columns)

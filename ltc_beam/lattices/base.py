@@ -51,6 +51,21 @@ class Lattice(ABC):
         return np.diag(self.coding_basis).copy()
 
     @property
+    def frame_unit(self) -> np.ndarray:
+        """Euclidean length of one frame unit along each axis (``y = frame * frame_unit``)."""
+        return self._unit.copy()
+
+    @property
+    def frame_basis(self) -> np.ndarray:
+        """Upper-triangular integer basis (rows) of the frame lattice; its diagonal holds the pivots."""
+        return self._upper.copy()
+
+    @property
+    def phase_steps(self) -> np.ndarray:
+        """Per coordinate, the frame spacing of its phases (phases = pivot / step of them)."""
+        return self._steps.copy()
+
+    @property
     def phases(self) -> list[np.ndarray]:
         """Per coordinate, the possible offsets (mod its pivot) given the earlier coordinates."""
         out = []

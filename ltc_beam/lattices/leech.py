@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from ltc_beam.lattices.base import CosetUnionLattice
+import torch
+
+from ltc_beam.lattices.base import Lattice, dn_generators
 from ltc_beam.lattices.codes import gf2_basis, golay_code
+from ltc_beam.lattices.leech_decoder import nearest_leech_frame
 
 
 def leech_cosets() -> np.ndarray:
@@ -15,12 +18,20 @@ def leech_cosets() -> np.ndarray:
     return np.vstack([2 * golay, odd + 2 * golay])
 
 
-class LeechLattice(CosetUnionLattice):
-    """Λ24, decoded by exhaustive search over its 8192 cosets of 4·D24."""
+class LeechLattice(Lattice):
+    """Λ24 = 4·D24 + {2c, (-3, 1, …, 1) + 2c : c ∈ Golay}, with a fast exact soft decoder.
+
+    The decoder (:mod:`ltc_beam.lattices.leech_decoder`) works through the MOG/hexacode
+    structure of the Golay code; :class:`~ltc_beam.lattices.reference.ReferenceDecoder`
+    is its slow exhaustive oracle.
+    """
 
     name, nsm, reference_step = "leech", 0.065771, 4
 
     def __init__(self):
-        reps = leech_cosets()
-        generators = np.vstack([2 * gf2_basis(golay_code()), reps[4096:4097]])
-        super().__init__(reps, step=4, generators=generators)
+        golay = golay_code()
+        odd = leech_cosets()[4096:4097]
+        super().__init__(np.vstack([4 * dn_generators(24), 2 * gf2_basis(golay), odd]))
+
+    def _nearest_frame(self, u: torch.Tensor) -> torch.Tensor:
+        return nearest_leech_frame(u)

@@ -1,0 +1,66 @@
+"""Codec artifacts (``*.ltc``): one safetensors file, manifest JSON in its header.
+
+No pickle anywhere: loading parses JSON and raw little-endian arrays, never runs code.
+The codec id in the manifest is a content hash; loading recomputes it, so a damaged or
+edited artifact is refused.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load as load_arrays
+from safetensors.numpy import save as save_arrays
+
+from ltc_beam.codec.codec import FORMAT, FORMAT_VERSION, Codec
+from ltc_beam.codec.config import CodecConfig
+from ltc_beam.codec.model import LtcModel
+from ltc_beam.entropy import SymbolTables
+from ltc_beam.errors import FormatError
+from ltc_beam.storage import read_bytes, write_bytes
+
+
+def codec_to_bytes(codec: Codec) -> bytes:
+    return save_arrays(codec.tensors(), metadata={"manifest": json.dumps(codec.manifest, sort_keys=True)})
+
+
+def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
+    """Parse an artifact; raises FormatError when it is not a valid, intact ltc-beam codec."""
+    try:
+        arrays = load_arrays(bytes(data))
+        header_len = int.from_bytes(bytes(data[:8]), "little")
+        manifest = json.loads(json.loads(bytes(data[8 : 8 + header_len]))["__metadata__"]["manifest"])
+    except (SafetensorError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"not an ltc-beam codec artifact: {exc}") from exc
+    if manifest.get("format") != FORMAT:
+        raise FormatError(f"not an ltc-beam codec artifact (format {manifest.get('format')!r})")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise FormatError(
+            f"codec format version {manifest.get('format_version')} is not supported (this build reads {FORMAT_VERSION})"
+        )
+    try:
+        config = CodecConfig.from_dict(manifest["config"])
+        norm = manifest["normalisation"]
+        model = LtcModel(config, np.asarray(norm["mean"]), np.asarray(norm["std"]))
+        state = {k[6:]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("model.")}
+        model.load_state_dict(state)
+        tables = SymbolTables.from_arrays({k[7:]: v for k, v in arrays.items() if k.startswith("tables.")})
+        base = arrays["tables.base"]
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise FormatError(f"codec artifact is inconsistent: {exc}") from exc
+    codec = Codec(model, tables, base, manifest, device=device)
+    actual = codec.content_hash()
+    if actual != manifest.get("codec_id"):
+        raise FormatError(f"codec artifact is damaged: content hash {actual} != recorded id {manifest.get('codec_id')}")
+    return codec
+
+
+def write_codec(codec: Codec, uri: str) -> None:
+    write_bytes(uri, codec_to_bytes(codec))
+
+
+def read_codec(uri: str, device: str = "cpu") -> Codec:
+    return codec_from_bytes(read_bytes(uri), device=device)

@@ -1,0 +1,251 @@
+"""The Codec: a trained LTC model frozen with its integer coding tables.
+
+``encode(x[N, d]) -> bytes`` and ``decode(bytes) -> x_hat[N, d]``. Records are one series in
+order (window mode needs that order). Non-finite values and absurd outliers travel exactly
+in the bitstream's lossless side channel; everything else goes through the lattice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ltc_beam import __version__
+from ltc_beam.bitstream import SpecialValues, merge_specials, pack, unpack
+from ltc_beam.codec.config import CodecConfig
+from ltc_beam.codec.layout import from_windows, pad_rows, to_windows
+from ltc_beam.codec.model import LtcModel
+from ltc_beam.codec.symbols import SymbolMapper
+from ltc_beam.codec.tables import build_tables
+from ltc_beam.entropy import SymbolDecoder, SymbolEncoder, SymbolTables
+from ltc_beam.errors import InputError
+
+FORMAT = "ltc-beam-codec"
+FORMAT_VERSION = 1
+OUTLIER_Z = 1e6  # |z-score| beyond this is stored exactly in the side channel
+
+
+@dataclass
+class Quantized:
+    """Lattice points of one array, in the coding layout."""
+
+    frame: np.ndarray  # [P, n] int64 frame coordinates of the lattice points
+    rows: int  # input vectors after padding to whole blocks
+
+
+class Codec:
+    """A frozen lattice transform codec (see :func:`ltc_beam.train` and :meth:`load`)."""
+
+    def __init__(
+        self,
+        model: LtcModel,
+        tables: SymbolTables,
+        table_base: np.ndarray,
+        manifest: dict,
+        device: str | torch.device = "cpu",
+    ):
+        self.model = model.eval().to(device)
+        self.config: CodecConfig = model.config
+        self.lattice = model.lattice
+        self.tables = tables
+        self.table_base = table_base
+        self.manifest = manifest
+        self.device = torch.device(device)
+        self.mapper = SymbolMapper(self.lattice)
+        self._unit = torch.as_tensor(self.lattice.frame_unit, dtype=torch.float32)
+        self.id = manifest["codec_id"]
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_model(cls, model: LtcModel, *, training: dict | None = None, columns: list[str] | None = None) -> "Codec":
+        """Freeze a trained model: build its integer tables and its manifest."""
+        model = model.eval().cpu()
+        tables, base = build_tables(model.density, model.lattice, model.config.mode)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "library_version": __version__,
+            "config": model.config.to_dict(),
+            "columns": list(columns) if columns else [f"v{i}" for i in range(model.config.record_dim)],
+            "normalisation": {"mean": model.mean.tolist(), "std": model.std.tolist()},
+            "outlier_z": OUTLIER_Z,
+            "tables": {"count": tables.num_tables, "symbols": tables.num_symbols, "precision": tables.precision},
+            "training": training or {},
+        }
+        codec = cls(model, tables, base, {**manifest, "codec_id": "0" * 32})
+        codec.manifest["codec_id"] = codec.id = codec.content_hash()
+        return codec
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """Everything numeric the codec needs, as plain arrays (weights, tables)."""
+        out = {f"model.{k}": v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
+        out.update({f"tables.{k}": np.ascontiguousarray(v) for k, v in self.tables.to_arrays().items()})
+        out["tables.base"] = self.table_base
+        return out
+
+    def content_hash(self) -> str:
+        """Codec id: sha256 over the manifest (without its id) and every tensor, 32 hex chars."""
+        h = hashlib.sha256()
+        manifest = {k: v for k, v in self.manifest.items() if k not in ("codec_id", "metrics")}
+        h.update(json.dumps(manifest, sort_keys=True).encode())
+        for name, array in sorted(self.tensors().items()):
+            h.update(name.encode())
+            h.update(str(array.dtype).encode() + str(array.shape).encode())
+            h.update(np.ascontiguousarray(array).tobytes())
+        return h.hexdigest()[:32]
+
+    def to(self, device: str | torch.device) -> "Codec":
+        """Run the transforms on ``device`` (``"auto"``: CUDA when present)."""
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
+    # ------------------------------------------------------------------ I/O
+    def save(self, uri: str) -> None:
+        from ltc_beam.codec.artifact import write_codec
+
+        write_codec(self, uri)
+
+    @classmethod
+    def load(cls, uri: str, device: str = "cpu") -> "Codec":
+        from ltc_beam.codec.artifact import read_codec
+
+        return read_codec(uri, device=device)
+
+    # ------------------------------------------------------------------ core path
+    def _check(self, x) -> np.ndarray:
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "fiu":
+            raise InputError(f"expected a numeric array, got dtype {arr.dtype}")
+        if arr.ndim != 2 or arr.shape[1] != self.config.record_dim:
+            raise InputError(
+                f"expected an array of shape [records, {self.config.record_dim}], got {arr.shape}"
+            )
+        return arr
+
+    def _split(self, x: np.ndarray) -> tuple[np.ndarray, SpecialValues]:
+        """Lossy part in z-scores (specials and outliers set to 0) and the exact side channel."""
+        mean = np.asarray(self.manifest["normalisation"]["mean"])
+        std = np.asarray(self.manifest["normalisation"]["std"])
+        x32 = x.astype(np.float32, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = (x32.astype(np.float64) - mean) / std
+        exact = ~np.isfinite(z) | (np.abs(z) > OUTLIER_Z)
+        pos = np.flatnonzero(exact.reshape(-1))
+        specials = SpecialValues(pos, np.ascontiguousarray(x32).reshape(-1).view(np.uint32)[pos].copy())
+        return np.where(exact, 0.0, z), specials
+
+    def _vectors(self, z: np.ndarray) -> np.ndarray:
+        return pad_rows(to_windows(z, self.config.window), self.config.vectors_per_block)
+
+    @torch.no_grad()
+    def _quantize(self, z: np.ndarray) -> Quantized:
+        vectors = self._vectors(z)
+        y = self.model.analysis(torch.as_tensor(vectors, dtype=torch.float32, device=self.device))
+        n = self.lattice.dim
+        if self.config.mode == "block":
+            y = y.T  # [channels, rows]: each lattice point runs across n consecutive rows
+        frame = self.lattice.quantize_frame(y.reshape(-1, n))
+        return Quantized(frame=frame.cpu().numpy(), rows=len(vectors))
+
+    def _channels(self, rows: int) -> np.ndarray:
+        """Latent channel of every coordinate of every point, ``[P, n]``."""
+        n, c = self.lattice.dim, self.config.latent_dim
+        if self.config.mode == "block":
+            per_channel = rows // n
+            return np.repeat(np.arange(c), per_channel)[:, None].repeat(n, axis=1)
+        groups = np.arange(c).reshape(-1, n)  # [c / n, n]
+        return np.tile(groups, (rows, 1))
+
+    @torch.no_grad()
+    def _reconstruct(self, frame: np.ndarray, rows: int, records: int) -> np.ndarray:
+        """Frame points → records in data units (float32)."""
+        y = torch.as_tensor(frame, dtype=torch.float32) * self._unit
+        if self.config.mode == "block":
+            y = y.reshape(self.config.latent_dim, rows).T
+        else:
+            y = y.reshape(rows, self.config.latent_dim)
+        vectors = self.model.synthesis(y.to(self.device)).double().cpu().numpy()
+        z = from_windows(vectors, records, self.config.record_dim)
+        mean = np.asarray(self.manifest["normalisation"]["mean"])
+        std = np.asarray(self.manifest["normalisation"]["std"])
+        return (z * std + mean).astype(np.float32)
+
+    def _symbols(self, q: Quantized) -> tuple[np.ndarray, np.ndarray]:
+        symbols, phases = self.mapper.split(q.frame)
+        channels = self._channels(q.rows)
+        tables = self.table_base[channels, np.arange(self.lattice.dim)] + phases
+        return symbols, tables
+
+    # ------------------------------------------------------------------ public API
+    def encode(self, x) -> bytes:
+        """Compress records ``x[N, record_dim]`` (one series, in order) to a bitstream."""
+        arr = self._check(x)
+        z, specials = self._split(arr)
+        encoder = SymbolEncoder(self.tables)
+        if len(arr):
+            symbols, tables = self._symbols(self._quantize(z))
+            for i in range(self.lattice.dim):
+                encoder.encode(symbols[:, i], tables[:, i])
+        return pack(self.id, arr.shape, encoder.finish(), specials)
+
+    def decode(self, blob: bytes) -> np.ndarray:
+        """Bitstream → float32 records ``[N, record_dim]``; raises FormatError / CodecMismatchError."""
+        frame = unpack(blob, expected_codec_id=self.id)
+        if len(frame.shape) != 2 or frame.shape[1] != self.config.record_dim:
+            from ltc_beam.errors import FormatError
+
+            raise FormatError(f"bitstream shape {frame.shape} does not fit records of {self.config.record_dim} values")
+        records = frame.shape[0]
+        decoder = SymbolDecoder(frame.payload, self.tables)
+        if records == 0:
+            decoder.finish()
+            return merge_specials(np.zeros((0, self.config.record_dim), np.float32), frame.specials)
+        rows = self._rows(records)
+        n = self.lattice.dim
+        channels = self._channels(rows)
+        builder = self.mapper.start(len(channels))
+        for i in range(n):
+            tables = self.table_base[channels[:, i], i] + builder.phases()
+            builder.push(decoder.decode(tables))
+        decoder.finish()
+        out = self._reconstruct(builder.frame, rows, records)
+        return merge_specials(out, frame.specials)
+
+    def _rows(self, records: int) -> int:
+        windows = -(-records // self.config.window)
+        n = self.config.vectors_per_block
+        return -(-windows // n) * n
+
+    def reconstruct(self, x) -> np.ndarray:
+        """In-memory quantise → reconstruct (what ``decode(encode(x))`` returns)."""
+        arr = self._check(x)
+        z, specials = self._split(arr)
+        if not len(arr):
+            return np.zeros((0, self.config.record_dim), np.float32)
+        q = self._quantize(z)
+        return merge_specials(self._reconstruct(q.frame, q.rows, len(arr)), specials)
+
+    def code_length_bits(self, x) -> float:
+        """Exact model code length of ``x`` under the stored integer tables (no side channel)."""
+        arr = self._check(x)
+        if not len(arr):
+            return 0.0
+        z, _ = self._split(arr)
+        symbols, tables = self._symbols(self._quantize(z))
+        return float(self.tables.bits(symbols.reshape(-1), tables.reshape(-1)))
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"Codec(id={self.id}, lattice={c.lattice}, mode={c.mode}, window={c.window}, record_dim={c.record_dim})"
+
+
+def snr_db(nmse: float) -> float:
+    return 10 * math.log10(1.0 / nmse) if nmse > 0 else math.inf

@@ -1,0 +1,61 @@
+"""Integer coding tables from a trained latent density, one per (channel, coordinate, phase).
+
+Built once at export in float64 on the CPU; the codec artifact stores the integers, so
+encoder and decoder never recompute them.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from ltc_beam.codec.density import LogisticMixtureDensity
+from ltc_beam.entropy import SymbolTables
+from ltc_beam.lattices import Lattice
+
+TAIL_MASS = 1e-7  # density mass left outside each table's range, per side (coded by escape)
+MAX_SYMBOLS = 1 << 15
+
+
+def coordinate_channels(mode: str, latent_dim: int, n: int) -> list[np.ndarray]:
+    """For each lattice coordinate i, the latent channels that coordinate ever carries."""
+    if mode == "block":
+        return [np.arange(latent_dim)] * n
+    return [np.arange(i, latent_dim, n) for i in range(n)]
+
+
+@torch.no_grad()
+def build_tables(
+    density: LogisticMixtureDensity, lattice: Lattice, mode: str
+) -> tuple[SymbolTables, np.ndarray]:
+    """Integer tables and ``base[channel, coordinate]`` (first table of that pair; -1 if unused).
+
+    Table ``base[c, i] + phase`` codes the symbol of coordinate i of a point whose latent
+    channel is c, given the phase of that coordinate.
+    """
+    density = copy.deepcopy(density).to("cpu", torch.float64)
+    channels = density.channels
+    n = lattice.dim
+    lo_q = density.quantile(TAIL_MASS).numpy()
+    hi_q = density.quantile(1 - TAIL_MASS).numpy()
+    pivots = lattice.coding_pivots
+    base = np.full((channels, n), -1, dtype=np.int64)
+    rows: list[tuple[int, int, float, int, int]] = []  # (channel, coordinate, phase value, low, count)
+    for i, chans in enumerate(coordinate_channels(mode, channels, n)):
+        w = pivots[i]
+        for c in chans:
+            base[c, i] = len(rows)
+            for phi in lattice.phases[i]:
+                low = int(np.floor((lo_q[c] - phi) / w))
+                high = int(np.ceil((hi_q[c] - phi) / w))
+                rows.append((int(c), i, float(phi), low, min(high - low + 1, MAX_SYMBOLS)))
+    width = max(r[4] for r in rows)
+    pmf = np.zeros((len(rows), width))
+    for t, (c, i, phi, low, count) in enumerate(rows):
+        centres = phi + pivots[i] * (low + torch.arange(count, dtype=torch.float64))
+        prob = density.channel_box_probability(c, centres, torch.tensor(pivots[i], dtype=torch.float64))
+        pmf[t, :count] = prob.clamp_min(0).numpy()
+    low = np.array([r[3] for r in rows], dtype=np.int64)
+    return SymbolTables.from_probabilities(pmf, low), base
