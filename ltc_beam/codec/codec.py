@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,14 +163,17 @@ class Codec:
         groups = np.arange(c).reshape(-1, n)  # [c / n, n]
         return np.tile(groups, (rows, 1))
 
+    def _latents(self, frame: np.ndarray, rows: int) -> torch.Tensor:
+        """Frame points → latent lattice points ``[rows, latent_dim]`` (model layout)."""
+        y = torch.as_tensor(frame, dtype=torch.float32) * self._unit
+        if self.config.mode == "block":
+            return y.reshape(self.config.latent_dim, rows).T
+        return y.reshape(rows, self.config.latent_dim)
+
     @torch.no_grad()
     def _reconstruct(self, frame: np.ndarray, rows: int, records: int) -> np.ndarray:
         """Frame points → records in data units (float32)."""
-        y = torch.as_tensor(frame, dtype=torch.float32) * self._unit
-        if self.config.mode == "block":
-            y = y.reshape(self.config.latent_dim, rows).T
-        else:
-            y = y.reshape(rows, self.config.latent_dim)
+        y = self._latents(frame, rows)
         vectors = self.model.synthesis(y.to(self.device)).double().cpu().numpy()
         z = from_windows(vectors, records, self.config.record_dim)
         mean = np.asarray(self.manifest["normalisation"]["mean"])
@@ -242,10 +244,25 @@ class Codec:
         symbols, tables = self._symbols(self._quantize(z))
         return float(self.tables.bits(symbols.reshape(-1), tables.reshape(-1)))
 
+    def voronoi_bits_estimate(self, x, max_points: int = 2048, samples: int = 2048) -> float:
+        """The paper's Monte-Carlo rate estimate, in bits per input value (a diagnostic).
+
+        Evaluated on the first rows of ``x`` (about ``max_points`` lattice points).
+        """
+        arr = self._check(x)
+        n = self.lattice.dim
+        per_row = self.config.latent_dim if self.config.mode == "block" else self.config.latent_dim // n
+        rows = max(n, (max_points // max(1, per_row)) // n * n)
+        windows = min(len(arr), rows * self.config.window)
+        if not windows:
+            return 0.0
+        z, _ = self._split(arr[:windows])
+        q = self._quantize(z)
+        y_hat = self._latents(q.frame, q.rows).double()
+        bits = float(self.model.double().voronoi_bits_estimate(y_hat, samples=samples))
+        self.model.float()
+        return bits / (q.rows * self.config.input_dim)
+
     def __repr__(self) -> str:
         c = self.config
         return f"Codec(id={self.id}, lattice={c.lattice}, mode={c.mode}, window={c.window}, record_dim={c.record_dim})"
-
-
-def snr_db(nmse: float) -> float:
-    return 10 * math.log10(1.0 / nmse) if nmse > 0 else math.inf

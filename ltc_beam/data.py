@@ -1,0 +1,148 @@
+"""Loading records for training and evaluation: Parquet (file, directory or glob) or ``.npy``.
+
+Values come from one vector column (list / fixed-size list of floats) or several float
+columns. With ``key``, records are grouped into series (one per key value); with
+``order_by``, each series is sorted by that column. Window mode relies on that order.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ltc_beam.errors import InputError
+
+
+@dataclass
+class Dataset:
+    """Records as series: ``series[i]`` is ``[records, len(columns)]`` float64, in order."""
+
+    series: list[np.ndarray]
+    columns: list[str]
+    keys: list | None = None
+
+    @property
+    def records(self) -> int:
+        return sum(len(s) for s in self.series)
+
+
+def parquet_files(path: str) -> list[str]:
+    """A Parquet file, a directory of them, or a glob → sorted list of files."""
+    if os.path.isdir(path):
+        files = sorted(glob.glob(os.path.join(path, "**", "*.parquet"), recursive=True))
+    elif any(ch in path for ch in "*?["):
+        files = sorted(glob.glob(path, recursive=True))
+    else:
+        files = [path] if os.path.exists(path) else []
+    if not files:
+        raise InputError(f"no Parquet files found at {path!r}")
+    return files
+
+
+def vector_columns(table: pa.Table, column: str | None, columns: list[str] | None, exclude: set[str]) -> list[str]:
+    """Which columns hold the values: the one given, the ones given, or found by type."""
+    if column and columns:
+        raise InputError("give --column or --columns, not both")
+    if column:
+        return [column]
+    if columns:
+        return list(columns)
+    lists = [f.name for f in table.schema if _is_float_list(f.type) and f.name not in exclude]
+    if len(lists) == 1:
+        return lists
+    floats = [f.name for f in table.schema if pa.types.is_floating(f.type) and f.name not in exclude]
+    if lists or not floats:
+        raise InputError(
+            f"cannot tell which columns hold the vectors (list columns: {lists}, float columns: {floats}); "
+            "name them with --column or --columns"
+        )
+    return floats
+
+
+def _is_float_list(t: pa.DataType) -> bool:
+    return (pa.types.is_list(t) or pa.types.is_fixed_size_list(t) or pa.types.is_large_list(t)) and (
+        pa.types.is_floating(t.value_type) or pa.types.is_integer(t.value_type)
+    )
+
+
+def values_of(table: pa.Table, names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """``[rows, d]`` float64 values and their names; errors name the column and row."""
+    for name in names:
+        if name not in table.column_names:
+            raise InputError(f"column {name!r} not found; columns are {table.column_names}")
+    if len(names) == 1 and _is_float_list(table.schema.field(names[0]).type):
+        return _list_values(table, names[0])
+    parts = []
+    for name in names:
+        col = table.column(name)
+        if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
+            raise InputError(f"column {name!r} has type {col.type}, expected a float column")
+        if col.null_count:
+            row = pc.index(pc.is_null(col), True).as_py()
+            raise InputError(f"column {name!r} has a null at row {row}")
+        parts.append(col.to_numpy().astype(np.float64))
+    return (np.stack(parts, axis=1) if parts else np.zeros((table.num_rows, 0))), names
+
+
+def _list_values(table: pa.Table, name: str) -> tuple[np.ndarray, list[str]]:
+    col = table.column(name).combine_chunks()
+    if col.null_count:
+        row = pc.index(pc.is_null(col), True).as_py()
+        raise InputError(f"column {name!r} has a null vector at row {row}")
+    lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+    if len(lengths) and (lengths != lengths[0]).any():
+        row = int(np.flatnonzero(lengths != lengths[0])[0])
+        raise InputError(f"column {name!r} is ragged: row {row} has {lengths[row]} values, row 0 has {lengths[0]}")
+    flat = pc.list_flatten(col)
+    d = int(lengths[0]) if len(lengths) else 0
+    if flat.null_count:
+        row = int(np.flatnonzero(np.asarray(pc.is_null(flat)))[0]) // d
+        raise InputError(f"column {name!r} has a null value inside the vector at row {row}")
+    values = flat.to_numpy(zero_copy_only=False).astype(np.float64).reshape(len(col), d)
+    meta = table.schema.metadata or {}
+    names = meta.get(f"columns_of_{name}".encode(), b"").decode().split(",")
+    if len(names) != d or not all(names):
+        names = [f"{name}[{i}]" for i in range(d)]
+    return values, names
+
+
+def load(
+    path: str,
+    *,
+    column: str | None = None,
+    columns: list[str] | None = None,
+    key: str | None = None,
+    order_by: str | None = None,
+) -> Dataset:
+    """Read INPUT into series of records (see module docstring)."""
+    if path.endswith(".npy"):
+        array = np.load(path, allow_pickle=False)
+        if array.ndim == 1:
+            array = array[:, None]
+        if array.ndim != 2 or array.dtype.kind not in "fiu":
+            raise InputError(f"{path}: expected a 2-D numeric array, got shape {array.shape} dtype {array.dtype}")
+        return Dataset([array.astype(np.float64)], [f"v{i}" for i in range(array.shape[1])])
+    table = pa.concat_tables([pq.read_table(f) for f in parquet_files(path)], promote_options="default")
+    for name in (key, order_by):
+        if name and name not in table.column_names:
+            raise InputError(f"column {name!r} not found; columns are {table.column_names}")
+    names = vector_columns(table, column, columns, {key, order_by} - {None})
+    values, value_names = values_of(table, names)
+    order = np.arange(table.num_rows)
+    if order_by:
+        order = np.argsort(table.column(order_by).to_numpy(zero_copy_only=False), kind="stable")
+    if not key:
+        return Dataset([values[order]], value_names)
+    keys = table.column(key).to_pylist()
+    index: dict = {}
+    codes = np.array([index.setdefault(keys[i], len(index)) for i in order], dtype=np.int64)
+    grouped = order[np.argsort(codes, kind="stable")]  # by key (first appearance), then order
+    bounds = np.cumsum(np.bincount(codes, minlength=len(index)))[:-1]
+    series = [values[rows] for rows in np.split(grouped, bounds)]
+    return Dataset(series, value_names, list(index))
