@@ -1,0 +1,765 @@
+"""Arrow tables of compressed records, and the deterministic chunking behind them.
+
+Data flow: an Arrow table of records (vector column(s) + pass-through columns) → chunks of
+records (one series in order, or packed short series) → one LTC bitstream per chunk (or per
+record) → an Arrow table in one of two layouts (``schemas/arrow_chunk_layout.json``,
+``schemas/arrow_record_layout.json``), and back with :func:`decode_table`.
+
+*chunk* layout
+    one row per chunk: every pass-through column becomes ``list<original type>`` (the
+    chunk's records in order), then ``ltc_count`` int32, ``ltc_codec`` string and
+    ``ltc_payload`` binary (one bitstream holding the chunk's vectors).
+*record* layout (vector mode, window 1)
+    one row per record: pass-through columns unchanged, then ``ltc_payload`` binary.
+
+The schema's key-value metadata (``schemas/table_metadata.schema.json``) carries a small
+``ltc`` JSON entry (layout, vector columns, key, order), the original Arrow schema
+(``ltc.schema``), the codec manifest (``ltc.manifest``) and, optionally, the codec itself
+(``ltc.codec``, zstd-compressed then base64), so a file decodes with no other file.
+
+Chunking is a pure function of the data (not of arrival order or runner), shared by the
+Beam transforms and :func:`encode_table`:
+
+1. records are grouped into *series*: by ``key`` when given; without a key every input
+   batch is its own group (its rows keep their order);
+2. a series is ordered by ``order_by`` (stable; batches of one series are first put in
+   the order of their content digests, so ties resolve the same way everywhere);
+3. it is cut into full chunks of ``chunk_rows`` records; the remainder (the *tail*, the
+   whole series when it is short) goes to a packing step;
+4. tails are ordered by series key bytes and concatenated, then cut into chunks again, so
+   thousands of short series do not each pay a bitstream header.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import json
+import math
+import struct
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import zstandard
+
+from ltc_beam.errors import CodecMismatchError, FormatError, InputError
+
+TABLE_FORMAT = "ltc-beam-table"
+TABLE_FORMAT_VERSION = 1
+LAYOUTS = ("chunk", "record")
+
+PAYLOAD = "ltc_payload"
+COUNT = "ltc_count"
+CODEC = "ltc_codec"
+RESERVED = (PAYLOAD, COUNT, CODEC)
+
+META = b"ltc"
+META_SCHEMA = b"ltc.schema"
+META_MANIFEST = b"ltc.manifest"
+META_CODEC = b"ltc.codec"
+#: Beam schema options turn into Arrow metadata under this prefix (YAML sinks write them).
+BEAM_OPTION_PREFIX = b"beam:schema_option:"
+
+DEFAULT_CHUNK_SIZE = 4096
+
+
+# ====================================================================== vector columns
+@dataclass(frozen=True)
+class VectorSpec:
+    """Where a record's vector lives: one list column, or ``record_dim`` scalar columns."""
+
+    column: str | None
+    columns: tuple[str, ...] | None
+    record_dim: int
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.column,) if self.column is not None else tuple(self.columns)
+
+    def to_json(self) -> dict:
+        return {"column": self.column} if self.column is not None else {"columns": list(self.columns)}
+
+
+def _is_float(t: pa.DataType) -> bool:
+    return pa.types.is_floating(t)
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def resolve_spec(schema: pa.Schema, record_dim: int, *, column=None, columns=None, default_columns=()) -> VectorSpec:
+    """Check the named vector column(s) against ``schema``; raise InputError naming the column."""
+    if column is not None and columns is not None:
+        raise InputError("give column= or columns=, not both")
+    if isinstance(columns, str):
+        columns = [c for c in columns.split(",") if c]
+    names = set(schema.names)
+    if column is None and columns is None:
+        scalars = [c for c in default_columns if c in names]
+        if default_columns and len(scalars) == len(default_columns):
+            columns = list(default_columns)
+        else:
+            lists = [f.name for f in schema if _is_list(f.type) and _is_float(f.type.value_type)]
+            if len(lists) != 1:
+                raise InputError(
+                    f"cannot tell which column holds the vectors (codec columns {list(default_columns)}, "
+                    f"float list columns {lists}): name it with column= or columns="
+                )
+            column = lists[0]
+    for name in [column] if column is not None else columns:
+        if name in RESERVED:
+            raise InputError(f"column {name!r} is reserved for compressed data")
+        if name not in names:
+            raise InputError(f"column {name!r} not found (columns: {schema.names})")
+    if column is not None:
+        t = schema.field(column).type
+        if _is_float(t) and record_dim == 1:
+            return VectorSpec(None, (column,), 1)
+        if not _is_list(t):
+            raise InputError(f"column {column!r} has type {t}: expected a list of floats with {record_dim} values per row")
+        if not _is_float(t.value_type):
+            raise InputError(
+                f"column {column!r} holds {t.value_type} values: LTC codes floating-point data (cast it to float32)"
+            )
+        if pa.types.is_fixed_size_list(t) and t.list_size != record_dim:
+            raise InputError(f"column {column!r} holds {t.list_size} values per row, the codec expects {record_dim}")
+        return VectorSpec(column, None, record_dim)
+    columns = tuple(columns)
+    if len(columns) != record_dim:
+        raise InputError(f"columns {list(columns)} are {len(columns)} values per record, the codec expects {record_dim}")
+    if len(set(columns)) != len(columns):
+        raise InputError(f"columns {list(columns)} name a column twice")
+    for name in columns:
+        t = schema.field(name).type
+        if not _is_float(t):
+            raise InputError(f"column {name!r} has type {t}: LTC codes floating-point data (cast it to float32)")
+    return VectorSpec(None, columns, record_dim)
+
+
+def _list_parts(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Per-row lengths (0 for null rows) and the values array of a (fixed size / large) list array."""
+    if pa.types.is_fixed_size_list(arr.type):
+        n = len(arr)
+        size = arr.type.list_size
+        lengths = np.full(n, size, np.int64)
+        # the raw child slice (flatten() would skip null rows and shift the row numbers)
+        return lengths, arr.values.slice(arr.offset * size, n * size)
+    offsets = np.asarray(arr.offsets)
+    lengths = np.diff(offsets).astype(np.int64)
+    values = arr.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+    return lengths, values
+
+
+def find_bad_rows(table: pa.Table, spec: VectorSpec) -> dict[int, tuple[str, str]]:
+    """Rows whose vector cannot be coded: ``{row: (column, problem)}`` (first problem per row)."""
+    bad: dict[int, tuple[str, str]] = {}
+    n = table.num_rows
+    if spec.column is not None:
+        arr = table.column(spec.column).combine_chunks() if n else pa.array([], table.schema.field(spec.column).type)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        valid = np.ones(n, bool) if arr.null_count == 0 else np.asarray(arr.is_valid())
+        for r in np.flatnonzero(~valid):
+            bad.setdefault(int(r), (spec.column, "vector is null"))
+        lengths, values = _list_parts(arr)
+        wrong = valid & (lengths != spec.record_dim)
+        for r in np.flatnonzero(wrong):
+            bad.setdefault(int(r), (spec.column, f"vector has {lengths[r]} values, the codec expects {spec.record_dim}"))
+        if values.null_count:
+            owner = np.repeat(np.arange(n), lengths)
+            for r in np.unique(owner[~np.asarray(values.is_valid())]):
+                bad.setdefault(int(r), (spec.column, "vector contains null values"))
+    else:
+        for name in spec.columns:
+            col = table.column(name)
+            if col.null_count:
+                valid = np.asarray(col.is_valid())
+                for r in np.flatnonzero(~valid):
+                    bad.setdefault(int(r), (name, "value is null"))
+    return dict(sorted(bad.items()))
+
+
+def vectors(table: pa.Table, spec: VectorSpec, *, where: str = "") -> np.ndarray:
+    """The ``[rows, record_dim]`` float32 vectors of ``table``; InputError names column and row."""
+    bad = find_bad_rows(table, spec)
+    if bad:
+        row, (col, problem) = next(iter(bad.items()))
+        more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
+        raise InputError(f"column {col!r}, row {row}{where}: {problem}{more}")
+    n = table.num_rows
+    if spec.column is not None:
+        arr = table.column(spec.column).combine_chunks()
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if not n:
+            return np.zeros((0, spec.record_dim), np.float32)
+        _, values = _list_parts(arr)
+        return np.asarray(values.cast(pa.float32()).to_numpy(zero_copy_only=False), np.float32).reshape(n, spec.record_dim)
+    cols = [np.asarray(table.column(c).cast(pa.float32()).to_numpy(), np.float32) for c in spec.columns]
+    return np.stack(cols, axis=1) if cols else np.zeros((n, 0), np.float32)
+
+
+def vector_array(x: np.ndarray, field: pa.Field) -> pa.Array:
+    """Decoded vectors as an array of the original list type."""
+    t = field.type
+    values = pa.array(x.reshape(-1), pa.float32()).cast(t.value_type)
+    if pa.types.is_fixed_size_list(t):
+        return pa.FixedSizeListArray.from_arrays(values, type=t)
+    offsets = np.arange(0, x.size + 1, x.shape[1] if x.ndim == 2 else 1, dtype=np.int64)
+    cls = pa.LargeListArray if pa.types.is_large_list(t) else pa.ListArray
+    offsets = pa.array(offsets, pa.int64() if pa.types.is_large_list(t) else pa.int32())
+    return cls.from_arrays(offsets, values, type=t)
+
+
+# ====================================================================== schemas & metadata
+def _b64(data: bytes) -> bytes:
+    return base64.b64encode(data)
+
+
+def schema_to_bytes(schema: pa.Schema) -> bytes:
+    return _b64(schema.serialize().to_pybytes())
+
+
+def schema_from_bytes(data: bytes) -> pa.Schema:
+    try:
+        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(data)))
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a format error
+        raise FormatError(f"stored original schema ({META_SCHEMA.decode()}) is unreadable: {exc}") from exc
+
+
+def codec_to_metadata(codec) -> bytes:
+    from ltc_beam.codec.artifact import codec_to_bytes
+
+    return _b64(zstandard.ZstdCompressor(level=19).compress(codec_to_bytes(codec)))
+
+
+def codec_from_metadata(data: bytes, device: str = "cpu"):
+    from ltc_beam.codec.artifact import codec_from_bytes
+
+    try:
+        raw = zstandard.ZstdDecompressor().decompress(base64.b64decode(data), max_output_size=1 << 30)
+    except Exception as exc:  # noqa: BLE001
+        raise FormatError(f"embedded codec ({META_CODEC.decode()}) is unreadable: {exc}") from exc
+    return codec_from_bytes(raw, device=device)
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """The ``ltc`` metadata entry of a compressed table."""
+
+    layout: str
+    codec_id: str
+    spec: VectorSpec
+    key: str | None = None
+    order_by: str | None = None
+    chunk_size: int | None = None
+
+    def to_json(self) -> bytes:
+        out = {
+            "format": TABLE_FORMAT,
+            "version": TABLE_FORMAT_VERSION,
+            "layout": self.layout,
+            "codec_id": self.codec_id,
+            "record_dim": self.spec.record_dim,
+            **self.spec.to_json(),
+        }
+        for name in ("key", "order_by", "chunk_size"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return json.dumps(out, separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "TableInfo":
+        try:
+            d = json.loads(data)
+            if d.get("format") != TABLE_FORMAT:
+                raise FormatError(f"metadata entry 'ltc' is not {TABLE_FORMAT} (format {d.get('format')!r})")
+            if d.get("version") != TABLE_FORMAT_VERSION:
+                raise FormatError(
+                    f"compressed table format version {d.get('version')} is not supported "
+                    f"(this build reads {TABLE_FORMAT_VERSION})"
+                )
+            if d["layout"] not in LAYOUTS:
+                raise FormatError(f"unknown layout {d['layout']!r}")
+            cols = d.get("columns")
+            spec = VectorSpec(d.get("column"), tuple(cols) if cols is not None else None, int(d["record_dim"]))
+            return cls(d["layout"], d["codec_id"], spec, d.get("key"), d.get("order_by"), d.get("chunk_size"))
+        except FormatError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FormatError(f"metadata entry 'ltc' is malformed: {exc}") from exc
+
+
+def _beam_option_value(raw: bytes) -> bytes | None:
+    """Value of a Beam schema option (a serialized schema_pb2.Option holding a string)."""
+    try:
+        from apache_beam.portability.api import schema_pb2
+
+        opt = schema_pb2.Option()
+        opt.ParseFromString(raw)
+        return opt.value.atomic_value.string.encode()
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def ltc_metadata(schema: pa.Schema) -> dict[bytes, bytes]:
+    """The ``ltc*`` entries of a schema's metadata (also found as Beam schema options)."""
+    meta = schema.metadata or {}
+    out = {k: v for k, v in meta.items() if k in (META, META_SCHEMA, META_MANIFEST, META_CODEC)}
+    for k, v in meta.items():
+        if k.startswith(BEAM_OPTION_PREFIX):
+            name = k[len(BEAM_OPTION_PREFIX) :]
+            if name in (META, META_SCHEMA, META_MANIFEST, META_CODEC) and name not in out:
+                value = _beam_option_value(v)
+                if value is not None:
+                    out[name] = value
+    return out
+
+
+def is_compressed(schema: pa.Schema) -> bool:
+    return META in ltc_metadata(schema) or PAYLOAD in schema.names
+
+
+def compressed_schema(
+    schema: pa.Schema,
+    codec,
+    *,
+    layout: str = "chunk",
+    column=None,
+    columns=None,
+    key: str | None = None,
+    order_by: str | None = None,
+    chunk_size: int | None = None,
+    embed_codec: bool = True,
+) -> pa.Schema:
+    """The schema of the compressed table for input ``schema`` (with all ``ltc`` metadata)."""
+    spec = resolve_spec(
+        schema, codec.config.record_dim, column=column, columns=columns, default_columns=codec.manifest.get("columns", ())
+    )
+    check_layout(codec, layout)
+    for name in (key, order_by):
+        if name is not None and name not in schema.names:
+            raise InputError(f"column {name!r} not found (columns: {schema.names})")
+        if name is not None and name in spec.names:
+            raise InputError(f"column {name!r} is a vector column; key and order_by must be other columns")
+    fields = []
+    for f in schema:
+        if f.name in spec.names:
+            continue
+        if f.name in RESERVED:
+            raise InputError(f"input column {f.name!r} uses a name reserved for compressed data")
+        if layout == "chunk":
+            fields.append(pa.field(f.name, pa.list_(pa.field("item", f.type, f.nullable, f.metadata)), True))
+        else:
+            fields.append(f)
+    if layout == "chunk":
+        fields += [pa.field(COUNT, pa.int32(), False), pa.field(CODEC, pa.string(), False)]
+    fields.append(pa.field(PAYLOAD, pa.binary(), False))
+    info = TableInfo(layout, codec.id, spec, key, order_by, chunk_size if layout == "chunk" else None)
+    meta = {
+        META: info.to_json(),
+        META_SCHEMA: schema_to_bytes(schema),
+        META_MANIFEST: json.dumps(codec.manifest, separators=(",", ":"), sort_keys=True).encode(),
+    }
+    if embed_codec:
+        meta[META_CODEC] = _embedded(codec)
+    return pa.schema(fields, metadata=meta)
+
+
+_EMBED_CACHE: dict[str, bytes] = {}
+
+
+def _embedded(codec) -> bytes:
+    if codec.id not in _EMBED_CACHE:
+        _EMBED_CACHE[codec.id] = codec_to_metadata(codec)
+    return _EMBED_CACHE[codec.id]
+
+
+def check_layout(codec, layout: str) -> None:
+    if layout not in LAYOUTS:
+        raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    cfg = codec.config
+    if layout == "record" and (cfg.mode != "vector" or cfg.window != 1):
+        raise InputError(
+            f"the record layout needs a vector-mode codec with window 1 (this codec: mode {cfg.mode}, "
+            f"window {cfg.window}); use layout='chunk'"
+        )
+
+
+def chunk_rows(codec, chunk_size: int) -> int:
+    """Records per chunk: ``chunk_size`` rounded up to whole windows × lattice blocks."""
+    if chunk_size < 1:
+        raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
+    unit = codec.config.window * codec.config.vectors_per_block
+    return -(-chunk_size // unit) * unit
+
+
+# ====================================================================== deterministic chunking
+def canonical(value) -> bytes:
+    """Stable bytes of a Python value (series keys and record digests; not ``hash()``)."""
+    if value is None:
+        return b"N"
+    if isinstance(value, bool):
+        return b"?1" if value else b"?0"
+    if isinstance(value, int):
+        return b"i" + str(value).encode()
+    if isinstance(value, float):
+        return b"f" + struct.pack("<d", value)
+    if isinstance(value, str):
+        return b"s" + struct.pack("<I", len(value.encode())) + value.encode()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return b"b" + struct.pack("<I", len(value)) + bytes(value)
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return b"t" + value.isoformat().encode()
+    if isinstance(value, np.ndarray):
+        return b"a" + str(value.dtype).encode() + str(value.shape).encode() + value.tobytes()
+    if isinstance(value, np.generic):
+        return canonical(value.item())
+    if isinstance(value, (list, tuple)):
+        return b"[" + b"".join(canonical(v) for v in value) + b"]"
+    if isinstance(value, dict):
+        return b"{" + b"".join(canonical(k) + canonical(v) for k, v in value.items()) + b"}"
+    if hasattr(value, "_asdict"):
+        return canonical(dict(value._asdict()))
+    return b"r" + repr(value).encode()
+
+
+def digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def table_digest(table: pa.Table) -> bytes:
+    """Content digest of a table (its IPC stream bytes, metadata excluded)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema.remove_metadata()) as writer:
+        writer.write_table(table)
+    return digest(sink.getvalue().to_pybytes())
+
+
+def shard_of(key_bytes: bytes, shards: int) -> int:
+    return int.from_bytes(digest(key_bytes)[:8], "little") % max(1, shards)
+
+
+def split_by_key(table: pa.Table, key: str) -> list[tuple[object, bytes, pa.Table]]:
+    """``[(key value, key bytes, rows of that key in input order)]``, ordered by key bytes."""
+    if table.num_rows == 0:
+        return []
+    col = table.column(key).combine_chunks()
+    encoded = pc.dictionary_encode(col)
+    idx = np.asarray(encoded.indices.fill_null(-1)).astype(np.int64)
+    order = np.argsort(idx, kind="stable")
+    bounds = np.flatnonzero(np.diff(idx[order])) + 1
+    out = []
+    dictionary = encoded.dictionary
+    for part in np.split(order, bounds):
+        code = idx[part[0]]
+        value = None if code < 0 else dictionary[int(code)].as_py()
+        out.append((value, canonical(value), table.take(pa.array(part))))
+    out.sort(key=lambda item: item[1])
+    return out
+
+
+def order_series(parts: list[pa.Table], order_by: str | None) -> pa.Table:
+    """Batches of one series → one table in a deterministic order (see module docstring)."""
+    parts = [p for p in parts if p.num_rows]
+    if not parts:
+        raise ValueError("no rows")
+    if len(parts) > 1:
+        parts = [p for _, p in sorted(((table_digest(p), i), p) for i, p in enumerate(parts))]
+        schema = parts[0].schema
+        table = pa.concat_tables([p.cast(schema) if p.schema != schema else p for p in parts])
+    else:
+        table = parts[0]
+    if order_by is not None and table.num_rows > 1:
+        idx = pc.sort_indices(table, sort_keys=[(order_by, "ascending", "at_end")])
+        if not _is_identity(idx):
+            table = table.take(idx)
+    return table
+
+
+def _is_identity(idx: pa.Array) -> bool:
+    a = np.asarray(idx)
+    return bool(np.all(a == np.arange(len(a))))
+
+
+def cut(table: pa.Table, rows: int) -> tuple[list[pa.Table], pa.Table | None]:
+    """Full chunks of ``rows`` records and the remainder (None when there is none)."""
+    full = table.num_rows // rows
+    chunks = [table.slice(i * rows, rows) for i in range(full)]
+    rest = table.slice(full * rows) if table.num_rows % rows else None
+    return chunks, rest
+
+
+def pack_tails(tails: list[tuple[bytes, pa.Table]], rows: int) -> list[pa.Table]:
+    """Short series (tails) ordered by key bytes (then content), concatenated, cut into chunks."""
+    tails = [(k, t) for k, t in tails if t.num_rows]
+    if not tails:
+        return []
+    tails.sort(key=lambda kt: (kt[0], table_digest(kt[1])))
+    schema = tails[0][1].schema
+    table = pa.concat_tables([t if t.schema == schema else t.cast(schema) for _, t in tails])
+    chunks, rest = cut(table, rows)
+    return chunks + ([rest] if rest is not None else [])
+
+
+def plan_chunks(
+    batches: list[pa.Table], *, key: str | None, order_by: str | None, rows: int
+) -> list[pa.Table]:
+    """In-process chunking identical to the Beam transforms' (the same batches → the same chunks)."""
+    groups: dict[bytes, list[pa.Table]] = {}
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        if key is None:
+            d = table_digest(batch)
+            groups.setdefault(b"#" + d, []).append(batch)
+        else:
+            for _, kb, part in split_by_key(batch, key):
+                groups.setdefault(kb, []).append(part)
+    full, tails = [], []
+    for kb in sorted(groups):
+        series = order_series(groups[kb], order_by)
+        chunks, rest = cut(series, rows)
+        full += chunks
+        if rest is not None:
+            tails.append((kb, rest))
+    return full + pack_tails(tails, rows)
+
+
+# ====================================================================== encode / decode
+def encode_chunks(chunks: list[pa.Table], codec, schema: pa.Schema) -> pa.Table:
+    """Encode chunks (tables of the input schema) into one table of the compressed ``schema``."""
+    info = TableInfo.from_json(schema.metadata[META])
+    spec = info.spec
+    if info.layout == "record":
+        parts = []
+        for chunk in chunks:
+            x = vectors(chunk, spec)
+            payloads = [codec.encode(x[i : i + 1]) for i in range(len(x))]
+            cols = [chunk.column(f.name) for f in schema if f.name != PAYLOAD]
+            parts.append(pa.Table.from_arrays([*cols, pa.array(payloads, pa.binary())], schema=schema))
+        return pa.concat_tables(parts) if parts else schema.empty_table()
+    arrays: dict[str, list] = {f.name: [] for f in schema}
+    for chunk in chunks:
+        x = vectors(chunk, spec)
+        for f in schema:
+            if f.name not in RESERVED:
+                arrays[f.name].append(chunk.column(f.name).combine_chunks())
+        arrays[COUNT].append(chunk.num_rows)
+        arrays[CODEC].append(codec.id)
+        arrays[PAYLOAD].append(codec.encode(x))
+    cols = []
+    for f in schema:
+        if f.name in RESERVED:
+            cols.append(pa.array(arrays[f.name], f.type))
+        else:
+            values = arrays[f.name]
+            flat = pa.concat_arrays(values) if values else pa.array([], f.type.value_type)
+            lengths = [len(v) for v in values]
+            offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32), pa.int32())
+            cols.append(pa.ListArray.from_arrays(offsets, flat, type=f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def encode_table(
+    table: pa.Table,
+    codec,
+    *,
+    layout: str = "chunk",
+    column=None,
+    columns=None,
+    key: str | None = None,
+    order_by: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    embed_codec: bool = True,
+    batches: list[pa.Table] | None = None,
+) -> pa.Table:
+    """Compress ``table`` in process (no Beam) into the given layout.
+
+    ``batches`` (optional) gives the input split as the Beam pipeline saw it (for example
+    Parquet row groups); chunking then matches the pipeline's exactly, which matters only
+    without a key or without ``order_by``.
+    """
+    schema = compressed_schema(
+        table.schema,
+        codec,
+        layout=layout,
+        column=column,
+        columns=columns,
+        key=key,
+        order_by=order_by,
+        chunk_size=chunk_size,
+        embed_codec=embed_codec,
+    )
+    info = TableInfo.from_json(schema.metadata[META])
+    vectors(table, info.spec)  # raises naming column and row
+    if window_needs_order(codec) and order_by is None:
+        raise InputError(window_order_message(codec))
+    rows = chunk_rows(codec, chunk_size)
+    chunks = plan_chunks(batches if batches is not None else [table], key=key, order_by=order_by, rows=rows)
+    return encode_chunks(chunks, codec, schema)
+
+
+def window_needs_order(codec) -> bool:
+    return codec.config.window > 1
+
+
+def window_order_message(codec) -> str:
+    return (
+        f"this codec codes windows of {codec.config.window} consecutive records: give order_by= "
+        "(and key= when the data holds several series) so that records are in series order"
+    )
+
+
+# ---------------------------------------------------------------------- codec resolution
+_CODECS: OrderedDict[str, object] = OrderedDict()
+_CODECS_LOCK = threading.Lock()
+
+
+def _remember(codec) -> None:
+    with _CODECS_LOCK:
+        _CODECS[codec.id] = codec
+        _CODECS.move_to_end(codec.id)
+        while len(_CODECS) > 8:
+            _CODECS.popitem(last=False)
+
+
+_BY_URI: dict[tuple[str, str], object] = {}
+
+
+def load_codec(uri: str, device: str = "cpu"):
+    """``Codec.load`` with a per-process cache (one parse per URI and device)."""
+    from ltc_beam.codec.codec import Codec
+
+    with _CODECS_LOCK:
+        codec = _BY_URI.get((uri, device))
+    if codec is None:
+        codec = Codec.load(uri, device=device)
+        with _CODECS_LOCK:
+            _BY_URI[(uri, device)] = codec
+    return codec
+
+
+def codec_for(schema: pa.Schema, codec=None, device: str = "cpu"):
+    """The codec a compressed schema needs: ``codec`` (a Codec or URI), else the embedded one."""
+    meta = ltc_metadata(schema)
+    if META not in meta:
+        raise FormatError("table has no 'ltc' metadata: it was not written by ltc-beam (or its metadata was dropped)")
+    info = TableInfo.from_json(meta[META])
+    if codec is not None:
+        if isinstance(codec, str):
+            codec = load_codec(codec, device=device)
+        if codec.id != info.codec_id:
+            raise CodecMismatchError(info.codec_id, codec.id)
+        return codec
+    with _CODECS_LOCK:
+        cached = _CODECS.get(info.codec_id)
+    if cached is not None:
+        return cached
+    if META_CODEC not in meta:
+        raise FormatError(
+            f"table needs codec {info.codec_id}, which is not embedded in it: pass codec= (a Codec or its URI)"
+        )
+    codec = codec_from_metadata(meta[META_CODEC], device=device)
+    if codec.id != info.codec_id:
+        raise FormatError(f"embedded codec {codec.id} is not the codec the table names ({info.codec_id})")
+    _remember(codec)
+    return codec
+
+
+def original_schema(schema: pa.Schema) -> pa.Schema:
+    meta = ltc_metadata(schema)
+    if META_SCHEMA not in meta:
+        raise FormatError("table has no 'ltc.schema' metadata entry: cannot restore the original schema")
+    return schema_from_bytes(meta[META_SCHEMA])
+
+
+def decode_table(table: pa.Table, codec=None, *, device: str = "cpu") -> pa.Table:
+    """Decode a compressed table (either layout) to a table of the original schema.
+
+    ``codec``: a :class:`~ltc_beam.Codec` or a codec URI; by default the codec embedded in
+    the table's metadata. Rows come out in table order (chunk rows expand to their records).
+    """
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    meta = ltc_metadata(table.schema)
+    if META not in meta:
+        raise FormatError("table has no 'ltc' metadata: it was not written by ltc-beam (or its metadata was dropped)")
+    info = TableInfo.from_json(meta[META])
+    target = original_schema(table.schema)
+    codec = codec_for(table.schema, codec, device=device)
+    spec = info.spec
+    for name in (PAYLOAD,) + ((COUNT,) if info.layout == "chunk" else ()):
+        if name not in table.column_names:
+            raise FormatError(f"compressed table lacks column {name!r}")
+    payloads = table.column(PAYLOAD).to_pylist()
+    blobs = []
+    for row, blob in enumerate(payloads):
+        if blob is None:
+            raise FormatError(f"column {PAYLOAD!r}, row {row}: payload is null")
+        try:
+            blobs.append(codec.decode(blob))
+        except FormatError as exc:
+            raise FormatError(f"column {PAYLOAD!r}, row {row}: {exc}") from exc
+    x = np.concatenate(blobs) if blobs else np.zeros((0, spec.record_dim), np.float32)
+    if info.layout == "chunk":
+        counts = np.asarray(table.column(COUNT).to_numpy(zero_copy_only=False), np.int64)
+        got = np.array([len(b) for b in blobs], np.int64)
+        if not np.array_equal(counts, got):
+            row = int(np.flatnonzero(counts != got)[0])
+            raise FormatError(f"row {row}: {COUNT} says {counts[row]} records, the payload holds {got[row]}")
+    n = len(x)
+    cols = []
+    for f in target:
+        if f.name in spec.names:
+            if spec.column is not None:
+                cols.append(vector_array(x, f))
+            else:
+                cols.append(pa.array(x[:, spec.names.index(f.name)], pa.float32()).cast(f.type))
+            continue
+        if f.name not in table.column_names:
+            raise FormatError(f"compressed table lacks pass-through column {f.name!r}")
+        col = table.column(f.name)
+        if info.layout == "chunk":
+            col = col.combine_chunks()
+            if isinstance(col, pa.ChunkedArray):
+                col = col.combine_chunks()
+            lengths = np.asarray(pc.list_value_length(col).fill_null(0))
+            if not np.array_equal(lengths, counts):
+                row = int(np.flatnonzero(lengths != counts)[0])
+                raise FormatError(f"column {f.name!r}, row {row}: {lengths[row]} values for {counts[row]} records")
+            col = pc.list_flatten(col)
+        if len(col) != n:
+            raise FormatError(f"column {f.name!r} has {len(col)} values for {n} records")
+        cols.append(col.cast(f.type) if col.type != f.type else col)
+    return pa.Table.from_arrays(cols, schema=target)
+
+
+def sort_decoded(table: pa.Table, key: str | None, order_by: str | None) -> pa.Table:
+    """Put decoded records back in series order (by key, then order_by), stably."""
+    keys = [(c, "ascending", "at_end") for c in (key, order_by) if c is not None and c in table.column_names]
+    if not keys or table.num_rows < 2:
+        return table
+    return table.take(pc.sort_indices(table, sort_keys=keys))
+
+
+def table_info(schema: pa.Schema) -> TableInfo:
+    meta = ltc_metadata(schema)
+    if META not in meta:
+        raise FormatError("table has no 'ltc' metadata: it was not written by ltc-beam")
+    return TableInfo.from_json(meta[META])
+
+
+def bits_per_value(table: pa.Table) -> float:
+    """Payload bits per coded value of a compressed table (bitstream headers included)."""
+    info = table_info(table.schema)
+    payload = sum(len(b) for b in table.column(PAYLOAD).to_pylist())
+    records = int(pc.sum(table.column(COUNT)).as_py() or 0) if info.layout == "chunk" else table.num_rows
+    values = records * info.spec.record_dim
+    return payload * 8 / values if values else math.nan
