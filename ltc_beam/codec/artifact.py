@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
 
-from ltc_beam.codec.codec import FORMAT, FORMAT_VERSION, Codec
+from ltc_beam.codec.codec import FORMAT, FORMAT_VERSION, Codec, content_hash
 from ltc_beam.codec.config import CodecConfig
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.entropy import SymbolTables
@@ -41,6 +41,9 @@ def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
         raise FormatError(
             f"codec format version {manifest.get('format_version')} is not supported (this build reads {FORMAT_VERSION})"
         )
+    actual = content_hash(manifest, arrays)
+    if actual != manifest.get("codec_id"):
+        raise FormatError(f"codec artifact is damaged: content hash {actual} != recorded id {manifest.get('codec_id')}")
     try:
         config = CodecConfig.from_dict(manifest["config"])
         norm = manifest["normalisation"]
@@ -51,11 +54,7 @@ def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
         base = arrays["tables.base"]
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise FormatError(f"codec artifact is inconsistent: {exc}") from exc
-    codec = Codec(model, tables, base, manifest, device=device)
-    actual = codec.content_hash()
-    if actual != manifest.get("codec_id"):
-        raise FormatError(f"codec artifact is damaged: content hash {actual} != recorded id {manifest.get('codec_id')}")
-    return codec
+    return Codec(model, tables, base, manifest, device=device)
 
 
 def write_codec(codec: Codec, uri: str) -> None:

@@ -88,15 +88,8 @@ class Codec:
         return out
 
     def content_hash(self) -> str:
-        """Codec id: sha256 over the manifest (without its id) and every tensor, 32 hex chars."""
-        h = hashlib.sha256()
-        manifest = {k: v for k, v in self.manifest.items() if k not in ("codec_id", "metrics")}
-        h.update(json.dumps(manifest, sort_keys=True).encode())
-        for name, array in sorted(self.tensors().items()):
-            h.update(name.encode())
-            h.update(str(array.dtype).encode() + str(array.shape).encode())
-            h.update(np.ascontiguousarray(array).tobytes())
-        return h.hexdigest()[:32]
+        """Codec id: see :func:`content_hash`."""
+        return content_hash(self.manifest, self.tensors())
 
     def to(self, device: str | torch.device) -> "Codec":
         """Run the transforms on ``device`` (``"auto"``: CUDA when present)."""
@@ -266,3 +259,14 @@ class Codec:
     def __repr__(self) -> str:
         c = self.config
         return f"Codec(id={self.id}, lattice={c.lattice}, mode={c.mode}, window={c.window}, record_dim={c.record_dim})"
+
+
+def content_hash(manifest: dict, tensors: dict[str, np.ndarray]) -> str:
+    """sha256 over the manifest (without id and metrics) and every named tensor; 32 hex chars."""
+    h = hashlib.sha256()
+    h.update(json.dumps({k: v for k, v in manifest.items() if k not in ("codec_id", "metrics")}, sort_keys=True).encode())
+    for name, array in sorted(tensors.items()):
+        h.update(name.encode())
+        h.update(str(array.dtype).encode() + str(array.shape).encode())
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()[:32]

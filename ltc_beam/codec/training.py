@@ -162,6 +162,8 @@ class Trainer:
         self.best_state = copy.deepcopy(self.model.state_dict())
         self.stale = 0
         self.rate_ema: float | None = None
+        self._recent: list[tuple[float, float]] = []
+        self.postfix: dict = {}
 
     # ------------------------------------------------------------------ loop
     @property
@@ -211,35 +213,43 @@ class Trainer:
         result["snr_db"] = 10 * math.log10(1.0 / max(result["mse"], 1e-300))
         return result
 
-    def run(self) -> TrainingSummary:
+    def advance(self) -> bool:
+        """One optimisation step plus, every ``eval_every`` steps, validation, best-model
+        bookkeeping and a checkpoint. Returns False when training should stop."""
         opts = self.options
-        bar = tqdm(total=opts.steps, initial=self.step, disable=not opts.progress, desc="train", unit="step")
-        rates, mses = [], []
-        while self.step < opts.steps:
-            r, m = self.train_step()
-            rates.append(r)
-            mses.append(m)
+        r, m = self.train_step()
+        self._recent.append((r, m))
+        if self.step % opts.eval_every and self.step != opts.steps:
+            return self.step < opts.steps
+        val = self.validate()
+        rates, mses = zip(*self._recent)
+        self._recent = []
+        self.postfix = {
+            "bits": f"{np.mean(rates):.3f}",
+            "snr": f"{10 * math.log10(1 / max(np.mean(mses), 1e-300)):.2f}dB",
+            "val_bits": f"{val['bits_per_value']:.3f}",
+            "val_snr": f"{val['snr_db']:.2f}dB",
+        }
+        if self.adapting:
+            self.best_loss = math.inf  # λ still moves: losses are not comparable yet
+        elif val["loss"] < self.best_loss - 1e-6:
+            self.best_loss, self.best_step, self.stale = val["loss"], self.step, 0
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        else:
+            self.stale += 1
+        if opts.checkpoint:
+            self.save_checkpoint(opts.checkpoint)
+        return self.step < opts.steps and self.stale < opts.patience
+
+    def run(self) -> TrainingSummary:
+        """Train until ``steps`` or early stopping; keep the best validated model."""
+        bar = tqdm(total=self.options.steps, initial=self.step, disable=not self.options.progress, desc="train", unit="step")
+        going = self.step < self.options.steps and self.stale < self.options.patience
+        while going:
+            going = self.advance()
             bar.update(1)
-            if self.step % opts.eval_every == 0 or self.step == opts.steps:
-                val = self.validate()
-                bar.set_postfix(
-                    bits=f"{np.mean(rates):.3f}",
-                    snr=f"{10 * math.log10(1 / max(np.mean(mses), 1e-300)):.2f}dB",
-                    val_bits=f"{val['bits_per_value']:.3f}",
-                    val_snr=f"{val['snr_db']:.2f}dB",
-                )
-                rates, mses = [], []
-                if self.adapting:
-                    self.best_loss = math.inf  # λ still moves: losses are not comparable yet
-                elif val["loss"] < self.best_loss - 1e-6:
-                    self.best_loss, self.best_step, self.stale = val["loss"], self.step, 0
-                    self.best_state = copy.deepcopy(self.model.state_dict())
-                else:
-                    self.stale += 1
-                if opts.checkpoint:
-                    self.save_checkpoint(opts.checkpoint)
-                if self.stale >= opts.patience:
-                    break
+            if self.postfix:
+                bar.set_postfix(self.postfix, refresh=False)
         bar.close()
         if self.best_loss < math.inf:
             self.model.load_state_dict(self.best_state)

@@ -1,0 +1,39 @@
+"""Shared fixtures: small real codecs trained once per session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import ltc_beam
+
+torch.set_num_threads(1)
+
+
+def correlated_series(records: int, dim: int, seed: int) -> np.ndarray:
+    """A smooth multichannel signal (AR(1) mixtures) standing in for telemetry.
+
+    The mixing is fixed per ``dim`` (one source); ``seed`` draws a new realisation.
+    """
+    rng = np.random.default_rng(seed)
+    out = np.zeros((records, dim))
+    state = np.zeros(dim)
+    mix = np.random.default_rng(dim).standard_normal((dim, dim))
+    for t in range(records):
+        state = 0.9 * state + rng.standard_normal(dim)
+        out[t] = mix @ state
+    return out
+
+
+@pytest.fixture(scope="session")
+def codecs() -> dict[str, ltc_beam.Codec]:
+    """One small trained codec per mode: vector (e8), block (e8), window (d4, T=4)."""
+    data = correlated_series(4000, 6, seed=1)
+    common = dict(target_bits_per_value=2.0, steps=150, progress=False, seed=0)
+    return {
+        "vector": ltc_beam.train(data, lattice="e8", mode="vector", **common),
+        "block": ltc_beam.train(data, lattice="e8", mode="block", **common),
+        "window": ltc_beam.train(data, lattice="d4", mode="vector", window=4, **common),
+        "block_window": ltc_beam.train(data, lattice="z1", mode="block", window=3, **common),
+    }

@@ -1,0 +1,128 @@
+"""Codec round trips, artifacts, special values and error behaviour (issue 4)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from ltc_beam import Codec
+from ltc_beam.codec.artifact import codec_from_bytes, codec_to_bytes
+from ltc_beam.errors import CodecMismatchError, FormatError, InputError
+from tests.conftest import correlated_series
+
+MODES = ["vector", "block", "window", "block_window"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("records", [0, 1, 7, 37, 513])
+def test_decode_equals_in_memory_reconstruction(codecs, mode, records):
+    codec = codecs[mode]
+    x = correlated_series(records, 6, seed=records).astype(np.float32)
+    blob = codec.encode(x)
+    out = codec.decode(blob)
+    assert out.shape == x.shape and out.dtype == np.float32
+    np.testing.assert_array_equal(out, codec.reconstruct(x))
+    if records > 30:
+        assert np.mean((out - x) ** 2) < 0.5 * np.var(x)  # it is a codec, not noise
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_symbols_identical_with_one_and_two_threads(codecs, mode):
+    codec = codecs[mode]
+    x = correlated_series(300, 6, seed=5)
+    torch.set_num_threads(1)
+    one = codec.encode(x)
+    torch.set_num_threads(2)
+    two = codec.encode(x)
+    torch.set_num_threads(1)
+    assert one == two
+
+
+def test_payload_close_to_model_code_length(codecs):
+    codec = codecs["vector"]
+    x = correlated_series(170_000, 6, seed=9)  # >= 1e6 values
+    blob = codec.encode(x)
+    model_bytes = codec.code_length_bits(x) / 8
+    assert len(blob) <= model_bytes * 1.01 + 64 + 64  # + container header
+
+
+def test_special_values_round_trip(codecs):
+    codec = codecs["window"]
+    x = correlated_series(50, 6, seed=3).astype(np.float32)
+    x[3, 1] = np.nan
+    x[4, 0] = np.inf
+    x[10, 5] = -np.inf
+    x[11, 2] = 1e30
+    x[12, 3] = -1e30
+    x[20] = np.nan
+    nan_payload = np.array([0x7FC01234], dtype=np.uint32).view(np.float32)[0]
+    x[30, 4] = nan_payload
+    out = codec.decode(codec.encode(x))
+    special = ~np.isfinite(x) | (np.abs(x) > 1e29)
+    np.testing.assert_array_equal(out[special].view(np.uint32), x[special].view(np.uint32))
+    ok = ~special
+    assert np.mean((out[ok] - x[ok]) ** 2) < np.var(x[ok])
+
+
+def test_wrong_codec_is_named(codecs):
+    blob = codecs["vector"].encode(correlated_series(20, 6, seed=1))
+    with pytest.raises(CodecMismatchError) as err:
+        codecs["block"].decode(blob)
+    assert codecs["vector"].id in str(err.value) and codecs["block"].id in str(err.value)
+
+
+def test_damaged_streams_raise_format_error(codecs):
+    codec = codecs["block"]
+    blob = codec.encode(correlated_series(200, 6, seed=2))
+    rng = np.random.default_rng(0)
+    reference = codec.decode(blob)
+    for trial in range(1500):
+        data = bytearray(blob)
+        kind = trial % 4
+        if kind == 0:
+            pos = rng.integers(len(data) * 8)
+            data[pos // 8] ^= 1 << (pos % 8)
+        elif kind == 1:
+            data = data[: rng.integers(len(data))]
+        elif kind == 2:
+            data += rng.bytes(int(rng.integers(1, 16)))
+        else:
+            data = bytearray(rng.bytes(int(rng.integers(0, 200))))
+        try:
+            out = codec.decode(bytes(data))
+        except (FormatError, CodecMismatchError):
+            continue
+        np.testing.assert_array_equal(out, reference)  # only an intact stream may decode
+
+
+def test_bad_input_is_rejected(codecs):
+    codec = codecs["vector"]
+    with pytest.raises(InputError, match="shape"):
+        codec.encode(np.zeros((10, 5)))
+    with pytest.raises(InputError, match="dtype"):
+        codec.encode(np.array([["a"] * 6]))
+
+
+def test_artifact_round_trip_and_integrity(codecs, tmp_path):
+    codec = codecs["window"]
+    path = os.path.join(tmp_path, "c.ltc")
+    codec.save(path)
+    loaded = Codec.load(path)
+    assert loaded.id == codec.id and loaded.manifest == codec.manifest
+    x = correlated_series(64, 6, seed=4)
+    assert loaded.encode(x) == codec.encode(x)
+    raw = bytearray(codec_to_bytes(codec))
+    raw[-5] ^= 0x10  # flip a bit in the tensors
+    with pytest.raises(FormatError, match="damaged"):
+        codec_from_bytes(bytes(raw))
+    with pytest.raises(FormatError):
+        codec_from_bytes(b"\x80\x04not a codec")  # a pickle header is refused, never executed
+
+
+def test_codec_id_is_content_hash(codecs):
+    ids = {c.id for c in codecs.values()}
+    assert len(ids) == len(codecs)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)

@@ -1,0 +1,129 @@
+"""Training: exact rate term, pmf normalisation, loss decrease, checkpoints (issue 3)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import expit
+
+import ltc_beam
+from ltc_beam import lattices
+from ltc_beam.codec.config import CodecConfig
+from ltc_beam.codec.model import LtcModel
+from ltc_beam.codec.training import Trainer, TrainingOptions, build_config
+from tests.conftest import correlated_series
+
+
+def test_rate_term_is_sum_of_minus_log2_pmf(codecs):
+    codec = codecs["vector"]
+    x = correlated_series(200, 6, seed=7)
+    z, _ = codec._split(x)
+    q = codec._quantize(z)
+    y_hat = codec._latents(q.frame, q.rows).double()
+    model = codec.model.double()
+    try:
+        rate = float(model.bits(y_hat))
+        lat = codec.lattice
+        widths = np.tile(lat.coding_pivots, codec.config.latent_dim // lat.dim)
+        w, mu, s = (p.detach().double().numpy() for p in model.density._params(torch.float64, y_hat.shape[1]))
+        yh = y_hat.numpy()
+
+        # An independent closed form: sigmoid(b) - sigmoid(a) = sigmoid(b) sigmoid(-a) (1 - e^(a-b)).
+        a = (yh - widths / 2)[..., None] - mu
+        b = (yh + widths / 2)[..., None] - mu
+        a, b = a / s, b / s
+        mass = (w * expit(b) * expit(-a) * -np.expm1(a - b)).sum(-1)
+        manual = -np.log2(mass).sum()
+    finally:
+        model.float()
+    assert rate == pytest.approx(manual, rel=1e-9)
+    # The stored integer tables code the same points within a fraction of a percent.
+    assert codec.code_length_bits(x) == pytest.approx(rate, rel=5e-3)
+
+
+def lattice_points_in_cube(lat, half_side: float) -> torch.Tensor:
+    """Every point of ``lat`` with all coordinates in [-half_side, half_side], coordinate by coordinate."""
+    basis = torch.as_tensor(lat.coding_basis)
+    pivots = torch.as_tensor(lat.coding_pivots)
+    k = torch.zeros(1, 0, dtype=torch.float64)
+    for i in range(lat.dim):
+        offset = k @ basis[i, :i] if i else torch.zeros(len(k), dtype=torch.float64)
+        lo = torch.ceil((-half_side - offset) / pivots[i] - 1e-9).long()
+        hi = torch.floor((half_side - offset) / pivots[i] + 1e-9).long()
+        counts = (hi - lo + 1).clamp_min(0)
+        rows = torch.repeat_interleave(torch.arange(len(k)), counts)
+        step = torch.arange(int(counts.sum())) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+        k = torch.cat([k[rows], (lo[rows] + step).double().unsqueeze(1)], dim=1)
+    return lat.from_integer(k.long())
+
+
+@pytest.mark.parametrize("name,half_side", [("a2", 6.0), ("d4", 4.0), ("d4*", 4.0), ("e8", 2.5), ("z3", 6.0)])
+def test_box_pmf_sums_to_one_over_the_lattice(name, half_side):
+    """Sum the coding pmf over every lattice point of a cube holding all but ~1e-13 of the mass."""
+    lat = lattices.get(name)
+    config = CodecConfig(record_dim=lat.dim, latent_dim=lat.dim, lattice=name, components=2)
+    model = LtcModel(config, np.zeros(lat.dim), np.ones(lat.dim)).double()
+    with torch.no_grad():
+        model.density.means.copy_(torch.tensor([[-0.1, 0.2]]).repeat(lat.dim, 1))
+        model.density.log_scales.fill_(math.log((half_side - 0.2 - lat.coding_pivots.max() / 2) / 32))
+    points = lattice_points_in_cube(lat, half_side)
+    assert len(points) > 100
+    widths = torch.as_tensor(lat.coding_pivots)
+    total = float(model.density.box_probability(points, widths).prod(-1).sum())
+    assert total == pytest.approx(1.0, abs=1e-9)
+
+
+def test_short_training_lowers_the_loss():
+    data = correlated_series(3000, 6, seed=2)
+    config = build_config(6, lattice="e8", mode="vector", window=1, latent_dim=None, transform="mlp", train_vectors=3000, hidden=16)
+    trainer = Trainer(config, [data], TrainingOptions(lmbda=20.0, steps=150, progress=False, learning_rate=3e-3))
+    before = trainer.validate()["loss"]
+    summary = trainer.run()
+    assert summary.validation["loss"] < before
+
+
+def test_checkpoint_resume_reproduces_the_model(tmp_path):
+    data = correlated_series(2000, 4, seed=3)
+    path = str(tmp_path / "run.ckpt")
+    config = build_config(4, lattice="d4", mode="vector", window=1, latent_dim=None, transform="mlp", train_vectors=2000, hidden=8)
+    options = TrainingOptions(target_bits_per_value=2.0, steps=60, eval_every=10, progress=False, seed=4, checkpoint=path)
+    straight = Trainer(config, [data], options)
+    straight.run()
+    interrupted = Trainer(config, [data], options)
+    for _ in range(30):  # the process dies after step 30 (checkpoint written at step 30)
+        interrupted.advance()
+    resumed = Trainer(config, [data], options)
+    resumed.load_checkpoint(path)
+    assert resumed.step == 30
+    resumed.run()
+    for name, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_training_is_deterministic_for_a_seed():
+    data = correlated_series(1500, 3, seed=5)
+    a = ltc_beam.train(data, lattice="a2", latent_dim=4, steps=40, progress=False, seed=1)
+    b = ltc_beam.train(data, lattice="a2", latent_dim=4, steps=40, progress=False, seed=1)
+    c = ltc_beam.train(data, lattice="a2", latent_dim=4, steps=40, progress=False, seed=2)
+    assert a.id == b.id != c.id
+
+
+def test_target_bits_per_value_is_reached():
+    data = correlated_series(6000, 4, seed=6)
+    codec = ltc_beam.train(data, lattice="d4", target_bits_per_value=1.5, steps=600, progress=False)
+    bits = codec.code_length_bits(data) / data.size
+    assert bits == pytest.approx(1.5, abs=0.25)
+
+
+def test_training_rejects_bad_arguments():
+    data = correlated_series(100, 4, seed=1)
+    with pytest.raises(ValueError, match="not both"):
+        ltc_beam.train(data, lmbda=1.0, target_bits_per_value=2.0)
+    with pytest.raises(ValueError, match="multiple"):
+        ltc_beam.train(data, lattice="e8", latent_dim=6)
+    with pytest.raises(ValueError, match="unknown lattice"):
+        ltc_beam.train(data, lattice="e9")
