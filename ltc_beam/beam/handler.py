@@ -1,0 +1,163 @@
+"""The ModelHandler that runs a codec inside ``RunInference``.
+
+RunInference loads the model once per worker process (``load_model``) and shares it across
+threads; elements reach ``run_inference`` unbatched (``handler.with_no_batching()``): each
+element is already a work unit formed deterministically by ``GroupByKey`` upstream — a list
+of chunk tables to encode, or a list of compressed tables to decode.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Iterable, Sequence
+
+import pyarrow as pa
+from apache_beam.ml.inference.base import ModelHandler
+
+from ltc_beam import arrow
+
+NAMESPACE = "ltc_beam"
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _one_thread() -> None:
+    """One torch thread per worker process: Beam and Dask already run a process per core."""
+    import torch
+
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
+class _EncodeSettings:
+    """What the encoder needs besides the codec (plain values: pickled to every worker)."""
+
+    def __init__(self, *, layout, column, columns, key, order_by, chunk_size, embed_codec, schema):
+        self.layout = layout
+        self.column = column
+        self.columns = columns
+        self.key = key
+        self.order_by = order_by
+        self.chunk_size = chunk_size
+        self.embed_codec = embed_codec
+        self.schema = schema
+
+
+class LtcModelHandler(ModelHandler[Sequence[pa.Table], pa.Table, Any]):
+    """Loads a codec from a URI (Beam FileSystems: local, gs://, s3://) and encodes or decodes.
+
+    ``task="encode"``: an element is a list of chunk tables of the input schema; the result
+    is one compressed table (chunk layout: one row per chunk). ``task="decode"``: an element
+    is a list of compressed tables; the result is one table of the original schema per input.
+    ``device="auto"`` runs the transforms on CUDA when the worker has it, else on CPU.
+    ``model_copies`` / ``share_across_processes`` are passed to RunInference's model
+    sharing (useful on GPU workers, see docs/deployment.md).
+    """
+
+    def __init__(
+        self,
+        codec_uri: str | None,
+        *,
+        task: str = "encode",
+        device: str = "auto",
+        settings: _EncodeSettings | None = None,
+        model_copies: int | None = None,
+        share_across_processes: bool = False,
+    ):
+        if task not in ("encode", "decode"):
+            raise ValueError(f"task must be 'encode' or 'decode', got {task!r}")
+        if task == "encode" and codec_uri is None:
+            raise ValueError("encoding needs a codec URI")
+        self._codec_uri = codec_uri
+        self._task = task
+        self._device = device
+        self._settings = settings
+        self._model_copies = model_copies
+        self._share_across_processes = share_across_processes
+        self._schemas: dict[bytes, pa.Schema] = {}
+        self._lock = threading.Lock()
+
+    # -------------------------------------------------------------- ModelHandler API
+    def load_model(self):
+        _one_thread()
+        device = resolve_device(self._device)
+        if self._task == "encode":
+            from ltc_beam.codec.codec import Codec
+
+            return Codec.load(self._codec_uri).to(device)
+        return _Decoders(self._codec_uri, device)
+
+    def run_inference(self, batch, model, inference_args=None) -> Iterable[pa.Table]:
+        if self._task == "encode":
+            chunks = list(batch)
+            if not chunks:
+                return []
+            return [arrow.encode_chunks(chunks, model, self._output_schema(chunks[0].schema, model))]
+        return [model.decode(table) for table in batch]
+
+    def get_num_bytes(self, batch) -> int:
+        return sum(t.nbytes for t in batch)
+
+    def get_metrics_namespace(self) -> str:
+        return NAMESPACE
+
+    def share_model_across_processes(self) -> bool:
+        return self._share_across_processes
+
+    def model_copies(self) -> int:
+        return self._model_copies or 1
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_schemas"] = {}
+        state["_lock"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    # -------------------------------------------------------------- helpers
+    def _output_schema(self, schema: pa.Schema, codec) -> pa.Schema:
+        s = self._settings
+        if s.schema is not None:
+            schema = s.schema
+        ident = schema.serialize().to_pybytes()
+        with self._lock:
+            out = self._schemas.get(ident)
+        if out is None:
+            out = arrow.compressed_schema(
+                schema,
+                codec,
+                layout=s.layout,
+                column=s.column,
+                columns=s.columns,
+                key=s.key,
+                order_by=s.order_by,
+                chunk_size=s.chunk_size,
+                embed_codec=s.embed_codec,
+            )
+            with self._lock:
+                self._schemas[ident] = out
+        return out
+
+
+class _Decoders:
+    """Per-worker decoder: the codec from ``codec_uri`` or, per table, the embedded codec."""
+
+    def __init__(self, codec_uri: str | None, device: str):
+        self.device = device
+        self.codec = None
+        if codec_uri is not None:
+            from ltc_beam.codec.codec import Codec
+
+            self.codec = Codec.load(codec_uri).to(device)
+
+    def decode(self, table: pa.Table) -> pa.Table:
+        return arrow.decode_table(table, self.codec, device=self.device)

@@ -1,0 +1,566 @@
+"""``LtcEncode`` and ``LtcDecode``: the PTransforms.
+
+Encoding graph (every arrow keeps records; none relies on ``BatchElements``)::
+
+    input (pa.Table / RecordBatch batches, or dict / beam.Row records)
+      → Prepare      validate vectors (bad rows: error naming column and row, or dead letter);
+                     split batches by series key (no key: the batch's content digest)
+      → GroupByKey   one group per series (per window in streaming)
+      → FormChunks   order the series, cut full chunks; the tail goes to packing
+      → GroupByKey   tails by pack shard (hash of the series key)
+      → PackTails    short series concatenated in key order, cut into chunks
+      → RunInference(LtcModelHandler.with_no_batching())   one compressed table per unit
+      → Account      Beam metrics (records, bytes in/out, chunks); tables or rows out
+
+Chunking is a function of the data only (``ltc_beam.arrow`` module docstring), so every
+runner and every retry produce the same chunks and byte-identical payloads.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from apache_beam.ml.inference.base import RunInference
+from apache_beam.metrics import Metrics
+from apache_beam.utils.windowed_value import PaneInfoTiming
+
+from ltc_beam import arrow
+from ltc_beam.beam.handler import NAMESPACE, LtcModelHandler, _EncodeSettings
+from ltc_beam.errors import InputError
+
+log = logging.getLogger(__name__)
+
+DEAD = "dead_letter"
+TAIL = "tail"
+LATE_POLICIES = ("keep", "dead_letter")
+OUTPUTS = ("table", "rows")
+
+#: Optional in-process progress callback ``fn(records)``; set by the CLI for in-memory runs.
+progress_callback = None
+
+
+def _as_table(element) -> pa.Table | None:
+    if isinstance(element, pa.Table):
+        return element
+    if isinstance(element, pa.RecordBatch):
+        return pa.Table.from_batches([element])
+    return None
+
+
+def _as_dict(element) -> dict:
+    if isinstance(element, dict):
+        return element
+    if hasattr(element, "_asdict"):
+        return dict(element._asdict())
+    if hasattr(element, "as_dict"):
+        return dict(element.as_dict())
+    raise InputError(f"LtcEncode takes pa.Table batches or dict / beam.Row records, got {type(element).__name__}")
+
+
+def _dead_letter(error: str, column, row, key, record) -> dict:
+    return {"error": error, "column": column, "row": row, "key": key, "record": record}
+
+
+def _check_value_list(value, d: int) -> str | None:
+    if value is None:
+        return "vector is null"
+    if isinstance(value, (str, bytes)):
+        return f"vector is a {type(value).__name__}, not a list of floats"
+    try:
+        items = list(value)
+    except TypeError:
+        return f"vector is a {type(value).__name__}, not a list of floats"
+    if len(items) != d:
+        return f"vector has {len(items)} values, the codec expects {d}"
+    for v in items:
+        problem = _check_scalar(v, "vector contains")
+        if problem:
+            return problem
+    return None
+
+
+def _check_scalar(v, prefix: str = "value is") -> str | None:
+    if v is None:
+        return f"{prefix} null" if prefix == "value is" else f"{prefix} null values"
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return f"{prefix} a {type(v).__name__}, not a float" if prefix == "value is" else (
+            f"{prefix} a {type(v).__name__} value, not a float"
+        )
+    return None
+
+
+class _Prepare(beam.DoFn):
+    """Validate and key the input: ``(series key bytes, part)``; bad records to ``dead_letter``."""
+
+    def __init__(self, *, record_dim, column, columns, default_columns, key, order_by, schema, dead_letter, shards):
+        self.shards = shards
+        self.record_dim = record_dim
+        self.column = column
+        self.columns = columns
+        self.default_columns = tuple(default_columns)
+        self.key = key
+        self.order_by = order_by
+        self.schema = schema
+        self.dead_letter = dead_letter
+        self._specs: dict[bytes, arrow.VectorSpec] = {}
+
+    def setup(self):
+        self.records_in = Metrics.counter(NAMESPACE, "records_in")
+        self.dead = Metrics.counter(NAMESPACE, "records_dead_letter")
+
+    def _spec(self, schema: pa.Schema) -> arrow.VectorSpec:
+        ident = schema.remove_metadata().serialize().to_pybytes()
+        spec = self._specs.get(ident)
+        if spec is None:
+            spec = arrow.resolve_spec(
+                schema, self.record_dim, column=self.column, columns=self.columns, default_columns=self.default_columns
+            )
+            for name in (self.key, self.order_by):
+                if name is not None and name not in schema.names:
+                    raise InputError(f"column {name!r} not found (columns: {schema.names})")
+            self._specs[ident] = spec
+        return spec
+
+    def process(self, element):
+        table = _as_table(element)
+        if table is not None:
+            yield from self._table(table)
+        else:
+            yield from self._record(_as_dict(element))
+
+    def _where(self, table: pa.Table, row: int) -> str:
+        parts = []
+        for name in (self.key, self.order_by):
+            if name is not None:
+                parts.append(f"{name}={table.column(name)[row].as_py()!r}")
+        return f" of the input batch ({', '.join(parts)})" if parts else " of the input batch"
+
+    def _table(self, table: pa.Table):
+        if self.schema is not None and table.schema.remove_metadata() != self.schema.remove_metadata():
+            table = _conform(table, self.schema)
+        spec = self._spec(table.schema)
+        self.records_in.inc(table.num_rows)
+        bad = arrow.find_bad_rows(table, spec)
+        if bad:
+            row, (col, problem) = next(iter(bad.items()))
+            if not self.dead_letter:
+                more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
+                raise InputError(f"column {col!r}, row {row}{self._where(table, row)}: {problem}{more}")
+            for row, (col, problem) in bad.items():
+                key = table.column(self.key)[row].as_py() if self.key else None
+                record = table.slice(row, 1).to_pylist()[0]
+                msg = f"column {col!r}, row {row}{self._where(table, row)}: {problem}"
+                yield beam.pvalue.TaggedOutput(DEAD, _dead_letter(msg, col, row, key, record))
+            self.dead.inc(len(bad))
+            keep = np.ones(table.num_rows, bool)
+            keep[list(bad)] = False
+            table = table.filter(pa.array(keep))
+        if table.num_rows == 0:
+            return
+        if self.key is None:
+            yield (b"#" + arrow.table_digest(table), table)
+        else:
+            for _, kb, part in arrow.split_by_key(table, self.key):
+                yield (kb, part)
+
+    def _record(self, record: dict):
+        self.records_in.inc()
+        key = record.get(self.key) if self.key else None
+        problem = None
+        if self.column is not None or (self.columns is None and not self._has_default_columns(record)):
+            col = self.column
+            if col is None:
+                problem = (None, "name the vector column with column= or columns=")
+            elif col not in record:
+                problem = (col, "column missing from record")
+            else:
+                msg = _check_value_list(record[col], self.record_dim)
+                problem = (col, msg) if msg else None
+        else:
+            cols = list(self.columns or self.default_columns)
+            if len(cols) != self.record_dim:
+                problem = (None, f"{len(cols)} vector columns, the codec expects {self.record_dim}")
+            for col in cols:
+                if problem:
+                    break
+                if col not in record:
+                    problem = (col, "column missing from record")
+                else:
+                    msg = _check_scalar(record[col])
+                    problem = (col, msg) if msg else None
+        for name in (self.key, self.order_by):
+            if not problem and name is not None and name not in record:
+                problem = (name, "column missing from record")
+        if problem:
+            col, msg = problem
+            where = f" ({self.key}={key!r})" if self.key else ""
+            text = f"column {col!r}, record{where}: {msg}"
+            if not self.dead_letter:
+                raise InputError(text)
+            self.dead.inc()
+            yield beam.pvalue.TaggedOutput(DEAD, _dead_letter(text, col, None, key, record))
+            return
+        data = arrow.canonical(record)
+        kb = arrow.canonical(key) if self.key else b"%" + str(arrow.shard_of(data, self.shards)).encode()
+        yield (kb, (arrow.digest(data), record))
+
+    def _has_default_columns(self, record: dict) -> bool:
+        return bool(self.default_columns) and all(c in record for c in self.default_columns)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    try:
+        return table.select(schema.names).cast(schema)
+    except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InputError(f"input batch does not fit the given schema: {exc}") from exc
+
+
+def _records_table(records: list[dict], schema: pa.Schema | None) -> pa.Table:
+    if schema is not None:
+        return pa.Table.from_pylist(records, schema=schema)
+    return pa.Table.from_pylist(records)
+
+
+def _units(chunks: list[pa.Table], unit_rows: int) -> list[list[pa.Table]]:
+    units, current, rows = [], [], 0
+    for chunk in chunks:
+        if current and rows + chunk.num_rows > unit_rows:
+            units.append(current)
+            current, rows = [], 0
+        current.append(chunk)
+        rows += chunk.num_rows
+    if current:
+        units.append(current)
+    return units
+
+
+class _FormChunks(beam.DoFn):
+    """One series (per window) → full chunks (units) and its tail (to packing)."""
+
+    def __init__(self, *, order_by, rows, unit_rows, pack_shards, schema, late, key):
+        self.order_by = order_by
+        self.rows = rows
+        self.unit_rows = unit_rows
+        self.pack_shards = pack_shards
+        self.schema = schema
+        self.late = late
+        self.key = key
+
+    def setup(self):
+        self.late_records = Metrics.counter(NAMESPACE, "records_late")
+        self.late_dead = Metrics.counter(NAMESPACE, "records_late_dead_letter")
+
+    def process(self, element, pane=beam.DoFn.PaneInfoParam):
+        kb, values = element
+        parts, records = [], []
+        for v in values:
+            (parts if isinstance(v, pa.Table) else records).append(v)
+        if records:
+            records.sort(key=lambda dr: dr[0])
+            parts.append(_records_table([r for _, r in records], self.schema))
+        series = arrow.order_series(parts, self.order_by)
+        if pane is not None and pane.timing == PaneInfoTiming.LATE:
+            self.late_records.inc(series.num_rows)
+            if self.late == "dead_letter":
+                self.late_dead.inc(series.num_rows)
+                for row, record in enumerate(series.to_pylist()):
+                    key = record.get(self.key) if self.key else None
+                    msg = f"record arrived after its window closed (late pane {pane.index}); late='dead_letter'"
+                    yield beam.pvalue.TaggedOutput(DEAD, _dead_letter(msg, None, row, key, record))
+                return
+        chunks, rest = arrow.cut(series, self.rows)
+        for unit in _units(chunks, self.unit_rows):
+            yield unit
+        if rest is not None:
+            yield beam.pvalue.TaggedOutput(TAIL, (arrow.shard_of(kb, self.pack_shards), (kb, rest)))
+
+
+class _PackTails(beam.DoFn):
+    def __init__(self, *, rows, unit_rows):
+        self.rows = rows
+        self.unit_rows = unit_rows
+
+    def process(self, element):
+        _, tails = element
+        tails = list(tails)
+        if len({t.schema.remove_metadata() for _, t in tails}) > 1:
+            schema = pa.unify_schemas([t.schema for _, t in tails], promote_options="permissive")
+            tails = [(k, t.cast(schema)) for k, t in tails]
+        yield from _units(arrow.pack_tails(tails, self.rows), self.unit_rows)
+
+
+class _Account(beam.DoFn):
+    """Beam metrics of the compressed output; tables or rows out."""
+
+    def __init__(self, output: str, record_dim: int):
+        self.output = output
+        self.record_dim = record_dim
+
+    def setup(self):
+        self.records = Metrics.counter(NAMESPACE, "records_encoded")
+        self.values = Metrics.counter(NAMESPACE, "values_encoded")
+        self.bytes_in = Metrics.counter(NAMESPACE, "bytes_in")
+        self.bytes_out = Metrics.counter(NAMESPACE, "bytes_out")
+        self.chunks = Metrics.counter(NAMESPACE, "payloads")
+        self.bpv = Metrics.distribution(NAMESPACE, "payload_millibits_per_value")
+
+    def process(self, table: pa.Table):
+        info = arrow.table_info(table.schema)
+        if info.layout == "chunk":
+            records = int(pc.sum(table.column(arrow.COUNT)).as_py() or 0)
+        else:
+            records = table.num_rows
+        payload = int(pc.sum(pc.binary_length(table.column(arrow.PAYLOAD))).as_py() or 0)
+        values = records * self.record_dim
+        self.records.inc(records)
+        self.values.inc(values)
+        self.bytes_in.inc(values * 4)
+        self.bytes_out.inc(payload)
+        self.chunks.inc(table.num_rows)
+        if values:
+            self.bpv.update(int(round(1000 * payload * 8 / values)))
+        if progress_callback is not None:
+            progress_callback(records)
+        if self.output == "table":
+            yield table
+        else:
+            yield from table.to_pylist()
+
+
+class LtcEncode(beam.PTransform):
+    """Compress records with an LTC codec into the chunk or record layout.
+
+    Input: ``pa.Table`` / ``RecordBatch`` batches (fast path), or ``dict`` / ``beam.Row``
+    records. Output: compressed ``pa.Table`` elements (``output="table"``; see
+    :meth:`output_schema` for a sink's schema) or one ``dict`` per compressed row
+    (``output="rows"``). With ``dead_letter=True`` the result is a dict
+    ``{"encoded": ..., "dead_letter": ...}``; dead letters are dicts with ``error`` (names
+    the column and row), ``column``, ``row``, ``key`` and ``record``. Without it, the first
+    bad record fails the pipeline with that message.
+
+    Streaming: the grouping follows the input's windowing, so chunks form per window (and
+    key) and flush when the window's trigger fires. Late records that the window still
+    admits (its ``allowed_lateness``) arrive in a late pane: ``late="keep"`` (default)
+    encodes them as extra chunks of their own window, ``late="dead_letter"`` routes them
+    to the dead-letter output. Records later than ``allowed_lateness`` are dropped by
+    Beam's windowing before they reach LtcEncode's grouping: set the input window's
+    ``allowed_lateness`` to cover the lateness you expect (``records_in`` vs
+    ``records_encoded`` + ``records_dead_letter`` metrics show any shortfall).
+    """
+
+    def __init__(
+        self,
+        codec_uri: str,
+        *,
+        column: str | None = None,
+        columns=None,
+        key: str | None = None,
+        order_by: str | None = None,
+        layout: str = "chunk",
+        chunk_size: int = arrow.DEFAULT_CHUNK_SIZE,
+        device: str = "auto",
+        embed_codec: bool = True,
+        dead_letter: bool = False,
+        late: str = "keep",
+        schema: pa.Schema | None = None,
+        output: str = "table",
+        unit_rows: int = 65536,
+        pack_shards: int = 16,
+        model_copies: int | None = None,
+        share_across_processes: bool = False,
+    ):
+        super().__init__()
+        if isinstance(columns, str):
+            columns = [c for c in columns.split(",") if c]
+        if late not in LATE_POLICIES:
+            raise InputError(f"late must be one of {LATE_POLICIES}, got {late!r}")
+        if output not in OUTPUTS:
+            raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
+        self.codec_uri = codec_uri
+        self.column = column
+        self.columns = list(columns) if columns is not None else None
+        self.key = key
+        self.order_by = order_by
+        self.layout = layout
+        self.chunk_size = int(chunk_size)
+        self.device = device
+        self.embed_codec = embed_codec
+        self.dead_letter = dead_letter
+        self.late = late
+        self.schema = schema
+        self.output = output
+        self.unit_rows = int(unit_rows)
+        self.pack_shards = int(pack_shards)
+        self.model_copies = model_copies
+        self.share_across_processes = share_across_processes
+
+    def _codec(self):
+        return arrow.load_codec(self.codec_uri)
+
+    def output_schema(self, input_schema: pa.Schema) -> pa.Schema:
+        """The compressed schema (with metadata) for input ``input_schema``: give it to the sink."""
+        return arrow.compressed_schema(
+            self.schema or input_schema,
+            self._codec(),
+            layout=self.layout,
+            column=self.column,
+            columns=self.columns,
+            key=self.key,
+            order_by=self.order_by,
+            chunk_size=self.chunk_size,
+            embed_codec=self.embed_codec,
+        )
+
+    def expand(self, pcoll):
+        codec = self._codec()
+        arrow.check_layout(codec, self.layout)
+        if arrow.window_needs_order(codec) and self.order_by is None:
+            raise InputError(arrow.window_order_message(codec))
+        if self.schema is not None:
+            self.output_schema(self.schema)  # fail at construction on a bad column choice
+        rows = arrow.chunk_rows(codec, self.chunk_size)
+        record_dim = codec.config.record_dim
+        prepared = pcoll | "Prepare" >> beam.ParDo(
+            _Prepare(
+                record_dim=record_dim,
+                column=self.column,
+                columns=self.columns,
+                default_columns=codec.manifest.get("columns", ()),
+                key=self.key,
+                order_by=self.order_by,
+                schema=self.schema,
+                dead_letter=self.dead_letter,
+                shards=self.pack_shards,
+            )
+        ).with_outputs(DEAD, main="parts")
+        formed = (
+            prepared.parts
+            | "GroupSeries" >> beam.GroupByKey()
+            | "FormChunks"
+            >> beam.ParDo(
+                _FormChunks(
+                    order_by=self.order_by,
+                    rows=rows,
+                    unit_rows=self.unit_rows,
+                    pack_shards=self.pack_shards,
+                    schema=self.schema,
+                    late=self.late,
+                    key=self.key,
+                )
+            ).with_outputs(TAIL, DEAD, main="units")
+        )
+        packed = (
+            formed[TAIL]
+            | "GroupTails" >> beam.GroupByKey()
+            | "PackTails" >> beam.ParDo(_PackTails(rows=rows, unit_rows=self.unit_rows))
+        )
+        handler = LtcModelHandler(
+            self.codec_uri,
+            task="encode",
+            device=self.device,
+            settings=_EncodeSettings(
+                layout=self.layout,
+                column=self.column,
+                columns=self.columns,
+                key=self.key,
+                order_by=self.order_by,
+                chunk_size=self.chunk_size,
+                embed_codec=self.embed_codec,
+                schema=self.schema,
+            ),
+            model_copies=self.model_copies,
+            share_across_processes=self.share_across_processes,
+        )
+        encoded = (
+            (formed.units, packed)
+            | "Units" >> beam.Flatten()
+            | "Encode" >> RunInference(handler.with_no_batching())
+            | "Account" >> beam.ParDo(_Account(self.output, record_dim))
+        )
+        if not self.dead_letter:
+            return encoded
+        dead = (prepared[DEAD], formed[DEAD]) | "DeadLetters" >> beam.Flatten()
+        return {"encoded": encoded, "dead_letter": dead}
+
+
+class _AccountDecode(beam.DoFn):
+    def __init__(self, output: str):
+        self.output = output
+
+    def setup(self):
+        self.records = Metrics.counter(NAMESPACE, "records_decoded")
+
+    def process(self, table: pa.Table):
+        self.records.inc(table.num_rows)
+        if progress_callback is not None:
+            progress_callback(table.num_rows)
+        if self.output == "table":
+            yield table
+        else:
+            yield from table.to_pylist()
+
+
+class _ToTable(beam.DoFn):
+    """Compressed rows (dicts) → a one-row table of the compressed ``schema``; tables pass."""
+
+    def __init__(self, schema: pa.Schema | None):
+        self.schema = schema
+
+    def process(self, element):
+        table = _as_table(element)
+        if table is None:
+            if self.schema is None:
+                raise InputError("LtcDecode needs schema= (the compressed schema) to decode dict / Row elements")
+            table = pa.Table.from_pylist([_as_dict(element)], schema=self.schema)
+        yield [table]
+
+
+class LtcDecode(beam.PTransform):
+    """Decode compressed tables (either layout) back to tables (or rows) of the original schema.
+
+    ``codec_uri``: the codec to use; by default each table's embedded codec. Elements are
+    compressed ``pa.Table`` batches (for example from ``ReadFromParquetBatched``) or rows
+    with ``schema=`` (the compressed schema). Records of one chunk come out in order.
+    """
+
+    def __init__(
+        self,
+        codec_uri: str | None = None,
+        *,
+        device: str = "auto",
+        output: str = "table",
+        schema: pa.Schema | None = None,
+        model_copies: int | None = None,
+        share_across_processes: bool = False,
+    ):
+        super().__init__()
+        if output not in OUTPUTS:
+            raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
+        self.codec_uri = codec_uri
+        self.device = device
+        self.output = output
+        self.schema = schema
+        self.model_copies = model_copies
+        self.share_across_processes = share_across_processes
+
+    def expand(self, pcoll):
+        handler = LtcModelHandler(
+            self.codec_uri,
+            task="decode",
+            device=self.device,
+            model_copies=self.model_copies,
+            share_across_processes=self.share_across_processes,
+        )
+        return (
+            pcoll
+            | "AsUnits" >> beam.ParDo(_ToTable(self.schema))
+            | "Decode" >> RunInference(handler.with_no_batching())
+            | "Account" >> beam.ParDo(_AccountDecode(self.output))
+        )
+
+
+__all__ = ["LtcEncode", "LtcDecode"]
