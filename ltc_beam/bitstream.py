@@ -136,8 +136,11 @@ SPECIALS_LAYOUT: tuple[Field, ...] = (
 
 @dataclass(frozen=True, eq=False)
 class SpecialValues:
-    """NaN/±Inf of an array: flat C-order ``positions`` (int64, strictly increasing) and
-    their exact float32 bit patterns ``bits`` (uint32)."""
+    """Values stored exactly, outside the lossy path: flat C-order ``positions`` (int64,
+    strictly increasing) and their float32 bit patterns ``bits`` (uint32).
+
+    ``split_specials`` marks NaN and ±Inf; a codec may add others (e.g. absurd outliers).
+    """
 
     positions: np.ndarray
     bits: np.ndarray
@@ -157,8 +160,6 @@ class SpecialValues:
         if bits.size and (int(bits.min()) < 0 or int(bits.max()) > 0xFFFFFFFF):
             raise ValueError("special-value bit patterns must be uint32")
         bits = np.array(bits, dtype=np.uint32)
-        if ((bits & 0x7F800000) != 0x7F800000).any():
-            raise ValueError("special values must be NaN or ±Inf bit patterns (exponent all ones)")
         pos.setflags(write=False)
         bits.setflags(write=False)
         object.__setattr__(self, "positions", pos)
@@ -275,8 +276,6 @@ def _decode_specials(block: memoryview, numel: int, offset: int) -> SpecialValue
     if pos.size != m:
         raise FormatError(f"{where}: mask marks {pos.size} values but {m} bit patterns are stored")
     bits = np.frombuffer(raw, dtype="<u4", offset=mask_bytes, count=m).astype(np.uint32)
-    if ((bits & 0x7F800000) != 0x7F800000).any():
-        raise FormatError(f"{where}: a stored bit pattern is not NaN or ±Inf")
     return SpecialValues(pos, bits)
 
 

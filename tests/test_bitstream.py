@@ -304,8 +304,7 @@ def test_all_special_and_no_special_arrays():
 def test_special_values_validation():
     with pytest.raises(ValueError):
         SpecialValues(np.array([3, 3]), np.array([0x7F800000, 0x7F800000]))
-    with pytest.raises(ValueError):
-        SpecialValues(np.array([1]), np.array([0x3F800000]))  # 1.0 is not special
+    assert len(SpecialValues(np.array([1]), np.array([0x3F800000]))) == 1  # finite outliers may be kept exactly
     with pytest.raises(ValueError):
         SpecialValues(np.array([-1]), np.array([0x7F800000]))
     sp = SpecialValues(np.array([5]), np.array([0x7F800000]))
@@ -440,8 +439,9 @@ def test_structural_errors_behind_a_valid_checksum():
         "impossible": mask.tobytes() + nan + b"\0",  # size not mask + 4*M
         "marks 2 values": bytes([0b11, 0, 0]) + nan,  # mask/bits disagree
         "beyond": bytes([1, 0, 0x80]) + nan + nan,  # padding bit set (numel 24 -> exactly 3 bytes: use shape 23)
-        "not NaN": mask.tobytes() + struct.pack("<I", 0x3F800000),
     }
+    finite = unpack(with_specials_block(mask.tobytes() + struct.pack("<I", 0x3F800000)))
+    assert finite.specials.bits.tolist() == [0x3F800000]  # a finite outlier kept exactly
     for pattern, raw in bad_blocks.items():
         shape = (23,) if pattern == "beyond" else (6, 4)
         with pytest.raises(FormatError, match=pattern):
