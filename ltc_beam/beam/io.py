@@ -22,6 +22,7 @@ from apache_beam.transforms.window import GlobalWindow
 from ltc_beam import arrow
 from ltc_beam.beam.handler import NAMESPACE
 from ltc_beam.beam.transforms import LtcDecode, LtcEncode
+from ltc_beam.errors import InputError
 from ltc_beam.storage import write_bytes
 
 
@@ -34,16 +35,57 @@ def file_pattern(path: str) -> str:
     return path
 
 
+class _ReadRowGroups(beam.DoFn):
+    def __init__(self, columns):
+        self.columns = columns
+
+    def setup(self):
+        self.tables = Metrics.counter(NAMESPACE, "row_groups_read")
+
+    def process(self, path: str):
+        from ltc_beam.parquet import _remote
+
+        if _remote(path):
+            from apache_beam.io.filesystems import FileSystems
+
+            with FileSystems.open(path) as handle:
+                source = io.BytesIO(handle.read())
+        else:
+            source = path
+        reader = pq.ParquetFile(source)
+        for i in range(reader.num_row_groups):
+            self.tables.inc()
+            yield reader.read_row_group(i, columns=self.columns)
+
+
 class ReadParquetTables(beam.PTransform):
-    """Parquet file(s) → one ``pa.Table`` per row group (``ReadFromParquetBatched``)."""
+    """Parquet file(s) → one ``pa.Table`` per row group, schema metadata kept.
+
+    Files are listed when the pipeline is built (``FileSystems.match``) and read by a
+    ParDo over ``Create(files)``: unlike source-based reads this runs on every runner,
+    DaskRunner included (its 2.77 translation has no ``Read``).
+    """
 
     def __init__(self, path: str, columns: list[str] | None = None):
         super().__init__()
         self.path = path
         self.columns = columns
 
+    def files(self) -> list[str]:
+        from apache_beam.io.filesystems import FileSystems
+
+        pattern = file_pattern(self.path)
+        files = sorted(m.path for r in FileSystems.match([pattern]) for m in r.metadata_list)
+        if not files:
+            raise InputError(f"no Parquet files match {pattern!r}")
+        return files
+
     def expand(self, pbegin):
-        return pbegin | beam.io.ReadFromParquetBatched(file_pattern(self.path), columns=self.columns)
+        return (
+            pbegin
+            | "Files" >> beam.Create(self.files())
+            | "ReadRowGroups" >> beam.ParDo(_ReadRowGroups(self.columns))
+        )
 
 
 class _ShardKey(beam.DoFn):

@@ -34,8 +34,12 @@ from ltc_beam.errors import InputError
 
 log = logging.getLogger(__name__)
 
+# Steps emit (tag, value) pairs that later steps select, instead of multi-output ParDos:
+# Beam 2.77's DaskRunner mixes tagged outputs into the main output.
 DEAD = "dead_letter"
 TAIL = "tail"
+PART = "part"
+UNIT = "unit"
 LATE_POLICIES = ("keep", "dead_letter")
 OUTPUTS = ("table", "rows")
 
@@ -91,6 +95,10 @@ def _check_scalar(v, prefix: str = "value is") -> str | None:
             f"{prefix} a {type(v).__name__} value, not a float"
         )
     return None
+
+
+def _select(tag: str):
+    return beam.FlatMap(lambda item, tag=tag: [item[1]] if item[0] == tag else [])
 
 
 class _Prepare(beam.DoFn):
@@ -154,7 +162,7 @@ class _Prepare(beam.DoFn):
                 key = table.column(self.key)[row].as_py() if self.key else None
                 record = table.slice(row, 1).to_pylist()[0]
                 msg = f"column {col!r}, row {row}{self._where(table, row)}: {problem}"
-                yield beam.pvalue.TaggedOutput(DEAD, _dead_letter(msg, col, row, key, record))
+                yield (DEAD, _dead_letter(msg, col, row, key, record))
             self.dead.inc(len(bad))
             keep = np.ones(table.num_rows, bool)
             keep[list(bad)] = False
@@ -162,10 +170,10 @@ class _Prepare(beam.DoFn):
         if table.num_rows == 0:
             return
         if self.key is None:
-            yield (b"#" + arrow.table_digest(table), table)
+            yield (PART, (b"#" + arrow.table_digest(table), table))
         else:
             for _, kb, part in arrow.split_by_key(table, self.key):
-                yield (kb, part)
+                yield (PART, (kb, part))
 
     def _record(self, record: dict):
         self.records_in.inc()
@@ -202,11 +210,11 @@ class _Prepare(beam.DoFn):
             if not self.dead_letter:
                 raise InputError(text)
             self.dead.inc()
-            yield beam.pvalue.TaggedOutput(DEAD, _dead_letter(text, col, None, key, record))
+            yield (DEAD, _dead_letter(text, col, None, key, record))
             return
         data = arrow.canonical(record)
         kb = arrow.canonical(key) if self.key else b"%" + str(arrow.shard_of(data, self.shards)).encode()
-        yield (kb, (arrow.digest(data), record))
+        yield (PART, (kb, (arrow.digest(data), record)))
 
     def _has_default_columns(self, record: dict) -> bool:
         return bool(self.default_columns) and all(c in record for c in self.default_columns)
@@ -270,13 +278,13 @@ class _FormChunks(beam.DoFn):
                 for row, record in enumerate(series.to_pylist()):
                     key = record.get(self.key) if self.key else None
                     msg = f"record arrived after its window closed (late pane {pane.index}); late='dead_letter'"
-                    yield beam.pvalue.TaggedOutput(DEAD, _dead_letter(msg, None, row, key, record))
+                    yield (DEAD, _dead_letter(msg, None, row, key, record))
                 return
         chunks, rest = arrow.cut(series, self.rows)
         for unit in _units(chunks, self.unit_rows):
-            yield unit
+            yield (UNIT, unit)
         if rest is not None:
-            yield beam.pvalue.TaggedOutput(TAIL, (arrow.shard_of(kb, self.pack_shards), (kb, rest)))
+            yield (TAIL, (arrow.shard_of(kb, self.pack_shards), (kb, rest)))
 
 
 class _PackTails(beam.DoFn):
@@ -369,7 +377,7 @@ class LtcEncode(beam.PTransform):
         schema: pa.Schema | None = None,
         output: str = "table",
         unit_rows: int = 65536,
-        pack_shards: int = 16,
+        pack_shards: int = 4,
         model_copies: int | None = None,
         share_across_processes: bool = False,
     ):
@@ -436,9 +444,10 @@ class LtcEncode(beam.PTransform):
                 dead_letter=self.dead_letter,
                 shards=self.pack_shards,
             )
-        ).with_outputs(DEAD, main="parts")
+        )
         formed = (
-            prepared.parts
+            prepared
+            | "SelectParts" >> _select(PART)
             | "GroupSeries" >> beam.GroupByKey()
             | "FormChunks"
             >> beam.ParDo(
@@ -451,10 +460,11 @@ class LtcEncode(beam.PTransform):
                     late=self.late,
                     key=self.key,
                 )
-            ).with_outputs(TAIL, DEAD, main="units")
+            )
         )
         packed = (
-            formed[TAIL]
+            formed
+            | "SelectTails" >> _select(TAIL)
             | "GroupTails" >> beam.GroupByKey()
             | "PackTails" >> beam.ParDo(_PackTails(rows=rows, unit_rows=self.unit_rows))
         )
@@ -476,14 +486,17 @@ class LtcEncode(beam.PTransform):
             share_across_processes=self.share_across_processes,
         )
         encoded = (
-            (formed.units, packed)
+            (formed | "SelectUnits" >> _select(UNIT), packed)
             | "Units" >> beam.Flatten()
             | "Encode" >> RunInference(handler.with_no_batching())
             | "Account" >> beam.ParDo(_Account(self.output, record_dim))
         )
         if not self.dead_letter:
             return encoded
-        dead = (prepared[DEAD], formed[DEAD]) | "DeadLetters" >> beam.Flatten()
+        dead = (
+            prepared | "SelectDead" >> _select(DEAD),
+            formed | "SelectLate" >> _select(DEAD),
+        ) | "DeadLetters" >> beam.Flatten()
         return {"encoded": encoded, "dead_letter": dead}
 
 
