@@ -7,6 +7,7 @@ import torch
 
 from ltc_beam.lattices.base import CosetUnionLattice, Lattice
 from ltc_beam.lattices.codes import reed_muller_1_4
+from ltc_beam.lattices.nearest import nearest_code_union
 
 
 class IntegerLattice(Lattice):
@@ -64,9 +65,15 @@ class GossetE8(CosetUnionLattice):
 
 
 class BarnesWall16(CosetUnionLattice):
-    """BW16: the 32 cosets of 2·D16 indexed by the Reed–Muller code RM(1,4)."""
+    """BW16: the 32 cosets of 2·D16 indexed by the Reed–Muller code RM(1,4).
+
+    Decoded by soft-decision over the code (:func:`nearest_code_union`).
+    """
 
     name, nsm, reference_step = "bw16", 0.068299, 2
 
     def __init__(self):
         super().__init__(reed_muller_1_4(), step=2)
+
+    def _nearest_frame(self, u: torch.Tensor) -> torch.Tensor:
+        return nearest_code_union(u, self._reps)
