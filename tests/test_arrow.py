@@ -1,0 +1,184 @@
+"""ltc_beam.arrow / read_parquet: layouts, metadata, decoding without Beam, errors."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import ltc_beam
+from ltc_beam import arrow
+from ltc_beam.errors import CodecMismatchError, FormatError, InputError
+from tests.beam_fixtures import block_codec, small, sort_by_series, telemetry, values_of, vec_codec, window_codec  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    arrow._CODECS.clear()
+    arrow._BY_URI.clear()
+    yield
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+def same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal up to float32 rounding of the synthesis transform (batch size changes GEMM order)."""
+    return a.shape == b.shape and np.allclose(a, b, rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+@pytest.mark.parametrize("layout", ["chunk", "record"])
+def test_round_trip_restores_schema_and_pass_through(small, vec_codec, layout):
+    codec, _ = vec_codec
+    enc = arrow.encode_table(small, codec, column="values", key="device", order_by="ts", layout=layout, chunk_size=256)
+    if layout == "chunk":
+        assert enc.schema.field("device").type == pa.list_(pa.string())
+        assert enc.num_rows < small.num_rows
+        assert sum(enc.column(arrow.COUNT).to_pylist()) == small.num_rows
+        assert set(enc.column(arrow.CODEC).to_pylist()) == {codec.id}
+    else:
+        assert enc.num_rows == small.num_rows
+        assert enc.schema.field("device").type == pa.string()
+    dec = arrow.sort_decoded(arrow.decode_table(enc), "device", "ts")
+    ref = sort_by_series(small)
+    assert dec.schema.equals(small.schema, check_metadata=True)
+    assert dec.drop(["values"]).equals(ref.drop(["values"]))  # pass-through identical (nulls included)
+    x, y = values_of(ref), values_of(dec)
+    want = codec.reconstruct(x)  # what the in-process codec gives
+    assert same_values(y, want)
+    finite = np.isfinite(x).all(axis=1)
+    mse, want_mse = np.mean((y[finite] - x[finite]) ** 2), np.mean((want[finite] - x[finite]) ** 2)
+    assert abs(mse - want_mse) <= 1e-6 * want_mse
+    special = ~np.isfinite(x)
+    assert special.any() and same_bits(y[special], x[special])  # NaN / ±Inf exact
+
+
+def test_window_and_block_codecs_match_in_process_chunks(small, window_codec, block_codec):
+    for codec, _ in (window_codec, block_codec):
+        enc = arrow.encode_table(small, codec, column="values", key="device", order_by="ts", chunk_size=64)
+        chunks = arrow.plan_chunks([small], key="device", order_by="ts", rows=arrow.chunk_rows(codec, 64))
+        want = np.concatenate([codec.reconstruct(values_of(c)) for c in chunks])
+        got = values_of(arrow.decode_table(enc))
+        assert same_values(got, want)
+
+
+def test_parquet_file_opens_with_plain_pyarrow_and_decodes_without_codec_file(small, vec_codec, tmp_path):
+    codec, _ = vec_codec
+    codec_path = tmp_path / "c.ltc"
+    codec.save(str(codec_path))
+    out = tmp_path / "x.parquet"
+    ltc_beam.parquet.write_parquet(small, str(out), codec, column="values", key="device", order_by="ts")
+    plain = pq.read_table(out)  # plain pyarrow: payload column, lists, metadata
+    assert plain.schema.field(arrow.PAYLOAD).type == pa.binary()
+    assert b"ltc" in plain.schema.metadata and b"ltc.codec" in plain.schema.metadata
+    os.remove(codec_path)  # the embedded codec is all that is needed
+    dec = ltc_beam.read_parquet(str(out))
+    assert dec.schema.equals(small.schema, check_metadata=True)
+    assert dec.num_rows == small.num_rows
+
+
+def test_embedded_codec_is_compact(small, vec_codec):
+    codec, _ = vec_codec
+    schema = arrow.compressed_schema(small.schema, codec, column="values", key="device", order_by="ts")
+    from ltc_beam.codec.artifact import codec_to_bytes
+
+    raw = len(codec_to_bytes(codec))
+    embedded = len(schema.metadata[b"ltc.codec"])
+    assert embedded < 0.75 * raw * 4 / 3  # zstd before base64 saves at least a quarter
+    other = sum(len(v) for k, v in schema.metadata.items() if k != b"ltc.codec")
+    assert other < 8000
+
+
+def test_without_embedded_codec_needs_codec_and_checks_it(small, vec_codec, window_codec, tmp_path):
+    codec, path = vec_codec
+    enc = arrow.encode_table(small, codec, column="values", key="device", order_by="ts", embed_codec=False)
+    assert b"ltc.codec" not in enc.schema.metadata
+    with pytest.raises(FormatError, match="not embedded"):
+        arrow.decode_table(enc)
+    assert arrow.decode_table(enc, path).num_rows == small.num_rows  # codec by URI
+    with pytest.raises(CodecMismatchError):
+        arrow.decode_table(enc, window_codec[0])
+
+
+def test_scalar_columns_layout(vec_codec):
+    codec, _ = vec_codec
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 8)).astype(np.float64)
+    table = pa.table({f"c{i}": x[:, i] for i in range(8)} | {"tag": pa.array(["a"] * 500)})
+    cols = [f"c{i}" for i in range(8)]
+    enc = arrow.encode_table(table, codec, columns=cols)
+    dec = arrow.decode_table(enc)
+    assert dec.schema.equals(table.schema)
+    assert dec.column("tag").equals(table.column("tag"))
+
+
+def test_corrupt_payload_names_row(small, vec_codec):
+    codec, _ = vec_codec
+    enc = arrow.encode_table(small, codec, column="values", key="device", order_by="ts", chunk_size=256)
+    payloads = enc.column(arrow.PAYLOAD).to_pylist()
+    bad = bytearray(payloads[2])
+    bad[len(bad) // 2] ^= 0xFF
+    payloads[2] = bytes(bad)
+    broken = enc.set_column(enc.schema.get_field_index(arrow.PAYLOAD), enc.schema.field(arrow.PAYLOAD), pa.array(payloads, pa.binary()))
+    with pytest.raises(FormatError, match="row 2"):
+        arrow.decode_table(broken)
+    with pytest.raises(FormatError, match="ltc"):
+        arrow.decode_table(small)  # not compressed at all
+
+
+BAD_CASES = {
+    "wrong vector length": (pa.list_(pa.float32()), [[1.0] * 8, [1.0] * 7], "row 1", "7 values"),
+    "null vector": (pa.list_(pa.float32()), [[1.0] * 8, None], "row 1", "null"),
+    "null inside vector": (pa.list_(pa.float32()), [[1.0] * 8, [1.0] * 7 + [None]], "row 1", "null"),
+    "ragged lists": (pa.list_(pa.float64()), [[1.0] * 8, [1.0] * 9, [1.0] * 8], "row 1", "9 values"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_vectors_name_column_and_row(vec_codec, case):
+    codec, _ = vec_codec
+    typ, rows, row, what = BAD_CASES[case]
+    table = pa.table({"k": pa.array(range(len(rows))), "vec": pa.array(rows, typ)})
+    with pytest.raises(InputError, match=f"column 'vec', {row}.*{what}"):
+        arrow.encode_table(table, codec, column="vec")
+
+
+def test_non_float_types_are_refused(vec_codec):
+    codec, _ = vec_codec
+    ints = pa.table({"vec": pa.array([[1] * 8], pa.list_(pa.int64()))})
+    with pytest.raises(InputError, match="column 'vec'.*int64"):
+        arrow.encode_table(ints, codec, column="vec")
+    strings = pa.table({f"c{i}": pa.array(["x"]) for i in range(8)})
+    with pytest.raises(InputError, match="column 'c0'.*string"):
+        arrow.encode_table(strings, codec, columns=[f"c{i}" for i in range(8)])
+    nulls = pa.table({f"c{i}": pa.array([1.0, None if i == 3 else 2.0]) for i in range(8)})
+    with pytest.raises(InputError, match="column 'c3', row 1"):
+        arrow.encode_table(nulls, codec, columns=[f"c{i}" for i in range(8)])
+    fixed = pa.table({"vec": pa.array([[1.0] * 6], pa.list_(pa.float32(), 6))})
+    with pytest.raises(InputError, match="column 'vec' holds 6 values"):
+        arrow.encode_table(fixed, codec, column="vec")
+
+
+def test_layout_and_order_rules(small, window_codec, block_codec):
+    with pytest.raises(InputError, match="order_by"):
+        arrow.encode_table(small, window_codec[0], column="values", key="device")
+    with pytest.raises(InputError, match="record layout"):
+        arrow.encode_table(small, block_codec[0], column="values", layout="record")
+
+
+def test_chunking_is_independent_of_batching(small, block_codec):
+    codec, _ = block_codec
+    rows = arrow.chunk_rows(codec, 200)
+    whole = arrow.plan_chunks([small], key="device", order_by="ts", rows=rows)
+    batches = [small.slice(i, 700) for i in range(0, small.num_rows, 700)]
+    shuffled = arrow.plan_chunks(batches[::-1], key="device", order_by="ts", rows=rows)
+    assert [c.num_rows for c in whole] == [c.num_rows for c in shuffled]
+    for a, b in zip(whole, shuffled):
+        assert a.drop(["values"]).equals(b.drop(["values"]))
+        assert same_bits(values_of(a), values_of(b))  # NaN-safe
+    # short series are packed: far fewer chunks than devices
+    assert len(whole) < 30 and sum(c.num_rows for c in whole) == small.num_rows
