@@ -25,9 +25,12 @@ Beam transforms and :func:`encode_table`:
 2. a series is ordered by ``order_by`` (stable; batches of one series are first put in
    the order of their content digests, so ties resolve the same way everywhere);
 3. it is cut into full chunks of ``chunk_rows`` records; the remainder (the *tail*, the
-   whole series when it is short) goes to a packing step;
-4. tails are ordered by series key bytes and concatenated, then cut into chunks again, so
-   thousands of short series do not each pay a bitstream header.
+   whole series when it is short) goes to one of ``pack_shards`` packing groups (by a
+   hash of its series key);
+4. in each packing group, tails are ordered by series key bytes and concatenated, then cut
+   into chunks again, so thousands of short series do not each pay a bitstream header.
+   (In window mode a window may then straddle two short series: that costs a little
+   accuracy at the seam, never correctness.)
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ META_CODEC = b"ltc.codec"
 BEAM_OPTION_PREFIX = b"beam:schema_option:"
 
 DEFAULT_CHUNK_SIZE = 4096
+#: Tails (short series) are packed in this many groups, by a hash of their series key.
+DEFAULT_PACK_SHARDS = 4
 
 
 # ====================================================================== vector columns
@@ -509,7 +514,12 @@ def pack_tails(tails: list[tuple[bytes, pa.Table]], rows: int) -> list[pa.Table]
 
 
 def plan_chunks(
-    batches: list[pa.Table], *, key: str | None, order_by: str | None, rows: int
+    batches: list[pa.Table],
+    *,
+    key: str | None,
+    order_by: str | None,
+    rows: int,
+    pack_shards: int = DEFAULT_PACK_SHARDS,
 ) -> list[pa.Table]:
     """In-process chunking identical to the Beam transforms' (the same batches → the same chunks)."""
     groups: dict[bytes, list[pa.Table]] = {}
@@ -522,14 +532,16 @@ def plan_chunks(
         else:
             for _, kb, part in split_by_key(batch, key):
                 groups.setdefault(kb, []).append(part)
-    full, tails = [], []
+    full, tails = [], {}
     for kb in sorted(groups):
         series = order_series(groups[kb], order_by)
         chunks, rest = cut(series, rows)
         full += chunks
         if rest is not None:
-            tails.append((kb, rest))
-    return full + pack_tails(tails, rows)
+            tails.setdefault(shard_of(kb, pack_shards), []).append((kb, rest))
+    for shard in sorted(tails):
+        full += pack_tails(tails[shard], rows)
+    return full
 
 
 # ====================================================================== encode / decode
@@ -579,6 +591,7 @@ def encode_table(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     embed_codec: bool = True,
     batches: list[pa.Table] | None = None,
+    pack_shards: int = DEFAULT_PACK_SHARDS,
 ) -> pa.Table:
     """Compress ``table`` in process (no Beam) into the given layout.
 
@@ -602,7 +615,9 @@ def encode_table(
     if window_needs_order(codec) and order_by is None:
         raise InputError(window_order_message(codec))
     rows = chunk_rows(codec, chunk_size)
-    chunks = plan_chunks(batches if batches is not None else [table], key=key, order_by=order_by, rows=rows)
+    chunks = plan_chunks(
+        batches if batches is not None else [table], key=key, order_by=order_by, rows=rows, pack_shards=pack_shards
+    )
     return encode_chunks(chunks, codec, schema)
 
 

@@ -377,7 +377,7 @@ class LtcEncode(beam.PTransform):
         schema: pa.Schema | None = None,
         output: str = "table",
         unit_rows: int = 65536,
-        pack_shards: int = 4,
+        pack_shards: int = arrow.DEFAULT_PACK_SHARDS,
         model_copies: int | None = None,
         share_across_processes: bool = False,
     ):
