@@ -19,6 +19,19 @@ def to_windows(records: np.ndarray, window: int) -> np.ndarray:
     return padded.reshape(count, window * d)
 
 
+def sliding_windows(records: np.ndarray, window: int) -> np.ndarray:
+    """Every window of ``window`` consecutive records (stride 1): ``[N - window + 1, window * d]``.
+
+    Training on all offsets shows the transform every phase of the signal, which the
+    aligned windows of one series would not; series shorter than a window are padded.
+    """
+    n, d = records.shape
+    if n < window:
+        return to_windows(records, window)
+    view = np.lib.stride_tricks.sliding_window_view(records, (window, d))[:, 0]
+    return view.reshape(n - window + 1, window * d)
+
+
 def from_windows(vectors: np.ndarray, records: int, record_dim: int) -> np.ndarray:
     """Inverse of :func:`to_windows`: the first ``records`` records."""
     return vectors.reshape(-1, record_dim)[:records]

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ltc_beam import lattices
 from ltc_beam.codec.config import CodecConfig, default_latent_dim
-from ltc_beam.codec.layout import pad_rows, to_windows
+from ltc_beam.codec.layout import pad_rows, sliding_windows, to_windows
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.transforms import init_from_pca, principal_axes
 
@@ -103,12 +103,18 @@ def column_statistics(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
     return mean, np.where(std > 0, std, 1.0)
 
 
-def vectors_of(series: list[np.ndarray], window: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Normalised input vectors of all series (non-finite values replaced by the mean)."""
+def vectors_of(
+    series: list[np.ndarray], window: int, mean: np.ndarray, std: np.ndarray, sliding: bool = False
+) -> np.ndarray:
+    """Normalised input vectors of all series (non-finite values replaced by the mean).
+
+    ``sliding`` takes every window offset (training); otherwise windows are aligned as the
+    codec forms them (validation).
+    """
     out = []
     for s in series:
         z = np.nan_to_num((s - mean) / std, nan=0.0, posinf=0.0, neginf=0.0)
-        out.append(to_windows(z, window))
+        out.append(sliding_windows(z, window) if sliding else to_windows(z, window))
     return np.concatenate(out) if out else np.zeros((0, window * len(mean)))
 
 
@@ -140,7 +146,8 @@ class Trainer:
         train_series, val_series = split_series(series, options.validation_fraction, options.seed)
         mean, std = column_statistics(train_series)
         n = config.vectors_per_block
-        self.train_x = torch.as_tensor(vectors_of(train_series, config.window, mean, std), dtype=torch.float32)
+        train_x = vectors_of(train_series, config.window, mean, std, sliding=True)
+        self.train_x = torch.as_tensor(train_x, dtype=torch.float32)
         val = vectors_of(val_series, config.window, mean, std) if val_series else np.zeros((0, config.input_dim))
         self.val_x = torch.as_tensor(pad_rows(val[:50_000], n), dtype=torch.float32)
         if len(self.train_x) < n:
