@@ -1,4 +1,4 @@
-"""Fast exact nearest point of the Leech lattice (vectorised torch, any dtype and device).
+"""Fast exact nearest point of the Leech lattice (vectorised torch, any float dtype and device).
 
 Frame (√8 times unit volume): ``x = h·1 + 2c + 4z`` with half ``h`` in {0, 1}, ``c`` a Golay
 codeword and ``z`` integer with ``Σz ≡ h (mod 2)``. Golay coordinates follow the MOG
@@ -7,25 +7,29 @@ parity π, and per column one of the two 4-bit columns of score ``s_j`` and pari
 they are complements, with opposite top bits ``t_j`` — subject to ``Σ t_j ≡ π``.
 
 For a *case* (h, π, hexacode word) each column has four states (t_j, q_j), q_j being the
-parity of its z's; its cost is the pattern's rounding cost plus, when q_j differs from the
-nearest z's parity, the cheapest single re-rounding in that column. A case asks for
-``Σ t_j ≡ π`` and ``Σ q_j ≡ h``: a min-plus problem over Z2×Z2. Start every column at its
-best state; the remaining change G is in Z2×Z2, and since any three non-zero elements of
-Z2×Z2 contain a zero-sum subsequence (Davenport constant 3) some optimal correction
-changes at most two columns. So the exact case cost is ``Σ best + corr(G)`` with
-``corr(G) = min(min_j Δ_j(G), min_{j≠k} Δ_j(g) + Δ_k(g'))``, ``{g, g', G}`` the three
-non-zero elements.
+parity of its z's; a state costs its pattern's rounding cost plus, when q_j is not the
+parity of the nearest z's, the cheapest single re-rounding in that column. The case asks
+for ``Σ t_j ≡ π`` and ``Σ q_j ≡ h``: a min-plus problem over Z2×Z2. Start every column at
+its best state; the change G still needed is in Z2×Z2, and since any three non-zero
+elements of Z2×Z2 contain a zero-sum subsequence (Davenport constant 3) some optimal
+correction moves at most two columns. So the exact cost of a case is
+``Σ best + corr(G)``, ``corr(G) = min(min_j Δ_j(G), min_{j≠k} Δ_j(g) + Δ_k(g'))`` with
+``{g, g', G}`` the three non-zero elements (``corr(0) = 0``).
 
-Decoding all 256 cases exactly is still costly, so the decoder first computes for every
-case the lower bound ``Σ best + [G ≠ 0]·min_j (second best − best)_j`` — shared over
-column pairs as in a hexacode trellis — evaluates the two cases with the smallest bounds
-exactly, and accepts the better one when it beats the third smallest bound *strictly*.
-The bound never exceeds the exact cost in floating point (same summation order, all
-corrections non-negative), so an accepted answer is optimal; the rare rest (near ties,
-Voronoi boundaries) is decoded by evaluating all 256 cases. Either way the chosen case
-is the one of lowest index among those of least exact cost, and within a case every
-choice takes the first minimum: the answer is a deterministic function of the input,
-independent of batch composition and of which path decoded it.
+Evaluating all 256 cases exactly is still costly, so the decoder first bounds every case
+from below by ``Σ best + [G ≠ 0]·min_j (second best − best)_j`` — shared over column
+pairs as in a hexacode trellis — evaluates the two cases of smallest bound exactly, and
+accepts the better one when it beats the third smallest bound *strictly* (bounds are
+rounded down, so this holds in floating point too). The rest (near ties, Voronoi-cell
+boundaries: rare for generic input) is decoded by evaluating all 256 cases. Either way
+the answer is the case of lowest index among those of least exact cost, and within a
+case every choice takes the first minimum: the output is a deterministic function of the
+input vector, whichever path decoded it and whatever else is in the batch.
+
+Every tensor inside is batch-last (``[..., n]``) so that each torch op runs over long
+contiguous rows; comparisons, ``where`` and arg-reductions (slow on CPU) are kept off the
+256-case tensors, which are reduced with integer keys that carry the case index in their
+low bits.
 """
 
 from __future__ import annotations
@@ -38,9 +42,11 @@ import torch
 from ltc_beam.lattices.codes import _GF4_MUL, hexacode
 
 _OMEGA = 2  # ω in the GF(4) encoding of codes.py
-_CANDIDATES = 2  # cases evaluated exactly on the fast path
-_CHUNK = 2048  # vectors per chunk (the bound stage holds ~300 floats per vector per tensor)
-_FALLBACK_CHUNK = 256
+_CHUNK = 2048  # vectors per chunk: the bound stage holds a few [256, n] tensors
+_TIER1 = 2  # candidates per vector (about 2 % of Gaussian vectors are left to tier 2)
+_TIER2 = 16  # candidates for vectors tier 1 could not settle
+_FALLBACK_CHUNK = 128  # vectors per chunk when all 256 cases are evaluated
+_QUANTITIES = 7  # per column case: best, switch, f_best, f_other, t_best, q_best, flips_parity
 
 
 def _tables() -> dict[str, np.ndarray]:
@@ -72,11 +78,11 @@ def _tables() -> dict[str, np.ndarray]:
         "high_index": (np.arange(6)[None, :, None] * 16 + 15 - low[:, None, :]).reshape(-1),
         "low_patterns": low,
         "all_cases": np.arange(256, dtype=np.int64)[:, None],
-        "pair_first": pair.T.copy(),  # [δ, x] -> 4x + (x ^ δ)
-        "pair_third": np.array(
-            [[[4 * w[4] + w[5] for w in row] for row in block] for block in words]
-        ),  # [δ, x1, x2]
-        "target": np.array([[0, 1], [2, 3]], dtype=np.int64),  # [h, π] -> t + 2q with t = π, q = h
+        # Sort keys: (bound bits | 255) + slot = bound bits rounded down by 256 units, plus case.
+        "slot": (np.arange(256, dtype=np.int32) - 511)[:, None],
+        "pair_first": pair.T.reshape(-1).copy(),  # [δ, x] -> 4x + (x ^ δ), flat
+        "pair_third": (4 * words[..., 4] + words[..., 5]).reshape(-1),  # [δ, x1, x2], flat
+        "target": np.array([[0, 1], [2, 3]], dtype=np.uint8).reshape(2, 2, 1, 1, 1, 1),  # t + 2q = π + 2h
         "case_columns": case_columns.reshape(256, 6),
         "roles": roles,
         "words": words.reshape(64, 6),
@@ -94,184 +100,244 @@ def _on(device: torch.device) -> dict[str, torch.Tensor]:
 
 
 def nearest_leech_frame(u: torch.Tensor) -> torch.Tensor:
-    """Nearest Λ24 point to each row of ``u[..., 24]`` in the √8 frame (integer-valued floats)."""
+    """Nearest Λ24 point to each row of ``u[..., 24]`` in the √8 frame (integer-valued floats).
+
+    Rows holding NaN or ±inf come back as NaN rows.
+    """
     if not u.is_floating_point():
         raise TypeError("nearest_leech_frame expects a floating-point tensor")
     flat = u.reshape(-1, 24)
+    finite = torch.isfinite(flat).all(-1, keepdim=True)
+    flat = torch.where(finite, flat, 0.0)
     out = torch.empty_like(flat)
     for start in range(0, flat.shape[0], _CHUNK):
-        # Batch-last layout: every elementwise op runs over long contiguous rows.
-        out[start : start + _CHUNK] = _decode_chunk(flat[start : start + _CHUNK].t().contiguous()).t()
-    return out.reshape(u.shape)
-
-
-# ---------------------------------------------------------------------------------- stages
-# Every tensor below is batch-last: ``[..., n]``.
-def _rounding(u: torch.Tensor):
-    """Per offset o = h + 2b and coordinate: nearest z and residual r, ``[2h, 6col, 4row, 2b, n]``."""
-    offsets = torch.tensor([[0.0, 2.0], [1.0, 3.0]], dtype=u.dtype, device=u.device)  # [h, b]
-    v = (u.view(1, 6, 4, 1, -1) - offsets.view(2, 1, 1, 2, 1)) * 0.25
-    z = torch.round(v)
-    return z, v - z
-
-
-def _column_cases(u: torch.Tensor, tab: dict[str, torch.Tensor]):
-    """Per column case (h, π, column, score), each ``[2h, 2π, 6, 4s, n]``, in units of 16:
-
-    the best state's cost, the cost of switching the top bit, the cheapest re-rounding in
-    the best and in the other pattern, the best top bit t*, the best state's z parity q*,
-    and whether switching the top bit changes the z parity.
-    """
-    n = u.shape[-1]
-    z, r = _rounding(u)
-    d = r * r
-    f = 1.0 - 2.0 * r.abs()
-    sign = 1.0 - 2.0 * torch.remainder(z, 2.0)  # (-1)^z
-
-    def patterns(x, op):  # [2h, 6, 4r, 2b, n] -> [2h, 6 * 16, n] over p = 8b0 + 4b1 + 2b2 + b3
-        top = op(x[:, :, 0, :, None], x[:, :, 1, None, :])
-        bottom = op(x[:, :, 2, :, None], x[:, :, 3, None, :])
-        return op(top.reshape(2, 6, 4, 1, n), bottom.reshape(2, 6, 1, 4, n)).reshape(2, 96, n)
-
-    low = tab["low_index"]
-    high = tab["high_index"]
-    out = []
-    for x, op in ((d, torch.add), (f, torch.minimum), (sign, torch.mul)):
-        p = patterns(x, op)
-        out.append((p.index_select(1, low).view(2, 2, 6, 4, n), p.index_select(1, high).view(2, 2, 6, 4, n)))
-    (d0, d1), (f0, f1), (s0, s1) = out
-    t1 = d1 < d0  # ties keep top bit 0
-    best = torch.minimum(d0, d1)
-    switch = (d1 - d0).abs()
-    f_best = torch.where(t1, f1, f0)
-    f_other = torch.where(t1, f0, f1)
-    q_best = torch.where(t1, s1, s0) < 0
-    change = (s0 * s1) < 0  # switching the top bit changes the z parity
-    return best, switch, f_best, f_other, t1, q_best, change
-
-
-def _case_bounds(cc, tab: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Lower bound of the exact cost of every case: ``[256, n]`` in case order (h, π, δ, x1, x2)."""
-    best, switch, f_best, _, t1, q_best, _ = cc
-    n = best.shape[-1]
-    gap = torch.minimum(switch, f_best)  # second best state minus best, per column case
-    code = t1.to(torch.uint8) + 2 * q_best.to(torch.uint8)  # best state (t, q) as t + 2q
-
-    def trellis(x, op):  # [2h, 2π, 6, 4s, n] -> [2h, 2π, 4δ, 4x1, 4x2, n]
-        x = x.reshape(2, 2, 3, 2, 4, n)
-        blocks = op(x[:, :, :, 0, :, None], x[:, :, :, 1, None, :]).reshape(2, 2, 3, 16, n)
-        first = blocks[:, :, 0][:, :, tab["pair_first"]]  # [2, 2, 4δ, 4x1, n]
-        second = blocks[:, :, 1][:, :, tab["pair_first"]]  # [2, 2, 4δ, 4x2, n]
-        third = blocks[:, :, 2][:, :, tab["pair_third"]]  # [2, 2, 4δ, 4x1, 4x2, n]
-        return op(op(first[:, :, :, :, None], second[:, :, :, None, :]), third)
-
-    total = trellis(best, torch.add)
-    least_gap = trellis(gap, torch.minimum)
-    state = trellis(code, torch.bitwise_xor)
-    wrong = state != tab["target"].to(torch.uint8).view(2, 2, 1, 1, 1, 1)
-    return torch.where(wrong, total + least_gap, total).view(256, n)
-
-
-def _evaluate(cc, cases: torch.Tensor, tab: dict[str, torch.Tensor], config: bool = False):
-    """Exact cost of ``cases[K, n]`` (and, with ``config``, each column's change of state)."""
-    k, n = cases.shape
-    index = tab["case_columns"][cases].permute(0, 2, 1).reshape(k * 6, n)
-    best, switch, f_best, f_other, t1, q_best, change = (
-        torch.gather(x.reshape(96, n), 0, index).view(k, 6, n) for x in cc
-    )
-    dtype = best.dtype
-    h = torch.div(cases, 128, rounding_mode="floor")
-    pi = torch.div(cases, 64, rounding_mode="floor") % 2
-    base = ((best[:, 0] + best[:, 1]) + (best[:, 2] + best[:, 3])) + (best[:, 4] + best[:, 5])
-    t_wrong = (t1.sum(1) + pi) % 2
-    q_wrong = (q_best.sum(1) + h) % 2
-    g = t_wrong + 2 * q_wrong  # change still needed, as t + 2q
-    a = change.to(dtype)
-    # Cost of moving a column from its best state by c = t + 2q, for c = 1, 2, 3.
-    delta = torch.stack([switch + a * f_other, f_best, switch + (1.0 - a) * f_other], dim=1)
-    roles = tab["roles"][(g - 1).clamp(min=0)].permute(0, 2, 1)  # [K, 3, n]: single, pair X, pair Y
-    picked = torch.gather(delta, 1, roles.unsqueeze(2).expand(k, 3, 6, n))
-    single_all, x, y = picked.unbind(1)
-    single, j_single = single_all.min(1)
-    inf = float("inf")
-    mx, ix = x.min(1)
-    my, iy = y.min(1)
-    y_rest, ky = y.scatter(1, ix.unsqueeze(1), inf).min(1)
-    x_rest, kx = x.scatter(1, iy.unsqueeze(1), inf).min(1)
-    pair_a = mx + y_rest  # X at its argmin, Y elsewhere
-    pair_b = x_rest + my  # Y at its argmin, X elsewhere
-    pair = torch.minimum(pair_a, pair_b)
-    corr = torch.where(g == 0, torch.zeros_like(base), torch.minimum(single, pair))
-    cost = base + corr
-    if not config:
-        return cost
-    # Column changes of the optimal configuration of each case (first minima throughout).
-    use_single = (g != 0) & (single <= pair)
-    use_a = (g != 0) & ~use_single & (pair_a <= pair_b)
-    pair_used = (g != 0) & ~use_single
-    zero = torch.zeros_like(g)
-    changes = torch.zeros(k, 6, n, dtype=torch.int64, device=best.device)
-    changes.scatter_(1, j_single.unsqueeze(1), torch.where(use_single, g, zero).unsqueeze(1))
-    col_x = torch.where(use_a, ix, kx)
-    col_y = torch.where(use_a, ky, iy)
-    cx = torch.where(pair_used, roles[:, 1] + 1, zero)
-    cy = torch.where(pair_used, roles[:, 2] + 1, zero)
-    changes.scatter_add_(1, col_x.unsqueeze(1), cx.unsqueeze(1))
-    changes.scatter_add_(1, col_y.unsqueeze(1), cy.unsqueeze(1))
-    return cost, changes, t1, change
-
-
-def _pick(cost: torch.Tensor, cases: torch.Tensor):
-    """Least cost, then lowest case index, over the first axis: (cost, case) per vector."""
-    least = cost.amin(0, keepdim=True)
-    key = torch.where(cost == least, cases, torch.full_like(cases, 1 << 20))
-    return least.squeeze(0), key.amin(0)
+        part = flat[start : start + _CHUNK].t().contiguous()  # batch-last
+        out[start : start + _CHUNK] = _decode_chunk(part).t()
+    return torch.where(finite, out, torch.nan).reshape(u.shape)
 
 
 def _decode_chunk(u: torch.Tensor) -> torch.Tensor:
     """``u[24, n]`` -> nearest points ``[24, n]``."""
-    n = u.shape[-1]
     tab = _on(u.device)
-    cc = _column_cases(u, tab)
-    bounds = _case_bounds(cc, tab)
-    first = bounds.argmin(0, keepdim=True)
-    bounds.scatter_(0, first, float("inf"))
-    second = bounds.argmin(0, keepdim=True)
-    bounds.scatter_(0, second, float("inf"))
-    third = bounds.amin(0)
-    candidates = torch.cat([first, second], 0)
-    cost, case = _pick(_evaluate(cc, candidates, tab), candidates)
-    unsure = torch.nonzero(~(cost < third)).squeeze(-1)
+    cc = _column_cases(u)
+    keys = _case_keys(cc, tab)
+    # Tier 1: the cases of the smallest bounds are candidates, the next bound is the threshold.
+    taken = torch.iinfo(torch.int32).max
+    smallest = []
+    for _ in range(_TIER1):
+        smallest.append(keys.amin(0, keepdim=True))
+        keys.scatter_(0, (smallest[-1] & 255).long(), taken)
+    candidates = (torch.cat(smallest) & 255).long()
+    case, sure = _resolve(cc, candidates, _key_bound(keys.amin(0), u.dtype), tab)
+    unsure = torch.nonzero(~sure).squeeze(-1)
     if unsure.numel():
-        for start in range(0, unsure.numel(), _FALLBACK_CHUNK):
-            cols = unsure[start : start + _FALLBACK_CHUNK]
-            sub = tuple(x[..., cols] for x in cc)
-            all_cases = tab["all_cases"].expand(256, cols.numel())
-            case[cols] = _pick(_evaluate(sub, all_cases, tab), all_cases)[1]
+        # Tier 2: the next bounds, for the few vectors tier 1 could not settle.
+        sub_keys = keys[:, unsure].topk(_TIER2 - 1, dim=0, largest=False, sorted=True).values
+        more = torch.cat([candidates[:, unsure], (sub_keys[:-1] & 255).long()])
+        case[unsure], sure = _resolve(cc, more, _key_bound(sub_keys[-1], u.dtype), tab, unsure)
+        unsure = unsure[~sure]
+    for start in range(0, unsure.numel(), _FALLBACK_CHUNK):
+        # Tier 3: every case.
+        cols = unsure[start : start + _FALLBACK_CHUNK]
+        every = tab["all_cases"].expand(256, cols.numel())
+        case[cols] = _resolve(cc, every, None, tab, cols)[0]
     return _build(u, cc, case, tab)
 
 
-def _build(u: torch.Tensor, cc, case: torch.Tensor, tab: dict[str, torch.Tensor]) -> torch.Tensor:
+def _key_bound(key: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The lower bound a sort key stands for (negative keys read as NaN: never accepted)."""
+    return (key & -256).view(torch.float32).to(dtype)
+
+
+def _resolve(cc: torch.Tensor, cases: torch.Tensor, threshold: torch.Tensor | None, tab, vectors=None):
+    """Best of ``cases[K, m]`` (least exact cost, then lowest case) and whether it beats ``threshold``."""
+    cost = _evaluate(cc, cases, tab, vectors)
+    least = cost.amin(0, keepdim=True)
+    case = torch.where(cost == least, cases, 256).amin(0)
+    sure = None if threshold is None else least.squeeze(0) < threshold
+    return case, sure
+
+
+# ---------------------------------------------------------------------------------- stages
+def _column_cases(u: torch.Tensor) -> torch.Tensor:
+    """Per column case (h, π, column, score): ``[7, 2h, 2π, 6, 4s, n]`` in units of 16.
+
+    The quantities: cost of the best state, cost of switching the top bit, cheapest
+    re-rounding in the best and in the other pattern, the best top bit, the z parity of the
+    best state, and whether switching the top bit changes the z parity (all 0/1 as floats).
+    """
+    n = u.shape[-1]
+    quarter = torch.tensor([[0.0, 0.5], [0.25, 0.75]], dtype=u.dtype, device=u.device)  # o/4, o = h + 2b
+    v = (u * 0.25).view(1, 6, 4, 1, n) - quarter.view(2, 1, 1, 2, 1)  # (u - o)/4: [2h, 6, 4row, 2b, n]
+    z = torch.round(v)
+    r = v.sub_(z)  # residual, |r| <= 1/2
+    cost = r * r  # rounding cost (units of 16)
+    again = r.abs_().mul_(-2.0).add_(1.0)  # extra cost of the other neighbour: 1 - 2|r|
+    parity = torch.floor(z * 0.5).mul_(-2.0).add_(z).to(torch.uint8)  # z mod 2
+
+    def patterns(x, op):  # [2h, 6, 4row, 2b, n] -> [2h, 6·16, n], pattern p = 8b0 + 4b1 + 2b2 + b3
+        top = op(x[:, :, 0, :, None], x[:, :, 1, None, :]).view(2, 6, 4, 1, n)
+        bottom = op(x[:, :, 2, :, None], x[:, :, 3, None, :]).view(2, 6, 1, 4, n)
+        return op(top, bottom).view(2, 96, n)
+
+    tab = _on(u.device)
+    pairs = []
+    for x, op in ((cost, torch.add), (again, torch.minimum), (parity, torch.bitwise_xor)):
+        p = patterns(x, op)
+        pairs += [p.index_select(1, tab["low_index"]), p.index_select(1, tab["high_index"])]
+    d0, d1, f0, f1, q0, q1 = (x.view(2, 2, 6, 4, n) for x in pairs)
+    diff = d0 - d1
+    t1 = torch.sign(diff).clamp_min_(0.0)  # 1 iff the top-bit-1 pattern is strictly better
+    # lerp with weight exactly 0 or 1 returns an endpoint exactly: a branch-free select.
+    out = torch.empty((_QUANTITIES, *d0.shape), dtype=u.dtype, device=u.device)
+    torch.minimum(d0, d1, out=out[0])
+    torch.abs(diff, out=out[1])
+    torch.lerp(f0, f1, t1, out=out[2])
+    torch.lerp(f1, f0, t1, out=out[3])
+    out[4] = t1
+    out[6] = q0 ^ q1  # switching the top bit changes the z parity
+    torch.lerp(q0.to(u.dtype), q1.to(u.dtype), t1, out=out[5])  # z parity of the best state
+    return out
+
+
+def _case_keys(cc: torch.Tensor, tab: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Sort keys ``[256, n]`` (int32) of lower bounds of every case's exact cost.
+
+    Case order is (h, π, δ, x1, x2). A key is the float32 bound's bit pattern rounded down
+    by 256 units in the last place, with the case index in its low 8 bits: keys order like
+    the bounds, ties go to the lower case, and ``key & -256`` read as a float32 is still a
+    lower bound however the bound was rounded (float32 bounds are within 2^-20 relatively).
+    """
+    n = cc.shape[-1]
+    best, switch, f_best, _, t1, q_best, _ = cc.unbind(0)
+    gap = torch.minimum(switch, f_best).float()  # second best state minus best
+    state = (t1 + 2.0 * q_best).to(torch.uint8)  # best state (t, q) as t + 2q
+
+    def trellis(x, op):  # [2h, 2π, 6, 4s, n] -> [2h, 2π, 4δ, 4x1, 4x2, n]
+        x = x.reshape(2, 2, 3, 2, 4, n)
+        blocks = op(x[:, :, :, 0, :, None], x[:, :, :, 1, None, :]).view(2, 2, 3, 16, n)
+        first = blocks[:, :, 0].index_select(2, tab["pair_first"]).view(2, 2, 4, 4, 1, n)
+        second = blocks[:, :, 1].index_select(2, tab["pair_first"]).view(2, 2, 4, 1, 4, n)
+        third = blocks[:, :, 2].index_select(2, tab["pair_third"]).view(2, 2, 4, 4, 4, n)
+        return op(op(first, second), third)
+
+    total = trellis(best.float(), torch.add)
+    wrong = (trellis(state, torch.bitwise_xor) ^ tab["target"]).clamp_max_(1).to(torch.float32)
+    bound = torch.addcmul(total, trellis(gap, torch.minimum), wrong)
+    return (bound.view(256, n).view(torch.int32) | 255) + tab["slot"]
+
+
+def _parity(x: torch.Tensor) -> torch.Tensor:
+    return x - 2.0 * torch.floor(x * 0.5)
+
+
+def _excluding(y: torch.Tensor) -> list[torch.Tensor]:
+    """For each column j of ``y[..., 6, n]``: the minimum over the other five columns."""
+    ys = y.unbind(-2)
+    before = [None, ys[0]]
+    for j in range(2, 6):
+        before.append(torch.minimum(before[-1], ys[j - 1]))
+    after = [ys[5]]
+    for j in range(3, -1, -1):
+        after.insert(0, torch.minimum(after[0], ys[j + 1]))
+    after.append(None)
+    return [after[0]] + [torch.minimum(before[j], after[j]) for j in range(1, 5)] + [before[5]]
+
+
+def _pair_min(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``min_{j≠k} x_j + y_k`` over the column axis (-2) of ``[..., 6, n]``."""
+    excl = _excluding(y)
+    xs = x.unbind(-2)
+    out = xs[0] + excl[0]
+    for j in range(1, 6):
+        out = torch.minimum(out, xs[j] + excl[j])
+    return out
+
+
+def _gather_columns(cc: torch.Tensor, cases: torch.Tensor, tab, vectors: torch.Tensor | None = None) -> torch.Tensor:
+    """Column-case quantities of ``cases[K, m]`` for ``vectors[m]`` (default all): ``[7, K, 6, m]``."""
+    k, m = cases.shape
+    index = tab["case_columns"][cases].permute(0, 2, 1)  # [K, 6, m] rows of cc.view(7, 96, n)
+    if vectors is None:
+        flat, index = cc.reshape(_QUANTITIES, 96, m), index.reshape(1, k * 6, m)
+        return torch.gather(flat, 1, index.expand(_QUANTITIES, -1, -1)).view(_QUANTITIES, k, 6, m)
+    n = cc.shape[-1]
+    index = (index * n + vectors).reshape(1, k * 6 * m)
+    flat = cc.reshape(_QUANTITIES, 96 * n)
+    return torch.gather(flat, 1, index.expand(_QUANTITIES, -1)).view(_QUANTITIES, k, 6, m)
+
+
+def _needed_change(cols: torch.Tensor, cases: torch.Tensor):
+    """Changes of (Σt mod 2, Σq mod 2) still needed after the best states, as 0/1 floats."""
+    dtype = cols.dtype
+    h = (cases >> 7).to(dtype)
+    pi = ((cases >> 6) & 1).to(dtype)
+    return _parity(cols[4].sum(-2) + pi), _parity(cols[5].sum(-2) + h)
+
+
+def _deltas(cols: torch.Tensor) -> torch.Tensor:
+    """Cost of moving each column from its best state by c = t + 2q, c = 1, 2, 3: ``[3, ..., 6, n]``."""
+    _, switch, f_best, f_other, _, _, flips = cols.unbind(0)
+    return torch.stack([switch + flips * f_other, f_best, switch + (1.0 - flips) * f_other])
+
+
+def _evaluate(cc: torch.Tensor, cases: torch.Tensor, tab, vectors: torch.Tensor | None = None) -> torch.Tensor:
+    """Exact cost of ``cases[K, m]`` for ``vectors[m]`` (default all): ``[K, m]``."""
+    cols = _gather_columns(cc, cases, tab, vectors)
+    best = cols[0]
+    base = ((best[:, 0] + best[:, 1]) + (best[:, 2] + best[:, 3])) + (best[:, 4] + best[:, 5])
+    t_need, q_need = _needed_change(cols, cases)
+    d1, d2, d3 = _deltas(cols).unbind(0)
+    c1 = torch.minimum(d1.amin(-2), _pair_min(d2, d3))
+    c2 = torch.minimum(d2.amin(-2), _pair_min(d1, d3))
+    c3 = torch.minimum(d3.amin(-2), _pair_min(d1, d2))
+    # Exactly one indicator is 1 when a change is needed: the sum is exact.
+    corr = (t_need * (1.0 - q_need)) * c1 + ((1.0 - t_need) * q_need) * c2 + (t_need * q_need) * c3
+    return base + corr
+
+
+def _first_min(values) -> tuple[torch.Tensor, torch.Tensor]:
+    """Elementwise minimum of a list of tensors and the index of the first one attaining it.
+
+    (A cascade of comparisons: much faster on CPU than ``argmin`` over a short axis.)
+    """
+    least, index = values[0], torch.zeros(values[0].shape, dtype=torch.int64, device=values[0].device)
+    for j, v in enumerate(values[1:], start=1):
+        index = torch.where(v < least, j, index)
+        least = torch.minimum(least, v)
+    return least, index
+
+
+def _build(u: torch.Tensor, cc: torch.Tensor, case: torch.Tensor, tab: dict[str, torch.Tensor]) -> torch.Tensor:
     """The lattice point of the optimal configuration of ``case`` for each vector: ``[24, n]``."""
     n = u.shape[-1]
-    _, changes, t1, change = _evaluate(cc, case.unsqueeze(0), tab, config=True)
-    changes, t1, change = changes[0], t1[0], change[0]  # [6, n]
-    h = torch.div(case, 128, rounding_mode="floor")
-    pi = torch.div(case, 64, rounding_mode="floor") % 2
-    scores = tab["words"][case % 64].t()  # [6, n]
-    t_change = (changes & 1).bool()
-    q_change = (changes >> 1).bool()
-    top = t1 ^ t_change
-    flip = q_change ^ (t_change & change)  # final z parity differs from the pattern's nearest z
-    low = tab["low_patterns"][pi.unsqueeze(0), scores]  # [6, n]
-    pattern = torch.where(top, 15 - low, low)
-    bits = tab["bits"][pattern].permute(0, 2, 1)  # [6, 4row, n]
-    offset = (h + 2 * bits).to(u.dtype)
+    cols = _gather_columns(cc, case.unsqueeze(0), tab)[:, 0]  # [7, 6, n]
+    t_need, q_need = _needed_change(cols, case)
+    g = (t_need + 2.0 * q_need).long()  # change needed, as t + 2q
+    roles = tab["roles"][(g - 1).clamp(min=0)].t()  # [3, n]: single, pair X, pair Y
+    single_d, x, y = torch.gather(_deltas(cols), 0, roles.unsqueeze(1).expand(3, 6, n)).unbind(0)
+    single, j_single = _first_min(single_d.unbind(0))
+    pair, j_pair = _first_min([xj + ej for xj, ej in zip(x.unbind(0), _excluding(y))])
+    k_pair = _first_min(y.scatter(0, j_pair.unsqueeze(0), float("inf")).unbind(0))[1]
+    use_single = (g != 0) & (single <= pair)
+    use_pair = (g != 0) & ~use_single
+    zero = torch.zeros_like(g)
+    changes = torch.zeros(6, n, dtype=torch.int64, device=u.device)
+    changes.scatter_(0, j_single.unsqueeze(0), torch.where(use_single, g, zero).unsqueeze(0))
+    changes.scatter_add_(0, j_pair.unsqueeze(0), torch.where(use_pair, roles[1] + 1, zero).unsqueeze(0))
+    changes.scatter_add_(0, k_pair.unsqueeze(0), torch.where(use_pair, roles[2] + 1, zero).unsqueeze(0))
+    t_change = changes & 1
+    top = cols[4].long() ^ t_change
+    flip = (changes >> 1) ^ (t_change & cols[6].long())  # final z parity is not the nearest z's
+    h = case >> 7
+    scores = tab["words"][case & 63].t()  # [6, n]
+    low = tab["low_patterns"][(case >> 6) & 1, scores]
+    pattern = torch.where(top.bool(), 15 - low, low)
+    offset = (h + 2 * tab["bits"][pattern].permute(0, 2, 1)).to(u.dtype)  # [6, 4row, n]
     v = (u.view(6, 4, n) - offset) * 0.25
     z = torch.round(v)
     r = v - z
-    f = 1.0 - 2.0 * r.abs()
-    row = f.argmin(1, keepdim=True)  # cheapest re-rounding in each column
+    row = _first_min((1.0 - 2.0 * r.abs()).unbind(1))[1].unsqueeze(1)  # cheapest re-rounding
     step = torch.where(torch.gather(r, 1, row) >= 0, 1.0, -1.0).to(u.dtype)
     bump = torch.zeros_like(z).scatter_(1, row, step * flip.unsqueeze(1).to(u.dtype))
     return (offset + 4.0 * (z + bump)).reshape(24, n)

@@ -1,0 +1,175 @@
+"""Lattice quantizer benchmark: speed, measured NSM, minimal vectors, agreement with the oracle.
+
+Per lattice (z1, z8, z24, a2, d4, d4*, e8, bw16, leech):
+
+* vectors/s of ``quantize`` on CPU at batch ``--batch`` (default 100k) of N(0, 1) vectors,
+  float32 and float64, with 1 and 2 torch threads (fastest and median of ``--repeats``);
+* for bw16 and leech (and e8): vectors/s of the exhaustive :class:`ReferenceDecoder`
+  (float64, 2 threads, smaller batch) and the speed-up of ``quantize`` (float64, 2
+  threads, full batch) measured in the same run;
+* the normalised second moment measured by Monte Carlo over the Voronoi cell
+  (``--nsm-samples``, default 10^6), its standard error and relative error to the
+  textbook value, and the high-rate gap to the sphere bound in dB;
+* the minimal vectors, found by enumeration over the triangular frame basis (not typed
+  in), their norm, count, and whether ``quantize`` fixes each of them;
+* ``max(|y - Q(y)|² - |y - Q_ref(y)|²)`` over ``--check-points`` hard points (Gaussian at
+  several scales, Voronoi-boundary midpoints and perturbations, ties, lattice points);
+  the Leech lattice uses ``--leech-check-points`` (its reference does ~100 vectors/s).
+
+The machine's load average is recorded before and after: other processes on the same
+cores distort the timings (2-core hosts especially).
+
+    python benchmarks/lattices.py --out benchmarks/results/lattices.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ltc_beam.lattices import get
+from ltc_beam.lattices.probes import hard_points, minimal_vectors
+from ltc_beam.lattices.reference import ReferenceDecoder
+
+NAMES = ["z1", "z8", "z24", "a2", "d4", "d4*", "e8", "bw16", "leech"]
+REFERENCE_SPEED = {"e8": 20_000, "bw16": 20_000, "leech": 500}  # reference batch per lattice
+SPHERE_BOUND = 1 / (2 * math.pi * math.e)  # G of a ball as n -> infinity: 0.058550
+
+
+def timed(fn, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def speed(lattice, batch: int, threads: int, dtype: torch.dtype, repeats: int) -> dict:
+    torch.set_num_threads(threads)
+    y = torch.randn(batch, lattice.dim, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    lattice.quantize(y[: min(batch, 4096)])  # warm-up
+    times = timed(lambda: lattice.quantize(y), repeats)
+    return {"best": batch / min(times), "median": batch / statistics.median(times)}
+
+
+def reference_speed(lattice, batch: int, fast_per_s: float, repeats: int) -> dict:
+    torch.set_num_threads(2)
+    oracle = ReferenceDecoder(lattice)
+    y = torch.randn(batch, lattice.dim, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    oracle.quantize(y[:16])
+    times = timed(lambda: oracle.quantize(y), max(1, repeats - 1))
+    per_s = batch / min(times)
+    return {"batch": batch, "cosets": int(oracle.representatives.shape[0]), "vectors_per_s": per_s,
+            "speedup": fast_per_s / per_s}
+
+
+def nsm(lattice, samples: int, chunk: int = 100_000) -> dict:
+    torch.set_num_threads(2)
+    generator = torch.Generator().manual_seed(2)
+    total, total_sq, count = 0.0, 0.0, 0
+    while count < samples:
+        u = lattice.sample_voronoi(min(chunk, samples - count), generator=generator)
+        g = (u**2).sum(-1) / lattice.dim
+        total += g.sum().item()
+        total_sq += (g**2).sum().item()
+        count += len(g)
+    mean = total / count
+    stderr = math.sqrt(max(total_sq / count - mean**2, 0.0) / count)
+    return {"samples": count, "measured": mean, "stderr": stderr, "textbook": lattice.nsm,
+            "relative_error": mean / lattice.nsm - 1, "gap_db": 10 * math.log10(mean / SPHERE_BOUND)}
+
+
+def minimal(lattice) -> dict:
+    torch.set_num_threads(2)
+    start = time.perf_counter()
+    vectors = torch.tensor(minimal_vectors(lattice))
+    seconds = time.perf_counter() - start
+    fixed = bool(torch.equal(lattice.quantize(vectors), vectors))
+    return {"count": len(vectors), "norm": float((vectors[0] ** 2).sum()), "quantize_fixes_all": fixed,
+            "enumeration_s": seconds}
+
+
+def agreement(lattice, points: int) -> dict:
+    torch.set_num_threads(2)
+    y = hard_points(lattice, points, seed=7)
+    fast = lattice.quantize(y)
+    ref = ReferenceDecoder(lattice).quantize(y)
+    excess = ((y - fast) ** 2).sum(-1) - ((y - ref) ** 2).sum(-1)
+    return {"points": points, "max_excess": excess.max().item(), "identical_fraction": (fast == ref).all(-1).double().mean().item()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="benchmarks/results/lattices.json", help="JSON output path")
+    parser.add_argument("--lattices", default=",".join(NAMES), help="comma-separated names")
+    parser.add_argument("--batch", type=int, default=100_000, help="vectors per timed quantize call")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per configuration")
+    parser.add_argument("--nsm-samples", type=int, default=1_000_000, help="Monte-Carlo samples per lattice")
+    parser.add_argument("--check-points", type=int, default=20_000, help="hard points compared with the oracle")
+    parser.add_argument("--leech-check-points", type=int, default=1_000, help="the same for the Leech lattice")
+    args = parser.parse_args()
+    names = [n.strip() for n in args.lattices.split(",") if n.strip()]
+
+    result = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+                    "torch": torch.__version__, "load_average_start": os.getloadavg()},
+        "settings": vars(args),
+        "lattices": {},
+    }
+    steps = [(name, step) for name in names for step in ("speed", "reference", "nsm", "minimal", "agreement")]
+    for name, step in tqdm(steps, desc="lattices", unit="step"):
+        lattice = get(name)
+        entry = result["lattices"].setdefault(name, {"dim": lattice.dim})
+        if step == "speed":
+            entry["vectors_per_s"] = {
+                f"{dtype}_{threads}t": speed(lattice, args.batch, threads, getattr(torch, dtype), args.repeats)
+                for dtype in ("float32", "float64") for threads in (1, 2)
+            }
+        elif step == "reference" and name in REFERENCE_SPEED:
+            fast = entry["vectors_per_s"]["float64_2t"]["best"]
+            entry["reference"] = reference_speed(lattice, REFERENCE_SPEED[name], fast, args.repeats)
+        elif step == "nsm":
+            entry["nsm"] = nsm(lattice, args.nsm_samples)
+        elif step == "minimal":
+            entry["minimal_vectors"] = minimal(lattice)
+        elif step == "agreement":
+            points = args.leech_check_points if name == "leech" else args.check_points
+            if points:
+                entry["agreement"] = agreement(lattice, points)
+    result["machine"]["load_average_end"] = os.getloadavg()
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+
+    header = (f"{'lattice':8} {'f32 1t':>9} {'f32 2t':>9} {'f64 1t':>9} {'f64 2t':>9} {'ref/s':>8} {'speedup':>8} "
+              f"{'NSM':>9} {'rel.err':>8} {'gap dB':>7} {'min.vec':>8} {'max excess':>11}")
+    print(header)
+    print("-" * len(header))
+    for name, e in result["lattices"].items():
+        v = e["vectors_per_s"]
+        ref = e.get("reference")
+        row = [f"{name:8}"] + [f"{v[k]['best'] / 1e3:8.0f}k" for k in ("float32_1t", "float32_2t", "float64_1t", "float64_2t")]
+        row += [f"{ref['vectors_per_s']:8.0f}", f"{ref['speedup']:7.0f}x"] if ref else [f"{'':8}", f"{'':8}"]
+        row += [f"{e['nsm']['measured']:9.6f}", f"{100 * e['nsm']['relative_error']:+7.3f}%", f"{e['nsm']['gap_db']:7.3f}"]
+        row += [f"{e['minimal_vectors']['count']:8d}"]
+        row += [f"{e['agreement']['max_excess']:11.2e}" if "agreement" in e else f"{'':11}"]
+        print(" ".join(row))
+    print(f"(vectors/s: fastest of {args.repeats} calls at batch {args.batch}; load average "
+          f"{result['machine']['load_average_start'][0]:.2f} -> {result['machine']['load_average_end'][0]:.2f}; "
+          f"written to {out})")
+
+
+if __name__ == "__main__":
+    main()
