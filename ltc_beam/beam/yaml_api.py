@@ -1,0 +1,57 @@
+"""Beam YAML entry points (``transforms/ltc_provider.yaml`` maps names to these).
+
+Plain keyword parameters with simple types, so Beam YAML can derive each transform's
+config schema. Empty strings mean "not set" (handy with Jinja templating).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ltc_beam import arrow
+from ltc_beam.beam import io as _io
+from ltc_beam.beam import transforms as _t
+
+
+def _opt(value):
+    return value if value not in ("", None) else None
+
+
+def ReadParquetTables(path: str):
+    """Read Parquet (file, directory or glob) as one ``pa.Table`` per row group."""
+    return _io.ReadParquetTables(path)
+
+
+def WriteParquetTables(path: str, num_shards: int = 4):
+    """Write ``pa.Table`` elements as Parquet files ``PATH-SSSSS-of-NNNNN.parquet``."""
+    return _io.WriteParquetTables(path, int(num_shards))
+
+
+def LtcEncode(
+    codec: str,
+    column: Optional[str] = None,
+    columns: Optional[str] = None,
+    key: Optional[str] = None,
+    order_by: Optional[str] = None,
+    layout: str = "chunk",
+    chunk_size: int = arrow.DEFAULT_CHUNK_SIZE,
+    embed_codec: bool = True,
+    device: str = "auto",
+):
+    """Compress record batches with the LTC codec at URI ``codec`` (see ltc_beam.beam.LtcEncode)."""
+    return _t.LtcEncode(
+        codec,
+        column=_opt(column),
+        columns=_opt(columns),
+        key=_opt(key),
+        order_by=_opt(order_by),
+        layout=layout,
+        chunk_size=int(chunk_size),
+        embed_codec=bool(embed_codec),
+        device=device,
+    )
+
+
+def LtcDecode(codec: Optional[str] = None, device: str = "auto"):
+    """Decode compressed batches (embedded codec unless ``codec`` is given)."""
+    return _t.LtcDecode(_opt(codec), device=device)
