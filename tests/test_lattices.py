@@ -6,7 +6,7 @@ breadth-first search from the frame basis). Every lattice is checked on 20,000 p
 and a neighbour along a minimal vector (ties on the Voronoi boundary), the same perturbed by
 1e-12..1e-6, midpoints of random lattice pairs, half-sums of two minimal vectors, and
 lattice points. For the Leech lattice the reference (8,192 cosets, ~100 vectors/s) runs
-on a separate 1,000-point draw of the same mix to keep this file fast; the Leech decoder's
+on a separate 600-point draw of the same mix to keep this file fast; the Leech decoder's
 other properties are checked on all 20,000 points, and ``benchmarks/lattices.py
 --check-points`` compares larger sets.
 """
@@ -24,7 +24,7 @@ from ltc_beam.lattices.reference import ReferenceDecoder
 
 NAMES = ["z1", "z8", "z24", "a2", "d4", "d4*", "e8", "bw16", "leech"]
 POINTS = 20_000
-LEECH_REFERENCE_POINTS = 1_000
+LEECH_REFERENCE_POINTS = 600
 TEXTBOOK_NSM = {  # DESIGN.md §1
     "z": 0.083333, "a2": 0.080188, "d4": 0.076603, "d4*": 0.076603,
     "e8": 0.071682, "bw16": 0.068299, "leech": 0.065771,
@@ -95,24 +95,32 @@ def test_leech_decoder_paths_agree(monkeypatch):
     lattice = get("leech")
     y = hard_points(lattice, 3_000, seed=9)
     normal = lattice.quantize(y)
-    real_bound, real_chunk = leech_decoder._key_bound, leech_decoder._decode_chunk
-    for refused in (1, 2):  # refuse tier 1 thresholds, then tiers 1 and 2
-        calls: list[int] = []
+    real = {name: getattr(leech_decoder, name) for name in ("_key_bound", "_decode_chunk", "_settle", "_resolve")}
+    state = {"tier": 0, "refuse": set(), "sizes": set()}
 
-        def bound(key, dtype, refused=refused, calls=calls):
-            calls.append(1)
-            out = real_bound(key, dtype)
-            return torch.full_like(out, -np.inf) if len(calls) <= refused else out
+    def in_tier(tier, fn):
+        def wrapped(*args):
+            state["tier"] = tier
+            return fn(*args)
 
-        def chunk(u, calls=calls):
-            calls.clear()
-            return real_chunk(u)
+        return wrapped
 
-        monkeypatch.setattr(leech_decoder, "_key_bound", bound)
-        monkeypatch.setattr(leech_decoder, "_decode_chunk", chunk)
+    def key_bound(key, dtype):
+        out = real["_key_bound"](key, dtype)
+        return torch.full_like(out, -np.inf) if state["tier"] in state["refuse"] else out
+
+    def resolve(cc, cases, *args):
+        state["sizes"].add(cases.shape[0])
+        return real["_resolve"](cc, cases, *args)
+
+    monkeypatch.setattr(leech_decoder, "_key_bound", key_bound)
+    monkeypatch.setattr(leech_decoder, "_decode_chunk", in_tier(1, real["_decode_chunk"]))
+    monkeypatch.setattr(leech_decoder, "_settle", in_tier(2, real["_settle"]))
+    monkeypatch.setattr(leech_decoder, "_resolve", resolve)
+    for refuse, reached in (({1}, 2 + 14), ({1, 2}, 256)):
+        state["refuse"], state["sizes"] = refuse, set()
         assert torch.equal(lattice.quantize(y), normal)
-        assert len(calls) == 2  # the last chunk went through tier 2 (refused or not)
-    monkeypatch.undo()
+        assert reached in state["sizes"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -107,21 +107,38 @@ def nearest_leech_frame(u: torch.Tensor) -> torch.Tensor:
     if not u.is_floating_point():
         raise TypeError("nearest_leech_frame expects a floating-point tensor")
     flat = u.reshape(-1, 24)
-    finite = torch.isfinite(flat).all(-1, keepdim=True)
+    finite = (flat * 0.0).sum(-1, keepdim=True) == 0  # NaN for a row holding NaN or ±inf
     flat = torch.where(finite, flat, 0.0)
     out = torch.empty_like(flat)
+    pending, waiting = [], 0
     for start in range(0, flat.shape[0], _CHUNK):
         part = flat[start : start + _CHUNK].t().contiguous()  # batch-last
-        out[start : start + _CHUNK] = _decode_chunk(part).t()
+        points, left = _decode_chunk(part)
+        out[start : start + _CHUNK] = points.t()
+        if left is not None:
+            pending.append((left[0] + start, *left[1:]))
+            waiting += left[0].numel()
+        if waiting >= _CHUNK or (pending and start + _CHUNK >= flat.shape[0]):
+            # Vectors tier 1 left open, gathered over chunks so that tiers 2 and 3 run on
+            # full-size tensors (and at most two chunks' worth wait at any time).
+            rows, *rest = (torch.cat(parts, dim=-1) for parts in zip(*pending))
+            for first in range(0, rows.numel(), _CHUNK):
+                part = slice(first, first + _CHUNK)
+                out[rows[part]] = _settle(*(x[..., part] for x in rest)).t()
+            pending, waiting = [], 0
     return torch.where(finite, out, torch.nan).reshape(u.shape)
 
 
-def _decode_chunk(u: torch.Tensor) -> torch.Tensor:
-    """``u[24, n]`` -> nearest points ``[24, n]``."""
+def _decode_chunk(u: torch.Tensor):
+    """Tier 1 for ``u[24, n]``: the points ``[24, n]`` and what tiers 2 and 3 need, if anything.
+
+    The cases of the two smallest bounds are evaluated exactly; a vector is settled when the
+    better beats the third smallest bound. For the others the result carries their indices,
+    coordinates, column cases, the two candidates and the next ``_TIER2 - 1`` keys.
+    """
     tab = _on(u.device)
     cc = _column_cases(u)
     keys = _case_keys(cc, tab)
-    # Tier 1: the cases of the smallest bounds are candidates, the next bound is the threshold.
     taken = torch.iinfo(torch.int32).max
     smallest = []
     for _ in range(_TIER1):
@@ -129,18 +146,25 @@ def _decode_chunk(u: torch.Tensor) -> torch.Tensor:
         keys.scatter_(0, (smallest[-1] & 255).long(), taken)
     candidates = (torch.cat(smallest) & 255).long()
     case, sure = _resolve(cc, candidates, _key_bound(keys.amin(0), u.dtype), tab)
+    points = _build(u, cc, case, tab)
     unsure = torch.nonzero(~sure).squeeze(-1)
-    if unsure.numel():
-        # Tier 2: the next bounds, for the few vectors tier 1 could not settle.
-        sub_keys = keys[:, unsure].topk(_TIER2 - 1, dim=0, largest=False, sorted=True).values
-        more = torch.cat([candidates[:, unsure], (sub_keys[:-1] & 255).long()])
-        case[unsure], sure = _resolve(cc, more, _key_bound(sub_keys[-1], u.dtype), tab, unsure)
-        unsure = unsure[~sure]
+    if not unsure.numel():
+        return points, None
+    following = keys.index_select(1, unsure).topk(_TIER2 - 1, dim=0, largest=False, sorted=True).values
+    sub = (u.index_select(1, unsure), cc.index_select(-1, unsure), candidates.index_select(1, unsure))
+    return points, (unsure, *sub, following)
+
+
+def _settle(u: torch.Tensor, cc: torch.Tensor, candidates: torch.Tensor, following: torch.Tensor) -> torch.Tensor:
+    """Tiers 2 and 3 for vectors tier 1 left open: ``_TIER2`` candidates, then every case."""
+    tab = _on(u.device)
+    more = torch.cat([candidates, (following[:-1] & 255).long()])
+    case, sure = _resolve(cc, more, _key_bound(following[-1], u.dtype), tab)
+    unsure = torch.nonzero(~sure).squeeze(-1)
     for start in range(0, unsure.numel(), _FALLBACK_CHUNK):
-        # Tier 3: every case.
-        cols = unsure[start : start + _FALLBACK_CHUNK]
-        every = tab["all_cases"].expand(256, cols.numel())
-        case[cols] = _resolve(cc, every, None, tab, cols)[0]
+        vectors = unsure[start : start + _FALLBACK_CHUNK]
+        every = tab["all_cases"].expand(256, vectors.numel())
+        case[vectors] = _resolve(cc, every, None, tab, vectors)[0]
     return _build(u, cc, case, tab)
 
 
@@ -257,11 +281,10 @@ def _pair_min(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def _gather_columns(cc: torch.Tensor, cases: torch.Tensor, tab, vectors: torch.Tensor | None = None) -> torch.Tensor:
     """Column-case quantities of ``cases[K, m]`` for ``vectors[m]`` (default all): ``[7, K, 6, m]``."""
     k, m = cases.shape
-    index = tab["case_columns"][cases].permute(0, 2, 1)  # [K, 6, m] rows of cc.view(7, 96, n)
-    if vectors is None:
-        flat, index = cc.reshape(_QUANTITIES, 96, m), index.reshape(1, k * 6, m)
-        return torch.gather(flat, 1, index.expand(_QUANTITIES, -1, -1)).view(_QUANTITIES, k, 6, m)
     n = cc.shape[-1]
+    if vectors is None:
+        vectors = torch.arange(n, device=cc.device)
+    index = tab["case_columns"][cases].permute(0, 2, 1)  # [K, 6, m]: rows of cc.view(7, 96, n)
     index = (index * n + vectors).reshape(1, k * 6 * m)
     flat = cc.reshape(_QUANTITIES, 96 * n)
     return torch.gather(flat, 1, index.expand(_QUANTITIES, -1)).view(_QUANTITIES, k, 6, m)
@@ -296,18 +319,6 @@ def _evaluate(cc: torch.Tensor, cases: torch.Tensor, tab, vectors: torch.Tensor 
     return base + corr
 
 
-def _first_min(values) -> tuple[torch.Tensor, torch.Tensor]:
-    """Elementwise minimum of a list of tensors and the index of the first one attaining it.
-
-    (A cascade of comparisons: much faster on CPU than ``argmin`` over a short axis.)
-    """
-    least, index = values[0], torch.zeros(values[0].shape, dtype=torch.int64, device=values[0].device)
-    for j, v in enumerate(values[1:], start=1):
-        index = torch.where(v < least, j, index)
-        least = torch.minimum(least, v)
-    return least, index
-
-
 def _build(u: torch.Tensor, cc: torch.Tensor, case: torch.Tensor, tab: dict[str, torch.Tensor]) -> torch.Tensor:
     """The lattice point of the optimal configuration of ``case`` for each vector: ``[24, n]``."""
     n = u.shape[-1]
@@ -316,9 +327,10 @@ def _build(u: torch.Tensor, cc: torch.Tensor, case: torch.Tensor, tab: dict[str,
     g = (t_need + 2.0 * q_need).long()  # change needed, as t + 2q
     roles = tab["roles"][(g - 1).clamp(min=0)].t()  # [3, n]: single, pair X, pair Y
     single_d, x, y = torch.gather(_deltas(cols), 0, roles.unsqueeze(1).expand(3, 6, n)).unbind(0)
-    single, j_single = _first_min(single_d.unbind(0))
-    pair, j_pair = _first_min([xj + ej for xj, ej in zip(x.unbind(0), _excluding(y))])
-    k_pair = _first_min(y.scatter(0, j_pair.unsqueeze(0), float("inf")).unbind(0))[1]
+    # min over a dim returns the first index of the minimum (documented, CPU and CUDA).
+    single, j_single = single_d.min(0)
+    pair, j_pair = (x + torch.stack(_excluding(y))).min(0)
+    k_pair = y.scatter(0, j_pair.unsqueeze(0), float("inf")).min(0).indices
     use_single = (g != 0) & (single <= pair)
     use_pair = (g != 0) & ~use_single
     zero = torch.zeros_like(g)
@@ -337,7 +349,7 @@ def _build(u: torch.Tensor, cc: torch.Tensor, case: torch.Tensor, tab: dict[str,
     v = (u.view(6, 4, n) - offset) * 0.25
     z = torch.round(v)
     r = v - z
-    row = _first_min((1.0 - 2.0 * r.abs()).unbind(1))[1].unsqueeze(1)  # cheapest re-rounding
+    row = (1.0 - 2.0 * r.abs()).min(1, keepdim=True).indices  # cheapest re-rounding
     step = torch.where(torch.gather(r, 1, row) >= 0, 1.0, -1.0).to(u.dtype)
     bump = torch.zeros_like(z).scatter_(1, row, step * flip.unsqueeze(1).to(u.dtype))
     return (offset + 4.0 * (z + bump)).reshape(24, n)
