@@ -101,13 +101,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-voronoi", dest="no_voronoi", action="store_true", help="skip the Monte-Carlo rate estimate")
     p.set_defaults(func=cmd_evaluate)
+
+    from ltc_beam.pipeline_cli import add_commands
+
+    add_commands(sub)  # compress, decompress, demo (Beam pipelines)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from ltc_beam.pipeline_cli import PIPELINE_COMMANDS
+
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)  # pipeline commands pass unknown options to Beam
+    if extra and args.command not in PIPELINE_COMMANDS:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return args.func(args)
+        return args.func(args, extra) if args.command in PIPELINE_COMMANDS else args.func(args)
     except (LtcError, ValueError, FileNotFoundError) as exc:
         print(f"ltc-beam {args.command}: error: {exc}", file=sys.stderr)
         return 2

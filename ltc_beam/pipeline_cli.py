@@ -1,0 +1,341 @@
+"""``ltc-beam compress`` and ``ltc-beam decompress``: Beam pipelines from the command line.
+
+The embedded default runner is FnApiRunner; ``--runner DaskRunner`` without
+``--dask_client_address`` starts a local Dask cluster, ``--runner PortableRunner`` without
+``--job_endpoint`` a local job service; any other option (``--project``, ``--region``,
+``--flink_master``, ``--direct_num_workers`` ...) passes through to Beam's PipelineOptions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ltc_beam.errors import InputError
+
+PIPELINE_COMMANDS = ("compress", "decompress", "demo")
+
+
+# ---------------------------------------------------------------------- arguments
+def add_commands(sub) -> None:
+    p = sub.add_parser(
+        "compress",
+        help="compress INPUT (Parquet file, directory or glob, or .npy) to ltc-beam Parquet with a Beam pipeline",
+        epilog="Unknown --options are passed to Beam's PipelineOptions.",
+    )
+    p.add_argument("input", help="Parquet file, directory or glob, or a .npy array")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--column", help="vector column (list or fixed-size list of floats)")
+    group.add_argument("--columns", help="float columns a,b,c forming the vector")
+    p.add_argument("--key", help="series key column (records of one key form one series)")
+    p.add_argument("--order-by", dest="order_by", help="order column within each series")
+    p.add_argument("--codec", required=True, help="codec artifact (*.ltc): local path or any Beam FileSystems URI")
+    p.add_argument("--output", required=True, help="output directory (files part-SSSSS-of-NNNNN.parquet)")
+    p.add_argument("--layout", choices=["chunk", "record"], default="chunk")
+    p.add_argument("--chunk-size", dest="chunk_size", type=int, default=4096, help="records per chunk (default 4096)")
+    p.add_argument("--num-shards", dest="num_shards", type=int, default=4, help="output files (default 4)")
+    p.add_argument("--no-embed-codec", dest="embed_codec", action="store_false", help="do not embed the codec in each file")
+    p.add_argument("--dead-letter", dest="dead_letter", help="write bad records here (JSON lines) and go on")
+    p.add_argument("--runner", default="FnApiRunner", help="FnApiRunner (default), DaskRunner, PortableRunner, DataflowRunner, FlinkRunner ...")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    p.add_argument("--verify", action="store_true", help="decode the output and report SNR and exactness of the other columns")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser(
+        "decompress",
+        help="decode ltc-beam Parquet back to the original schema with a Beam pipeline",
+        epilog="Unknown --options are passed to Beam's PipelineOptions.",
+    )
+    p.add_argument("input", help="compressed Parquet file, directory or glob")
+    p.add_argument("--output", required=True, help="output directory (files part-SSSSS-of-NNNNN.parquet)")
+    p.add_argument("--codec", help="codec artifact; by default the codec embedded in each file")
+    p.add_argument("--num-shards", dest="num_shards", type=int, default=4)
+    p.add_argument("--runner", default="FnApiRunner")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_decompress)
+
+    p = sub.add_parser("demo", help="train/load a codec for real IMU telemetry, compress and decompress it with Beam, print a table")
+    p.add_argument("--out", default="out/demo", help="working directory (default out/demo)")
+    p.add_argument("--retrain", action="store_true", help="train the codecs instead of loading the committed ones")
+    p.add_argument("--steps", type=int, default=1000, help="training steps when (re)training")
+    p.add_argument("--runner", default="FnApiRunner")
+    p.add_argument("--codec-dir", dest="codec_dir", help="where retrained codecs go (default OUT/codecs)")
+    p.set_defaults(func=cmd_demo)
+
+
+# ---------------------------------------------------------------------- helpers
+def _input_files(path: str) -> list[str]:
+    from ltc_beam.data import parquet_files
+
+    return parquet_files(path)
+
+
+def _npy_table(path: str) -> pa.Table:
+    array = np.load(path, allow_pickle=False)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.dtype.kind != "f":
+        raise InputError(f"{path}: expected a 2-D float array, got shape {array.shape} dtype {array.dtype}")
+    flat = pa.array(np.ascontiguousarray(array, dtype=array.dtype).reshape(-1))
+    return pa.table({"values": pa.FixedSizeListArray.from_arrays(flat, array.shape[1])})
+
+
+def _records_in(files: list[str]) -> int:
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+class _Progress:
+    """A tqdm bar fed by the pipeline's Account steps when they run in this process."""
+
+    def __init__(self, total: int, desc: str, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="rec", file=sys.stderr)
+
+    def __enter__(self):
+        from ltc_beam.beam import transforms
+
+        if self.bar is not None:
+            transforms.progress_callback = self.bar.update
+        return self
+
+    def __exit__(self, *exc):
+        from ltc_beam.beam import transforms
+
+        transforms.progress_callback = None
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _dir_files(path: str) -> list[str]:
+    return sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".parquet"))
+
+
+def _clear_outputs(path: str) -> None:
+    if os.path.isdir(path):
+        for name in _dir_files(path):
+            os.remove(name)
+
+
+def _finite_snr(x: np.ndarray, y: np.ndarray) -> float:
+    finite = np.isfinite(x)
+    err = np.mean((x[finite].astype(np.float64) - y[finite]) ** 2)
+    var = np.var(x[finite].astype(np.float64))
+    return 10 * math.log10(var / err) if err > 0 else math.inf
+
+
+def _vectors(table: pa.Table, names) -> np.ndarray:
+    from ltc_beam import arrow
+
+    spec = arrow.resolve_spec(table.schema, len(names) if len(names) > 1 else _dim(table, names[0]), column=names[0] if len(names) == 1 else None, columns=names if len(names) > 1 else None)
+    return arrow.vectors(table, spec)
+
+
+def _dim(table: pa.Table, name: str) -> int:
+    t = table.schema.field(name).type
+    if pa.types.is_fixed_size_list(t):
+        return t.list_size
+    if pa.types.is_floating(t):
+        return 1
+    col = table.column(name)
+    return len(col[0].as_py()) if len(col) else 0
+
+
+# ---------------------------------------------------------------------- compress
+def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
+    from ltc_beam import arrow
+    from ltc_beam.beam import LtcEncode, WriteParquetTables
+    from ltc_beam.beam.io import CompressParquet
+    from ltc_beam.beam.runners import counters, run
+
+    columns = [c for c in args.columns.split(",") if c] if args.columns else None
+    encode = dict(
+        column=args.column,
+        columns=columns,
+        key=args.key,
+        order_by=args.order_by,
+        layout=args.layout,
+        chunk_size=args.chunk_size,
+        embed_codec=args.embed_codec,
+        device=args.device,
+    )
+    codec = arrow.load_codec(args.codec)
+    if args.input.endswith(".npy"):
+        table = _npy_table(args.input)
+        files, records, bytes_in = [args.input], table.num_rows, os.path.getsize(args.input)
+        if encode["column"] is None and encode["columns"] is None:
+            encode["column"] = "values"
+
+        def build(p):
+            import apache_beam as beam
+
+            tables = p | "Read" >> beam.Create([table.slice(i, 65536) for i in range(0, table.num_rows, 65536)])
+            out = tables | "LtcEncode" >> LtcEncode(args.codec, dead_letter=bool(args.dead_letter), **encode)
+            encoded = out["encoded"] if isinstance(out, dict) else out
+            encoded | "Write" >> WriteParquetTables(args.output, args.num_shards)
+            if isinstance(out, dict):
+                from ltc_beam.beam.io import _jsonable
+
+                (
+                    out["dead_letter"]
+                    | beam.Map(lambda d: json.dumps(_jsonable(d), sort_keys=True))
+                    | beam.io.WriteToText(args.dead_letter, shard_name_template="")
+                )
+    else:
+        files = _input_files(args.input)
+        records, bytes_in = _records_in(files), sum(os.path.getsize(f) for f in files if os.path.exists(f))
+
+        def build(p):
+            p | "Compress" >> CompressParquet(
+                args.input, args.output, args.codec, num_shards=args.num_shards, dead_letter_path=args.dead_letter, **encode
+            )
+
+    os.makedirs(args.output, exist_ok=True)
+    _clear_outputs(args.output)
+    start = time.time()
+    with _Progress(records, "compress", not args.quiet and not args.json):
+        result, _ = run(build, args.runner, beam_args)
+    seconds = time.time() - start
+    out_files = _dir_files(args.output)
+    payload, count = 0, 0
+    for name in out_files:
+        t = pq.read_table(name, columns=[arrow.PAYLOAD] + ([arrow.COUNT] if args.layout == "chunk" else []))
+        payload += sum(len(b) for b in t.column(arrow.PAYLOAD).to_pylist())
+        count += sum(t.column(arrow.COUNT).to_pylist()) if args.layout == "chunk" else t.num_rows
+    dim = codec.config.record_dim
+    values = count * dim
+    bytes_out = sum(os.path.getsize(f) for f in out_files)
+    summary = {
+        "runner": args.runner,
+        "records_in": records,
+        "records_out": count,
+        "dead_letters": records - count,
+        "values": values,
+        "input_bytes": bytes_in,
+        "output_bytes": bytes_out,
+        "payload_bytes": payload,
+        "bits_per_value": payload * 8 / values if values else math.nan,
+        "ratio_vs_float32": (values * 32) / (payload * 8) if payload else math.nan,
+        "seconds": round(seconds, 3),
+        "records_per_second": round(count / seconds, 1) if seconds else math.nan,
+        "output_files": len(out_files),
+        "codec_id": codec.id,
+        "metrics": counters(result),
+    }
+    if args.verify:
+        summary.update(_verify(args, files, codec))
+    return summary
+
+
+def _verify(args, files: list[str], codec) -> dict:
+    """Decode the written files in process and compare with the input."""
+    from ltc_beam import arrow
+    from ltc_beam.parquet import read_parquet
+
+    decoded = read_parquet(args.output, sort=False)
+    if args.input.endswith(".npy"):
+        source = _npy_table(args.input)
+    else:
+        source = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+    info = arrow.table_info(pq.read_schema(_dir_files(args.output)[0]))
+    names = list(info.spec.names)
+    keys = [c for c in (info.key, info.order_by) if c]
+    if keys:
+        sort = [(c, "ascending") for c in keys]
+        source, decoded = source.sort_by(sort), decoded.sort_by(sort)
+    same_rows = source.num_rows == decoded.num_rows
+    others = [c for c in source.column_names if c not in names]
+    exact = same_rows and all(decoded.column(c).equals(source.column(c).cast(decoded.schema.field(c).type)) for c in others)
+    x, y = _vectors(source, names), _vectors(decoded, names)
+    specials = ~np.isfinite(x)
+    return {
+        "verify_records_equal": same_rows,
+        "verify_other_columns_identical": bool(exact) if keys or not others else None,
+        "verify_nonfinite_exact": bool(np.array_equal(x[specials].view(np.uint32), y[specials].view(np.uint32))) if same_rows else False,
+        "snr_db": _finite_snr(x, y) if same_rows else math.nan,
+        "max_abs_error": float(np.max(np.abs(np.where(specials, 0, x) - np.where(specials, 0, y))))
+        if same_rows and x.size
+        else math.nan,
+    }
+
+
+def _print_summary(summary: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, default=str))
+        return
+    width = max(len(k) for k in summary)
+    for key, value in summary.items():
+        if key == "metrics":
+            continue
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        print(f"{key:>{width}}: {value}")
+
+
+def cmd_compress(args: argparse.Namespace, beam_args: list[str] | None = None) -> int:
+    summary = compress(args, beam_args or [])
+    _print_summary(summary, args.json)
+    if summary["records_out"] + (summary["dead_letters"] if args.dead_letter else 0) != summary["records_in"]:
+        print("ltc-beam compress: error: records out do not match records in", file=sys.stderr)
+        return 1
+    if args.verify and not (summary["verify_records_equal"] and summary["verify_nonfinite_exact"]):
+        return 1
+    return 0
+
+
+# ---------------------------------------------------------------------- decompress
+def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None) -> int:
+    from ltc_beam import arrow
+    from ltc_beam.beam.io import DecompressParquet
+    from ltc_beam.beam.runners import run
+
+    files = _input_files(args.input)
+    records = 0
+    for f in files:
+        t = pq.read_table(f, columns=[arrow.COUNT]) if arrow.COUNT in pq.read_schema(f).names else None
+        records += sum(t.column(arrow.COUNT).to_pylist()) if t is not None else pq.ParquetFile(f).metadata.num_rows
+    os.makedirs(args.output, exist_ok=True)
+    _clear_outputs(args.output)
+    start = time.time()
+    with _Progress(records, "decompress", not args.quiet and not args.json):
+        run(
+            lambda p: p | DecompressParquet(args.input, args.output, args.codec, num_shards=args.num_shards, device=args.device),
+            args.runner,
+            beam_args or [],
+        )
+    seconds = time.time() - start
+    out_files = _dir_files(args.output)
+    out = sum(pq.ParquetFile(f).metadata.num_rows for f in out_files)
+    summary = {
+        "runner": args.runner,
+        "records_in": records,
+        "records_out": out,
+        "output_files": len(out_files),
+        "output_bytes": sum(os.path.getsize(f) for f in out_files),
+        "seconds": round(seconds, 3),
+        "records_per_second": round(out / seconds, 1) if seconds else math.nan,
+    }
+    _print_summary(summary, args.json)
+    return 0 if out == records else 1
+
+
+def cmd_demo(args: argparse.Namespace, beam_args: list[str] | None = None) -> int:
+    from ltc_beam.demo import run_demo
+
+    return run_demo(
+        out=args.out, retrain=args.retrain, steps=args.steps, runner=args.runner, beam_args=beam_args or [], codec_dir=args.codec_dir
+    )
