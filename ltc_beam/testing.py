@@ -16,17 +16,20 @@ def telemetry_table(records: int = 100_000, *, keys: int = 100, dim: int = 8, se
     Columns: ``device`` string (series key), ``ts`` timestamp[ms, UTC] (order within a
     device), ``seq`` int64, ``temperature`` float64 with nulls, ``values``
     fixed_size_list<float32, dim> (smooth correlated channels plus noise); ``specials``
-    vectors hold NaN or ±Inf.
+    vectors hold NaN or ±Inf. Tables with the same ``seed`` share their channel structure
+    (mixing, scales), whatever their size, so a codec trained on one fits the others.
     """
-    rng = np.random.default_rng(seed)
+    structure = np.random.default_rng(seed)  # channel mixing and scales: shared by all sizes
+    mix = structure.normal(size=(3, dim))
+    scale = np.exp(structure.normal(size=dim))
+    offset = structure.normal(size=dim) * 3
+    rng = np.random.default_rng([seed, records, keys])
     steps = -(-records // keys)
     latent = np.zeros((keys, steps, 3))
     eps = rng.normal(size=(keys, steps, 3))
     for t in range(1, steps):
         latent[:, t] = 0.95 * latent[:, t - 1] + 0.3 * eps[:, t]
-    mix = rng.normal(size=(3, dim))
-    scale = np.exp(rng.normal(size=dim))
-    x = (latent @ mix + 0.1 * rng.normal(size=(keys, steps, dim))) * scale + rng.normal(size=dim) * 3
+    x = (latent @ mix + 0.1 * rng.normal(size=(keys, steps, dim))) * scale + offset
     # time-major interleaving: row r is device r % keys at step r // keys
     x = x.transpose(1, 0, 2).reshape(-1, dim)[:records].astype(np.float32)
     row = np.arange(records)
