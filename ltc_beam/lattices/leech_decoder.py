@@ -20,11 +20,12 @@ Evaluating all 256 cases exactly is still costly, so the decoder first bounds ev
 from below by ``Σ best + [G ≠ 0]·min_j (second best − best)_j`` — shared over column
 pairs as in a hexacode trellis — evaluates the two cases of smallest bound exactly, and
 accepts the better one when it beats the third smallest bound *strictly* (bounds are
-rounded down, so this holds in floating point too). The rest (near ties, Voronoi-cell
-boundaries: rare for generic input) is decoded by evaluating all 256 cases. Either way
-the answer is the case of lowest index among those of least exact cost, and within a
-case every choice takes the first minimum: the output is a deterministic function of the
-input vector, whichever path decoded it and whatever else is in the batch.
+rounded down, so this holds in floating point too). About 2 % of Gaussian vectors are
+left open; they get the 16 cases of smallest bound under the same rule, and whatever is
+still open (three-way near ties) all 256 cases. Either way the answer is the case of
+lowest index among those of least exact cost, and within a case every choice takes the
+first minimum: the output is a deterministic function of the input vector, whichever
+path decoded it and whatever else is in the batch.
 
 Every tensor inside is batch-last (``[..., n]``) so that each torch op runs over long
 contiguous rows; comparisons, ``where`` and arg-reductions (slow on CPU) are kept off the
