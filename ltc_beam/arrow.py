@@ -435,6 +435,19 @@ def canonical(value) -> bytes:
     return b"r" + repr(value).encode()
 
 
+def to_ipc(table: pa.Table) -> bytes:
+    """Arrow IPC stream bytes of a table (schema metadata included): the cheap way to move
+    a table through a shuffle (several times faster than pickling it)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def from_ipc(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
 def digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
@@ -452,35 +465,52 @@ def shard_of(key_bytes: bytes, shards: int) -> int:
 
 
 def split_by_key(table: pa.Table, key: str) -> list[tuple[object, bytes, pa.Table]]:
-    """``[(key value, key bytes, rows of that key in input order)]``, ordered by key bytes."""
+    """``[(key value, key bytes, rows of that key in input order)]``, ordered by key bytes.
+
+    One stable reordering of the batch by key, then zero-copy slices of it.
+    """
     if table.num_rows == 0:
         return []
     col = table.column(key).combine_chunks()
     encoded = pc.dictionary_encode(col)
     idx = np.asarray(encoded.indices.fill_null(-1)).astype(np.int64)
     order = np.argsort(idx, kind="stable")
-    bounds = np.flatnonzero(np.diff(idx[order])) + 1
-    out = []
+    codes = idx[order]
+    bounds = np.flatnonzero(np.diff(codes)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(codes)]])
+    grouped = table if _is_identity(order) else table.take(pa.array(order))
     dictionary = encoded.dictionary
-    for part in np.split(order, bounds):
-        code = idx[part[0]]
+    out = []
+    for start, end in zip(starts, ends):
+        code = codes[start]
         value = None if code < 0 else dictionary[int(code)].as_py()
-        out.append((value, canonical(value), table.take(pa.array(part))))
+        out.append((value, canonical(value), grouped.slice(int(start), int(end - start))))
     out.sort(key=lambda item: item[1])
     return out
 
 
 def order_series(parts: list[pa.Table], order_by: str | None) -> pa.Table:
-    """Batches of one series → one table in a deterministic order (see module docstring)."""
+    """Batches of one series → one table in a deterministic order (see module docstring).
+
+    Fast path: with ``order_by`` and no repeated order values, the sort alone fixes the
+    order, so the batches' content digests are computed only when there are ties.
+    """
     parts = [p for p in parts if p.num_rows]
     if not parts:
         raise ValueError("no rows")
+    if order_by is not None:
+        table = _concat(parts)
+        if table.num_rows > 1:
+            idx = pc.sort_indices(table, sort_keys=[(order_by, "ascending", "at_end")])
+            ordered = table if _is_identity(idx) else table.take(idx)
+            if len(parts) == 1 or not _has_ties(ordered.column(order_by)):
+                return ordered
+        else:
+            return table
     if len(parts) > 1:
         parts = [p for _, p in sorted(((table_digest(p), i), p) for i, p in enumerate(parts))]
-        schema = parts[0].schema
-        table = pa.concat_tables([p.cast(schema) if p.schema != schema else p for p in parts])
-    else:
-        table = parts[0]
+    table = _concat(parts)
     if order_by is not None and table.num_rows > 1:
         idx = pc.sort_indices(table, sort_keys=[(order_by, "ascending", "at_end")])
         if not _is_identity(idx):
@@ -488,7 +518,26 @@ def order_series(parts: list[pa.Table], order_by: str | None) -> pa.Table:
     return table
 
 
-def _is_identity(idx: pa.Array) -> bool:
+def _concat(parts: list[pa.Table]) -> pa.Table:
+    if len(parts) == 1:
+        return parts[0]
+    schema = parts[0].schema
+    return pa.concat_tables([p if p.schema == schema else p.cast(schema) for p in parts])
+
+
+def _has_ties(col) -> bool:
+    """Whether a sorted column holds two equal neighbours (nulls count as equal)."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if len(col) < 2:
+        return False
+    if col.null_count > 1:
+        return True
+    a, b = col.slice(0, len(col) - 1), col.slice(1)
+    eq = pc.equal(a, b)
+    return bool(pc.any(eq).as_py())
+
+
+def _is_identity(idx) -> bool:
     a = np.asarray(idx)
     return bool(np.all(a == np.arange(len(a))))
 

@@ -57,6 +57,18 @@ def read_table(path: str) -> pa.Table:
     return pq.read_table(path.removeprefix("file://"))
 
 
+def parquet_options(schema: pa.Schema, compression: str) -> dict:
+    """Writer options: entropy-coded payloads are stored as they are (no compression, no
+    dictionary: both would only cost time); every other column gets ``compression``."""
+    if arrow.PAYLOAD not in schema.names:
+        return {"compression": compression}
+    others = [n for n in schema.names if n != arrow.PAYLOAD]
+    return {
+        "compression": {**{n: compression for n in others}, arrow.PAYLOAD: "none"},
+        "use_dictionary": others,
+    }
+
+
 def read_parquet(path: str, codec=None, *, sort: bool = True, device: str = "cpu") -> pa.Table:
     """Decode compressed Parquet (file, directory or glob) to a table of the original schema.
 
@@ -79,14 +91,15 @@ def read_parquet(path: str, codec=None, *, sort: bool = True, device: str = "cpu
 def write_parquet(table: pa.Table, path: str, codec, *, compression: str = "zstd", **options) -> pa.Table:
     """Compress ``table`` in process (see :func:`ltc_beam.arrow.encode_table`) and write one file."""
     encoded = arrow.encode_table(table, codec, **options)
+    writer_options = parquet_options(encoded.schema, compression)
     if _remote(path):
         from apache_beam.io.filesystems import FileSystems
 
         buf = io.BytesIO()
-        pq.write_table(encoded, buf, compression=compression)
+        pq.write_table(encoded, buf, **writer_options)
         with FileSystems.create(path) as handle:
             handle.write(buf.getvalue())
     else:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        pq.write_table(encoded, path, compression=compression)
+        pq.write_table(encoded, path, **writer_options)
     return encoded

@@ -95,14 +95,15 @@ class LtcModelHandler(ModelHandler[Sequence[pa.Table], pa.Table, Any]):
 
     def run_inference(self, batch, model, inference_args=None) -> Iterable[pa.Table]:
         if self._task == "encode":
-            chunks = list(batch)
+            # chunks arrive as Arrow IPC bytes (cheap to move between fused stages)
+            chunks = [arrow.from_ipc(c) if isinstance(c, (bytes, bytearray)) else c for c in batch]
             if not chunks:
                 return []
             return [arrow.encode_chunks(chunks, model, self._output_schema(chunks[0].schema, model))]
         return [model.decode(table) for table in batch]
 
     def get_num_bytes(self, batch) -> int:
-        return sum(t.nbytes for t in batch)
+        return sum(len(t) if isinstance(t, (bytes, bytearray)) else t.nbytes for t in batch)
 
     def get_metrics_namespace(self) -> str:
         return NAMESPACE

@@ -23,6 +23,7 @@ from ltc_beam import arrow
 from ltc_beam.beam.handler import NAMESPACE
 from ltc_beam.beam.transforms import LtcDecode, LtcEncode
 from ltc_beam.errors import InputError
+from ltc_beam.parquet import parquet_options
 from ltc_beam.storage import write_bytes
 
 
@@ -36,11 +37,14 @@ def file_pattern(path: str) -> str:
 
 
 class _ReadRowGroups(beam.DoFn):
-    def __init__(self, columns):
+    """One Parquet file → tables of up to ``batch_rows`` rows (schema metadata kept)."""
+
+    def __init__(self, columns, batch_rows: int = 65536):
         self.columns = columns
+        self.batch_rows = batch_rows
 
     def setup(self):
-        self.tables = Metrics.counter(NAMESPACE, "row_groups_read")
+        self.tables = Metrics.counter(NAMESPACE, "batches_read")
 
     def process(self, path: str):
         from ltc_beam.parquet import _remote
@@ -53,23 +57,27 @@ class _ReadRowGroups(beam.DoFn):
         else:
             source = path
         reader = pq.ParquetFile(source)
-        for i in range(reader.num_row_groups):
+        schema = reader.schema_arrow
+        if self.columns is not None:
+            schema = pa.schema([schema.field(c) for c in self.columns], metadata=schema.metadata)
+        for batch in reader.iter_batches(batch_size=self.batch_rows, columns=self.columns):
             self.tables.inc()
-            yield reader.read_row_group(i, columns=self.columns)
+            yield pa.Table.from_batches([batch], schema=schema)
 
 
 class ReadParquetTables(beam.PTransform):
-    """Parquet file(s) → one ``pa.Table`` per row group, schema metadata kept.
+    """Parquet file(s) → ``pa.Table`` batches of up to ``batch_rows`` rows, schema metadata kept.
 
     Files are listed when the pipeline is built (``FileSystems.match``) and read by a
     ParDo over ``Create(files)``: unlike source-based reads this runs on every runner,
     DaskRunner included (its 2.77 translation has no ``Read``).
     """
 
-    def __init__(self, path: str, columns: list[str] | None = None):
+    def __init__(self, path: str, columns: list[str] | None = None, batch_rows: int = 65536):
         super().__init__()
         self.path = path
         self.columns = columns
+        self.batch_rows = batch_rows
 
     def files(self) -> list[str]:
         from apache_beam.io.filesystems import FileSystems
@@ -84,7 +92,7 @@ class ReadParquetTables(beam.PTransform):
         return (
             pbegin
             | "Files" >> beam.Create(self.files())
-            | "ReadRowGroups" >> beam.ParDo(_ReadRowGroups(self.columns))
+            | "ReadRowGroups" >> beam.ParDo(_ReadRowGroups(self.columns, self.batch_rows))
         )
 
 
@@ -96,8 +104,9 @@ class _ShardKey(beam.DoFn):
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
         if table.num_rows:
-            d = arrow.table_digest(table)
-            yield (int.from_bytes(d[:8], "little") % self.num_shards, (d, table))
+            data = arrow.to_ipc(table)
+            d = arrow.digest(data)
+            yield (int.from_bytes(d[:8], "little") % self.num_shards, (d, data))
 
 
 class _WriteShard(beam.DoFn):
@@ -114,7 +123,7 @@ class _WriteShard(beam.DoFn):
     def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         shard, items = element
         items = sorted(items, key=lambda dt: dt[0])
-        tables = [t for _, t in items]
+        tables = [arrow.from_ipc(t) for _, t in items]
         schema = tables[0].schema
         table = pa.concat_tables([t if t.schema == schema else t.cast(schema) for t in tables])
         tag = ""
@@ -124,7 +133,7 @@ class _WriteShard(beam.DoFn):
                 tag += f"-pane{pane.index}"
         name = f"{self.prefix}{tag}-{shard:05d}-of-{self.num_shards:05d}{self.suffix}"
         buf = io.BytesIO()
-        pq.write_table(table, buf, compression=self.compression)
+        pq.write_table(table, buf, **parquet_options(table.schema, self.compression))
         data = buf.getvalue()
         write_bytes(name, data)
         self.files.inc()

@@ -169,11 +169,12 @@ class _Prepare(beam.DoFn):
             table = table.filter(pa.array(keep))
         if table.num_rows == 0:
             return
+        # tables cross the shuffle as Arrow IPC bytes (much cheaper than pickling them)
         if self.key is None:
-            yield (PART, (b"#" + arrow.table_digest(table), table))
+            yield (PART, (b"#" + arrow.table_digest(table), arrow.to_ipc(table)))
         else:
             for _, kb, part in arrow.split_by_key(table, self.key):
-                yield (PART, (kb, part))
+                yield (PART, (kb, arrow.to_ipc(part)))
 
     def _record(self, record: dict):
         self.records_in.inc()
@@ -266,7 +267,10 @@ class _FormChunks(beam.DoFn):
         kb, values = element
         parts, records = [], []
         for v in values:
-            (parts if isinstance(v, pa.Table) else records).append(v)
+            if isinstance(v, bytes):
+                parts.append(arrow.from_ipc(v))
+            else:
+                records.append(v)
         if records:
             records.sort(key=lambda dr: dr[0])
             parts.append(_records_table([r for _, r in records], self.schema))
@@ -282,9 +286,9 @@ class _FormChunks(beam.DoFn):
                 return
         chunks, rest = arrow.cut(series, self.rows)
         for unit in _units(chunks, self.unit_rows):
-            yield (UNIT, unit)
+            yield (UNIT, [arrow.to_ipc(c) for c in unit])
         if rest is not None:
-            yield (TAIL, (arrow.shard_of(kb, self.pack_shards), (kb, rest)))
+            yield (TAIL, (arrow.shard_of(kb, self.pack_shards), (kb, arrow.to_ipc(rest))))
 
 
 class _PackTails(beam.DoFn):
@@ -294,11 +298,12 @@ class _PackTails(beam.DoFn):
 
     def process(self, element):
         _, tails = element
-        tails = list(tails)
+        tails = [(kb, arrow.from_ipc(t)) for kb, t in tails]
         if len({t.schema.remove_metadata() for _, t in tails}) > 1:
             schema = pa.unify_schemas([t.schema for _, t in tails], promote_options="permissive")
             tails = [(k, t.cast(schema)) for k, t in tails]
-        yield from _units(arrow.pack_tails(tails, self.rows), self.unit_rows)
+        for unit in _units(arrow.pack_tails(tails, self.rows), self.unit_rows):
+            yield [arrow.to_ipc(c) for c in unit]
 
 
 class _Account(beam.DoFn):
