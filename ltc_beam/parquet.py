@@ -57,14 +57,22 @@ def read_table(path: str) -> pa.Table:
     return pq.read_table(path.removeprefix("file://"))
 
 
+def _leaf_paths(schema: pa.Schema) -> list[str]:
+    """Parquet leaf column paths of an Arrow schema (nested lists: ``name.list.element``)."""
+    buf = io.BytesIO()
+    pq.write_table(schema.empty_table(), buf)
+    parquet_schema = pq.ParquetFile(io.BytesIO(buf.getvalue())).schema
+    return [parquet_schema.column(i).path for i in range(len(parquet_schema))]
+
+
 def parquet_options(schema: pa.Schema, compression: str) -> dict:
     """Writer options: entropy-coded payloads are stored as they are (no compression, no
     dictionary: both would only cost time); every other column gets ``compression``."""
     if arrow.PAYLOAD not in schema.names:
         return {"compression": compression}
-    others = [n for n in schema.names if n != arrow.PAYLOAD]
+    others = [p for p in _leaf_paths(schema.remove_metadata()) if p != arrow.PAYLOAD]
     return {
-        "compression": {**{n: compression for n in others}, arrow.PAYLOAD: "none"},
+        "compression": {**{p: compression for p in others}, arrow.PAYLOAD: "none"},
         "use_dictionary": others,
     }
 

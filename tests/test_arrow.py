@@ -182,3 +182,15 @@ def test_chunking_is_independent_of_batching(small, block_codec):
         assert same_bits(values_of(a), values_of(b))  # NaN-safe
     # short series are packed: far fewer chunks than devices
     assert len(whole) < 30 and sum(c.num_rows for c in whole) == small.num_rows
+
+
+def test_written_parquet_compresses_pass_through_columns(small, vec_codec, tmp_path):
+    codec, _ = vec_codec
+    ours = tmp_path / "ours.parquet"
+    enc = ltc_beam.parquet.write_parquet(small, str(ours), codec, column="values", key="device", order_by="ts")
+    plain = tmp_path / "plain.parquet"
+    pq.write_table(enc, plain, compression="zstd")
+    assert os.path.getsize(ours) <= 1.02 * os.path.getsize(plain)  # nested list columns compressed too
+    meta = pq.ParquetFile(ours).metadata.row_group(0)
+    codecs = {meta.column(i).path_in_schema: meta.column(i).compression for i in range(meta.num_columns)}
+    assert codecs[arrow.PAYLOAD] == "UNCOMPRESSED" and codecs["device.list.element"] == "ZSTD"
