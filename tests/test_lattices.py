@@ -233,21 +233,6 @@ def test_leech_minimal_vectors_via_decoder():
     assert torch.equal(lattice.quantize(0.499 * vectors[::7]), torch.zeros_like(vectors[::7]))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("name", NAMES)
-def test_cuda_matches_cpu(name, points):
-    lattice = get(name)
-    y = points(name)
-    for dtype in (torch.float64, torch.float32):
-        cpu = lattice.quantize(y.to(dtype))
-        gpu = lattice.quantize(y.to(dtype).cuda()).cpu()
-        assert gpu.dtype == dtype
-        if dtype == torch.float64:
-            assert torch.equal(gpu, cpu)
-        else:
-            assert (sq_dist(y, gpu) - sq_dist(y, cpu)).max().item() <= 1e-3
-
-
 def test_leech_non_finite_rows_come_back_nan():
     lattice = get("leech")
     y = torch.randn(4, 24, dtype=torch.float64)
