@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=2400)
     parser.add_argument("--learning-rate", dest="learning_rate", type=float, default=3e-3)
     parser.add_argument("--patience", type=int, default=10)
-    parser.add_argument("--transform", default="mlp")
+    parser.add_argument("--transform", default="auto")
     parser.add_argument("--voronoi-points", dest="voronoi_points", type=int, default=4096)
     parser.add_argument("--voronoi-samples", dest="voronoi_samples", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2)

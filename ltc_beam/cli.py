@@ -43,6 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
         latent_dim=args.latent_dim,
         transform=args.transform,
+        proxy=args.proxy,
         learning_rate=args.learning_rate,
         checkpoint=args.checkpoint,
         resume=args.resume,
@@ -88,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learning-rate", dest="learning_rate", type=float, default=2e-3)
     p.add_argument("--latent-dim", dest="latent_dim", type=int)
     p.add_argument("--transform", choices=["auto", "linear", "mlp"], default="auto")
+    p.add_argument(
+        "--proxy", choices=["auto", "ste", "noise"], default="auto",
+        help="quantization proxy in training (auto: Voronoi noise for an MLP, straight-through for linear)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     p.add_argument("--checkpoint", help="checkpoint file, written during training")

@@ -335,7 +335,12 @@ def build_config(
     """Architecture sized to the data: latent size from the input, MLP only with enough data."""
     input_dim = window * record_dim
     if transform == "auto":
-        transform = "mlp" if train_vectors >= MLP_MIN_VECTORS else "linear"
+        transform = "mlp" if train_vectors >= MLP_MIN_VECTORS and input_dim > 1 else "linear"
+    if extra.get("proxy", "auto") == "auto":
+        # Measured (i.i.d. Gaussian, z1 block, 1 bit/value): an MLP trained through the
+        # straight-through estimator drifts to 3.2 dB from R(D); with Voronoi noise 1.38 dB.
+        # Linear transforms do equally well either way (E8: 1.060 vs 1.066 dB).
+        extra["proxy"] = "noise" if transform == "mlp" else "ste"
     latent = latent_dim or default_latent_dim(input_dim, lattice, mode)
     return CodecConfig(
         record_dim=record_dim,
@@ -367,7 +372,7 @@ def train(
     transform: str = "auto",
     hidden: int = 100,
     components: int = 4,
-    proxy: str = "ste",
+    proxy: str = "auto",
     learning_rate: float = 2e-3,
     validation_fraction: float = 0.15,
     patience: int = 8,
