@@ -20,13 +20,14 @@ from ltc_beam.codec.config import CodecConfig
 from ltc_beam.codec.layout import from_windows, pad_rows, to_windows
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.symbols import SymbolMapper
-from ltc_beam.codec.tables import build_tables
+from ltc_beam.codec.tables import blend_counts, box_tables
 from ltc_beam.entropy import SymbolDecoder, SymbolEncoder, SymbolTables
 from ltc_beam.errors import InputError
 
 FORMAT = "ltc-beam-codec"
 FORMAT_VERSION = 1
 OUTLIER_Z = 1e6  # |z-score| beyond this is stored exactly in the side channel
+TABLE_PRIOR_WEIGHT = 64.0  # the box pmf counts as this many observations per table
 
 
 @dataclass
@@ -61,10 +62,23 @@ class Codec:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_model(cls, model: LtcModel, *, training: dict | None = None, columns: list[str] | None = None) -> "Codec":
-        """Freeze a trained model: build its integer tables and its manifest."""
+    def from_model(
+        cls,
+        model: LtcModel,
+        *,
+        training: dict | None = None,
+        columns: list[str] | None = None,
+        fit_series: list[np.ndarray] | None = None,
+    ) -> "Codec":
+        """Freeze a trained model: build its integer tables and its manifest.
+
+        With ``fit_series`` (training records, one array per series) the tables are the
+        empirical conditional pmfs of those records' symbols, smoothed by the box pmf;
+        otherwise the box pmf of the learned density.
+        """
         model = model.eval().cpu()
-        tables, base = build_tables(model.density, model.lattice, model.config.mode)
+        pmf, low, base = box_tables(model.density, model.lattice, model.config.mode)
+        tables = SymbolTables.from_probabilities(pmf, low)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -77,8 +91,23 @@ class Codec:
             "training": training or {},
         }
         codec = cls(model, tables, base, {**manifest, "codec_id": "0" * 32})
+        if fit_series:
+            symbols, indices = codec._series_symbols(fit_series)
+            pmf = blend_counts(pmf, low, symbols, indices, TABLE_PRIOR_WEIGHT)
+            codec.tables = SymbolTables.from_probabilities(pmf, low)
+            codec.manifest["tables"]["fitted_symbols"] = int(symbols.size)
         codec.manifest["codec_id"] = codec.id = codec.content_hash()
         return codec
+
+    def _series_symbols(self, series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Symbols and table indices the encoder would write for ``series`` (flattened)."""
+        symbols, indices = [], []
+        for records in series:
+            if len(records):
+                s, t = self._symbols(self._quantize(self._split(self._check(records))[0]))
+                symbols.append(s.reshape(-1))
+                indices.append(t.reshape(-1))
+        return np.concatenate(symbols), np.concatenate(indices)
 
     def tensors(self) -> dict[str, np.ndarray]:
         """Everything numeric the codec needs, as plain arrays (weights, tables)."""
