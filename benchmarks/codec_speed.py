@@ -11,6 +11,7 @@ error) run on the same array in the same process.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -61,16 +62,18 @@ def main() -> None:
     parser.add_argument("--target-bits", dest="target_bits", type=float, default=2.0)
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--transforms", default="linear,mlp", help="transforms to time (the MLP is the paper's, width 100)")
     args = parser.parse_args()
     channels = 8
     x = signal(args.values // channels, channels, seed=2)
     train = signal(40_000, channels, seed=3)
     mb = x.nbytes / 1e6
     rows = []
-    for lattice, mode in CODECS:
+    for (lattice, mode), transform in itertools.product(CODECS, args.transforms.split(",")):
         torch.set_num_threads(2)
         codec = ltc_beam.train(
-            train, lattice=lattice, mode=mode, target_bits_per_value=args.target_bits, steps=args.steps, progress=False
+            train, lattice=lattice, mode=mode, target_bits_per_value=args.target_bits, steps=args.steps,
+            transform=transform, progress=False,
         )
         for threads in (1, 2):
             torch.set_num_threads(threads)
@@ -88,7 +91,7 @@ def main() -> None:
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
-    reference_mse = next(r["mse"] for r in rows if r["codec"] == "ltc-e8-vector")
+    reference_mse = next(r["mse"] for r in rows if r["codec"] == "ltc-e8-vector")  # first e8 vector codec
     cctx, dctx = zstandard.ZstdCompressor(level=3), zstandard.ZstdDecompressor()
     t_enc, blob = best_time(lambda: cctx.compress(x.tobytes()), args.repeats)
     t_dec, _ = best_time(lambda: dctx.decompress(blob), args.repeats)
