@@ -23,3 +23,18 @@ demo:
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[demo]"
 	$(PYTHON) -m ltc_beam.cli demo --out out/demo
+
+# Rate-distortion comparison against SZ3, ZFP, uniform+zstd, FAISS and zstd on two real
+# sensor datasets and i.i.d. Gaussian (docs/benchmarks.md); about 25 minutes on 2 cores.
+SHARED_DATA ?= ../shared/data
+COMPARE = $(PYTHON) benchmarks/compare.py
+.PHONY: bench-compare
+bench-compare: install
+	$(PIP) install -q -e ".[bench]"
+	$(COMPARE) --train $(SHARED_DATA)/basic_motions_train.parquet --test $(SHARED_DATA)/basic_motions_test.parquet \
+		--column values --key recording --order-by step --name basic_motions \
+		--out benchmarks/results/compare_basic_motions.json
+	$(COMPARE) --train data/daphnet/daphnet_s06r02e0_train.parquet --test data/daphnet/daphnet_s06r02e0_test.parquet \
+		--column values --key segment --order-by step --name daphnet \
+		--out benchmarks/results/compare_daphnet.json
+	$(COMPARE) --gaussian --name gaussian --no-refit --out benchmarks/results/compare_gaussian.json

@@ -192,7 +192,7 @@ def score_codec(scorer: Scorer, codec) -> dict:
     return scorer.score(len(blob), scorer.z_of_raw(x_hat))
 
 
-def refit_density(codec, train: list[np.ndarray], steps: int = 1500, lr: float = 0.05):
+def refit_density(codec, train: list[np.ndarray], steps: int = 600, lr: float = 0.05, max_rows: int = 8192):
     """DIAGNOSTIC, not the shipped trainer: re-fit the latent density by maximum likelihood
     (exact box pmf) on the quantized latents of the training split, transforms frozen.
 
@@ -210,7 +210,10 @@ def refit_density(codec, train: list[np.ndarray], steps: int = 1500, lr: float =
         vectors = np.concatenate([codec._vectors(codec._split(s)[0]) for s in train])
         with torch.no_grad():
             y_hat = model.quantize(model.analysis(torch.as_tensor(vectors, dtype=torch.float32)))
-            widths = model.widths(y_hat.shape[0]).to(y_hat.dtype)
+            widths = model.widths(y_hat.shape[0]).to(y_hat.dtype).expand_as(y_hat)
+            if len(y_hat) > max_rows:  # the density is per channel: a row sample is enough
+                keep = torch.randperm(len(y_hat), generator=torch.Generator().manual_seed(0))[:max_rows]
+                y_hat, widths = y_hat[keep], widths[keep]
         optimizer = torch.optim.Adam(model.density.parameters(), lr=lr)
         for _ in range(steps):
             p = model.density.box_probability(y_hat, widths)
@@ -261,8 +264,23 @@ def sweep(scorer: Scorer, train, cfg: dict, rates, args, log, refit: bool = Fals
             step = min(3.0, max(0.5, (hi_snr - top["snr_db"]) / slope))
             run(top["param"]["target_bits_per_value"] + step)
         else:
-            break
+            gap = widest_gap(points)
+            if gap is None:
+                break
+            run(gap)
     return points, refits
+
+
+def widest_gap(points: list[dict], max_gap_db: float = 6.0) -> float | None:
+    """Target rate halfway between the two sweep points around a target SNR, when they lie
+    more than ``max_gap_db`` apart (linear interpolation over a wide gap overstates bits)."""
+    pts = sorted(points, key=lambda p: p["snr_db"])
+    worst, rate = max_gap_db, None
+    for a, b in zip(pts, pts[1:]):
+        if any(a["snr_db"] <= s <= b["snr_db"] for s in TARGET_SNRS) and b["snr_db"] - a["snr_db"] > worst:
+            worst = b["snr_db"] - a["snr_db"]
+            rate = (a["param"]["target_bits_per_value"] + b["param"]["target_bits_per_value"]) / 2
+    return rate
 
 
 # ============================================================================ summary
@@ -355,6 +373,57 @@ def plot(result: dict, path: str) -> None:
     plt.close(fig)
 
 
+def git_commit() -> str | None:
+    """The repository commit the codec code came from (``+dirty`` with local changes)."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ltc_beam"], cwd=root, capture_output=True, text=True)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+REPORT_ROWS = (
+    ("ltc (best)", "LTC (best config)"),
+    ("ntc-z (best)", "NTC-z (same transforms)"),
+    ("sz3", "SZ3"),
+    ("zfp", "ZFP"),
+    ("uniform+zstd", "uniform + zstd"),
+    ("faiss-sq", "FAISS SQ 4/6/8-bit"),
+    ("faiss-pq", "FAISS PQ"),
+    ("zstd-lossless", "zstd lossless"),
+    ("classical (best)", "best classical"),
+    ("ltc+refit (best, diagnostic)", "LTC, density re-fitted (diagnostic)"),
+)
+
+
+def markdown(result: dict) -> str:
+    """The results table of one JSON, as Markdown."""
+    table = result["bits_per_value_at_snr"]
+    keys = [f"{s:g}" for s in TARGET_SNRS]
+
+    def cell(v):
+        return "–" if v is None else f"{v:.3f}"
+
+    lines = [f"**{result['dataset']}** ({result['test_values']} test values; codec commit "
+             f"{result.get('ltc_beam_commit')}): bits per value at SNR",
+             "", "| codec | " + " | ".join(f"{k} dB" for k in keys) + " |", "|---|" + "---:|" * len(keys)]
+    for key, label in REPORT_ROWS:
+        if key in table:
+            lines.append(f"| {label} | " + " | ".join(cell(table[key][k]) for k in keys) + " |")
+    acc = result["acceptance"]
+    lines.append("| LTC bits vs best classical | " + " | ".join(
+        "–" if acc[k]["saving_vs_classical"] is None else f"{-100 * acc[k]['saving_vs_classical']:+.1f} %" for k in keys) + " |")
+    lines.append("| best classical codec | " + " | ".join(str(acc[k]["best_classical_codec"]) for k in keys) + " |")
+    best = {k: min(((table[n][k], n) for n in table if n.startswith("ltc-") and table[n][k] is not None), default=(None, None))[1]
+            for k in keys}
+    lines.append("| best LTC config | " + " | ".join(str(best[k])[4:] if best[k] else "–" for k in keys) + " |")
+    return "\n".join(lines)
+
+
 # ============================================================================ main
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -372,7 +441,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--configs", default=None,
                         help="comma-separated LATTICE:MODE:WINDOW LTC candidates (NTC runs each with z1)")
     parser.add_argument("--rates", default=None, help="comma-separated initial target bits/value of each sweep")
-    parser.add_argument("--max-extra", dest="max_extra", type=int, default=3, help="extra sweep points to bracket 10-30 dB")
+    parser.add_argument("--max-extra", dest="max_extra", type=int, default=4,
+                        help="extra sweep points to bracket 10-30 dB and fill gaps over 6 dB around them")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--learning-rate", dest="learning_rate", type=float, default=None,
                         help="fixed Adam step size (default: learning_rate_for(target))")
@@ -382,7 +452,13 @@ def main(argv=None) -> dict:
                         help="skip the diagnostic density refit of every LTC point")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids oversubscription on 2 cores)")
+    parser.add_argument("--report", nargs="+", metavar="JSON", help="print Markdown tables of finished runs and exit")
     args = parser.parse_args(argv)
+    if args.report:
+        for path in args.report:
+            with open(path) as handle:
+                print(markdown(json.load(handle)) + "\n")
+        return {}
     torch.set_num_threads(args.threads)
 
     def log(msg: str) -> None:
@@ -407,6 +483,7 @@ def main(argv=None) -> dict:
         f"test {sum(len(s) for s in test)} records in {len(test)} series, {len(columns)} columns; "
         f"{scorer.values} test values")
     started = time.perf_counter()
+    commit = git_commit()  # at the start: others may commit while a long run goes on
 
     # ---------------------------------------------------------------- classical
     points: list[dict] = []
@@ -458,6 +535,7 @@ def main(argv=None) -> dict:
         "seconds": round(time.perf_counter() - started, 1),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "torch_threads": args.threads},
+        "ltc_beam_commit": commit,
         **summarise(points),
         "points": points,
     }
