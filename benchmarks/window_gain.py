@@ -35,8 +35,8 @@ def bits_at(curve: list[dict], snr: float) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", default=os.path.join(DATA, "basic_motions_train.parquet"))
-    parser.add_argument("--test", default=os.path.join(DATA, "basic_motions_test.parquet"))
+    parser.add_argument("--train", default=os.path.join(DATA, "train.parquet"))
+    parser.add_argument("--test", default=os.path.join(DATA, "test.parquet"))
     parser.add_argument("--key", default="recording")
     parser.add_argument("--order-by", dest="order_by", default="step")
     parser.add_argument("--column")
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--rates", default="0.75,1.5,3.0")
     parser.add_argument("--out", default="benchmarks/results/window_gain.json")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     opts = dict(column=args.column, key=args.key, order_by=args.order_by)
     train, test = load(args.train, **opts), load(args.test, **opts)
     curves: dict[str, dict[str, list]] = {}
