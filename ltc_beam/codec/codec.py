@@ -27,7 +27,9 @@ from ltc_beam.errors import InputError
 FORMAT = "ltc-beam-codec"
 FORMAT_VERSION = 1
 OUTLIER_Z = 1e6  # |z-score| beyond this is stored exactly in the side channel
-TABLE_PRIOR_WEIGHT = 64.0  # the box pmf counts as this many observations per table
+# How many observations the box pmf is worth per table when tables are fitted to training
+# symbols; the weight (or the box pmf alone) is chosen on the validation split.
+TABLE_PRIOR_WEIGHTS = (16.0, 64.0, 256.0, 1024.0)
 
 
 @dataclass
@@ -69,12 +71,14 @@ class Codec:
         training: dict | None = None,
         columns: list[str] | None = None,
         fit_series: list[np.ndarray] | None = None,
+        validation_series: list[np.ndarray] | None = None,
     ) -> "Codec":
         """Freeze a trained model: build its integer tables and its manifest.
 
         With ``fit_series`` (training records, one array per series) the tables are the
-        empirical conditional pmfs of those records' symbols, smoothed by the box pmf;
-        otherwise the box pmf of the learned density.
+        empirical conditional pmfs of those records' symbols, smoothed by the box pmf of
+        the learned density; the prior weight (or the plain box pmf) is the one that codes
+        ``validation_series`` shortest. Without ``fit_series``: the box pmf.
         """
         model = model.eval().cpu()
         pmf, low, base = box_tables(model.density, model.lattice, model.config.mode)
@@ -92,12 +96,23 @@ class Codec:
         }
         codec = cls(model, tables, base, {**manifest, "codec_id": "0" * 32})
         if fit_series:
-            symbols, indices = codec._series_symbols(fit_series)
-            pmf = blend_counts(pmf, low, symbols, indices, TABLE_PRIOR_WEIGHT)
-            codec.tables = SymbolTables.from_probabilities(pmf, low)
-            codec.manifest["tables"]["fitted_symbols"] = int(symbols.size)
+            codec._fit_tables(pmf, low, fit_series, validation_series)
         codec.manifest["codec_id"] = codec.id = codec.content_hash()
         return codec
+
+    def _fit_tables(self, pmf, low, fit_series, validation_series) -> None:
+        """Replace the box tables by fitted ones when that codes the validation data shorter."""
+        symbols, indices = self._series_symbols(fit_series)
+        candidates = {weight: SymbolTables.from_probabilities(blend_counts(pmf, low, symbols, indices, weight), low)
+                      for weight in TABLE_PRIOR_WEIGHTS}
+        candidates[None] = self.tables  # the box pmf alone
+        chosen = TABLE_PRIOR_WEIGHTS[len(TABLE_PRIOR_WEIGHTS) // 2]
+        if validation_series:
+            val_symbols, val_indices = self._series_symbols(validation_series)
+            chosen = min(candidates, key=lambda w: candidates[w].bits(val_symbols, val_indices))
+        self.tables = candidates[chosen]
+        self.manifest["tables"]["fitted_symbols"] = 0 if chosen is None else int(symbols.size)
+        self.manifest["tables"]["prior_weight"] = chosen
 
     def _series_symbols(self, series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Symbols and table indices the encoder would write for ``series`` (flattened)."""
@@ -107,6 +122,8 @@ class Codec:
                 s, t = self._symbols(self._quantize(self._split(self._check(records))[0]))
                 symbols.append(s.reshape(-1))
                 indices.append(t.reshape(-1))
+        if not symbols:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(symbols), np.concatenate(indices)
 
     def tensors(self) -> dict[str, np.ndarray]:

@@ -144,7 +144,7 @@ class Trainer:
         self.device = resolve_device(options.device)
         torch.manual_seed(options.seed)
         train_series, val_series = split_series(series, options.validation_fraction, options.seed)
-        self.train_series = train_series
+        self.train_series, self.val_series = train_series, val_series
         mean, std = column_statistics(train_series)
         n = config.vectors_per_block
         train_x = vectors_of(train_series, config.window, mean, std, sliding=True)
@@ -428,5 +428,9 @@ def train(
         trainer.load_checkpoint(checkpoint)
     summary = trainer.run()
     return Codec.from_model(
-        trainer.model, training=summary.to_dict(), columns=columns, fit_series=trainer.train_series
+        trainer.model,
+        training=summary.to_dict(),
+        columns=columns,
+        fit_series=trainer.train_series,
+        validation_series=trainer.val_series,
     )
