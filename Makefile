@@ -12,9 +12,16 @@ install:
 test: install
 	$(PYTHON) -m pytest -q
 
+# Every benchmark writes JSON (and PNG) under benchmarks/results/; run one at a time on an
+# otherwise idle machine (2-thread timings suffer badly from a busy second core).
 bench: install
 	$(PIP) install -q -e ".[test,bench]"
 	$(PYTHON) benchmarks/lattices.py --out benchmarks/results/lattices.json
+	$(PYTHON) benchmarks/gaussian_rd.py --threads 1 --out benchmarks/results/gaussian_rd.json
+	$(PYTHON) benchmarks/window_gain.py --out benchmarks/results/window_gain.json
+	$(PYTHON) benchmarks/banana.py --transform linear --steps 3000 --out benchmarks/results/banana_linear.json
+	$(PYTHON) benchmarks/codec_speed.py --out benchmarks/results/codec_speed.json
+	$(PYTHON) benchmarks/pipeline.py
 
 # The main job: real IMU telemetry (data/basic_motions) through the embedded Beam pipeline
 # (FnApiRunner): load the committed codecs, compress, decompress, print the table, write
@@ -26,12 +33,11 @@ demo:
 
 # Rate-distortion comparison against SZ3, ZFP, uniform+zstd, FAISS and zstd on two real
 # sensor datasets and i.i.d. Gaussian (docs/benchmarks.md); about 25 minutes on 2 cores.
-SHARED_DATA ?= ../shared/data
 COMPARE = $(PYTHON) benchmarks/compare.py
 .PHONY: bench-compare
 bench-compare: install
 	$(PIP) install -q -e ".[bench]"
-	$(COMPARE) --train $(SHARED_DATA)/basic_motions_train.parquet --test $(SHARED_DATA)/basic_motions_test.parquet \
+	$(COMPARE) --train data/basic_motions/train.parquet --test data/basic_motions/test.parquet \
 		--column values --key recording --order-by step --name basic_motions \
 		--out benchmarks/results/compare_basic_motions.json
 	$(COMPARE) --train data/daphnet/daphnet_s06r02e0_train.parquet --test data/daphnet/daphnet_s06r02e0_test.parquet \
