@@ -46,6 +46,7 @@ import baselines  # noqa: E402
 
 import ltc_beam  # noqa: E402
 from ltc_beam import data as ltc_data  # noqa: E402
+from ltc_beam.codec.training import default_learning_rate  # noqa: E402
 
 TARGET_SNRS = (10.0, 20.0, 30.0)
 CLASSICAL = ("sz3", "zfp", "uniform+zstd", "faiss-sq", "faiss-pq", "zstd-lossless")
@@ -53,19 +54,6 @@ CLASSICAL = ("sz3", "zfp", "uniform+zstd", "faiss-sq", "faiss-pq", "zstd-lossles
 DEFAULT_CONFIGS = ("e8:block:4", "leech:block:4", "e8:vector:8")
 GAUSSIAN_CONFIGS = ("e8:block:1", "leech:block:1")
 DEFAULT_RATES = (1.0, 3.0, 5.0)
-BASE_LEARNING_RATE = 2e-3  # the trainer's default
-
-
-def learning_rate_for(target: float, base: float = BASE_LEARNING_RATE) -> float:
-    """Adam step size for a target rate: ``base`` up to 3 bits/value, then proportional to the
-    quantizer step (halved per extra bit), floored at 1e-4.
-
-    Why: the synthesis weights scale with the quantizer step, so a fixed step size is a
-    relative perturbation that grows with the rate. Measured on BasicMotions (e8 block T=4,
-    target 6.5 bits): lr 2e-3 leaves the transform alone (no quantisation) at 28 dB SNR and
-    the codec at 27.7 dB; lr 1e-4 gives 47 dB and 38.5 dB at the same rate.
-    """
-    return max(1e-4, base * min(1.0, 2.0 ** -(target - 3.0)))
 
 
 # ============================================================================ data
@@ -169,7 +157,7 @@ def train_and_score(scorer: Scorer, train, cfg: dict, target: float, args) -> di
         steps=args.steps,
         transform=args.transform,
         latent_dim=cfg.get("latent_dim"),
-        learning_rate=args.learning_rate or learning_rate_for(target),
+        learning_rate=args.learning_rate or default_learning_rate(target),
         progress=False,
         seed=args.seed,
     )
@@ -445,7 +433,7 @@ def main(argv=None) -> dict:
                         help="extra sweep points to bracket 10-30 dB and fill gaps over 6 dB around them")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--learning-rate", dest="learning_rate", type=float, default=None,
-                        help="fixed Adam step size (default: learning_rate_for(target))")
+                        help="fixed Adam step size (default: default_learning_rate(target))")
     parser.add_argument("--transform", default="auto", choices=["auto", "linear", "mlp"])
     parser.add_argument("--no-ntc", dest="ntc", action="store_false")
     parser.add_argument("--no-refit", dest="refit", action="store_false",

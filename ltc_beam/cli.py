@@ -86,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--target-bits-per-value", dest="target_bits_per_value", type=float, help="find λ for this rate")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch-size", dest="batch_size", type=int, default=256)
-    p.add_argument("--learning-rate", dest="learning_rate", type=float, default=2e-3)
+    p.add_argument(
+        "--learning-rate", dest="learning_rate", type=float,
+        help="Adam step (default: 2e-3 up to 3 bits/value, halved per extra bit)",
+    )
     p.add_argument("--latent-dim", dest="latent_dim", type=int)
     p.add_argument("--transform", choices=["auto", "linear", "mlp"], default="auto")
     p.add_argument(
