@@ -7,6 +7,7 @@ in the bitstream's lossless side channel; everything else goes through the latti
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.symbols import SymbolMapper
 from ltc_beam.codec.tables import blend_counts, box_tables
 from ltc_beam.entropy import SymbolDecoder, SymbolEncoder, SymbolTables
-from ltc_beam.errors import InputError
+from ltc_beam.errors import FormatError, InputError
 
 FORMAT = "ltc-beam-codec"
 FORMAT_VERSION = 1
@@ -241,8 +242,6 @@ class Codec:
         """Bitstream → float32 records ``[N, record_dim]``; raises FormatError / CodecMismatchError."""
         frame = unpack(blob, expected_codec_id=self.id)
         if len(frame.shape) != 2 or frame.shape[1] != self.config.record_dim:
-            from ltc_beam.errors import FormatError
-
             raise FormatError(f"bitstream shape {frame.shape} does not fit records of {self.config.record_dim} values")
         records = frame.shape[0]
         decoder = SymbolDecoder(frame.payload, self.tables)
@@ -298,9 +297,8 @@ class Codec:
         z, _ = self._split(arr[:windows])
         q = self._quantize(z)
         y_hat = self._latents(q.frame, q.rows).double()
-        bits = float(self.model.double().voronoi_bits_estimate(y_hat, samples=samples))
-        self.model.float()
-        return bits / (q.rows * self.config.input_dim)
+        model = copy.deepcopy(self.model).cpu().double()
+        return float(model.voronoi_bits_estimate(y_hat, samples=samples)) / (q.rows * self.config.input_dim)
 
     def __repr__(self) -> str:
         c = self.config
