@@ -27,7 +27,7 @@ def test_rate_term_is_sum_of_minus_log2_pmf(codecs):
     y_hat = codec._latents(q.frame, q.rows).double()
     model = codec.model.double()
     try:
-        rate = float(model.bits(y_hat))
+        rate = float(model.bits(y_hat).detach())
         lat = codec.lattice
         widths = np.tile(lat.coding_pivots, codec.config.latent_dim // lat.dim)
         w, mu, s = (p.detach().double().numpy() for p in model.density._params(torch.float64, y_hat.shape[1]))
