@@ -155,9 +155,9 @@ class Trainer:
             raise ValueError(f"need at least {n} training vectors, got {len(self.train_x)}")
         self.model = LtcModel(config, mean, std)
         lat = lattices.get(config.lattice)
-        variances = principal_axes(self.train_x, config.latent_dim)[1]
+        axes, variances = principal_axes(self.train_x, config.latent_dim)
         step = initial_step(variances, lat.nsm, options, config.input_dim / config.latent_dim)
-        init_from_pca(self.model.analysis, self.model.synthesis, self.train_x, step)
+        init_from_pca(self.model.analysis, self.model.synthesis, self.train_x.mean(0), axes, step)
         with torch.no_grad():
             self.model.density.fit_initial(self.model.analysis(self.train_x[:20_000]))
         self.lmbda = options.lmbda if options.lmbda is not None else 1.0 / (2 * lat.nsm * step**2 * math.log(2))

@@ -55,12 +55,11 @@ def principal_axes(x: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Ten
 
 
 @torch.no_grad()
-def init_from_pca(analysis: Transform, synthesis: Transform, x: torch.Tensor, step: float) -> torch.Tensor:
-    """Set the linear paths to PCA scaled by the quantizer step; returns the variances."""
-    axes, variances = principal_axes(x, analysis.linear.out_features)
-    mean = x.mean(0)
+def init_from_pca(
+    analysis: Transform, synthesis: Transform, mean: torch.Tensor, axes: torch.Tensor, step: float
+) -> None:
+    """Set the linear paths to the principal ``axes`` (columns) about ``mean``, scaled by the step."""
     analysis.linear.weight.copy_(axes.T / step)
     analysis.linear.bias.copy_(-(axes.T @ mean) / step)
     synthesis.linear.weight.copy_(axes * step)
     synthesis.linear.bias.copy_(mean)
-    return variances
