@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 
 import numpy as np
 import torch
 
 import ltc_beam
+from report import interpolate, write_report
 
 
 def banana(count: int, seed: int) -> np.ndarray:
@@ -55,18 +55,14 @@ def main() -> None:
             curves[lattice].append(point)
             print(lattice, json.dumps(point), flush=True)
     comparisons = []
-    z = sorted((p["mse_db"], p["bits_per_value"]) for p in curves["z2"])
     for p in curves["a2"]:
-        if z[0][0] <= p["mse_db"] <= z[-1][0]:
-            z_bits = float(np.interp(p["mse_db"], *zip(*z)))
+        z_bits = interpolate(curves["z2"], "mse_db", "bits_per_value", p["mse_db"])
+        if z_bits is not None:
             comparisons.append({"mse_db": p["mse_db"], "a2_bits": p["bits_per_value"], "z2_bits": z_bits,
                                 "a2_fewer_bits": p["bits_per_value"] < z_bits})
     for row in comparisons:
         print(json.dumps(row))
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as handle:
-        json.dump({"benchmark": "banana", "settings": vars(args), "curves": curves, "comparisons": comparisons}, handle, indent=2)
-    print(f"wrote {args.out}")
+    write_report(args.out, {"benchmark": "banana", "settings": vars(args), "curves": curves, "comparisons": comparisons})
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import torch
 import zstandard
 
 import ltc_beam
+from report import write_report
 
 CODECS = [("z8", "vector"), ("e8", "vector"), ("e8", "block"), ("leech", "block")]
 
@@ -105,12 +106,9 @@ def main() -> None:
                  "bits_per_value": 8 * blob.nbytes / x.size, "mse": float(np.mean((out - x) ** 2)), "abs_bound": bound})
     for row in rows[-2:]:
         print(json.dumps(row), flush=True)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as handle:
-        json.dump({"benchmark": "codec_speed", "settings": vars(args), "values": int(x.size),
-                   "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
-                   "results": rows}, handle, indent=2)
-    print(f"wrote {args.out}")
+    write_report(args.out, {"benchmark": "codec_speed", "settings": vars(args), "values": int(x.size),
+                            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
+                            "results": rows})
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ and a PNG (distortion in dB vs rate, with the Shannon bound).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 import ltc_beam
+from report import write_report
 
 
 def gap_db(mse: float, rate: float) -> float:
@@ -128,17 +128,14 @@ def main() -> None:
                 f"gap {r['gap_db']:.3f} dB, model-voronoi {r['model_minus_voronoi_bits']:+.4f} bit, {r['train_seconds']:.0f}s",
                 flush=True,
             )
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     report = {
         "benchmark": "gaussian_rd",
         "settings": vars(args),
         "machine": {"cpu_threads": args.threads, "platform": platform.platform(), "torch": torch.__version__},
         "results": results,
     }
-    with open(args.out, "w") as handle:
-        json.dump(report, handle, indent=2)
+    write_report(args.out, report)
     plot(results, os.path.splitext(args.out)[0] + ".png")
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
@@ -24,6 +23,7 @@ import torch
 
 import ltc_beam
 from ltc_beam import lattices
+from report import write_report
 
 LATTICES = ["z1", "z8", "a2", "d4", "d4*", "e8", "bw16", "leech"]
 
@@ -84,9 +84,7 @@ def main() -> int:
         return 2
     report = {"device": torch.cuda.get_device_name(0), "lattices": check_lattices(args.points), "codecs": check_codecs(args.values)}
     print(json.dumps(report, indent=2))
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as handle:
-        json.dump(report, handle, indent=2)
+    write_report(args.out, report)
     return 0 if all(r["ok"] for r in report["lattices"] + report["codecs"]) else 1
 
 

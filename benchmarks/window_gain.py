@@ -14,23 +14,19 @@ import argparse
 import json
 import os
 
-import numpy as np
 import torch
 
 import ltc_beam
 from ltc_beam.data import load
 from ltc_beam.evaluation import evaluate
+from report import interpolate, write_report
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data", "basic_motions")
 
 
 def bits_at(curve: list[dict], snr: float) -> float | None:
-    """Bits per value at ``snr`` dB by linear interpolation (None outside the curve)."""
-    pts = sorted((p["snr_db"], p["bits_per_value"]) for p in curve)
-    snrs, bits = zip(*pts)
-    if not snrs[0] <= snr <= snrs[-1]:
-        return None
-    return float(np.interp(snr, snrs, bits))
+    """Bits per value at ``snr`` dB (linear interpolation; None outside the curve)."""
+    return interpolate(curve, "snr_db", "bits_per_value", snr)
 
 
 def main() -> None:
@@ -74,10 +70,7 @@ def main() -> None:
                                         "window1_test_bits": ref, "saving_vs_window1": 1 - p["bits_per_value"] / ref})
     for row in comparisons:
         print(json.dumps(row))
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as handle:
-        json.dump({"benchmark": "window_gain", "settings": vars(args), "curves": curves, "comparisons": comparisons}, handle, indent=2)
-    print(f"wrote {args.out}")
+    write_report(args.out, {"benchmark": "window_gain", "settings": vars(args), "curves": curves, "comparisons": comparisons})
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 
 from ltc_beam.codec.density import LogisticMixtureDensity
-from ltc_beam.entropy import SymbolTables
 from ltc_beam.lattices import Lattice
 
 TAIL_MASS = 1e-7  # density mass left outside each table's range, per side (coded by escape)
