@@ -131,3 +131,22 @@ def test_training_rejects_bad_arguments():
         ltc_beam.train(data, lattice="e8", latent_dim=6)
     with pytest.raises(ValueError, match="unknown lattice"):
         ltc_beam.train(data, lattice="e9")
+
+
+def test_density_refit_is_kept_only_when_it_codes_validation_shorter():
+    data = correlated_series(6000, 8, seed=8)
+    config = build_config(8, lattice="e8", mode="vector", window=1, latent_dim=None, transform="linear", train_vectors=6000)
+    # High rate with a small step size: the density lags behind the latents (the case the refit is for).
+    trainer = Trainer(config, [data], TrainingOptions(target_bits_per_value=6.0, steps=200, progress=False, learning_rate=1e-4))
+    summary = trainer.run()
+    refit = summary.density_refit
+    assert refit["kept"] and refit["validation_bits_after"] < refit["validation_bits_before"] - 0.005
+    assert summary.validation["bits_per_value"] == pytest.approx(refit["validation_bits_after"])
+    # A refit that does not help (a wild step size wrecks the density) is undone.
+    before = {k: v.clone() for k, v in trainer.model.density.state_dict().items()}
+    again = trainer.refit_density(lr=50.0)
+    assert not again["kept"] and not again["validation_bits_after"] < again["validation_bits_before"]
+    for name, value in trainer.model.density.state_dict().items():
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
+    off = Trainer(config, [data], TrainingOptions(target_bits_per_value=6.0, steps=50, progress=False, refit_density=False))
+    assert off.run().density_refit == {}
