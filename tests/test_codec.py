@@ -11,9 +11,9 @@ import torch
 from ltc_beam import Codec
 from ltc_beam.codec.artifact import codec_from_bytes, codec_to_bytes
 from ltc_beam.errors import CodecMismatchError, FormatError, InputError
-from tests.conftest import correlated_series
+from tests.conftest import correlated_series, switching_series
 
-MODES = ["vector", "block", "window", "block_window"]
+MODES = ["vector", "block", "window", "block_window", "classes_vector", "classes_block"]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -74,8 +74,9 @@ def test_wrong_codec_is_named(codecs):
     assert codecs["vector"].id in str(err.value) and codecs["block"].id in str(err.value)
 
 
-def test_damaged_streams_raise_format_error(codecs):
-    codec = codecs["block"]
+@pytest.mark.parametrize("name", ["block", "classes_vector"])
+def test_damaged_streams_raise_format_error(codecs, name):
+    codec = codecs[name]
     blob = codec.encode(correlated_series(200, 6, seed=2))
     rng = np.random.default_rng(0)
     reference = codec.decode(blob)
@@ -126,3 +127,37 @@ def test_codec_id_is_content_hash(codecs):
     ids = {c.id for c in codecs.values()}
     assert len(ids) == len(codecs)
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+@pytest.mark.parametrize("name", ["classes_vector", "classes_block"])
+def test_scale_classes_follow_the_signal_energy(codecs, name):
+    codec = codecs[name]
+    assert codec.classes is not None, "validation should choose scale classes on switching amplitudes"
+    held_out = np.concatenate(switching_series(3000, 6, seed=9))
+    q = codec._quantize(codec._split(held_out)[0])
+    _, _, classes = codec._symbols(q)
+    segment_records = codec.classes.rows * codec.config.window
+    record_of_segment = np.arange(classes.size) * segment_records
+    quiet = (record_of_segment // 150) % 2 == 0  # segments that start in a quiet stretch
+    assert classes[quiet].mean() < classes[~quiet].mean() - 2  # ×13 in amplitude: ~7 classes apart
+    # The classes pay for themselves: shorter than the box tables of the same model.
+    static = Codec.from_model(codec.model)
+    assert static.classes is None
+    assert codec.code_length_bits(held_out) < 0.9 * static.code_length_bits(held_out)
+
+
+def test_scale_class_codec_survives_save_and_load(codecs, tmp_path):
+    codec = codecs["classes_block"]
+    path = str(tmp_path / "classes.ltc")
+    codec.save(path)
+    loaded = Codec.load(path)
+    x = np.concatenate(switching_series(700, 6, seed=4))
+    assert loaded.id == codec.id and loaded.classes.rows == codec.classes.rows
+    np.testing.assert_array_equal(loaded.decode(codec.encode(x)), codec.reconstruct(x))
+
+
+def test_static_artifacts_of_earlier_builds_still_load():
+    root = os.path.join(os.path.dirname(__file__), "..", "data", "basic_motions", "codecs")
+    for name in sorted(os.listdir(root)):
+        codec = Codec.load(os.path.join(root, name))
+        assert codec.classes is None and codec.table_base.shape[0] == 1

@@ -65,12 +65,18 @@ def test_table_metadata_schema_rejects_bad_entries():
             jsonschema.validate(bad, schema)
 
 
-def test_codec_manifests_validate(vec_codec, window_codec, block_codec):
+def test_codec_manifests_validate(vec_codec, window_codec, block_codec, codecs):
     schema = load("codec_manifest.schema.json")
     for codec, _ in (vec_codec, window_codec, block_codec):
         jsonschema.validate(codec.manifest, schema)
+    classes = codecs["classes_block"].manifest
+    assert "classes" in classes["tables"]
+    jsonschema.validate(classes, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(dict(vec_codec[0].manifest, codec_id="XYZ"), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        broken = {**classes["tables"]["classes"], "segment_rows": 0}
+        jsonschema.validate(dict(classes, tables={**classes["tables"], "classes": broken}), schema)
 
 
 def test_bitstream_doc_is_present():

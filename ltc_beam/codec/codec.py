@@ -17,6 +17,7 @@ import torch
 
 from ltc_beam import __version__
 from ltc_beam.bitstream import SpecialValues, merge_specials, pack, unpack
+from ltc_beam.codec.adaptive import CLASS_COUNT, ScaleClasses, class_scales
 from ltc_beam.codec.config import CodecConfig
 from ltc_beam.codec.layout import from_windows, pad_rows, to_windows
 from ltc_beam.codec.model import LtcModel
@@ -56,8 +57,12 @@ class Codec:
         self.config: CodecConfig = model.config
         self.lattice = model.lattice
         self.tables = tables
-        self.table_base = table_base
         self.manifest = manifest
+        classes = manifest["tables"].get("classes")
+        self.classes = None if classes is None else ScaleClasses.from_dict(
+            classes, self.config.mode, self.lattice.dim, self.config.latent_dim
+        )
+        self.table_base = check_base(table_base, self.classes, tables, self.config.latent_dim, self.lattice.dim)
         self.device = torch.device(device)
         self.mapper = SymbolMapper(self.lattice)
         self._unit = torch.as_tensor(self.lattice.frame_unit, dtype=torch.float32)
@@ -95,43 +100,81 @@ class Codec:
             "tables": {"count": tables.num_tables, "symbols": tables.num_symbols, "precision": tables.precision},
             "training": training or {},
         }
-        codec = cls(model, tables, base, {**manifest, "codec_id": "0" * 32})
+        codec = cls(model, tables, base[0], {**manifest, "codec_id": "0" * 32})
         if fit_series:
             codec._fit_tables(pmf, low, fit_series, validation_series)
         codec.manifest["codec_id"] = codec.id = codec.content_hash()
         return codec
 
     def _fit_tables(self, pmf, low, fit_series, validation_series) -> None:
-        """Replace the box tables by fitted ones when that codes the validation data shorter."""
-        symbols, indices = self._series_symbols(fit_series)
-        candidates = {weight: SymbolTables.from_probabilities(blend_counts(pmf, low, symbols, indices, weight), low)
-                      for weight in TABLE_PRIOR_WEIGHTS}
-        candidates[None] = self.tables  # the box pmf alone
-        chosen = TABLE_PRIOR_WEIGHTS[len(TABLE_PRIOR_WEIGHTS) // 2]
-        if validation_series:
-            val_symbols, val_indices = self._series_symbols(validation_series)
-            chosen = min(candidates, key=lambda w: candidates[w].bits(val_symbols, val_indices))
-        self.tables = candidates[chosen]
-        self.manifest["tables"]["fitted_symbols"] = 0 if chosen is None else int(symbols.size)
-        self.manifest["tables"]["prior_weight"] = chosen
+        """Choose the tables that code ``validation_series`` shortest among: the box pmf, the
+        box pmf blended with the training symbols' counts (``TABLE_PRIOR_WEIGHTS``), and the
+        same two kinds with scale classes (:mod:`ltc_beam.codec.adaptive`). Without a
+        validation split: static tables with the middle prior weight."""
+        fit = [q for q in map(self._points, fit_series) if q is not None]
+        val = [q for q in map(self._points, validation_series or []) if q is not None]
+        static = (self.table_base, None)
+        adaptive = self._scale_class_tables(fit)
+        options = []  # (tables, base, classes, prior weight, fitted symbols)
+        for (box_pmf, box_low), (base, classes) in (((pmf, low), static), adaptive):
+            self.table_base, self.classes = base, classes
+            symbols, indices = self._coded(fit)
+            options.append((SymbolTables.from_probabilities(box_pmf, box_low), base, classes, None, 0))
+            for weight in TABLE_PRIOR_WEIGHTS:
+                blended = blend_counts(box_pmf, box_low, symbols, indices, weight)
+                options.append((SymbolTables.from_probabilities(blended, box_low), base, classes, weight, symbols.size))
+        if val:
+            symbols = {}
+            for option in options:
+                self.table_base, self.classes = option[1], option[2]
+                symbols.setdefault(id(option[2]), self._coded(val))
+            best = min(options, key=lambda o: o[0].bits(*symbols[id(o[2])]))
+        else:
+            best = options[1 + len(TABLE_PRIOR_WEIGHTS) // 2]
+        self.tables, self.table_base, self.classes, weight, fitted = best
+        self.manifest["tables"].update(
+            {"count": self.tables.num_tables, "symbols": self.tables.num_symbols, "fitted_symbols": int(fitted), "prior_weight": weight}
+        )
+        self.manifest["tables"].pop("classes", None)
+        if self.classes is not None:
+            self.manifest["tables"]["classes"] = self.classes.to_dict()
 
-    def _series_symbols(self, series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Symbols and table indices the encoder would write for ``series`` (flattened)."""
-        symbols, indices = [], []
-        for records in series:
-            if len(records):
-                s, t = self._symbols(self._quantize(self._split(self._check(records))[0]))
-                symbols.append(s.reshape(-1))
-                indices.append(t.reshape(-1))
-        if not symbols:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    def _scale_class_tables(self, fit: list[Quantized]):
+        """Box pmfs of the scaled densities plus a uniform class-symbol table, and the classes."""
+        points = [q.frame * self.lattice.frame_unit for q in fit]
+        channels = [self._channels(q.rows) for q in fit]
+        pmf, low, base = box_tables(self.model.density, self.lattice, self.config.mode, class_scales())
+        width = max(pmf.shape[1], CLASS_COUNT)
+        pmf = np.pad(pmf, ((0, 1), (0, width - pmf.shape[1])))
+        pmf[-1, :CLASS_COUNT] = 1.0 / CLASS_COUNT
+        low = np.append(low, 0)
+        classes = ScaleClasses.fit(
+            np.concatenate(points) if points else np.zeros((0, self.lattice.dim)),
+            np.concatenate(channels) if channels else np.zeros((0, self.lattice.dim), np.int64),
+            self.config.mode, self.lattice.dim, self.config.latent_dim, table=len(low) - 1,
+        )
+        return (pmf, low), (base, classes)
+
+    def _points(self, records: np.ndarray) -> Quantized | None:
+        return self._quantize(self._split(self._check(records))[0]) if len(records) else None
+
+    def _coded(self, quantized: list[Quantized]) -> tuple[np.ndarray, np.ndarray]:
+        """Every symbol the encoder would write for ``quantized`` and its table (flattened)."""
+        symbols, indices = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        for q in quantized:
+            s, t, classes = self._symbols(q)
+            symbols += [classes, s.reshape(-1)]
+            indices += [np.full(classes.size, self._class_table()), t.reshape(-1)]
         return np.concatenate(symbols), np.concatenate(indices)
+
+    def _class_table(self) -> int:
+        return -1 if self.classes is None else self.classes.table
 
     def tensors(self) -> dict[str, np.ndarray]:
         """Everything numeric the codec needs, as plain arrays (weights, tables)."""
         out = {f"model.{k}": v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
         out.update({f"tables.{k}": np.ascontiguousarray(v) for k, v in self.tables.to_arrays().items()})
-        out["tables.base"] = self.table_base
+        out["tables.base"] = self.table_base if self.classes is not None else self.table_base[0]
         return out
 
     def content_hash(self) -> str:
@@ -220,11 +263,18 @@ class Codec:
         std = np.asarray(self.manifest["normalisation"]["std"])
         return (z * std + mean).astype(np.float32)
 
-    def _symbols(self, q: Quantized) -> tuple[np.ndarray, np.ndarray]:
+    def _symbols(self, q: Quantized) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Symbols ``[P, n]``, their table indices ``[P, n]`` and the segments' class symbols
+        (empty without scale classes)."""
         symbols, phases = self.mapper.split(q.frame)
         channels = self._channels(q.rows)
-        tables = self.table_base[channels, np.arange(self.lattice.dim)] + phases
-        return symbols, tables
+        coordinates = np.arange(self.lattice.dim)
+        if self.classes is None:
+            return symbols, self.table_base[0, channels, coordinates] + phases, np.zeros(0, np.int64)
+        segment = self.classes.point_segments(q.rows)
+        latents = q.frame * self.lattice.frame_unit
+        classes = self.classes.choose(latents, channels, segment, self.classes.segments(q.rows))
+        return symbols, self.table_base[classes[segment][:, None], channels, coordinates] + phases, classes
 
     # ------------------------------------------------------------------ public API
     def encode(self, x) -> bytes:
@@ -233,7 +283,9 @@ class Codec:
         z, specials = self._split(arr)
         encoder = SymbolEncoder(self.tables)
         if len(arr):
-            symbols, tables = self._symbols(self._quantize(z))
+            symbols, tables, classes = self._symbols(self._quantize(z))
+            if classes.size:
+                encoder.encode(classes, np.full(classes.size, self.classes.table))
             for i in range(self.lattice.dim):
                 encoder.encode(symbols[:, i], tables[:, i])
         return pack(self.id, arr.shape, encoder.finish(), specials)
@@ -251,9 +303,15 @@ class Codec:
         rows = self._rows(records)
         n = self.lattice.dim
         channels = self._channels(rows)
+        point_class = np.zeros(len(channels), np.int64)
+        if self.classes is not None:
+            classes = decoder.decode(np.full(self.classes.segments(rows), self.classes.table))
+            if classes.size and (classes.min() < 0 or classes.max() >= CLASS_COUNT):
+                raise FormatError("bitstream is damaged: scale class out of range")
+            point_class = classes[self.classes.point_segments(rows)]
         builder = self.mapper.start(len(channels))
         for i in range(n):
-            tables = self.table_base[channels[:, i], i] + builder.phases()
+            tables = self.table_base[point_class, channels[:, i], i] + builder.phases()
             builder.push(decoder.decode(tables))
         decoder.finish()
         out = self._reconstruct(builder.frame, rows, records)
@@ -279,8 +337,7 @@ class Codec:
         if not len(arr):
             return 0.0
         z, _ = self._split(arr)
-        symbols, tables = self._symbols(self._quantize(z))
-        return float(self.tables.bits(symbols.reshape(-1), tables.reshape(-1)))
+        return float(self.tables.bits(*self._coded([self._quantize(z)])))
 
     def voronoi_bits_estimate(self, x, max_points: int = 2048, samples: int = 2048) -> float:
         """The paper's Monte-Carlo rate estimate, in bits per input value (a diagnostic).
@@ -303,6 +360,20 @@ class Codec:
     def __repr__(self) -> str:
         c = self.config
         return f"Codec(id={self.id}, lattice={c.lattice}, mode={c.mode}, window={c.window}, record_dim={c.record_dim})"
+
+
+def check_base(base: np.ndarray, classes: ScaleClasses | None, tables: SymbolTables, latent_dim: int, n: int) -> np.ndarray:
+    """Table bases as ``[classes, channels, coordinates]``; raises ValueError when they do not
+    fit the tables (a damaged or foreign artifact)."""
+    base = np.asarray(base)
+    shape = (latent_dim, n) if classes is None else (CLASS_COUNT, latent_dim, n)
+    if base.shape != shape or base.dtype.kind not in "iu":
+        raise ValueError(f"table bases have shape {base.shape} ({base.dtype}), expected {shape} integers")
+    if base.size and (base.min() < -1 or base.max() >= tables.num_tables):
+        raise ValueError("table bases point outside the tables")
+    if classes is not None and not 0 <= classes.table < tables.num_tables:
+        raise ValueError("scale-class table index outside the tables")
+    return base.astype(np.int64).reshape((-1, latent_dim, n))
 
 
 def content_hash(manifest: dict, tensors: dict[str, np.ndarray]) -> str:

@@ -27,13 +27,14 @@ def coordinate_channels(mode: str, latent_dim: int, n: int) -> list[np.ndarray]:
 
 @torch.no_grad()
 def box_tables(
-    density: LogisticMixtureDensity, lattice: Lattice, mode: str
+    density: LogisticMixtureDensity, lattice: Lattice, mode: str, scales: np.ndarray = np.ones(1)
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Box pmfs ``[T, K]`` (float64), their first symbols ``low[T]`` and ``base[channel, coordinate]``.
+    """Box pmfs ``[T, K]`` (float64), their first symbols ``low[T]`` and ``base[class, channel, coordinate]``.
 
-    Table ``base[c, i] + phase`` codes the symbol of coordinate i of a point whose latent
-    channel is c, given the phase of that coordinate (-1: the pair never occurs). Rows
-    sum to less than 1 by the tail mass left to the escape symbol.
+    Table ``base[k, c, i] + phase`` codes the symbol of coordinate i of a point whose latent
+    channel is c, given the phase of that coordinate (-1: the pair never occurs), under
+    the density scaled by ``scales[k]`` (one class, scale 1, by default). Rows sum to
+    less than 1 by the tail mass left to the escape symbol.
     """
     density = copy.deepcopy(density).to("cpu", torch.float64)
     channels = density.channels
@@ -41,23 +42,25 @@ def box_tables(
     lo_q = density.quantile(TAIL_MASS).numpy()
     hi_q = density.quantile(1 - TAIL_MASS).numpy()
     pivots = lattice.coding_pivots
-    base = np.full((channels, n), -1, dtype=np.int64)
-    rows: list[tuple[int, int, float, int, int]] = []  # (channel, coordinate, phase value, low, count)
-    for i, chans in enumerate(coordinate_channels(mode, channels, n)):
-        w = pivots[i]
-        for c in chans:
-            base[c, i] = len(rows)
-            for phi in lattice.phases[i]:
-                low = int(np.floor((lo_q[c] - phi) / w))
-                high = int(np.ceil((hi_q[c] - phi) / w))
-                rows.append((int(c), i, float(phi), low, min(high - low + 1, MAX_SYMBOLS)))
-    width = max(r[4] for r in rows)
+    base = np.full((len(scales), channels, n), -1, dtype=np.int64)
+    rows: list[tuple[float, int, int, float, int, int]] = []  # (scale, channel, coordinate, phase value, low, count)
+    for k, scale in enumerate(scales):
+        for i, chans in enumerate(coordinate_channels(mode, channels, n)):
+            w = pivots[i]
+            for c in chans:
+                base[k, c, i] = len(rows)
+                for phi in lattice.phases[i]:
+                    low = int(np.floor((scale * lo_q[c] - phi) / w))
+                    high = int(np.ceil((scale * hi_q[c] - phi) / w))
+                    rows.append((float(scale), int(c), i, float(phi), low, min(high - low + 1, MAX_SYMBOLS)))
+    width = max(r[5] for r in rows)
     pmf = np.zeros((len(rows), width))
-    for t, (c, i, phi, low, count) in enumerate(rows):
+    for t, (scale, c, i, phi, low, count) in enumerate(rows):
         centres = phi + pivots[i] * (low + torch.arange(count, dtype=torch.float64))
-        prob = density.channel_box_probability(c, centres, torch.tensor(pivots[i], dtype=torch.float64))
+        # the density of scale·Y at y is the density of Y at y / scale (box widths scale too)
+        prob = density.channel_box_probability(c, centres / scale, torch.tensor(pivots[i] / scale, dtype=torch.float64))
         pmf[t, :count] = prob.clamp_min(0).numpy()
-    low = np.array([r[3] for r in rows], dtype=np.int64)
+    low = np.array([r[4] for r in rows], dtype=np.int64)
     return pmf, low, base
 
 

@@ -1,0 +1,94 @@
+"""Forward-adaptive scale classes: the entropy model follows the stream's local energy.
+
+Telemetry is not stationary (a sensor at rest, then moving), and one static table per
+(channel, coordinate, phase) codes quiet and busy stretches with the same pmf. The encoder
+cuts the lattice points into *segments* of ``rows`` consecutive latent rows, measures each
+segment's energy relative to the training average of every channel, and picks the class
+``k`` whose scale ``2 ** ((k - REFERENCE_CLASS) / 2)`` matches it best. Class ``k`` has its
+own tables (the density scaled by that factor, fitted to the training symbols of that
+class); the class of every segment is coded first, with one table of its own, so the
+decoder knows each point's tables before it needs them. The choice is the encoder's alone
+(the decoder reads it), so it may change without breaking old streams.
+
+Side information: at most ``log2(CLASS_COUNT)`` bits per segment of at least
+``MIN_SEGMENT_VALUES`` latent values (< 0.013 bit per latent value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CLASS_COUNT = 9
+REFERENCE_CLASS = 6  # scale 1; classes span scales 1/8 … 2 in steps of √2
+MIN_SEGMENT_VALUES = 128
+
+
+def class_scales() -> np.ndarray:
+    """Scale factor of the density for each class."""
+    return 2.0 ** ((np.arange(CLASS_COUNT) - REFERENCE_CLASS) / 2.0)
+
+
+def segment_rows(mode: str, lattice_dim: int, latent_dim: int) -> int:
+    """Rows per segment: at least ``MIN_SEGMENT_VALUES`` latent values, whole blocks in block mode."""
+    unit = lattice_dim if mode == "block" else 1
+    rows = -(-MIN_SEGMENT_VALUES // latent_dim)
+    return -(-rows // unit) * unit
+
+
+@dataclass(frozen=True)
+class ScaleClasses:
+    """How a codec assigns segments to classes (all of it stored in the codec manifest)."""
+
+    mode: str
+    lattice_dim: int
+    latent_dim: int
+    rows: int  # latent rows per segment
+    reference: np.ndarray  # [latent_dim] mean squared latent coordinate per channel (training)
+    table: int  # index of the class-symbol table
+
+    def to_dict(self) -> dict:
+        return {"segment_rows": self.rows, "reference": [float(r) for r in self.reference], "table": self.table,
+                "count": CLASS_COUNT, "reference_class": REFERENCE_CLASS}
+
+    @classmethod
+    def from_dict(cls, d: dict, mode: str, lattice_dim: int, latent_dim: int) -> "ScaleClasses":
+        reference = np.asarray(d["reference"], dtype=np.float64)
+        if (d.get("count"), d.get("reference_class")) != (CLASS_COUNT, REFERENCE_CLASS):
+            raise ValueError(f"scale classes {d.get('count')}/{d.get('reference_class')} are not supported")
+        if reference.shape != (latent_dim,) or int(d["segment_rows"]) < 1:
+            raise ValueError("scale classes do not fit the codec's latent size")
+        return cls(mode, lattice_dim, latent_dim, int(d["segment_rows"]), reference, int(d["table"]))
+
+    @classmethod
+    def fit(cls, latents: np.ndarray, channels: np.ndarray, mode: str, lattice_dim: int, latent_dim: int, table: int) -> "ScaleClasses":
+        """Reference energies from the training lattice points ``latents[P, n]`` of ``channels[P, n]``."""
+        sq = np.bincount(channels.reshape(-1), weights=latents.reshape(-1) ** 2, minlength=latent_dim)
+        count = np.bincount(channels.reshape(-1), minlength=latent_dim)
+        reference = np.where(count > 0, sq / np.maximum(count, 1), 1.0)
+        reference = np.where(reference > 0, reference, 1.0)
+        return cls(mode, lattice_dim, latent_dim, segment_rows(mode, lattice_dim, latent_dim), reference, table)
+
+    def segments(self, rows: int) -> int:
+        return -(-rows // self.rows)
+
+    def point_segments(self, rows: int) -> np.ndarray:
+        """Segment of every lattice point of an array of ``rows`` latent rows (coding layout)."""
+        if self.mode == "block":
+            per_channel = rows // self.lattice_dim  # point c * per_channel + j covers rows j*n … j*n+n-1
+            first_row = np.arange(per_channel) * self.lattice_dim
+            return np.tile(first_row // self.rows, self.latent_dim)
+        per_row = self.latent_dim // self.lattice_dim
+        return np.repeat(np.arange(rows) // self.rows, per_row)
+
+    def choose(self, latents: np.ndarray, channels: np.ndarray, segment: np.ndarray, segments: int) -> np.ndarray:
+        """Class of each segment of lattice points ``latents[P, n]``: the scale nearest (in
+        log) to the segment's RMS relative to the training reference."""
+        energy = (latents**2 / self.reference[channels]).sum(axis=1)
+        total = np.bincount(segment, weights=energy, minlength=segments)
+        count = np.bincount(segment, minlength=segments) * latents.shape[1]
+        mean = total / np.maximum(count, 1)
+        with np.errstate(divide="ignore"):
+            k = np.rint(np.log2(mean)) + REFERENCE_CLASS
+        return np.clip(np.where(mean > 0, k, 0), 0, CLASS_COUNT - 1).astype(np.int64)
