@@ -43,4 +43,4 @@ bench-compare: install
 	$(COMPARE) --train data/daphnet/daphnet_s06r02e0_train.parquet --test data/daphnet/daphnet_s06r02e0_test.parquet \
 		--column values --key segment --order-by step --name daphnet \
 		--out benchmarks/results/compare_daphnet.json
-	$(COMPARE) --gaussian --name gaussian --no-refit --out benchmarks/results/compare_gaussian.json
+	$(COMPARE) --gaussian --name gaussian --out benchmarks/results/compare_gaussian.json

@@ -180,59 +180,15 @@ def score_codec(scorer: Scorer, codec) -> dict:
     return scorer.score(len(blob), scorer.z_of_raw(x_hat))
 
 
-def refit_density(codec, train: list[np.ndarray], steps: int = 600, lr: float = 0.05, max_rows: int = 8192):
-    """DIAGNOSTIC, not the shipped trainer: re-fit the latent density by maximum likelihood
-    (exact box pmf) on the quantized latents of the training split, transforms frozen.
-
-    It measures how much rate the trainer leaves on the table because its one Adam step
-    size is too small for the density parameters at high rate (they live in latent units,
-    which grow as the quantizer step shrinks). Uses codec internals; returns None if they
-    changed.
-    """
-    import copy
-
-    from ltc_beam.codec.codec import Codec
-
-    try:
-        model = copy.deepcopy(codec.model).cpu().float()
-        vectors = np.concatenate([codec._vectors(codec._split(s)[0]) for s in train])
-        with torch.no_grad():
-            y_hat = model.quantize(model.analysis(torch.as_tensor(vectors, dtype=torch.float32)))
-            widths = model.widths(y_hat.shape[0]).to(y_hat.dtype).expand_as(y_hat)
-            if len(y_hat) > max_rows:  # the density is per channel: a row sample is enough
-                keep = torch.randperm(len(y_hat), generator=torch.Generator().manual_seed(0))[:max_rows]
-                y_hat, widths = y_hat[keep], widths[keep]
-        optimizer = torch.optim.Adam(model.density.parameters(), lr=lr)
-        for _ in range(steps):
-            p = model.density.box_probability(y_hat, widths)
-            loss = -torch.log2(p.clamp_min(1e-30)).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        return Codec.from_model(model.eval(), training=codec.manifest.get("training"))
-    except (AttributeError, TypeError) as exc:  # internals moved: skip the diagnostic
-        print(f"  density refit skipped: {exc}", flush=True)
-        return None
-
-
-def sweep(scorer: Scorer, train, cfg: dict, rates, args, log, refit: bool = False) -> tuple[list[dict], list[dict]]:
-    """Train at ``rates``; extend the sweep until it brackets the lowest and highest target SNR.
-
-    Returns the points and, with ``refit``, the diagnostic density-refit points."""
+def sweep(scorer: Scorer, train, cfg: dict, rates, args, log) -> list[dict]:
+    """Train at ``rates``; extend the sweep until it brackets the lowest and highest target SNR."""
     lo_snr, hi_snr = min(TARGET_SNRS) - 1.0, max(TARGET_SNRS) + 1.0
     points: list[dict] = []
-    refits: list[dict] = []
 
     def run(rate: float) -> None:
         p, codec = train_and_score(scorer, train, cfg, round(rate, 3), args)
         points.append(p)
-        note = ""
-        if refit:
-            better = refit_density(codec, train)
-            if better is not None:
-                q = {**score_codec(scorer, better), "param": p["param"]}
-                refits.append(q)
-                note = f"; density refit {q['bits_per_value']:.3f} bits/value"
+        note = "; scale classes" if codec.classes is not None else ""
         log(f"  {cfg['lattice']:>6} {cfg['mode']:<6} T={cfg['window']:<2} target {rate:5.2f}: "
             f"{p['bits_per_value']:.3f} bits/value, {p['snr_db']:6.2f} dB ({p['train_seconds']} s){note}")
 
@@ -256,7 +212,7 @@ def sweep(scorer: Scorer, train, cfg: dict, rates, args, log, refit: bool = Fals
             if gap is None:
                 break
             run(gap)
-    return points, refits
+    return points
 
 
 def widest_gap(points: list[dict], max_gap_db: float = 6.0) -> float | None:
@@ -290,9 +246,6 @@ def summarise(points: list[dict]) -> dict:
 
     table["ltc (best)"] = best_of(ltc_names)
     table["ntc-z (best)"] = best_of(ntc_names)
-    refit_names = [n for n in fam if n.startswith("ltc+refit-")]
-    if refit_names:
-        table["ltc+refit (best, diagnostic)"] = best_of(refit_names)
     table["classical (best)"] = best_of([n for n in fam if n in CLASSICAL])
     best_classical_name = {}
     for s in TARGET_SNRS:
@@ -338,8 +291,6 @@ def plot(result: dict, path: str) -> None:
         xs, ys = [p["bits_per_value"] for p in front], [p["snr_db"] for p in front]
         if name.startswith("ltc-"):
             ax.plot(xs, ys, "-o", lw=2, ms=4, label=name)
-        elif name.startswith("ltc+refit-"):
-            ax.plot(xs, ys, ":", lw=1, alpha=0.7, label=name + " (diagnostic)")
         elif name.startswith("ntc-"):
             ax.plot(xs, ys, "--x", lw=1.2, ms=4, label=name)
         else:
@@ -384,7 +335,6 @@ REPORT_ROWS = (
     ("faiss-pq", "FAISS PQ"),
     ("zstd-lossless", "zstd lossless"),
     ("classical (best)", "best classical"),
-    ("ltc+refit (best, diagnostic)", "LTC, density re-fitted (diagnostic)"),
 )
 
 
@@ -436,8 +386,6 @@ def main(argv=None) -> dict:
                         help="fixed Adam step size (default: default_learning_rate(target))")
     parser.add_argument("--transform", default="auto", choices=["auto", "linear", "mlp"])
     parser.add_argument("--no-ntc", dest="ntc", action="store_false")
-    parser.add_argument("--no-refit", dest="refit", action="store_false",
-                        help="skip the diagnostic density refit of every LTC point")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids oversubscription on 2 cores)")
     parser.add_argument("--report", nargs="+", metavar="JSON", help="print Markdown tables of finished runs and exit")
@@ -497,16 +445,14 @@ def main(argv=None) -> dict:
         cfg = parse_config(text)
         label = f"{cfg['lattice']} {cfg['mode']} T={cfg['window']}"
         tag = f"{cfg['lattice']}-{cfg['mode']}-T{cfg['window']}"
-        found, refits = sweep(scorer, train, cfg, rates, args, log, refit=args.refit)
+        found = sweep(scorer, train, cfg, rates, args, log)
         points += [{"codec": f"ltc-{tag}", "layout": label, **p} for p in found]
-        points += [{"codec": f"ltc+refit-{tag}", "layout": label + ", density re-fitted (diagnostic)", **p}
-                   for p in refits]
         # NTC: the same transform, window and latent size with lattice z1. With z1, block and
         # vector mode are the same codec, so one NTC sweep per window serves every lattice.
         if args.ntc and cfg["window"] not in ntc_done:
             ntc_done.add(cfg["window"])
             ntc = {**cfg, "lattice": "z1", "mode": "block"}
-            found, _ = sweep(scorer, train, ntc, rates, args, log)
+            found = sweep(scorer, train, ntc, rates, args, log)
             points += [{"codec": f"ntc-z1-T{cfg['window']}", "layout": f"z1 T={cfg['window']}", **p} for p in found]
 
     result = {
