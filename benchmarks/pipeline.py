@@ -11,8 +11,9 @@ Figures (records/s, and MB/s of raw float32 vector data):
   forms (codec work only);
 - ``in_process_table``: ``ltc_beam.arrow.encode_table`` / ``decode_table`` (chunking and
   Arrow conversion included, no Beam, no Parquet I/O);
-- ``in_process_files``: read the 4 Parquet files, ``write_parquet`` / ``read_parquet``
-  (the pipeline's work, Parquet in and out, without Beam);
+- ``in_process_files``: read the 4 Parquet files and ``write_parquet``; ``read_parquet``
+  and write the decoded table as Parquet (the pipelines' work, Parquet in and out, without
+  Beam);
 - ``fnapi``: ``CompressParquet`` / ``DecompressParquet`` on FnApiRunner in memory,
   Parquet in and out (best of ``--repeat`` runs);
 - ``dask_1`` / ``dask_2``: the same on a DaskRunner LocalCluster of 1 / 2 worker processes
@@ -118,7 +119,7 @@ def main() -> int:
             target = os.path.join(work, f"inproc-{i}.parquet")
             write_parquet(whole, target, codec, **opts)
             t1 = time.perf_counter()
-            read_parquet(target, sort=False)
+            pq.write_table(read_parquet(target, sort=False), os.path.join(work, f"inproc-dec-{i}.parquet"), compression="zstd")
             t2 = time.perf_counter()
             best_f, best_fd = min(best_f, t1 - t0), min(best_fd, t2 - t1)
         result["in_process_files"] = {"encode": rate(records, values, best_f), "decode": rate(records, values, best_fd)}

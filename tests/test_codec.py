@@ -161,3 +161,23 @@ def test_static_artifacts_of_earlier_builds_still_load():
     for name in sorted(os.listdir(root)):
         codec = Codec.load(os.path.join(root, name))
         assert codec.classes is None and codec.table_base.shape[0] == 1
+
+
+def test_pooled_tables_share_ranges_and_counts(codecs):
+    from ltc_beam.codec.tables import blend_counts, box_tables
+
+    codec = codecs["block"]  # e8, block mode: coordinates 1-6 share pivot 1 and phases
+    pmf, low, base, pool = box_tables(codec.model.density, codec.lattice, codec.config.mode)
+    assert pool.max() + 1 < len(pool)  # some tables do share a pool
+    for p in np.unique(pool):
+        members = np.flatnonzero(pool == p)
+        assert (low[members] == low[members[0]]).all()
+        np.testing.assert_array_equal(pmf[members], np.broadcast_to(pmf[members[0]], pmf[members].shape))
+    # Counts observed in one table of a pool count for every table of that pool.
+    pooled_pair = np.flatnonzero(np.bincount(pool) > 1)[0]
+    a, b = np.flatnonzero(pool == pooled_pair)[:2]
+    symbols = np.full(50, low[a] + 1)
+    fitted = blend_counts(pmf, low, symbols, np.full(50, a), 16.0, pool)
+    np.testing.assert_allclose(fitted[a], fitted[b])
+    alone = blend_counts(pmf, low, symbols, np.full(50, a), 16.0)
+    assert fitted[a][1] == pytest.approx(alone[a][1]) and alone[b][1] < fitted[b][1]
