@@ -157,27 +157,35 @@ def test_scale_class_codec_survives_save_and_load(codecs, tmp_path):
 
 
 def test_static_artifacts_of_earlier_builds_still_load():
-    root = os.path.join(os.path.dirname(__file__), "..", "data", "basic_motions", "codecs")
-    for name in sorted(os.listdir(root)):
-        codec = Codec.load(os.path.join(root, name))
-        assert codec.classes is None and codec.table_base.shape[0] == 1
+    # An artifact written before scale classes existed (2-D table bases, no "classes").
+    codec = Codec.load(os.path.join(os.path.dirname(__file__), "data", "codec_0.1.0_static_e8.ltc"))
+    assert codec.classes is None and codec.table_base.shape[0] == 1
+    x = correlated_series(300, 6, seed=3)
+    np.testing.assert_array_equal(codec.decode(codec.encode(x)), codec.reconstruct(x))
 
 
-def test_pooled_tables_share_ranges_and_counts(codecs):
+def test_fitted_tables_pool_a_group_s_frame_values(codecs):
     from ltc_beam.codec.tables import blend_counts, box_tables
 
-    codec = codecs["block"]  # e8, block mode: coordinates 1-6 share pivot 1 and phases
-    pmf, low, base, pool = box_tables(codec.model.density, codec.lattice, codec.config.mode)
-    assert pool.max() + 1 < len(pool)  # some tables do share a pool
-    for p in np.unique(pool):
-        members = np.flatnonzero(pool == p)
-        assert (low[members] == low[members[0]]).all()
-        np.testing.assert_array_equal(pmf[members], np.broadcast_to(pmf[members[0]], pmf[members].shape))
-    # Counts observed in one table of a pool count for every table of that pool.
-    pooled_pair = np.flatnonzero(np.bincount(pool) > 1)[0]
-    a, b = np.flatnonzero(pool == pooled_pair)[:2]
-    symbols = np.full(50, low[a] + 1)
-    fitted = blend_counts(pmf, low, symbols, np.full(50, a), 16.0, pool)
-    np.testing.assert_allclose(fitted[a], fitted[b])
-    alone = blend_counts(pmf, low, symbols, np.full(50, a), 16.0)
-    assert fitted[a][1] == pytest.approx(alone[a][1]) and alone[b][1] < fitted[b][1]
+    codec = codecs["block"]  # e8, block mode: the 8 coordinates of a point are rows of one channel
+    pmf, low, base, layout = box_tables(codec.model.density, codec.lattice, codec.config.mode)
+    channel = 3
+    tables = np.flatnonzero(layout.group == layout.group[base[0, channel, 0]])
+    assert len(tables) == sum(len(p) for p in codec.lattice.phases)  # every coordinate and phase of the channel
+    # Observations in one table (coordinate 1, pivot 2 frame units) ...
+    a = base[0, channel, 1]
+    symbols = np.repeat(low[a] + np.arange(5, 10), 20)
+    fitted = blend_counts(pmf, low, symbols, np.full(symbols.size, a), 16.0, layout)
+    frames = layout.pivot[a] * symbols + layout.remainder[a]
+    # ... count for the table of coordinate 0 (pivot 1) at the same frame values,
+    b = base[0, channel, 0]
+    assert layout.pivot[b] == 1 and layout.pivot[a] == 2
+    at = np.unique(frames) - layout.remainder[b] - layout.pivot[b] * low[b]
+    counts = fitted[b] * (symbols.size + 16.0) - 16.0 * pmf[b]
+    expected = np.zeros(fitted.shape[1])
+    expected[at] = 20.0
+    np.testing.assert_allclose(counts, expected, atol=1e-9)
+    # and for the observed table itself; tables of other channels see nothing.
+    np.testing.assert_allclose(fitted[a][5:10] * (symbols.size + 16.0) - 16.0 * pmf[a][5:10], 20.0)
+    c = base[0, channel + 1, 0]
+    np.testing.assert_allclose(fitted[c], pmf[c])

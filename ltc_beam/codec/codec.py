@@ -87,7 +87,7 @@ class Codec:
         ``validation_series`` shortest. Without ``fit_series``: the box pmf.
         """
         model = model.eval().cpu()
-        pmf, low, base, pool = box_tables(model.density, model.lattice, model.config.mode)
+        pmf, low, base, layout = box_tables(model.density, model.lattice, model.config.mode)
         tables = SymbolTables.from_probabilities(pmf, low)
         manifest = {
             "format": FORMAT,
@@ -102,11 +102,11 @@ class Codec:
         }
         codec = cls(model, tables, base[0], {**manifest, "codec_id": "0" * 32})
         if fit_series:
-            codec._fit_tables(pmf, low, pool, fit_series, validation_series)
+            codec._fit_tables(pmf, low, layout, fit_series, validation_series)
         codec.manifest["codec_id"] = codec.id = codec.content_hash()
         return codec
 
-    def _fit_tables(self, pmf, low, pool, fit_series, validation_series) -> None:
+    def _fit_tables(self, pmf, low, layout, fit_series, validation_series) -> None:
         """Choose the tables that code ``validation_series`` shortest among: the box pmf, the
         box pmf blended with the training symbols' counts (``TABLE_PRIOR_WEIGHTS``), and the
         same two kinds with scale classes (:mod:`ltc_beam.codec.adaptive`). Without a
@@ -116,12 +116,12 @@ class Codec:
         static = (self.table_base, None)
         adaptive = self._scale_class_tables(fit)
         options = []  # (tables, base, classes, prior weight, fitted symbols)
-        for (box_pmf, box_low, box_pool), (base, classes) in (((pmf, low, pool), static), adaptive):
+        for (box_pmf, box_low, box_layout), (base, classes) in (((pmf, low, layout), static), adaptive):
             self.table_base, self.classes = base, classes
             symbols, indices = self._coded(fit)
             options.append((SymbolTables.from_probabilities(box_pmf, box_low), base, classes, None, 0))
             for weight in TABLE_PRIOR_WEIGHTS:
-                blended = blend_counts(box_pmf, box_low, symbols, indices, weight, box_pool)
+                blended = blend_counts(box_pmf, box_low, symbols, indices, weight, box_layout)
                 options.append((SymbolTables.from_probabilities(blended, box_low), base, classes, weight, symbols.size))
         if val:
             symbols = {}
@@ -143,18 +143,18 @@ class Codec:
         """Box pmfs of the scaled densities plus a uniform class-symbol table, and the classes."""
         points = [q.frame * self.lattice.frame_unit for q in fit]
         channels = [self._channels(q.rows) for q in fit]
-        pmf, low, base, pool = box_tables(self.model.density, self.lattice, self.config.mode, class_scales())
+        pmf, low, base, layout = box_tables(self.model.density, self.lattice, self.config.mode, class_scales())
         width = max(pmf.shape[1], CLASS_COUNT)
         pmf = np.pad(pmf, ((0, 1), (0, width - pmf.shape[1])))
         pmf[-1, :CLASS_COUNT] = 1.0 / CLASS_COUNT
         low = np.append(low, 0)
-        pool = np.append(pool, pool.max() + 1)
+        layout = layout.append(CLASS_COUNT)
         classes = ScaleClasses.fit(
             np.concatenate(points) if points else np.zeros((0, self.lattice.dim)),
             np.concatenate(channels) if channels else np.zeros((0, self.lattice.dim), np.int64),
             self.config.mode, self.lattice.dim, self.config.latent_dim, table=len(low) - 1,
         )
-        return (pmf, low, pool), (base, classes)
+        return (pmf, low, layout), (base, classes)
 
     def _points(self, records: np.ndarray) -> Quantized | None:
         return self._quantize(self._split(self._check(records))[0]) if len(records) else None

@@ -7,6 +7,7 @@ encoder and decoder never recompute them.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -28,20 +29,20 @@ def coordinate_channels(mode: str, latent_dim: int, n: int) -> list[np.ndarray]:
 @torch.no_grad()
 def box_tables(
     density: LogisticMixtureDensity, lattice: Lattice, mode: str, scales: np.ndarray = np.ones(1)
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, TableLayout]:
     """Box pmfs ``[T, K]`` (float64), their first symbols ``low[T]``, ``base[class, channel,
-    coordinate]`` and ``pool[T]``, the tables' pools for :func:`blend_counts`.
+    coordinate]`` and the tables' :class:`TableLayout` (for :func:`blend_counts`).
 
     Table ``base[k, c, i] + phase`` codes the symbol of coordinate i of a point whose latent
     channel is c, given the phase of that coordinate (-1: the pair never occurs), under
     the density scaled by ``scales[k]`` (one class, scale 1, by default). Rows sum to
     less than 1 by the tail mass left to the escape symbol.
 
-    Tables of one pool code identically distributed symbols: same class, channel, pivot
-    and phase. In block mode the n coordinates of a point are n consecutive rows of one
-    channel, and a lattice symmetric under coordinate permutations (E8, Λ24, BW16, D4)
-    gives every coordinate the same marginal, so coordinates that share a pivot and phase
-    share a pool (their box pmfs and ranges are identical by construction).
+    Tables of one *group* (class, channel, frame unit) code the same frame coordinate
+    distribution: in block mode the n coordinates of a point are n consecutive rows of one
+    channel, and the lattices here are symmetric under permutations of coordinates of equal
+    frame unit, so those coordinates share one marginal; each table is that marginal on
+    the coset of its phase (frame value ``pivot · symbol + remainder``).
     """
     density = copy.deepcopy(density).to("cpu", torch.float64)
     channels = density.channels
@@ -60,8 +61,15 @@ def box_tables(
                     low = int(np.floor((scale * lo_q[c] - phi) / w))
                     high = int(np.ceil((scale * hi_q[c] - phi) / w))
                     rows.append((float(scale), int(c), i, float(phi), low, min(high - low + 1, MAX_SYMBOLS)))
-    pools: dict[tuple, int] = {}
-    pool = np.array([pools.setdefault((r[0], r[1], float(pivots[r[2]]), r[3]), len(pools)) for r in rows], dtype=np.int64)
+    unit = lattice.frame_unit
+    frame_pivots = np.rint(pivots / unit).astype(np.int64)
+    groups: dict[tuple, int] = {}
+    layout = TableLayout(
+        group=np.array([groups.setdefault((r[0], r[1], float(unit[r[2]])), len(groups)) for r in rows], dtype=np.int64),
+        pivot=np.array([frame_pivots[r[2]] for r in rows], dtype=np.int64),
+        remainder=np.array([round(r[3] / unit[r[2]]) for r in rows], dtype=np.int64),
+        count=np.array([r[5] for r in rows], dtype=np.int64),
+    )
     width = max(r[5] for r in rows)
     pmf = np.zeros((len(rows), width))
     for t, (scale, c, i, phi, low, count) in enumerate(rows):
@@ -70,29 +78,68 @@ def box_tables(
         prob = density.channel_box_probability(c, centres / scale, torch.tensor(pivots[i] / scale, dtype=torch.float64))
         pmf[t, :count] = prob.clamp_min(0).numpy()
     low = np.array([r[4] for r in rows], dtype=np.int64)
-    return pmf, low, base, pool
+    return pmf, low, base, layout
 
 
 def blend_counts(
-    pmf: np.ndarray, low: np.ndarray, symbols: np.ndarray, tables: np.ndarray, prior_weight: float, pool: np.ndarray | None = None
+    pmf: np.ndarray, low: np.ndarray, symbols: np.ndarray, tables: np.ndarray, prior_weight: float,
+    layout: TableLayout | None = None,
 ) -> np.ndarray:
     """Empirical conditional pmfs: symbol counts of the training data, smoothed by the box pmf.
 
     ``(counts + w · box) / (n + w)`` per table, with escapes counted against the tail mass;
-    the box pmf is the prior worth ``prior_weight`` observations. With ``pool`` (one id per
-    table; tables of a pool must share ``low`` and box pmf) counts are summed over each pool. Measured on i.i.d.
+    the box pmf is the prior worth ``prior_weight`` observations. Measured on i.i.d.
     Gaussian (Λ24, block mode, 1 bit/value): the box pmf codes 0.021 bit/value more than
     these tables, which sit within 0.01 bit of the Voronoi entropy.
+
+    With ``layout`` the counts of a table are read from its group's histogram of frame
+    values (every coordinate and phase of the group contributes), restricted to the
+    table's coset: up to n × phases more observations per table in block mode.
     """
     t_count, width = pmf.shape
-    index = symbols - low[tables]
-    inside = (index >= 0) & (index < width)
-    counts = np.zeros((t_count, width))
-    np.add.at(counts, (tables[inside], index[inside]), 1.0)
-    totals = np.bincount(tables, minlength=t_count).astype(np.float64)
-    if pool is not None:
-        pooled = np.zeros((int(pool.max()) + 1, width))
-        np.add.at(pooled, pool, counts)
-        counts = pooled[pool]
-        totals = np.bincount(pool, weights=totals)[pool]
+    if layout is not None:
+        counts = layout.pooled_counts(low, symbols, tables, width)
+        totals = counts.sum(axis=1)
+    else:
+        index = symbols - low[tables]
+        inside = (index >= 0) & (index < width)
+        counts = np.zeros((t_count, width))
+        np.add.at(counts, (tables[inside], index[inside]), 1.0)
+        totals = np.bincount(tables, minlength=t_count).astype(np.float64)
     return (counts + prior_weight * pmf) / (totals + prior_weight)[:, None]
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """Per table: its group, and how its symbols map to frame values of that group."""
+
+    group: np.ndarray  # [T] tables of one group code the same frame-value distribution
+    pivot: np.ndarray  # [T] frame value = pivot · symbol + remainder
+    remainder: np.ndarray  # [T]
+    count: np.ndarray  # [T] in-range symbols of each table
+
+    def append(self, count: int) -> "TableLayout":
+        """The layout with one more table in a group of its own (pivot 1, remainder 0)."""
+        return TableLayout(
+            np.append(self.group, self.group.max() + 1), np.append(self.pivot, 1), np.append(self.remainder, 0), np.append(self.count, count)
+        )
+
+    def pooled_counts(self, low: np.ndarray, symbols: np.ndarray, tables: np.ndarray, width: int) -> np.ndarray:
+        """``[T, width]`` counts: each table's symbols as seen in its group's histogram."""
+        first = self.pivot * low + self.remainder  # frame value of each table's symbol 0
+        last = first + self.pivot * (self.count - 1)
+        groups = int(self.group.max()) + 1
+        origin = np.full(groups, np.iinfo(np.int64).max)
+        np.minimum.at(origin, self.group, first)
+        top = np.zeros(groups, np.int64)
+        np.maximum.at(top, self.group, last)
+        size = int((top - origin).max()) + 1
+        g = self.group[tables]
+        at = self.pivot[tables] * symbols + self.remainder[tables] - origin[g]
+        ok = (at >= 0) & (at < size)
+        histogram = np.zeros((groups, size))
+        np.add.at(histogram, (g[ok], at[ok]), 1.0)
+        j = np.arange(width)
+        where = first[:, None] + self.pivot[:, None] * j - origin[self.group][:, None]
+        valid = (j < self.count[:, None]) & (where >= 0) & (where < size)
+        return np.where(valid, histogram[self.group[:, None], np.clip(where, 0, size - 1)], 0.0)
