@@ -32,15 +32,21 @@ demo:
 	$(PYTHON) -m ltc_beam.cli demo --out out/demo
 
 # Rate-distortion comparison against SZ3, ZFP, uniform+zstd, FAISS and zstd on two real
-# sensor datasets and i.i.d. Gaussian (docs/benchmarks.md); about 25 minutes on 2 cores.
+# sensor datasets and i.i.d. Gaussian (docs/benchmarks.md). Each run uses one torch thread,
+# so two run at a time: about 20 minutes on 2 cores (31 minutes one after the other).
 COMPARE = $(PYTHON) benchmarks/compare.py
-.PHONY: bench-compare
+COMPARE_RUNS = compare-basic-motions compare-daphnet compare-gaussian
+.PHONY: bench-compare $(COMPARE_RUNS)
 bench-compare: install
 	$(PIP) install -q -e ".[bench]"
+	$(MAKE) -j2 --no-print-directory $(COMPARE_RUNS)
+compare-basic-motions:
 	$(COMPARE) --train data/basic_motions/train.parquet --test data/basic_motions/test.parquet \
 		--column values --key recording --order-by step --name basic_motions \
 		--out benchmarks/results/compare_basic_motions.json
+compare-daphnet:
 	$(COMPARE) --train data/daphnet/daphnet_s06r02e0_train.parquet --test data/daphnet/daphnet_s06r02e0_test.parquet \
 		--column values --key segment --order-by step --name daphnet \
 		--out benchmarks/results/compare_daphnet.json
+compare-gaussian:
 	$(COMPARE) --gaussian --name gaussian --out benchmarks/results/compare_gaussian.json
