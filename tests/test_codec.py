@@ -189,3 +189,13 @@ def test_fitted_tables_pool_a_group_s_frame_values(codecs):
     np.testing.assert_allclose(fitted[a][5:10] * (symbols.size + 16.0) - 16.0 * pmf[a][5:10], 20.0)
     c = base[0, channel + 1, 0]
     np.testing.assert_allclose(fitted[c], pmf[c])
+
+
+def test_scale_classes_are_skipped_when_their_tables_would_be_too_large(monkeypatch):
+    import ltc_beam
+    from ltc_beam.codec import codec as codec_module
+
+    data = switching_series(3000, 6, seed=5)
+    monkeypatch.setattr(codec_module, "MAX_CLASS_TABLE_ENTRIES", 0)
+    codec = ltc_beam.train(data, lattice="e8", target_bits_per_value=2.0, steps=60, progress=False, seed=0)
+    assert codec.classes is None and "classes" not in codec.manifest["tables"]

@@ -32,6 +32,9 @@ OUTLIER_Z = 1e6  # |z-score| beyond this is stored exactly in the side channel
 # How many observations the box pmf is worth per table when tables are fitted to training
 # symbols; the weight (or the box pmf alone) is chosen on the validation split.
 TABLE_PRIOR_WEIGHTS = (16.0, 64.0, 256.0, 1024.0)
+# Scale classes are not tried when their tables would exceed this many entries (memory and
+# artifact size; e.g. Λ24 on a wide latent at high rate).
+MAX_CLASS_TABLE_ENTRIES = 1 << 24
 
 
 @dataclass
@@ -109,29 +112,32 @@ class Codec:
     def _fit_tables(self, pmf, low, layout, fit_series, validation_series) -> None:
         """Choose the tables that code ``validation_series`` shortest among: the box pmf, the
         box pmf blended with the training symbols' counts (``TABLE_PRIOR_WEIGHTS``), and the
-        same two kinds with scale classes (:mod:`ltc_beam.codec.adaptive`). Without a
-        validation split: static tables with the middle prior weight."""
+        same two kinds with scale classes (:mod:`ltc_beam.codec.adaptive`; unless their tables
+        would exceed ``MAX_CLASS_TABLE_ENTRIES``). Without a validation split: static tables
+        with the middle prior weight."""
         fit = [q for q in map(self._points, fit_series) if q is not None]
         val = [q for q in map(self._points, validation_series or []) if q is not None]
         static = (self.table_base, None)
-        adaptive = self._scale_class_tables(fit)
-        options = []  # (tables, base, classes, prior weight, fitted symbols)
-        for (box_pmf, box_low, box_layout), (base, classes) in (((pmf, low, layout), static), adaptive):
+        configurations = [((pmf, low, layout), static)]
+        if pmf.size * 2 * CLASS_COUNT <= MAX_CLASS_TABLE_ENTRIES:  # class tables run up to twice as wide
+            configurations.append(self._scale_class_tables(fit))
+        options = []  # (tables, base, classes, prior weight, fitted symbols, validation bits)
+        for (box_pmf, box_low, box_layout), (base, classes) in configurations:
             self.table_base, self.classes = base, classes
             symbols, indices = self._coded(fit)
-            options.append((SymbolTables.from_probabilities(box_pmf, box_low), base, classes, None, 0))
+            checked = self._coded(val)
+            candidates = [(SymbolTables.from_probabilities(box_pmf, box_low), None)]
             for weight in TABLE_PRIOR_WEIGHTS:
                 blended = blend_counts(box_pmf, box_low, symbols, indices, weight, box_layout)
-                options.append((SymbolTables.from_probabilities(blended, box_low), base, classes, weight, symbols.size))
+                candidates.append((SymbolTables.from_probabilities(blended, box_low), weight))
+            for tables, weight in candidates:
+                fitted = 0 if weight is None else symbols.size
+                options.append((tables, base, classes, weight, fitted, tables.bits(*checked) if val else 0.0))
         if val:
-            symbols = {}
-            for option in options:
-                self.table_base, self.classes = option[1], option[2]
-                symbols.setdefault(id(option[2]), self._coded(val))
-            best = min(options, key=lambda o: o[0].bits(*symbols[id(o[2])]))
+            best = min(options, key=lambda o: o[5])
         else:
             best = options[1 + len(TABLE_PRIOR_WEIGHTS) // 2]
-        self.tables, self.table_base, self.classes, weight, fitted = best
+        self.tables, self.table_base, self.classes, weight, fitted, _ = best
         self.manifest["tables"].update(
             {"count": self.tables.num_tables, "symbols": self.tables.num_symbols, "fitted_symbols": int(fitted), "prior_weight": weight}
         )
