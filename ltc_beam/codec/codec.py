@@ -126,7 +126,8 @@ class Codec:
             self.table_base, self.classes = base, classes
             symbols, indices = self._coded(fit)
             checked = self._coded(val)
-            candidates = [(SymbolTables.from_probabilities(box_pmf, box_low), None)]
+            box = self.tables if classes is None else SymbolTables.from_probabilities(box_pmf, box_low)
+            candidates = [(box, None)]  # the static box tables were built in from_model
             for weight in TABLE_PRIOR_WEIGHTS:
                 blended = blend_counts(box_pmf, box_low, symbols, indices, weight, box_layout)
                 candidates.append((SymbolTables.from_probabilities(blended, box_low), weight))
@@ -171,11 +172,8 @@ class Codec:
         for q in quantized:
             s, t, classes = self._symbols(q)
             symbols += [classes, s.reshape(-1)]
-            indices += [np.full(classes.size, self._class_table()), t.reshape(-1)]
+            indices += [np.full(classes.size, self.classes.table if classes.size else 0), t.reshape(-1)]
         return np.concatenate(symbols), np.concatenate(indices)
-
-    def _class_table(self) -> int:
-        return -1 if self.classes is None else self.classes.table
 
     def tensors(self) -> dict[str, np.ndarray]:
         """Everything numeric the codec needs, as plain arrays (weights, tables)."""
