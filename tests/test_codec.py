@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -199,3 +200,18 @@ def test_scale_classes_are_skipped_when_their_tables_would_be_too_large(monkeypa
     monkeypatch.setattr(codec_module, "MAX_CLASS_TABLE_ENTRIES", 0)
     codec = ltc_beam.train(data, lattice="e8", target_bits_per_value=2.0, steps=60, progress=False, seed=0)
     assert codec.classes is None and "classes" not in codec.manifest["tables"]
+
+
+def test_intact_artifact_with_unsupported_scale_classes_is_a_format_error(codecs):
+    from safetensors.numpy import save as save_arrays
+
+    from ltc_beam.codec.codec import content_hash
+
+    codec = codecs["classes_block"]
+    manifest = json.loads(json.dumps(codec.manifest))
+    manifest["tables"]["classes"]["count"] = 12  # a consistent artifact this build cannot read
+    tensors = codec.tensors()
+    manifest["codec_id"] = content_hash(manifest, tensors)
+    blob = save_arrays(tensors, metadata={"manifest": json.dumps(manifest, sort_keys=True)})
+    with pytest.raises(FormatError, match="scale classes"):
+        codec_from_bytes(blob)

@@ -51,10 +51,9 @@ def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
         state = {k[6:]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("model.")}
         model.load_state_dict(state)
         tables = SymbolTables.from_arrays({k[7:]: v for k, v in arrays.items() if k.startswith("tables.")})
-        base = arrays["tables.base"]
+        return Codec(model, tables, arrays["tables.base"], manifest, device=device)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise FormatError(f"codec artifact is inconsistent: {exc}") from exc
-    return Codec(model, tables, base, manifest, device=device)
 
 
 def write_codec(codec: Codec, uri: str) -> None:
