@@ -98,7 +98,7 @@ def check_codecs(values: int) -> list[dict]:
                 row[f"points_differing_{name}"] = int((cpu != gpu).any(-1).sum())
                 row["points"] = len(cpu)
             row["ok"] = row["symbols_identical"] and row["cross_device_decode_close"]
-        except Exception as exc:  # report and go on: one device run must say everything it can
+        except Exception:  # report and go on: one device run must say everything it can
             row.update({"ok": False, "error": traceback.format_exc(limit=6)})
             print(row["error"], file=sys.stderr)
         rows.append(row)

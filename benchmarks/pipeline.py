@@ -61,7 +61,6 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    import apache_beam as beam
 
     import ltc_beam
     from ltc_beam import arrow, testing
