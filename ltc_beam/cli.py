@@ -62,7 +62,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     codec = Codec.load(args.codec)
     data = load_input(args)
-    result = evaluate(codec, data.series, voronoi=not args.no_voronoi)
+    result = evaluate(codec, data.series, voronoi=not args.no_voronoi, chunk_size=args.chunk_size)
     if args.json:
         print(json.dumps(result))
     else:
@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", required=True)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-voronoi", dest="no_voronoi", action="store_true", help="skip the Monte-Carlo rate estimate")
+    p.add_argument(
+        "--chunk-size", dest="chunk_size", type=int, default=4096,
+        help="records per bitstream, as for compress (default 4096): short series are packed together",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     from ltc_beam.pipeline_cli import add_commands

@@ -5,39 +5,70 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pyarrow as pa
 
+from ltc_beam import arrow
 from ltc_beam.codec.codec import Codec
 
+_SERIES, _ORDER, _VALUES = "series", "order", "values"
 
-def evaluate(codec: Codec, series: list[np.ndarray], *, voronoi: bool = True) -> dict:
-    """Encode and decode every series; report bits per value and error.
 
-    ``bits_per_value`` counts every byte of every bitstream (headers included);
-    ``model_bits_per_value`` is the exact code length under the codec's tables;
-    ``nmse`` is the mean over columns of MSE / variance (variance of this data);
-    non-finite inputs (restored exactly) are left out of the error.
+def archive_chunks(codec: Codec, series: list[np.ndarray], chunk_size: int = arrow.DEFAULT_CHUNK_SIZE) -> list[np.ndarray]:
+    """The ``[records, d]`` float32 chunks that ``ltc-beam compress`` would code, one bitstream each.
+
+    Series are chunked as the Beam pipeline and :func:`ltc_beam.arrow.encode_table` chunk
+    them (``ltc_beam.arrow`` module docstring): full chunks of each series, then the short
+    tails packed together, so a dataset of many short series is not charged a bitstream
+    header per series.
+    """
+    d = series[0].shape[1]
+    lengths = [len(s) for s in series]
+    stacked = np.concatenate(series).astype(np.float32)
+    table = pa.table({
+        _SERIES: np.repeat(np.arange(len(series)), lengths),
+        _ORDER: np.concatenate([np.arange(n) for n in lengths]),
+        _VALUES: pa.FixedSizeListArray.from_arrays(pa.array(stacked.reshape(-1)), d),
+    })
+    rows = arrow.chunk_rows(codec, chunk_size)
+    chunks = arrow.plan_chunks([table], key=_SERIES, order_by=_ORDER, rows=rows)
+    spec = arrow.VectorSpec(_VALUES, None, d)
+    return [arrow.vectors(c, spec) for c in chunks]
+
+
+def evaluate(
+    codec: Codec, series: list[np.ndarray], *, voronoi: bool = True, chunk_size: int = arrow.DEFAULT_CHUNK_SIZE
+) -> dict:
+    """Encode and decode every series as the archive would; report bits per value and error.
+
+    ``bits_per_value`` counts every byte of every bitstream (headers included) of the
+    chunks :func:`archive_chunks` forms (``streams`` of them): the ``ltc_payload`` bytes
+    of a compressed archive; ``model_bits_per_value`` is the exact code length under the
+    codec's tables; ``nmse`` is the mean over columns of MSE / variance (variance of this
+    data); non-finite inputs (restored exactly) are left out of the error.
     """
     values = sum(s.size for s in series)
     if not values:
         raise ValueError("nothing to evaluate: the input has no records")
+    chunks = archive_chunks(codec, [s for s in series if len(s)], chunk_size)
     nbytes, model_bits = 0, 0.0
-    d = series[0].shape[1]
+    d = chunks[0].shape[1]
     sq = np.zeros(d)
     count = np.zeros(d)
-    for s in series:
-        blob = codec.encode(s)
+    for x in chunks:
+        blob = codec.encode(x)
         nbytes += len(blob)
-        model_bits += codec.code_length_bits(s)
+        model_bits += codec.code_length_bits(x)
         x_hat = codec.decode(blob).astype(np.float64)
-        ok = np.isfinite(s)
-        sq += np.where(ok, (s - x_hat) ** 2, 0).sum(0)
+        ok = np.isfinite(x)
+        sq += np.where(ok, (x.astype(np.float64) - x_hat) ** 2, 0).sum(0)
         count += ok.sum(0)
-    stacked = np.concatenate(series)
+    stacked = np.concatenate(chunks).astype(np.float64)
     variance = np.array([np.var(c[np.isfinite(c)]) if np.isfinite(c).any() else 0.0 for c in stacked.T])
     mse_col = sq / np.maximum(count, 1)
     nmse = float(np.mean(mse_col / np.where(variance > 0, variance, 1.0)))
     result = {
         "n_values": int(values),
+        "streams": len(chunks),
         "bits_per_value": 8.0 * nbytes / values,
         "model_bits_per_value": model_bits / values,
         "estimated_bits_voronoi_per_value": None,
@@ -46,6 +77,5 @@ def evaluate(codec: Codec, series: list[np.ndarray], *, voronoi: bool = True) ->
         "snr_db": 10 * math.log10(1 / nmse) if nmse > 0 else math.inf,
     }
     if voronoi:
-        longest = max(series, key=len)
-        result["estimated_bits_voronoi_per_value"] = codec.voronoi_bits_estimate(longest)
+        result["estimated_bits_voronoi_per_value"] = codec.voronoi_bits_estimate(max(chunks, key=len))
     return result
