@@ -11,6 +11,10 @@ from ltc_beam import arrow
 from ltc_beam.codec.codec import Codec
 
 _SERIES, _ORDER, _VALUES = "series", "order", "values"
+VORONOI_UNRELIABLE = (
+    "Monte-Carlo Voronoi estimate not converged: some latent densities are far narrower than "
+    "the lattice cell (unused channels); the exact figures above are unaffected"
+)
 
 
 def archive_chunks(codec: Codec, series: list[np.ndarray], chunk_size: int = arrow.DEFAULT_CHUNK_SIZE) -> list[np.ndarray]:
@@ -77,5 +81,9 @@ def evaluate(
         "snr_db": 10 * math.log10(1 / nmse) if nmse > 0 else math.inf,
     }
     if voronoi:
-        result["estimated_bits_voronoi_per_value"] = codec.voronoi_bits_estimate(max(chunks, key=len))
+        estimate = codec.voronoi_bits_estimate(max(chunks, key=len))
+        if math.isfinite(estimate):
+            result["estimated_bits_voronoi_per_value"] = estimate
+        else:
+            result["voronoi_note"] = VORONOI_UNRELIABLE
     return result

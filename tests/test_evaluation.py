@@ -50,3 +50,10 @@ def test_evaluate_error_matches_decoding(codecs):
     x_hat = codec.decode(codec.encode(x))
     mse = ((x.astype(np.float64) - x_hat) ** 2).mean(0)
     assert result["nmse"] == pytest.approx(float(np.mean(mse / x.astype(np.float64).var(0))), rel=1e-6)
+
+
+def test_unconverged_voronoi_estimate_is_reported_as_a_note(codecs):
+    result = evaluate(codecs["vector"], _series(1, 800))  # 6 values in an 8-dim latent
+    assert result["estimated_bits_voronoi_per_value"] is None
+    assert "not converged" in result["voronoi_note"]
+    assert np.isfinite(result["bits_per_value"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -347,7 +348,9 @@ class Codec:
     def voronoi_bits_estimate(self, x, max_points: int = 2048, samples: int = 2048) -> float:
         """The paper's Monte-Carlo rate estimate, in bits per input value (a diagnostic).
 
-        Evaluated on the first rows of ``x`` (about ``max_points`` lattice points).
+        Evaluated on the first rows of ``x`` (about ``max_points`` lattice points). NaN when
+        the estimate did not converge (over 1 % of the points rest on too few effective
+        samples: latent channels whose density is far narrower than the lattice cell).
         """
         arr = self._check(x)
         n = self.lattice.dim
@@ -360,7 +363,10 @@ class Codec:
         q = self._quantize(z)
         y_hat = self._latents(q.frame, q.rows).double()
         model = copy.deepcopy(self.model).cpu().double()
-        return float(model.voronoi_bits_estimate(y_hat, samples=samples)) / (q.rows * self.config.input_dim)
+        bits, weak = model.voronoi_bits_estimate(y_hat, samples=samples)
+        if weak > 0.01 * (y_hat.numel() // n):
+            return math.nan
+        return float(bits) / (q.rows * self.config.input_dim)
 
     def __repr__(self) -> str:
         c = self.config

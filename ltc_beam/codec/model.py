@@ -14,6 +14,9 @@ from ltc_beam.codec.config import CodecConfig
 from ltc_beam.codec.density import LogisticMixtureDensity
 from ltc_beam.codec.transforms import Transform
 
+#: Monte-Carlo averages over fewer effective samples than this are not trusted.
+MIN_EFFECTIVE_SAMPLES = 8.0
+
 
 @dataclass
 class ForwardResult:
@@ -89,10 +92,14 @@ class LtcModel(nn.Module):
         return ForwardResult(x_hat=x_hat, y_hat=y_hat, bits=self.bits(y_hat), mse=((x - x_hat) ** 2).mean())
 
     @torch.no_grad()
-    def voronoi_bits_estimate(self, y_hat: torch.Tensor, samples: int = 2048) -> torch.Tensor:
+    def voronoi_bits_estimate(self, y_hat: torch.Tensor, samples: int = 2048) -> tuple[torch.Tensor, int]:
         """The paper's Monte-Carlo rate: −log2 ∫_{V(ŷ)} p(z) dz, averaged over ``samples`` points.
 
-        A diagnostic only (it cannot drive a decoder). Returns total bits for ``y_hat``.
+        A diagnostic only (it cannot drive a decoder). Returns the total bits for ``y_hat``
+        and how many lattice points' averages rest on fewer than
+        :data:`MIN_EFFECTIVE_SAMPLES` effective samples: where a latent density is much
+        narrower than the cell (an unused channel), uniform samples of the cell miss its
+        mass and the estimate runs to hundreds of bits.
         """
         axis = 0 if self.config.mode == "block" else -1
         n = self.lattice.dim
@@ -101,13 +108,17 @@ class LtcModel(nn.Module):
         groups = pts.reshape(-1, n).double()  # each row one lattice point
         u = self.lattice.sample_voronoi(samples).to(groups.device)  # [S, n]
         total = torch.zeros((), dtype=torch.float64)
+        weak = 0
         for start in range(0, groups.shape[0], max(1, 65536 // samples)):
             g = groups[start : start + max(1, 65536 // samples)]
             z = g.unsqueeze(1) + u  # [g, S, n]
             # Back to latent layout to evaluate the per-channel densities.
             dens = self._density_at(z, shape, start, axis)
             total = total - torch.log2(dens.mean(1).clamp_min(1e-300)).sum()
-        return total
+            rel = dens / dens.amax(1, keepdim=True).clamp_min(1e-300)
+            ess = rel.sum(1) ** 2 / (rel**2).sum(1).clamp_min(1e-300)
+            weak += int((ess < MIN_EFFECTIVE_SAMPLES).sum())
+        return total, weak
 
     def _density_at(self, z: torch.Tensor, shape: torch.Size, start: int, axis: int) -> torch.Tensor:
         """Product density of points ``z[g, S, n]`` whose rows start at group ``start``."""
