@@ -127,7 +127,7 @@ def test_training_rejects_bad_arguments():
     with pytest.raises(ValueError, match="not both"):
         ltc_beam.train(data, lmbda=1.0, target_bits_per_value=2.0)
     with pytest.raises(ValueError, match="multiple"):
-        ltc_beam.train(data, lattice="e8", latent_dim=6)
+        ltc_beam.train(data, lattice="e8", mode="vector", latent_dim=6)
     with pytest.raises(ValueError, match="unknown lattice"):
         ltc_beam.train(data, lattice="e9")
 

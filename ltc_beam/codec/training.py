@@ -398,7 +398,7 @@ def train(
     data,
     *,
     lattice: str = "e8",
-    mode: str = "vector",
+    mode: str = "block",
     window: int = 1,
     lmbda: float | None = None,
     target_bits_per_value: float | None = None,
