@@ -22,6 +22,8 @@ bench: install
 	$(PYTHON) benchmarks/banana.py --transform linear --steps 3000 --out benchmarks/results/banana_linear.json
 	$(PYTHON) benchmarks/codec_speed.py --out benchmarks/results/codec_speed.json
 	$(PYTHON) benchmarks/pipeline.py
+	$(PYTHON) benchmarks/defaults.py --out benchmarks/results/defaults.json
+	$(PYTHON) benchmarks/prediction_bound.py --out benchmarks/results/prediction_bound.json
 
 # The main job: real IMU telemetry (data/basic_motions) through the embedded Beam pipeline
 # (FnApiRunner): load the committed codecs, compress, decompress, print the table, write
