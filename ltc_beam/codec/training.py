@@ -118,6 +118,32 @@ def vectors_of(
     return np.concatenate(out) if out else np.zeros((0, window * len(mean)))
 
 
+def parameter_groups(model: LtcModel, lr: float, step: float) -> list[dict]:
+    """Adam groups whose step sizes follow each tensor's natural scale.
+
+    The PCA start puts the quantizer step into the weights (analysis ~ 1/step, synthesis
+    ~ step), and Adam moves every weight by about ``lr`` whatever its size. One step size
+    for all is then a relative perturbation that grows with the rate: at 8 bits/value on
+    Daphnet (step ~0.02) the synthesis weights jittered by ~1 % per update and the
+    transforms alone could not reconstruct beyond ~39 dB. Tensors in latent units
+    (the analysis output side, the synthesis input side) get ``lr / step`` and
+    ``lr * step``; the rest (hidden MLP layers, data-unit biases, the density) ``lr``.
+    """
+    analysis, synthesis = model.analysis, model.synthesis
+    latent_out = [analysis.linear.weight, analysis.linear.bias]
+    latent_in = [synthesis.linear.weight]
+    if analysis.mlp is not None:
+        latent_out += list(analysis.mlp[-1].parameters())
+        latent_in.append(synthesis.mlp[0].weight)
+    special = {id(p) for p in latent_out + latent_in}
+    rest = [p for p in model.parameters() if id(p) not in special]
+    return [
+        {"params": latent_out, "lr": lr / step},
+        {"params": latent_in, "lr": lr * step},
+        {"params": rest, "lr": lr},
+    ]
+
+
 def initial_step(variances: torch.Tensor, nsm: float, options: TrainingOptions, values_per_latent: float) -> float:
     """Quantizer step for the PCA start, from λ (high-rate optimum) or the target rate."""
     if options.target_bits_per_value is None:
@@ -162,7 +188,7 @@ class Trainer:
             self.model.density.fit_initial(self.model.analysis(self.train_x[:20_000]))
         self.lmbda = options.lmbda if options.lmbda is not None else 1.0 / (2 * lat.nsm * step**2 * math.log(2))
         self.model.to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options.learning_rate)
+        self.optimizer = torch.optim.Adam(parameter_groups(self.model, options.learning_rate, step))
         self.generator = torch.Generator().manual_seed(options.seed)
         self.step = 0
         self.best_loss = math.inf
