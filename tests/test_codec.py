@@ -228,3 +228,15 @@ def test_voronoi_estimate_close_to_code_length_or_flagged(codecs):
     # vector mode, 6 values in an 8-dim E8 latent: two channels unused, their densities
     # collapse far inside the cell and uniform cell samples miss them: flagged, not 100+ bits
     assert math.isnan(codecs["vector"].voronoi_bits_estimate(data))
+
+
+def test_repeated_table_runs_are_stored_once(codecs):
+    from ltc_beam.codec.tables import box_tables
+
+    codec = codecs["block"]  # block mode: coordinates of equal pivot share a marginal
+    pmf, _, _, _ = box_tables(codec.model.density, codec.lattice, codec.config.mode)
+    assert codec.tables.num_tables < pmf.shape[0]
+    runs = [len(p) for p in codec.lattice.phases]
+    starts = {(int(b), runs[i]) for (_, _, i), b in np.ndenumerate(codec.table_base) if b >= 0}
+    keys = [codec.tables.freqs[s : s + r].tobytes() + codec.tables.low[s : s + r].tobytes() for s, r in starts]
+    assert len(keys) == len(set(keys))  # no two stored runs alike (round trips: the tests above)

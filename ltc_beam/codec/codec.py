@@ -11,7 +11,7 @@ import copy
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from ltc_beam.codec.config import CodecConfig
 from ltc_beam.codec.layout import from_windows, pad_rows, to_windows
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.symbols import SymbolMapper
-from ltc_beam.codec.tables import blend_counts, box_tables
+from ltc_beam.codec.tables import blend_counts, box_tables, share_identical_runs
 from ltc_beam.entropy import SymbolDecoder, SymbolEncoder, SymbolTables
 from ltc_beam.errors import FormatError, InputError
 
@@ -107,8 +107,21 @@ class Codec:
         codec = cls(model, tables, base[0], {**manifest, "codec_id": "0" * 32})
         if fit_series:
             codec._fit_tables(pmf, low, layout, fit_series, validation_series)
+        codec._share_tables()
         codec.manifest["codec_id"] = codec.id = codec.content_hash()
         return codec
+
+    def _share_tables(self) -> None:
+        """Keep one copy of every repeated run of tables (:func:`share_identical_runs`)."""
+        runs = np.array([len(p) for p in self.lattice.phases], dtype=np.int64)
+        keep = None if self.classes is None else self.classes.table
+        freqs, low, base, keep = share_identical_runs(self.tables.freqs, self.tables.low, self.table_base, runs, keep)
+        self.tables = SymbolTables(freqs, low, self.tables.precision)
+        self.table_base = base
+        if self.classes is not None:
+            self.classes = replace(self.classes, table=keep)
+            self.manifest["tables"]["classes"] = self.classes.to_dict()
+        self.manifest["tables"].update({"count": self.tables.num_tables, "symbols": self.tables.num_symbols})
 
     def _fit_tables(self, pmf, low, layout, fit_series, validation_series) -> None:
         """Choose the tables that code ``validation_series`` shortest among: the box pmf, the

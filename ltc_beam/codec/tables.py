@@ -131,3 +131,33 @@ class TableLayout:
         where = first[:, None] + self.pivot[:, None] * j - origin[self.group][:, None]
         valid = (j < self.count[:, None]) & (where >= 0) & (where < size)
         return np.where(valid, histogram[self.group[:, None], np.clip(where, 0, size - 1)], 0.0)
+
+
+def share_identical_runs(
+    freqs: np.ndarray, low: np.ndarray, base: np.ndarray, runs: np.ndarray, keep: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int | None]:
+    """Store each distinct run of tables once: ``(freqs, low, base, keep)`` remapped.
+
+    ``base[..., i] + phase`` (phase < ``runs[i]``) indexes the tables of lattice coordinate
+    i; ``keep`` is one more table to retain (the class-symbol table). Runs with identical
+    rows (and first symbols) code identically, so they can share storage: in block mode the
+    coordinates of equal pivot of one channel share a marginal, and their tables repeat.
+    Decoding is unchanged; only the artifact shrinks.
+    """
+    order: dict[bytes, int] = {}
+    rows: list[int] = []
+    new_base = np.full_like(base, -1)
+    for idx in zip(*np.nonzero(base >= 0)):
+        start, count = int(base[idx]), int(runs[idx[-1]])
+        run = range(start, start + count)
+        key = freqs[start : start + count].tobytes() + low[start : start + count].tobytes()
+        if key not in order:
+            order[key] = len(rows)
+            rows.extend(run)
+        new_base[idx] = order[key]
+    new_keep = None
+    if keep is not None:
+        new_keep = len(rows)
+        rows.append(keep)
+    index = np.asarray(rows, dtype=np.int64)
+    return freqs[index], low[index], new_base, new_keep
