@@ -18,16 +18,16 @@ VORONOI_UNRELIABLE = (
 
 
 def archive_chunks(codec: Codec, series: list[np.ndarray], chunk_size: int = arrow.DEFAULT_CHUNK_SIZE) -> list[np.ndarray]:
-    """The ``[records, d]`` float32 chunks that ``ltc-beam compress`` would code, one bitstream each.
+    """The ``[records, d]`` chunks that ``ltc-beam compress`` would code, one bitstream each.
 
     Series are chunked as the Beam pipeline and :func:`ltc_beam.arrow.encode_table` chunk
     them (``ltc_beam.arrow`` module docstring): full chunks of each series, then the short
     tails packed together, so a dataset of many short series is not charged a bitstream
-    header per series.
+    header per series. Values keep their precision (the codec itself codes float32).
     """
     d = series[0].shape[1]
     lengths = [len(s) for s in series]
-    stacked = np.concatenate(series).astype(np.float32)
+    stacked = np.concatenate(series).astype(np.float64)
     table = pa.table({
         _SERIES: np.repeat(np.arange(len(series)), lengths),
         _ORDER: np.concatenate([np.arange(n) for n in lengths]),
@@ -35,8 +35,7 @@ def archive_chunks(codec: Codec, series: list[np.ndarray], chunk_size: int = arr
     })
     rows = arrow.chunk_rows(codec, chunk_size)
     chunks = arrow.plan_chunks([table], key=_SERIES, order_by=_ORDER, rows=rows)
-    spec = arrow.VectorSpec(_VALUES, None, d)
-    return [arrow.vectors(c, spec) for c in chunks]
+    return [np.asarray(c.column(_VALUES).combine_chunks().flatten()).reshape(-1, d) for c in chunks]
 
 
 def evaluate(
@@ -64,9 +63,9 @@ def evaluate(
         model_bits += codec.code_length_bits(x)
         x_hat = codec.decode(blob).astype(np.float64)
         ok = np.isfinite(x)
-        sq += np.where(ok, (x.astype(np.float64) - x_hat) ** 2, 0).sum(0)
+        sq += np.where(ok, (x - x_hat) ** 2, 0).sum(0)
         count += ok.sum(0)
-    stacked = np.concatenate(chunks).astype(np.float64)
+    stacked = np.concatenate(chunks)
     variance = np.array([np.var(c[np.isfinite(c)]) if np.isfinite(c).any() else 0.0 for c in stacked.T])
     mse_col = sq / np.maximum(count, 1)
     nmse = float(np.mean(mse_col / np.where(variance > 0, variance, 1.0)))
