@@ -82,6 +82,11 @@ def _input_files(path: str) -> list[str]:
     return parquet_files(path)
 
 
+#: Row index column of a ``.npy`` input: the archive's ``order_by``, so that decoding
+#: restores the array's order (output shards hold chunks in no particular order).
+NPY_ROW = "row"
+
+
 def _npy_table(path: str) -> pa.Table:
     array = np.load(path, allow_pickle=False)
     if array.ndim == 1:
@@ -89,7 +94,10 @@ def _npy_table(path: str) -> pa.Table:
     if array.ndim != 2 or array.dtype.kind != "f":
         raise InputError(f"{path}: expected a 2-D float array, got shape {array.shape} dtype {array.dtype}")
     flat = pa.array(np.ascontiguousarray(array, dtype=array.dtype).reshape(-1))
-    return pa.table({"values": pa.FixedSizeListArray.from_arrays(flat, array.shape[1])})
+    return pa.table({
+        NPY_ROW: pa.array(np.arange(len(array), dtype=np.int64)),
+        "values": pa.FixedSizeListArray.from_arrays(flat, array.shape[1]),
+    })
 
 
 def _records_in(files: list[str]) -> int:
@@ -179,6 +187,8 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         files, records, bytes_in = [args.input], table.num_rows, os.path.getsize(args.input)
         if encode["column"] is None and encode["columns"] is None:
             encode["column"] = "values"
+        if encode["order_by"] is None and encode["key"] is None:
+            encode["order_by"] = NPY_ROW
 
         def build(p):
             import apache_beam as beam
