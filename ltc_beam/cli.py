@@ -74,7 +74,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     codec = Codec.load(args.codec)
     data = load_input(args)
-    result = evaluate(codec, data.series, voronoi=not args.no_voronoi, chunk_size=args.chunk_size)
+    result = evaluate(codec, data.series, voronoi=not args.no_voronoi, chunk_size=args.chunk_size, keys=data.keys)
     if args.json:
         print(json.dumps(result))
     else:

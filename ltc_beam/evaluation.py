@@ -17,19 +17,24 @@ VORONOI_UNRELIABLE = (
 )
 
 
-def archive_chunks(codec: Codec, series: list[np.ndarray], chunk_size: int = arrow.DEFAULT_CHUNK_SIZE) -> list[np.ndarray]:
+def archive_chunks(
+    codec: Codec, series: list[np.ndarray], chunk_size: int = arrow.DEFAULT_CHUNK_SIZE, keys: list | None = None
+) -> list[np.ndarray]:
     """The ``[records, d]`` chunks that ``ltc-beam compress`` would code, one bitstream each.
 
     Series are chunked as the Beam pipeline and :func:`ltc_beam.arrow.encode_table` chunk
     them (``ltc_beam.arrow`` module docstring): full chunks of each series, then the short
     tails packed together, so a dataset of many short series is not charged a bitstream
-    header per series. Values keep their precision (the codec itself codes float32).
+    header per series. With the series' ``keys`` (the key column's values) the packing is
+    exactly the archive's; without, series are keyed by their index. Values keep their
+    precision (the codec itself codes float32).
     """
     d = series[0].shape[1]
     lengths = [len(s) for s in series]
     stacked = np.concatenate(series).astype(np.float64)
+    key_values = list(range(len(series))) if keys is None else list(keys)
     table = pa.table({
-        _SERIES: np.repeat(np.arange(len(series)), lengths),
+        _SERIES: pa.array([k for k, n in zip(key_values, lengths) for _ in range(n)]),
         _ORDER: np.concatenate([np.arange(n) for n in lengths]),
         _VALUES: pa.FixedSizeListArray.from_arrays(pa.array(stacked.reshape(-1)), d),
     })
@@ -39,20 +44,26 @@ def archive_chunks(codec: Codec, series: list[np.ndarray], chunk_size: int = arr
 
 
 def evaluate(
-    codec: Codec, series: list[np.ndarray], *, voronoi: bool = True, chunk_size: int = arrow.DEFAULT_CHUNK_SIZE
+    codec: Codec,
+    series: list[np.ndarray],
+    *,
+    voronoi: bool = True,
+    chunk_size: int = arrow.DEFAULT_CHUNK_SIZE,
+    keys: list | None = None,
 ) -> dict:
     """Encode and decode every series as the archive would; report bits per value and error.
 
     ``bits_per_value`` counts every byte of every bitstream (headers included) of the
-    chunks :func:`archive_chunks` forms (``streams`` of them): the ``ltc_payload`` bytes
-    of a compressed archive; ``model_bits_per_value`` is the exact code length under the
+    chunks :func:`archive_chunks` forms (``streams`` of them; pass the series ``keys`` for
+    the archive's exact packing): the ``ltc_payload`` bytes of a compressed archive; ``model_bits_per_value`` is the exact code length under the
     codec's tables; ``nmse`` is the mean over columns of MSE / variance (variance of this
     data); non-finite inputs (restored exactly) are left out of the error.
     """
     values = sum(s.size for s in series)
     if not values:
         raise ValueError("nothing to evaluate: the input has no records")
-    chunks = archive_chunks(codec, [s for s in series if len(s)], chunk_size)
+    kept = [i for i, s in enumerate(series) if len(s)]
+    chunks = archive_chunks(codec, [series[i] for i in kept], chunk_size, None if keys is None else [keys[i] for i in kept])
     nbytes, model_bits = 0, 0.0
     d = chunks[0].shape[1]
     sq = np.zeros(d)

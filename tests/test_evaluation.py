@@ -20,10 +20,11 @@ def _series(count: int, length: int, dim: int = 6) -> list[np.ndarray]:
 def test_evaluate_counts_the_payload_bytes_of_the_chunk_layout(codecs, name):
     codec = codecs[name]
     series = _series(30, 57)  # many short series: packed into few bitstreams
-    result = evaluate(codec, series, voronoi=False)
+    keys = [f"device-{i:03d}" for i in range(len(series))]  # the key column decides the packing
+    result = evaluate(codec, series, voronoi=False, keys=keys)
     d = series[0].shape[1]
     table = pa.table({
-        "k": np.repeat(np.arange(len(series)), [len(s) for s in series]),
+        "k": np.repeat(keys, [len(s) for s in series]),
         "t": np.concatenate([np.arange(len(s)) for s in series]),
         "values": pa.FixedSizeListArray.from_arrays(pa.array(np.concatenate(series).astype(np.float32).ravel()), d),
     })
