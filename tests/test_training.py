@@ -169,3 +169,27 @@ def test_high_rate_training_keeps_the_transforms_precise():
     nmse = np.mean(((test - x_hat) ** 2).mean(0) / test.var(0))
     assert 7.5 < 8 * len(blob) / test.size < 8.7
     assert 10 * np.log10(1 / nmse) > 50.0
+
+
+def test_rare_glitches_do_not_set_the_scale_and_travel_exactly():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5000, 4))
+    x[::500, 0] = 1e6  # ten sentinel glitches: 0.2 % of the column
+    codec = ltc_beam.train(x, lattice="e8", target_bits_per_value=2.0, steps=300, progress=False, seed=0)
+    assert codec.manifest["normalisation"]["std"][0] == pytest.approx(1.0, abs=0.05)
+    x_hat = codec.decode(codec.encode(x)).astype(np.float64)
+    glitch = np.zeros(len(x), bool)
+    glitch[::500] = True
+    assert np.array_equal(x_hat[glitch, 0], x[glitch, 0])  # side channel: bit-exact
+    err = np.mean((x[~glitch, 0] - x_hat[~glitch, 0]) ** 2)
+    assert 10 * np.log10(x[~glitch, 0].var() / err) > 8.0  # was -77 dB with the std of 45,000
+
+
+def test_a_heavy_tail_is_not_taken_for_outliers():
+    from ltc_beam.codec.training import column_statistics
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((20_000, 2)) * 0.01
+    x[rng.random(20_000) < 0.1] *= 300  # bursts in 10 % of the records
+    _, std = column_statistics([x])
+    assert np.allclose(std, x.std(0), rtol=1e-9)

@@ -19,7 +19,7 @@ import torch
 from ltc_beam import __version__
 from ltc_beam.bitstream import SpecialValues, merge_specials, pack, unpack
 from ltc_beam.codec.adaptive import CLASS_COUNT, ScaleClasses, class_scales
-from ltc_beam.codec.config import CodecConfig
+from ltc_beam.codec.config import OUTLIER_Z, CodecConfig
 from ltc_beam.codec.layout import from_windows, pad_rows, to_windows
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.symbols import SymbolMapper
@@ -29,7 +29,6 @@ from ltc_beam.errors import FormatError, InputError
 
 FORMAT = "ltc-beam-codec"
 FORMAT_VERSION = 1
-OUTLIER_Z = 1e6  # |z-score| beyond this is stored exactly in the side channel
 # How many observations the box pmf is worth per table when tables are fitted to training
 # symbols; the weight (or the box pmf alone) is chosen on the validation split.
 TABLE_PRIOR_WEIGHTS = (16.0, 64.0, 256.0, 1024.0)
@@ -238,7 +237,7 @@ class Codec:
         x32 = x.astype(np.float32, copy=False)
         with np.errstate(over="ignore", invalid="ignore"):
             z = (x32.astype(np.float64) - mean) / std
-        exact = ~np.isfinite(z) | (np.abs(z) > OUTLIER_Z)
+        exact = ~np.isfinite(z) | (np.abs(z) > self.manifest.get("outlier_z", OUTLIER_Z))
         pos = np.flatnonzero(exact.reshape(-1))
         specials = SpecialValues(pos, np.ascontiguousarray(x32).reshape(-1).view(np.uint32)[pos].copy())
         return np.where(exact, 0.0, z), specials

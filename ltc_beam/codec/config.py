@@ -7,6 +7,16 @@ from dataclasses import asdict, dataclass
 from ltc_beam import lattices
 
 MODES = ("vector", "block")
+#: |z-score| beyond which a value travels exactly in the bitstream side channel (about 50
+#: bits each; through the lattice a glitch would escape in every latent coordinate of its
+#: vector). Stored in each codec's manifest (``outlier_z``; older codecs carry 1e6).
+OUTLIER_Z = 1000.0
+#: Normalisation and training leave out values beyond this many robust standard deviations
+#: (1.4826 x MAD) of a column's median, when such values are rare (at most
+#: ``OUTLIER_FRACTION`` of the column: glitches and sentinels, not a heavy tail). The real
+#: telemetry here reaches 43 (BasicMotions) and 58 (Daphnet) such deviations.
+OUTLIER_SPREADS = 100.0
+OUTLIER_FRACTION = 0.005
 TRANSFORMS = ("linear", "mlp")
 PROXIES = ("ste", "noise")
 
