@@ -193,3 +193,28 @@ def test_a_heavy_tail_is_not_taken_for_outliers():
     x[rng.random(20_000) < 0.1] *= 300  # bursts in 10 % of the records
     _, std = column_statistics([x])
     assert np.allclose(std, x.std(0), rtol=1e-9)
+
+
+def _snr_and_bits(codec, x):
+    blob = codec.encode(x)
+    x_hat = codec.decode(blob)
+    nmse = np.mean(((x - x_hat) ** 2).mean(0) / x.var(0))
+    return 10 * np.log10(1 / nmse), 8 * len(blob) / x.size
+
+
+def test_low_rank_data_gets_one_latent_channel_per_component():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((12_000, 8)) @ rng.standard_normal((8, 32))  # rank 8 in 32 columns
+    codec = ltc_beam.train(x[:10_000], target_bits_per_value=1.0, steps=300, progress=False, seed=0)
+    assert codec.config.latent_dim == 8
+    snr, bits = _snr_and_bits(codec, x[10_000:])
+    assert bits < 1.5 and snr > 20.0  # 4 bits per component; dead channels broke the rate control
+
+
+def test_a_steeply_decaying_spectrum_trains():
+    rng = np.random.default_rng(7)
+    q, _ = np.linalg.qr(rng.standard_normal((32, 32)))
+    x = (rng.standard_normal((8000, 32)) * 0.6 ** np.arange(32)) @ q.T  # std 1 ... 1e-7
+    codec = ltc_beam.train(x[:6000], target_bits_per_value=2.0, steps=300, progress=False, seed=0)
+    snr, bits = _snr_and_bits(codec, x[6000:])
+    assert bits < 2.5 and snr > 30.0  # collapsed densities of the weak channels: 0.4 dB

@@ -399,6 +399,27 @@ class Trainer:
         self.rate_ema = meta["rate_ema"]
 
 
+#: Principal components with less than this fraction of the largest variance are not given
+#: a latent channel (they sit ~100 dB below the signal).
+RANK_TOLERANCE = 1e-10
+
+
+def numerical_rank(series: list[np.ndarray], window: int) -> int:
+    """How many principal components the normalised input vectors really have (at least 1).
+
+    Data of low rank (repeated or derived columns, embeddings of low intrinsic dimension)
+    would otherwise get latent channels that carry nothing; Adam moves their weights
+    whatever the gradient, they pick up signal, and the rate control breaks (rank-8 data in
+    64 columns at 2 bits/value: 27 bits/value)."""
+    mean, std = column_statistics(series)
+    x = vectors_of(series, window, mean, std)
+    if len(x) < 2:
+        return x.shape[1]
+    centred = x - x.mean(0)
+    variances = np.linalg.eigvalsh(centred.T @ centred / (len(x) - 1))
+    return max(1, int((variances > RANK_TOLERANCE * variances.max()).sum())) if variances.max() > 0 else 1
+
+
 def build_config(
     record_dim: int,
     *,
@@ -509,7 +530,7 @@ def train(
         lattice=lattice,
         mode=mode,
         window=window,
-        latent_dim=latent_dim,
+        latent_dim=latent_dim or default_latent_dim(numerical_rank(series, window), lattice, mode),
         transform=transform,
         train_vectors=int(windows * (1 - validation_fraction)),
         hidden=hidden,
