@@ -35,7 +35,7 @@ demo:
 
 # Rate-distortion comparison against SZ3, ZFP, uniform+zstd, FAISS and zstd on two real
 # sensor datasets and i.i.d. Gaussian (docs/benchmarks.md). Each run uses one torch thread,
-# so two run at a time: 16.4 minutes on 2 cores, install included (31 minutes one after the other).
+# so two run at a time: 12-14 minutes on 2 cores, install included (measured in session 3).
 COMPARE = $(PYTHON) benchmarks/compare.py
 COMPARE_RUNS = compare-basic-motions compare-daphnet compare-gaussian
 .PHONY: bench-compare $(COMPARE_RUNS)
