@@ -27,7 +27,7 @@ bench: install
 
 # The main job: real IMU telemetry (data/basic_motions) through the embedded Beam pipeline
 # (FnApiRunner): load the committed codecs, compress, decompress, print the table, write
-# out/demo/rd.png. `ltc-beam demo --retrain` trains the codecs again (about 4 minutes).
+# out/demo/rd.png. `ltc-beam demo --retrain` trains the codecs again (about 20 s).
 demo:
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[demo]"
