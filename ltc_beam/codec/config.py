@@ -9,8 +9,9 @@ from ltc_beam import lattices
 MODES = ("vector", "block")
 #: |z-score| beyond which a value travels exactly in the bitstream side channel (about 50
 #: bits each; through the lattice a glitch would escape in every latent coordinate of its
-#: vector). Stored in each codec's manifest (``outlier_z``; older codecs carry 1e6).
-OUTLIER_Z = 1000.0
+#: vector) and is left out of training. At most 1/10,000 of any distribution lies that far
+#: (Chebyshev). Stored in each codec's manifest (``outlier_z``; older codecs carry 1e6).
+OUTLIER_Z = 100.0
 #: Normalisation and training leave out values beyond this many robust standard deviations
 #: (1.4826 x MAD) of a column's median, when such values are rare (at most
 #: ``OUTLIER_FRACTION`` of the column: glitches and sentinels, not a heavy tail). The real

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from ltc_beam import lattices
-from ltc_beam.codec.config import OUTLIER_FRACTION, OUTLIER_SPREADS, CodecConfig, default_latent_dim
+from ltc_beam.codec.config import OUTLIER_FRACTION, OUTLIER_SPREADS, OUTLIER_Z, CodecConfig, default_latent_dim
 from ltc_beam.codec.layout import pad_rows, sliding_windows, to_windows
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.transforms import init_from_pca, principal_axes
@@ -131,7 +131,7 @@ def vectors_of(
     series: list[np.ndarray], window: int, mean: np.ndarray, std: np.ndarray, sliding: bool = False
 ) -> np.ndarray:
     """Normalised input vectors of all series (non-finite values, and values beyond
-    ``OUTLIER_SPREADS`` standard deviations, replaced by the mean).
+    ``OUTLIER_Z`` standard deviations, which the codec sends exactly, replaced by the mean).
 
     ``sliding`` takes every window offset (training); otherwise windows are aligned as the
     codec forms them (validation).
@@ -140,7 +140,7 @@ def vectors_of(
     for s in series:
         with np.errstate(invalid="ignore", over="ignore"):
             z = (s - mean) / std
-            z = np.where(np.abs(z) > OUTLIER_SPREADS, 0.0, np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0))
+            z = np.where(np.abs(z) > OUTLIER_Z, 0.0, np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0))
         out.append(sliding_windows(z, window) if sliding else to_windows(z, window))
     return np.concatenate(out) if out else np.zeros((0, window * len(mean)))
 
