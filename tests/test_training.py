@@ -218,3 +218,10 @@ def test_a_steeply_decaying_spectrum_trains():
     codec = ltc_beam.train(x[:6000], target_bits_per_value=2.0, steps=300, progress=False, seed=0)
     snr, bits = _snr_and_bits(codec, x[6000:])
     assert bits < 2.5 and snr > 30.0  # collapsed densities of the weak channels: 0.4 dB
+
+
+def test_capped_tables_are_warned_about():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((6000, 4)) @ rng.standard_normal((4, 32))  # 32 values, rank 4
+    with pytest.warns(UserWarning, match="symbol cap"):  # 3 bits x 32 values over 4 latents
+        ltc_beam.train(x, target_bits_per_value=3.0, steps=100, progress=False, seed=0)

@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +24,7 @@ from ltc_beam import lattices
 from ltc_beam.codec.config import OUTLIER_FRACTION, OUTLIER_SPREADS, OUTLIER_Z, CodecConfig, default_latent_dim
 from ltc_beam.codec.layout import pad_rows, sliding_windows, to_windows
 from ltc_beam.codec.model import LtcModel
+from ltc_beam.codec.tables import MAX_SYMBOLS
 from ltc_beam.codec.transforms import init_from_pca, principal_axes
 
 MLP_MIN_VECTORS = 20_000  # below this many training vectors an MLP overfits; use a linear transform
@@ -549,7 +551,7 @@ def train(
 
     codec = freeze(copy.deepcopy(trainer.model))
     if not refit_density or not trainer.val_series:
-        return codec
+        return warn_if_tables_capped(codec)
     # Judged on the tables finally chosen, not on the box pmf the refit optimises.
     trainer.refit_density()
     refit = freeze(trainer.model)
@@ -561,4 +563,18 @@ def train(
         "validation_bits_before": before / values, "validation_bits_after": after / values, "kept": kept
     }
     chosen.manifest["codec_id"] = chosen.id = chosen.content_hash()
-    return chosen
+    return warn_if_tables_capped(chosen)
+
+
+def warn_if_tables_capped(codec):
+    """Warn when some coding table hit ``MAX_SYMBOLS``: its latent needs more resolution than
+    a table holds, and the symbols beyond it escape (bypass-coded, a few times their bits)."""
+    if codec.tables.num_symbols >= MAX_SYMBOLS:
+        warnings.warn(
+            f"some coding tables hit the {MAX_SYMBOLS}-symbol cap: the codec spends more than about "
+            "14 bits on some latent channels and pays escapes for the symbols beyond the tables. "
+            "Ask for fewer bits per value, or check that the data is not of low rank (fewer "
+            "latent channels then carry all the bits).",
+            stacklevel=3,
+        )
+    return codec
