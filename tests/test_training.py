@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -220,8 +221,25 @@ def test_a_steeply_decaying_spectrum_trains():
     assert bits < 2.5 and snr > 30.0  # collapsed densities of the weak channels: 0.4 dB
 
 
-def test_capped_tables_are_warned_about():
+def test_a_target_beyond_table_resolution_is_capped_and_delivered():
     rng = np.random.default_rng(8)
     x = rng.standard_normal((6000, 4)) @ rng.standard_normal((4, 32))  # 32 values, rank 4
-    with pytest.warns(UserWarning, match="symbol cap"):  # 3 bits x 32 values over 4 latents
-        ltc_beam.train(x, target_bits_per_value=3.0, steps=100, progress=False, seed=0)
+    # 3 bits x 32 values over 4 latents = 24 bits per latent: tables would overflow
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        codec = ltc_beam.train(x, target_bits_per_value=3.0, steps=300, progress=False, seed=0)
+    messages = [str(w.message) for w in caught]
+    assert any("capped at" in m for m in messages), messages
+    assert not any("symbol cap" in m for m in messages), messages
+    bits = codec.code_length_bits(x) / x.size
+    mse = np.mean((codec.decode(codec.encode(x)) - x) ** 2 / x.var(0))
+    assert bits < 1.6 and 10 * np.log10(1 / mse) > 55  # cap: <= 12 bits x 4 latents / 32 values
+
+
+def test_capped_tables_are_warned_about():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((6000, 4)) @ rng.standard_normal((4, 32))
+    with pytest.warns(UserWarning, match="symbol cap"):  # an explicit λ is not capped
+        ltc_beam.train(x, lmbda=1e10, steps=100, progress=False, seed=0)
+
+

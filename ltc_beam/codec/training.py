@@ -406,20 +406,26 @@ class Trainer:
 RANK_TOLERANCE = 1e-10
 
 
-def numerical_rank(series: list[np.ndarray], window: int) -> int:
-    """How many principal components the normalised input vectors really have (at least 1).
+def principal_variances(series: list[np.ndarray], window: int) -> np.ndarray:
+    """Variances of the principal components of the normalised input vectors, largest first."""
+    mean, std = column_statistics(series)
+    x = vectors_of(series, window, mean, std)
+    if len(x) < 2:
+        return np.ones(x.shape[1])
+    centred = x - x.mean(0)
+    return np.linalg.eigvalsh(centred.T @ centred / (len(x) - 1))[::-1].clip(min=0)
+
+
+def numerical_rank(variances: np.ndarray) -> int:
+    """How many principal components the input vectors really have (at least 1).
 
     Data of low rank (repeated or derived columns, embeddings of low intrinsic dimension)
     would otherwise get latent channels that carry nothing; Adam moves their weights
     whatever the gradient, they pick up signal, and the rate control breaks (rank-8 data in
     64 columns at 2 bits/value: 27 bits/value)."""
-    mean, std = column_statistics(series)
-    x = vectors_of(series, window, mean, std)
-    if len(x) < 2:
-        return x.shape[1]
-    centred = x - x.mean(0)
-    variances = np.linalg.eigvalsh(centred.T @ centred / (len(x) - 1))
-    return max(1, int((variances > RANK_TOLERANCE * variances.max()).sum())) if variances.max() > 0 else 1
+    if variances.max() <= 0:
+        return 1
+    return max(1, int((variances > RANK_TOLERANCE * variances.max()).sum()))
 
 
 def build_config(
@@ -455,7 +461,35 @@ def build_config(
 
 
 DEFAULT_TARGET_BITS = 2.0
+#: Most bits one latent value may carry: a logistic density spread over ``MAX_SYMBOLS``
+#: symbols between its 1e-7 tail quantiles has an entropy of about 12.9 bits, and the
+#: symbols beyond a table escape at several times their cost (Daphnet asked for 14
+#: bits/value: 21 paid, 74 dB; 10 asked: 9.4 paid, 62 dB).
+MAX_BITS_PER_LATENT = 12.0
 BASE_LEARNING_RATE = 2e-3
+
+
+def reachable_target(target_bits_per_value: float, variances: np.ndarray, input_dim: int) -> float:
+    """``target_bits_per_value``, capped (with a warning) where the largest principal
+    component would need more than ``MAX_BITS_PER_LATENT`` bits per latent value.
+
+    One lattice step serves every latent channel, so at high rate component i costs about
+    ``log2(σ_i / step) + const`` bits: the largest reaches the cap first. Data of low rank
+    puts all its bits on a few channels (rank 8 in 64 columns at 2 bits/value: 16 bits per
+    latent); full-rank data with equal variances reaches the cap at 12 bits/value (~72 dB).
+    """
+    spread = 0.5 * np.log2(variances.max() / np.maximum(variances, 1e-300))
+    cap = float(np.clip(MAX_BITS_PER_LATENT - spread, 0, None).sum()) / input_dim
+    if target_bits_per_value <= cap:
+        return target_bits_per_value
+    warnings.warn(
+        f"target of {target_bits_per_value:g} bits/value capped at {cap:.3g}: there the largest of "
+        f"the data's {len(variances)} principal components (in {input_dim} values per vector) "
+        f"already takes {MAX_BITS_PER_LATENT:g} bits per latent value (~{6.02 * MAX_BITS_PER_LATENT:.0f} dB "
+        "on it), the most a coding table resolves; for more, compress losslessly",
+        stacklevel=3,
+    )
+    return cap
 
 
 def default_learning_rate(target_bits_per_value: float | None) -> float:
@@ -511,6 +545,23 @@ def train(
     if lmbda is not None and lmbda <= 0:
         raise ValueError("lmbda must be positive")
     series = as_series(data)
+    variances = principal_variances(series, window)
+    rank = numerical_rank(variances)
+    windows = sum(-(-len(s) // window) for s in series)
+    config = build_config(
+        series[0].shape[1],
+        lattice=lattice,
+        mode=mode,
+        window=window,
+        latent_dim=latent_dim or default_latent_dim(rank, lattice, mode),
+        transform=transform,
+        train_vectors=int(windows * (1 - validation_fraction)),
+        hidden=hidden,
+        components=components,
+        proxy=proxy,
+    )
+    if target_bits_per_value is not None:
+        target_bits_per_value = reachable_target(target_bits_per_value, variances[: min(config.latent_dim, rank)], config.input_dim)
     if learning_rate is None:
         learning_rate = default_learning_rate(target_bits_per_value)
     options = TrainingOptions(
@@ -525,19 +576,6 @@ def train(
         patience=patience,
         checkpoint=checkpoint,
         progress=progress,
-    )
-    windows = sum(-(-len(s) // window) for s in series)
-    config = build_config(
-        series[0].shape[1],
-        lattice=lattice,
-        mode=mode,
-        window=window,
-        latent_dim=latent_dim or default_latent_dim(numerical_rank(series, window), lattice, mode),
-        transform=transform,
-        train_vectors=int(windows * (1 - validation_fraction)),
-        hidden=hidden,
-        components=components,
-        proxy=proxy,
     )
     trainer = Trainer(config, series, options)
     if resume and checkpoint and os.path.exists(checkpoint):
