@@ -40,8 +40,10 @@ import datetime
 import hashlib
 import json
 import math
+import re
 import struct
 import threading
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -50,10 +52,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import zstandard
 
+from ltc_beam.bitstream import record_payload, record_stream
 from ltc_beam.errors import CodecMismatchError, FormatError, InputError
 
 TABLE_FORMAT = "ltc-beam-table"
-TABLE_FORMAT_VERSION = 1
+#: 2: record-layout payloads are compact (``bitstream.record_payload``); 1 (still read):
+#: full bitstreams in every row.
+TABLE_FORMAT_VERSION = 2
+READABLE_TABLE_VERSIONS = (1, 2)
 LAYOUTS = ("chunk", "record")
 
 PAYLOAD = "ltc_payload"
@@ -88,6 +94,23 @@ class VectorSpec:
 
     def to_json(self) -> dict:
         return {"column": self.column} if self.column is not None else {"columns": list(self.columns)}
+
+
+def check_column_names(names, codec) -> None:
+    """Warn when ``names`` (the columns being coded, in order) are not the columns the codec
+    was trained on: another order codes each value as the column in its position. Generic
+    names (``v0``…, ``values[0]``…: no names were known) are not compared."""
+    trained = list(codec.manifest.get("columns") or [])
+    names = list(names)
+    if len(trained) != len(names) or trained == names:
+        return
+    if any(re.fullmatch(r"v\d+|.*\[\d+\]", c) for c in trained + names):
+        return
+    if sorted(trained) == sorted(names):
+        problem = f"columns {names} are the codec's columns {trained} in another order"
+    else:
+        problem = f"the codec was trained on columns {trained}, not {names}"
+    warnings.warn(f"{problem}: each value is coded as the trained column in its position", UserWarning, stacklevel=2)
 
 
 def _is_float(t: pa.DataType) -> bool:
@@ -264,11 +287,12 @@ class TableInfo:
     key: str | None = None
     order_by: str | None = None
     chunk_size: int | None = None
+    version: int = TABLE_FORMAT_VERSION
 
     def to_json(self) -> bytes:
         out = {
             "format": TABLE_FORMAT,
-            "version": TABLE_FORMAT_VERSION,
+            "version": self.version,
             "layout": self.layout,
             "codec_id": self.codec_id,
             "record_dim": self.spec.record_dim,
@@ -285,16 +309,16 @@ class TableInfo:
             d = json.loads(data)
             if d.get("format") != TABLE_FORMAT:
                 raise FormatError(f"metadata entry 'ltc' is not {TABLE_FORMAT} (format {d.get('format')!r})")
-            if d.get("version") != TABLE_FORMAT_VERSION:
+            if d.get("version") not in READABLE_TABLE_VERSIONS:
                 raise FormatError(
                     f"compressed table format version {d.get('version')} is not supported "
-                    f"(this build reads {TABLE_FORMAT_VERSION})"
+                    f"(this build reads {', '.join(map(str, READABLE_TABLE_VERSIONS))})"
                 )
             if d["layout"] not in LAYOUTS:
                 raise FormatError(f"unknown layout {d['layout']!r}")
             cols = d.get("columns")
             spec = VectorSpec(d.get("column"), tuple(cols) if cols is not None else None, int(d["record_dim"]))
-            return cls(d["layout"], d["codec_id"], spec, d.get("key"), d.get("order_by"), d.get("chunk_size"))
+            return cls(d["layout"], d["codec_id"], spec, d.get("key"), d.get("order_by"), d.get("chunk_size"), d["version"])
         except FormatError:
             raise
         except (ValueError, KeyError, TypeError) as exc:
@@ -602,7 +626,7 @@ def encode_chunks(chunks: list[pa.Table], codec, schema: pa.Schema) -> pa.Table:
         parts = []
         for chunk in chunks:
             x = vectors(chunk, spec)
-            payloads = [codec.encode(x[i : i + 1]) for i in range(len(x))]
+            payloads = [record_payload(codec.encode(x[i : i + 1]), spec.record_dim) for i in range(len(x))]
             cols = [chunk.column(f.name) for f in schema if f.name != PAYLOAD]
             parts.append(pa.Table.from_arrays([*cols, pa.array(payloads, pa.binary())], schema=schema))
         return pa.concat_tables(parts) if parts else schema.empty_table()
@@ -763,11 +787,14 @@ def decode_table(table: pa.Table, codec=None, *, device: str = "cpu") -> pa.Tabl
         if name not in table.column_names:
             raise FormatError(f"compressed table lacks column {name!r}")
     payloads = table.column(PAYLOAD).to_pylist()
+    compact = info.layout == "record" and info.version >= 2
     blobs = []
     for row, blob in enumerate(payloads):
         if blob is None:
             raise FormatError(f"column {PAYLOAD!r}, row {row}: payload is null")
         try:
+            if compact:
+                blob = record_stream(blob, info.codec_id, spec.record_dim)
             blobs.append(codec.decode(blob))
         except FormatError as exc:
             raise FormatError(f"column {PAYLOAD!r}, row {row}: {exc}") from exc

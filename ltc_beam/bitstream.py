@@ -335,6 +335,31 @@ def pack(
     return body + _U32.pack(zlib.crc32(body))
 
 
+def _record_shape(record_dim: int) -> bytes:
+    return _varint(2) + _varint(1) + _varint(record_dim)
+
+
+def record_payload(stream: bytes, record_dim: int) -> bytes:
+    """A one-record bitstream less what every row of a record-layout table shares: magic,
+    version, codec id and shape (the table's metadata holds them). Kept: the flags byte,
+    the specials block, the payload and the checksum, which still covers the whole
+    stream. 28 bytes of framing per record become 5."""
+    shape = _record_shape(record_dim)
+    head = FIXED_HEADER.size
+    if len(stream) < head + len(shape) or stream[:3] != MAGIC or stream[head : head + len(shape)] != shape:
+        raise ValueError(f"not a bitstream of one record of {record_dim} values")
+    return stream[4:5] + stream[head + len(shape) :]
+
+
+def record_stream(payload: bytes, codec_id: str, record_dim: int) -> bytes:
+    """The bitstream :func:`record_payload` was cut from (its checksum then checks it)."""
+    if not payload:
+        raise FormatError("record payload is empty")
+    _check_codec_id(codec_id, "codec_id")
+    header = FIXED_HEADER.pack(MAGIC, FORMAT_VERSION, payload[0], bytes.fromhex(codec_id))
+    return header + _record_shape(record_dim) + payload[1:]
+
+
 def _need(buf: memoryview, offset: int, size: int, what: str, end: int) -> None:
     """Raise unless ``size`` bytes from ``offset`` lie before ``end`` (the checksum's offset)."""
     remaining = end - offset

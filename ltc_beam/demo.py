@@ -25,6 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
+from ltc_beam.evaluation import snr_db
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "basic_motions"
 CODECS = DATA / "codecs"
@@ -47,11 +49,6 @@ def _say(msg: str) -> None:
 def _values(table: pa.Table) -> np.ndarray:
     col = table.column("values").combine_chunks()
     return np.asarray(col.flatten(), dtype=np.float32).reshape(table.num_rows, -1)
-
-
-def _snr(x: np.ndarray, y: np.ndarray) -> float:
-    err = float(np.mean((x.astype(np.float64) - y) ** 2))
-    return 10 * math.log10(float(np.var(x.astype(np.float64))) / err) if err > 0 else math.inf
 
 
 def _sorted(table: pa.Table) -> pa.Table:
@@ -98,7 +95,7 @@ def quantise_zstd(x: np.ndarray, step: float) -> tuple[float, float]:
     q = np.round(x / (step * std)).astype(np.int32)
     y = q * (step * std)
     bits = len(zstandard.ZstdCompressor(level=19).compress(q.tobytes())) * 8 / x.size
-    return bits, _snr(x, y)
+    return bits, snr_db(x, y)
 
 
 def run_demo(
@@ -154,7 +151,7 @@ def run_demo(
     payload = sum(len(b) for b in compressed.column(arrow.PAYLOAD).to_pylist())
     file_bytes = sum(f.stat().st_size for f in comp.glob("*.parquet"))
     embedded = len(compressed.schema.metadata.get(b"ltc.codec", b""))
-    main = {"bits_per_value": payload * 8 / values, "snr_db": _snr(x, y)}
+    main = {"bits_per_value": payload * 8 / values, "snr_db": snr_db(x, y)}
 
     # ---- baselines
     raw = x.tobytes()
@@ -170,7 +167,7 @@ def run_demo(
             continue
         enc = arrow.encode_table(test, codec, **OPTS)
         bits = sum(len(b) for b in enc.column(arrow.PAYLOAD).to_pylist()) * 8 / values
-        rd.append((rate, bits, _snr(x, _values(_sorted(arrow.decode_table(enc))))))
+        rd.append((rate, bits, snr_db(x, _values(_sorted(arrow.decode_table(enc))))))
     sq = [quantise_zstd(x, s) for s in (1.2, 0.8, 0.5, 0.3, 0.2, 0.12, 0.08)]
 
     rows = [("float32 (raw)", 32.0, math.inf), ("zstd-19 lossless", zstd_bits, math.inf), ("zstd-19 lossless, byte-shuffled", zstd_shuffle_bits, math.inf)]

@@ -20,3 +20,8 @@ class CodecMismatchError(LtcError):
 
 class InputError(LtcError, ValueError):
     """Input data has the wrong shape, type or content for the operation."""
+
+
+class OffScaleWarning(UserWarning):
+    """Much of the data lies outside the range the codec was trained on: it still decodes
+    (such values travel exactly or escape), but costs many more bits than it should."""

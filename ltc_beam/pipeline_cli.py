@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ltc_beam.cli import positive
 from ltc_beam.errors import InputError
 
 PIPELINE_COMMANDS = ("compress", "decompress", "demo")
@@ -40,8 +41,8 @@ def add_commands(sub) -> None:
     p.add_argument("--codec", required=True, help="codec artifact (*.ltc): local path or any Beam FileSystems URI")
     p.add_argument("--output", required=True, help="output directory (files part-SSSSS-of-NNNNN.parquet)")
     p.add_argument("--layout", choices=["chunk", "record"], default="chunk")
-    p.add_argument("--chunk-size", dest="chunk_size", type=int, default=4096, help="records per chunk (default 4096)")
-    p.add_argument("--num-shards", dest="num_shards", type=int, default=4, help="output files (default 4)")
+    p.add_argument("--chunk-size", dest="chunk_size", type=positive(int), default=4096, help="records per chunk (default 4096)")
+    p.add_argument("--num-shards", dest="num_shards", type=positive(int), default=4, help="output files (default 4)")
     p.add_argument("--no-embed-codec", dest="embed_codec", action="store_false", help="do not embed the codec in each file")
     p.add_argument("--dead-letter", dest="dead_letter", help="write bad records here (JSON lines) and go on")
     p.add_argument("--runner", default="FnApiRunner", help="FnApiRunner (default), DaskRunner, PortableRunner, DataflowRunner, FlinkRunner ...")
@@ -59,7 +60,7 @@ def add_commands(sub) -> None:
     p.add_argument("input", help="compressed Parquet file, directory or glob")
     p.add_argument("--output", required=True, help="output directory (files part-SSSSS-of-NNNNN.parquet)")
     p.add_argument("--codec", help="codec artifact; by default the codec embedded in each file")
-    p.add_argument("--num-shards", dest="num_shards", type=int, default=4)
+    p.add_argument("--num-shards", dest="num_shards", type=positive(int), default=4)
     p.add_argument("--runner", default="FnApiRunner")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
@@ -69,7 +70,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("demo", help="train/load a codec for real IMU telemetry, compress and decompress it with Beam, print a table")
     p.add_argument("--out", default="out/demo", help="working directory (default out/demo)")
     p.add_argument("--retrain", action="store_true", help="train the codecs instead of loading the committed ones")
-    p.add_argument("--steps", type=int, default=1000, help="training steps when (re)training")
+    p.add_argument("--steps", type=positive(int), default=1000, help="training steps when (re)training")
     p.add_argument("--runner", default="FnApiRunner")
     p.add_argument("--codec-dir", dest="codec_dir", help="where retrained codecs go (default OUT/codecs)")
     p.set_defaults(func=cmd_demo)
@@ -139,11 +140,20 @@ def _clear_outputs(path: str) -> None:
             os.remove(name)
 
 
-def _finite_snr(x: np.ndarray, y: np.ndarray) -> float:
-    finite = np.isfinite(x)
-    err = np.mean((x[finite].astype(np.float64) - y[finite]) ** 2)
-    var = np.var(x[finite].astype(np.float64))
-    return 10 * math.log10(var / err) if err > 0 else math.inf
+def _check_columns(schema: pa.Schema, codec, encode: dict) -> None:
+    """Fail before the pipeline starts (not inside a worker, under a Beam traceback) when
+    the vector, key or order column does not fit the input."""
+    from ltc_beam import arrow
+
+    spec = arrow.resolve_spec(
+        schema, codec.config.record_dim, column=encode["column"], columns=encode["columns"],
+        default_columns=codec.manifest.get("columns", ()),
+    )
+    if spec.columns is not None:
+        arrow.check_column_names(spec.columns, codec)
+    for name in (encode["key"], encode["order_by"]):
+        if name is not None and name not in schema.names:
+            raise InputError(f"column {name!r} not found (columns: {schema.names})")
 
 
 def _vectors(table: pa.Table, names) -> np.ndarray:
@@ -208,6 +218,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     else:
         files = _input_files(args.input)
         records, bytes_in = _records_in(files), sum(os.path.getsize(f) for f in files if os.path.exists(f))
+        _check_columns(pq.read_schema(files[0]), codec, encode)
 
         def build(p):
             p | "Compress" >> CompressParquet(
@@ -254,6 +265,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
 def _verify(args, files: list[str], codec) -> dict:
     """Decode the written files in process and compare with the input."""
     from ltc_beam import arrow
+    from ltc_beam.evaluation import snr_db
     from ltc_beam.parquet import read_parquet
 
     decoded = read_parquet(args.output, sort=False)
@@ -276,7 +288,7 @@ def _verify(args, files: list[str], codec) -> dict:
         "verify_records_equal": same_rows,
         "verify_other_columns_identical": bool(exact) if keys or not others else None,
         "verify_nonfinite_exact": bool(np.array_equal(x[specials].view(np.uint32), y[specials].view(np.uint32))) if same_rows else False,
-        "snr_db": _finite_snr(x, y) if same_rows else math.nan,
+        "snr_db": snr_db(x, y) if same_rows else math.nan,
         "max_abs_error": float(np.max(np.abs(np.where(specials, 0, x) - np.where(specials, 0, y))))
         if same_rows and x.size
         else math.nan,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -10,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import ltc_beam
-from ltc_beam import arrow
+from ltc_beam import arrow, bitstream
 from ltc_beam.errors import CodecMismatchError, FormatError, InputError
 from tests.beam_fixtures import block_codec, small, sort_by_series, telemetry, values_of, vec_codec, window_codec  # noqa: F401
 
@@ -194,3 +195,29 @@ def test_written_parquet_compresses_pass_through_columns(small, vec_codec, tmp_p
     meta = pq.ParquetFile(ours).metadata.row_group(0)
     codecs = {meta.column(i).path_in_schema: meta.column(i).compression for i in range(meta.num_columns)}
     assert codecs[arrow.PAYLOAD] == "UNCOMPRESSED" and codecs["device.list.element"] == "ZSTD"
+
+
+def test_record_payloads_are_compact_and_version_1_tables_still_decode(small, vec_codec):
+    codec, _ = vec_codec
+    part = small.slice(0, 300)
+    enc = arrow.encode_table(part, codec, column="values", layout="record")
+    x = arrow.vectors(part, arrow.VectorSpec("values", None, 8))
+    for i, payload in enumerate(enc.column(arrow.PAYLOAD).to_pylist()[:50]):
+        assert len(codec.encode(x[i : i + 1])) - len(payload) == 23  # magic, version, codec id, shape
+    decoded = arrow.decode_table(enc)
+    spec = arrow.VectorSpec("values", None, 8)
+    np.testing.assert_allclose(arrow.vectors(decoded, spec), codec.decode(codec.encode(x)), rtol=1e-5, atol=1e-6)
+    # the same table as version 1 wrote it: whole bitstreams, metadata version 1
+    meta = dict(enc.schema.metadata)
+    info = json.loads(meta[arrow.META])
+    meta[arrow.META] = json.dumps({**info, "version": 1}).encode()
+    whole = [bitstream.record_stream(p, codec.id, 8) for p in enc.column(arrow.PAYLOAD).to_pylist()]
+    old = enc.set_column(enc.schema.get_field_index(arrow.PAYLOAD), arrow.PAYLOAD, pa.array(whole, pa.binary()))
+    np.testing.assert_array_equal(arrow.vectors(arrow.decode_table(old.replace_schema_metadata(meta)), spec), arrow.vectors(decoded, spec))
+    # the checksum still covers a compact payload
+    damaged = bytearray(enc.column(arrow.PAYLOAD)[7].as_py())
+    damaged[1] ^= 0x10
+    bad = enc.set_column(enc.schema.get_field_index(arrow.PAYLOAD), arrow.PAYLOAD,
+                         pa.array([*enc.column(arrow.PAYLOAD).to_pylist()[:7], bytes(damaged), *enc.column(arrow.PAYLOAD).to_pylist()[8:]], pa.binary()))
+    with pytest.raises(FormatError, match="row 7"):
+        arrow.decode_table(bad)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import glob
 import json
 import os
+import warnings
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 import ltc_beam
 from ltc_beam import arrow, testing
 from ltc_beam.cli import main
+from ltc_beam.errors import OffScaleWarning
+from tests.conftest import correlated_series
 from tests.beam_fixtures import block_codec, small, telemetry, vec_codec  # noqa: F401
 
 
@@ -105,3 +109,39 @@ def test_demo_prints_the_table(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["records"] == 4000
     assert os.path.getsize(out / "rd.png") > 10_000
+
+
+def test_bad_numbers_are_refused_before_any_work(tmp_path, capsys):
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((10, 3)))
+    for option in (["--window", "0"], ["--target-bits-per-value", "-1"], ["--steps", "ten"]):
+        try:
+            main(["train", str(path), "--out", str(tmp_path / "c.ltc"), *option])
+        except SystemExit as exit:
+            assert exit.code == 2
+        else:
+            raise AssertionError(f"{option} was accepted")
+        err = capsys.readouterr().err
+        assert option[0] in err and ("above 0" in err or "not an integer" in err)
+
+
+def test_verify_and_evaluate_report_one_snr_and_columns_are_checked(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    x = correlated_series(3000, 3, seed=4) * np.array([1e-6, 1.0, 1e6])
+    x[:, 0] += 1e-6 * rng.standard_normal(3000)
+    src = tmp_path / "abc.parquet"
+    pq.write_table(pa.table({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2]}), src)
+    codec = tmp_path / "abc.ltc"
+    assert main(["train", str(src), "--out", str(codec), "--steps", "150", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(src), "--codec", str(codec), "--json", "--no-voronoi"]) == 0
+    evaluated = _summary(capsys)["snr_db"]
+    assert main(["compress", str(src), "--codec", str(codec), "--output", str(tmp_path / "c"), "--verify", "--json"]) == 0
+    assert _summary(capsys)["snr_db"] == pytest.approx(evaluated, abs=1e-6)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        main(["evaluate", str(src), "--codec", str(codec), "--columns", "b,a,c", "--json", "--no-voronoi"])
+    assert any("in another order" in str(w.message) for w in caught)
+    assert any(issubclass(w.category, OffScaleWarning) for w in caught)  # and the values show it
+    rc = main(["compress", str(src), "--codec", str(codec), "--output", str(tmp_path / "d"), "--key", "nope"])
+    assert rc == 2 and "column 'nope' not found" in capsys.readouterr().err  # before the pipeline starts

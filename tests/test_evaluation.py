@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+import torch
 
-from ltc_beam import arrow
-from ltc_beam.evaluation import archive_chunks, evaluate
+from ltc_beam import Codec, arrow
+from ltc_beam.codec.density import MIN_SCALE
+from ltc_beam.errors import OffScaleWarning
+from ltc_beam.evaluation import archive_chunks, evaluate, normalised_mse, snr_db
 from tests.conftest import correlated_series
 
 
@@ -53,8 +59,36 @@ def test_evaluate_error_matches_decoding(codecs):
     assert result["nmse"] == pytest.approx(float(np.mean(mse / x.var(0))), rel=1e-6)
 
 
-def test_unconverged_voronoi_estimate_is_reported_as_a_note(codecs):
-    result = evaluate(codecs["vector"], _series(1, 800))  # 6 values in an 8-dim latent
+def test_unconverged_voronoi_estimate_is_reported_as_a_note(codecs, tmp_path):
+    codecs["vector"].save(str(tmp_path / "c.ltc"))
+    codec = Codec.load(str(tmp_path / "c.ltc"))
+    with torch.no_grad():  # densities far narrower than the lattice cell (as of unused channels)
+        codec.model.density.log_scales.fill_(math.log(MIN_SCALE))
+    result = evaluate(codec, _series(1, 800))
     assert result["estimated_bits_voronoi_per_value"] is None
     assert "not converged" in result["voronoi_note"]
     assert np.isfinite(result["bits_per_value"])
+
+
+def test_snr_is_per_column_normalised_and_ignores_non_finite_values():
+    rng = np.random.default_rng(0)
+    x = np.stack([rng.standard_normal(1000) * 1e-6, rng.standard_normal(1000) * 1e6], axis=1)
+    x_hat = x.copy()
+    x_hat[:, 0] += 1e-7 * rng.standard_normal(1000)  # the small column: 20 dB
+    x[5, 1] = x_hat[5, 1] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from inf - inf
+        nmse, _ = normalised_mse(x, x_hat)
+    assert np.isclose(10 * np.log10(1 / nmse), 20 + 10 * np.log10(2), atol=0.3)  # pooled variance: ~260 dB
+    assert snr_db(x, x) == np.inf
+
+
+def test_data_far_off_the_training_scale_is_warned_about(codecs):
+    codec = codecs["block"]
+    x = correlated_series(2000, 6, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OffScaleWarning)
+        codec.encode(x)  # data like the training data: silent
+    with pytest.warns(OffScaleWarning, match="training range"):
+        blob = codec.encode(x * 1000)
+    assert np.array_equal(codec.decode(blob)[np.abs(x * 1000) > 1e3], (x * 1000).astype(np.float32)[np.abs(x * 1000) > 1e3])

@@ -243,3 +243,17 @@ def test_capped_tables_are_warned_about():
         ltc_beam.train(x, lmbda=1e10, steps=100, progress=False, seed=0)
 
 
+
+
+def test_auto_window_follows_the_correlation_in_time_and_the_data_size():
+    from ltc_beam.codec.window_choice import choose_window
+
+    rng = np.random.default_rng(5)
+    iid = rng.standard_normal((20_000, 4))
+    walk = np.cumsum(rng.standard_normal((20_000, 4)), axis=0)
+    assert choose_window([iid], bits_per_value=2.0)[0] == 1
+    t, estimates = choose_window([walk], bits_per_value=2.0)
+    assert t >= 8 and estimates[str(t)] < 0.5 * estimates["1"]
+    assert choose_window([walk[:2_000]], bits_per_value=2.0)[0] < t  # fewer windows: shorter ones
+    codec = ltc_beam.train(walk[:6_000], window="auto", steps=150, progress=False, seed=0)
+    assert codec.config.window == codec.manifest["training"]["window_choice"]["window"] > 1

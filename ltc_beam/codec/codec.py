@@ -11,6 +11,7 @@ import copy
 import hashlib
 import json
 import math
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -25,7 +26,7 @@ from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.symbols import SymbolMapper
 from ltc_beam.codec.tables import blend_counts, box_tables, share_identical_runs
 from ltc_beam.entropy import SymbolDecoder, SymbolEncoder, SymbolTables
-from ltc_beam.errors import FormatError, InputError
+from ltc_beam.errors import FormatError, InputError, OffScaleWarning
 
 FORMAT = "ltc-beam-codec"
 FORMAT_VERSION = 1
@@ -35,6 +36,10 @@ TABLE_PRIOR_WEIGHTS = (16.0, 64.0, 256.0, 1024.0)
 # Scale classes are not tried when their tables would exceed this many entries (memory and
 # artifact size; e.g. Λ24 on a wide latent at high rate).
 MAX_CLASS_TABLE_ENTRIES = 1 << 24
+#: Above this fraction of values off the codec's range (outliers sent exactly, latent
+#: symbols escaping the tables), ``encode`` warns: the data is not like the training data.
+OFF_SCALE_FRACTION = 0.01
+OFF_SCALE_MIN_VALUES = 1000  # smaller inputs are not judged (one record proves nothing)
 
 
 @dataclass
@@ -306,7 +311,26 @@ class Codec:
                 encoder.encode(classes, np.full(classes.size, self.classes.table))
             for i in range(self.lattice.dim):
                 encoder.encode(symbols[:, i], tables[:, i])
+            self._warn_if_off_scale(arr, len(specials.positions) - int((~np.isfinite(arr)).sum()), encoder.num_escapes, symbols.size)
         return pack(self.id, arr.shape, encoder.finish(), specials)
+
+    def _warn_if_off_scale(self, x: np.ndarray, outliers: int, escapes: int, symbols: int) -> None:
+        if x.size < OFF_SCALE_MIN_VALUES:
+            return
+        if outliers <= OFF_SCALE_FRACTION * x.size and escapes <= OFF_SCALE_FRACTION * symbols:
+            return
+        std = np.asarray(self.manifest["normalisation"]["std"])
+        with np.errstate(invalid="ignore"):
+            spread = np.nanstd(np.where(np.isfinite(x), x, np.nan), axis=0) / std
+        worst = int(np.nanargmax(spread)) if np.isfinite(spread).any() else 0
+        warnings.warn(
+            f"this data is far off the codec's training range: {outliers} of {x.size} values lie "
+            f"beyond {self.manifest.get('outlier_z', OUTLIER_Z):g} training std (sent exactly, 32 bits each) and "
+            f"{escapes} of {symbols} latent symbols escape the tables; column {worst} spreads "
+            f"{spread[worst]:.3g}x its training std. Retrain the codec on data like this (units, scale).",
+            OffScaleWarning,
+            stacklevel=3,
+        )
 
     def decode(self, blob: bytes) -> np.ndarray:
         """Bitstream → float32 records ``[N, record_dim]``; raises FormatError / CodecMismatchError."""

@@ -62,10 +62,11 @@ class LogisticMixtureDensity(nn.Module):
         w, mu, s = self._params(centre.dtype, centre.shape[-1])
         return _box_mass(centre, width, w, mu, s)
 
-    def channel_box_probability(self, channel: int, centre: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
-        """:meth:`box_probability` of one channel, for ``centre`` of any shape."""
+    def channel_box_probability(self, channels: torch.Tensor, centre: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+        """:meth:`box_probability` of a flat list of boxes, each in its own channel
+        (``channels``, ``centre`` and ``width`` all of shape ``[E]``): one call for many tables."""
         w, mu, s = self._params(centre.dtype, self.channels)
-        return _box_mass(centre, width, w[channel], mu[channel], s[channel])
+        return _box_mass(centre, width, w[channels], mu[channels], s[channels])
 
     @torch.no_grad()
     def quantile(self, p: float) -> torch.Tensor:

@@ -70,15 +70,35 @@ def box_tables(
         remainder=np.array([round(r[3] / unit[r[2]]) for r in rows], dtype=np.int64),
         count=np.array([r[5] for r in rows], dtype=np.int64),
     )
-    width = max(r[5] for r in rows)
-    pmf = np.zeros((len(rows), width))
-    for t, (scale, c, i, phi, low, count) in enumerate(rows):
-        centres = phi + pivots[i] * (low + torch.arange(count, dtype=torch.float64))
-        # the density of scale·Y at y is the density of Y at y / scale (box widths scale too)
-        prob = density.channel_box_probability(c, centres / scale, torch.tensor(pivots[i] / scale, dtype=torch.float64))
-        pmf[t, :count] = prob.clamp_min(0).numpy()
+    pmf = _box_pmfs(density, rows, pivots)
     low = np.array([r[4] for r in rows], dtype=np.int64)
     return pmf, low, base, layout
+
+
+def _box_pmfs(density: LogisticMixtureDensity, rows: list[tuple], pivots: np.ndarray, batch: int = 1 << 20) -> np.ndarray:
+    """``[T, K]`` box pmfs of ``rows`` (scale, channel, coordinate, phase, low, count), the
+    rows evaluated together in batches of about ``batch`` symbols: a torch call per table
+    cost milliseconds each on a busy machine (thousands of tables per codec)."""
+    pmf = np.zeros((len(rows), max(r[5] for r in rows)))
+    start = 0
+    while start < len(rows):
+        stop, size = start, 0
+        while stop < len(rows) and (stop == start or size + rows[stop][5] <= batch):
+            size += rows[stop][5]
+            stop += 1
+        part = rows[start:stop]
+        counts = np.array([r[5] for r in part])
+        table = np.repeat(np.arange(len(part)), counts)
+        symbol = np.arange(size) - np.repeat(np.cumsum(counts) - counts, counts)
+        scale, channel, coord, phase, low = (np.array([r[k] for r in part])[table] for k in range(5))
+        # the density of scale·Y at y is the density of Y at y / scale (box widths scale too)
+        centres = (phase + pivots[coord] * (low + symbol)) / scale
+        prob = density.channel_box_probability(
+            torch.as_tensor(channel), torch.as_tensor(centres, dtype=torch.float64), torch.as_tensor(pivots[coord] / scale)
+        )
+        pmf[start + table, symbol] = prob.clamp_min(0).numpy()
+        start = stop
+    return pmf
 
 
 def blend_counts(

@@ -1,0 +1,80 @@
+"""``window="auto"``: how many consecutive records form one input vector.
+
+Longer windows let the transform use the correlation of a series in time (slow telemetry
+gains a lot), but the transform and the tables then have more parameters per training
+vector and overfit short recordings. The choice weighs both, before any training:
+
+* the gain: the Gaussian rate–distortion function (reverse water-filling over the
+  eigenvalues of the windows' covariance) at the distortion where single records cost the
+  target rate, in bits per value, for each candidate T;
+* the data: a candidate needs at least ``MIN_WINDOWS_PER_DIM`` non-overlapping training
+  windows per input dimension (T × values per record), and at most ``MAX_INPUT_DIM``
+  values per window.
+
+The smallest T whose estimated rate is within ``TOLERANCE`` (relative) of the lowest wins.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+CANDIDATES = (1, 2, 4, 8, 16, 32)
+MAX_INPUT_DIM = 256
+MIN_WINDOWS_PER_DIM = 8
+TOLERANCE = 0.03
+
+
+def gaussian_rate(eigenvalues: np.ndarray, distortion: float) -> float:
+    """Bits per vector of a Gaussian with these covariance eigenvalues at MSE ``distortion``
+    per component (reverse water-filling)."""
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    lo, hi = 0.0, float(lam.max()) if lam.size else 0.0
+    if distortion >= hi:
+        return 0.0
+    for _ in range(100):  # water level θ with mean(min(θ, λ)) = distortion
+        theta = (lo + hi) / 2
+        lo, hi = (theta, hi) if np.minimum(theta, lam).mean() < distortion else (lo, theta)
+    theta = (lo + hi) / 2
+    return float(0.5 * np.log2(np.maximum(lam, theta) / theta).sum())
+
+
+def window_eigenvalues(series: list[np.ndarray], window: int) -> np.ndarray:
+    from ltc_beam.codec.training import column_statistics, vectors_of
+
+    mean, std = column_statistics(series)
+    x = vectors_of(series, window, mean, std)
+    centred = x - x.mean(0)
+    return np.linalg.eigvalsh(centred.T @ centred / max(len(x) - 1, 1)).clip(min=0)
+
+
+def feasible(series: list[np.ndarray], window: int, train_fraction: float) -> bool:
+    d = series[0].shape[1]
+    windows = sum(len(s) // window for s in series) * train_fraction
+    return window * d <= MAX_INPUT_DIM and windows >= MIN_WINDOWS_PER_DIM * window * d
+
+
+def choose_window(
+    series: list[np.ndarray], *, bits_per_value: float | None = None, lmbda: float | None = None, train_fraction: float = 0.85
+) -> tuple[int, dict]:
+    """``(T, estimated bits/value per candidate T)`` for data coded at about
+    ``bits_per_value``, or at the distortion a rate–distortion weight ``lmbda`` picks."""
+    d = series[0].shape[1]
+    single = window_eigenvalues(series, 1)
+    if lmbda is not None:
+        distortion = 1.0 / (2 * math.log(2) * lmbda)  # where d(bits/value)/d(MSE) = -λ at high rate
+    else:
+        lo, hi = 1e-12, float(single.max()) or 1.0
+        for _ in range(100):  # the distortion at which single records cost the target
+            mid = math.sqrt(lo * hi)
+            lo, hi = (mid, hi) if gaussian_rate(single, mid) / d > bits_per_value else (lo, mid)
+        distortion = math.sqrt(lo * hi)
+    estimates = {1: gaussian_rate(single, distortion) / d}
+    for t in CANDIDATES[1:]:
+        if not feasible(series, t, train_fraction):
+            break
+        estimates[t] = gaussian_rate(window_eigenvalues(series, t), distortion) / (t * d)
+    best = min(estimates.values())
+    chosen = min(t for t, bits in estimates.items() if bits <= best * (1 + TOLERANCE) + 1e-12)
+    return chosen, {str(t): round(b, 4) for t, b in estimates.items()}
