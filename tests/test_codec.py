@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import ltc_beam
 from ltc_beam import Codec
 from ltc_beam.codec.artifact import codec_from_bytes, codec_to_bytes
 from ltc_beam.errors import CodecMismatchError, FormatError, InputError
@@ -240,3 +241,16 @@ def test_repeated_table_runs_are_stored_once(codecs):
     starts = {(int(b), runs[i]) for (_, _, i), b in np.ndenumerate(codec.table_base) if b >= 0}
     keys = [codec.tables.freqs[s : s + r].tobytes() + codec.tables.low[s : s + r].tobytes() for s, r in starts]
     assert len(keys) == len(set(keys))  # no two stored runs alike (round trips: the tests above)
+
+
+def test_a_constant_column_decodes_exactly_and_its_other_values_travel_exactly():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5000, 4))
+    x[:, 2] = 3.25
+    codec = ltc_beam.train(x, steps=150, progress=False, seed=0)
+    assert codec.manifest["normalisation"]["constant"] == [False, False, True, False]
+    y = x.copy()
+    y[10, 2], y[11, 2] = 7.0, np.nan
+    decoded = codec.decode(codec.encode(y))
+    assert np.array_equal(decoded[:, 2], y[:, 2].astype(np.float32), equal_nan=True)
+    assert np.abs(decoded[:, [0, 1, 3]] - y[:, [0, 1, 3]]).max() > 0  # the others stay lossy

@@ -103,7 +103,10 @@ class Codec:
             "library_version": __version__,
             "config": model.config.to_dict(),
             "columns": list(columns) if columns else [f"v{i}" for i in range(model.config.record_dim)],
-            "normalisation": {"mean": model.mean.tolist(), "std": model.std.tolist()},
+            "normalisation": {
+                "mean": model.mean.tolist(), "std": model.std.tolist(),
+                "constant": constant_columns((fit_series or []) + (validation_series or []), model.config.record_dim),
+            },
             "outlier_z": OUTLIER_Z,
             "tables": {"count": tables.num_tables, "symbols": tables.num_symbols, "precision": tables.precision},
             "training": training or {},
@@ -243,6 +246,9 @@ class Codec:
         with np.errstate(over="ignore", invalid="ignore"):
             z = (x32.astype(np.float64) - mean) / std
         exact = ~np.isfinite(z) | (np.abs(z) > self.manifest.get("outlier_z", OUTLIER_Z))
+        constant = self._constant()
+        if constant.any():  # a constant column's other values travel exactly
+            exact[:, constant] |= x32[:, constant] != mean[constant].astype(np.float32)
         pos = np.flatnonzero(exact.reshape(-1))
         specials = SpecialValues(pos, np.ascontiguousarray(x32).reshape(-1).view(np.uint32)[pos].copy())
         return np.where(exact, 0.0, z), specials
@@ -284,7 +290,15 @@ class Codec:
         z = from_windows(vectors, records, self.config.record_dim)
         mean = np.asarray(self.manifest["normalisation"]["mean"])
         std = np.asarray(self.manifest["normalisation"]["std"])
-        return (z * std + mean).astype(np.float32)
+        out = (z * std + mean).astype(np.float32)
+        constant = self._constant()
+        out[:, constant] = mean[constant].astype(np.float32)
+        return out
+
+    def _constant(self) -> np.ndarray:
+        """Columns that were constant in training (decoded exactly: the value, or the side channel)."""
+        flags = self.manifest["normalisation"].get("constant")
+        return np.asarray(flags, bool) if flags else np.zeros(self.config.record_dim, bool)
 
     def _symbols(self, q: Quantized) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Symbols ``[P, n]``, their table indices ``[P, n]`` and the segments' class symbols
@@ -407,6 +421,18 @@ class Codec:
     def __repr__(self) -> str:
         c = self.config
         return f"Codec(id={self.id}, lattice={c.lattice}, mode={c.mode}, window={c.window}, record_dim={c.record_dim})"
+
+
+def constant_columns(series: list[np.ndarray], record_dim: int) -> list[bool]:
+    """Per column: all its finite values in ``series`` are one value (and there is one)."""
+    if not series:
+        return [False] * record_dim
+    x = np.concatenate(series)
+    flags = []
+    for column in x.T:
+        finite = column[np.isfinite(column)]
+        flags.append(bool(finite.size) and bool(np.all(finite == finite[0])))
+    return flags
 
 
 def check_base(base: np.ndarray, classes: ScaleClasses | None, tables: SymbolTables, latent_dim: int, n: int) -> np.ndarray:
