@@ -257,3 +257,9 @@ def test_auto_window_follows_the_correlation_in_time_and_the_data_size():
     assert choose_window([walk[:2_000]], bits_per_value=2.0)[0] < t  # fewer windows: shorter ones
     codec = ltc_beam.train(walk[:6_000], window="auto", steps=150, progress=False, seed=0)
     assert codec.config.window == codec.manifest["training"]["window_choice"]["window"] > 1
+
+
+def test_vector_mode_on_short_vectors_is_warned_about():
+    x = np.random.default_rng(0).standard_normal((2000, 3))
+    with pytest.warns(UserWarning, match="vector mode codes each vector of 3 values"):
+        ltc_beam.train(x, mode="vector", steps=20, progress=False)

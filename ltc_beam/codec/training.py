@@ -601,6 +601,15 @@ def _train(*, data, lattice, mode, window, lmbda, target_bits_per_value, steps, 
         components=components,
         proxy=proxy,
     )
+    n = lattices.get(lattice).dim
+    if mode == "vector" and config.input_dim < n:
+        warnings.warn(
+            f"vector mode codes each vector of {config.input_dim} values as a {n}-dimensional {lattice} point "
+            f"(latent padded to {config.latent_dim}): rate control and efficiency suffer (3 i.i.d. values, 2 "
+            "bits/value asked: 1.76 paid at 7.0 dB in vector mode, 1.94 at 10.7 dB in block mode). Use mode='block', a longer window, "
+            "or a smaller lattice, unless you need the record layout.",
+            stacklevel=3,
+        )
     if target_bits_per_value is not None:
         target_bits_per_value = reachable_target(target_bits_per_value, variances[: min(config.latent_dim, rank)], config.input_dim)
     if learning_rate is None:
