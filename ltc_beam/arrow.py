@@ -626,7 +626,7 @@ def encode_chunks(chunks: list[pa.Table], codec, schema: pa.Schema) -> pa.Table:
         parts = []
         for chunk in chunks:
             x = vectors(chunk, spec)
-            payloads = [record_payload(codec.encode(x[i : i + 1]), spec.record_dim) for i in range(len(x))]
+            payloads = [record_payload(blob, spec.record_dim) for blob in codec.encode_each(x)]
             cols = [chunk.column(f.name) for f in schema if f.name != PAYLOAD]
             parts.append(pa.Table.from_arrays([*cols, pa.array(payloads, pa.binary())], schema=schema))
         return pa.concat_tables(parts) if parts else schema.empty_table()

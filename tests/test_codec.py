@@ -254,3 +254,11 @@ def test_a_constant_column_decodes_exactly_and_its_other_values_travel_exactly()
     decoded = codec.decode(codec.encode(y))
     assert np.array_equal(decoded[:, 2], y[:, 2].astype(np.float32), equal_nan=True)
     assert np.abs(decoded[:, [0, 1, 3]] - y[:, [0, 1, 3]]).max() > 0  # the others stay lossy
+
+
+@pytest.mark.parametrize("name", ["vector", "classes_vector", "block"])
+def test_encode_each_is_byte_for_byte_record_by_record(codecs, name):
+    codec = codecs[name]
+    x = correlated_series(300, 6, seed=9).astype(np.float32)
+    x[3, 2], x[7, 0], x[9, 5] = np.nan, np.inf, 1e30  # specials and an outlier in the side channel
+    assert codec.encode_each(x) == [codec.encode(x[i : i + 1]) for i in range(len(x))]
