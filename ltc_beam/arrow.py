@@ -56,9 +56,10 @@ from ltc_beam.bitstream import record_payload, record_stream
 from ltc_beam.errors import CodecMismatchError, FormatError, InputError
 
 TABLE_FORMAT = "ltc-beam-table"
-#: 2: record-layout payloads are compact (``bitstream.record_payload``); 1 (still read):
-#: full bitstreams in every row.
-TABLE_FORMAT_VERSION = 2
+#: Table format version written per layout: 2 when record-layout payloads became compact
+#: (``bitstream.record_payload``; version 1 record tables, full bitstreams per row, are still
+#: read); the chunk layout is unchanged at 1, so older readers keep reading it.
+LAYOUT_VERSIONS = {"chunk": 1, "record": 2}
 READABLE_TABLE_VERSIONS = (1, 2)
 LAYOUTS = ("chunk", "record")
 
@@ -287,12 +288,12 @@ class TableInfo:
     key: str | None = None
     order_by: str | None = None
     chunk_size: int | None = None
-    version: int = TABLE_FORMAT_VERSION
+    version: int | None = None  # None: the version this build writes for the layout
 
     def to_json(self) -> bytes:
         out = {
             "format": TABLE_FORMAT,
-            "version": self.version,
+            "version": self.version or LAYOUT_VERSIONS[self.layout],
             "layout": self.layout,
             "codec_id": self.codec_id,
             "record_dim": self.spec.record_dim,
@@ -787,7 +788,7 @@ def decode_table(table: pa.Table, codec=None, *, device: str = "cpu") -> pa.Tabl
         if name not in table.column_names:
             raise FormatError(f"compressed table lacks column {name!r}")
     payloads = table.column(PAYLOAD).to_pylist()
-    compact = info.layout == "record" and info.version >= 2
+    compact = info.layout == "record" and (info.version or LAYOUT_VERSIONS["record"]) >= 2
     blobs = []
     for row, blob in enumerate(payloads):
         if blob is None:

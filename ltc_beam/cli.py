@@ -48,11 +48,13 @@ def window_option(text: str):
 
 
 def default_window(args: argparse.Namespace):
-    """``--window``, else ``auto`` for series known to be in time order (``--order-by``, or
-    the rows of a ``.npy`` array) and 1 otherwise (rows of unknown order)."""
+    """``--window``, else ``auto`` in block mode for series known to be in time order
+    (``--order-by``, or the rows of a ``.npy`` array) and 1 otherwise (rows of unknown
+    order; vector mode, whose record layout needs window 1)."""
     if args.window is not None:
         return args.window
-    return "auto" if args.order_by or args.input.endswith(".npy") else 1
+    ordered = args.order_by or args.input.endswith(".npy")
+    return "auto" if ordered and args.mode == "block" else 1
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -120,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--window", type=window_option, default=None,
         help="records per input vector (T), or auto: chosen from the data's correlation in time and its "
-        "size (1, 2, 4 ... 32); default auto with --order-by or a .npy input, else 1",
+        "size (1, 2, 4 ... 32); default auto in block mode with --order-by or a .npy input, else 1",
     )
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--lmbda", type=positive(float), help="rate-distortion trade-off λ (loss = bits + λ·MSE)")

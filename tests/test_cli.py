@@ -145,3 +145,14 @@ def test_verify_and_evaluate_report_one_snr_and_columns_are_checked(tmp_path, ca
     assert any(issubclass(w.category, OffScaleWarning) for w in caught)  # and the values show it
     rc = main(["compress", str(src), "--codec", str(codec), "--output", str(tmp_path / "d"), "--key", "nope"])
     assert rc == 2 and "column 'nope' not found" in capsys.readouterr().err  # before the pipeline starts
+
+
+def test_default_window_is_auto_for_ordered_block_codecs_and_1_for_vector_mode(tmp_path, capsys):
+    walk = np.cumsum(np.random.default_rng(0).standard_normal((6000, 4)), axis=0)
+    np.save(tmp_path / "walk.npy", walk)
+    for mode, expect in (("vector", 1), ("block", None)):
+        out = tmp_path / f"{mode}.ltc"
+        assert main(["train", str(tmp_path / "walk.npy"), "--out", str(out), "--mode", mode, "--steps", "30", "--quiet"]) == 0
+        window = ltc_beam.Codec.load(str(out)).config.window
+        assert window == expect if expect else window > 1  # a random walk: long windows pay
+    capsys.readouterr()

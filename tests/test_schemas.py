@@ -27,7 +27,7 @@ def load(name: str) -> dict:
 def test_layout_files_match_compressed_schema(small, vec_codec, layout, embed):
     codec, _ = vec_codec
     spec = load(f"arrow_{layout}_layout.json")
-    assert spec["layout"] == layout and spec["version"] == arrow.TABLE_FORMAT_VERSION
+    assert spec["layout"] == layout and spec["version"] == arrow.LAYOUT_VERSIONS[layout]
     schema = arrow.compressed_schema(small.schema, codec, layout=layout, column="values", key="device", order_by="ts", embed_codec=embed)
     tail = spec["columns"]
     fields = list(schema)[-len(tail):]

@@ -471,6 +471,7 @@ DEFAULT_TARGET_BITS = 2.0
 #: bits/value: 21 paid, 74 dB; 10 asked: 9.4 paid, 62 dB).
 MAX_BITS_PER_LATENT = 12.0
 BASE_LEARNING_RATE = 2e-3
+CONSTANT_DATA_LMBDA = 1e-3  # λ for data without any variation (see train)
 
 
 def reachable_target(target_bits_per_value: float, variances: np.ndarray, input_dim: int) -> float:
@@ -491,7 +492,7 @@ def reachable_target(target_bits_per_value: float, variances: np.ndarray, input_
         f"the data's {len(variances)} principal components (in {input_dim} values per vector) "
         f"already takes {MAX_BITS_PER_LATENT:g} bits per latent value (~{6.02 * MAX_BITS_PER_LATENT:.0f} dB "
         "on it), the most a coding table resolves; for more, compress losslessly",
-        stacklevel=3,
+        stacklevel=4,
     )
     return cap
 
@@ -613,6 +614,10 @@ def _train(*, data, lattice, mode, window, lmbda, target_bits_per_value, steps, 
             "or a smaller lattice, unless you need the record layout.",
             stacklevel=3,
         )
+    if variances.max() <= 0:
+        # nothing varies: every column decodes exactly as a constant; a coarse step keeps
+        # the (input-free) latents on the lattice origin instead of a rate search to nowhere
+        target_bits_per_value, lmbda = None, CONSTANT_DATA_LMBDA
     if target_bits_per_value is not None:
         target_bits_per_value = reachable_target(target_bits_per_value, variances[: min(config.latent_dim, rank)], config.input_dim)
     if learning_rate is None:
@@ -668,6 +673,6 @@ def warn_if_tables_capped(codec):
             "14 bits on some latent channels and pays escapes for the symbols beyond the tables. "
             "Ask for fewer bits per value, or check that the data is not of low rank (fewer "
             "latent channels then carry all the bits).",
-            stacklevel=3,
+            stacklevel=4,
         )
     return codec
