@@ -6,7 +6,8 @@ vector and overfit short recordings. The choice weighs both, before any training
 
 * the gain: the Gaussian rate–distortion function (reverse water-filling over the
   eigenvalues of the windows' covariance) at the distortion where single records cost the
-  target rate, in bits per value, for each candidate T;
+  target rate, in bits per value, for each candidate T, less the same estimate on records
+  shuffled within their series (what sampling noise alone would show);
 * the data: a candidate needs at least ``MIN_WINDOWS_PER_DIM`` non-overlapping training
   windows per input dimension (T × values per record), and at most ``MAX_INPUT_DIM``
   values per window.
