@@ -46,7 +46,8 @@ def archive_chunks(
 def normalised_mse(x: np.ndarray, x_hat: np.ndarray) -> tuple[float, float]:
     """``(nmse, mse)`` of a reconstruction over the finite entries of ``x`` ``[N, d]``: nmse
     is the mean over columns of MSE / variance (this data's variance; a constant column
-    counts its plain MSE), the SNR every ltc-beam command reports is ``-10 log10 nmse``."""
+    counts its plain MSE; a column without finite values is left out), the SNR every
+    ltc-beam command reports is ``-10 log10 nmse``."""
     x = np.asarray(x, dtype=np.float64)
     ok = np.isfinite(x)
     err = np.where(ok, x - np.where(ok, x_hat, 0), 0.0) ** 2
@@ -54,7 +55,8 @@ def normalised_mse(x: np.ndarray, x_hat: np.ndarray) -> tuple[float, float]:
     mean = np.where(ok, x, 0).sum(0) / count
     variance = (np.where(ok, x - mean, 0.0) ** 2).sum(0) / count
     mse_col = err.sum(0) / count
-    nmse = float(np.mean(mse_col / np.where(variance > 0, variance, 1.0)))
+    present = ok.any(0)  # a column without finite values has no error to count
+    nmse = float(np.mean((mse_col / np.where(variance > 0, variance, 1.0))[present])) if present.any() else 0.0
     return nmse, float(err.sum() / max(ok.sum(), 1))
 
 

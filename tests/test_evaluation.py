@@ -92,3 +92,14 @@ def test_data_far_off_the_training_scale_is_warned_about(codecs):
     with pytest.warns(OffScaleWarning, match="training range"):
         blob = codec.encode(x * 1000)
     assert np.array_equal(codec.decode(blob)[np.abs(x * 1000) > 1e3], (x * 1000).astype(np.float32)[np.abs(x * 1000) > 1e3])
+
+
+def test_a_column_without_finite_values_is_left_out_of_the_snr():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((500, 2))
+    x_hat = x + 0.1 * rng.standard_normal((500, 2))
+    both, _ = normalised_mse(x, x_hat)
+    x[:, 1] = np.nan
+    one, _ = normalised_mse(x, x_hat)
+    assert np.isclose(one, np.mean((x_hat[:, 0] - x[:, 0]) ** 2) / x[:, 0].var())  # not halved by a "perfect" column
+    assert one > 0.6 * both
