@@ -318,15 +318,22 @@ class Codec:
         """Compress records ``x[N, record_dim]`` (one series, in order) to a bitstream."""
         arr = self._check(x)
         z, specials = self._split(arr)
+        if not len(arr):
+            return pack(self.id, arr.shape, SymbolEncoder(self.tables).finish(), specials)
+        symbols, tables, classes = self._symbols(self._quantize(z))
+        payload, escapes = self._entropy_code(symbols, tables, classes)
+        self._warn_if_off_scale(arr, specials, escapes, symbols.size)
+        return pack(self.id, arr.shape, payload, specials)
+
+    def _entropy_code(self, symbols: np.ndarray, tables: np.ndarray, classes: np.ndarray) -> tuple[bytes, int]:
+        """Payload of one stream: class symbols first, then one step per lattice coordinate
+        (schemas/BITSTREAM.md); and how many symbols escaped their tables."""
         encoder = SymbolEncoder(self.tables)
-        if len(arr):
-            symbols, tables, classes = self._symbols(self._quantize(z))
-            if classes.size:
-                encoder.encode(classes, np.full(classes.size, self.classes.table))
-            for i in range(self.lattice.dim):
-                encoder.encode(symbols[:, i], tables[:, i])
-            self._warn_if_off_scale(arr, len(specials.positions) - int((~np.isfinite(arr)).sum()), encoder.num_escapes, symbols.size)
-        return pack(self.id, arr.shape, encoder.finish(), specials)
+        if classes.size:
+            encoder.encode(classes, np.full(classes.size, self.classes.table))
+        for i in range(self.lattice.dim):
+            encoder.encode(symbols[:, i], tables[:, i])
+        return encoder.finish(), encoder.num_escapes
 
     def encode_each(self, x) -> list[bytes]:
         """One bitstream per record (the record layout), each decoding on its own, with the
@@ -345,23 +352,25 @@ class Codec:
         d = self.config.record_dim
         owner = specials.positions // d
         bounds = np.searchsorted(owner, np.arange(len(arr) + 1))
+        no_classes = np.zeros(0, np.int64)
         out, escapes = [], 0
         for r in range(len(arr)):
-            encoder = SymbolEncoder(self.tables)
             rows = slice(r * points, (r + 1) * points)
-            for i in range(self.lattice.dim):
-                encoder.encode(symbols[rows, i], tables[rows, i])
+            payload, escaped = self._entropy_code(symbols[rows], tables[rows], no_classes)
             at = slice(bounds[r], bounds[r + 1])
-            mine = SpecialValues(specials.positions[at] - r * d, specials.bits[at])
-            out.append(pack(self.id, (1, d), encoder.finish(), mine))
-            escapes += encoder.num_escapes
-        self._warn_if_off_scale(arr, len(specials.positions) - int((~np.isfinite(arr)).sum()), escapes, symbols.size)
+            out.append(pack(self.id, (1, d), payload, SpecialValues(specials.positions[at] - r * d, specials.bits[at])))
+            escapes += escaped
+        self._warn_if_off_scale(arr, specials, escapes, symbols.size)
         return out
 
-    def _warn_if_off_scale(self, x: np.ndarray, outliers: int, escapes: int, symbols: int) -> None:
+    def _warn_if_off_scale(self, x: np.ndarray, specials: SpecialValues, escapes: int, symbols: int) -> None:
         if x.size < OFF_SCALE_MIN_VALUES:
             return
-        if outliers <= OFF_SCALE_FRACTION * x.size and escapes <= OFF_SCALE_FRACTION * symbols:
+        limit = OFF_SCALE_FRACTION * x.size
+        if len(specials.positions) <= limit and escapes <= OFF_SCALE_FRACTION * symbols:
+            return  # outliers are a subset of the specials: no need to count them
+        outliers = len(specials.positions) - int((~np.isfinite(x)).sum())
+        if outliers <= limit and escapes <= OFF_SCALE_FRACTION * symbols:
             return
         std = np.asarray(self.manifest["normalisation"]["std"])
         with np.errstate(invalid="ignore"):
