@@ -410,9 +410,9 @@ class Trainer:
 RANK_TOLERANCE = 1e-10
 
 
-def principal_variances(series: list[np.ndarray], window: int) -> np.ndarray:
-    """Variances of the principal components of the normalised input vectors, largest first."""
-    mean, std = column_statistics(series)
+def principal_variances(series: list[np.ndarray], window: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Variances of the principal components of the input vectors normalised by ``mean``
+    and ``std`` (:func:`column_statistics`), largest first."""
     x = vectors_of(series, window, mean, std)
     if len(x) < 2:
         return np.ones(x.shape[1])
@@ -580,17 +580,18 @@ def _train(*, data, lattice, mode, window, lmbda, target_bits_per_value, steps, 
     if target_bits_per_value is not None and not target_bits_per_value > 0:
         raise ValueError(f"target_bits_per_value must be positive, got {target_bits_per_value}")
     series = as_series(data)
+    mean, std = column_statistics(series)
     window_choice = None
     if window == "auto":
         from ltc_beam.codec.window_choice import choose_window
 
         window, estimates = choose_window(
-            series, bits_per_value=target_bits_per_value, lmbda=lmbda, train_fraction=1 - validation_fraction
+            series, stats=(mean, std), bits_per_value=target_bits_per_value, lmbda=lmbda, train_fraction=1 - validation_fraction
         )
         window_choice = {"window": window, "gaussian_bits_per_value": estimates}
     if not isinstance(window, int) or window < 1 or steps < 1:
         raise ValueError(f"window must be 'auto' or >= 1 and steps >= 1, got window={window!r}, steps={steps}")
-    variances = principal_variances(series, window)
+    variances = principal_variances(series, window, mean, std)
     rank = numerical_rank(variances)
     windows = sum(-(-len(s) // window) for s in series)
     config = build_config(

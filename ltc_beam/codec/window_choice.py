@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from ltc_beam.codec.training import column_statistics, principal_variances
+
 CANDIDATES = (1, 2, 4, 8, 16, 32)
 MAX_INPUT_DIM = 256
 MIN_WINDOWS_PER_DIM = 16
@@ -45,14 +47,6 @@ def gaussian_rate(eigenvalues: np.ndarray, distortion: float) -> float:
     return float(0.5 * np.log2(np.maximum(lam, theta) / theta).sum())
 
 
-def window_eigenvalues(series: list[np.ndarray], window: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    from ltc_beam.codec.training import vectors_of
-
-    x = vectors_of(series, window, mean, std)
-    centred = x - x.mean(0)
-    return np.linalg.eigvalsh(centred.T @ centred / max(len(x) - 1, 1)).clip(min=0)
-
-
 def feasible(series: list[np.ndarray], window: int, train_fraction: float) -> bool:
     d = series[0].shape[1]
     windows = sum(len(s) // window for s in series) * train_fraction
@@ -60,21 +54,25 @@ def feasible(series: list[np.ndarray], window: int, train_fraction: float) -> bo
 
 
 def choose_window(
-    series: list[np.ndarray], *, bits_per_value: float | None = None, lmbda: float | None = None, train_fraction: float = 0.85
+    series: list[np.ndarray],
+    *,
+    stats: tuple[np.ndarray, np.ndarray] | None = None,
+    bits_per_value: float | None = None,
+    lmbda: float | None = None,
+    train_fraction: float = 0.85,
 ) -> tuple[int, dict]:
     """``(T, estimated bits/value per candidate T)`` for data coded at about
-    ``bits_per_value``, or at the distortion a rate–distortion weight ``lmbda`` picks.
+    ``bits_per_value``, or at the distortion a rate–distortion weight ``lmbda`` picks;
+    ``stats``: the columns' ``(mean, std)`` when already known (``column_statistics``).
 
     Each estimate is corrected by the same estimate on the records shuffled within their
     series (no correlation in time, same sample size): the sample covariance of few long
     windows looks more structured than it is, and without the correction i.i.d. data at
     0.1-0.25 bits/value got T=8-16.
     """
-    from ltc_beam.codec.training import column_statistics
-
     d = series[0].shape[1]
-    mean, std = column_statistics(series)
-    single = window_eigenvalues(series, 1, mean, std)
+    mean, std = stats if stats is not None else column_statistics(series)
+    single = principal_variances(series, 1, mean, std)
     if lmbda is not None:
         distortion = 1.0 / (2 * math.log(2) * lmbda)  # where d(bits/value)/d(MSE) = -λ at high rate
     else:
@@ -90,8 +88,8 @@ def choose_window(
     for t in CANDIDATES[1:]:
         if not feasible(series, t, train_fraction):
             break
-        real = gaussian_rate(window_eigenvalues(series, t, mean, std), distortion) / (t * d)
-        null = gaussian_rate(window_eigenvalues(shuffled, t, mean, std), distortion) / (t * d)
+        real = gaussian_rate(principal_variances(series, t, mean, std), distortion) / (t * d)
+        null = gaussian_rate(principal_variances(shuffled, t, mean, std), distortion) / (t * d)
         estimates[t] = real + (first - null)
     best = min(estimates.values())
     chosen = min(t for t, bits in estimates.items() if bits <= best * (1 + TOLERANCE) + 1e-12)
