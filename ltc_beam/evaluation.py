@@ -62,7 +62,10 @@ def normalised_mse(x: np.ndarray, x_hat: np.ndarray) -> tuple[float, float]:
 
 def snr_db(x: np.ndarray, x_hat: np.ndarray) -> float:
     """``-10 log10 nmse`` (:func:`normalised_mse`); ``inf`` for an exact reconstruction."""
-    nmse, _ = normalised_mse(x, x_hat)
+    return _decibels(normalised_mse(x, x_hat)[0])
+
+
+def _decibels(nmse: float) -> float:
     return 10 * math.log10(1 / nmse) if nmse > 0 else math.inf
 
 
@@ -103,7 +106,7 @@ def evaluate(
         "estimated_bits_voronoi_per_value": None,
         "mse": mse,
         "nmse": nmse,
-        "snr_db": 10 * math.log10(1 / nmse) if nmse > 0 else math.inf,
+        "snr_db": _decibels(nmse),
     }
     if voronoi:
         estimate = codec.voronoi_bits_estimate(max(chunks, key=len))
