@@ -492,7 +492,7 @@ def reachable_target(target_bits_per_value: float, variances: np.ndarray, input_
         f"the data's {len(variances)} principal components (in {input_dim} values per vector) "
         f"already takes {MAX_BITS_PER_LATENT:g} bits per latent value (~{6.02 * MAX_BITS_PER_LATENT:.0f} dB "
         "on it), the most a coding table resolves; for more, compress losslessly",
-        stacklevel=4,
+        stacklevel=3,
     )
     return cap
 
@@ -507,6 +507,18 @@ def default_learning_rate(target_bits_per_value: float | None) -> float:
     if target_bits_per_value is None:
         return BASE_LEARNING_RATE
     return max(1e-4, BASE_LEARNING_RATE * min(1.0, 2.0 ** -(target_bits_per_value - 3.0)))
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """Run the block with ``threads`` torch CPU threads (``None``: unchanged)."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def train(
@@ -551,118 +563,100 @@ def train(
     a second training beside it).
     """
     with torch_threads(threads):
-        return _train(**{k: v for k, v in locals().items() if k != "threads"})
+        from ltc_beam.codec.codec import Codec
 
+        if lmbda is not None and target_bits_per_value is not None:
+            raise ValueError("give lmbda or target_bits_per_value, not both")
+        if lmbda is None and target_bits_per_value is None:
+            target_bits_per_value = DEFAULT_TARGET_BITS
+        if lmbda is not None and lmbda <= 0:
+            raise ValueError("lmbda must be positive")
+        if target_bits_per_value is not None and not target_bits_per_value > 0:
+            raise ValueError(f"target_bits_per_value must be positive, got {target_bits_per_value}")
+        series = as_series(data)
+        mean, std = column_statistics(series)
+        window_choice = None
+        if window == "auto":
+            from ltc_beam.codec.window_choice import choose_window
 
-@contextlib.contextmanager
-def torch_threads(threads: int | None):
-    """Run the block with ``threads`` torch CPU threads (``None``: unchanged)."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _train(*, data, lattice, mode, window, lmbda, target_bits_per_value, steps, batch_size, seed, device, latent_dim,
-           transform, hidden, components, proxy, learning_rate, validation_fraction, patience, checkpoint, resume,
-           progress, columns, refit_density):
-    from ltc_beam.codec.codec import Codec
-
-    if lmbda is not None and target_bits_per_value is not None:
-        raise ValueError("give lmbda or target_bits_per_value, not both")
-    if lmbda is None and target_bits_per_value is None:
-        target_bits_per_value = DEFAULT_TARGET_BITS
-    if lmbda is not None and lmbda <= 0:
-        raise ValueError("lmbda must be positive")
-    if target_bits_per_value is not None and not target_bits_per_value > 0:
-        raise ValueError(f"target_bits_per_value must be positive, got {target_bits_per_value}")
-    series = as_series(data)
-    mean, std = column_statistics(series)
-    window_choice = None
-    if window == "auto":
-        from ltc_beam.codec.window_choice import choose_window
-
-        window, estimates = choose_window(
-            series, stats=(mean, std), bits_per_value=target_bits_per_value, lmbda=lmbda, train_fraction=1 - validation_fraction
+            window, estimates = choose_window(
+                series, stats=(mean, std), bits_per_value=target_bits_per_value, lmbda=lmbda, train_fraction=1 - validation_fraction
+            )
+            window_choice = {"window": window, "gaussian_bits_per_value": estimates}
+        if not isinstance(window, int) or window < 1 or steps < 1:
+            raise ValueError(f"window must be 'auto' or >= 1 and steps >= 1, got window={window!r}, steps={steps}")
+        variances = principal_variances(series, window, mean, std)
+        rank = numerical_rank(variances)
+        windows = sum(-(-len(s) // window) for s in series)
+        config = build_config(
+            series[0].shape[1],
+            lattice=lattice,
+            mode=mode,
+            window=window,
+            latent_dim=latent_dim or default_latent_dim(rank, lattice, mode),
+            transform=transform,
+            train_vectors=int(windows * (1 - validation_fraction)),
+            hidden=hidden,
+            components=components,
+            proxy=proxy,
         )
-        window_choice = {"window": window, "gaussian_bits_per_value": estimates}
-    if not isinstance(window, int) or window < 1 or steps < 1:
-        raise ValueError(f"window must be 'auto' or >= 1 and steps >= 1, got window={window!r}, steps={steps}")
-    variances = principal_variances(series, window, mean, std)
-    rank = numerical_rank(variances)
-    windows = sum(-(-len(s) // window) for s in series)
-    config = build_config(
-        series[0].shape[1],
-        lattice=lattice,
-        mode=mode,
-        window=window,
-        latent_dim=latent_dim or default_latent_dim(rank, lattice, mode),
-        transform=transform,
-        train_vectors=int(windows * (1 - validation_fraction)),
-        hidden=hidden,
-        components=components,
-        proxy=proxy,
-    )
-    n = lattices.get(lattice).dim
-    if mode == "vector" and config.input_dim < n:
-        warnings.warn(
-            f"vector mode codes each vector of {config.input_dim} values as a {n}-dimensional {lattice} point "
-            f"(latent padded to {config.latent_dim}): rate control and efficiency suffer (3 i.i.d. values, 2 "
-            "bits/value asked: 1.76 paid at 7.0 dB in vector mode, 1.94 at 10.7 dB in block mode). Use mode='block', a longer window, "
-            "or a smaller lattice, unless you need the record layout.",
-            stacklevel=3,
+        n = lattices.get(lattice).dim
+        if mode == "vector" and config.input_dim < n:
+            warnings.warn(
+                f"vector mode codes each vector of {config.input_dim} values as a {n}-dimensional {lattice} point "
+                f"(latent padded to {config.latent_dim}): rate control and efficiency suffer (3 i.i.d. values, 2 "
+                "bits/value asked: 1.76 paid at 7.0 dB in vector mode, 1.94 at 10.7 dB in block mode). Use mode='block', a longer window, "
+                "or a smaller lattice, unless you need the record layout.",
+                stacklevel=2,
+            )
+        if variances.max() <= 0:
+            # nothing varies: every column decodes exactly as a constant; a coarse step keeps
+            # the (input-free) latents on the lattice origin instead of a rate search to nowhere
+            target_bits_per_value, lmbda = None, CONSTANT_DATA_LMBDA
+        if target_bits_per_value is not None:
+            target_bits_per_value = reachable_target(target_bits_per_value, variances[: min(config.latent_dim, rank)], config.input_dim)
+        if learning_rate is None:
+            learning_rate = default_learning_rate(target_bits_per_value)
+        options = TrainingOptions(
+            lmbda=lmbda,
+            target_bits_per_value=target_bits_per_value,
+            steps=steps,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+            device=device,
+            validation_fraction=validation_fraction,
+            patience=patience,
+            checkpoint=checkpoint,
+            progress=progress,
         )
-    if variances.max() <= 0:
-        # nothing varies: every column decodes exactly as a constant; a coarse step keeps
-        # the (input-free) latents on the lattice origin instead of a rate search to nowhere
-        target_bits_per_value, lmbda = None, CONSTANT_DATA_LMBDA
-    if target_bits_per_value is not None:
-        target_bits_per_value = reachable_target(target_bits_per_value, variances[: min(config.latent_dim, rank)], config.input_dim)
-    if learning_rate is None:
-        learning_rate = default_learning_rate(target_bits_per_value)
-    options = TrainingOptions(
-        lmbda=lmbda,
-        target_bits_per_value=target_bits_per_value,
-        steps=steps,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        seed=seed,
-        device=device,
-        validation_fraction=validation_fraction,
-        patience=patience,
-        checkpoint=checkpoint,
-        progress=progress,
-    )
-    trainer = Trainer(config, series, options)
-    if resume and checkpoint and os.path.exists(checkpoint):
-        trainer.load_checkpoint(checkpoint)
-    summary = trainer.run().to_dict()
-    if window_choice is not None:
-        summary["window_choice"] = window_choice
+        trainer = Trainer(config, series, options)
+        if resume and checkpoint and os.path.exists(checkpoint):
+            trainer.load_checkpoint(checkpoint)
+        summary = trainer.run().to_dict()
+        if window_choice is not None:
+            summary["window_choice"] = window_choice
 
-    def freeze(model: LtcModel) -> Codec:
-        return Codec.from_model(
-            model, training=dict(summary), columns=columns, fit_series=trainer.train_series, validation_series=trainer.val_series
-        )
+        def freeze(model: LtcModel) -> Codec:
+            return Codec.from_model(
+                model, training=dict(summary), columns=columns, fit_series=trainer.train_series, validation_series=trainer.val_series
+            )
 
-    codec = freeze(copy.deepcopy(trainer.model))
-    if not refit_density or not trainer.val_series:
-        return warn_if_tables_capped(codec)
-    # Judged on the tables finally chosen, not on the box pmf the refit optimises.
-    trainer.refit_density()
-    refit = freeze(trainer.model)
-    before, after = (sum(c.code_length_bits(s) for s in trainer.val_series) for c in (codec, refit))
-    kept = after < before
-    chosen = refit if kept else codec
-    values = sum(s.size for s in trainer.val_series)
-    chosen.manifest["training"]["density_refit"] = {
-        "validation_bits_before": before / values, "validation_bits_after": after / values, "kept": kept
-    }
-    chosen.manifest["codec_id"] = chosen.id = chosen.content_hash()
-    return warn_if_tables_capped(chosen)
+        codec = freeze(copy.deepcopy(trainer.model))
+        if not refit_density or not trainer.val_series:
+            return warn_if_tables_capped(codec)
+        # Judged on the tables finally chosen, not on the box pmf the refit optimises.
+        trainer.refit_density()
+        refit = freeze(trainer.model)
+        before, after = (sum(c.code_length_bits(s) for s in trainer.val_series) for c in (codec, refit))
+        kept = after < before
+        chosen = refit if kept else codec
+        values = sum(s.size for s in trainer.val_series)
+        chosen.manifest["training"]["density_refit"] = {
+            "validation_bits_before": before / values, "validation_bits_after": after / values, "kept": kept
+        }
+        chosen.manifest["codec_id"] = chosen.id = chosen.content_hash()
+        return warn_if_tables_capped(chosen)
 
 
 def warn_if_tables_capped(codec):
@@ -674,6 +668,6 @@ def warn_if_tables_capped(codec):
             "14 bits on some latent channels and pays escapes for the symbols beyond the tables. "
             "Ask for fewer bits per value, or check that the data is not of low rank (fewer "
             "latent channels then carry all the bits).",
-            stacklevel=4,
+            stacklevel=3,
         )
     return codec
