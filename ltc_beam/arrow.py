@@ -122,6 +122,13 @@ def _is_list(t: pa.DataType) -> bool:
     return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
 
 
+def check_present(schema: pa.Schema, *names: str | None) -> None:
+    """Raise InputError naming the first of ``names`` (None: not asked for) not in ``schema``."""
+    for name in names:
+        if name is not None and name not in schema.names:
+            raise InputError(f"column {name!r} not found (columns: {schema.names})")
+
+
 def resolve_spec(schema: pa.Schema, record_dim: int, *, column=None, columns=None, default_columns=()) -> VectorSpec:
     """Check the named vector column(s) against ``schema``; raise InputError naming the column."""
     if column is not None and columns is not None:
@@ -373,9 +380,8 @@ def compressed_schema(
         schema, codec.config.record_dim, column=column, columns=columns, default_columns=codec.manifest.get("columns", ())
     )
     check_layout(codec, layout)
+    check_present(schema, key, order_by)
     for name in (key, order_by):
-        if name is not None and name not in schema.names:
-            raise InputError(f"column {name!r} not found (columns: {schema.names})")
         if name is not None and name in spec.names:
             raise InputError(f"column {name!r} is a vector column; key and order_by must be other columns")
     fields = []

@@ -142,18 +142,16 @@ def _clear_outputs(path: str) -> None:
 
 def _check_columns(schema: pa.Schema, codec, encode: dict) -> None:
     """Fail before the pipeline starts (not inside a worker, under a Beam traceback) when
-    the vector, key or order column does not fit the input."""
+    the vector, key or order column or the layout does not fit the input."""
     from ltc_beam import arrow
 
-    spec = arrow.resolve_spec(
-        schema, codec.config.record_dim, column=encode["column"], columns=encode["columns"],
-        default_columns=codec.manifest.get("columns", ()),
+    compressed = arrow.compressed_schema(
+        schema, codec, layout=encode["layout"], column=encode["column"], columns=encode["columns"],
+        key=encode["key"], order_by=encode["order_by"], embed_codec=False,
     )
+    spec = arrow.table_info(compressed).spec
     if spec.columns is not None:
         arrow.check_column_names(spec.columns, codec)
-    for name in (encode["key"], encode["order_by"]):
-        if name is not None and name not in schema.names:
-            raise InputError(f"column {name!r} not found (columns: {schema.names})")
 
 
 def _vectors(table: pa.Table, names) -> np.ndarray:

@@ -127,9 +127,7 @@ class _Prepare(beam.DoFn):
             spec = arrow.resolve_spec(
                 schema, self.record_dim, column=self.column, columns=self.columns, default_columns=self.default_columns
             )
-            for name in (self.key, self.order_by):
-                if name is not None and name not in schema.names:
-                    raise InputError(f"column {name!r} not found (columns: {schema.names})")
+            arrow.check_present(schema, self.key, self.order_by)
             self._specs[ident] = spec
         return spec
 
