@@ -297,10 +297,14 @@ class TableInfo:
     chunk_size: int | None = None
     version: int | None = None  # None: the version this build writes for the layout
 
+    @property
+    def format_version(self) -> int:
+        return self.version or LAYOUT_VERSIONS[self.layout]
+
     def to_json(self) -> bytes:
         out = {
             "format": TABLE_FORMAT,
-            "version": self.version or LAYOUT_VERSIONS[self.layout],
+            "version": self.format_version,
             "layout": self.layout,
             "codec_id": self.codec_id,
             "record_dim": self.spec.record_dim,
@@ -794,7 +798,7 @@ def decode_table(table: pa.Table, codec=None, *, device: str = "cpu") -> pa.Tabl
         if name not in table.column_names:
             raise FormatError(f"compressed table lacks column {name!r}")
     payloads = table.column(PAYLOAD).to_pylist()
-    compact = info.layout == "record" and (info.version or LAYOUT_VERSIONS["record"]) >= 2
+    compact = info.layout == "record" and info.format_version >= 2
     blobs = []
     for row, blob in enumerate(payloads):
         if blob is None:
