@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from ltc_beam import arrow
 from ltc_beam.errors import InputError
+from ltc_beam.storage import open_for_write
 
 
 def _remote(path: str) -> bool:
@@ -57,24 +58,29 @@ def read_table(path: str) -> pa.Table:
     return pq.read_table(path.removeprefix("file://"))
 
 
-def _leaf_paths(schema: pa.Schema) -> list[str]:
-    """Parquet leaf column paths of an Arrow schema (nested lists: ``name.list.element``)."""
+def _leaf_columns(schema: pa.Schema) -> list[tuple[str, str]]:
+    """Parquet leaf columns of an Arrow schema as ``(path, physical type)`` (nested lists:
+    ``name.list.element``)."""
     buf = io.BytesIO()
     pq.write_table(schema.empty_table(), buf)
     parquet_schema = pq.ParquetFile(io.BytesIO(buf.getvalue())).schema
-    return [parquet_schema.column(i).path for i in range(len(parquet_schema))]
+    return [(parquet_schema.column(i).path, parquet_schema.column(i).physical_type) for i in range(len(parquet_schema))]
 
 
 def parquet_options(schema: pa.Schema, compression: str) -> dict:
-    """Writer options: entropy-coded payloads are stored as they are (no compression, no
-    dictionary: both would only cost time); every other column gets ``compression``."""
-    if arrow.PAYLOAD not in schema.names:
-        return {"compression": compression}
-    others = [p for p in _leaf_paths(schema.remove_metadata()) if p != arrow.PAYLOAD]
-    return {
-        "compression": {**{p: compression for p in others}, arrow.PAYLOAD: "none"},
-        "use_dictionary": others,
+    """Writer options. Every column gets ``compression`` except entropy-coded payloads, stored
+    as they are (compressing them would only cost time). Dictionary encoding is kept for
+    non-float columns only: float data seldom repeats, and trying (then dropping) a
+    dictionary cost 40 % of the time of writing decoded telemetry, for a larger file
+    (measured: 500k records of 8 float32 values, 0.21 vs 0.13 s, 20.5 vs 19.2 MB)."""
+    leaves = _leaf_columns(schema.remove_metadata())
+    options = {
+        "compression": compression,
+        "use_dictionary": [p for p, kind in leaves if p != arrow.PAYLOAD and kind not in ("FLOAT", "DOUBLE")],
     }
+    if arrow.PAYLOAD in schema.names:
+        options["compression"] = {**{p: compression for p, _ in leaves}, arrow.PAYLOAD: "none"}
+    return options
 
 
 def read_parquet(path: str, codec=None, *, sort: bool = True, device: str = "cpu") -> pa.Table:
@@ -99,15 +105,6 @@ def read_parquet(path: str, codec=None, *, sort: bool = True, device: str = "cpu
 def write_parquet(table: pa.Table, path: str, codec, *, compression: str = "zstd", **options) -> pa.Table:
     """Compress ``table`` in process (see :func:`ltc_beam.arrow.encode_table`) and write one file."""
     encoded = arrow.encode_table(table, codec, **options)
-    writer_options = parquet_options(encoded.schema, compression)
-    if _remote(path):
-        from apache_beam.io.filesystems import FileSystems
-
-        buf = io.BytesIO()
-        pq.write_table(encoded, buf, **writer_options)
-        with FileSystems.create(path) as handle:
-            handle.write(buf.getvalue())
-    else:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        pq.write_table(encoded, path, **writer_options)
+    with open_for_write(path) as handle:
+        pq.write_table(encoded, handle, **parquet_options(encoded.schema, compression))
     return encoded

@@ -58,9 +58,14 @@ def add_commands(sub) -> None:
         epilog="Unknown --options are passed to Beam's PipelineOptions.",
     )
     p.add_argument("input", help="compressed Parquet file, directory or glob")
-    p.add_argument("--output", required=True, help="output directory (files part-SSSSS-of-NNNNN.parquet)")
+    p.add_argument("--output", required=True, help="output directory (files part-IIIII-of-NNNNN.parquet)")
     p.add_argument("--codec", help="codec artifact; by default the codec embedded in each file")
-    p.add_argument("--num-shards", dest="num_shards", type=positive(int), default=4)
+    p.add_argument(
+        "--num-shards",
+        dest="num_shards",
+        type=positive(int),
+        help="regroup the records into N files (default: one decoded file per input file, no shuffle)",
+    )
     p.add_argument("--runner", default="FnApiRunner")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")

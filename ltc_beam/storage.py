@@ -1,8 +1,10 @@
-"""Reading and writing whole files by URI: local paths directly, others through Beam FileSystems."""
+"""Reading and writing files by URI: local paths directly, others through Beam FileSystems."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import BinaryIO, Iterator
 
 
 def _is_remote(uri: str) -> bool:
@@ -19,16 +21,30 @@ def read_bytes(uri: str) -> bytes:
         return handle.read()
 
 
-def write_bytes(uri: str, data: bytes) -> None:
+@contextlib.contextmanager
+def open_for_write(uri: str) -> Iterator[BinaryIO]:
+    """A binary file to write at ``uri``. A local file appears under its name only once it is
+    complete (written beside it, then renamed), so a retried or failed write never leaves a
+    half file behind; other URIs go through Beam FileSystems (whose stores commit on close)."""
     if not _is_remote(uri):
         path = uri.removeprefix("file://")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         tmp = path + ".tmp"
-        with open(tmp, "wb") as handle:
-            handle.write(data)
+        try:
+            with open(tmp, "wb") as handle:
+                yield handle
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
         os.replace(tmp, path)
         return
     from apache_beam.io.filesystems import FileSystems
 
     with FileSystems.create(uri) as handle:
+        yield handle
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    with open_for_write(uri) as handle:
         handle.write(data)

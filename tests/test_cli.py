@@ -42,8 +42,23 @@ def test_compress_verify_then_decompress(small, vec_codec, tmp_path, capsys):
     assert rc == 0
     d = _summary(capsys)
     assert d["records_in"] == d["records_out"] == small.num_rows
+    # by default one decoded file per compressed file, named by its place in the file list
+    assert sorted(os.listdir(dec)) == ["part-00000-of-00002.parquet", "part-00001-of-00002.parquet"]
     decoded = pa.concat_tables([pq.read_table(f) for f in glob.glob(str(dec / "*.parquet"))])
     assert decoded.num_rows == small.num_rows
+    for name in sorted(os.listdir(comp)):  # each decoded file holds exactly its input's records
+        i = sorted(os.listdir(comp)).index(name)
+        records = sum(pq.read_table(comp / name).column(arrow.COUNT).to_pylist())
+        assert pq.ParquetFile(dec / f"part-{i:05d}-of-00002.parquet").metadata.num_rows == records
+    # --num-shards regroups the records into that many files (LtcDecode + a shuffle)
+    regrouped = tmp_path / "d3"
+    assert main(["decompress", str(comp), "--output", str(regrouped), "--json", "--num-shards", "3"]) == 0
+    assert _summary(capsys)["records_out"] == small.num_rows
+    again = pa.concat_tables([pq.read_table(f) for f in sorted(glob.glob(str(regrouped / "*.parquet")))])
+    key = [("device", "ascending"), ("ts", "ascending")]
+    assert again.sort_by(key).drop(["values"]).equals(decoded.sort_by(key).drop(["values"]))
+    x = np.asarray(decoded.sort_by(key).column("values").combine_chunks().flatten())
+    assert np.array_equal(np.asarray(again.sort_by(key).column("values").combine_chunks().flatten()), x, equal_nan=True)
 
 
 def test_compress_npy_record_layout(vec_codec, tmp_path, capsys):

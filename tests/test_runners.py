@@ -59,6 +59,7 @@ def test_round_trip_on_runner(name, telemetry, telemetry_dir, vec_codec, referen
     assert sum(compressed.column(arrow.COUNT).to_pylist()) == telemetry.num_rows  # records in = out (compressed)
     assert sorted(compressed.column(arrow.PAYLOAD).to_pylist()) == reference["payloads"]  # same bytes as in process
     decoded_files = sorted(glob.glob(decomp + "*.parquet"))
+    assert len(decoded_files) == len(glob.glob(comp + "*.parquet"))  # one decoded file per compressed file
     decoded = pa.concat_tables([pq.read_table(f) for f in decoded_files])
     assert decoded.num_rows == telemetry.num_rows  # records in = out (decoded)
     source_schema = pq.read_schema(glob.glob(telemetry_dir + "/*.parquet")[0])

@@ -27,7 +27,7 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def _one_thread() -> None:
+def one_torch_thread() -> None:
     """One torch thread per worker process: Beam and Dask already run a process per core."""
     import torch
 
@@ -85,13 +85,13 @@ class LtcModelHandler(ModelHandler[Sequence[pa.Table], pa.Table, Any]):
 
     # -------------------------------------------------------------- ModelHandler API
     def load_model(self):
-        _one_thread()
+        one_torch_thread()
         device = resolve_device(self._device)
         if self._task == "encode":
             from ltc_beam.codec.codec import Codec
 
             return Codec.load(self._codec_uri).to(device)
-        return _Decoders(self._codec_uri, device)
+        return Decoders(self._codec_uri, device)
 
     def run_inference(self, batch, model, inference_args=None) -> Iterable[pa.Table]:
         if self._task == "encode":
@@ -149,7 +149,7 @@ class LtcModelHandler(ModelHandler[Sequence[pa.Table], pa.Table, Any]):
         return out
 
 
-class _Decoders:
+class Decoders:
     """Per-worker decoder: the codec from ``codec_uri`` or, per table, the embedded codec."""
 
     def __init__(self, codec_uri: str | None, device: str):

@@ -20,11 +20,11 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 
 from ltc_beam import arrow
-from ltc_beam.beam.handler import NAMESPACE
+from ltc_beam.beam.handler import NAMESPACE, Decoders, one_torch_thread, resolve_device
 from ltc_beam.beam.transforms import LtcDecode, LtcEncode
 from ltc_beam.errors import InputError
 from ltc_beam.parquet import parquet_options
-from ltc_beam.storage import write_bytes
+from ltc_beam.storage import open_for_write, write_bytes
 
 
 def file_pattern(path: str) -> str:
@@ -47,22 +47,29 @@ class _ReadRowGroups(beam.DoFn):
         self.tables = Metrics.counter(NAMESPACE, "batches_read")
 
     def process(self, path: str):
-        from ltc_beam.parquet import _remote
-
-        if _remote(path):
-            from apache_beam.io.filesystems import FileSystems
-
-            with FileSystems.open(path) as handle:
-                source = io.BytesIO(handle.read())
-        else:
-            source = path
-        reader = pq.ParquetFile(source)
-        schema = reader.schema_arrow
-        if self.columns is not None:
-            schema = pa.schema([schema.field(c) for c in self.columns], metadata=schema.metadata)
-        for batch in reader.iter_batches(batch_size=self.batch_rows, columns=self.columns):
+        for table in _batches(_open_parquet(path), self.batch_rows, self.columns):
             self.tables.inc()
-            yield pa.Table.from_batches([batch], schema=schema)
+            yield table
+
+
+def _open_parquet(path: str) -> pq.ParquetFile:
+    from ltc_beam.parquet import _remote
+
+    if _remote(path):
+        from apache_beam.io.filesystems import FileSystems
+
+        with FileSystems.open(path) as handle:
+            return pq.ParquetFile(io.BytesIO(handle.read()))
+    return pq.ParquetFile(path.removeprefix("file://"))
+
+
+def _batches(reader: pq.ParquetFile, batch_rows: int, columns=None):
+    """The file as tables of up to ``batch_rows`` rows, with the file's schema metadata."""
+    schema = reader.schema_arrow
+    if columns is not None:
+        schema = pa.schema([schema.field(c) for c in columns], metadata=schema.metadata)
+    for batch in reader.iter_batches(batch_size=batch_rows, columns=columns):
+        yield pa.Table.from_batches([batch], schema=schema)
 
 
 class ReadParquetTables(beam.PTransform):
@@ -158,17 +165,22 @@ class WriteParquetTables(beam.PTransform):
         self.compression = compression
 
     def expand(self, pcoll):
-        prefix = self.path
-        if "://" not in prefix:
-            prefix = os.path.abspath(prefix)
-            if os.path.isdir(prefix) or self.path.endswith("/"):
-                prefix = os.path.join(prefix, "part")
         return (
             pcoll
             | "ShardKey" >> beam.ParDo(_ShardKey(self.num_shards))
             | "GroupShards" >> beam.GroupByKey()
-            | "WriteShards" >> beam.ParDo(_WriteShard(prefix, self.num_shards, self.suffix, self.compression))
+            | "WriteShards" >> beam.ParDo(_WriteShard(output_prefix(self.path), self.num_shards, self.suffix, self.compression))
         )
+
+
+def output_prefix(path: str) -> str:
+    """Output path → file name prefix: a directory (existing, or ending in ``/``) gets ``part``."""
+    if "://" in path:
+        return path
+    prefix = os.path.abspath(path)
+    if os.path.isdir(prefix) or path.endswith("/"):
+        prefix = os.path.join(prefix, "part")
+    return prefix
 
 
 def _jsonable(value):
@@ -215,10 +227,63 @@ class CompressParquet(beam.PTransform):
         return out
 
 
-class DecompressParquet(beam.PTransform):
-    """Read compressed Parquet, ``LtcDecode`` it, write Parquet of the original schema."""
+#: Records decoded (and held in memory) at a time per file by ``DecompressParquet``.
+DECODE_BATCH_RECORDS = 1 << 18
 
-    def __init__(self, input: str, output: str, codec_uri: str | None = None, *, num_shards: int = 4, device="auto"):
+
+class _DecodeFile(beam.DoFn):
+    """``(i, compressed file)`` → decoded file ``PREFIX-IIIII-of-NNNNN.parquet``, batch by batch.
+
+    Nothing crosses a shuffle (the decoded data is the bulk of a decompress job); a retried
+    file is rewritten whole under the same name.
+    """
+
+    def __init__(self, prefix: str, count: int, codec_uri: str | None, device: str, compression: str = "zstd"):
+        self.prefix = prefix
+        self.count = count
+        self.codec_uri = codec_uri
+        self.device = device
+        self.compression = compression
+
+    def setup(self):
+        one_torch_thread()
+        self.decoders = Decoders(self.codec_uri, resolve_device(self.device))
+        self.records = Metrics.counter(NAMESPACE, "records_decoded")
+        self.files = Metrics.counter(NAMESPACE, "files_written")
+
+    def process(self, element):
+        from ltc_beam.beam import transforms
+
+        index, path = element
+        reader = _open_parquet(path)
+        info = arrow.table_info(reader.schema_arrow)
+        rows = max(1, DECODE_BATCH_RECORDS // ((info.chunk_size or 1) if info.layout == "chunk" else 1))
+        name = f"{self.prefix}-{index:05d}-of-{self.count:05d}.parquet"
+        with open_for_write(name) as handle:
+            writer = None
+            for table in _batches(reader, rows) if reader.metadata.num_rows else [reader.schema_arrow.empty_table()]:
+                decoded = self.decoders.decode(table)
+                if writer is None:
+                    writer = pq.ParquetWriter(handle, decoded.schema, **parquet_options(decoded.schema, self.compression))
+                writer.write_table(decoded)
+                self.records.inc(decoded.num_rows)
+                if transforms.progress_callback is not None:
+                    transforms.progress_callback(decoded.num_rows)
+            writer.close()
+        self.files.inc()
+        yield name
+
+
+class DecompressParquet(beam.PTransform):
+    """Read compressed Parquet, decode it, write Parquet of the original schema.
+
+    By default every input file becomes one decoded file ``OUTPUT-IIIII-of-NNNNN.parquet``
+    (I: the input's place in the sorted file list), read, decoded and written by one worker
+    with no shuffle. ``num_shards=N`` instead runs ``LtcDecode`` and regroups the records
+    into N files with ``WriteParquetTables`` (one shuffle of the decoded data).
+    """
+
+    def __init__(self, input: str, output: str, codec_uri: str | None = None, *, num_shards: int | None = None, device="auto"):
         super().__init__()
         self.input = input
         self.output = output
@@ -227,9 +292,17 @@ class DecompressParquet(beam.PTransform):
         self.device = device
 
     def expand(self, pbegin):
+        read = ReadParquetTables(self.input)
+        if self.num_shards is None:
+            files = read.files()
+            return (
+                pbegin
+                | "Files" >> beam.Create(list(enumerate(files)))
+                | "DecodeFiles" >> beam.ParDo(_DecodeFile(output_prefix(self.output), len(files), self.codec_uri, self.device))
+            )
         return (
             pbegin
-            | "Read" >> ReadParquetTables(self.input)
+            | "Read" >> read
             | "LtcDecode" >> LtcDecode(self.codec_uri, device=self.device)
             | "Write" >> WriteParquetTables(self.output, self.num_shards)
         )

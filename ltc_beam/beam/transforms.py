@@ -10,6 +10,7 @@ Encoding graph (every arrow keeps records; none relies on ``BatchElements``)::
       → GroupByKey   tails by pack shard (hash of the series key)
       → PackTails    short series concatenated in key order, cut into chunks
       → RunInference(LtcModelHandler.with_no_batching())   one compressed table per unit
+                     (full chunks and packed tails each in their own stage)
       → Account      Beam metrics (records, bytes in/out, chunks); tables or rows out
 
 Chunking is a function of the data only (``ltc_beam.arrow`` module docstring), so every
@@ -284,7 +285,7 @@ class _FormChunks(beam.DoFn):
                 return
         chunks, rest = arrow.cut(series, self.rows)
         for unit in _units(chunks, self.unit_rows):
-            yield (UNIT, [arrow.to_ipc(c) for c in unit])
+            yield (UNIT, unit)  # encoded in this same (fused) stage: no serialisation
         if rest is not None:
             yield (TAIL, (arrow.shard_of(kb, self.pack_shards), (kb, arrow.to_ipc(rest))))
 
@@ -301,7 +302,7 @@ class _PackTails(beam.DoFn):
             schema = pa.unify_schemas([t.schema for _, t in tails], promote_options="permissive")
             tails = [(k, t.cast(schema)) for k, t in tails]
         for unit in _units(arrow.pack_tails(tails, self.rows), self.unit_rows):
-            yield [arrow.to_ipc(c) for c in unit]
+            yield unit
 
 
 class _Account(beam.DoFn):
@@ -488,12 +489,12 @@ class LtcEncode(beam.PTransform):
             model_copies=self.model_copies,
             share_across_processes=self.share_across_processes,
         )
+        # Each branch encodes where its chunks were formed: flattening the (raw) units first
+        # would move all the input through the runner's data plane once more.
         encoded = (
-            (formed | "SelectUnits" >> _select(UNIT), packed)
-            | "Units" >> beam.Flatten()
-            | "Encode" >> RunInference(handler.with_no_batching())
-            | "Account" >> beam.ParDo(_Account(self.output, record_dim))
-        )
+            formed | "SelectUnits" >> _select(UNIT) | "Encode" >> RunInference(handler.with_no_batching()),
+            packed | "EncodeTails" >> RunInference(handler.with_no_batching()),
+        ) | "Encoded" >> beam.Flatten() | "Account" >> beam.ParDo(_Account(self.output, record_dim))
         if not self.dead_letter:
             return encoded
         dead = (
