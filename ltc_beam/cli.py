@@ -62,6 +62,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     data = load_input(args)
     print(f"training on {data.records} records x {len(data.columns)} values in {len(data.series)} series", file=sys.stderr)
+    if data.order_hint and args.window is None and args.mode == "block":
+        print(
+            f"ltc-beam train: note: column {data.order_hint!r} looks like the time order; with --order-by "
+            f"{data.order_hint} the codec can code windows of consecutive records (telemetry often needs far fewer bits)",
+            file=sys.stderr,
+        )
     codec = train(
         data.series,
         lattice=args.lattice,

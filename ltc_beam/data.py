@@ -26,6 +26,7 @@ class Dataset:
     series: list[np.ndarray]
     columns: list[str]
     keys: list | None = None
+    order_hint: str | None = None  # without order_by: a column that looks like the time order
 
     @property
     def records(self) -> int:
@@ -134,15 +135,40 @@ def load(
             raise InputError(f"column {name!r} not found; columns are {table.column_names}")
     names = vector_columns(table, column, columns, {key, order_by} - {None})
     values, value_names = values_of(table, names)
+    hint = None if order_by else order_hint(table, key, set(names))
     order = np.arange(table.num_rows)
     if order_by:
         order = np.argsort(table.column(order_by).to_numpy(zero_copy_only=False), kind="stable")
     if not key:
-        return Dataset([values[order]], value_names)
+        return Dataset([values[order]], value_names, order_hint=hint)
     keys = table.column(key).to_pylist()
     index: dict = {}
     codes = np.array([index.setdefault(keys[i], len(index)) for i in order], dtype=np.int64)
     grouped = order[np.argsort(codes, kind="stable")]  # by key (first appearance), then order
     bounds = np.cumsum(np.bincount(codes, minlength=len(index)))[:-1]
     series = [values[rows] for rows in np.split(grouped, bounds)]
-    return Dataset(series, value_names, list(index))
+    return Dataset(series, value_names, list(index), order_hint=hint)
+
+
+def order_hint(table: pa.Table, key: str | None, exclude: set[str]) -> str | None:
+    """The first column that looks like a time order: a timestamp / date / time column, or
+    an integer column that increases strictly down the file (within each key, with ``key``)."""
+    codes = None
+    if key:
+        codes = pc.dictionary_encode(table.column(key).combine_chunks()).indices.to_numpy(zero_copy_only=False)
+    for field in table.schema:
+        if field.name in exclude or field.name == key:
+            continue
+        if pa.types.is_temporal(field.type):
+            return field.name
+        if pa.types.is_integer(field.type) and table.num_rows > 1 and table.column(field.name).null_count == 0:
+            v = table.column(field.name).to_numpy().astype(np.int64)
+            if codes is not None:
+                rows = np.argsort(codes, kind="stable")
+                v, same = v[rows], codes[rows][1:] == codes[rows][:-1]
+                steps = np.diff(v)[same]
+            else:
+                steps = np.diff(v)
+            if steps.size and (steps > 0).all():
+                return field.name
+    return None

@@ -171,3 +171,24 @@ def test_default_window_is_auto_for_ordered_block_codecs_and_1_for_vector_mode(t
         window = ltc_beam.Codec.load(str(out)).config.window
         assert window == expect if expect else window > 1  # a random walk: long windows pay
     capsys.readouterr()
+
+
+def test_train_points_at_a_likely_order_column(tmp_path, capsys):
+    from ltc_beam.data import order_hint
+
+    rng = np.random.default_rng(0)
+    n = 400
+    table = pa.table({
+        "dev": np.repeat(["a", "b"], n // 2),
+        "shuffled": rng.permutation(n),
+        "step": np.tile(np.arange(n // 2), 2),  # increasing within each device only
+        "value": rng.standard_normal(n).astype(np.float32),
+    })
+    assert order_hint(table, None, {"value"}) is None
+    assert order_hint(table, "dev", {"value"}) == "step"
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path)
+    assert main(["train", str(path), "--out", str(tmp_path / "c.ltc"), "--key", "dev", "--steps", "20", "--quiet"]) == 0
+    assert "column 'step' looks like the time order; with --order-by step" in capsys.readouterr().err
+    main(["train", str(path), "--out", str(tmp_path / "c.ltc"), "--key", "dev", "--order-by", "step", "--steps", "20", "--quiet"])
+    assert "looks like the time order" not in capsys.readouterr().err
