@@ -276,10 +276,12 @@ class Codec:
         return np.tile(groups, (rows, 1))
 
     def _latents(self, frame: np.ndarray, rows: int) -> torch.Tensor:
-        """Frame points → latent lattice points ``[rows, latent_dim]`` (model layout)."""
-        y = torch.as_tensor(frame, dtype=torch.float32) * self._unit
+        """Frame points → latent lattice points ``[rows, latent_dim]`` (model layout), always
+        C-contiguous: matrix kernels may round differently for other memory layouts, and
+        ``decode`` must equal ``reconstruct`` bit for bit."""
+        y = torch.as_tensor(np.ascontiguousarray(frame), dtype=torch.float32) * self._unit
         if self.config.mode == "block":
-            return y.reshape(self.config.latent_dim, rows).T
+            return y.reshape(self.config.latent_dim, rows).T.contiguous()
         return y.reshape(rows, self.config.latent_dim)
 
     @torch.no_grad()
