@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 
@@ -135,14 +136,29 @@ class _Progress:
             self.bar.close()
 
 
+#: What a previous run left in an output directory (``part[-window]-SSSSS-of-NNNNN.parquet``):
+#: the only files a new run counts and removes there.
+OUTPUT_PATTERN = re.compile(r"part(-.+)?-\d{5}-of-\d{5}\.parquet")
+
+
 def _dir_files(path: str) -> list[str]:
-    return sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".parquet"))
+    """The files this run wrote to output directory ``path``."""
+    return sorted(os.path.join(path, f) for f in os.listdir(path) if OUTPUT_PATTERN.fullmatch(f))
 
 
-def _clear_outputs(path: str) -> None:
-    if os.path.isdir(path):
-        for name in _dir_files(path):
-            os.remove(name)
+def _prepare_output(path: str, inputs: list[str]) -> None:
+    """Create the output directory and remove a previous run's files from it; refuse an
+    output directory that holds any input file (they would be deleted or overwritten)."""
+    if "://" in path:
+        return  # object stores: nothing to prepare, and no local paths to compare
+    out = os.path.realpath(path)
+    for f in inputs:
+        if "://" not in f and os.path.commonpath([out, os.path.realpath(f)]) == out:
+            raise InputError(f"--output {path!r} holds input file {f!r}: choose an output directory apart from the input")
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if OUTPUT_PATTERN.fullmatch(name):
+            os.remove(os.path.join(path, name))
 
 
 def _check_columns(schema: pa.Schema, codec, encode: dict) -> None:
@@ -228,8 +244,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
                 args.input, args.output, args.codec, num_shards=args.num_shards, dead_letter_path=args.dead_letter, **encode
             )
 
-    os.makedirs(args.output, exist_ok=True)
-    _clear_outputs(args.output)
+    _prepare_output(args.output, files)
     start = time.time()
     with _Progress(records, "compress", not args.quiet and not args.json):
         result, _ = run(build, args.runner, beam_args)
@@ -333,8 +348,7 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
     for f in files:
         t = pq.read_table(f, columns=[arrow.COUNT]) if arrow.COUNT in pq.read_schema(f).names else None
         records += sum(t.column(arrow.COUNT).to_pylist()) if t is not None else pq.ParquetFile(f).metadata.num_rows
-    os.makedirs(args.output, exist_ok=True)
-    _clear_outputs(args.output)
+    _prepare_output(args.output, files)
     start = time.time()
     with _Progress(records, "decompress", not args.quiet and not args.json):
         run(

@@ -192,3 +192,26 @@ def test_train_points_at_a_likely_order_column(tmp_path, capsys):
     assert "column 'step' looks like the time order; with --order-by step" in capsys.readouterr().err
     main(["train", str(path), "--out", str(tmp_path / "c.ltc"), "--key", "dev", "--order-by", "step", "--steps", "20", "--quiet"])
     assert "looks like the time order" not in capsys.readouterr().err
+
+
+def test_output_directory_never_loses_input_or_other_files(small, vec_codec, tmp_path, capsys):
+    _, codec = vec_codec
+    src = tmp_path / "in"
+    testing.write_dataset(small, str(src), files=2, row_group_size=600)
+    before = sorted(os.listdir(src))
+    opts = ["--codec", codec, "--column", "values", "--key", "device", "--order-by", "ts", "--json", "--quiet"]
+    for out in (src, tmp_path):  # the input directory itself, or one above it
+        assert main(["compress", str(src), "--output", str(out), *opts]) != 0
+        assert "holds input file" in capsys.readouterr().err
+    assert sorted(os.listdir(src)) == before
+    comp = tmp_path / "c"
+    comp.mkdir()
+    pq.write_table(small.slice(0, 5), comp / "mine.parquet")  # a file of the user's
+    assert main(["compress", str(src), "--output", str(comp), *opts]) == 0
+    assert _summary(capsys)["records_out"] == small.num_rows
+    assert main(["compress", str(src), "--output", str(comp), *opts]) == 0  # a rerun replaces its own files
+    assert _summary(capsys)["records_out"] == small.num_rows
+    assert (comp / "mine.parquet").exists()
+    dec = tmp_path / "d"
+    assert main(["decompress", str(comp / "part-*.parquet"), "--output", str(dec), "--json", "--quiet"]) == 0
+    assert _summary(capsys)["records_out"] == small.num_rows
