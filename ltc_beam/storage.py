@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from typing import BinaryIO, Iterator
 
 
@@ -29,7 +30,7 @@ def open_for_write(uri: str) -> Iterator[BinaryIO]:
     if not _is_remote(uri):
         path = uri.removeprefix("file://")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = path + ".tmp"
+        tmp = f"{path}.{uuid.uuid4().hex[:12]}.tmp"  # own name: a concurrent retry never shares it
         try:
             with open(tmp, "wb") as handle:
                 yield handle
