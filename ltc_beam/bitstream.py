@@ -4,7 +4,9 @@ Data flow: (codec id, array shape, entropy-coded payload, NaN/±Inf side channel
 and back.  This module knows nothing about lattices or entropy models: the payload is
 opaque bytes produced by the codec (``ltc_beam.entropy``).
 
-Layout (version 1, little-endian, varints are canonical unsigned LEB128 below 2**63)::
+Layout (version 1; version 2 is the same with flags bit 1 set: a sample-coded payload,
+``ltc_beam.codec.sample_coding``; little-endian, varints are canonical unsigned LEB128
+below 2**63)::
 
     magic "LTC" | version u8 | flags u8 | codec id 16 raw bytes | ndim varint |
     shape varint[ndim] | [specials_length varint | specials]  (only when flags bit 0) |
@@ -51,6 +53,7 @@ __all__ = [
     "FORMAT_VERSION",
     "SUPPORTED_VERSIONS",
     "FLAG_SPECIALS",
+    "FLAG_SAMPLE_CODED",
     "CODEC_ID_LENGTH",
     "CODEC_ID_BYTES",
     "MAX_NDIM",
@@ -67,11 +70,17 @@ __all__ = [
 
 MAGIC = b"LTC"
 FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
-#: flags bit 0: a specials block (and its length) is present.  Every other bit must be zero
-#: in version 1.
+#: Version 2 is version 1 plus flags bit 1 (a sample-coded payload); writers use it only for
+#: such streams, so every other stream stays readable by version-1 readers.
+SAMPLE_CODED_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
+#: flags bit 0: a specials block (and its length) is present.
 FLAG_SPECIALS = 0x01
-KNOWN_FLAGS = FLAG_SPECIALS
+#: flags bit 1 (version 2): the payload is sample-coded (``ltc_beam.codec.sample_coding``),
+#: not entropy-coded lattice symbols.
+FLAG_SAMPLE_CODED = 0x02
+#: Flag bits each version defines; every other bit must be zero.
+KNOWN_FLAGS = {1: FLAG_SPECIALS, 2: FLAG_SPECIALS | FLAG_SAMPLE_CODED}
 #: The codec id is 32 lowercase hex characters in the API and 16 raw bytes in the stream.
 CODEC_ID_LENGTH = 32
 CODEC_ID_BYTES = CODEC_ID_LENGTH // 2
@@ -191,6 +200,7 @@ class Frame:
     shape: tuple[int, ...]
     payload: bytes
     specials: SpecialValues
+    sample_coded: bool = False
 
     @property
     def numel(self) -> int:
@@ -301,8 +311,11 @@ def pack(
     shape: tuple[int, ...],
     payload: bytes | bytearray | memoryview,
     specials: SpecialValues | None = None,
+    *,
+    sample_coded: bool = False,
 ) -> bytes:
-    """Frame an entropy-coded payload (see module docstring and schemas/BITSTREAM.md)."""
+    """Frame a payload (see module docstring and schemas/BITSTREAM.md): entropy-coded lattice
+    symbols (version 1), or with ``sample_coded`` a sample-coded one (version 2, flags bit 1)."""
     _check_codec_id(codec_id, "codec_id")
     shape = tuple(int(s) for s in shape)
     if len(shape) > MAX_NDIM:
@@ -324,8 +337,12 @@ def pack(
         flags, specials_part = FLAG_SPECIALS, [_varint(len(block)), block]
     else:
         flags, specials_part = 0, []
+    version = FORMAT_VERSION
+    if sample_coded:
+        flags |= FLAG_SAMPLE_CODED
+        version = SAMPLE_CODED_VERSION
     parts = [
-        FIXED_HEADER.pack(MAGIC, FORMAT_VERSION, flags, bytes.fromhex(codec_id)),
+        FIXED_HEADER.pack(MAGIC, version, flags, bytes.fromhex(codec_id)),
         _varint(len(shape)),
         *(_varint(s) for s in shape),
         *specials_part,
@@ -346,7 +363,12 @@ def record_payload(stream: bytes, record_dim: int) -> bytes:
     stream. 28 bytes of framing per record become 5."""
     shape = _record_shape(record_dim)
     head = FIXED_HEADER.size
-    if len(stream) < head + len(shape) or stream[:3] != MAGIC or stream[head : head + len(shape)] != shape:
+    if (
+        len(stream) < head + len(shape)
+        or stream[:3] != MAGIC
+        or stream[3] != FORMAT_VERSION
+        or stream[head : head + len(shape)] != shape
+    ):
         raise ValueError(f"not a bitstream of one record of {record_dim} values")
     return stream[4:5] + stream[head + len(shape) :]
 
@@ -435,8 +457,11 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
     end = n - CHECKSUM_SIZE  # the checksum is always the last 4 bytes
     _need(buf, 0, FIXED_HEADER.size, "the fixed header", end)
     _, _, flags, raw_id = FIXED_HEADER.unpack_from(buf, 0)
-    if flags & ~KNOWN_FLAGS:
-        raise FormatError(f"unknown flag bits 0x{flags & ~KNOWN_FLAGS:02x} in flags at offset {m + 1}")
+    unknown = flags & ~KNOWN_FLAGS[version]
+    if unknown:
+        raise FormatError(f"unknown flag bits 0x{unknown:02x} in flags at offset {m + 1} (version {version})")
+    if version == SAMPLE_CODED_VERSION and not flags & FLAG_SAMPLE_CODED:
+        raise FormatError(f"version {version} stream without flags bit 1 at offset {m + 1}: writers use version 1 for it")
     off = FIXED_HEADER.size
     ndim_off = off
     ndim, off = _read_varint(buf, off, end, "ndim")
@@ -482,4 +507,4 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
     else:
         specials = SpecialValues.empty()
     payload = bytes(buf[payload_off:end])
-    return Frame(codec_id=codec_id, shape=tuple(shape), payload=payload, specials=specials)
+    return Frame(codec_id=codec_id, shape=tuple(shape), payload=payload, specials=specials, sample_coded=bool(flags & FLAG_SAMPLE_CODED))

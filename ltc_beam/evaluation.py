@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from ltc_beam import arrow
+from ltc_beam.bitstream import unpack
 from ltc_beam.codec.codec import Codec
 
 _SERIES, _ORDER, _VALUES = "series", "order", "values"
@@ -81,8 +82,9 @@ def evaluate(
 
     ``bits_per_value`` counts every byte of every bitstream (headers included) of the
     chunks :func:`archive_chunks` forms (``streams`` of them; pass the series ``keys`` for
-    the archive's exact packing): the ``ltc_payload`` bytes of a compressed archive; ``model_bits_per_value`` is the exact code length under the
-    codec's tables; ``nmse`` is the mean over columns of MSE / variance (variance of this
+    the archive's exact packing): the ``ltc_payload`` bytes of a compressed archive;
+    ``sample_coded_streams`` of them took the sample-coding fallback;
+    ``model_bits_per_value`` is the exact LTC code length under the codec's tables; ``nmse`` is the mean over columns of MSE / variance (variance of this
     data); non-finite inputs (restored exactly) are left out of the error.
     """
     values = sum(s.size for s in series)
@@ -90,10 +92,11 @@ def evaluate(
         raise ValueError("nothing to evaluate: the input has no records")
     kept = [i for i, s in enumerate(series) if len(s)]
     chunks = archive_chunks(codec, [series[i] for i in kept], chunk_size, None if keys is None else [keys[i] for i in kept])
-    nbytes, model_bits, decoded = 0, 0.0, []
+    nbytes, model_bits, decoded, sample_coded = 0, 0.0, [], 0
     for x in chunks:
         blob = codec.encode(x)
         nbytes += len(blob)
+        sample_coded += unpack(blob).sample_coded
         model_bits += codec.code_length_bits(x)
         decoded.append(codec.decode(blob))
     stacked = np.concatenate(chunks)
@@ -101,6 +104,7 @@ def evaluate(
     result = {
         "n_values": int(values),
         "streams": len(chunks),
+        "sample_coded_streams": int(sample_coded),
         "bits_per_value": 8.0 * nbytes / values,
         "model_bits_per_value": model_bits / values,
         "estimated_bits_voronoi_per_value": None,

@@ -471,16 +471,41 @@ def test_parsed_headers_are_canonical():
             continue
         parsed += 1
         if not len(frame.specials):
-            assert pack(frame.codec_id, frame.shape, frame.payload) == blob
+            assert pack(frame.codec_id, frame.shape, frame.payload, sample_coded=frame.sample_coded) == blob
     assert parsed > 500
 
 
 def test_unknown_version_lists_supported_versions():
     blob = bytearray(pack(CID, (1,), b""))
-    blob[3] = 2
+    blob[3] = 3
     with pytest.raises(FormatError) as info:
         unpack(refresh_crc(blob))
-    assert "version 2" in str(info.value) and str(info.value).endswith("supports versions: 1")
+    assert "version 3" in str(info.value) and str(info.value).endswith("supports versions: 1, 2")
+
+
+def test_sample_coded_streams_are_version_2_and_flag_bit_1():
+    plain = pack(CID, (3, 2), b"abc")
+    coded = pack(CID, (3, 2), b"abc", sample_coded=True)
+    assert plain[3] == 1 and plain[4] == 0  # every other stream stays version 1
+    assert coded[3] == 2 and coded[4] == bs.FLAG_SAMPLE_CODED and coded[5:] != plain[5:]
+    frame = unpack(coded)
+    assert frame.sample_coded and frame.payload == b"abc" and not unpack(plain).sample_coded
+    with_specials = pack(CID, (3, 2), b"abc", SpecialValues(np.array([4]), np.array([0x7FC00000], np.uint32)), sample_coded=True)
+    assert unpack(with_specials).sample_coded and with_specials[4] == bs.FLAG_SAMPLE_CODED | bs.FLAG_SPECIALS
+    v1_with_bit_1 = bytearray(plain)
+    v1_with_bit_1[4] = bs.FLAG_SAMPLE_CODED
+    with pytest.raises(FormatError, match="unknown flag bits 0x02"):
+        unpack(refresh_crc(v1_with_bit_1))
+    v2_without_bit_1 = bytearray(coded)
+    v2_without_bit_1[4] = 0
+    with pytest.raises(FormatError, match="without flags bit 1"):
+        unpack(refresh_crc(v2_without_bit_1))
+    v2_unknown = bytearray(coded)
+    v2_unknown[4] |= 0x04
+    with pytest.raises(FormatError, match="unknown flag bits 0x04"):
+        unpack(refresh_crc(v2_unknown))
+    with pytest.raises(ValueError):  # record-layout payloads are version-1 streams only
+        bs.record_payload(pack(CID, (1, 2), b"abc", sample_coded=True), 2)
 
 
 # ---------------------------------------------------------------- fuzz

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import struct
 import math
 import os
 
 import numpy as np
 import pytest
 import torch
+import zstandard
 
 import ltc_beam
 from ltc_beam import Codec
+from ltc_beam.bitstream import unpack
 from ltc_beam.codec.artifact import codec_from_bytes, codec_to_bytes
 from ltc_beam.errors import CodecMismatchError, FormatError, InputError
 from tests.conftest import correlated_series, switching_series
@@ -267,3 +270,72 @@ def test_encode_each_gives_the_streams_of_record_by_record_encoding(codecs, name
     decoded = np.concatenate([codec.decode(b) for b in each])
     assert np.array_equal(decoded[~np.isfinite(x)], x[~np.isfinite(x)], equal_nan=True) and decoded[9, 5] == 1e30
     np.testing.assert_allclose(decoded[np.isfinite(x)], np.concatenate([codec.decode(b) for b in alone])[np.isfinite(x)], atol=1.0)
+
+
+def _piecewise_constant(records: int, dim: int, seed: int) -> np.ndarray:
+    """Flat stretches of random length and level per column (power-meter-like telemetry)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((records, dim))
+    for c in range(dim):
+        t = 0
+        while t < records:
+            run = int(rng.integers(20, 300))
+            out[t : t + run, c] = rng.normal(0, 3)
+            t += run
+    return out.astype(np.float32)
+
+
+@pytest.mark.parametrize("mode", ["vector", "block", "window"])
+def test_sample_coding_takes_over_where_shorter_at_no_more_error(codecs, mode):
+    codec = codecs[mode]
+    x = _piecewise_constant(3000, 6, seed=3)
+    x[17, 2] = np.nan
+    x[400, 0] = np.inf
+    codec.sample_fallback = False
+    ltc_blob, ltc_out = codec.encode(x), codec.reconstruct(x)
+    codec.sample_fallback = True
+    blob = codec.encode(x)
+    frame = unpack(blob)
+    assert frame.sample_coded and len(blob) < 0.8 * len(ltc_blob)
+    out = codec.decode(blob)
+    np.testing.assert_array_equal(out, codec.reconstruct(x))  # the encoder knows what the decoder gives
+    assert np.isnan(out[17, 2]) and out[400, 0] == np.inf
+    finite = np.isfinite(x)
+    for c in range(6):
+        keep = finite[:, c]
+        assert np.mean((out[keep, c] - x[keep, c]) ** 2) <= np.mean((ltc_out[keep, c] - x[keep, c]) ** 2) * (1 + 1e-6)
+
+
+def test_sample_coding_is_never_longer_and_skips_short_streams(codecs):
+    codec = codecs["block"]
+    x = correlated_series(3000, 6, seed=9).astype(np.float32)
+    blob = codec.encode(x)
+    codec.sample_fallback = False
+    assert len(blob) <= len(codec.encode(x))
+    codec.sample_fallback = True
+    short = _piecewise_constant(63, 6, seed=4)  # below sample_coding.MIN_RECORDS
+    assert not unpack(codec.encode(short)).sample_coded
+
+
+def test_damaged_sample_coded_payload_is_a_format_error(codecs):
+    from ltc_beam.bitstream import pack
+    from ltc_beam.codec import sample_coding
+
+    codec = codecs["vector"]
+    frame = unpack(codec.encode(_piecewise_constant(2000, 6, seed=5)))
+    assert frame.sample_coded
+    good = frame.payload
+    head = 2 + 8 * 6
+    damaged = {
+        "short header": good[:10],
+        "unknown order": bytes([7]) + good[1:],
+        "unknown width": good[:1] + bytes([3]) + good[2:],
+        "negative step": good[:2] + struct.pack("<d", -1.0) + good[10:],
+        "truncated frame": good[: head + 5],
+        "wrong size": good[:head] + zstandard.ZstdCompressor().compress(b"\0" * 10),
+    }
+    for what, payload in damaged.items():
+        with pytest.raises(FormatError):
+            codec.decode(pack(codec.id, frame.shape, payload, sample_coded=True))
+        with pytest.raises(FormatError):
+            sample_coding.decode_samples(payload, frame.shape)

@@ -19,6 +19,7 @@ import torch
 
 from ltc_beam import __version__
 from ltc_beam.bitstream import SpecialValues, merge_specials, pack, unpack
+from ltc_beam.codec import sample_coding
 from ltc_beam.codec.adaptive import CLASS_COUNT, ScaleClasses, class_scales
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig
 from ltc_beam.codec.layout import from_windows, pad_rows, to_windows
@@ -75,6 +76,9 @@ class Codec:
         self.mapper = SymbolMapper(self.lattice)
         self._unit = torch.as_tensor(self.lattice.frame_unit, dtype=torch.float32)
         self.id = manifest["codec_id"]
+        #: Let ``encode`` sample-code a stream when that is shorter at no more error per
+        #: column (:mod:`ltc_beam.codec.sample_coding`); the decoder needs no setting.
+        self.sample_fallback = True
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -241,10 +245,9 @@ class Codec:
     def _split(self, x: np.ndarray) -> tuple[np.ndarray, SpecialValues]:
         """Lossy part in z-scores (specials and outliers set to 0) and the exact side channel."""
         mean = np.asarray(self.manifest["normalisation"]["mean"])
-        std = np.asarray(self.manifest["normalisation"]["std"])
         x32 = x.astype(np.float32, copy=False)
         with np.errstate(over="ignore", invalid="ignore"):
-            z = (x32.astype(np.float64) - mean) / std
+            z = self._z_scores(x32)
         exact = ~np.isfinite(z) | (np.abs(z) > self.manifest.get("outlier_z", OUTLIER_Z))
         constant = self._constant()
         if constant.any():  # a constant column's other values travel exactly
@@ -289,13 +292,21 @@ class Codec:
         """Frame points → records in data units (float32)."""
         y = self._latents(frame, rows)
         vectors = self.model.synthesis(y.to(self.device)).double().cpu().numpy()
-        z = from_windows(vectors, records, self.config.record_dim)
+        return self._data_units(from_windows(vectors, records, self.config.record_dim))
+
+    def _data_units(self, z: np.ndarray) -> np.ndarray:
+        """z-scores → records in data units (float32); constant columns exactly their value."""
         mean = np.asarray(self.manifest["normalisation"]["mean"])
         std = np.asarray(self.manifest["normalisation"]["std"])
         out = (z * std + mean).astype(np.float32)
         constant = self._constant()
         out[:, constant] = mean[constant].astype(np.float32)
         return out
+
+    def _z_scores(self, x: np.ndarray) -> np.ndarray:
+        mean = np.asarray(self.manifest["normalisation"]["mean"])
+        std = np.asarray(self.manifest["normalisation"]["std"])
+        return (x.astype(np.float64) - mean) / std
 
     def _constant(self) -> np.ndarray:
         """Columns that were constant in training (decoded exactly: the value, or the side channel)."""
@@ -318,14 +329,43 @@ class Codec:
     # ------------------------------------------------------------------ public API
     def encode(self, x) -> bytes:
         """Compress records ``x[N, record_dim]`` (one series, in order) to a bitstream."""
-        arr = self._check(x)
+        return self._encode(self._check(x), reconstruct=False)[0]
+
+    def _encode(self, arr: np.ndarray, reconstruct: bool) -> tuple[bytes, np.ndarray | None]:
+        """The bitstream of ``arr`` and, with ``reconstruct``, what decoding it gives. The
+        stream is LTC-coded, or sample-coded where that is shorter at no more squared error
+        on any column (``sample_fallback``)."""
         z, specials = self._split(arr)
         if not len(arr):
-            return pack(self.id, arr.shape, SymbolEncoder(self.tables).finish(), specials)
-        symbols, tables, classes = self._symbols(self._quantize(z))
+            empty = np.zeros((0, self.config.record_dim), np.float32)
+            return pack(self.id, arr.shape, SymbolEncoder(self.tables).finish(), specials), empty
+        q = self._quantize(z)
+        symbols, tables, classes = self._symbols(q)
         payload, escapes = self._entropy_code(symbols, tables, classes)
         self._warn_if_off_scale(arr, specials, escapes, symbols.size)
-        return pack(self.id, arr.shape, payload, specials)
+        blob = pack(self.id, arr.shape, payload, specials)
+        try_samples = self.sample_fallback and len(arr) >= sample_coding.MIN_RECORDS
+        if not (reconstruct or try_samples):
+            return blob, None
+        out = self._reconstruct(q.frame, q.rows, len(arr))
+        if try_samples:
+            keep = np.ones(arr.size, bool)
+            keep[specials.positions] = False
+            keep = keep.reshape(arr.shape)
+            target = self._column_errors(z, out, keep)
+            steps = sample_coding.column_steps(z, keep, target)
+            coded = None if steps is None else sample_coding.encode_samples(z, steps, len(payload))
+            if coded is not None:
+                alternative = pack(self.id, arr.shape, coded, specials, sample_coded=True)
+                decoded = self._data_units(sample_coding.decode_samples(coded, arr.shape))
+                if len(alternative) < len(blob) and (self._column_errors(z, decoded, keep) <= target).all():
+                    blob, out = alternative, decoded
+        return blob, merge_specials(out, specials)
+
+    def _column_errors(self, z: np.ndarray, decoded: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """Mean squared error per column, in z-scores, of ``decoded`` (data units) over ``keep``."""
+        sq = np.where(keep, (self._z_scores(decoded) - z) ** 2, 0.0)
+        return sq.sum(axis=0) / np.maximum(keep.sum(axis=0), 1)
 
     def _entropy_code(self, symbols: np.ndarray, tables: np.ndarray, classes: np.ndarray) -> tuple[bytes, int]:
         """Payload of one stream: class symbols first, then one step per lattice coordinate
@@ -393,6 +433,9 @@ class Codec:
         if len(frame.shape) != 2 or frame.shape[1] != self.config.record_dim:
             raise FormatError(f"bitstream shape {frame.shape} does not fit records of {self.config.record_dim} values")
         records = frame.shape[0]
+        if frame.sample_coded:
+            z = sample_coding.decode_samples(frame.payload, frame.shape)
+            return merge_specials(self._data_units(z), frame.specials)
         decoder = SymbolDecoder(frame.payload, self.tables)
         if records == 0:
             decoder.finish()
@@ -420,13 +463,8 @@ class Codec:
         return -(-windows // n) * n
 
     def reconstruct(self, x) -> np.ndarray:
-        """In-memory quantise → reconstruct (what ``decode(encode(x))`` returns)."""
-        arr = self._check(x)
-        z, specials = self._split(arr)
-        if not len(arr):
-            return np.zeros((0, self.config.record_dim), np.float32)
-        q = self._quantize(z)
-        return merge_specials(self._reconstruct(q.frame, q.rows, len(arr)), specials)
+        """What ``decode(encode(x))`` returns, as the encoder computes it (nothing decoded)."""
+        return self._encode(self._check(x), reconstruct=True)[1]
 
     def code_length_bits(self, x) -> float:
         """Exact model code length of ``x`` under the stored integer tables (no side channel)."""
