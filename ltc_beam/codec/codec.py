@@ -353,8 +353,8 @@ class Codec:
             keep[specials.positions] = False
             keep = keep.reshape(arr.shape)
             target = self._column_errors(z, out, keep)
-            steps = sample_coding.column_steps(z, keep, target)
-            coded = None if steps is None else sample_coding.encode_samples(z, steps, len(payload))
+            steps = None if sample_coding.hopeless(z, keep, target, len(payload)) else sample_coding.column_steps(z, keep, target)
+            coded = None if steps is None else sample_coding.encode_samples(z, steps)
             if coded is not None:
                 alternative = pack(self.id, arr.shape, coded, specials, sample_coded=True)
                 decoded = self._data_units(sample_coding.decode_samples(coded, arr.shape))
