@@ -342,7 +342,7 @@ class Codec:
         q = self._quantize(z)
         symbols, tables, classes = self._symbols(q)
         payload, escapes = self._entropy_code(symbols, tables, classes)
-        self._warn_if_off_scale(arr, specials, escapes, symbols.size)
+        self._warn_if_off_scale(arr, specials, escapes, symbols.size, stacklevel=4)  # the caller of encode
         blob = pack(self.id, arr.shape, payload, specials)
         try_samples = self.sample_fallback and len(arr) >= sample_coding.MIN_RECORDS
         if not (reconstruct or try_samples):
@@ -405,7 +405,7 @@ class Codec:
         self._warn_if_off_scale(arr, specials, escapes, symbols.size)
         return out
 
-    def _warn_if_off_scale(self, x: np.ndarray, specials: SpecialValues, escapes: int, symbols: int) -> None:
+    def _warn_if_off_scale(self, x: np.ndarray, specials: SpecialValues, escapes: int, symbols: int, stacklevel: int = 3) -> None:
         if x.size < OFF_SCALE_MIN_VALUES:
             return
         limit = OFF_SCALE_FRACTION * x.size
@@ -424,7 +424,7 @@ class Codec:
             f"{escapes} of {symbols} latent symbols escape the tables; column {worst} spreads "
             f"{spread[worst]:.3g}x its training std. Retrain the codec on data like this (units, scale).",
             OffScaleWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
     def decode(self, blob: bytes) -> np.ndarray:
