@@ -258,6 +258,8 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     dim = codec.config.record_dim
     values = count * dim
     bytes_out = sum(os.path.getsize(f) for f in out_files)
+    # pyarrow keeps schema metadata twice per file (footer and serialised Arrow schema)
+    codec_copies = sum(2 * len((pq.read_schema(f).metadata or {}).get(arrow.META_CODEC, b"")) for f in out_files)
     summary = {
         "runner": args.runner,
         "records_in": records,
@@ -266,6 +268,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         "values": values,
         "input_bytes": bytes_in,
         "output_bytes": bytes_out,
+        "embedded_codec_bytes": codec_copies,
         "payload_bytes": payload,
         "bits_per_value": payload * 8 / values if values else math.nan,
         "ratio_vs_float32": (values * 32) / (payload * 8) if payload else math.nan,
@@ -286,7 +289,7 @@ def _verify(args, files: list[str], codec) -> dict:
     from ltc_beam.evaluation import snr_db
     from ltc_beam.parquet import read_parquet
 
-    decoded = read_parquet(args.output, sort=False)
+    decoded = pa.concat_tables([read_parquet(f, sort=False) for f in _dir_files(args.output)])
     if args.input.endswith(".npy"):
         source = _npy_table(args.input)
     else:

@@ -209,8 +209,10 @@ def test_output_directory_never_loses_input_or_other_files(small, vec_codec, tmp
     pq.write_table(small.slice(0, 5), comp / "mine.parquet")  # a file of the user's
     assert main(["compress", str(src), "--output", str(comp), *opts]) == 0
     assert _summary(capsys)["records_out"] == small.num_rows
-    assert main(["compress", str(src), "--output", str(comp), *opts]) == 0  # a rerun replaces its own files
-    assert _summary(capsys)["records_out"] == small.num_rows
+    assert main(["compress", str(src), "--output", str(comp), "--verify", *opts]) == 0  # a rerun replaces its own files
+    s = _summary(capsys)
+    assert s["records_out"] == small.num_rows and s["verify_records_equal"]
+    assert 0 < s["embedded_codec_bytes"] < s["output_bytes"]
     assert (comp / "mine.parquet").exists()
     dec = tmp_path / "d"
     assert main(["decompress", str(comp / "part-*.parquet"), "--output", str(dec), "--json", "--quiet"]) == 0
