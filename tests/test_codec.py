@@ -339,3 +339,12 @@ def test_damaged_sample_coded_payload_is_a_format_error(codecs):
             codec.decode(pack(codec.id, frame.shape, payload, sample_coded=True))
         with pytest.raises(FormatError):
             sample_coding.decode_samples(payload, frame.shape)
+
+
+def test_sample_coding_gives_up_on_an_unbounded_error_budget():
+    from ltc_beam.codec import sample_coding
+
+    z = np.zeros((100, 2))
+    keep = np.ones_like(z, bool)
+    assert sample_coding.hopeless(z, keep, np.array([np.inf, 0.1]), 10_000)
+    assert sample_coding.column_steps(np.ones((100, 2)) * 0.5, keep, np.array([0.0, 0.1])) is None  # exactness cannot be met

@@ -61,6 +61,8 @@ def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int) -
     differences quantised with the rule's steps (``sqrt(12 * target)``) take over
     ``PROBE_MARGIN`` x ``budget`` bytes at zstd level 1. Cheap, and it spares the step
     search and the real trial on the data LTC codes well."""
+    if not np.isfinite(target).all():
+        return True  # an unbounded error budget leaves no finite step to store
     values = np.where(keep, z, 0.0)
     steps = np.sqrt(12 * np.maximum(target, 0.0))
     zero = (values == 0).all(axis=0)
