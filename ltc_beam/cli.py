@@ -103,7 +103,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     codec = Codec.load(args.codec)
     data = load_input(args)
     check_column_names(data.columns, codec)
-    result = evaluate(codec, data.series, voronoi=not args.no_voronoi, chunk_size=args.chunk_size, keys=data.keys)
+    result = evaluate(
+        codec, data.series, voronoi=not args.no_voronoi, chunk_size=args.chunk_size, keys=data.keys, baseline=args.baseline
+    )
     if args.json:
         print(json.dumps(result))
     else:
@@ -161,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", required=True)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-voronoi", dest="no_voronoi", action="store_true", help="skip the Monte-Carlo rate estimate")
+    p.add_argument(
+        "--baseline", action="store_true",
+        help="also report uniform quantisation + zstd-19 at the same SNR on the same data (uniform_zstd_bits_per_value)",
+    )
     p.add_argument(
         "--chunk-size", dest="chunk_size", type=positive(int), default=4096,
         help="records per bitstream, as for compress (default 4096): short series are packed together",

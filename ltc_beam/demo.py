@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from ltc_beam.evaluation import snr_db
+from ltc_beam.evaluation import quantise_zstd, snr_db
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "basic_motions"
@@ -87,15 +87,6 @@ def load_or_train(rate: float, *, retrain: bool, steps: int, codec_dir: Path, tr
     codec.save(str(path))
     _say(f"  trained in {time.time() - start:.0f} s -> {path}")
     return codec, str(path)
-
-
-def quantise_zstd(x: np.ndarray, step: float) -> tuple[float, float]:
-    """Uniform scalar quantisation (per-channel step ∝ std) + zstd-19: (bits/value, SNR dB)."""
-    std = x.std(axis=0)
-    q = np.round(x / (step * std)).astype(np.int32)
-    y = q * (step * std)
-    bits = len(zstandard.ZstdCompressor(level=19).compress(q.tobytes())) * 8 / x.size
-    return bits, snr_db(x, y)
 
 
 def run_demo(

@@ -103,3 +103,18 @@ def test_a_column_without_finite_values_is_left_out_of_the_snr():
     one, _ = normalised_mse(x, x_hat)
     assert np.isclose(one, np.mean((x_hat[:, 0] - x[:, 0]) ** 2) / x[:, 0].var())  # not halved by a "perfect" column
     assert one > 0.6 * both
+
+
+def test_baseline_is_uniform_zstd_at_the_same_snr(codecs):
+    from ltc_beam.evaluation import coarsest_step, quantise_zstd, quantise_zstd_at
+
+    x = correlated_series(3000, 6, seed=12)
+    x[5, 1] = np.nan
+    result = evaluate(codecs["block"], [x], voronoi=False, baseline=True)
+    bits, snr = result["uniform_zstd_bits_per_value"], result["uniform_zstd_snr_db"]
+    assert snr >= result["snr_db"] and 0 < bits < 32
+    step = coarsest_step(x, result["snr_db"])
+    assert quantise_zstd(x, step) == (bits, snr)
+    assert quantise_zstd(x, step * 1.02)[1] < result["snr_db"]  # a coarser step falls short
+    assert quantise_zstd_at(x, snr + 6)[0] > bits + 0.5  # 6 dB more costs about a bit
+    assert "uniform_zstd_bits_per_value" not in evaluate(codecs["block"], [x], voronoi=False)
