@@ -78,13 +78,19 @@ def quantise_zstd(x: np.ndarray, step: float) -> tuple[float, float]:
     bits each (stored as they are)."""
     x = np.asarray(x, dtype=np.float64)
     ok = np.isfinite(x)
-    std = np.nanstd(np.where(ok, x, np.nan), axis=0) if ok.any() else np.ones(x.shape[1])
-    scale = step * np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    scale = step * _column_std(x, ok)
     q = np.round(np.where(ok, x, 0.0) / scale).astype(np.int64)
     width = 4 if np.abs(q).max(initial=0) < 2**31 else 8
     body = zstandard.ZstdCompressor(level=19).compress(q.astype(f"<i{width}").tobytes())
     bits = (len(body) * 8 + 32 * int((~ok).sum())) / x.size
     return bits, snr_db(x, q * scale)
+
+
+def _column_std(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Std of each column's finite values (1 where that is 0 or undefined)."""
+    with np.errstate(invalid="ignore"):
+        std = np.nanstd(np.where(ok, x, np.nan), axis=0) if ok.any() else np.ones(x.shape[1])
+    return np.where(np.isfinite(std) & (std > 0), std, 1.0)
 
 
 def quantise_zstd_at(x: np.ndarray, snr: float) -> tuple[float, float]:
@@ -96,8 +102,7 @@ def coarsest_step(x: np.ndarray, snr: float) -> float:
     """The coarsest :func:`quantise_zstd` step (to 1 %, at most 4 std) whose SNR is at least ``snr``."""
     x = np.asarray(x, dtype=np.float64)
     ok = np.isfinite(x)
-    std = np.nanstd(np.where(ok, x, np.nan), axis=0) if ok.any() else np.ones(x.shape[1])
-    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    std = _column_std(x, ok)
 
     def reaches(step: float) -> bool:
         return snr_db(x, np.round(np.where(ok, x, 0.0) / (step * std)) * (step * std)) >= snr
