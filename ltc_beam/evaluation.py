@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pyarrow as pa
@@ -88,7 +89,8 @@ def quantise_zstd(x: np.ndarray, step: float) -> tuple[float, float]:
 
 def _column_std(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """Std of each column's finite values (1 where that is 0 or undefined)."""
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():  # an all-NaN column: nanstd warns, the result is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
         std = np.nanstd(np.where(ok, x, np.nan), axis=0) if ok.any() else np.ones(x.shape[1])
     return np.where(np.isfinite(std) & (std > 0), std, 1.0)
 
