@@ -4,15 +4,17 @@ Piecewise-constant telemetry (power meters, status values: long flat stretches, 
 edges) is a case where quantising the samples and handing the integers to zstd beats any
 transform: a flat stretch is one integer repeated, which zstd's matches code almost for
 free, while a linear transform spreads every edge over all coefficients of its window.
-Measured on ACSF1 (appliance power, UCR archive): 1.12 bits/value with LTC alone, 0.58
-with this fallback, at no more error on any column.
+Measured with ``ltc-beam evaluate`` on ACSF1 (appliance power, UCR archive): 1.16
+bits/value at 30.5 dB with LTC alone, 0.55 at 31.3 dB with this fallback.
 
 The encoder always codes a stream with LTC first. For streams of at least
-``MIN_RECORDS`` records it then quantises the z-scored samples of each column with the
-largest uniform step whose squared error on that column is at most LTC's, codes the
-integers (as they are, or as differences down the records, whichever is shorter) as one
-zstandard frame, and keeps that payload only if the whole stream gets shorter. The
-decoder reads which one it got from the bitstream's flags (``schemas/BITSTREAM.md``).
+``MIN_RECORDS`` records a cheap probe (:func:`hopeless`) first rules out data LTC codes
+well; otherwise it quantises the z-scored samples of each column with the largest uniform
+step whose squared error on that column is at most LTC's, codes the integers (as they are,
+or as differences down the records, whichever is shorter) as one zstandard frame, and
+keeps that payload only if the whole stream gets shorter and no column's decoded error
+grows. The decoder reads which one it got from the bitstream's flags
+(``schemas/BITSTREAM.md``).
 """
 
 from __future__ import annotations
