@@ -101,6 +101,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ltc_beam.evaluation import evaluate
 
     codec = Codec.load(args.codec)
+    codec.sample_fallback = args.sample_fallback
     data = load_input(args)
     check_column_names(data.columns, codec)
     result = evaluate(
@@ -163,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", required=True)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-voronoi", dest="no_voronoi", action="store_true", help="skip the Monte-Carlo rate estimate")
+    p.add_argument(
+        "--no-sample-fallback", dest="sample_fallback", action="store_false",
+        help="lattice-coded streams only, as compress --no-sample-fallback",
+    )
     p.add_argument(
         "--baseline", action="store_true",
         help="also report uniform quantisation + zstd-19 at the same SNR on the same data (uniform_zstd_bits_per_value)",

@@ -45,6 +45,10 @@ def add_commands(sub) -> None:
     p.add_argument("--chunk-size", dest="chunk_size", type=positive(int), default=4096, help="records per chunk (default 4096)")
     p.add_argument("--num-shards", dest="num_shards", type=positive(int), default=4, help="output files (default 4)")
     p.add_argument("--no-embed-codec", dest="embed_codec", action="store_false", help="do not embed the codec in each file")
+    p.add_argument(
+        "--no-sample-fallback", dest="sample_fallback", action="store_false",
+        help="lattice-coded streams only (bitstream version 1: readable by releases before the fallback)",
+    )
     p.add_argument("--dead-letter", dest="dead_letter", help="write bad records here (JSON lines) and go on")
     p.add_argument("--runner", default="FnApiRunner", help="FnApiRunner (default), DaskRunner, PortableRunner, DataflowRunner, FlinkRunner ...")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
@@ -208,6 +212,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         layout=args.layout,
         chunk_size=args.chunk_size,
         embed_codec=args.embed_codec,
+        sample_fallback=args.sample_fallback,
         device=args.device,
     )
     codec = arrow.load_codec(args.codec)

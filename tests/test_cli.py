@@ -217,3 +217,27 @@ def test_output_directory_never_loses_input_or_other_files(small, vec_codec, tmp
     dec = tmp_path / "d"
     assert main(["decompress", str(comp / "part-*.parquet"), "--output", str(dec), "--json", "--quiet"]) == 0
     assert _summary(capsys)["records_out"] == small.num_rows
+
+
+@pytest.mark.filterwarnings("ignore::ltc_beam.errors.OffScaleWarning")  # independent levels: the latents leave the tables
+def test_no_sample_fallback_keeps_every_stream_lattice_coded(vec_codec, tmp_path, capsys):
+    from ltc_beam.bitstream import unpack
+
+    trained, codec = vec_codec
+    rng = np.random.default_rng(1)
+    norm = trained.manifest["normalisation"]
+    levels = np.asarray(norm["mean"]) + np.asarray(norm["std"]) * rng.normal(0, 1, (40, 8))
+    steps = np.repeat(levels, 100, axis=0).astype(np.float32)  # flat stretches on the training scale
+    path = tmp_path / "flat.npy"
+    np.save(path, steps)
+    streams = {}
+    for flag in ([], ["--no-sample-fallback"]):
+        out = tmp_path / f"c{len(flag)}"
+        assert main(["compress", str(path), "--codec", codec, "--output", str(out), "--json", "--quiet", *flag]) == 0
+        bits = _summary(capsys)["bits_per_value"]
+        payloads = pa.concat_tables([pq.read_table(f) for f in glob.glob(str(out / "*.parquet"))]).column(arrow.PAYLOAD).to_pylist()
+        streams[bool(flag)] = (bits, [unpack(p).sample_coded for p in payloads])  # chunk payloads are whole streams
+    assert any(streams[False][1]) and not any(streams[True][1])
+    assert streams[False][0] < streams[True][0]
+    assert main(["evaluate", str(path), "--codec", codec, "--json", "--no-sample-fallback", "--no-voronoi"]) == 0
+    assert _summary(capsys)["sample_coded_streams"] == 0

@@ -38,7 +38,7 @@ def one_torch_thread() -> None:
 class _EncodeSettings:
     """What the encoder needs besides the codec (plain values: pickled to every worker)."""
 
-    def __init__(self, *, layout, column, columns, key, order_by, chunk_size, embed_codec, schema):
+    def __init__(self, *, layout, column, columns, key, order_by, chunk_size, embed_codec, schema, sample_fallback=True):
         self.layout = layout
         self.column = column
         self.columns = columns
@@ -46,6 +46,7 @@ class _EncodeSettings:
         self.order_by = order_by
         self.chunk_size = chunk_size
         self.embed_codec = embed_codec
+        self.sample_fallback = sample_fallback
         self.schema = schema
 
 
@@ -90,7 +91,9 @@ class LtcModelHandler(ModelHandler[Sequence[pa.Table], pa.Table, Any]):
         if self._task == "encode":
             from ltc_beam.codec.codec import Codec
 
-            return Codec.load(self._codec_uri).to(device)
+            codec = Codec.load(self._codec_uri).to(device)
+            codec.sample_fallback = self._settings.sample_fallback
+            return codec
         return Decoders(self._codec_uri, device)
 
     def run_inference(self, batch, model, inference_args=None) -> Iterable[pa.Table]:

@@ -354,6 +354,9 @@ class LtcEncode(beam.PTransform):
     the column and row), ``column``, ``row``, ``key`` and ``record``. Without it, the first
     bad record fails the pipeline with that message.
 
+    ``sample_fallback=False`` keeps every stream lattice-coded (no sample-coding fallback,
+    :mod:`ltc_beam.codec.sample_coding`; bitstream version 1 only).
+
     Streaming: the grouping follows the input's windowing, so chunks form per window (and
     key) and flush when the window's trigger fires. Late records that the window still
     admits (its ``allowed_lateness``) arrive in a late pane: ``late="keep"`` (default)
@@ -376,6 +379,7 @@ class LtcEncode(beam.PTransform):
         chunk_size: int = arrow.DEFAULT_CHUNK_SIZE,
         device: str = "auto",
         embed_codec: bool = True,
+        sample_fallback: bool = True,
         dead_letter: bool = False,
         late: str = "keep",
         schema: pa.Schema | None = None,
@@ -401,6 +405,7 @@ class LtcEncode(beam.PTransform):
         self.chunk_size = int(chunk_size)
         self.device = device
         self.embed_codec = embed_codec
+        self.sample_fallback = sample_fallback
         self.dead_letter = dead_letter
         self.late = late
         self.schema = schema
@@ -485,6 +490,7 @@ class LtcEncode(beam.PTransform):
                 chunk_size=self.chunk_size,
                 embed_codec=self.embed_codec,
                 schema=self.schema,
+                sample_fallback=self.sample_fallback,
             ),
             model_copies=self.model_copies,
             share_across_processes=self.share_across_processes,

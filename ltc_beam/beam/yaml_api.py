@@ -37,6 +37,7 @@ def LtcEncode(
     chunk_size: int = arrow.DEFAULT_CHUNK_SIZE,
     embed_codec: bool = True,
     device: str = "auto",
+    sample_fallback: bool = True,
 ):
     """Compress record batches with the LTC codec at URI ``codec`` (see ltc_beam.beam.LtcEncode)."""
     return _t.LtcEncode(
@@ -49,6 +50,7 @@ def LtcEncode(
         chunk_size=int(chunk_size),
         embed_codec=bool(embed_codec),
         device=device,
+        sample_fallback=bool(sample_fallback),
     )
 
 
