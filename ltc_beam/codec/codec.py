@@ -349,18 +349,27 @@ class Codec:
             return blob, None
         out = self._reconstruct(q.frame, q.rows, len(arr))
         if try_samples:
-            keep = np.ones(arr.size, bool)
-            keep[specials.positions] = False
-            keep = keep.reshape(arr.shape)
-            target = self._column_errors(z, out, keep)
-            steps = None if sample_coding.hopeless(z, keep, target, len(payload)) else sample_coding.column_steps(z, keep, target)
-            coded = None if steps is None else sample_coding.encode_samples(z, steps)
-            if coded is not None:
-                alternative = pack(self.id, arr.shape, coded, specials, sample_coded=True)
-                decoded = self._data_units(sample_coding.decode_samples(coded, arr.shape))
-                if len(alternative) < len(blob) and (self._column_errors(z, decoded, keep) <= target).all():
-                    blob, out = alternative, decoded
+            blob, out = self._sample_coded(z, specials, blob, out, len(payload))
         return blob, merge_specials(out, specials)
+
+    def _sample_coded(self, z: np.ndarray, specials: SpecialValues, blob: bytes, out: np.ndarray, budget: int) -> tuple[bytes, np.ndarray]:
+        """The sample-coded stream and its reconstruction where that is shorter than the LTC
+        ``blob`` (payload ``budget`` bytes) at no more error on any column; else ``blob, out``."""
+        keep = np.ones(z.size, bool)
+        keep[specials.positions] = False
+        keep = keep.reshape(z.shape)
+        target = self._column_errors(z, out, keep)
+        if sample_coding.hopeless(z, keep, target, budget):
+            return blob, out
+        steps = sample_coding.column_steps(z, keep, target)
+        if steps is None:
+            return blob, out
+        coded, z_hat = sample_coding.encode_samples(z, steps)
+        alternative = pack(self.id, z.shape, coded, specials, sample_coded=True)
+        decoded = self._data_units(z_hat)
+        if len(alternative) < len(blob) and (self._column_errors(z, decoded, keep) <= target).all():
+            return alternative, decoded
+        return blob, out
 
     def _column_errors(self, z: np.ndarray, decoded: np.ndarray, keep: np.ndarray) -> np.ndarray:
         """Mean squared error per column, in z-scores, of ``decoded`` (data units) over ``keep``."""

@@ -40,12 +40,11 @@ def column_steps(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> np.ndar
     """Per column, about the largest step (to within ``GRID``) whose rounding error (mean
     square over ``keep``) is at most ``target``; None when some column cannot meet its
     target (a target of 0 on varying values, or data far coarser than the rule expects)."""
-    values = np.where(keep, z, 0.0)  # positions left out quantise exactly (to 0)
-    count = np.maximum(keep.sum(axis=0), 1)
-    steps = np.where((values == 0).all(axis=0), 1.0, np.nan)
-    start = np.sqrt(12 * np.maximum(target, 0.0))  # fine-quantisation rule: error = step^2 / 12
-    if (np.isnan(steps) & (start == 0)).any():
+    values, zero, start = _rule(z, keep, target)
+    if (~zero & (start == 0)).any():
         return None
+    count = np.maximum(keep.sum(axis=0), 1)
+    steps = np.where(zero, 1.0, np.nan)
     for k in range(GRID_ABOVE, -GRID_BELOW - 1, -1):  # largest first; most columns settle in 1-3 tries
         pending = np.flatnonzero(np.isnan(steps))
         if not pending.size:
@@ -65,18 +64,24 @@ def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int) -
     search and the real trial on the data LTC codes well."""
     if not np.isfinite(target).all():
         return True  # an unbounded error budget leaves no finite step to store
-    values = np.where(keep, z, 0.0)
-    steps = np.sqrt(12 * np.maximum(target, 0.0))
-    zero = (values == 0).all(axis=0)
-    if (~zero & (steps == 0)).any():
+    values, zero, start = _rule(z, keep, target)
+    if (~zero & (start == 0)).any():
         return True
-    q = np.round(values / np.where(zero, 1.0, steps)).astype(np.int64)
+    q = np.round(values / np.where(zero, 1.0, start)).astype(np.int64)
     _, raw = _packed(_differences(q))
     return len(zstandard.ZstdCompressor(level=1).compress(raw)) > PROBE_MARGIN * budget
 
 
-def encode_samples(z: np.ndarray, steps: np.ndarray) -> bytes:
-    """z-scores ``[N, d]`` quantised with ``steps`` → payload (the shorter integer order)."""
+def _rule(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The values to quantise (positions left out: 0, quantised exactly), the columns that
+    are all 0, and each column's step by the fine-quantisation rule (error = step^2 / 12)."""
+    values = np.where(keep, z, 0.0)
+    return values, (values == 0).all(axis=0), np.sqrt(12 * np.maximum(target, 0.0))
+
+
+def encode_samples(z: np.ndarray, steps: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """z-scores ``[N, d]`` quantised with ``steps`` → (payload in the shorter integer order,
+    the z-scores :func:`decode_samples` gives back from it)."""
     q = np.round(z / steps).astype(np.int64)
     data = {0: _packed(q), 1: _packed(_differences(q))}
     best = None
@@ -85,7 +90,7 @@ def encode_samples(z: np.ndarray, steps: np.ndarray) -> bytes:
         payload = _HEADER.pack(order, width) + steps.astype("<f8").tobytes() + frame
         if best is None or len(payload) < len(best):
             best = payload
-    return best
+    return best, q * steps
 
 
 def _differences(q: np.ndarray) -> np.ndarray:
