@@ -16,16 +16,12 @@ import pyarrow.parquet as pq
 
 from ltc_beam import arrow
 from ltc_beam.errors import InputError
-from ltc_beam.storage import open_for_write
-
-
-def _remote(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
+from ltc_beam.storage import is_remote, open_for_write, read_bytes
 
 
 def list_files(path: str) -> list[str]:
     """The Parquet files named by a file, directory or glob, sorted."""
-    if _remote(path):
+    if is_remote(path):
         from apache_beam.io.filesystems import FileSystems
 
         pattern = path.rstrip("/") + "/*" if not any(ch in path for ch in "*?[") and path.endswith("/") else path
@@ -50,12 +46,16 @@ def list_files(path: str) -> list[str]:
 
 def read_table(path: str) -> pa.Table:
     """One Parquet file as an Arrow table (schema metadata kept), by local path or URI."""
-    if _remote(path):
-        from apache_beam.io.filesystems import FileSystems
-
-        with FileSystems.open(path) as handle:
-            return pq.read_table(io.BytesIO(handle.read()))
+    if is_remote(path):
+        return pq.read_table(io.BytesIO(read_bytes(path)))
     return pq.read_table(path.removeprefix("file://"))
+
+
+def open_parquet(path: str) -> pq.ParquetFile:
+    """One Parquet file for reading batch by batch, by local path or URI."""
+    if is_remote(path):
+        return pq.ParquetFile(io.BytesIO(read_bytes(path)))
+    return pq.ParquetFile(path.removeprefix("file://"))
 
 
 def _leaf_columns(schema: pa.Schema) -> list[tuple[str, str]]:

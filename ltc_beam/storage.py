@@ -8,12 +8,13 @@ import uuid
 from typing import BinaryIO, Iterator
 
 
-def _is_remote(uri: str) -> bool:
+def is_remote(uri: str) -> bool:
+    """Whether ``uri`` goes through Beam FileSystems (anything with a scheme but ``file://``)."""
     return "://" in uri and not uri.startswith("file://")
 
 
 def read_bytes(uri: str) -> bytes:
-    if not _is_remote(uri):
+    if not is_remote(uri):
         with open(uri.removeprefix("file://"), "rb") as handle:
             return handle.read()
     from apache_beam.io.filesystems import FileSystems
@@ -27,7 +28,7 @@ def open_for_write(uri: str) -> Iterator[BinaryIO]:
     """A binary file to write at ``uri``. A local file appears under its name only once it is
     complete (written beside it, then renamed), so a retried or failed write never leaves a
     half file behind; other URIs go through Beam FileSystems (whose stores commit on close)."""
-    if not _is_remote(uri):
+    if not is_remote(uri):
         path = uri.removeprefix("file://")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         tmp = f"{path}.{uuid.uuid4().hex[:12]}.tmp"  # own name: a concurrent retry never shares it

@@ -23,7 +23,7 @@ from ltc_beam import arrow
 from ltc_beam.beam.handler import NAMESPACE, Decoders, one_torch_thread, resolve_device
 from ltc_beam.beam.transforms import LtcDecode, LtcEncode
 from ltc_beam.errors import InputError
-from ltc_beam.parquet import parquet_options
+from ltc_beam.parquet import open_parquet, parquet_options
 from ltc_beam.storage import open_for_write, write_bytes
 
 
@@ -47,20 +47,9 @@ class _ReadRowGroups(beam.DoFn):
         self.tables = Metrics.counter(NAMESPACE, "batches_read")
 
     def process(self, path: str):
-        for table in _batches(_open_parquet(path), self.batch_rows, self.columns):
+        for table in _batches(open_parquet(path), self.batch_rows, self.columns):
             self.tables.inc()
             yield table
-
-
-def _open_parquet(path: str) -> pq.ParquetFile:
-    from ltc_beam.parquet import _remote
-
-    if _remote(path):
-        from apache_beam.io.filesystems import FileSystems
-
-        with FileSystems.open(path) as handle:
-            return pq.ParquetFile(io.BytesIO(handle.read()))
-    return pq.ParquetFile(path.removeprefix("file://"))
 
 
 def _batches(reader: pq.ParquetFile, batch_rows: int, columns=None):
@@ -255,7 +244,7 @@ class _DecodeFile(beam.DoFn):
         from ltc_beam.beam import transforms
 
         index, path = element
-        reader = _open_parquet(path)
+        reader = open_parquet(path)
         info = arrow.table_info(reader.schema_arrow)
         rows = max(1, DECODE_BATCH_RECORDS // ((info.chunk_size or 1) if info.layout == "chunk" else 1))
         name = f"{self.prefix}-{index:05d}-of-{self.count:05d}.parquet"
