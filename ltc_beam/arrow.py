@@ -535,7 +535,7 @@ def order_series(parts: list[pa.Table], order_by: str | None) -> pa.Table:
     if not parts:
         raise ValueError("no rows")
     if order_by is not None:
-        table = _concat(parts)
+        table = concat(parts)
         if table.num_rows > 1:
             idx = pc.sort_indices(table, sort_keys=[(order_by, "ascending", "at_end")])
             ordered = table if _is_identity(idx) else table.take(idx)
@@ -545,7 +545,7 @@ def order_series(parts: list[pa.Table], order_by: str | None) -> pa.Table:
             return table
     if len(parts) > 1:
         parts = [p for _, p in sorted(((table_digest(p), i), p) for i, p in enumerate(parts))]
-    table = _concat(parts)
+    table = concat(parts)
     if order_by is not None and table.num_rows > 1:
         idx = pc.sort_indices(table, sort_keys=[(order_by, "ascending", "at_end")])
         if not _is_identity(idx):
@@ -553,7 +553,8 @@ def order_series(parts: list[pa.Table], order_by: str | None) -> pa.Table:
     return table
 
 
-def _concat(parts: list[pa.Table]) -> pa.Table:
+def concat(parts: list[pa.Table]) -> pa.Table:
+    """Tables as one, each cast to the first one's schema where it differs."""
     if len(parts) == 1:
         return parts[0]
     schema = parts[0].schema
@@ -591,9 +592,7 @@ def pack_tails(tails: list[tuple[bytes, pa.Table]], rows: int) -> list[pa.Table]
     if not tails:
         return []
     tails.sort(key=lambda kt: (kt[0], table_digest(kt[1])))
-    schema = tails[0][1].schema
-    table = pa.concat_tables([t if t.schema == schema else t.cast(schema) for _, t in tails])
-    chunks, rest = cut(table, rows)
+    chunks, rest = cut(concat([t for _, t in tails]), rows)
     return chunks + ([rest] if rest is not None else [])
 
 

@@ -43,7 +43,10 @@ def add_commands(sub) -> None:
     p.add_argument("--output", required=True, help="output directory (files part-SSSSS-of-NNNNN.parquet)")
     p.add_argument("--layout", choices=["chunk", "record"], default="chunk")
     p.add_argument("--chunk-size", dest="chunk_size", type=positive(int), default=4096, help="records per chunk (default 4096)")
-    p.add_argument("--num-shards", dest="num_shards", type=positive(int), default=4, help="output files (default 4)")
+    p.add_argument(
+        "--num-shards", dest="num_shards", type=positive(int),
+        help="output files (default: one per 128 MiB of input, at least 4; a file's input is held by one worker)",
+    )
     p.add_argument("--no-embed-codec", dest="embed_codec", action="store_false", help="do not embed the codec in each file")
     p.add_argument(
         "--no-sample-fallback", dest="sample_fallback", action="store_false",
@@ -199,8 +202,7 @@ def _dim(table: pa.Table, name: str) -> int:
 # ---------------------------------------------------------------------- compress
 def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     from ltc_beam import arrow
-    from ltc_beam.beam import LtcEncode, WriteParquetTables
-    from ltc_beam.beam.io import CompressParquet
+    from ltc_beam.beam.io import CompressParquet, EncodeToParquet, auto_shards
     from ltc_beam.beam.runners import counters, run
 
     columns = [c for c in args.columns.split(",") if c] if args.columns else None
@@ -228,17 +230,9 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
             import apache_beam as beam
 
             tables = p | "Read" >> beam.Create([table.slice(i, 65536) for i in range(0, table.num_rows, 65536)])
-            out = tables | "LtcEncode" >> LtcEncode(args.codec, dead_letter=bool(args.dead_letter), **encode)
-            encoded = out["encoded"] if isinstance(out, dict) else out
-            encoded | "Write" >> WriteParquetTables(args.output, args.num_shards)
-            if isinstance(out, dict):
-                from ltc_beam.beam.io import _jsonable
-
-                (
-                    out["dead_letter"]
-                    | beam.Map(lambda d: json.dumps(_jsonable(d), sort_keys=True))
-                    | beam.io.WriteToText(args.dead_letter, shard_name_template="")
-                )
+            tables | "Compress" >> EncodeToParquet(
+                args.output, args.codec, num_shards=args.num_shards or auto_shards(bytes_in), dead_letter_path=args.dead_letter, **encode
+            )
     else:
         files = _input_files(args.input)
         records, bytes_in = _records_in(files), sum(os.path.getsize(f) for f in files if os.path.exists(f))

@@ -187,3 +187,42 @@ def test_decompress_parquet_file_per_file(small, vec_codec, tmp_path):
     a, b = sort_by_series(a), sort_by_series(b)
     assert b.num_rows == small.num_rows and a.drop(["values"]).equals(b.drop(["values"]))
     assert np.array_equal(values_of(a), values_of(b), equal_nan=True)
+
+
+def test_compress_parquet_shards_series_by_key_in_one_shuffle(small, block_codec, tmp_path):
+    """``CompressParquet``: each series lands whole in file ``shard_of(key) mod N``, each file's
+    tails packed together: the bitstreams of an in-process plan with N packing groups."""
+    from ltc_beam.beam import CompressParquet
+
+    codec, path = block_codec
+    opts = dict(column="values", key="device", order_by="ts", chunk_size=96)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, part in enumerate(batches(small, 700)):
+        pq.write_table(part, src / f"in-{i}.parquet")
+    out = tmp_path / "c"
+    result = run(lambda p: p | CompressParquet(str(src), str(out) + "/", path, num_shards=3, **opts))
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == [f"part-{i:05d}-of-00003.parquet" for i in range(3)]
+    for i, f in enumerate(files):
+        devices = {d for chunk in pq.read_table(f).column("device").to_pylist() for d in chunk}
+        assert devices and all(arrow.shard_of(arrow.canonical(d), 3) == i for d in devices)
+    encoded = pa.concat_tables([pq.read_table(f) for f in files])
+    rows = arrow.chunk_rows(codec, 96)
+    plan = arrow.plan_chunks(batches(small, 700), key="device", order_by="ts", rows=rows, pack_shards=3)
+    assert sorted(encoded.column(arrow.PAYLOAD).to_pylist()) == sorted(codec.encode(arrow.vectors(c, arrow.VectorSpec("values", None, 8))) for c in plan)
+    assert counters(result)["records_encoded"] == sum(encoded.column(arrow.COUNT).to_pylist()) == small.num_rows
+
+
+def test_auto_shards_follow_the_input_size():
+    from ltc_beam.beam.io import MIN_AUTO_SHARDS, SHARD_INPUT_BYTES, auto_shards
+
+    assert auto_shards(0) == auto_shards(SHARD_INPUT_BYTES) == MIN_AUTO_SHARDS
+    assert auto_shards(10 * SHARD_INPUT_BYTES + 1) == 11
+
+
+def test_shard_encoder_has_table_output_only(vec_codec):
+    from ltc_beam.beam import LtcEncodeShards
+
+    with pytest.raises(InputError, match="output='rows'"):
+        LtcEncodeShards(vec_codec[1], num_shards=2, column="values", output="rows")

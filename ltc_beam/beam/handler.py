@@ -54,7 +54,8 @@ class LtcModelHandler(ModelHandler[Sequence[pa.Table], pa.Table, Any]):
     """Loads a codec from a URI (Beam FileSystems: local, gs://, s3://) and encodes or decodes.
 
     ``task="encode"``: an element is a list of chunk tables of the input schema; the result
-    is one compressed table (chunk layout: one row per chunk). ``task="decode"``: an element
+    is one compressed table (chunk layout: one row per chunk). An element ``(shard, units)``
+    (a list of such lists) gives ``(shard, one compressed table)``. ``task="decode"``: an element
     is a list of compressed tables; the result is one table of the original schema per input.
     ``device="auto"`` runs the transforms on CUDA when the worker has it, else on CPU.
     ``model_copies`` / ``share_across_processes`` are passed to RunInference's model
@@ -96,16 +97,23 @@ class LtcModelHandler(ModelHandler[Sequence[pa.Table], pa.Table, Any]):
             return codec
         return Decoders(self._codec_uri, device)
 
-    def run_inference(self, batch, model, inference_args=None) -> Iterable[pa.Table]:
-        if self._task == "encode":
-            # chunks arrive as Arrow IPC bytes (cheap to move between fused stages)
-            chunks = [arrow.from_ipc(c) if isinstance(c, (bytes, bytearray)) else c for c in batch]
-            if not chunks:
-                return []
-            return [arrow.encode_chunks(chunks, model, self._output_schema(chunks[0].schema, model))]
-        return [model.decode(table) for table in batch]
+    def run_inference(self, batch, model, inference_args=None) -> Iterable:
+        if self._task == "decode":
+            return [model.decode(table) for table in batch]
+        if isinstance(batch, tuple):  # (shard, units) from LtcEncodeShards
+            shard, units = batch
+            tables = [self._encode(unit, model) for unit in units]
+            return [(shard, arrow.concat(tables))]
+        return [self._encode(batch, model)] if batch else []
+
+    def _encode(self, unit, codec) -> pa.Table:
+        # chunks arrive as Arrow IPC bytes (cheap to move between fused stages) or tables
+        chunks = [arrow.from_ipc(c) if isinstance(c, (bytes, bytearray)) else c for c in unit]
+        return arrow.encode_chunks(chunks, codec, self._output_schema(chunks[0].schema, codec))
 
     def get_num_bytes(self, batch) -> int:
+        if isinstance(batch, tuple):
+            return sum(self.get_num_bytes(unit) for unit in batch[1])
         return sum(len(t) if isinstance(t, (bytes, bytearray)) else t.nbytes for t in batch)
 
     def get_metrics_namespace(self) -> str:

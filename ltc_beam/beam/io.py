@@ -5,6 +5,8 @@
 ``ltc`` metadata): tables are spread over ``num_shards`` by content digest, grouped with
 ``GroupByKey`` (so a file holds many chunks in few row groups), and each shard is written
 once, atomically, under a deterministic name — a retried bundle rewrites the same file.
+``CompressParquet`` needs no such regrouping: ``LtcEncodeShards`` already groups series by
+output file in its one shuffle, and each shard is written where it was encoded.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from apache_beam.transforms.window import GlobalWindow
 
 from ltc_beam import arrow
 from ltc_beam.beam.handler import NAMESPACE, Decoders, one_torch_thread, resolve_device
-from ltc_beam.beam.transforms import LtcDecode, LtcEncode
+from ltc_beam.beam.transforms import LtcDecode, LtcEncodeShards
 from ltc_beam.errors import InputError
 from ltc_beam.parquet import open_parquet, parquet_options
 from ltc_beam.storage import open_for_write, write_bytes
@@ -75,14 +77,18 @@ class ReadParquetTables(beam.PTransform):
         self.columns = columns
         self.batch_rows = batch_rows
 
-    def files(self) -> list[str]:
+    def matched(self) -> list:
+        """``FileMetadata`` (path, size) of the input files, sorted by path."""
         from apache_beam.io.filesystems import FileSystems
 
         pattern = file_pattern(self.path)
-        files = sorted(m.path for r in FileSystems.match([pattern]) for m in r.metadata_list)
-        if not files:
+        found = sorted((m for r in FileSystems.match([pattern]) for m in r.metadata_list), key=lambda m: m.path)
+        if not found:
             raise InputError(f"no Parquet files match {pattern!r}")
-        return files
+        return found
+
+    def files(self) -> list[str]:
+        return [m.path for m in self.matched()]
 
     def expand(self, pbegin):
         return (
@@ -106,7 +112,9 @@ class _ShardKey(beam.DoFn):
 
 
 class _WriteShard(beam.DoFn):
-    def __init__(self, prefix: str, num_shards: int, suffix: str, compression: str):
+    """``(shard, table)``, or ``(shard, [(digest, IPC bytes)])`` from a shuffle, → the shard's file."""
+
+    def __init__(self, prefix: str, num_shards: int, suffix: str = ".parquet", compression: str = "zstd"):
         self.prefix = prefix
         self.num_shards = num_shards
         self.suffix = suffix
@@ -117,11 +125,11 @@ class _WriteShard(beam.DoFn):
         self.bytes = Metrics.counter(NAMESPACE, "file_bytes_written")
 
     def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
-        shard, items = element
-        items = sorted(items, key=lambda dt: dt[0])
-        tables = [arrow.from_ipc(t) for _, t in items]
-        schema = tables[0].schema
-        table = pa.concat_tables([t if t.schema == schema else t.cast(schema) for t in tables])
+        shard, content = element
+        if isinstance(content, pa.Table):
+            table = content
+        else:
+            table = arrow.concat([arrow.from_ipc(t) for _, t in sorted(content, key=lambda dt: dt[0])])
         tag = ""
         if not isinstance(window, GlobalWindow):
             tag = f"-{window.start.to_utc_datetime():%Y%m%dT%H%M%S}-{window.end.to_utc_datetime():%Y%m%dT%H%M%S}"
@@ -184,27 +192,40 @@ def _jsonable(value):
     return str(value)
 
 
-class CompressParquet(beam.PTransform):
-    """Read Parquet (file, directory or glob), ``LtcEncode`` it, write compressed Parquet.
+#: Parquet input per output file when ``CompressParquet`` picks the number of files.
+SHARD_INPUT_BYTES = 128 << 20
+#: The fewest output files ``CompressParquet`` picks (spread over workers).
+MIN_AUTO_SHARDS = 4
 
-    Returns ``{"files": written file names, "dead_letter": dead letters}`` (the latter only
-    with ``dead_letter_path``: JSON lines written there).
+
+def auto_shards(input_bytes: int) -> int:
+    """Output files for ``input_bytes`` of input: one per ``SHARD_INPUT_BYTES``, at least
+    ``MIN_AUTO_SHARDS`` (a shard's input is held by one worker while it is encoded)."""
+    return max(MIN_AUTO_SHARDS, -(-int(input_bytes) // SHARD_INPUT_BYTES))
+
+
+class EncodeToParquet(beam.PTransform):
+    """Bounded ``pa.Table`` batches → compressed Parquet files ``PREFIX-SSSSS-of-NNNNN.parquet``.
+
+    ``LtcEncodeShards`` then one writer per shard, with no further shuffle. Returns ``{"files":
+    written file names}`` plus ``"dead_letter"`` with ``dead_letter_path`` (JSON lines
+    written there).
     """
 
-    def __init__(self, input: str, output: str, codec_uri: str, *, num_shards: int = 4, dead_letter_path=None, **encode):
+    def __init__(self, output: str, codec_uri: str, *, num_shards: int = MIN_AUTO_SHARDS, dead_letter_path=None, **encode):
         super().__init__()
-        self.input = input
         self.output = output
         self.codec_uri = codec_uri
         self.num_shards = num_shards
         self.dead_letter_path = dead_letter_path
         self.encode = encode
 
-    def expand(self, pbegin):
-        tables = pbegin | "Read" >> ReadParquetTables(self.input)
-        result = tables | "LtcEncode" >> LtcEncode(self.codec_uri, dead_letter=self.dead_letter_path is not None, **self.encode)
+    def expand(self, tables):
+        result = tables | "LtcEncode" >> LtcEncodeShards(
+            self.codec_uri, num_shards=self.num_shards, dead_letter=self.dead_letter_path is not None, **self.encode
+        )
         encoded = result["encoded"] if isinstance(result, dict) else result
-        files = encoded | "Write" >> WriteParquetTables(self.output, self.num_shards)
+        files = encoded | "WriteShards" >> beam.ParDo(_WriteShard(output_prefix(self.output), self.num_shards))
         out = {"files": files}
         if isinstance(result, dict):
             out["dead_letter"] = result["dead_letter"]
@@ -214,6 +235,36 @@ class CompressParquet(beam.PTransform):
                 | "WriteDeadLetters" >> beam.io.WriteToText(self.dead_letter_path, shard_name_template="")
             )
         return out
+
+
+class CompressParquet(beam.PTransform):
+    """Read Parquet (file, directory or glob), compress it, write compressed Parquet.
+
+    ``num_shards`` output files (default: :func:`auto_shards` of the input's size); series
+    are spread over them by key, each file's tails packed together (``EncodeToParquet``).
+    Returns ``{"files": written file names, "dead_letter": dead letters}`` (the latter only
+    with ``dead_letter_path``: JSON lines written there).
+    """
+
+    def __init__(self, input: str, output: str, codec_uri: str, *, num_shards: int | None = None, dead_letter_path=None, **encode):
+        super().__init__()
+        self.input = input
+        self.output = output
+        self.codec_uri = codec_uri
+        self.num_shards = num_shards
+        self.dead_letter_path = dead_letter_path
+        self.encode = encode
+
+    def expand(self, pbegin):
+        read = ReadParquetTables(self.input)
+        shards = self.num_shards or auto_shards(sum(m.size_in_bytes for m in read.matched()))
+        return (
+            pbegin
+            | "Read" >> read
+            | "Encode" >> EncodeToParquet(
+                self.output, self.codec_uri, num_shards=shards, dead_letter_path=self.dead_letter_path, **self.encode
+            )
+        )
 
 
 #: Records decoded (and held in memory) at a time per file by ``DecompressParquet``.

@@ -246,6 +246,21 @@ def _units(chunks: list[pa.Table], unit_rows: int) -> list[list[pa.Table]]:
     return units
 
 
+def _series(values, schema: pa.Schema | None, order_by: str | None) -> pa.Table:
+    """The grouped parts of one series (Arrow IPC bytes and / or ``(digest, record)``) as one
+    table in its deterministic order."""
+    parts, records = [], []
+    for v in values:
+        if isinstance(v, bytes):
+            parts.append(arrow.from_ipc(v))
+        else:
+            records.append(v)
+    if records:
+        records.sort(key=lambda dr: dr[0])
+        parts.append(_records_table([r for _, r in records], schema))
+    return arrow.order_series(parts, order_by)
+
+
 class _FormChunks(beam.DoFn):
     """One series (per window) → full chunks (units) and its tail (to packing)."""
 
@@ -264,16 +279,7 @@ class _FormChunks(beam.DoFn):
 
     def process(self, element, pane=beam.DoFn.PaneInfoParam):
         kb, values = element
-        parts, records = [], []
-        for v in values:
-            if isinstance(v, bytes):
-                parts.append(arrow.from_ipc(v))
-            else:
-                records.append(v)
-        if records:
-            records.sort(key=lambda dr: dr[0])
-            parts.append(_records_table([r for _, r in records], self.schema))
-        series = arrow.order_series(parts, self.order_by)
+        series = _series(values, self.schema, self.order_by)
         if pane is not None and pane.timing == PaneInfoTiming.LATE:
             self.late_records.inc(series.num_rows)
             if self.late == "dead_letter":
@@ -290,6 +296,41 @@ class _FormChunks(beam.DoFn):
             yield (TAIL, (arrow.shard_of(kb, self.pack_shards), (kb, arrow.to_ipc(rest))))
 
 
+class _FormShard(beam.DoFn):
+    """``(shard, [(series key, part)])`` → ``(shard, units)``: every series of the shard
+    ordered and cut, in key order, then the shard's tails packed; chunks grouped in units."""
+
+    def __init__(self, *, order_by, rows, unit_rows, schema):
+        self.order_by = order_by
+        self.rows = rows
+        self.unit_rows = unit_rows
+        self.schema = schema
+
+    def process(self, element):
+        shard, items = element
+        groups: dict[bytes, list] = {}
+        for kb, part in items:
+            groups.setdefault(kb, []).append(part)
+        chunks, tails = [], []
+        for kb in sorted(groups):
+            full, rest = arrow.cut(_series(groups.pop(kb), self.schema, self.order_by), self.rows)
+            chunks += full
+            if rest is not None:
+                tails.append((kb, rest))
+        if tails:
+            chunks += _packed(tails, self.rows)
+        yield (shard, _units(chunks, self.unit_rows))
+
+
+def _packed(tails: list[tuple[bytes, pa.Table]], rows: int) -> list[pa.Table]:
+    """Series tails → packed chunks (``arrow.pack_tails``), schemas unified first when the
+    tails come from inputs of different (compatible) schemas."""
+    if len({t.schema.remove_metadata() for _, t in tails}) > 1:
+        schema = pa.unify_schemas([t.schema for _, t in tails], promote_options="permissive")
+        tails = [(k, t.cast(schema)) for k, t in tails]
+    return arrow.pack_tails(tails, rows)
+
+
 class _PackTails(beam.DoFn):
     def __init__(self, *, rows, unit_rows):
         self.rows = rows
@@ -297,12 +338,7 @@ class _PackTails(beam.DoFn):
 
     def process(self, element):
         _, tails = element
-        tails = [(kb, arrow.from_ipc(t)) for kb, t in tails]
-        if len({t.schema.remove_metadata() for _, t in tails}) > 1:
-            schema = pa.unify_schemas([t.schema for _, t in tails], promote_options="permissive")
-            tails = [(k, t.cast(schema)) for k, t in tails]
-        for unit in _units(arrow.pack_tails(tails, self.rows), self.unit_rows):
-            yield unit
+        yield from _units(_packed([(kb, arrow.from_ipc(t)) for kb, t in tails], self.rows), self.unit_rows)
 
 
 class _Account(beam.DoFn):
@@ -320,7 +356,8 @@ class _Account(beam.DoFn):
         self.chunks = Metrics.counter(NAMESPACE, "payloads")
         self.bpv = Metrics.distribution(NAMESPACE, "payload_millibits_per_value")
 
-    def process(self, table: pa.Table):
+    def process(self, element):
+        table = element[1] if isinstance(element, tuple) else element  # (shard, table)
         info = arrow.table_info(table.schema)
         if info.layout == "chunk":
             records = int(pc.sum(table.column(arrow.COUNT)).as_py() or 0)
@@ -338,7 +375,7 @@ class _Account(beam.DoFn):
         if progress_callback is not None:
             progress_callback(records)
         if self.output == "table":
-            yield table
+            yield element
         else:
             yield from table.to_pylist()
 
@@ -432,18 +469,19 @@ class LtcEncode(beam.PTransform):
             embed_codec=self.embed_codec,
         )
 
-    def expand(self, pcoll):
+    def _checked_codec(self):
         codec = self._codec()
         arrow.check_layout(codec, self.layout)
         if arrow.window_needs_order(codec) and self.order_by is None:
             raise InputError(arrow.window_order_message(codec))
         if self.schema is not None:
             self.output_schema(self.schema)  # fail at construction on a bad column choice
-        rows = arrow.chunk_rows(codec, self.chunk_size)
-        record_dim = codec.config.record_dim
-        prepared = pcoll | "Prepare" >> beam.ParDo(
+        return codec
+
+    def _prepare(self, pcoll, codec):
+        return pcoll | "Prepare" >> beam.ParDo(
             _Prepare(
-                record_dim=record_dim,
+                record_dim=codec.config.record_dim,
                 column=self.column,
                 columns=self.columns,
                 default_columns=codec.manifest.get("columns", ()),
@@ -454,6 +492,38 @@ class LtcEncode(beam.PTransform):
                 shards=self.pack_shards,
             )
         )
+
+    def _inference(self):
+        handler = LtcModelHandler(
+            self.codec_uri,
+            task="encode",
+            device=self.device,
+            settings=_EncodeSettings(
+                layout=self.layout,
+                column=self.column,
+                columns=self.columns,
+                key=self.key,
+                order_by=self.order_by,
+                chunk_size=self.chunk_size,
+                embed_codec=self.embed_codec,
+                schema=self.schema,
+                sample_fallback=self.sample_fallback,
+            ),
+            model_copies=self.model_copies,
+            share_across_processes=self.share_across_processes,
+        )
+        return RunInference(handler.with_no_batching())
+
+    def _result(self, encoded, *dead_sources):
+        if not self.dead_letter:
+            return encoded
+        dead = tuple(src | f"SelectDead{i}" >> _select(DEAD) for i, src in enumerate(dead_sources)) | "DeadLetters" >> beam.Flatten()
+        return {"encoded": encoded, "dead_letter": dead}
+
+    def expand(self, pcoll):
+        codec = self._checked_codec()
+        rows = arrow.chunk_rows(codec, self.chunk_size)
+        prepared = self._prepare(pcoll, codec)
         formed = (
             prepared
             | "SelectParts" >> _select(PART)
@@ -477,37 +547,55 @@ class LtcEncode(beam.PTransform):
             | "GroupTails" >> beam.GroupByKey()
             | "PackTails" >> beam.ParDo(_PackTails(rows=rows, unit_rows=self.unit_rows))
         )
-        handler = LtcModelHandler(
-            self.codec_uri,
-            task="encode",
-            device=self.device,
-            settings=_EncodeSettings(
-                layout=self.layout,
-                column=self.column,
-                columns=self.columns,
-                key=self.key,
-                order_by=self.order_by,
-                chunk_size=self.chunk_size,
-                embed_codec=self.embed_codec,
-                schema=self.schema,
-                sample_fallback=self.sample_fallback,
-            ),
-            model_copies=self.model_copies,
-            share_across_processes=self.share_across_processes,
-        )
         # Each branch encodes where its chunks were formed: flattening the (raw) units first
         # would move all the input through the runner's data plane once more.
         encoded = (
-            formed | "SelectUnits" >> _select(UNIT) | "Encode" >> RunInference(handler.with_no_batching()),
-            packed | "EncodeTails" >> RunInference(handler.with_no_batching()),
-        ) | "Encoded" >> beam.Flatten() | "Account" >> beam.ParDo(_Account(self.output, record_dim))
-        if not self.dead_letter:
-            return encoded
-        dead = (
-            prepared | "SelectDead" >> _select(DEAD),
-            formed | "SelectLate" >> _select(DEAD),
-        ) | "DeadLetters" >> beam.Flatten()
-        return {"encoded": encoded, "dead_letter": dead}
+            formed | "SelectUnits" >> _select(UNIT) | "Encode" >> self._inference(),
+            packed | "EncodeTails" >> self._inference(),
+        ) | "Encoded" >> beam.Flatten() | "Account" >> beam.ParDo(_Account(self.output, codec.config.record_dim))
+        return self._result(encoded, prepared, formed)
+
+
+class LtcEncodeShards(LtcEncode):
+    """``LtcEncode`` for a bounded input headed for ``num_shards`` files: ``(shard, table)`` out.
+
+    Series go to shard ``hash(series key) mod num_shards`` in the one shuffle; each shard's
+    series are ordered and cut in key order, its tails packed together, and the whole shard
+    encoded by one ``RunInference`` call into one compressed table. One shuffle of the input
+    instead of three (series, tails, output files); a shard's input is held by one worker,
+    so size ``num_shards`` to the data (``CompressParquet`` does). Batch only: records of a
+    series must all be in one window.
+    """
+
+    def __init__(self, codec_uri: str, *, num_shards: int, **options):
+        if options.get("output", "table") != "table":
+            raise InputError("LtcEncodeShards emits (shard, table) pairs: output='rows' is not available")
+        super().__init__(codec_uri, **options)
+        if num_shards < 1:
+            raise ValueError("num_shards must be >= 1")
+        self.num_shards = int(num_shards)
+
+    def expand(self, pcoll):
+        codec = self._checked_codec()
+        prepared = self._prepare(pcoll, codec)
+        encoded = (
+            prepared
+            | "SelectParts" >> _select(PART)
+            | "ShardOf" >> beam.Map(lambda kv, n=self.num_shards: (arrow.shard_of(kv[0], n), kv))
+            | "GroupShards" >> beam.GroupByKey()
+            | "FormShards"
+            >> beam.ParDo(
+                _FormShard(
+                    order_by=self.order_by,
+                    rows=arrow.chunk_rows(codec, self.chunk_size),
+                    unit_rows=self.unit_rows,
+                    schema=self.schema,
+                )
+            )
+            | "Encode" >> self._inference()
+            | "Account" >> beam.ParDo(_Account("table", codec.config.record_dim))
+        )
+        return self._result(encoded, prepared)
 
 
 class _AccountDecode(beam.DoFn):
@@ -586,4 +674,4 @@ class LtcDecode(beam.PTransform):
         )
 
 
-__all__ = ["LtcEncode", "LtcDecode"]
+__all__ = ["LtcEncode", "LtcEncodeShards", "LtcDecode"]
