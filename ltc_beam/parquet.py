@@ -69,18 +69,28 @@ def _leaf_columns(schema: pa.Schema) -> list[tuple[str, str]]:
 
 def parquet_options(schema: pa.Schema, compression: str) -> dict:
     """Writer options. Every column gets ``compression`` except entropy-coded payloads, stored
-    as they are (compressing them would only cost time). Dictionary encoding is kept for
-    non-float columns only: float data seldom repeats, and trying (then dropping) a
-    dictionary cost 40 % of the time of writing decoded telemetry, for a larger file
-    (measured: 500k records of 8 float32 values, 0.21 vs 0.13 s, 20.5 vs 19.2 MB)."""
+    as they are (compressing them would only cost time). Integer and time columns are
+    delta-coded: telemetry's timestamps and counters mostly differ row to row, so a
+    dictionary is tried and dropped (measured: the pass-through columns of 500k compressed
+    telemetry records, 6.85 MB in 0.094 s with dictionaries, 4.38 MB in 0.046 s delta-coded).
+    Float columns get no dictionary either (float data seldom repeats: 500k records of 8
+    float32 values, 0.21 vs 0.13 s, 20.5 vs 19.2 MB); other columns (strings, keys) keep it."""
     leaves = _leaf_columns(schema.remove_metadata())
+    delta = [p for p, kind in leaves if kind in ("INT32", "INT64") and not _is_dictionary(schema, p)]
     options = {
         "compression": compression,
-        "use_dictionary": [p for p, kind in leaves if p != arrow.PAYLOAD and kind not in ("FLOAT", "DOUBLE")],
+        "use_dictionary": [p for p, kind in leaves if p != arrow.PAYLOAD and kind not in ("FLOAT", "DOUBLE") and p not in delta],
+        "column_encoding": {p: "DELTA_BINARY_PACKED" for p in delta},
     }
     if arrow.PAYLOAD in schema.names:
         options["compression"] = {**{p: compression for p, _ in leaves}, arrow.PAYLOAD: "none"}
     return options
+
+
+def _is_dictionary(schema: pa.Schema, path: str) -> bool:
+    """Whether the top-level field holding Parquet column ``path`` is dictionary-typed anywhere."""
+    field = schema.field(path.split(".")[0])
+    return "dictionary<" in str(field.type)
 
 
 def read_parquet(path: str, codec=None, *, sort: bool = True, device: str = "cpu") -> pa.Table:
