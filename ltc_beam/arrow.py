@@ -40,6 +40,7 @@ import datetime
 import hashlib
 import json
 import math
+import os
 import re
 import struct
 import threading
@@ -728,19 +729,25 @@ def _remember(codec) -> None:
             _CODECS.popitem(last=False)
 
 
-_BY_URI: dict[tuple[str, str], object] = {}
+_BY_URI: dict[tuple, object] = {}
 
 
 def load_codec(uri: str, device: str = "cpu"):
-    """``Codec.load`` with a per-process cache (one parse per URI and device)."""
+    """``Codec.load`` with a per-process cache: one parse per URI and device (and, for a
+    local file, per version of it: a codec retrained to the same path is read again)."""
     from ltc_beam.codec.codec import Codec
 
+    key: tuple = (uri, device)
+    local = uri.removeprefix("file://")
+    if "://" not in local and os.path.exists(local):
+        stat = os.stat(local)
+        key += (stat.st_mtime_ns, stat.st_size)
     with _CODECS_LOCK:
-        codec = _BY_URI.get((uri, device))
+        codec = _BY_URI.get(key)
     if codec is None:
         codec = Codec.load(uri, device=device)
         with _CODECS_LOCK:
-            _BY_URI[(uri, device)] = codec
+            _BY_URI[key] = codec
     return codec
 
 

@@ -249,3 +249,13 @@ def test_record_payloads_are_compact_and_version_1_tables_still_decode(small, ve
                          pa.array([*enc.column(arrow.PAYLOAD).to_pylist()[:7], bytes(damaged), *enc.column(arrow.PAYLOAD).to_pylist()[8:]], pa.binary()))
     with pytest.raises(FormatError, match="row 7"):
         arrow.decode_table(bad)
+
+
+def test_codec_cache_reads_a_rewritten_codec_file_again(vec_codec, block_codec, tmp_path):
+    path = str(tmp_path / "codec.ltc")
+    vec_codec[0].save(path)
+    assert arrow.load_codec(path).id == vec_codec[0].id
+    assert arrow.load_codec(path) is arrow.load_codec(path)  # parsed once
+    block_codec[0].save(path)  # retrained to the same path
+    os.utime(path, ns=(1, 1))  # even with an mtime that went backwards
+    assert arrow.load_codec(path).id == block_codec[0].id

@@ -76,16 +76,19 @@ class ReadParquetTables(beam.PTransform):
         self.path = path
         self.columns = columns
         self.batch_rows = batch_rows
+        self._matched = None
 
     def matched(self) -> list:
-        """``FileMetadata`` (path, size) of the input files, sorted by path."""
-        from apache_beam.io.filesystems import FileSystems
+        """``FileMetadata`` (path, size) of the input files, sorted by path (listed once)."""
+        if self._matched is None:
+            from apache_beam.io.filesystems import FileSystems
 
-        pattern = file_pattern(self.path)
-        found = sorted((m for r in FileSystems.match([pattern]) for m in r.metadata_list), key=lambda m: m.path)
-        if not found:
-            raise InputError(f"no Parquet files match {pattern!r}")
-        return found
+            pattern = file_pattern(self.path)
+            found = sorted((m for r in FileSystems.match([pattern]) for m in r.metadata_list), key=lambda m: m.path)
+            if not found:
+                raise InputError(f"no Parquet files match {pattern!r}")
+            self._matched = found
+        return self._matched
 
     def files(self) -> list[str]:
         return [m.path for m in self.matched()]
