@@ -188,6 +188,16 @@ def _no_apitools_notice(record: logging.LogRecord) -> bool:
     return "apitools not found" not in record.getMessage()
 
 
+def _no_traceback_of_ours(record: logging.LogRecord) -> bool:
+    """Beam logs a worker's exception with its traceback before re-raising it; an ltc-beam
+    error (bad input, bad codec) is then printed once, as a plain message, by ``main``."""
+    return not (record.exc_info and isinstance(record.exc_info[1], LtcError))
+
+
+#: Beam loggers that log a failing step's exception before the pipeline re-raises it.
+BEAM_ERROR_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.worker.sdk_worker")
+
+
 def main(argv: list[str] | None = None) -> int:
     from ltc_beam.pipeline_cli import PIPELINE_COMMANDS
 
@@ -197,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     # Beam's import of its GCP I/O logs this on every run without the gcp extra
     logging.getLogger().addFilter(_no_apitools_notice)
+    for name in BEAM_ERROR_LOGGERS:
+        logging.getLogger(name).addFilter(_no_traceback_of_ours)
     plain = warnings.formatwarning
     warnings.formatwarning = lambda message, category, *_: f"ltc-beam {args.command}: {category.__name__}: {message}\n"
     try:

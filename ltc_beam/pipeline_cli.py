@@ -243,6 +243,8 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
                 args.input, args.output, args.codec, num_shards=args.num_shards, dead_letter_path=args.dead_letter, **encode
             )
 
+    if records == 0:
+        raise InputError(f"{args.input!r} holds no records: nothing to compress")
     _prepare_output(args.output, files)
     start = time.time()
     with _Progress(records, "compress", not args.quiet and not args.json):
@@ -288,7 +290,7 @@ def _verify(args, files: list[str], codec) -> dict:
     from ltc_beam.evaluation import snr_db
     from ltc_beam.parquet import read_parquet
 
-    decoded = pa.concat_tables([read_parquet(f, sort=False) for f in _dir_files(args.output)])
+    decoded = pa.concat_tables([read_parquet(f, args.codec, sort=False) for f in _dir_files(args.output)])
     if args.input.endswith(".npy"):
         source = _npy_table(args.input)
     else:
@@ -350,6 +352,8 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
     for f in files:
         t = pq.read_table(f, columns=[arrow.COUNT]) if arrow.COUNT in pq.read_schema(f).names else None
         records += sum(t.column(arrow.COUNT).to_pylist()) if t is not None else pq.ParquetFile(f).metadata.num_rows
+    if records == 0:
+        raise InputError(f"{args.input!r} holds no records: nothing to compress")
     _prepare_output(args.output, files)
     start = time.time()
     with _Progress(records, "decompress", not args.quiet and not args.json):

@@ -156,7 +156,11 @@ class _Prepare(beam.DoFn):
             row, (col, problem) = next(iter(bad.items()))
             if not self.dead_letter:
                 more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
-                raise InputError(f"column {col!r}, row {row}{self._where(table, row)}: {problem}{more}")
+                hint = "; NaN is coded exactly: fill nulls with NaN" if "null" in problem else ""
+                raise InputError(
+                    f"column {col!r}, row {row}{self._where(table, row)}: {problem}{more}{hint}"
+                    "; or set bad records aside with a dead-letter output (dead_letter=True, --dead-letter)"
+                )
             for row, (col, problem) in bad.items():
                 key = table.column(self.key)[row].as_py() if self.key else None
                 record = table.slice(row, 1).to_pylist()[0]

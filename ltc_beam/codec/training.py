@@ -100,7 +100,9 @@ def column_statistics(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
     leaving out rare absurd outliers (:func:`outlier_mask`): ten 1e6 glitches among 5,000
     unit-scale values made the std 45,000 and the codec reconstructed the rest of that
     column at −77 dB."""
-    stacked = np.concatenate(series)
+    stacked = np.concatenate(series) if series else np.zeros((0, 0))
+    if stacked.size == 0:
+        raise ValueError("training data holds no records")
     finite = np.isfinite(stacked)
     if not finite.any():
         raise ValueError("training data has no finite values")
