@@ -592,7 +592,10 @@ def pack_tails(tails: list[tuple[bytes, pa.Table]], rows: int) -> list[pa.Table]
     tails = [(k, t) for k, t in tails if t.num_rows]
     if not tails:
         return []
-    tails.sort(key=lambda kt: (kt[0], table_digest(kt[1])))
+    if len({k for k, _ in tails}) == len(tails):
+        tails.sort(key=lambda kt: kt[0])  # distinct keys: no content digests needed
+    else:
+        tails.sort(key=lambda kt: (kt[0], table_digest(kt[1])))
     chunks, rest = cut(concat([t for _, t in tails]), rows)
     return chunks + ([rest] if rest is not None else [])
 
@@ -739,9 +742,12 @@ def load_codec(uri: str, device: str = "cpu"):
 
     key: tuple = (uri, device)
     local = uri.removeprefix("file://")
-    if "://" not in local and os.path.exists(local):
-        stat = os.stat(local)
-        key += (stat.st_mtime_ns, stat.st_size)
+    if "://" not in local:
+        try:
+            stat = os.stat(local)
+            key += (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            pass  # Codec.load reports the missing file
     with _CODECS_LOCK:
         codec = _BY_URI.get(key)
     if codec is None:

@@ -49,6 +49,21 @@ class _EncodeSettings:
         self.sample_fallback = sample_fallback
         self.schema = schema
 
+    def compressed_schema(self, input_schema: pa.Schema, codec) -> pa.Schema:
+        """The compressed schema (with metadata) these settings give for ``input_schema``
+        (``schema``, when set, stands for the input's)."""
+        return arrow.compressed_schema(
+            self.schema or input_schema,
+            codec,
+            layout=self.layout,
+            column=self.column,
+            columns=self.columns,
+            key=self.key,
+            order_by=self.order_by,
+            chunk_size=self.chunk_size,
+            embed_codec=self.embed_codec,
+        )
+
 
 class LtcModelHandler(ModelHandler[Sequence[pa.Table], pa.Table, Any]):
     """Loads a codec from a URI (Beam FileSystems: local, gs://, s3://) and encodes or decodes.
@@ -137,24 +152,11 @@ class LtcModelHandler(ModelHandler[Sequence[pa.Table], pa.Table, Any]):
 
     # -------------------------------------------------------------- helpers
     def _output_schema(self, schema: pa.Schema, codec) -> pa.Schema:
-        s = self._settings
-        if s.schema is not None:
-            schema = s.schema
         ident = schema.serialize().to_pybytes()
         with self._lock:
             out = self._schemas.get(ident)
         if out is None:
-            out = arrow.compressed_schema(
-                schema,
-                codec,
-                layout=s.layout,
-                column=s.column,
-                columns=s.columns,
-                key=s.key,
-                order_by=s.order_by,
-                chunk_size=s.chunk_size,
-                embed_codec=s.embed_codec,
-            )
+            out = self._settings.compressed_schema(schema, codec)
             with self._lock:
                 self._schemas[ident] = out
         return out

@@ -459,11 +459,8 @@ class LtcEncode(beam.PTransform):
     def _codec(self):
         return arrow.load_codec(self.codec_uri)
 
-    def output_schema(self, input_schema: pa.Schema) -> pa.Schema:
-        """The compressed schema (with metadata) for input ``input_schema``: give it to the sink."""
-        return arrow.compressed_schema(
-            self.schema or input_schema,
-            self._codec(),
+    def _settings(self) -> _EncodeSettings:
+        return _EncodeSettings(
             layout=self.layout,
             column=self.column,
             columns=self.columns,
@@ -471,7 +468,13 @@ class LtcEncode(beam.PTransform):
             order_by=self.order_by,
             chunk_size=self.chunk_size,
             embed_codec=self.embed_codec,
+            schema=self.schema,
+            sample_fallback=self.sample_fallback,
         )
+
+    def output_schema(self, input_schema: pa.Schema) -> pa.Schema:
+        """The compressed schema (with metadata) for input ``input_schema``: give it to the sink."""
+        return self._settings().compressed_schema(input_schema, self._codec())
 
     def _checked_codec(self):
         codec = self._codec()
@@ -502,17 +505,7 @@ class LtcEncode(beam.PTransform):
             self.codec_uri,
             task="encode",
             device=self.device,
-            settings=_EncodeSettings(
-                layout=self.layout,
-                column=self.column,
-                columns=self.columns,
-                key=self.key,
-                order_by=self.order_by,
-                chunk_size=self.chunk_size,
-                embed_codec=self.embed_codec,
-                schema=self.schema,
-                sample_fallback=self.sample_fallback,
-            ),
+            settings=self._settings(),
             model_copies=self.model_copies,
             share_across_processes=self.share_across_processes,
         )
