@@ -54,7 +54,7 @@ import pyarrow.compute as pc
 import zstandard
 
 from ltc_beam.bitstream import record_payload, record_stream
-from ltc_beam.errors import CodecMismatchError, FormatError, InputError
+from ltc_beam.errors import CodecMismatchError, FormatError, InputError, not_floating
 
 TABLE_FORMAT = "ltc-beam-table"
 #: Table format version written per layout: 2 when record-layout payloads became compact
@@ -161,9 +161,7 @@ def resolve_spec(schema: pa.Schema, record_dim: int, *, column=None, columns=Non
         if not _is_list(t):
             raise InputError(f"column {column!r} has type {t}: expected a list of floats with {record_dim} values per row")
         if not _is_float(t.value_type):
-            raise InputError(
-                f"column {column!r} holds {t.value_type} values: LTC codes floating-point data (cast it to float32)"
-            )
+            raise not_floating(column, f"holds {t.value_type} values")
         if pa.types.is_fixed_size_list(t) and t.list_size != record_dim:
             raise InputError(f"column {column!r} holds {t.list_size} values per row, the codec expects {record_dim}")
         return VectorSpec(column, None, record_dim)
@@ -175,7 +173,7 @@ def resolve_spec(schema: pa.Schema, record_dim: int, *, column=None, columns=Non
     for name in columns:
         t = schema.field(name).type
         if not _is_float(t):
-            raise InputError(f"column {name!r} has type {t}: LTC codes floating-point data (cast it to float32)")
+            raise not_floating(name, f"has type {t}")
     return VectorSpec(None, columns, record_dim)
 
 

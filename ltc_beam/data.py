@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ltc_beam.errors import InputError
+from ltc_beam.errors import InputError, not_floating
 
 
 @dataclass
@@ -66,10 +66,12 @@ def vector_columns(table: pa.Table, column: str | None, columns: list[str] | Non
     return floats
 
 
+def _is_list(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_fixed_size_list(t) or pa.types.is_large_list(t)
+
+
 def _is_float_list(t: pa.DataType) -> bool:
-    return (pa.types.is_list(t) or pa.types.is_fixed_size_list(t) or pa.types.is_large_list(t)) and (
-        pa.types.is_floating(t.value_type) or pa.types.is_integer(t.value_type)
-    )
+    return _is_list(t) and pa.types.is_floating(t.value_type)
 
 
 def values_of(table: pa.Table, names: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -77,13 +79,15 @@ def values_of(table: pa.Table, names: list[str]) -> tuple[np.ndarray, list[str]]
     for name in names:
         if name not in table.column_names:
             raise InputError(f"column {name!r} not found; columns are {table.column_names}")
-    if len(names) == 1 and _is_float_list(table.schema.field(names[0]).type):
+    if len(names) == 1 and _is_list(t := table.schema.field(names[0]).type):
+        if not pa.types.is_floating(t.value_type):
+            raise not_floating(names[0], f"holds {t.value_type} values")
         return _list_values(table, names[0])
     parts = []
     for name in names:
         col = table.column(name)
-        if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
-            raise InputError(f"column {name!r} has type {col.type}, expected a float column")
+        if not pa.types.is_floating(col.type):
+            raise not_floating(name, f"has type {col.type}")
         if col.null_count:
             row = pc.index(pc.is_null(col), True).as_py()
             raise InputError(f"column {name!r} has a null at row {row}")

@@ -22,6 +22,12 @@ class InputError(LtcError, ValueError):
     """Input data has the wrong shape, type or content for the operation."""
 
 
+def not_floating(column: str, found: str) -> InputError:
+    """The error for a value column that is not floating point; ``found`` says what it is
+    (``"has type int64"``, ``"holds int32 values"``)."""
+    return InputError(f"column {column!r} {found}: LTC codes floating-point data (cast it to float32)")
+
+
 class OffScaleWarning(UserWarning):
     """Much of the data lies outside the range the codec was trained on: it still decodes
     (such values travel exactly or escape), but costs many more bits than it should."""

@@ -165,6 +165,25 @@ def test_non_float_types_are_refused(vec_codec):
         arrow.encode_table(fixed, codec, column="vec")
 
 
+def test_training_input_refuses_what_encoding_refuses(vec_codec, tmp_path):
+    """train/evaluate load records under the same type rule, with the same message, as encoding."""
+    from ltc_beam import data
+
+    codec, _ = vec_codec
+    table = pa.table({"vec": pa.array([[1] * 8] * 3, pa.list_(pa.int32())), "a": [1.5] * 3, "b": [1, 2, 3]})
+    path = tmp_path / "ints.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(InputError) as loading:
+        data.load(str(path), column="vec")
+    with pytest.raises(InputError) as encoding:
+        arrow.encode_table(table, codec, column="vec")
+    assert str(loading.value) == str(encoding.value) == (
+        "column 'vec' holds int32 values: LTC codes floating-point data (cast it to float32)"
+    )
+    with pytest.raises(InputError, match="column 'b' has type int64: LTC codes floating-point"):
+        data.load(str(path), columns=["a", "b"])
+
+
 def test_layout_and_order_rules(small, window_codec, block_codec):
     with pytest.raises(InputError, match="order_by"):
         arrow.encode_table(small, window_codec[0], column="values", key="device")
