@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a codec on INPUT")
     add_input_options(p)
-    p.add_argument("--out", required=True, help="codec artifact to write (*.ltc)")
+    p.add_argument("--output", "--out", dest="out", required=True, help="codec artifact to write (*.ltc)")
     p.add_argument("--lattice", default="e8", help="z<n>, a2, d4, d4*, e8, bw16, leech (default e8)")
     p.add_argument(
         "--mode", choices=["vector", "block"], default="block",

@@ -272,3 +272,12 @@ def test_data_without_variation_costs_nothing_and_decodes_exactly():
     blob = codec.encode(x)
     assert np.array_equal(codec.decode(blob), x.astype(np.float32))
     assert len(blob) * 8 / x.size < 0.2  # was 21.6 bits/value: a rate search on nothing
+
+
+@pytest.mark.parametrize("records, warned", [(40, True), (2000, False)])
+def test_too_few_records_to_validate_are_warned_about(records, warned):
+    data = correlated_series(records, 4, seed=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ltc_beam.train(data, lattice="d4", steps=20, progress=False)
+    assert any("validation vectors" in str(w.message) for w in caught) == warned

@@ -81,6 +81,9 @@ def as_series(data) -> list[np.ndarray]:
     return series
 
 
+FEW_VALIDATION_VECTORS = 100  # below this, training warns that its validation figures are unreliable
+
+
 def split_series(series: list[np.ndarray], fraction: float, seed: int) -> tuple[list, list]:
     """Hold out whole series when there are several, else the tail of the single series."""
     if len(series) >= 3:
@@ -212,6 +215,13 @@ class Trainer:
         self.val_x = torch.as_tensor(pad_rows(val[:50_000], n), dtype=torch.float32)
         if len(self.train_x) < n:
             raise ValueError(f"need at least {n} training vectors, got {len(self.train_x)}")
+        if len(val) < FEW_VALIDATION_VECTORS:
+            warnings.warn(
+                f"only {len(val)} validation vectors (and {len(self.train_x)} training vectors): the validation "
+                "figures are noisy and the codec may code new data worse than they say; train on more records",
+                UserWarning,
+                stacklevel=2,
+            )
         self.model = LtcModel(config, mean, std)
         lat = lattices.get(config.lattice)
         axes, variances = principal_axes(self.train_x, config.latent_dim)
