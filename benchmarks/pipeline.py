@@ -132,7 +132,7 @@ def main() -> int:
             for i in range(repeat):
                 comp, dec = os.path.join(work, f"{name}-c{i}"), os.path.join(work, f"{name}-d{i}")
                 t0 = time.perf_counter()
-                run(lambda p: p | CompressParquet(src, comp + "/", codec_path, **opts), runner, beam_args)
+                run(lambda p: p | CompressParquet(src, comp + "/", codec_path, num_shards=4, **opts), runner, beam_args)
                 t1 = time.perf_counter()
                 run(lambda p: p | DecompressParquet(comp + "/", dec + "/"), runner, beam_args)
                 t2 = time.perf_counter()

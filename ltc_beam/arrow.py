@@ -15,7 +15,8 @@ record) → an Arrow table in one of two layouts (``schemas/arrow_chunk_layout.j
 The schema's key-value metadata (``schemas/table_metadata.schema.json``) carries a small
 ``ltc`` JSON entry (layout, vector columns, key, order), the original Arrow schema
 (``ltc.schema``), the codec manifest (``ltc.manifest``) and, optionally, the codec itself
-(``ltc.codec``, zstd-compressed then base64), so a file decodes with no other file.
+(``ltc.codec``, zstd-compressed then base64), so a file decodes with no other file
+(:func:`ltc_beam.parquet.write_table` stores it once per Parquet file).
 
 Chunking is a pure function of the data (not of arrival order or runner), shared by the
 Beam transforms and :func:`encode_table`:
@@ -536,7 +537,7 @@ def order_series(parts: list[pa.Table], order_by: str | None) -> pa.Table:
     if order_by is not None:
         table = concat(parts)
         if table.num_rows > 1:
-            idx = pc.sort_indices(table, sort_keys=[(order_by, "ascending", "at_end")])
+            idx = sort_indices(table, [order_by])
             ordered = table if _is_identity(idx) else table.take(idx)
             if len(parts) == 1 or not _has_ties(ordered.column(order_by)):
                 return ordered
@@ -546,7 +547,7 @@ def order_series(parts: list[pa.Table], order_by: str | None) -> pa.Table:
         parts = [p for _, p in sorted(((table_digest(p), i), p) for i, p in enumerate(parts))]
     table = concat(parts)
     if order_by is not None and table.num_rows > 1:
-        idx = pc.sort_indices(table, sort_keys=[(order_by, "ascending", "at_end")])
+        idx = sort_indices(table, [order_by])
         if not _is_identity(idx):
             table = table.take(idx)
     return table
@@ -855,10 +856,20 @@ def decode_table(table: pa.Table, codec=None, *, device: str = "cpu") -> pa.Tabl
 
 def sort_decoded(table: pa.Table, key: str | None, order_by: str | None) -> pa.Table:
     """Put decoded records back in series order (by key, then order_by), stably."""
-    keys = [(c, "ascending", "at_end") for c in (key, order_by) if c is not None and c in table.column_names]
-    if not keys or table.num_rows < 2:
+    names = [c for c in (key, order_by) if c is not None and c in table.column_names]
+    if not names or table.num_rows < 2:
         return table
-    return table.take(pc.sort_indices(table, sort_keys=keys))
+    return table.take(sort_indices(table, names))
+
+
+def sort_indices(table: pa.Table, names: list[str]) -> pa.Array:
+    """Stable ascending sort order of ``table`` by columns ``names`` (nulls last); a
+    dictionary-typed column sorts by its values (Arrow cannot sort dictionaries)."""
+    columns = {}
+    for name in names:
+        col = table.column(name)
+        columns[name] = col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+    return pc.sort_indices(pa.table(columns), sort_keys=[(c, "ascending", "at_end") for c in names])
 
 
 def table_info(schema: pa.Schema) -> TableInfo:

@@ -45,7 +45,7 @@ def add_commands(sub) -> None:
     p.add_argument("--chunk-size", dest="chunk_size", type=positive(int), default=4096, help="records per chunk (default 4096)")
     p.add_argument(
         "--num-shards", dest="num_shards", type=positive(int),
-        help="output files (default: one per 128 MiB of input, at least 4; a file's input is held by one worker)",
+        help="output files (default: one per 128 MiB of input, at least 4 (fewer under 64 MiB, one under 16 MiB); a file's input is held by one worker)",
     )
     p.add_argument("--no-embed-codec", dest="embed_codec", action="store_false", help="do not embed the codec in each file")
     p.add_argument(

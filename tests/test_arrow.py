@@ -94,6 +94,32 @@ def test_embedded_codec_is_compact(small, vec_codec):
     assert other < 8000
 
 
+def test_a_file_stores_its_embedded_codec_once(small, vec_codec, tmp_path):
+    """The codec travels once per file, inside ARROW:schema, yet plain pyarrow sees it."""
+    codec, _ = vec_codec
+    sizes = {}
+    for embed in (True, False):
+        path = tmp_path / f"embed-{embed}.parquet"
+        enc = ltc_beam.parquet.write_parquet(small, str(path), codec, column="values", key="device", embed_codec=embed)
+        sizes[embed] = os.path.getsize(path)
+        assert pq.read_table(path).schema.metadata == enc.schema.metadata
+    footer = pq.read_metadata(tmp_path / "embed-True.parquet").metadata
+    assert b"ltc.codec" not in footer and b"ltc.manifest" in footer
+    embedded = len(arrow.compressed_schema(small.schema, codec, column="values", key="device").metadata[b"ltc.codec"])
+    assert embedded < sizes[True] - sizes[False] < 1.4 * embedded  # one copy (base64 once more)
+
+
+def test_a_dictionary_key_decodes_in_series_order(small, vec_codec, tmp_path):
+    codec, _ = vec_codec
+    table = small.set_column(small.schema.get_field_index("device"), "device", small.column("device").dictionary_encode())
+    ltc_beam.parquet.write_parquet(table, str(tmp_path / "d.parquet"), codec, column="values", key="device", order_by="ts")
+    back = ltc_beam.read_parquet(str(tmp_path / "d.parquet"))
+    assert back.schema.equals(table.schema)
+    want = arrow.sort_decoded(small, "device", "ts")
+    assert back.column("device").cast(pa.string()).equals(want.column("device"))
+    assert back.column("ts").equals(want.column("ts"))
+
+
 def test_without_embedded_codec_needs_codec_and_checks_it(small, vec_codec, window_codec, tmp_path):
     codec, path = vec_codec
     enc = arrow.encode_table(small, codec, column="values", key="device", order_by="ts", embed_codec=False)

@@ -215,9 +215,11 @@ def test_compress_parquet_shards_series_by_key_in_one_shuffle(small, block_codec
 
 
 def test_auto_shards_follow_the_input_size():
-    from ltc_beam.beam.io import MIN_AUTO_SHARDS, SHARD_INPUT_BYTES, auto_shards
+    from ltc_beam.beam.io import MIN_AUTO_SHARDS, MIN_SHARD_INPUT_BYTES, SHARD_INPUT_BYTES, auto_shards
 
-    assert auto_shards(0) == auto_shards(SHARD_INPUT_BYTES) == MIN_AUTO_SHARDS
+    assert auto_shards(0) == auto_shards(MIN_SHARD_INPUT_BYTES) == 1  # small inputs: one file, one codec copy
+    assert auto_shards(2 * MIN_SHARD_INPUT_BYTES + 1) == 3
+    assert auto_shards(MIN_AUTO_SHARDS * MIN_SHARD_INPUT_BYTES) == auto_shards(SHARD_INPUT_BYTES) == MIN_AUTO_SHARDS
     assert auto_shards(10 * SHARD_INPUT_BYTES + 1) == 11
 
 

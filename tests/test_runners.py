@@ -52,7 +52,8 @@ def test_round_trip_on_runner(name, telemetry, telemetry_dir, vec_codec, referen
     runner, args = RUNNERS[name]
     _, codec_path = vec_codec
     comp, decomp = str(tmp_path / "compressed") + "/", str(tmp_path / "decoded") + "/"
-    result, _ = run(lambda p: p | CompressParquet(telemetry_dir, comp, codec_path, **OPTS), runner, args)
+    compress = CompressParquet(telemetry_dir, comp, codec_path, num_shards=4, **OPTS)  # 4 files for 2 workers
+    result, _ = run(lambda p: p | compress, runner, args)
     run(lambda p: p | DecompressParquet(comp, decomp), runner, args)
 
     compressed = pa.concat_tables([pq.read_table(f) for f in sorted(glob.glob(comp + "*.parquet"))])

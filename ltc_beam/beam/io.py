@@ -25,7 +25,7 @@ from ltc_beam import arrow
 from ltc_beam.beam.handler import NAMESPACE, Decoders, one_torch_thread, resolve_device
 from ltc_beam.beam.transforms import LtcDecode, LtcEncodeShards
 from ltc_beam.errors import InputError
-from ltc_beam.parquet import open_parquet, parquet_options
+from ltc_beam.parquet import open_parquet, parquet_options, write_table
 from ltc_beam.storage import open_for_write, write_bytes
 
 
@@ -140,7 +140,7 @@ class _WriteShard(beam.DoFn):
                 tag += f"-pane{pane.index}"
         name = f"{self.prefix}{tag}-{shard:05d}-of-{self.num_shards:05d}{self.suffix}"
         buf = io.BytesIO()
-        pq.write_table(table, buf, **parquet_options(table.schema, self.compression))
+        write_table(table, buf, self.compression)
         data = buf.getvalue()
         write_bytes(name, data)
         self.files.inc()
@@ -197,14 +197,19 @@ def _jsonable(value):
 
 #: Parquet input per output file when ``CompressParquet`` picks the number of files.
 SHARD_INPUT_BYTES = 128 << 20
-#: The fewest output files ``CompressParquet`` picks (spread over workers).
+#: Up to ``MIN_AUTO_SHARDS`` files (spread over workers) while each gets at least this much input.
+MIN_SHARD_INPUT_BYTES = 16 << 20
 MIN_AUTO_SHARDS = 4
 
 
 def auto_shards(input_bytes: int) -> int:
-    """Output files for ``input_bytes`` of input: one per ``SHARD_INPUT_BYTES``, at least
-    ``MIN_AUTO_SHARDS`` (a shard's input is held by one worker while it is encoded)."""
-    return max(MIN_AUTO_SHARDS, -(-int(input_bytes) // SHARD_INPUT_BYTES))
+    """Output files for ``input_bytes`` of input: one per ``SHARD_INPUT_BYTES`` (a shard's
+    input is held by one worker while it is encoded), and ``MIN_AUTO_SHARDS`` for workers to
+    share, fewer for inputs under ``MIN_AUTO_SHARDS × MIN_SHARD_INPUT_BYTES``: every file
+    embeds the codec (20–80 KB), which would weigh on small files."""
+    size = max(1, int(input_bytes))
+    spread = min(MIN_AUTO_SHARDS, -(-size // MIN_SHARD_INPUT_BYTES))
+    return max(spread, -(-size // SHARD_INPUT_BYTES))
 
 
 class EncodeToParquet(beam.PTransform):
