@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import warnings
 
@@ -198,6 +199,14 @@ def _no_traceback_of_ours(record: logging.LogRecord) -> bool:
 BEAM_ERROR_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.worker.sdk_worker")
 
 
+_API_ARGUMENT = re.compile(r"\b(column|columns|key|order_by|codec)=(?=[\s,.:;)]|$)")
+
+
+def in_cli_terms(message: str) -> str:
+    """A library message as the command line says it: ``order_by=`` becomes ``--order-by``."""
+    return _API_ARGUMENT.sub(lambda m: "--" + m.group(1).replace("_", "-"), message)
+
+
 def main(argv: list[str] | None = None) -> int:
     from ltc_beam.pipeline_cli import PIPELINE_COMMANDS
 
@@ -210,11 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in BEAM_ERROR_LOGGERS:
         logging.getLogger(name).addFilter(_no_traceback_of_ours)
     plain = warnings.formatwarning
-    warnings.formatwarning = lambda message, category, *_: f"ltc-beam {args.command}: {category.__name__}: {message}\n"
+    warnings.formatwarning = lambda message, category, *_: (
+        f"ltc-beam {args.command}: {category.__name__}: {in_cli_terms(str(message))}\n"
+    )
     try:
         return args.func(args, extra) if args.command in PIPELINE_COMMANDS else args.func(args)
     except (LtcError, ValueError, FileNotFoundError) as exc:
-        print(f"ltc-beam {args.command}: error: {exc}", file=sys.stderr)
+        print(f"ltc-beam {args.command}: error: {in_cli_terms(str(exc))}", file=sys.stderr)
         return 2
     finally:
         warnings.formatwarning = plain

@@ -241,3 +241,15 @@ def test_no_sample_fallback_keeps_every_stream_lattice_coded(vec_codec, tmp_path
     assert streams[False][0] < streams[True][0]
     assert main(["evaluate", str(path), "--codec", codec, "--json", "--no-sample-fallback", "--no-voronoi"]) == 0
     assert _summary(capsys)["sample_coded_streams"] == 0
+
+
+def test_errors_name_command_line_options(vec_codec, tmp_path, capsys):
+    from ltc_beam.cli import in_cli_terms
+
+    assert in_cli_terms("give order_by= or columns=, not key=abc") == "give --order-by or --columns, not key=abc"
+    _, codec = vec_codec
+    rows = [[0.5] * 8] * 4
+    pq.write_table(pa.table({"a": rows, "b": rows}), tmp_path / "two.parquet")
+    rc = main(["compress", str(tmp_path / "two.parquet"), "--codec", codec, "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "name it with --column or --columns" in err, err
