@@ -253,3 +253,24 @@ def test_errors_name_command_line_options(vec_codec, tmp_path, capsys):
     rc = main(["compress", str(tmp_path / "two.parquet"), "--codec", codec, "--output", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert rc == 2 and "name it with --column or --columns" in err, err
+
+
+def test_verify_pairs_records_without_a_key(small, vec_codec, tmp_path, capsys):
+    """Without --key/--order-by, compress --verify pairs records by their pass-through
+    columns (chunks follow content, not input order), or says it cannot."""
+    _, codec = vec_codec
+    src = tmp_path / "in"
+    src.mkdir()
+    table = small.drop(["device", "ts"]).append_column("id", pa.array(range(small.num_rows)))
+    for i in range(3):  # several files: the output order differs from the input order
+        pq.write_table(table.slice(1000 * i, 1000), src / f"p{i}.parquet")
+    assert main(["evaluate", str(src), "--codec", codec, "--json", "--no-voronoi"]) == 0
+    evaluated = _summary(capsys)["snr_db"]
+    assert main(["compress", str(src), "--codec", codec, "--output", str(tmp_path / "a"), "--verify", "--json"]) == 0
+    summary = _summary(capsys)
+    assert summary["snr_db"] == pytest.approx(evaluated, abs=1e-6) and summary["verify_other_columns_identical"]
+    for i in range(3):
+        pq.write_table(table.select(["values"]).slice(1000 * i, 1000), src / f"p{i}.parquet")
+    assert main(["compress", str(src), "--codec", codec, "--output", str(tmp_path / "b"), "--verify", "--json"]) == 0
+    summary = _summary(capsys)
+    assert summary["verify_records_equal"] and "snr_db" not in summary and "tell which" in summary["verify_unpaired"]
