@@ -112,6 +112,16 @@ def write_table(table: pa.Table, where, compression: str = "zstd") -> None:
         writer.add_key_value_metadata(footer)
 
 
+def embedded_codec_bytes(path: str) -> int:
+    """Bytes of Parquet file ``path`` that hold its embedded codec (0 without one)."""
+    schema = open_parquet(path).schema_arrow
+    metadata = schema.metadata or {}
+    if arrow.META_CODEC not in metadata:
+        return 0
+    rest = schema.with_metadata({k: v for k, v in metadata.items() if k != arrow.META_CODEC})
+    return len(base64.b64encode(schema.serialize().to_pybytes())) - len(base64.b64encode(rest.serialize().to_pybytes()))
+
+
 def _is_dictionary(schema: pa.Schema, path: str) -> bool:
     """Whether the top-level field holding Parquet column ``path`` is dictionary-typed anywhere."""
     field = schema.field(path.split(".")[0])

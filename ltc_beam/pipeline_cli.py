@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from ltc_beam.cli import positive
 from ltc_beam.errors import InputError
+from ltc_beam.parquet import embedded_codec_bytes
 
 PIPELINE_COMMANDS = ("compress", "decompress", "demo")
 
@@ -259,8 +260,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     dim = codec.config.record_dim
     values = count * dim
     bytes_out = sum(os.path.getsize(f) for f in out_files)
-    # pyarrow keeps schema metadata twice per file (footer and serialised Arrow schema)
-    codec_copies = sum(2 * len((pq.read_schema(f).metadata or {}).get(arrow.META_CODEC, b"")) for f in out_files)
+    codec_copies = sum(embedded_codec_bytes(f) for f in out_files)
     summary = {
         "runner": args.runner,
         "records_in": records,

@@ -107,6 +107,9 @@ def test_a_file_stores_its_embedded_codec_once(small, vec_codec, tmp_path):
     assert b"ltc.codec" not in footer and b"ltc.manifest" in footer
     embedded = len(arrow.compressed_schema(small.schema, codec, column="values", key="device").metadata[b"ltc.codec"])
     assert embedded < sizes[True] - sizes[False] < 1.4 * embedded  # one copy (base64 once more)
+    counted = ltc_beam.parquet.embedded_codec_bytes(str(tmp_path / "embed-True.parquet"))
+    assert counted == pytest.approx(sizes[True] - sizes[False], abs=200)
+    assert ltc_beam.parquet.embedded_codec_bytes(str(tmp_path / "embed-False.parquet")) == 0
 
 
 def test_a_dictionary_key_decodes_in_series_order(small, vec_codec, tmp_path):
