@@ -15,6 +15,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,6 +28,9 @@ from ltc_beam.codec.layout import pad_rows, sliding_windows, to_windows
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.tables import MAX_SYMBOLS
 from ltc_beam.codec.transforms import init_from_pca, principal_axes
+
+if TYPE_CHECKING:
+    from ltc_beam.codec.codec import Codec
 
 MLP_MIN_VECTORS = 20_000  # below this many training vectors an MLP overfits; use a linear transform
 REFIT_LATENT_VALUES = 1 << 18  # latent values the final density refit optimises over
@@ -81,6 +85,9 @@ def as_series(data) -> list[np.ndarray]:
     return series
 
 
+#: Adapting λ stays within this factor of the high-resolution estimate it starts from
+#: (±6.6 bits per latent channel: far beyond any target the estimate could miss).
+MAX_LMBDA_FACTOR = 1e4
 FEW_VALIDATION_VECTORS = 100  # below this, training warns that its validation figures are unreliable
 
 
@@ -230,6 +237,9 @@ class Trainer:
         with torch.no_grad():
             self.model.density.fit_initial(self.model.analysis(self.train_x[:20_000]))
         self.lmbda = options.lmbda if options.lmbda is not None else 1.0 / (2 * lat.nsm * step**2 * math.log(2))
+        # where the rate barely answers λ (latents that need many steps to grow), adapting λ
+        # ran away (8e13 from 1.5e3 on ACSF1 asked for 4 bits/value), towards overflow
+        self.lmbda_range = (self.lmbda / MAX_LMBDA_FACTOR, self.lmbda * MAX_LMBDA_FACTOR)
         self.model.to(self.device)
         self.optimizer = torch.optim.Adam(parameter_groups(self.model, options.learning_rate, step))
         self.generator = torch.Generator().manual_seed(options.seed)
@@ -268,7 +278,7 @@ class Trainer:
         if self.adapting:
             self.rate_ema = r if self.rate_ema is None else 0.95 * self.rate_ema + 0.05 * r
             gap = self.options.target_bits_per_value - self.rate_ema
-            self.lmbda *= math.exp(float(np.clip(0.05 * gap, -0.1, 0.1)))
+            self.lmbda = float(np.clip(self.lmbda * math.exp(float(np.clip(0.05 * gap, -0.1, 0.1))), *self.lmbda_range))
         return r, float(out.mse.detach())
 
     @torch.no_grad()
@@ -643,32 +653,36 @@ def train(
             progress=progress,
         )
         trainer = Trainer(config, series, options)
+
+        def freeze(model: LtcModel, training: dict | None = None) -> Codec:
+            return Codec.from_model(
+                model, training=training, columns=columns, fit_series=trainer.train_series, validation_series=trainer.val_series
+            )
+
         if resume and checkpoint and os.path.exists(checkpoint):
             trainer.load_checkpoint(checkpoint)
         summary = trainer.run().to_dict()
         if window_choice is not None:
             summary["window_choice"] = window_choice
-
-        def freeze(model: LtcModel) -> Codec:
-            return Codec.from_model(
-                model, training=dict(summary), columns=columns, fit_series=trainer.train_series, validation_series=trainer.val_series
-            )
-
-        codec = freeze(copy.deepcopy(trainer.model))
+        codec = freeze(copy.deepcopy(trainer.model), dict(summary))
         if not refit_density or not trainer.val_series:
             return warn_if_tables_capped(codec)
         # Judged on the tables finally chosen, not on the box pmf the refit optimises.
         trainer.refit_density()
-        refit = freeze(trainer.model)
-        before, after = (sum(c.code_length_bits(s) for s in trainer.val_series) for c in (codec, refit))
+        refit = freeze(trainer.model, dict(summary))
+        before, after = (validation_bits(c, trainer.val_series) for c in (codec, refit))
         kept = after < before
         chosen = refit if kept else codec
-        values = sum(s.size for s in trainer.val_series)
         chosen.manifest["training"]["density_refit"] = {
-            "validation_bits_before": before / values, "validation_bits_after": after / values, "kept": kept
+            "validation_bits_before": before, "validation_bits_after": after, "kept": kept
         }
         chosen.manifest["codec_id"] = chosen.id = chosen.content_hash()
         return warn_if_tables_capped(chosen)
+
+
+def validation_bits(codec: Codec, series: list[np.ndarray]) -> float:
+    """Bits per value ``codec`` codes ``series`` in (its tables' exact code length)."""
+    return sum(codec.code_length_bits(s) for s in series) / sum(s.size for s in series)
 
 
 def warn_if_tables_capped(codec):
