@@ -145,7 +145,7 @@ def test_verify_and_evaluate_report_one_snr_and_columns_are_checked(tmp_path, ca
     x = correlated_series(3000, 3, seed=4) * np.array([1e-6, 1.0, 1e6])
     x[:, 0] += 1e-6 * rng.standard_normal(3000)
     src = tmp_path / "abc.parquet"
-    pq.write_table(pa.table({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2]}), src)
+    pq.write_table(pa.table({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "n": np.arange(3000)}), src)  # n: pairs records
     codec = tmp_path / "abc.ltc"
     assert main(["train", str(src), "--out", str(codec), "--steps", "150", "--quiet"]) == 0
     capsys.readouterr()
