@@ -99,6 +99,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ltc_beam.codec.codec import Codec
     from ltc_beam.arrow import check_column_names
+    from ltc_beam.beam.io import auto_shards
+    from ltc_beam.data import input_bytes
     from ltc_beam.evaluation import evaluate
 
     codec = Codec.load(args.codec)
@@ -106,7 +108,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = load_input(args)
     check_column_names(data.columns, codec)
     result = evaluate(
-        codec, data.series, voronoi=not args.no_voronoi, chunk_size=args.chunk_size, keys=data.keys, baseline=args.baseline
+        codec,
+        data.series,
+        voronoi=not args.no_voronoi,
+        chunk_size=args.chunk_size,
+        keys=data.keys,
+        baseline=args.baseline,
+        pack_shards=args.num_shards or auto_shards(input_bytes(args.input)),
     )
     if args.json:
         print(json.dumps(result))
@@ -176,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--chunk-size", dest="chunk_size", type=positive(int), default=4096,
         help="records per bitstream, as for compress (default 4096): short series are packed together",
+    )
+    p.add_argument(
+        "--num-shards", dest="num_shards", type=positive(int), default=None,
+        help="pack short series as compress --num-shards N would (default: as compress picks for INPUT)",
     )
     p.set_defaults(func=cmd_evaluate)
 

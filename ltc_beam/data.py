@@ -46,6 +46,12 @@ def parquet_files(path: str) -> list[str]:
     return files
 
 
+def input_bytes(path: str) -> int:
+    """Size of INPUT on disk: the ``.npy`` file, or every Parquet file it names."""
+    files = [path] if path.endswith(".npy") else parquet_files(path)
+    return sum(os.path.getsize(f) for f in files)
+
+
 def vector_columns(table: pa.Table, column: str | None, columns: list[str] | None, exclude: set[str]) -> list[str]:
     """Which columns hold the values: the one given, the ones given, or found by type."""
     if column and columns:
@@ -59,11 +65,17 @@ def vector_columns(table: pa.Table, column: str | None, columns: list[str] | Non
         return lists
     floats = [f.name for f in table.schema if pa.types.is_floating(f.type) and f.name not in exclude]
     if lists or not floats:
+        ints = [f.name for f in table.schema if pa.types.is_integer(f.type) and f.name not in exclude]
+        cast = f"; integer columns {ints} are not coded: LTC codes floating-point data (cast them to float32)" if ints and not floats else ""
         raise InputError(
             f"cannot tell which columns hold the vectors (list columns: {lists}, float columns: {floats}); "
-            "name them with --column or --columns"
+            f"name them with --column or --columns{cast}"
         )
     return floats
+
+
+#: How to fix a null value column (shared with encoding's message).
+NULL_HINT = "NaN is coded exactly: fill nulls with NaN (pyarrow.compute.fill_null)"
 
 
 def _is_list(t: pa.DataType) -> bool:
@@ -90,7 +102,7 @@ def values_of(table: pa.Table, names: list[str]) -> tuple[np.ndarray, list[str]]
             raise not_floating(name, f"has type {col.type}")
         if col.null_count:
             row = pc.index(pc.is_null(col), True).as_py()
-            raise InputError(f"column {name!r} has a null at row {row}")
+            raise InputError(f"column {name!r} has a null at row {row}; {NULL_HINT}")
         parts.append(col.to_numpy().astype(np.float64))
     return (np.stack(parts, axis=1) if parts else np.zeros((table.num_rows, 0))), names
 
@@ -99,7 +111,7 @@ def _list_values(table: pa.Table, name: str) -> tuple[np.ndarray, list[str]]:
     col = table.column(name).combine_chunks()
     if col.null_count:
         row = pc.index(pc.is_null(col), True).as_py()
-        raise InputError(f"column {name!r} has a null vector at row {row}")
+        raise InputError(f"column {name!r} has a null vector at row {row}; {NULL_HINT}")
     lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
     if len(lengths) and (lengths != lengths[0]).any():
         row = int(np.flatnonzero(lengths != lengths[0])[0])
@@ -108,7 +120,7 @@ def _list_values(table: pa.Table, name: str) -> tuple[np.ndarray, list[str]]:
     d = int(lengths[0]) if len(lengths) else 0
     if flat.null_count:
         row = int(np.flatnonzero(np.asarray(pc.is_null(flat)))[0]) // d
-        raise InputError(f"column {name!r} has a null value inside the vector at row {row}")
+        raise InputError(f"column {name!r} has a null value inside the vector at row {row}; {NULL_HINT}")
     values = flat.to_numpy(zero_copy_only=False).astype(np.float64).reshape(len(col), d)
     meta = table.schema.metadata or {}
     names = meta.get(f"columns_of_{name}".encode(), b"").decode().split(",")

@@ -21,15 +21,20 @@ VORONOI_UNRELIABLE = (
 
 
 def archive_chunks(
-    codec: Codec, series: list[np.ndarray], chunk_size: int = arrow.DEFAULT_CHUNK_SIZE, keys: list | None = None
+    codec: Codec,
+    series: list[np.ndarray],
+    chunk_size: int = arrow.DEFAULT_CHUNK_SIZE,
+    keys: list | None = None,
+    pack_shards: int = arrow.DEFAULT_PACK_SHARDS,
 ) -> list[np.ndarray]:
     """The ``[records, d]`` chunks that ``ltc-beam compress`` would code, one bitstream each.
 
     Series are chunked as the Beam pipeline and :func:`ltc_beam.arrow.encode_table` chunk
     them (``ltc_beam.arrow`` module docstring): full chunks of each series, then the short
-    tails packed together, so a dataset of many short series is not charged a bitstream
-    header per series. With the series' ``keys`` (the key column's values) the packing is
-    exactly the archive's; without, series are keyed by their index. Values keep their
+    tails packed together (in ``pack_shards`` groups: ``compress`` packs per output file),
+    so a dataset of many short series is not charged a bitstream header per series. With
+    the series' ``keys`` (the key column's values) the packing is exactly the archive's;
+    without, series are keyed by their index. Values keep their
     precision (the codec itself codes float32).
     """
     d = series[0].shape[1]
@@ -42,7 +47,7 @@ def archive_chunks(
         _VALUES: pa.FixedSizeListArray.from_arrays(pa.array(stacked.reshape(-1)), d),
     })
     rows = arrow.chunk_rows(codec, chunk_size)
-    chunks = arrow.plan_chunks([table], key=_SERIES, order_by=_ORDER, rows=rows)
+    chunks = arrow.plan_chunks([table], key=_SERIES, order_by=_ORDER, rows=rows, pack_shards=pack_shards)
     return [np.asarray(c.column(_VALUES).combine_chunks().flatten()).reshape(-1, d) for c in chunks]
 
 
@@ -126,12 +131,13 @@ def evaluate(
     chunk_size: int = arrow.DEFAULT_CHUNK_SIZE,
     keys: list | None = None,
     baseline: bool = False,
+    pack_shards: int = arrow.DEFAULT_PACK_SHARDS,
 ) -> dict:
     """Encode and decode every series as the archive would; report bits per value and error.
 
     ``bits_per_value`` counts every byte of every bitstream (headers included) of the
-    chunks :func:`archive_chunks` forms (``streams`` of them; pass the series ``keys`` for
-    the archive's exact packing): the ``ltc_payload`` bytes of a compressed archive;
+    chunks :func:`archive_chunks` forms (``streams`` of them; pass the series ``keys`` and
+    the archive's number of files as ``pack_shards`` for its exact packing): the ``ltc_payload`` bytes of a compressed archive;
     ``sample_coded_streams`` of them took the sample-coding fallback;
     ``model_bits_per_value`` is the exact LTC code length under the codec's tables; with
     ``baseline``, ``uniform_zstd_bits_per_value`` is what :func:`quantise_zstd_at` needs for
@@ -142,7 +148,9 @@ def evaluate(
     if not values:
         raise ValueError("nothing to evaluate: the input has no records")
     kept = [i for i, s in enumerate(series) if len(s)]
-    chunks = archive_chunks(codec, [series[i] for i in kept], chunk_size, None if keys is None else [keys[i] for i in kept])
+    chunks = archive_chunks(
+        codec, [series[i] for i in kept], chunk_size, None if keys is None else [keys[i] for i in kept], pack_shards
+    )
     nbytes, model_bits, decoded, sample_coded = 0, 0.0, [], 0
     for x in chunks:
         blob = codec.encode(x)

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ltc_beam.cli import positive
+from ltc_beam.data import input_bytes, parquet_files
 from ltc_beam.errors import InputError
 from ltc_beam.parquet import embedded_codec_bytes
 
@@ -91,12 +92,6 @@ def add_commands(sub) -> None:
 
 
 # ---------------------------------------------------------------------- helpers
-def _input_files(path: str) -> list[str]:
-    from ltc_beam.data import parquet_files
-
-    return parquet_files(path)
-
-
 #: Row index column of a ``.npy`` input: the archive's ``order_by``, so that decoding
 #: restores the array's order (output shards hold chunks in no particular order).
 NPY_ROW = "row"
@@ -221,7 +216,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     codec = arrow.load_codec(args.codec)
     if args.input.endswith(".npy"):
         table = _npy_table(args.input)
-        files, records, bytes_in = [args.input], table.num_rows, os.path.getsize(args.input)
+        files, records, bytes_in = [args.input], table.num_rows, input_bytes(args.input)
         if encode["column"] is None and encode["columns"] is None:
             encode["column"] = "values"
         if encode["order_by"] is None and encode["key"] is None:
@@ -235,13 +230,14 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
                 args.output, args.codec, num_shards=args.num_shards or auto_shards(bytes_in), dead_letter_path=args.dead_letter, **encode
             )
     else:
-        files = _input_files(args.input)
-        records, bytes_in = _records_in(files), sum(os.path.getsize(f) for f in files if os.path.exists(f))
+        files = parquet_files(args.input)
+        records, bytes_in = _records_in(files), input_bytes(args.input)
         _check_columns(pq.read_schema(files[0]), codec, encode)
 
         def build(p):
             p | "Compress" >> CompressParquet(
-                args.input, args.output, args.codec, num_shards=args.num_shards, dead_letter_path=args.dead_letter, **encode
+                args.input, args.output, args.codec, num_shards=args.num_shards or auto_shards(bytes_in),
+                dead_letter_path=args.dead_letter, **encode
             )
 
     if records == 0:
@@ -369,7 +365,7 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
     from ltc_beam.beam.io import DecompressParquet
     from ltc_beam.beam.runners import run
 
-    files = _input_files(args.input)
+    files = parquet_files(args.input)
     records = 0
     for f in files:
         t = pq.read_table(f, columns=[arrow.COUNT]) if arrow.COUNT in pq.read_schema(f).names else None

@@ -274,3 +274,17 @@ def test_verify_pairs_records_without_a_key(small, vec_codec, tmp_path, capsys):
     assert main(["compress", str(src), "--codec", codec, "--output", str(tmp_path / "b"), "--verify", "--json"]) == 0
     summary = _summary(capsys)
     assert summary["verify_records_equal"] and "snr_db" not in summary and "tell which" in summary["verify_unpaired"]
+
+
+@pytest.mark.parametrize("shards", [None, 3])
+def test_evaluate_packs_short_series_as_compress_does(small, vec_codec, tmp_path, capsys, shards):
+    """30 short series: evaluate's bits are compress's payload bits, whatever the file count."""
+    _, codec = vec_codec
+    pq.write_table(small, tmp_path / "in.parquet")
+    opts = ["--key", "device", "--order-by", "ts"] + ([] if shards is None else ["--num-shards", str(shards)])
+    assert main(["evaluate", str(tmp_path / "in.parquet"), "--codec", codec, "--json", "--no-voronoi", *opts]) == 0
+    evaluated = _summary(capsys)
+    assert main(["compress", str(tmp_path / "in.parquet"), "--codec", codec, "--output", str(tmp_path / "c"), "--json", *opts]) == 0
+    compressed = _summary(capsys)
+    assert compressed["output_files"] == evaluated["streams"] == (shards or 1)
+    assert compressed["bits_per_value"] == pytest.approx(evaluated["bits_per_value"], rel=1e-12)

@@ -31,6 +31,7 @@ from apache_beam.utils.windowed_value import PaneInfoTiming
 
 from ltc_beam import arrow
 from ltc_beam.beam.handler import NAMESPACE, LtcModelHandler, _EncodeSettings
+from ltc_beam.data import NULL_HINT
 from ltc_beam.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ class _Prepare(beam.DoFn):
             row, (col, problem) = next(iter(bad.items()))
             if not self.dead_letter:
                 more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
-                hint = "; NaN is coded exactly: fill nulls with NaN" if "null" in problem else ""
+                hint = f"; {NULL_HINT}" if "null" in problem else ""
                 raise InputError(
                     f"column {col!r}, row {row}{self._where(table, row)}: {problem}{more}{hint}"
                     "; or set bad records aside with a dead-letter output (dead_letter=True, --dead-letter)"
