@@ -297,7 +297,8 @@ def _verify(args, files: list[str], codec) -> dict:
     paired = _paired(source, decoded, [c for c in (info.key, info.order_by) if c], names) if same_rows else None
     if paired is None:
         reason = "records in != records out" if not same_rows else (
-            "no key, order or unique pass-through columns tell which decoded record is which input record"
+            "no key, order or unique pass-through columns tell which decoded record is which input record "
+            "(ltc-beam evaluate INPUT --codec CODEC reports the SNR of the same coding)"
         )
         return {"verify_records_equal": same_rows, "verify_unpaired": reason}
     source, decoded = paired
