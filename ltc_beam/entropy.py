@@ -214,6 +214,23 @@ def _as_int64(values: Any, name: str) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
+def _largest_first(frac: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """0/1 per entry: 1 on the ``rest[t]`` largest entries of each row ``frac[t]`` (ties to
+    the lower index), as a stable descending sort would pick them, without sorting indices."""
+    T, n = frac.shape
+    rows = np.flatnonzero(rest > 0)
+    picked = np.zeros((T, n), np.int64)
+    if not len(rows):
+        return picked
+    f, r = frac[rows], rest[rows]
+    threshold = np.sort(f, axis=1)[np.arange(len(rows)), n - r][:, None]
+    above = f > threshold
+    tied = f == threshold
+    room = r - above.sum(axis=1)
+    picked[rows] = above | (tied & (np.cumsum(tied, axis=1) <= room[:, None]))
+    return picked
+
+
 @dataclass(frozen=True, eq=False)
 class SymbolTables:
     """Stored integer frequency tables: ``T`` tables of ``K`` in-range symbols plus ESCAPE.
@@ -335,20 +352,18 @@ class SymbolTables:
             raise ValueError(f"pmf rows must sum to <= 1, max row sum is {row.max()!r}")
         esc = np.maximum(escape_mass, 1.0 - row)
         w = np.concatenate([w, esc[:, None]], axis=1)
-        W = w.sum(axis=1, keepdims=True)
         free = total - n
-        ideal = w / W * free
+        ideal = w / w.sum(axis=1, keepdims=True) * free
         base = np.floor(ideal)
-        frac = ideal - base
-        counts = base.astype(np.int64) + 1
+        frac = np.subtract(ideal, base, out=ideal)
+        counts = base.astype(np.int64)
+        counts += 1
         deficit = total - counts.sum(axis=1)
         if (deficit < 0).any():  # impossible in exact arithmetic; guard against rounding
             raise ValueError("internal error: quantised table overflows 2**precision")
         per_all, rest = np.divmod(deficit, n)
         counts += per_all[:, None]
-        rank = np.argsort(-frac, axis=1, kind="stable")
-        bump = (np.arange(n)[None, :] < rest[:, None]).astype(np.int64)
-        np.put_along_axis(counts, rank, np.take_along_axis(counts, rank, axis=1) + bump, axis=1)
+        counts += _largest_first(frac, rest)
         low_arr = np.broadcast_to(np.asarray(low, dtype=np.int64), (T,))
         return cls(counts.astype(np.uint32), low_arr.copy(), precision)
 
