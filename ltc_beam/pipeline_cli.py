@@ -321,10 +321,7 @@ def _paired(source: pa.Table, decoded: pa.Table, keys: list[str], names: list[st
     when, without key and order, those columns do not tell every record apart."""
     from ltc_beam import arrow
 
-    sortable = [
-        f.name for f in source.schema
-        if f.name not in names and f.name not in keys and _sortable(f.type)
-    ]
+    sortable = [f.name for f in source.schema if f.name not in names and f.name not in keys and _sortable(f.type)]
     by = keys + sortable
     if not by or (not keys and source.group_by(by).aggregate([]).num_rows != source.num_rows):
         return None
@@ -332,8 +329,11 @@ def _paired(source: pa.Table, decoded: pa.Table, keys: list[str], names: list[st
 
 
 def _sortable(t: pa.DataType) -> bool:
+    """Whether Arrow sorts and groups by a column of type ``t`` (numbers, times, strings)."""
     t = t.value_type if pa.types.is_dictionary(t) else t
-    return not (pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_null(t))
+    kinds = (pa.types.is_integer, pa.types.is_floating, pa.types.is_temporal, pa.types.is_string,
+             pa.types.is_large_string, pa.types.is_boolean, pa.types.is_decimal)
+    return any(kind(t) for kind in kinds)
 
 
 def _print_summary(summary: dict, as_json: bool) -> None:
