@@ -182,8 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also report uniform quantisation + zstd-19 at the same SNR on the same data (uniform_zstd_bits_per_value)",
     )
     p.add_argument(
-        "--chunk-size", dest="chunk_size", type=positive(int), default=4096,
-        help="records per bitstream, as for compress (default 4096): short series are packed together",
+        "--chunk-size", dest="chunk_size", type=positive(int), default=None,
+        help="records per bitstream, as for compress (default 4096, or 16384 values' worth for records of "
+        "fewer than 4 values): short series are packed together",
     )
     p.add_argument(
         "--num-shards", dest="num_shards", type=positive(int), default=None,

@@ -23,7 +23,7 @@ VORONOI_UNRELIABLE = (
 def archive_chunks(
     codec: Codec,
     series: list[np.ndarray],
-    chunk_size: int = arrow.DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
     keys: list | None = None,
     pack_shards: int = arrow.DEFAULT_PACK_SHARDS,
 ) -> list[np.ndarray]:
@@ -128,7 +128,7 @@ def evaluate(
     series: list[np.ndarray],
     *,
     voronoi: bool = True,
-    chunk_size: int = arrow.DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
     keys: list | None = None,
     baseline: bool = False,
     pack_shards: int = arrow.DEFAULT_PACK_SHARDS,

@@ -44,7 +44,10 @@ def add_commands(sub) -> None:
     p.add_argument("--codec", required=True, help="codec artifact (*.ltc): local path or any Beam FileSystems URI")
     p.add_argument("--output", required=True, help="output directory (files part-SSSSS-of-NNNNN.parquet)")
     p.add_argument("--layout", choices=["chunk", "record"], default="chunk")
-    p.add_argument("--chunk-size", dest="chunk_size", type=positive(int), default=4096, help="records per chunk (default 4096)")
+    p.add_argument(
+        "--chunk-size", dest="chunk_size", type=positive(int), default=None,
+        help="records per chunk (default 4096, or 16384 values' worth for records of fewer than 4 values)",
+    )
     p.add_argument(
         "--num-shards", dest="num_shards", type=positive(int),
         help="output files (default: one per 128 MiB of input, at least 4 (fewer under 64 MiB, one under 16 MiB); a file's input is held by one worker)",

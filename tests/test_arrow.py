@@ -307,3 +307,19 @@ def test_codec_cache_reads_a_rewritten_codec_file_again(vec_codec, block_codec, 
     block_codec[0].save(path)  # retrained to the same path
     os.utime(path, ns=(1, 1))  # even with an mtime that went backwards
     assert arrow.load_codec(path).id == block_codec[0].id
+
+
+def test_records_of_few_values_get_longer_chunks_by_default():
+    """Chunks hold at least MIN_CHUNK_VALUES values by default: one-value records are cut
+    every 16,384 records, not 4,096 (each bitstream costs ~34 bytes of framing)."""
+    rng = np.random.default_rng(2)
+    x = np.cumsum(rng.standard_normal(20_000)).astype(np.float32)[:, None]
+    codec = ltc_beam.train(x, lattice="z1", steps=20, progress=False)
+    assert arrow.default_chunk_size(codec) == arrow.MIN_CHUNK_VALUES
+    table = pa.table({"t": np.arange(len(x)), "v": x[:, 0]})
+    by_default = arrow.encode_table(table, codec, columns=["v"], order_by="t")
+    short = arrow.encode_table(table, codec, columns=["v"], order_by="t", chunk_size=arrow.DEFAULT_CHUNK_SIZE)
+    assert by_default.num_rows == 2 and short.num_rows == 5
+    assert arrow.table_info(by_default.schema).chunk_size == arrow.MIN_CHUNK_VALUES
+    payload = {n: sum(map(len, t.column(arrow.PAYLOAD).to_pylist())) for n, t in (("long", by_default), ("short", short))}
+    assert payload["long"] < payload["short"]

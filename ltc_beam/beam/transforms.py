@@ -418,7 +418,7 @@ class LtcEncode(beam.PTransform):
         key: str | None = None,
         order_by: str | None = None,
         layout: str = "chunk",
-        chunk_size: int = arrow.DEFAULT_CHUNK_SIZE,
+        chunk_size: int | None = None,
         device: str = "auto",
         embed_codec: bool = True,
         sample_fallback: bool = True,
@@ -444,7 +444,7 @@ class LtcEncode(beam.PTransform):
         self.key = key
         self.order_by = order_by
         self.layout = layout
-        self.chunk_size = int(chunk_size)
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.device = device
         self.embed_codec = embed_codec
         self.sample_fallback = sample_fallback

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ltc_beam import arrow
 from ltc_beam.beam import io as _io
 from ltc_beam.beam import transforms as _t
 
@@ -34,12 +33,13 @@ def LtcEncode(
     key: Optional[str] = None,
     order_by: Optional[str] = None,
     layout: str = "chunk",
-    chunk_size: int = arrow.DEFAULT_CHUNK_SIZE,
+    chunk_size: int = 0,
     embed_codec: bool = True,
     device: str = "auto",
     sample_fallback: bool = True,
 ):
-    """Compress record batches with the LTC codec at URI ``codec`` (see ltc_beam.beam.LtcEncode)."""
+    """Compress record batches with the LTC codec at URI ``codec`` (see ltc_beam.beam.LtcEncode);
+    ``chunk_size`` 0 takes the default, like the empty strings of the optional names."""
     return _t.LtcEncode(
         codec,
         column=_opt(column),
@@ -47,7 +47,7 @@ def LtcEncode(
         key=_opt(key),
         order_by=_opt(order_by),
         layout=layout,
-        chunk_size=int(chunk_size),
+        chunk_size=int(chunk_size) or None,
         embed_codec=bool(embed_codec),
         device=device,
         sample_fallback=bool(sample_fallback),
