@@ -121,7 +121,8 @@ def _is_float(t: pa.DataType) -> bool:
     return pa.types.is_floating(t)
 
 
-def _is_list(t: pa.DataType) -> bool:
+def is_list(t: pa.DataType) -> bool:
+    """Whether ``t`` is a list, large list or fixed-size list type."""
     return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
 
 
@@ -144,7 +145,7 @@ def resolve_spec(schema: pa.Schema, record_dim: int, *, column=None, columns=Non
         if default_columns and len(scalars) == len(default_columns):
             columns = list(default_columns)
         else:
-            lists = [f.name for f in schema if _is_list(f.type) and _is_float(f.type.value_type)]
+            lists = [f.name for f in schema if is_list(f.type) and _is_float(f.type.value_type)]
             if len(lists) != 1:
                 raise InputError(
                     f"cannot tell which column holds the vectors (codec columns {list(default_columns)}, "
@@ -160,7 +161,7 @@ def resolve_spec(schema: pa.Schema, record_dim: int, *, column=None, columns=Non
         t = schema.field(column).type
         if _is_float(t) and record_dim == 1:
             return VectorSpec(None, (column,), 1)
-        if not _is_list(t):
+        if not is_list(t):
             raise InputError(f"column {column!r} has type {t}: expected a list of floats with {record_dim} values per row")
         if not _is_float(t.value_type):
             raise not_floating(column, f"holds {t.value_type} values")

@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ltc_beam.errors import InputError, not_floating
+from ltc_beam.arrow import is_list
+from ltc_beam.errors import NULL_HINT, InputError, not_floating
 
 
 @dataclass
@@ -66,7 +67,9 @@ def vector_columns(table: pa.Table, column: str | None, columns: list[str] | Non
     floats = [f.name for f in table.schema if pa.types.is_floating(f.type) and f.name not in exclude]
     if lists or not floats:
         ints = [f.name for f in table.schema if pa.types.is_integer(f.type) and f.name not in exclude]
-        cast = f"; integer columns {ints} are not coded: LTC codes floating-point data (cast them to float32)" if ints and not floats else ""
+        cast = ""
+        if ints and not floats:
+            cast = f"; integer columns {ints} are not coded: LTC codes floating-point data (cast them to float32)"
         raise InputError(
             f"cannot tell which columns hold the vectors (list columns: {lists}, float columns: {floats}); "
             f"name them with --column or --columns{cast}"
@@ -74,16 +77,8 @@ def vector_columns(table: pa.Table, column: str | None, columns: list[str] | Non
     return floats
 
 
-#: How to fix a null value column (shared with encoding's message).
-NULL_HINT = "NaN is coded exactly: fill nulls with NaN (pyarrow.compute.fill_null)"
-
-
-def _is_list(t: pa.DataType) -> bool:
-    return pa.types.is_list(t) or pa.types.is_fixed_size_list(t) or pa.types.is_large_list(t)
-
-
 def _is_float_list(t: pa.DataType) -> bool:
-    return _is_list(t) and pa.types.is_floating(t.value_type)
+    return is_list(t) and pa.types.is_floating(t.value_type)
 
 
 def values_of(table: pa.Table, names: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -91,7 +86,7 @@ def values_of(table: pa.Table, names: list[str]) -> tuple[np.ndarray, list[str]]
     for name in names:
         if name not in table.column_names:
             raise InputError(f"column {name!r} not found; columns are {table.column_names}")
-    if len(names) == 1 and _is_list(t := table.schema.field(names[0]).type):
+    if len(names) == 1 and is_list(t := table.schema.field(names[0]).type):
         if not pa.types.is_floating(t.value_type):
             raise not_floating(names[0], f"holds {t.value_type} values")
         return _list_values(table, names[0])

@@ -22,6 +22,10 @@ class InputError(LtcError, ValueError):
     """Input data has the wrong shape, type or content for the operation."""
 
 
+#: How to fix null values in a value column (train, evaluate and encode say it alike).
+NULL_HINT = "NaN is coded exactly: fill nulls with NaN (pyarrow.compute.fill_null)"
+
+
 def not_floating(column: str, found: str) -> InputError:
     """The error for a value column that is not floating point; ``found`` says what it is
     (``"has type int64"``, ``"holds int32 values"``)."""

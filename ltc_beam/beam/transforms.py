@@ -31,8 +31,7 @@ from apache_beam.utils.windowed_value import PaneInfoTiming
 
 from ltc_beam import arrow
 from ltc_beam.beam.handler import NAMESPACE, LtcModelHandler, _EncodeSettings
-from ltc_beam.data import NULL_HINT
-from ltc_beam.errors import InputError
+from ltc_beam.errors import NULL_HINT, InputError
 
 log = logging.getLogger(__name__)
 
