@@ -375,6 +375,31 @@ class Trainer:
             loss.backward()
             optimizer.step()
 
+    @torch.no_grad()
+    def refit_synthesis(self, rows: int = 200_000) -> bool:
+        """Least-squares fit of a linear synthesis transform to the quantized training
+        latents (the rate does not depend on it), kept only if the validation error falls.
+        After :func:`calibrate_rate` moved the step, the decoder trained for the old one is
+        off by the new quantization error. Returns whether it was kept (MLP synthesis: no fit)."""
+        synthesis = self.model.synthesis
+        if synthesis.mlp is not None:
+            return False
+        self.model.eval()
+        n = self.config.vectors_per_block
+        x = self.train_x[: min(rows, len(self.train_x)) // n * n].to(self.device)
+        y_hat = self.model.quantize(self.model.analysis(x)).double()
+        design = torch.cat([y_hat, torch.ones(len(y_hat), 1, dtype=y_hat.dtype, device=y_hat.device)], 1)
+        solution = torch.linalg.lstsq(design.cpu(), x.double().cpu(), driver="gelsd").solution
+        before = self.validate()["mse"]
+        old = (synthesis.linear.weight.clone(), synthesis.linear.bias.clone())
+        synthesis.linear.weight.copy_(solution[:-1].T.to(old[0]))
+        synthesis.linear.bias.copy_(solution[-1].to(old[1]))
+        if self.validate()["mse"] < before:
+            return True
+        synthesis.linear.weight.copy_(old[0])
+        synthesis.linear.bias.copy_(old[1])
+        return False
+
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path: str) -> None:
         """Write model, best model, optimiser and RNG state (safetensors, no pickle)."""
@@ -568,6 +593,7 @@ def train(
     progress: bool = True,
     columns: list[str] | None = None,
     refit_density: bool = True,
+    calibrate: bool = True,
     threads: int | None = 1,
 ):
     """Train a codec on ``data``: one ``[N, d]`` array (a series in order) or a list of series.
@@ -664,20 +690,129 @@ def train(
         summary = trainer.run().to_dict()
         if window_choice is not None:
             summary["window_choice"] = window_choice
-        codec = freeze(copy.deepcopy(trainer.model), dict(summary))
-        if not refit_density or not trainer.val_series:
-            return warn_if_tables_capped(codec)
-        # Judged on the tables finally chosen, not on the box pmf the refit optimises.
-        trainer.refit_density()
-        refit = freeze(trainer.model, dict(summary))
-        before, after = (validation_bits(c, trainer.val_series) for c in (codec, refit))
-        kept = after < before
-        chosen = refit if kept else codec
-        chosen.manifest["training"]["density_refit"] = {
-            "validation_bits_before": before, "validation_bits_after": after, "kept": kept
-        }
-        chosen.manifest["codec_id"] = chosen.id = chosen.content_hash()
-        return warn_if_tables_capped(chosen)
+        if refit_density and trainer.val_series:
+            summary["density_refit"] = refit_density_if_shorter(trainer, freeze)
+        if calibrate and options.target_bits_per_value is not None:
+            data = calibration_series(series)
+
+            def measure(model: LtcModel) -> float:
+                return coded_bits_per_value(freeze(copy.deepcopy(model)), data)
+
+            summary["rate_calibration"] = calibrate_rate(trainer, options.target_bits_per_value, measure)
+        else:
+            summary["synthesis_refit"] = trainer.refit_synthesis()
+        summary["validation"] = trainer.validate()
+        return warn_if_tables_capped(freeze(trainer.model, summary))
+
+
+def refit_density_if_shorter(trainer: Trainer, freeze) -> dict:
+    """:meth:`Trainer.refit_density`, kept only if the codec frozen from it codes the
+    validation split shorter (judged on the tables finally chosen, not on the box pmf the
+    refit optimises); otherwise the density is restored."""
+    state = copy.deepcopy(trainer.model.density.state_dict())
+    before = validation_bits(freeze(copy.deepcopy(trainer.model)), trainer.val_series)
+    trainer.refit_density()
+    after = validation_bits(freeze(copy.deepcopy(trainer.model)), trainer.val_series)
+    kept = after < before
+    if not kept:
+        trainer.model.density.load_state_dict(state)
+    return {"validation_bits_before": before, "validation_bits_after": after, "kept": kept}
+
+
+#: ``train`` moves the quantizer scale until the frozen codec codes its data within this
+#: fraction of ``target_bits_per_value`` (or for ``CALIBRATION_TRIES`` tries).
+RATE_TOLERANCE = 0.03
+CALIBRATION_TRIES = 6
+MAX_CALIBRATION_OCTAVES = 2.0  # the scale stays within 2**±this of the trained one
+CALIBRATION_VALUES = 1 << 20  # values of the training data coded per try (a prefix of each series)
+
+
+@torch.no_grad()
+def scale_latents(model: LtcModel, octaves: float) -> None:
+    """Multiply the latents by ``2**octaves`` (in place): the analysis output and the
+    density grow by it, the synthesis input shrinks by it, so only the quantizer's step
+    relative to the latents changes: each active latent channel gains ``octaves`` bits."""
+    factor = 2.0**octaves
+    analysis, synthesis = model.analysis, model.synthesis
+    for layer in [analysis.linear] + ([analysis.mlp[-1]] if analysis.mlp is not None else []):
+        layer.weight.mul_(factor)
+        layer.bias.mul_(factor)
+    for layer in [synthesis.linear] + ([synthesis.mlp[0]] if synthesis.mlp is not None else []):
+        layer.weight.div_(factor)
+    model.density.means.mul_(factor)
+    model.density.log_scales.add_(math.log(factor))
+
+
+def calibration_series(series: list[np.ndarray], values: int = CALIBRATION_VALUES) -> list[np.ndarray]:
+    """``series``, or a prefix of each (the same fraction) when they hold over ``values`` values."""
+    total = sum(s.size for s in series)
+    if total <= values:
+        return series
+    keep = values / total
+    return [s[: max(1, math.ceil(len(s) * keep))] for s in series if len(s)]
+
+
+def coded_bits_per_value(codec: Codec, series: list[np.ndarray]) -> float:
+    """Bits per value of the bitstreams ``codec`` writes for ``series`` as ``compress`` chunks
+    them, less each bitstream's fixed frame (magic, codec id, shape, checksum: the data
+    size's cost, not the codec's; exact values and the payload count)."""
+    from ltc_beam.bitstream import pack, unpack
+    from ltc_beam.evaluation import archive_chunks
+
+    bits = values = 0
+    for x in archive_chunks(codec, series):
+        blob = codec.encode(x)
+        frame = unpack(blob)
+        bits += 8 * (len(blob) - len(pack(frame.codec_id, frame.shape, b"", sample_coded=frame.sample_coded)))
+        values += x.size
+    return bits / values
+
+
+def calibrate_rate(trainer: Trainer, target: float, measure) -> dict:
+    """Scale the trained model's latents (:func:`scale_latents`, in place) until
+    ``measure(model)`` (the coded bits per value) is within ``RATE_TOLERANCE`` of ``target``.
+
+    Training steers λ on its rate estimate (the learned density on noisy or rounded
+    training batches); the frozen codec's tables code differently (20-25 % fewer bits on
+    BasicMotions), so the last step is taken on the real code length: secant steps on
+    log2(scale), safeguarded by bisection once the target is bracketed, each try with its
+    decoder refit (:meth:`Trainer.refit_synthesis`: the sample-coding fallback matches the
+    decoder's error, so the rate depends on it too). The best try is kept. Returns the tries
+    ``[(octaves, bits per value)]`` and the chosen one.
+    """
+    model = trainer.model
+    trainer.refit_synthesis()
+    tries = [(0.0, measure(model))]
+    states = [copy.deepcopy(model.state_dict())]
+    slope = model.config.latent_dim / model.config.input_dim  # bits/value per octave if every channel is active
+    for _ in range(CALIBRATION_TRIES):
+        u, r = tries[-1]
+        if min(abs(r - target) for _, r in tries) <= RATE_TOLERANCE * target:
+            break
+        if len(tries) > 1:
+            (u0, r0), (u1, r1) = tries[-2], tries[-1]
+            if abs(r1 - r0) > 1e-9:
+                slope = max(1e-3, (r1 - r0) / (u1 - u0))
+        step = u + (target - r) / slope
+        below = [t for t in tries if t[1] < target]
+        above = [t for t in tries if t[1] >= target]
+        if below and above:  # bracketed: stay inside the bracket
+            low, high = max(below)[0], min(above)[0]
+            if not min(low, high) < step < max(low, high):
+                step = 0.5 * (low + high)
+        step = float(np.clip(step, -MAX_CALIBRATION_OCTAVES, MAX_CALIBRATION_OCTAVES))
+        if any(abs(step - t[0]) < 1e-6 for t in tries):
+            break
+        scale_latents(model, step - u)  # the model stands at the last try's scale
+        trainer.refit_synthesis()
+        tries.append((step, measure(model)))
+        states.append(copy.deepcopy(model.state_dict()))
+    best = min(range(len(tries)), key=lambda i: abs(tries[i][1] - target))
+    model.load_state_dict(states[best])
+    return {
+        "target_bits_per_value": target, "octaves": tries[best][0], "bits_per_value": tries[best][1],
+        "tries": [list(t) for t in tries],  # JSON's shape: the manifest reads back equal
+    }
 
 
 def validation_bits(codec: Codec, series: list[np.ndarray]) -> float:
