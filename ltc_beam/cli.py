@@ -89,6 +89,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         columns=data.columns,
         threads=args.threads,
+        calibrate=not args.no_calibrate,
     )
     codec.save(args.out)
     summary = {"codec": args.out, "codec_id": codec.id, **codec.manifest["training"]}
@@ -145,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--lmbda", type=positive(float), help="rate-distortion trade-off λ (loss = bits + λ·MSE)")
     rate.add_argument("--target-bits-per-value", dest="target_bits_per_value", type=positive(float), help="find λ for this rate")
+    p.add_argument(
+        "--no-calibrate", dest="no_calibrate", action="store_true",
+        help="skip the final rate calibration (the quantizer scale moved until the target rate is coded)",
+    )
     p.add_argument("--steps", type=positive(int), default=3000)
     p.add_argument("--batch-size", dest="batch_size", type=positive(int), default=256)
     p.add_argument(

@@ -288,3 +288,15 @@ def test_evaluate_packs_short_series_as_compress_does(small, vec_codec, tmp_path
     compressed = _summary(capsys)
     assert compressed["output_files"] == evaluated["streams"] == (shards or 1)
     assert compressed["bits_per_value"] == pytest.approx(evaluated["bits_per_value"], rel=1e-12)
+
+
+def test_train_reports_its_rate_calibration_unless_told_not_to(tmp_path, capsys):
+    x = np.cumsum(np.random.default_rng(3).standard_normal((3000, 4)), axis=0)
+    path = tmp_path / "walk.npy"
+    np.save(path, x)
+    common = ["train", str(path), "--steps", "60", "--window", "1", "--target-bits-per-value", "2", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "a.ltc")]) == 0
+    report = json.loads(capsys.readouterr().out)["rate_calibration"]
+    assert report["target_bits_per_value"] == 2.0 and report["tries"][0][0] == 0.0
+    assert main([*common, "--out", str(tmp_path / "b.ltc"), "--no-calibrate"]) == 0
+    assert "rate_calibration" not in json.loads(capsys.readouterr().out)
