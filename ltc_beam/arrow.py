@@ -52,7 +52,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import zstandard
 
 from ltc_beam.bitstream import record_payload, record_stream
 from ltc_beam.errors import CodecMismatchError, FormatError, InputError, not_floating
@@ -272,19 +271,23 @@ def schema_from_bytes(data: bytes) -> pa.Schema:
 
 
 def codec_to_metadata(codec) -> bytes:
+    """The embedded codec: the (zstd-compressed) artifact, base64."""
     from ltc_beam.codec.artifact import codec_to_bytes
 
-    return _b64(zstandard.ZstdCompressor(level=19).compress(codec_to_bytes(codec)))
+    return _b64(codec_to_bytes(codec))
 
 
 def codec_from_metadata(data: bytes, device: str = "cpu"):
     from ltc_beam.codec.artifact import codec_from_bytes
 
     try:
-        raw = zstandard.ZstdDecompressor().decompress(base64.b64decode(data), max_output_size=1 << 30)
-    except Exception as exc:  # noqa: BLE001
+        raw = base64.b64decode(data, validate=True)
+    except ValueError as exc:
         raise FormatError(f"embedded codec ({META_CODEC.decode()}) is unreadable: {exc}") from exc
-    return codec_from_bytes(raw, device=device)
+    try:
+        return codec_from_bytes(raw, device=device)
+    except FormatError as exc:
+        raise FormatError(f"embedded codec ({META_CODEC.decode()}) is unreadable: {exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -121,12 +121,24 @@ def test_artifact_round_trip_and_integrity(codecs, tmp_path):
     assert loaded.id == codec.id and loaded.manifest == codec.manifest
     x = correlated_series(64, 6, seed=4)
     assert loaded.encode(x) == codec.encode(x)
-    raw = bytearray(codec_to_bytes(codec))
-    raw[-5] ^= 0x10  # flip a bit in the tensors
-    with pytest.raises(FormatError, match="damaged"):
-        codec_from_bytes(bytes(raw))
+    for compressed in (True, False):  # the zstd frame's checksum, or the content hash, catches it
+        raw = bytearray(codec_to_bytes(codec, compressed=compressed))
+        raw[-5] ^= 0x10  # flip a bit in the tensors (or the frame's checksum)
+        with pytest.raises(FormatError, match="damaged"):
+            codec_from_bytes(bytes(raw))
     with pytest.raises(FormatError):
         codec_from_bytes(b"\x80\x04not a codec")  # a pickle header is refused, never executed
+
+
+def test_artifacts_are_zstd_frames_and_plain_safetensors_still_load(codecs, tmp_path):
+    codec = codecs["classes_block"]
+    path = os.path.join(tmp_path, "c.ltc")
+    codec.save(path)
+    with open(path, "rb") as handle:
+        stored = handle.read()
+    plain = codec_to_bytes(codec, compressed=False)
+    assert stored[:4] == b"\x28\xb5\x2f\xfd" and len(stored) < len(plain) / 4
+    assert codec_from_bytes(plain).id == codec_from_bytes(stored).id == codec.id
 
 
 def test_codec_id_is_content_hash(codecs):

@@ -1,8 +1,14 @@
-"""Codec artifacts (``*.ltc``): one safetensors file, manifest JSON in its header.
+"""Codec artifacts (``*.ltc``): one safetensors file, manifest JSON in its header, stored as
+one zstd frame (with its checksum).
+
+Coding tables are dense integer arrays, mostly padding (every table is as wide as the
+widest): zstd shrinks artifacts 12-30x (measured: a BasicMotions codec 866 KB -> 46 KB, a
+384-value embedding codec 65 MB -> 2.2 MB). Readers take plain safetensors too (artifacts
+written before compression; a safetensors file never starts with zstd's magic number).
 
 No pickle anywhere: loading parses JSON and raw little-endian arrays, never runs code.
-The codec id in the manifest is a content hash; loading recomputes it, so a damaged or
-edited artifact is refused.
+The codec id in the manifest is a content hash of the manifest and the arrays (not of the
+stored bytes); loading recomputes it, so a damaged or edited artifact is refused.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import json
 
 import numpy as np
 import torch
+import zstandard
 from safetensors import SafetensorError
 from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
@@ -23,12 +30,33 @@ from ltc_beam.errors import FormatError
 from ltc_beam.storage import read_bytes, write_bytes
 
 
-def codec_to_bytes(codec: Codec) -> bytes:
-    return save_arrays(codec.tensors(), metadata={"manifest": json.dumps(codec.manifest, sort_keys=True)})
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+ZSTD_LEVEL = 19  # about 0.1 s for a 4 MB artifact, 1 s for 65 MB
+MAX_ARTIFACT_BYTES = 1 << 31  # a decompressed artifact beyond this is refused (not an ltc-beam codec)
+
+
+def codec_to_bytes(codec: Codec, compressed: bool = True) -> bytes:
+    """The artifact's bytes: safetensors (``compressed=False``), or that in one zstd frame."""
+    raw = save_arrays(codec.tensors(), metadata={"manifest": json.dumps(codec.manifest, sort_keys=True)})
+    if not compressed:
+        return raw
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compress(raw)
+
+
+def _safetensors(data: bytes) -> bytes:
+    """The safetensors bytes of an artifact, compressed or not."""
+    if not bytes(data[:4]) == ZSTD_MAGIC:
+        return bytes(data)
+    try:
+        return zstandard.ZstdDecompressor().decompress(bytes(data), max_output_size=MAX_ARTIFACT_BYTES)
+    except zstandard.ZstdError as exc:
+        raise FormatError(f"codec artifact is damaged: {exc}") from exc
 
 
 def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
-    """Parse an artifact; raises FormatError when it is not a valid, intact ltc-beam codec."""
+    """Parse an artifact (compressed or plain safetensors); raises FormatError when it is not
+    a valid, intact ltc-beam codec."""
+    data = _safetensors(data)
     try:
         arrays = load_arrays(bytes(data))
         header_len = int.from_bytes(bytes(data[:8]), "little")
