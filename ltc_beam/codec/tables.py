@@ -145,8 +145,7 @@ class TableLayout:
         g = self.group[tables]
         at = self.pivot[tables] * symbols + self.remainder[tables] - origin[g]
         ok = (at >= 0) & (at < size)
-        histogram = np.zeros((groups, size))
-        np.add.at(histogram, (g[ok], at[ok]), 1.0)
+        histogram = np.bincount(g[ok] * size + at[ok], minlength=groups * size).astype(np.float64).reshape(groups, size)
         j = np.arange(width)
         where = first[:, None] + self.pivot[:, None] * j - origin[self.group][:, None]
         valid = (j < self.count[:, None]) & (where >= 0) & (where < size)
