@@ -193,7 +193,7 @@ def test_fitted_tables_pool_a_group_s_frame_values(codecs):
     # Observations in one table (coordinate 1, pivot 2 frame units) ...
     a = base[0, channel, 1]
     symbols = np.repeat(low[a] + np.arange(5, 10), 20)
-    fitted = blend_counts(pmf, low, symbols, np.full(symbols.size, a), 16.0, layout)
+    fitted = next(blend_counts(pmf, low, symbols, np.full(symbols.size, a), [16.0], layout))
     frames = layout.pivot[a] * symbols + layout.remainder[a]
     # ... count for the table of coordinate 0 (pivot 1) at the same frame values,
     b = base[0, channel, 0]

@@ -153,9 +153,9 @@ class Codec:
             checked = self._coded(val)
             box = self.tables if classes is None else SymbolTables.from_probabilities(box_pmf, box_low)
             candidates = [(box, None)]  # the static box tables were built in from_model
-            for weight in TABLE_PRIOR_WEIGHTS:
-                blended = blend_counts(box_pmf, box_low, symbols, indices, weight, box_layout)
-                candidates.append((SymbolTables.from_probabilities(blended, box_low), weight))
+            blended = blend_counts(box_pmf, box_low, symbols, indices, TABLE_PRIOR_WEIGHTS, box_layout)
+            for weight, fitted_pmf in zip(TABLE_PRIOR_WEIGHTS, blended):
+                candidates.append((SymbolTables.from_probabilities(fitted_pmf, box_low), weight))
             for tables, weight in candidates:
                 fitted = 0 if weight is None else symbols.size
                 options.append((tables, base, classes, weight, fitted, tables.bits(*checked) if val else 0.0))
