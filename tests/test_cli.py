@@ -73,6 +73,20 @@ def test_compress_npy_record_layout(vec_codec, tmp_path, capsys):
     assert ltc_beam.read_parquet(str(tmp_path / "c")).num_rows == 500
 
 
+def test_npy_batches_are_copies_that_pickle_small():
+    """A slice pickles its whole parent table: Create of slices of a big array grew
+    quadratically (1e6 records took 82 s to compress)."""
+    import pickle
+
+    from ltc_beam.pipeline_cli import NPY_BATCH, npy_batches
+
+    table = pa.table({"row": np.arange(3 * NPY_BATCH + 5), "x": np.ones(3 * NPY_BATCH + 5)})
+    batches = npy_batches(table)
+    assert [b.num_rows for b in batches] == [NPY_BATCH] * 3 + [5]
+    assert pa.concat_tables(batches).equals(table)
+    assert all(len(pickle.dumps(b)) < 2 * b.nbytes + 4096 for b in batches)
+
+
 def test_npy_archive_decodes_in_array_order(block_codec, tmp_path, capsys):
     _, codec = block_codec
     x = testing.telemetry_table(150_000, keys=3, specials=0).column("values").combine_chunks().flatten()
