@@ -8,8 +8,9 @@ What is measured (the same for every codec):
 
 - **Unit**: the whole test split is one stream (all test series concatenated in key order,
   each in time order). Every codec compresses exactly those values; its *actual bytes*
-  (headers included; LTC's ~28-byte container once) divided by the number of values is
-  its bits per value. Classical codecs are given the best of several layouts of the same
+  (headers included; LTC's ~28-byte container once, with the series lengths when its
+  windows do not divide them, as ``compress`` writes packed series) divided by the number
+  of values is its bits per value. Classical codecs are given the best of several layouts of the same
   values (see ``benchmarks/baselines.py``); the normalisation (train mean/std per column)
   is side information known to every codec, like the LTC codec artifact itself.
 - **Error**: on the test split, z-scored with the TRAIN statistics;
@@ -82,6 +83,7 @@ class Scorer:
         std = stacked.std(0)
         self.std = np.where(std > 0, std, 1.0)
         self.test_raw = np.concatenate(test)
+        self.lengths = [len(s) for s in test]  # the series of the one stream (LTC windows each apart)
         self.test_z = [((s - self.mean) / self.std).astype(np.float32) for s in test]
         self.z = np.concatenate(self.test_z).astype(np.float64)
         var = self.z.var(0)
@@ -168,14 +170,14 @@ def train_and_score(scorer: Scorer, train, cfg: dict, target: float, args) -> di
         "param": {"target_bits_per_value": target, **cfg, "transform": codec.config.transform,
                   "latent_dim": codec.config.latent_dim, "steps_run": training.get("steps_run"),
                   "validation": training.get("validation")},
-        "model_bits_per_value": codec.code_length_bits(scorer.test_raw) / scorer.values,
+        "model_bits_per_value": codec.code_length_bits(scorer.test_raw, scorer.lengths) / scorer.values,
         "train_seconds": round(seconds, 1),
     })
     return point, codec
 
 
 def score_codec(scorer: Scorer, codec) -> dict:
-    blob = codec.encode(scorer.test_raw)
+    blob = codec.encode(scorer.test_raw, scorer.lengths)
     x_hat = codec.decode(blob)
     return scorer.score(len(blob), scorer.z_of_raw(x_hat))
 

@@ -648,6 +648,22 @@ def plan_chunks(
 
 
 # ====================================================================== encode / decode
+def series_lengths(chunk: pa.Table, key: str | None) -> tuple[int, ...] | None:
+    """Lengths of the runs of equal ``key`` values down ``chunk`` (the series a chunk of
+    packed tails holds, in order), or None for one run or no key. Nulls are one key."""
+    if key is None or chunk.num_rows < 2:
+        return None
+    column = chunk.column(key).combine_chunks()
+    try:
+        codes = column.dictionary_encode().indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+        codes = np.unique([canonical(v) for v in column.to_pylist()], return_inverse=True)[1]
+    starts = np.flatnonzero(np.diff(codes)) + 1
+    if not starts.size:
+        return None
+    return tuple(int(n) for n in np.diff(np.concatenate([[0], starts, [chunk.num_rows]])))
+
+
 def encode_chunks(chunks: list[pa.Table], codec, schema: pa.Schema) -> pa.Table:
     """Encode chunks (tables of the input schema) into one table of the compressed ``schema``."""
     info = TableInfo.from_json(schema.metadata[META])
@@ -668,7 +684,8 @@ def encode_chunks(chunks: list[pa.Table], codec, schema: pa.Schema) -> pa.Table:
                 arrays[f.name].append(chunk.column(f.name).combine_chunks())
         arrays[COUNT].append(chunk.num_rows)
         arrays[CODEC].append(codec.id)
-        arrays[PAYLOAD].append(codec.encode(x))
+        segments = series_lengths(chunk, info.key) if codec.config.window > 1 else None
+        arrays[PAYLOAD].append(codec.encode(x, segments))
     cols = []
     for f in schema:
         if f.name in RESERVED:

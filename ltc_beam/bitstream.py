@@ -5,11 +5,13 @@ and back.  This module knows nothing about lattices or entropy models: the paylo
 opaque bytes produced by the codec (``ltc_beam.entropy``).
 
 Layout (version 1; version 2 is the same with flags bit 1 set: a sample-coded payload,
-``ltc_beam.codec.sample_coding``; little-endian, varints are canonical unsigned LEB128
+``ltc_beam.codec.sample_coding``; version 3 with flags bit 2 set: the records are several
+series, each windowed on its own; little-endian, varints are canonical unsigned LEB128
 below 2**63)::
 
     magic "LTC" | version u8 | flags u8 | codec id 16 raw bytes | ndim varint |
-    shape varint[ndim] | [specials_length varint | specials]  (only when flags bit 0) |
+    shape varint[ndim] | [segment count varint | segment lengths varint[count]] (only
+    when flags bit 2) | [specials_length varint | specials]  (only when flags bit 0) |
     payload (runs to the checksum) | checksum u32 (CRC-32 of every byte before it)
 
 The framing is compact because telemetry streams are often short (100 records x 6 values
@@ -54,6 +56,7 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "FLAG_SPECIALS",
     "FLAG_SAMPLE_CODED",
+    "FLAG_SEGMENTS",
     "CODEC_ID_LENGTH",
     "CODEC_ID_BYTES",
     "MAX_NDIM",
@@ -73,14 +76,22 @@ FORMAT_VERSION = 1
 #: Version 2 is version 1 plus flags bit 1 (a sample-coded payload); writers use it only for
 #: such streams, so every other stream stays readable by version-1 readers.
 SAMPLE_CODED_VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)
+#: Version 3 is version 1 plus flags bit 2 (segment lengths after the shape); writers use it
+#: only for streams of several series whose windows the segments keep apart.
+SEGMENTED_VERSION = 3
+SUPPORTED_VERSIONS = (1, 2, 3)
 #: flags bit 0: a specials block (and its length) is present.
 FLAG_SPECIALS = 0x01
 #: flags bit 1 (version 2): the payload is sample-coded (``ltc_beam.codec.sample_coding``),
 #: not entropy-coded lattice symbols.
 FLAG_SAMPLE_CODED = 0x02
-#: Flag bits each version defines; every other bit must be zero.
-KNOWN_FLAGS = {1: FLAG_SPECIALS, 2: FLAG_SPECIALS | FLAG_SAMPLE_CODED}
+#: flags bit 2 (version 3): the records (shape[0] of a 2-D shape) are consecutive segments
+#: (series) of the stated lengths; a windowed codec windows each on its own.
+FLAG_SEGMENTS = 0x04
+#: Flag bits each version defines; every other bit must be zero; the one a version is for
+#: must be set.
+KNOWN_FLAGS = {1: FLAG_SPECIALS, 2: FLAG_SPECIALS | FLAG_SAMPLE_CODED, 3: FLAG_SPECIALS | FLAG_SEGMENTS}
+REQUIRED_FLAG = {2: FLAG_SAMPLE_CODED, 3: FLAG_SEGMENTS}
 #: The codec id is 32 lowercase hex characters in the API and 16 raw bytes in the stream.
 CODEC_ID_LENGTH = 32
 CODEC_ID_BYTES = CODEC_ID_LENGTH // 2
@@ -109,9 +120,11 @@ class Field(NamedTuple):
 
 
 #: The container layout, in order; mirrored (and checked by tests) in schemas/BITSTREAM.md.
-#: Variables: shape_size (bytes of the ndim shape varints), specials_length_size (bytes of
-#: the specials_length varint, 0 when flags bit 0 is clear), specials_length, payload_length
-#: (implicit: whatever lies between the header and the checksum).
+#: Variables: shape_size (bytes of the ndim shape varints), segment_count_size and
+#: segment_lengths_size (bytes of the segment count varint and of the lengths varints, 0
+#: when flags bit 2 is clear), specials_length_size (bytes of the specials_length varint, 0
+#: when flags bit 0 is clear), specials_length, payload_length (implicit: whatever lies
+#: between the header and the checksum).
 LAYOUT: tuple[Field, ...] = (
     Field("magic", "0", "3", "bytes[3]"),
     Field("version", "3", "1", "u8"),
@@ -119,17 +132,19 @@ LAYOUT: tuple[Field, ...] = (
     Field("codec_id", "5", "16", "bytes[16]"),
     Field("ndim", "21", "1", "varint"),
     Field("shape", "22", "shape_size", "varint[ndim]"),
-    Field("specials_length", "22 + shape_size", "specials_length_size", "varint"),
-    Field("specials", "22 + shape_size + specials_length_size", "specials_length", "bytes[specials_length]"),
+    Field("segment_count", "22 + shape_size", "segment_count_size", "varint"),
+    Field("segment_lengths", "22 + shape_size + segment_count_size", "segment_lengths_size", "varint[segment_count]"),
+    Field("specials_length", "22 + shape_size + segment_count_size + segment_lengths_size", "specials_length_size", "varint"),
+    Field("specials", "22 + shape_size + segment_count_size + segment_lengths_size + specials_length_size", "specials_length", "bytes[specials_length]"),
     Field(
         "payload",
-        "22 + shape_size + specials_length_size + specials_length",
+        "22 + shape_size + segment_count_size + segment_lengths_size + specials_length_size + specials_length",
         "payload_length",
         "bytes[payload_length]",
     ),
     Field(
         "checksum",
-        "22 + shape_size + specials_length_size + specials_length + payload_length",
+        "22 + shape_size + segment_count_size + segment_lengths_size + specials_length_size + specials_length + payload_length",
         "4",
         "u32",
     ),
@@ -201,6 +216,7 @@ class Frame:
     payload: bytes
     specials: SpecialValues
     sample_coded: bool = False
+    segments: tuple[int, ...] | None = None  # series lengths (flags bit 2), summing to shape[0]
 
     @property
     def numel(self) -> int:
@@ -313,9 +329,12 @@ def pack(
     specials: SpecialValues | None = None,
     *,
     sample_coded: bool = False,
+    segments: tuple[int, ...] | None = None,
 ) -> bytes:
     """Frame a payload (see module docstring and schemas/BITSTREAM.md): entropy-coded lattice
-    symbols (version 1), or with ``sample_coded`` a sample-coded one (version 2, flags bit 1)."""
+    symbols (version 1), with ``sample_coded`` a sample-coded one (version 2, flags bit 1),
+    or with ``segments`` (at least two series lengths, summing to the records of a 2-D
+    shape) symbols of records windowed series by series (version 3, flags bit 2)."""
     _check_codec_id(codec_id, "codec_id")
     shape = tuple(int(s) for s in shape)
     if len(shape) > MAX_NDIM:
@@ -338,13 +357,24 @@ def pack(
     else:
         flags, specials_part = 0, []
     version = FORMAT_VERSION
+    segments_part: list[bytes] = []
+    if sample_coded and segments is not None:
+        raise ValueError("a stream is sample-coded or segmented, not both")
     if sample_coded:
         flags |= FLAG_SAMPLE_CODED
         version = SAMPLE_CODED_VERSION
+    if segments is not None:
+        segments = tuple(int(n) for n in segments)
+        if len(shape) != 2 or len(segments) < 2 or min(segments) < 1 or sum(segments) != shape[0]:
+            raise ValueError(f"segments must be >= 2 positive lengths summing to the records of a 2-D shape, got {len(segments)} for {shape}")
+        flags |= FLAG_SEGMENTS
+        version = SEGMENTED_VERSION
+        segments_part = [_varint(len(segments)), *(_varint(n) for n in segments)]
     parts = [
         FIXED_HEADER.pack(MAGIC, version, flags, bytes.fromhex(codec_id)),
         _varint(len(shape)),
         *(_varint(s) for s in shape),
+        *segments_part,
         *specials_part,
         payload,
     ]
@@ -426,7 +456,7 @@ def _read_varint(buf: memoryview, offset: int, end: int, what: str) -> tuple[int
 def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None = None) -> Frame:
     """Parse and verify a bitstream.
 
-    Raises ``FormatError`` for anything that is not an intact version-1 ltc-beam bitstream
+    Raises ``FormatError`` for anything that is not an intact ltc-beam bitstream (versions 1-3)
     (with what is wrong and at which offset), and ``CodecMismatchError`` when the intact
     stream names a codec other than ``expected_codec_id``.
     """
@@ -460,8 +490,9 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
     unknown = flags & ~KNOWN_FLAGS[version]
     if unknown:
         raise FormatError(f"unknown flag bits 0x{unknown:02x} in flags at offset {m + 1} (version {version})")
-    if version == SAMPLE_CODED_VERSION and not flags & FLAG_SAMPLE_CODED:
-        raise FormatError(f"version {version} stream without flags bit 1 at offset {m + 1}: writers use version 1 for it")
+    if version in REQUIRED_FLAG and not flags & REQUIRED_FLAG[version]:
+        bit = REQUIRED_FLAG[version].bit_length() - 1
+        raise FormatError(f"version {version} stream without flags bit {bit} at offset {m + 1}: writers use version 1 for it")
     off = FIXED_HEADER.size
     ndim_off = off
     ndim, off = _read_varint(buf, off, end, "ndim")
@@ -472,6 +503,19 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
     for i in range(ndim):
         s, off = _read_varint(buf, off, end, f"shape[{i}]")
         shape.append(s)
+    segments = None
+    if flags & FLAG_SEGMENTS:
+        count_off = off
+        count, off = _read_varint(buf, off, end, "segment_count")
+        if ndim != 2 or count < 2 or count > shape[0]:
+            raise FormatError(f"segment_count {count} at offset {count_off} does not fit shape {tuple(shape)} (2 to shape[0] segments of a 2-D shape)")
+        lengths = []
+        for i in range(count):
+            n, off = _read_varint(buf, off, end, f"segment_lengths[{i}]")
+            lengths.append(n)
+        if min(lengths) < 1 or sum(lengths) != shape[0]:
+            raise FormatError(f"segment lengths at offset {count_off} are not positive or do not sum to shape[0] = {shape[0]}")
+        segments = tuple(lengths)
     has_specials = bool(flags & FLAG_SPECIALS)
     specials_off = specials_length = 0
     if has_specials:
@@ -507,4 +551,7 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
     else:
         specials = SpecialValues.empty()
     payload = bytes(buf[payload_off:end])
-    return Frame(codec_id=codec_id, shape=tuple(shape), payload=payload, specials=specials, sample_coded=bool(flags & FLAG_SAMPLE_CODED))
+    return Frame(
+        codec_id=codec_id, shape=tuple(shape), payload=payload, specials=specials,
+        sample_coded=bool(flags & FLAG_SAMPLE_CODED), segments=segments,
+    )

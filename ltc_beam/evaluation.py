@@ -26,8 +26,10 @@ def archive_chunks(
     chunk_size: int | None = None,
     keys: list | None = None,
     pack_shards: int = arrow.DEFAULT_PACK_SHARDS,
-) -> list[np.ndarray]:
-    """The ``[records, d]`` chunks that ``ltc-beam compress`` would code, one bitstream each.
+) -> list[tuple[np.ndarray, tuple[int, ...] | None]]:
+    """The ``[records, d]`` chunks that ``ltc-beam compress`` would code, one bitstream each,
+    with the lengths of the series each holds (``arrow.series_lengths``: several where short
+    tails are packed together, else None).
 
     Series are chunked as the Beam pipeline and :func:`ltc_beam.arrow.encode_table` chunk
     them (``ltc_beam.arrow`` module docstring): full chunks of each series, then the short
@@ -48,7 +50,10 @@ def archive_chunks(
     })
     rows = arrow.chunk_rows(codec, chunk_size)
     chunks = arrow.plan_chunks([table], key=_SERIES, order_by=_ORDER, rows=rows, pack_shards=pack_shards)
-    return [np.asarray(c.column(_VALUES).combine_chunks().flatten()).reshape(-1, d) for c in chunks]
+    return [
+        (np.asarray(c.column(_VALUES).combine_chunks().flatten()).reshape(-1, d), arrow.series_lengths(c, _SERIES))
+        for c in chunks
+    ]
 
 
 def normalised_mse(x: np.ndarray, x_hat: np.ndarray) -> tuple[float, float]:
@@ -152,13 +157,13 @@ def evaluate(
         codec, [series[i] for i in kept], chunk_size, None if keys is None else [keys[i] for i in kept], pack_shards
     )
     nbytes, model_bits, decoded, sample_coded = 0, 0.0, [], 0
-    for x in chunks:
-        blob = codec.encode(x)
+    for x, segments in chunks:
+        blob = codec.encode(x, segments)
         nbytes += len(blob)
         sample_coded += unpack(blob).sample_coded
-        model_bits += codec.code_length_bits(x)
+        model_bits += codec.code_length_bits(x, segments)
         decoded.append(codec.decode(blob))
-    stacked = np.concatenate(chunks)
+    stacked = np.concatenate([x for x, _ in chunks])
     nmse, mse = normalised_mse(stacked, np.concatenate(decoded))
     result = {
         "n_values": int(values),
@@ -175,7 +180,7 @@ def evaluate(
         bits, snr = quantise_zstd_at(stacked, result["snr_db"])
         result["uniform_zstd_bits_per_value"], result["uniform_zstd_snr_db"] = bits, snr
     if voronoi:
-        estimate = codec.voronoi_bits_estimate(max(chunks, key=len))
+        estimate = codec.voronoi_bits_estimate(max((x for x, _ in chunks), key=len))
         if math.isfinite(estimate):
             result["estimated_bits_voronoi_per_value"] = estimate
         else:

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import ltc_beam
-from ltc_beam import arrow, bitstream
+from ltc_beam import arrow, bitstream, testing
 from ltc_beam.errors import CodecMismatchError, FormatError, InputError, OffScaleWarning
 from tests.beam_fixtures import block_codec, small, sort_by_series, telemetry, values_of, vec_codec, window_codec  # noqa: F401
 
@@ -62,9 +62,35 @@ def test_window_and_block_codecs_match_in_process_chunks(small, window_codec, bl
     for codec, _ in (window_codec, block_codec):
         enc = arrow.encode_table(small, codec, column="values", key="device", order_by="ts", chunk_size=64)
         chunks = arrow.plan_chunks([small], key="device", order_by="ts", rows=arrow.chunk_rows(codec, 64))
-        want = np.concatenate([codec.reconstruct(values_of(c)) for c in chunks])
+        want = np.concatenate([codec.reconstruct(values_of(c), arrow.series_lengths(c, "device")) for c in chunks])
         got = values_of(arrow.decode_table(enc))
         assert same_values(got, want)
+
+
+def test_packed_short_series_are_windowed_apart(window_codec):
+    """Series shorter than a chunk share bitstreams; a windowed codec windows each on its own
+    (version-3 streams name their lengths), never across two series: in vector mode each
+    series then decodes exactly as it would alone."""
+    codec, _ = window_codec
+    lengths = [5, 11, 2, 17, 9, 6, 23, 3, 13, 7]
+    parts = [testing.telemetry_table(n, keys=1, dim=8, seed=i, specials=0) for i, n in enumerate(lengths)]
+    table = pa.concat_tables([p.set_column(0, "device", pa.array([f"dev{i:02d}"] * p.num_rows)) for i, p in enumerate(parts)])
+    codec.sample_fallback = False
+    try:
+        enc = arrow.encode_table(table, codec, column="values", key="device", order_by="ts")
+        alone = [codec.reconstruct(values_of(p)) for p in parts]
+    finally:
+        codec.sample_fallback = True
+    frames = [bitstream.unpack(b) for b in enc.column(arrow.PAYLOAD).to_pylist()]
+    # tails are packed in a few groups (by key hash); each stream states its series' lengths
+    stated = sorted(n for f in frames for n in (f.segments or (f.shape[0],)))
+    assert stated == sorted(lengths) and sum(f.segments is not None for f in frames) >= 2
+    dec = arrow.decode_table(enc).sort_by([("device", "ascending"), ("ts", "ascending")])
+    assert dec.num_rows == table.num_rows
+    assert codec.config.mode == "vector" and codec.classes is None  # windows coded independently
+    np.testing.assert_allclose(values_of(dec), np.concatenate(alone), rtol=1e-5, atol=1e-5)
+    assert arrow.series_lengths(table.slice(0, 5), "device") is None
+    assert arrow.series_lengths(table, None) is None
 
 
 def test_parquet_file_opens_with_plain_pyarrow_and_decodes_without_codec_file(small, vec_codec, tmp_path):

@@ -76,7 +76,7 @@ def test_schema_tables_match_code(heading, layout):
 
 
 @pytest.mark.parametrize("layout,variables", [
-    (bs.LAYOUT, ("shape_size", "specials_length_size", "specials_length", "payload_length")),
+    (bs.LAYOUT, ("shape_size", "segment_count_size", "segment_lengths_size", "specials_length_size", "specials_length", "payload_length")),
     (bs.SPECIALS_LAYOUT, ("numel", "M")),
 ])
 def test_layout_fields_are_contiguous(layout, variables):
@@ -154,6 +154,8 @@ def sample_blobs():
         pack(CID, (3, 1, 4, 1, 5), rng.bytes(1000)),
         pack(CID, (1,) * bs.MAX_NDIM, b"\x01\x02\x03\x04"),
         pack(CID, (9,), b"", SpecialValues(np.arange(9), np.full(9, 0x7FC00000, np.uint32))),
+        pack(CID, x.shape, rng.bytes(30), sp, segments=(4, 9)),
+        pack(CID, (300, 2), rng.bytes(7), segments=(1, 200, 99)),
     ]
 
 
@@ -172,6 +174,19 @@ def test_real_streams_follow_the_schema_tables(blob):
         shape.append(value)
         off += size
     env = {"shape_size": off - evaluate(rows["shape"]["Offset"], {})}
+    env["segment_count_size"] = env["segment_lengths_size"] = 0
+    if flags & 4:
+        count, env["segment_count_size"] = read_leb128(blob, off)
+        off += env["segment_count_size"]
+        lengths = []
+        for _ in range(count):
+            value, size = read_leb128(blob, off)
+            lengths.append(value)
+            off += size
+            env["segment_lengths_size"] += size
+        assert tuple(lengths) == frame.segments and blob[3] == 3
+    else:
+        assert frame.segments is None
     if flags & 1:
         env["specials_length"], env["specials_length_size"] = read_leb128(blob, off)
     else:
@@ -185,14 +200,15 @@ def test_real_streams_follow_the_schema_tables(blob):
         return blob[off : off + size]
 
     assert field("magic") == b"LTC"
-    assert field("version") == b"\x01"
+    assert field("version") == (b"\x03" if flags & 4 else b"\x01")
     assert field("codec_id") == bytes.fromhex(frame.codec_id)
     assert tuple(shape) == frame.shape
     assert field("payload") == frame.payload
     end = evaluate(rows["checksum"]["Offset"], env)
     assert struct.unpack("<I", field("checksum"))[0] == zlib.crc32(blob[:end])
     assert len(blob) == end + 4 == (
-        26 + env["shape_size"] + env["specials_length_size"] + env["specials_length"] + env["payload_length"]
+        26 + env["shape_size"] + env["segment_count_size"] + env["segment_lengths_size"]
+        + env["specials_length_size"] + env["specials_length"] + env["payload_length"]
     )
     assert bool(flags & 1) == (len(frame.specials) > 0) == (env["specials_length"] > 0)
     if env["specials_length"]:
@@ -477,10 +493,37 @@ def test_parsed_headers_are_canonical():
 
 def test_unknown_version_lists_supported_versions():
     blob = bytearray(pack(CID, (1,), b""))
-    blob[3] = 3
+    blob[3] = 4
     with pytest.raises(FormatError) as info:
         unpack(refresh_crc(blob))
-    assert "version 3" in str(info.value) and str(info.value).endswith("supports versions: 1, 2")
+    assert "version 4" in str(info.value) and str(info.value).endswith("supports versions: 1, 2, 3")
+
+
+def test_segmented_streams_are_version_3_and_flag_bit_2():
+    sp = SpecialValues(np.array([4]), np.array([0x7FC00000], np.uint32))
+    blob = pack(CID, (7, 2), b"abcd", sp, segments=(3, 4))
+    assert blob[3] == 3 and blob[4] == bs.FLAG_SEGMENTS | bs.FLAG_SPECIALS
+    frame = unpack(blob)
+    assert frame.segments == (3, 4) and frame.payload == b"abcd" and frame.specials == sp
+    assert unpack(pack(CID, (7, 2), b"abcd")).segments is None
+    for bad in [(7,), (3, 3), (0, 7), (2, 2, 3, 0)]:
+        with pytest.raises(ValueError):
+            pack(CID, (7, 2), b"", segments=bad)
+    with pytest.raises(ValueError):
+        pack(CID, (7, 2), b"", segments=(3, 4), sample_coded=True)
+    with pytest.raises(ValueError):
+        pack(CID, (7, 2, 1), b"", segments=(3, 4))
+    # a damaged count or length, with a fresh checksum, is a format error naming it
+    count_at = 22 + 2  # after ndim (offset 21) and the shape varints 7 and 2
+    for at, value, what in [(count_at, 1, "segment_count"), (count_at + 1, 0, "segment lengths")]:
+        damaged = bytearray(pack(CID, (7, 2), b"abcd", segments=(3, 4)))
+        damaged[at] = value
+        with pytest.raises(FormatError, match=what):
+            unpack(refresh_crc(damaged))
+    no_bit = bytearray(blob)
+    no_bit[4] = bs.FLAG_SPECIALS
+    with pytest.raises(FormatError, match="without flags bit 2"):
+        unpack(refresh_crc(no_bit))
 
 
 def test_sample_coded_streams_are_version_2_and_flag_bit_1():

@@ -42,11 +42,16 @@ def test_evaluate_counts_the_payload_bytes_of_the_chunk_layout(codecs, name):
 
 def test_archive_chunks_keep_every_record_once(codecs):
     series = _series(5, 3000) + _series(7, 40)
-    chunks = archive_chunks(codecs["block"], series, chunk_size=1024)
+    planned = archive_chunks(codecs["block"], series, chunk_size=1024)
+    chunks = [x for x, _ in planned]
     assert sum(len(c) for c in chunks) == sum(len(s) for s in series)
     assert max(len(c) for c in chunks) <= 1024
     expected = np.sort(np.concatenate(series), axis=0)
     assert np.array_equal(np.sort(np.concatenate(chunks), axis=0), expected)
+    # full chunks hold one series; packed tails state the lengths of theirs
+    for x, segments in planned:
+        assert segments is None or (len(segments) > 1 and sum(segments) == len(x))
+    assert any(segments for _, segments in planned)  # 12 tails of 40 and 952 records share chunks
 
 
 def test_evaluate_error_matches_decoding(codecs):

@@ -256,12 +256,34 @@ class Codec:
         specials = SpecialValues(pos, np.ascontiguousarray(x32).reshape(-1).view(np.uint32)[pos].copy())
         return np.where(exact, 0.0, z), specials
 
-    def _vectors(self, z: np.ndarray) -> np.ndarray:
-        return pad_rows(to_windows(z, self.config.window), self.config.vectors_per_block)
+    def _segments(self, records: int, segments) -> tuple[int, ...] | None:
+        """``segments`` (series lengths of the records, in order) as the stream states them:
+        None where they change nothing (no windows, one series, every series but the last
+        a whole number of windows). Raises InputError when they do not fit the records."""
+        if segments is None:
+            return None
+        lengths = tuple(int(n) for n in segments)
+        if any(n < 1 for n in lengths) or sum(lengths) != records:
+            raise InputError(f"segments must be positive series lengths summing to the {records} records, got {len(lengths)} summing to {sum(lengths)}")
+        window = self.config.window
+        if window == 1 or len(lengths) < 2 or all(n % window == 0 for n in lengths[:-1]):
+            return None
+        return lengths
+
+    def _vectors(self, z: np.ndarray, segments: tuple[int, ...] | None) -> np.ndarray:
+        """Input vectors of z-scored records: windows of the series (of each segment on its
+        own), padded to whole lattice blocks."""
+        window = self.config.window
+        if segments is None:
+            windows = to_windows(z, window)
+        else:
+            bounds = np.cumsum((0,) + segments)
+            windows = np.concatenate([to_windows(z[a:b], window) for a, b in zip(bounds, bounds[1:])])
+        return pad_rows(windows, self.config.vectors_per_block)
 
     @torch.no_grad()
-    def _quantize(self, z: np.ndarray) -> Quantized:
-        vectors = self._vectors(z)
+    def _quantize(self, z: np.ndarray, segments: tuple[int, ...] | None = None) -> Quantized:
+        vectors = self._vectors(z, segments)
         y = self.model.analysis(torch.as_tensor(vectors, dtype=torch.float32, device=self.device))
         n = self.lattice.dim
         if self.config.mode == "block":
@@ -288,11 +310,17 @@ class Codec:
         return y.reshape(rows, self.config.latent_dim)
 
     @torch.no_grad()
-    def _reconstruct(self, frame: np.ndarray, rows: int, records: int) -> np.ndarray:
+    def _reconstruct(self, frame: np.ndarray, rows: int, records: int, segments: tuple[int, ...] | None = None) -> np.ndarray:
         """Frame points → records in data units (float32)."""
         y = self._latents(frame, rows)
         vectors = self.model.synthesis(y.to(self.device)).double().cpu().numpy()
-        return self._data_units(from_windows(vectors, records, self.config.record_dim))
+        d, window = self.config.record_dim, self.config.window
+        if segments is None:
+            return self._data_units(from_windows(vectors, records, d))
+        counts = [-(-n // window) for n in segments]
+        starts = np.cumsum([0] + counts)
+        parts = [from_windows(vectors[a:b], n, d) for a, b, n in zip(starts, starts[1:], segments)]
+        return self._data_units(np.concatenate(parts))
 
     def _data_units(self, z: np.ndarray) -> np.ndarray:
         """z-scores → records in data units (float32); constant columns exactly their value."""
@@ -327,27 +355,29 @@ class Codec:
         return symbols, self.table_base[classes[segment][:, None], channels, coordinates] + phases, classes
 
     # ------------------------------------------------------------------ public API
-    def encode(self, x) -> bytes:
-        """Compress records ``x[N, record_dim]`` (one series, in order) to a bitstream."""
-        return self._encode(self._check(x), reconstruct=False)[0]
+    def encode(self, x, segments=None) -> bytes:
+        """Compress records ``x[N, record_dim]`` (one series in order, or with ``segments``
+        several: their lengths, in order, each windowed on its own) to a bitstream."""
+        return self._encode(self._check(x), reconstruct=False, segments=segments)[0]
 
-    def _encode(self, arr: np.ndarray, reconstruct: bool) -> tuple[bytes, np.ndarray | None]:
+    def _encode(self, arr: np.ndarray, reconstruct: bool, segments=None) -> tuple[bytes, np.ndarray | None]:
         """The bitstream of ``arr`` and, with ``reconstruct``, what decoding it gives. The
         stream is LTC-coded, or sample-coded where that is shorter at no more squared error
         on any column (``sample_fallback``)."""
+        segments = self._segments(len(arr), segments)
         z, specials = self._split(arr)
         if not len(arr):
             empty = np.zeros((0, self.config.record_dim), np.float32)
             return pack(self.id, arr.shape, SymbolEncoder(self.tables).finish(), specials), empty
-        q = self._quantize(z)
+        q = self._quantize(z, segments)
         symbols, tables, classes = self._symbols(q)
         payload, escapes = self._entropy_code(symbols, tables, classes)
         self._warn_if_off_scale(arr, specials, escapes, symbols.size, stacklevel=4)  # the caller of encode
-        blob = pack(self.id, arr.shape, payload, specials)
+        blob = pack(self.id, arr.shape, payload, specials, segments=segments)
         try_samples = self.sample_fallback and len(arr) >= sample_coding.MIN_RECORDS
         if not (reconstruct or try_samples):
             return blob, None
-        out = self._reconstruct(q.frame, q.rows, len(arr))
+        out = self._reconstruct(q.frame, q.rows, len(arr), segments)
         if try_samples:
             blob, out = self._sample_coded(z, specials, blob, out, len(payload))
         return blob, merge_specials(out, specials)
@@ -449,7 +479,8 @@ class Codec:
         if records == 0:
             decoder.finish()
             return merge_specials(np.zeros((0, self.config.record_dim), np.float32), frame.specials)
-        rows = self._rows(records)
+        segments = self._stated_segments(frame)
+        rows = self._rows(records, segments)
         n = self.lattice.dim
         channels = self._channels(rows)
         point_class = np.zeros(len(channels), np.int64)
@@ -463,25 +494,33 @@ class Codec:
             tables = self.table_base[point_class, channels[:, i], i] + builder.phases()
             builder.push(decoder.decode(tables))
         decoder.finish()
-        out = self._reconstruct(builder.frame, rows, records)
+        out = self._reconstruct(builder.frame, rows, records, segments)
         return merge_specials(out, frame.specials)
 
-    def _rows(self, records: int) -> int:
-        windows = -(-records // self.config.window)
+    def _stated_segments(self, frame) -> tuple[int, ...] | None:
+        """The frame's segments where they change the windows (see :meth:`_segments`)."""
+        if frame.segments is None or self.config.window == 1:
+            return None
+        return frame.segments
+
+    def _rows(self, records: int, segments: tuple[int, ...] | None = None) -> int:
+        window = self.config.window
+        windows = -(-records // window) if segments is None else sum(-(-n // window) for n in segments)
         n = self.config.vectors_per_block
         return -(-windows // n) * n
 
-    def reconstruct(self, x) -> np.ndarray:
-        """What ``decode(encode(x))`` returns, as the encoder computes it (nothing decoded)."""
-        return self._encode(self._check(x), reconstruct=True)[1]
+    def reconstruct(self, x, segments=None) -> np.ndarray:
+        """What ``decode(encode(x, segments))`` returns, as the encoder computes it (nothing decoded)."""
+        return self._encode(self._check(x), reconstruct=True, segments=segments)[1]
 
-    def code_length_bits(self, x) -> float:
+    def code_length_bits(self, x, segments=None) -> float:
         """Exact model code length of ``x`` under the stored integer tables (no side channel)."""
         arr = self._check(x)
         if not len(arr):
             return 0.0
+        segments = self._segments(len(arr), segments)
         z, _ = self._split(arr)
-        return float(self.tables.bits(*self._coded([self._quantize(z)])))
+        return float(self.tables.bits(*self._coded([self._quantize(z, segments)])))
 
     def voronoi_bits_estimate(self, x, max_points: int = 2048, samples: int = 2048) -> float:
         """The paper's Monte-Carlo rate estimate, in bits per input value (a diagnostic).
