@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import time
+import warnings
 
 import numpy as np
 import pyarrow as pa
@@ -238,7 +239,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
 
             tables = p | "Read" >> beam.Create(npy_batches(table))
             tables | "Compress" >> EncodeToParquet(
-                args.output, args.codec, num_shards=args.num_shards or auto_shards(bytes_in), dead_letter_path=args.dead_letter, **encode
+                args.output, args.codec, num_shards=shards, dead_letter_path=args.dead_letter, **encode
             )
     else:
         files = parquet_files(args.input)
@@ -247,18 +248,28 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
 
         def build(p):
             p | "Compress" >> CompressParquet(
-                args.input, args.output, args.codec, num_shards=args.num_shards or auto_shards(bytes_in),
+                args.input, args.output, args.codec, num_shards=shards,
                 dead_letter_path=args.dead_letter, **encode
             )
 
     if records == 0:
         raise InputError(f"{args.input!r} holds no records: nothing to compress")
+    shards = args.num_shards or auto_shards(bytes_in)
     _prepare_output(args.output, files)
     start = time.time()
     with _Progress(records, "compress", not args.quiet and not args.json):
         result, _ = run(build, args.runner, beam_args)
     seconds = time.time() - start
     out_files = _dir_files(args.output)
+    if len(out_files) < shards:
+        warnings.warn(
+            f"{len(out_files)} of the {shards} output files hold data (their names keep their shard "
+            f"numbers): series (without --key: input batches) go to files by a hash of their key, whole, and a file receives whole "
+            f"chunks of up to {arrow.chunk_rows(codec, args.chunk_size)} records, so few series or few "
+            "chunks fill fewer files",
+            UserWarning,
+            stacklevel=2,
+        )
     payload, count = 0, 0
     for name in out_files:
         t = pq.read_table(name, columns=[arrow.PAYLOAD] + ([arrow.COUNT] if args.layout == "chunk" else []))
@@ -381,6 +392,7 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
         records += sum(t.column(arrow.COUNT).to_pylist()) if t is not None else pq.ParquetFile(f).metadata.num_rows
     if records == 0:
         raise InputError(f"{args.input!r} holds no records: nothing to compress")
+    shards = args.num_shards or auto_shards(bytes_in)
     _prepare_output(args.output, files)
     start = time.time()
     with _Progress(records, "decompress", not args.quiet and not args.json):

@@ -73,6 +73,19 @@ def test_compress_npy_record_layout(vec_codec, tmp_path, capsys):
     assert ltc_beam.read_parquet(str(tmp_path / "c")).num_rows == 500
 
 
+def test_fewer_files_than_shards_are_said(small, vec_codec, tmp_path, capsys):
+    """Two series cannot fill eight files: the summary says so (the names keep their numbers)."""
+    import pyarrow.compute as pc
+
+    _, codec = vec_codec
+    two = small.filter(pc.is_in(small.column("device"), value_set=small.column("device").unique()[:2]))
+    pq.write_table(two, tmp_path / "two.parquet")
+    with pytest.warns(UserWarning, match="of the 8 output files hold data"):
+        rc = main(["compress", str(tmp_path / "two.parquet"), "--codec", codec, "--output", str(tmp_path / "c"),
+                   "--column", "values", "--key", "device", "--order-by", "ts", "--json", "--num-shards", "8"])
+    assert rc == 0 and _summary(capsys)["output_files"] <= 2
+
+
 def test_npy_batches_are_copies_that_pickle_small():
     """A slice pickles its whole parent table: Create of slices of a big array grew
     quadratically (1e6 records took 82 s to compress)."""
