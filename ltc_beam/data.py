@@ -34,6 +34,23 @@ class Dataset:
         return sum(len(s) for s in self.series)
 
 
+def common_schema(files: list[str]) -> pa.Schema:
+    """The schema every file's records fit: the first file's where all agree (metadata aside),
+    else the files' schemas unified with numeric widening (float32 and float64 columns of one
+    name read as float64), the first file's metadata kept. Raises InputError naming two files
+    whose schemas do not unify."""
+    schemas = [pq.read_schema(f) for f in files]
+    first = schemas[0]
+    if all(s.remove_metadata().equals(first.remove_metadata()) for s in schemas[1:]):
+        return first
+    try:
+        unified = pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        other = next(f for f, s in zip(files, schemas) if not s.remove_metadata().equals(first.remove_metadata()))
+        raise InputError(f"{files[0]!r} and {other!r} have schemas that do not combine: {exc}") from None
+    return unified.with_metadata(first.metadata)
+
+
 def parquet_files(path: str) -> list[str]:
     """A Parquet file, a directory of them, or a glob → sorted list of files."""
     if os.path.isdir(path):
@@ -137,10 +154,17 @@ def load(
         array = np.load(path, allow_pickle=False)
         if array.ndim == 1:
             array = array[:, None]
-        if array.ndim != 2 or array.dtype.kind not in "fiu":
-            raise InputError(f"{path}: expected a 2-D numeric array, got shape {array.shape} dtype {array.dtype}")
+        if array.ndim != 2 or array.dtype.kind != "f":  # as compress: integers are not coded lossily
+            raise InputError(
+                f"{path}: expected a 2-D float array, got shape {array.shape} dtype {array.dtype}"
+                + ("; LTC codes floating-point data (cast it to float32)" if array.dtype.kind in "iub" else "")
+            )
         return Dataset([array.astype(np.float64)], [f"v{i}" for i in range(array.shape[1])])
-    table = pa.concat_tables([pq.read_table(f) for f in parquet_files(path)], promote_options="default")
+    files = parquet_files(path)
+    try:  # float32 and float64 files of one dataset read as float64, as compress keeps them
+        table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise InputError(f"the files of {path!r} have schemas that do not combine: {exc}") from None
     for name in (key, order_by):
         if name and name not in table.column_names:
             raise InputError(f"column {name!r} not found; columns are {table.column_names}")

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from ltc_beam import arrow
 from ltc_beam.cli import positive
-from ltc_beam.data import input_bytes, parquet_files
+from ltc_beam.data import common_schema, input_bytes, parquet_files
 from ltc_beam.errors import InputError
 from ltc_beam.parquet import embedded_codec_bytes
 
@@ -244,7 +244,10 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     else:
         files = parquet_files(args.input)
         records, bytes_in = _records_in(files), input_bytes(args.input)
-        _check_columns(pq.read_schema(files[0]), codec, encode)
+        schema = common_schema(files)
+        if not schema.remove_metadata().equals(pq.read_schema(files[0]).remove_metadata()):
+            encode["schema"] = schema  # files of float32 and float64 values: all decode as float64
+        _check_columns(schema, codec, encode)
 
         def build(p):
             p | "Compress" >> CompressParquet(
@@ -311,7 +314,7 @@ def _verify(args, files: list[str], codec) -> dict:
     if args.input.endswith(".npy"):
         source = _npy_table(args.input)
     else:
-        source = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+        source = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
     info = arrow.table_info(pq.read_schema(_dir_files(args.output)[0]))
     names = list(info.spec.names)
     same_rows = source.num_rows == decoded.num_rows
@@ -391,8 +394,7 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
         t = pq.read_table(f, columns=[arrow.COUNT]) if arrow.COUNT in pq.read_schema(f).names else None
         records += sum(t.column(arrow.COUNT).to_pylist()) if t is not None else pq.ParquetFile(f).metadata.num_rows
     if records == 0:
-        raise InputError(f"{args.input!r} holds no records: nothing to compress")
-    shards = args.num_shards or auto_shards(bytes_in)
+        raise InputError(f"{args.input!r} holds no records: nothing to decompress")
     _prepare_output(args.output, files)
     start = time.time()
     with _Progress(records, "decompress", not args.quiet and not args.json):

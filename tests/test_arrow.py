@@ -237,6 +237,9 @@ def test_training_input_refuses_what_encoding_refuses(vec_codec, tmp_path):
     )
     with pytest.raises(InputError, match="column 'b' has type int64: LTC codes floating-point"):
         data.load(str(path), columns=["a", "b"])
+    np.save(tmp_path / "ints.npy", np.arange(12).reshape(6, 2))  # compress refuses it too
+    with pytest.raises(InputError, match="expected a 2-D float array.*int64.*cast it to float32"):
+        data.load(str(tmp_path / "ints.npy"))
 
 
 def test_layout_and_order_rules(small, window_codec, block_codec):

@@ -86,6 +86,29 @@ def test_fewer_files_than_shards_are_said(small, vec_codec, tmp_path, capsys):
     assert rc == 0 and _summary(capsys)["output_files"] <= 2
 
 
+def test_float32_and_float64_files_of_one_dataset(small, vec_codec, tmp_path, capsys):
+    """A directory of float32 and float64 files reads as float64 everywhere (it crashed in
+    train/evaluate/--verify and compress decoded all as float32)."""
+    _, codec = vec_codec
+    src = tmp_path / "in"
+    src.mkdir()
+    half = small.num_rows // 2
+    pq.write_table(small.slice(0, half), src / "a.parquet")
+    wide = small.slice(half)
+    at = wide.schema.get_field_index("values")
+    wide = wide.set_column(at, "values", wide.column("values").cast(pa.list_(pa.float64(), 8)))
+    pq.write_table(wide, src / "b.parquet")
+    opts = ["--column", "values", "--key", "device", "--order-by", "ts"]
+    assert main(["evaluate", str(src), "--codec", codec, "--json", "--no-voronoi"] + opts) == 0
+    assert _summary(capsys)["n_values"] == small.num_rows * 8
+    assert main(["compress", str(src), "--codec", codec, "--output", str(tmp_path / "c"), "--verify", "--json"] + opts) == 0
+    s = _summary(capsys)
+    assert s["records_out"] == small.num_rows and s["verify_records_equal"] and s["verify_other_columns_identical"]
+    assert main(["decompress", str(tmp_path / "c"), "--output", str(tmp_path / "d"), "--json"]) == 0
+    decoded = pa.concat_tables([pq.read_table(f) for f in sorted(glob.glob(str(tmp_path / "d" / "*.parquet")))])
+    assert decoded.num_rows == small.num_rows and decoded.schema.field("values").type.value_type == pa.float64()
+
+
 def test_npy_batches_are_copies_that_pickle_small():
     """A slice pickles its whole parent table: Create of slices of a big array grew
     quadratically (1e6 records took 82 s to compress)."""
