@@ -110,6 +110,17 @@ def test_a_column_without_finite_values_is_left_out_of_the_snr():
     assert one > 0.6 * both
 
 
+def test_a_constant_column_is_left_out_of_the_snr():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((500, 3))
+    x_hat = x + 0.1 * rng.standard_normal((500, 3))
+    varying, _ = normalised_mse(x, x_hat)
+    x4, x4_hat = np.column_stack([x, np.full(500, 3.25)]), np.column_stack([x_hat, np.full(500, 3.25)])
+    assert normalised_mse(x4, x4_hat)[0] == pytest.approx(varying)  # not lowered by 1/4
+    x4_hat[:, 3] += 0.5  # all constant columns: their plain MSE
+    assert normalised_mse(x4[:, 3:], x4_hat[:, 3:])[0] == pytest.approx(0.25)
+
+
 def test_baseline_is_uniform_zstd_at_the_same_snr(codecs):
     from ltc_beam.evaluation import coarsest_step, quantise_zstd, quantise_zstd_at
 
