@@ -170,7 +170,7 @@ def load(
             raise InputError(f"column {name!r} not found; columns are {table.column_names}")
     names = vector_columns(table, column, columns, {key, order_by} - {None})
     values, value_names = values_of(table, names)
-    hint = None if order_by else order_hint(table, key, set(names))
+    hint = None if order_by else order_hint(table, key, set(names), values)
     order = np.arange(table.num_rows)
     if order_by:
         order = np.argsort(table.column(order_by).to_numpy(zero_copy_only=False), kind="stable")
@@ -185,12 +185,21 @@ def load(
     return Dataset(series, value_names, list(index), order_hint=hint)
 
 
-def order_hint(table: pa.Table, key: str | None, exclude: set[str]) -> str | None:
+#: ``order_hint`` names a column only where consecutive records (in file order) correlate
+#: at least this much on average over the value columns: windows gain nothing on records
+#: that are not (row ids of embeddings or shuffled tables also increase down the file).
+HINT_MIN_CORRELATION = 0.5
+
+
+def order_hint(table: pa.Table, key: str | None, exclude: set[str], values: np.ndarray) -> str | None:
     """The first column that looks like a time order: a timestamp / date / time column, or
-    an integer column that increases strictly down the file (within each key, with ``key``)."""
+    an integer column that increases strictly down the file (within each key, with ``key``),
+    where the records ``values`` (file order) are correlated from one to the next."""
     codes = None
     if key:
         codes = pc.dictionary_encode(table.column(key).combine_chunks()).indices.to_numpy(zero_copy_only=False)
+    if lag_correlation(values, codes) < HINT_MIN_CORRELATION:
+        return None
     for field in table.schema:
         if field.name in exclude or field.name == key:
             continue
@@ -207,3 +216,18 @@ def order_hint(table: pa.Table, key: str | None, exclude: set[str]) -> str | Non
             if steps.size and (steps > 0).all():
                 return field.name
     return None
+
+
+def lag_correlation(values: np.ndarray, codes: np.ndarray | None) -> float:
+    """Mean over columns of the correlation of each record with the next (of the same key)."""
+    rows = np.arange(len(values)) if codes is None else np.argsort(codes, kind="stable")
+    v = np.asarray(values, dtype=np.float64)[rows]
+    same = np.ones(len(v) - 1, bool) if codes is None else codes[rows][1:] == codes[rows][:-1]
+    a, b = v[:-1][same], v[1:][same]
+    ok = np.isfinite(a) & np.isfinite(b)
+    found = []
+    for c in range(v.shape[1]):
+        x, y = a[ok[:, c], c], b[ok[:, c], c]
+        if x.size > 2 and x.std() > 0 and y.std() > 0:
+            found.append(float(np.corrcoef(x, y)[0, 1]))
+    return float(np.mean(found)) if found else 0.0

@@ -228,14 +228,18 @@ def test_train_points_at_a_likely_order_column(tmp_path, capsys):
 
     rng = np.random.default_rng(0)
     n = 400
+    walk = np.cumsum(rng.standard_normal(n)).astype(np.float32)  # records correlated in file order
     table = pa.table({
         "dev": np.repeat(["a", "b"], n // 2),
         "shuffled": rng.permutation(n),
         "step": np.tile(np.arange(n // 2), 2),  # increasing within each device only
-        "value": rng.standard_normal(n).astype(np.float32),
+        "value": walk,
     })
-    assert order_hint(table, None, {"value"}) is None
-    assert order_hint(table, "dev", {"value"}) == "step"
+    values = walk[:, None]
+    assert order_hint(table, None, {"value"}, values) is None
+    assert order_hint(table, "dev", {"value"}, values) == "step"
+    iid = rng.standard_normal((n, 1))  # a row id over records unrelated to their neighbours: no hint
+    assert order_hint(table, "dev", {"value"}, iid) is None
     path = tmp_path / "t.parquet"
     pq.write_table(table, path)
     assert main(["train", str(path), "--out", str(tmp_path / "c.ltc"), "--key", "dev", "--steps", "20", "--quiet"]) == 0
