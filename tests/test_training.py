@@ -325,6 +325,9 @@ def test_auto_window_follows_the_correlation_in_time_and_the_data_size():
     assert segment_bits(pieces, 2) == pytest.approx(8 / 15) and segment_bits(pieces, 1) == 0
     t, estimates = choose_window(pieces, bits_per_value=2.0)
     assert t == 1 and estimates["2"] < 0.95 * estimates["1"]
+    # short series at levels of their own: windows code each level once, records each time
+    levels = [rng.standard_normal((1, 3)) + 0.1 * np.cumsum(rng.standard_normal((5, 3)), axis=0) for _ in range(4000)]
+    assert choose_window(levels, bits_per_value=2.0)[0] >= 2
 
 
 def test_vector_mode_on_short_vectors_is_warned_about():
