@@ -10,10 +10,11 @@ import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from ltc_beam import arrow
+from ltc_beam.bitstream import unpack
 from ltc_beam.beam import LtcDecode, LtcEncode
 from ltc_beam.beam.runners import counters
 from ltc_beam.errors import InputError
-from tests.beam_fixtures import block_codec, small, sort_by_series, telemetry, values_of, vec_codec  # noqa: F401
+from tests.beam_fixtures import block_codec, small, sort_by_series, telemetry, values_of, vec_codec, window_codec  # noqa: F401
 
 _SINKS: dict[str, list] = {}
 
@@ -187,6 +188,27 @@ def test_decompress_parquet_file_per_file(small, vec_codec, tmp_path):
     a, b = sort_by_series(a), sort_by_series(b)
     assert b.num_rows == small.num_rows and a.drop(["values"]).equals(b.drop(["values"]))
     assert np.array_equal(values_of(a), values_of(b), equal_nan=True)
+
+
+def test_window_codec_packs_uneven_series_apart_as_in_process(small, window_codec):
+    """Series of uneven lengths through LtcEncode with a windowed codec: the packed tails'
+    streams state their series (version 3), exactly the in-process bitstreams; all decode."""
+    codec, path = window_codec
+    uneven = small.filter(pa.array(np.arange(small.num_rows) % 7 != 0))
+    opts = dict(column="values", key="device", order_by="ts", chunk_size=128)
+
+    def build(p):
+        enc = p | beam.Create(batches(uneven)) | LtcEncode(path, **opts)
+        collect(enc, "enc")
+        collect(enc | LtcDecode(), "dec")
+
+    run(build)
+    encoded = pa.concat_tables(_SINKS["enc"])
+    reference = arrow.encode_table(uneven, codec, **opts)
+    payloads = encoded.column(arrow.PAYLOAD).to_pylist()
+    assert sorted(payloads) == sorted(reference.column(arrow.PAYLOAD).to_pylist())
+    assert any(unpack(b).segments for b in payloads)
+    assert sum(len(t) for t in _SINKS["dec"]) == uneven.num_rows
 
 
 def test_compress_parquet_shards_series_by_key_in_one_shuffle(small, block_codec, tmp_path):
