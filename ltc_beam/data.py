@@ -194,32 +194,38 @@ HINT_MIN_CORRELATION = 0.5
 def order_hint(table: pa.Table, key: str | None, exclude: set[str], values: np.ndarray) -> str | None:
     """The first column that looks like a time order: a timestamp / date / time column, or
     an integer column that increases strictly down the file (within each key, with ``key``),
-    where the records ``values`` (file order) are correlated from one to the next."""
+    where the records ``values`` (file order), taken in that column's order, are correlated
+    from one to the next."""
+    if table.num_rows < 3:
+        return None
     codes = None
     if key:
-        codes = pc.dictionary_encode(table.column(key).combine_chunks()).indices.to_numpy(zero_copy_only=False)
-    if lag_correlation(values, codes) < HINT_MIN_CORRELATION:
-        return None
+        codes = pc.dictionary_encode(table.column(key).combine_chunks()).indices.fill_null(-1).to_numpy(zero_copy_only=False)
     for field in table.schema:
         if field.name in exclude or field.name == key:
             continue
+        column = table.column(field.name)
         if pa.types.is_temporal(field.type):
+            order = np.argsort(pc.fill_null(column.cast(pa.int64()), 0).to_numpy(zero_copy_only=False), kind="stable")
+        elif pa.types.is_integer(field.type) and column.null_count == 0:
+            v = column.to_numpy().astype(np.int64)
+            rows = np.arange(len(v)) if codes is None else np.argsort(codes, kind="stable")
+            same = np.ones(len(v) - 1, bool) if codes is None else codes[rows][1:] == codes[rows][:-1]
+            steps = np.diff(v[rows])[same]
+            if not (steps.size and (steps > 0).all()):
+                continue
+            order = np.arange(len(v))
+        else:
+            continue
+        if lag_correlation(values[order], None if codes is None else codes[order]) >= HINT_MIN_CORRELATION:
             return field.name
-        if pa.types.is_integer(field.type) and table.num_rows > 1 and table.column(field.name).null_count == 0:
-            v = table.column(field.name).to_numpy().astype(np.int64)
-            if codes is not None:
-                rows = np.argsort(codes, kind="stable")
-                v, same = v[rows], codes[rows][1:] == codes[rows][:-1]
-                steps = np.diff(v)[same]
-            else:
-                steps = np.diff(v)
-            if steps.size and (steps > 0).all():
-                return field.name
     return None
 
 
 def lag_correlation(values: np.ndarray, codes: np.ndarray | None) -> float:
     """Mean over columns of the correlation of each record with the next (of the same key)."""
+    if len(values) < 3:
+        return 0.0
     rows = np.arange(len(values)) if codes is None else np.argsort(codes, kind="stable")
     v = np.asarray(values, dtype=np.float64)[rows]
     same = np.ones(len(v) - 1, bool) if codes is None else codes[rows][1:] == codes[rows][:-1]

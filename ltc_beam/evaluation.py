@@ -80,6 +80,18 @@ def normalised_mse(x: np.ndarray, x_hat: np.ndarray) -> tuple[float, float]:
     return nmse, float(err.sum() / max(ok.sum(), 1))
 
 
+def constant_columns(x: np.ndarray, x_hat: np.ndarray) -> dict:
+    """Columns the SNR leaves out (constant in ``x``, some value finite) and the largest
+    absolute error on their finite values (0.0 where there are none)."""
+    x = np.asarray(x, dtype=np.float64)
+    ok = np.isfinite(x)
+    low = np.where(ok, x, np.inf).min(0)
+    high = np.where(ok, x, -np.inf).max(0)
+    constant = ok.any(0) & (low == high)
+    err = np.where(ok, np.abs(np.where(ok, x, 0.0) - np.where(ok, x_hat, 0.0)), 0.0)[:, constant]
+    return {"constant_columns": int(constant.sum()), "constant_columns_max_abs_error": float(err.max()) if err.size else 0.0}
+
+
 def snr_db(x: np.ndarray, x_hat: np.ndarray) -> float:
     """``-10 log10 nmse`` (:func:`normalised_mse`); ``inf`` for an exact reconstruction."""
     return _decibels(normalised_mse(x, x_hat)[0])
@@ -154,7 +166,9 @@ def evaluate(
     ``model_bits_per_value`` is the exact LTC code length under the codec's tables; with
     ``baseline``, ``uniform_zstd_bits_per_value`` is what :func:`quantise_zstd_at` needs for
     the same data at the same SNR (is LTC the right codec for this data?); ``nmse`` is the mean over columns of MSE / variance (variance of this
-    data); non-finite inputs (restored exactly) are left out of the error.
+    data); non-finite inputs (restored exactly) are left out of the error; columns constant
+    in this data are left out of nmse and reported as ``constant_columns`` with their
+    ``constant_columns_max_abs_error``.
     """
     values = sum(s.size for s in series)
     if not values:
@@ -171,7 +185,8 @@ def evaluate(
         model_bits += codec.code_length_bits(x, segments)
         decoded.append(codec.decode(blob))
     stacked = np.concatenate([x for x, _ in chunks])
-    nmse, mse = normalised_mse(stacked, np.concatenate(decoded))
+    x_hat = np.concatenate(decoded)
+    nmse, mse = normalised_mse(stacked, x_hat)
     result = {
         "n_values": int(values),
         "streams": len(chunks),
@@ -182,6 +197,7 @@ def evaluate(
         "mse": mse,
         "nmse": nmse,
         "snr_db": _decibels(nmse),
+        **constant_columns(stacked, x_hat),
     }
     if baseline:
         bits, snr = quantise_zstd_at(stacked, result["snr_db"])

@@ -109,6 +109,18 @@ def test_float32_and_float64_files_of_one_dataset(small, vec_codec, tmp_path, ca
     assert decoded.num_rows == small.num_rows and decoded.schema.field("values").type.value_type == pa.float64()
 
 
+def test_inputs_without_records_are_refused_with_a_message(vec_codec, tmp_path, capsys):
+    _, codec = vec_codec
+    path = tmp_path / "empty.parquet"
+    pq.write_table(pa.table({"ts": pa.array([], pa.int64()), "values": pa.array([], pa.list_(pa.float32(), 8))}), path)
+    assert main(["train", str(path), "--out", str(tmp_path / "c.ltc"), "--column", "values", "--quiet"]) != 0
+    assert "holds no records" in capsys.readouterr().err
+    assert main(["evaluate", str(path), "--codec", codec, "--column", "values"]) != 0
+    assert "no records" in capsys.readouterr().err
+    assert main(["compress", str(path), "--codec", codec, "--column", "values", "--output", str(tmp_path / "o")]) != 0
+    assert "holds no records" in capsys.readouterr().err
+
+
 def test_npy_batches_are_copies_that_pickle_small():
     """A slice pickles its whole parent table: Create of slices of a big array grew
     quadratically (1e6 records took 82 s to compress)."""
@@ -240,6 +252,10 @@ def test_train_points_at_a_likely_order_column(tmp_path, capsys):
     assert order_hint(table, "dev", {"value"}, values) == "step"
     iid = rng.standard_normal((n, 1))  # a row id over records unrelated to their neighbours: no hint
     assert order_hint(table, "dev", {"value"}, iid) is None
+    # rows out of time order, with a timestamp column: the hint judges them in its order
+    perm = rng.permutation(n)
+    shuffled = pa.table({"ts": pa.array(np.arange(n)[perm].astype("datetime64[s]")), "value": walk[perm]})
+    assert order_hint(shuffled, None, {"value"}, walk[perm][:, None]) == "ts"
     path = tmp_path / "t.parquet"
     pq.write_table(table, path)
     assert main(["train", str(path), "--out", str(tmp_path / "c.ltc"), "--key", "dev", "--steps", "20", "--quiet"]) == 0

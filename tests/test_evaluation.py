@@ -119,6 +119,9 @@ def test_a_constant_column_is_left_out_of_the_snr():
     assert normalised_mse(x4, x4_hat)[0] == pytest.approx(varying)  # not lowered by 1/4
     x4_hat[:, 3] += 0.5  # all constant columns: their plain MSE
     assert normalised_mse(x4[:, 3:], x4_hat[:, 3:])[0] == pytest.approx(0.25)
+    from ltc_beam.evaluation import constant_columns  # ... and reported on their own
+
+    assert constant_columns(x4, x4_hat) == {"constant_columns": 1, "constant_columns_max_abs_error": pytest.approx(0.5)}
 
 
 def test_baseline_is_uniform_zstd_at_the_same_snr(codecs):

@@ -216,6 +216,23 @@ def test_density_refit_is_kept_only_when_it_codes_validation_shorter():
         assert refit_bits == pytest.approx(plain_bits)
 
 
+def test_the_reported_validation_is_what_the_frozen_codec_codes(tmp_path):
+    from ltc_beam.codec.training import split_series
+    from ltc_beam.evaluation import evaluate
+
+    data = [correlated_series(n, 4, seed=n) for n in range(300, 330)]
+    codec = ltc_beam.train(data, window=4, target_bits_per_value=2.0, steps=100, progress=False, seed=0)
+    reported = codec.manifest["training"]["validation"]
+    _, validation = split_series(data, 0.15, 0)
+    coded = evaluate(codec, validation, voronoi=False)
+    assert reported["bits_per_value"] == pytest.approx(coded["bits_per_value"])
+    assert reported["snr_db"] == pytest.approx(coded["snr_db"])
+    assert set(reported["model_estimate"]) >= {"bits_per_value", "snr_db"}
+    path = tmp_path / "c.ltc"
+    codec.save(str(path))
+    assert Codec.load(str(path)).id == codec.id == codec.content_hash()  # the id covers the new figures
+
+
 def test_high_rate_training_keeps_the_transforms_precise():
     # One Adam step size for all tensors jittered the synthesis weights (~ the quantizer
     # step) by ~1 % per update: 45.9 dB at 8 bits/value here; step sizes per tensor

@@ -32,7 +32,7 @@ from ltc_beam.storage import read_bytes, write_bytes
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 ZSTD_LEVEL = 19  # about 0.1 s for a 4 MB artifact, 1 s for 65 MB
-MAX_ARTIFACT_BYTES = 1 << 31  # a decompressed artifact beyond this is refused (not an ltc-beam codec)
+MAX_ARTIFACT_BYTES = 1 << 30  # a decompressed artifact beyond this is refused (not an ltc-beam codec)
 
 
 def codec_to_bytes(codec: Codec, compressed: bool = True) -> bytes:
@@ -44,13 +44,27 @@ def codec_to_bytes(codec: Codec, compressed: bool = True) -> bytes:
 
 
 def _safetensors(data: bytes) -> bytes:
-    """The safetensors bytes of an artifact, compressed or not."""
-    if not bytes(data[:4]) == ZSTD_MAGIC:
-        return bytes(data)
+    """The safetensors bytes of an artifact, compressed or not. A zstd frame must state its
+    size (at most ``MAX_ARTIFACT_BYTES``; zstd would allocate whatever a damaged header
+    says) and hold exactly that, with nothing after it."""
+    data = bytes(data)
+    if not data[:4] == ZSTD_MAGIC:
+        return data
     try:
-        return zstandard.ZstdDecompressor().decompress(bytes(data), max_output_size=MAX_ARTIFACT_BYTES)
+        size = zstandard.frame_content_size(data)
     except zstandard.ZstdError as exc:
         raise FormatError(f"codec artifact is damaged: {exc}") from exc
+    if not 0 <= size <= MAX_ARTIFACT_BYTES:
+        raise FormatError(f"codec artifact is damaged: its zstd frame states {size} bytes (at most {MAX_ARTIFACT_BYTES})")
+    try:
+        reader = zstandard.ZstdDecompressor().decompressobj()
+        raw = reader.decompress(data)
+        complete = reader.eof and not reader.unused_data
+    except zstandard.ZstdError as exc:
+        raise FormatError(f"codec artifact is damaged: {exc}") from exc
+    if not complete or len(raw) != size:
+        raise FormatError("codec artifact is damaged: its zstd frame is truncated, of another size than stated, or followed by extra bytes")
+    return raw
 
 
 def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:

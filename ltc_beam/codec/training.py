@@ -712,14 +712,15 @@ def train(
 def record_coded_validation(codec: Codec, series: list[np.ndarray]) -> None:
     """Replace the manifest's ``training.validation`` (the model's estimate: the learned
     density on the validation vectors) by what the frozen codec does with the validation
-    series, chunked and framed as ``compress`` would (``ltc_beam.evaluation.evaluate``):
-    bits per value of the bitstreams, SNR of the decoded records. The estimate stays, as
+    series (a prefix of each beyond about 2**20 values, as for the rate calibration), chunked
+    and framed as ``compress`` would (``ltc_beam.evaluation.evaluate``): bits per value of
+    the bitstreams, SNR of the decoded records. The estimate stays, as
     ``model_estimate``; the two part where the tables or windows code differently (a
     JapaneseVowels codec estimated 0.98 bits at 15.7 dB and coded 1.92 at 10.3 before
     packed series were windowed apart). The codec id is recomputed."""
     from ltc_beam.evaluation import evaluate
 
-    coded = evaluate(codec, series, voronoi=False)
+    coded = evaluate(codec, calibration_series(series), voronoi=False)  # at most about 2**20 values
     training = codec.manifest["training"]
     training["validation"] = {
         "bits_per_value": coded["bits_per_value"], "nmse": coded["nmse"],
