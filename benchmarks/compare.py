@@ -83,7 +83,7 @@ class Scorer:
         std = stacked.std(0)
         self.std = np.where(std > 0, std, 1.0)
         self.test_raw = np.concatenate(test)
-        self.lengths = [len(s) for s in test]  # the series of the one stream (LTC windows each apart)
+        self.lengths = [len(s) for s in test if len(s)]  # the series of the one stream (LTC windows each apart)
         self.test_z = [((s - self.mean) / self.std).astype(np.float32) for s in test]
         self.z = np.concatenate(self.test_z).astype(np.float64)
         var = self.z.var(0)

@@ -181,6 +181,12 @@ def test_the_linear_decoder_is_refit_by_least_squares_only_when_it_helps():
     assert trainer.validate()["mse"] <= after
 
 
+def test_empty_series_are_left_out_of_training():
+    data = [correlated_series(300, 4, seed=i) for i in range(5)] + [np.zeros((0, 4))]
+    codec = ltc_beam.train(data, steps=20, progress=False)  # failed: "axis ... not a multiple of e8 dimension 8"
+    assert codec.config.record_dim == 4
+
+
 def test_training_rejects_bad_arguments():
     data = correlated_series(100, 4, seed=1)
     with pytest.raises(ValueError, match="not both"):

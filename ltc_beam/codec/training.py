@@ -82,7 +82,7 @@ def as_series(data) -> list[np.ndarray]:
             raise ValueError(f"each series must be a 2-D array [records, values], got shape {s.shape}")
     if len({s.shape[1] for s in series}) != 1:
         raise ValueError("all series must have the same number of values per record")
-    return series
+    return [s for s in series if len(s)] or series[:1]  # empty series hold nothing to learn
 
 
 #: Adapting λ stays within this factor of the high-resolution estimate it starts from
