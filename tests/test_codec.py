@@ -144,6 +144,15 @@ def test_damaged_streams_raise_format_error(codecs, name):
         np.testing.assert_array_equal(out, reference)  # only an intact stream may decode
 
 
+def test_a_stream_stating_absurdly_many_records_is_damaged_not_allocated(codecs):
+    from ltc_beam.bitstream import pack
+
+    codec = codecs["block"]
+    blob = pack(codec.id, (2**40, codec.config.record_dim), b"\x01\x00\x00\x00")  # intact CRC
+    with pytest.raises(FormatError, match="more than any ltc-beam stream holds"):
+        codec.decode(blob)
+
+
 def test_bad_input_is_rejected(codecs):
     codec = codecs["vector"]
     with pytest.raises(InputError, match="shape"):

@@ -41,6 +41,10 @@ MAX_CLASS_TABLE_ENTRIES = 1 << 24
 #: symbols escaping the tables), ``encode`` warns: the data is not like the training data.
 OFF_SCALE_FRACTION = 0.01
 OFF_SCALE_MIN_VALUES = 1000  # smaller inputs are not judged (one record proves nothing)
+#: Values one bitstream may hold (8 GiB of float32): ``encode`` refuses more (``compress``
+#: and ``LtcEncode`` write chunks of thousands of records), so ``decode`` reads a stream
+#: stating more as damaged instead of trying to allocate it.
+MAX_STREAM_VALUES = 1 << 31
 
 
 @dataclass
@@ -240,6 +244,8 @@ class Codec:
             raise InputError(
                 f"expected an array of shape [records, {self.config.record_dim}], got {arr.shape}"
             )
+        if arr.size > MAX_STREAM_VALUES:
+            raise InputError(f"{arr.size} values exceed the {MAX_STREAM_VALUES} one bitstream holds: encode the array in parts")
         return arr
 
     def _split(self, x: np.ndarray) -> tuple[np.ndarray, SpecialValues]:
@@ -471,6 +477,8 @@ class Codec:
         frame = unpack(blob, expected_codec_id=self.id)
         if len(frame.shape) != 2 or frame.shape[1] != self.config.record_dim:
             raise FormatError(f"bitstream shape {frame.shape} does not fit records of {self.config.record_dim} values")
+        if frame.numel > MAX_STREAM_VALUES:
+            raise FormatError(f"bitstream states {frame.numel} values, more than any ltc-beam stream holds ({MAX_STREAM_VALUES}): it is damaged")
         records = frame.shape[0]
         if frame.sample_coded:
             z = sample_coding.decode_samples(frame.payload, frame.shape)
