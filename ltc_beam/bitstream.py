@@ -69,6 +69,8 @@ __all__ = [
     "unpack",
     "split_specials",
     "merge_specials",
+    "stated_size",
+    "decompress_exactly",
 ]
 
 MAGIC = b"LTC"
@@ -270,29 +272,42 @@ def _encode_specials(specials: SpecialValues, numel: int) -> bytes:
     return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(raw)
 
 
-def _decode_specials(block: memoryview, numel: int, offset: int) -> SpecialValues:
-    where = f"specials block at offset {offset}"
-    data = bytes(block)
+def stated_size(data: bytes, where: str) -> int:
+    """The content size a zstandard frame states (checked before anything is allocated:
+    zstandard allocates whatever a damaged header says); FormatError when it states none."""
     try:
         size = zstandard.frame_content_size(data)
     except zstandard.ZstdError as exc:
         raise FormatError(f"{where} is not a zstandard frame: {exc}") from None
-    mask_bytes = (numel + 7) // 8
     if size < 0:
         raise FormatError(f"{where}: zstandard frame does not state its content size")
+    return size
+
+
+def decompress_exactly(data: bytes, size: int, where: str) -> bytes:
+    """One whole zstandard frame of ``size`` bytes, nothing after it; else FormatError."""
+    try:
+        reader = zstandard.ZstdDecompressor().decompressobj()
+        raw = reader.decompress(data)
+        complete = reader.eof and not reader.unused_data
+    except zstandard.ZstdError as exc:
+        raise FormatError(f"{where} is corrupt: {exc}") from None
+    if not complete or len(raw) != size:
+        raise FormatError(f"{where}: zstandard frame is truncated or followed by extra bytes")
+    return raw
+
+
+def _decode_specials(block: memoryview, numel: int, offset: int) -> SpecialValues:
+    where = f"specials block at offset {offset}"
+    data = bytes(block)
+    size = stated_size(data, where)
+    mask_bytes = (numel + 7) // 8
     if size < mask_bytes + 4 or (size - mask_bytes) % 4 or (size - mask_bytes) // 4 > numel:
         raise FormatError(
             f"{where}: decompressed size {size} is impossible for {numel} values "
             f"(expected {mask_bytes} + 4*M bytes with 1 <= M <= {numel})"
         )
-    try:
-        dobj = zstandard.ZstdDecompressor().decompressobj()
-        raw = dobj.decompress(data)
-        complete = dobj.eof and not dobj.unused_data
-    except zstandard.ZstdError as exc:
-        raise FormatError(f"{where} is corrupt: {exc}") from None
-    if not complete or len(raw) != size:
-        raise FormatError(f"{where}: zstandard frame is truncated or followed by extra bytes")
+    raw = decompress_exactly(data, size, where)
     m = (size - mask_bytes) // 4
     mask = np.frombuffer(raw, dtype=np.uint8, count=mask_bytes)
     bits_set = np.unpackbits(mask, bitorder="little")

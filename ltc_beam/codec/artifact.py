@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
 
+from ltc_beam.bitstream import decompress_exactly, stated_size
 from ltc_beam.codec.codec import FORMAT, FORMAT_VERSION, Codec, content_hash
 from ltc_beam.codec.config import CodecConfig
 from ltc_beam.codec.model import LtcModel
@@ -50,21 +51,11 @@ def _safetensors(data: bytes) -> bytes:
     data = bytes(data)
     if not data[:4] == ZSTD_MAGIC:
         return data
-    try:
-        size = zstandard.frame_content_size(data)
-    except zstandard.ZstdError as exc:
-        raise FormatError(f"codec artifact is damaged: {exc}") from exc
-    if not 0 <= size <= MAX_ARTIFACT_BYTES:
-        raise FormatError(f"codec artifact is damaged: its zstd frame states {size} bytes (at most {MAX_ARTIFACT_BYTES})")
-    try:
-        reader = zstandard.ZstdDecompressor().decompressobj()
-        raw = reader.decompress(data)
-        complete = reader.eof and not reader.unused_data
-    except zstandard.ZstdError as exc:
-        raise FormatError(f"codec artifact is damaged: {exc}") from exc
-    if not complete or len(raw) != size:
-        raise FormatError("codec artifact is damaged: its zstd frame is truncated, of another size than stated, or followed by extra bytes")
-    return raw
+    where = "damaged codec artifact"
+    size = stated_size(data, where)
+    if size > MAX_ARTIFACT_BYTES:
+        raise FormatError(f"{where}: its zstd frame states {size} bytes (at most {MAX_ARTIFACT_BYTES})")
+    return decompress_exactly(data, size, where)
 
 
 def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
