@@ -34,12 +34,11 @@ class Dataset:
         return sum(len(s) for s in self.series)
 
 
-def common_schema(files: list[str]) -> pa.Schema:
-    """The schema every file's records fit: the first file's where all agree (metadata aside),
-    else the files' schemas unified with numeric widening (float32 and float64 columns of one
-    name read as float64), the first file's metadata kept. Raises InputError naming two files
-    whose schemas do not unify."""
-    schemas = [pq.read_schema(f) for f in files]
+def common_schema(files: list[str], schemas: list[pa.Schema]) -> pa.Schema:
+    """The schema every file's records fit (``schemas``: the ``files``' own): the first
+    file's where all agree (metadata aside), else the schemas unified with numeric widening
+    (float32 and float64 columns of one name read as float64), the first file's metadata
+    kept. Raises InputError naming two files whose schemas do not unify."""
     first = schemas[0]
     if all(s.remove_metadata().equals(first.remove_metadata()) for s in schemas[1:]):
         return first

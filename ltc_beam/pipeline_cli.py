@@ -125,10 +125,6 @@ def npy_batches(table: pa.Table) -> list[pa.Table]:
     return [arrow.from_ipc(arrow.to_ipc(table.slice(i, NPY_BATCH))) for i in range(0, table.num_rows, NPY_BATCH)]
 
 
-def _records_in(files: list[str]) -> int:
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-
-
 class _Progress:
     """A tqdm bar fed by the pipeline's Account steps when they run in this process."""
 
@@ -243,9 +239,11 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
             )
     else:
         files = parquet_files(args.input)
-        records, bytes_in = _records_in(files), input_bytes(args.input)
-        schema = common_schema(files)
-        if not schema.remove_metadata().equals(pq.read_schema(files[0]).remove_metadata()):
+        footers = [pq.ParquetFile(f) for f in files]  # each file's footer read once
+        records, bytes_in = sum(f.metadata.num_rows for f in footers), input_bytes(args.input)
+        schemas = [f.schema_arrow for f in footers]
+        schema = common_schema(files, schemas)
+        if schema is not schemas[0]:
             encode["schema"] = schema  # files of float32 and float64 values: all decode as float64
         _check_columns(schema, codec, encode)
 

@@ -487,7 +487,7 @@ class Codec:
         if records == 0:
             decoder.finish()
             return merge_specials(np.zeros((0, self.config.record_dim), np.float32), frame.specials)
-        segments = self._stated_segments(frame)
+        segments = self._segments(records, frame.segments)  # unpack checked their sum
         rows = self._rows(records, segments)
         n = self.lattice.dim
         channels = self._channels(rows)
@@ -504,12 +504,6 @@ class Codec:
         decoder.finish()
         out = self._reconstruct(builder.frame, rows, records, segments)
         return merge_specials(out, frame.specials)
-
-    def _stated_segments(self, frame) -> tuple[int, ...] | None:
-        """The frame's segments where they change the windows (see :meth:`_segments`)."""
-        if frame.segments is None or self.config.window == 1:
-            return None
-        return frame.segments
 
     def _rows(self, records: int, segments: tuple[int, ...] | None = None) -> int:
         window = self.config.window
