@@ -250,3 +250,71 @@ def test_shard_encoder_has_table_output_only(vec_codec):
 
     with pytest.raises(InputError, match="output='rows'"):
         LtcEncodeShards(vec_codec[1], num_shards=2, column="values", output="rows")
+
+
+def test_tables_cross_stages_as_their_own_rows(small):
+    """``pa.Table`` elements use ``ArrowTableCoder``: a slice encodes (and is size-estimated
+    as) its own rows, where pickling it would carry the parent's whole buffers."""
+    import pickle
+
+    from ltc_beam.beam.coders import ArrowTableCoder
+
+    coder = beam.coders.registry.get_coder(pa.Table)
+    assert isinstance(coder, ArrowTableCoder)
+    part = small.slice(100, 10)
+    encoded = coder.encode(part)
+    assert coder.decode(encoded).equals(part)
+    assert len(encoded) * 20 < len(pickle.dumps(part))
+    assert coder.get_impl().estimate_size(part) == part.nbytes < small.nbytes / 100
+    units = beam.coders.registry.get_coder(beam.typehints.Tuple[int, beam.typehints.List[beam.typehints.List[pa.Table]]])
+    assert units.decode(units.encode((3, [[part, part]])))[1][0][1].equals(part)
+
+
+def _coders(pipeline) -> dict[str, str]:
+    """Step name → repr of its output's coder."""
+    found = {}
+
+    class Visit(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            for pc in node.outputs.values():
+                found[node.full_label] = repr(beam.coders.registry.get_coder(pc.element_type))
+
+    pipeline.visit(Visit())
+    return found
+
+
+def test_table_pcollections_use_the_arrow_coder(small, block_codec, tmp_path):
+    """Every PCollection of ``CompressParquet``, ``LtcEncode`` and ``LtcDecode`` that
+    carries tables is typed to use ``ArrowTableCoder`` (not the pickling fallback)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from ltc_beam.beam import CompressParquet, ReadParquetTables
+    from ltc_beam.beam.coders import ArrowTableCoder
+
+    pq.write_table(small, tmp_path / "in.parquet")
+    pipeline = beam.Pipeline(runner=FnApiRunner(), options=PipelineOptions([]))
+    opts = dict(column="values", key="device", order_by="ts")
+    _ = pipeline | CompressParquet(str(tmp_path), str(tmp_path / "c") + "/", block_codec[1], num_shards=2, **opts)
+    _ = (
+        pipeline
+        | "Read" >> ReadParquetTables(str(tmp_path / "in.parquet"))
+        | LtcEncode(block_codec[1], **opts)
+        | LtcDecode()
+    )
+    coders = _coders(pipeline)
+    steps = [
+        "CompressParquet/Read/ReadRowGroups",
+        "CompressParquet/Encode/LtcEncode/FormShards",
+        "CompressParquet/Encode/LtcEncode/Encode/BeamML_RunInference",
+        "CompressParquet/Encode/LtcEncode/Account",
+        "LtcEncode/SelectUnits",
+        "LtcEncode/PackTails",
+        "LtcEncode/Encode/BeamML_RunInference",
+        "LtcEncode/EncodeTails/BeamML_RunInference",
+        "LtcEncode/Account",
+        "LtcDecode/AsUnits",
+        "LtcDecode/Decode/BeamML_RunInference",
+        "LtcDecode/Account",
+    ]
+    for step in steps:
+        assert ArrowTableCoder.__name__ in coders[step], (step, coders[step])

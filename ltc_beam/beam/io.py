@@ -97,7 +97,7 @@ class ReadParquetTables(beam.PTransform):
         return (
             pbegin
             | "Files" >> beam.Create(self.files())
-            | "ReadRowGroups" >> beam.ParDo(_ReadRowGroups(self.columns, self.batch_rows))
+            | "ReadRowGroups" >> beam.ParDo(_ReadRowGroups(self.columns, self.batch_rows)).with_output_types(pa.Table)
         )
 
 

@@ -20,6 +20,7 @@ runner and every retry produce the same chunks and byte-identical payloads.
 from __future__ import annotations
 
 import logging
+from typing import Any, List, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -30,6 +31,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import PaneInfoTiming
 
 from ltc_beam import arrow
+from ltc_beam.beam.coders import ArrowTableCoder  # noqa: F401 - registers the pa.Table coder
 from ltc_beam.beam.handler import NAMESPACE, LtcModelHandler, _EncodeSettings
 from ltc_beam.errors import NULL_HINT, InputError
 
@@ -43,6 +45,8 @@ PART = "part"
 UNIT = "unit"
 LATE_POLICIES = ("keep", "dead_letter")
 OUTPUTS = ("table", "rows")
+#: Element types of the two outputs (tables cross stages with ``ArrowTableCoder``).
+_OUTPUT_TYPES = {"table": pa.Table, "rows": Any}
 
 #: Optional in-process progress callback ``fn(records)``; set by the CLI for in-memory runs.
 progress_callback = None
@@ -542,14 +546,18 @@ class LtcEncode(beam.PTransform):
             formed
             | "SelectTails" >> _select(TAIL)
             | "GroupTails" >> beam.GroupByKey()
-            | "PackTails" >> beam.ParDo(_PackTails(rows=rows, unit_rows=self.unit_rows))
+            | "PackTails" >> beam.ParDo(_PackTails(rows=rows, unit_rows=self.unit_rows)).with_output_types(List[pa.Table])
         )
         # Each branch encodes where its chunks were formed: flattening the (raw) units first
         # would move all the input through the runner's data plane once more.
         encoded = (
-            formed | "SelectUnits" >> _select(UNIT) | "Encode" >> self._inference(),
-            packed | "EncodeTails" >> self._inference(),
-        ) | "Encoded" >> beam.Flatten() | "Account" >> beam.ParDo(_Account(self.output, codec.config.record_dim))
+            formed
+            | "SelectUnits" >> _select(UNIT).with_output_types(List[pa.Table])
+            | "Encode" >> self._inference().with_output_types(pa.Table),
+            packed | "EncodeTails" >> self._inference().with_output_types(pa.Table),
+        ) | "Encoded" >> beam.Flatten() | "Account" >> beam.ParDo(_Account(self.output, codec.config.record_dim)).with_output_types(
+            _OUTPUT_TYPES[self.output]
+        )
         return self._result(encoded, prepared, formed)
 
 
@@ -588,9 +596,9 @@ class LtcEncodeShards(LtcEncode):
                     unit_rows=self.unit_rows,
                     schema=self.schema,
                 )
-            )
-            | "Encode" >> self._inference()
-            | "Account" >> beam.ParDo(_Account("table", codec.config.record_dim))
+            ).with_output_types(Tuple[int, List[List[pa.Table]]])
+            | "Encode" >> self._inference().with_output_types(Tuple[int, pa.Table])
+            | "Account" >> beam.ParDo(_Account("table", codec.config.record_dim)).with_output_types(Tuple[int, pa.Table])
         )
         return self._result(encoded, prepared)
 
@@ -665,9 +673,9 @@ class LtcDecode(beam.PTransform):
         )
         return (
             pcoll
-            | "AsUnits" >> beam.ParDo(_ToTable(self.schema))
-            | "Decode" >> RunInference(handler.with_no_batching())
-            | "Account" >> beam.ParDo(_AccountDecode(self.output))
+            | "AsUnits" >> beam.ParDo(_ToTable(self.schema)).with_output_types(List[pa.Table])
+            | "Decode" >> RunInference(handler.with_no_batching()).with_output_types(pa.Table)
+            | "Account" >> beam.ParDo(_AccountDecode(self.output)).with_output_types(_OUTPUT_TYPES[self.output])
         )
 
 
