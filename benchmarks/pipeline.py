@@ -5,8 +5,7 @@
 Data: synthetic telemetry (``ltc_beam.testing``: 100 devices, 8 float32 values per record,
 string key, timestamp, int and nullable float columns, a few NaN/±Inf vectors) written as
 4 Parquet files; codec: E8, vector mode, linear transform, ~2 bits/value, trained on the
-first 20% of it (fixed transform: `auto` would switch to the slower MLP above 20,000
-training vectors and make the ratios depend on --records).
+first 20% of it.
 
 Figures (records/s, and MB/s of raw float32 vector data):
 - ``in_process_codec``: ``Codec.encode`` / ``decode`` on exactly the chunks the pipeline

@@ -415,14 +415,15 @@ def compressed_schema(
         META_MANIFEST: json.dumps(codec.manifest, separators=(",", ":"), sort_keys=True).encode(),
     }
     if embed_codec:
-        meta[META_CODEC] = _embedded(codec)
+        meta[META_CODEC] = embedded_codec(codec)
     return pa.schema(fields, metadata=meta)
 
 
 _EMBED_CACHE: dict[str, bytes] = {}
 
 
-def _embedded(codec) -> bytes:
+def embedded_codec(codec) -> bytes:
+    """The codec as stored in Parquet metadata (``ltc.codec``), made once per codec id."""
     if codec.id not in _EMBED_CACHE:
         _EMBED_CACHE[codec.id] = codec_to_metadata(codec)
     return _EMBED_CACHE[codec.id]

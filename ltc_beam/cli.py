@@ -115,7 +115,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         keys=data.keys,
         baseline=args.baseline,
-        pack_shards=args.num_shards or auto_shards(input_bytes(args.input)),
+        pack_shards=args.num_shards or auto_shards(input_bytes(args.input), codec),
     )
     if args.json:
         print(json.dumps(result))

@@ -52,7 +52,7 @@ def add_commands(sub) -> None:
     )
     p.add_argument(
         "--num-shards", dest="num_shards", type=positive(int),
-        help="output files (default: one per 128 MiB of input, at least 4 (fewer under 64 MiB, one under 16 MiB); a file's input is held by one worker)",
+        help="output files (default: one per 128 MiB of input, at least 4 (fewer under 64 MiB, one under 16 MiB; up to 512 MiB per file for a codec of megabytes, which every file embeds); a file's input is held by one worker)",
     )
     p.add_argument("--no-embed-codec", dest="embed_codec", action="store_false", help="do not embed the codec in each file")
     p.add_argument(
@@ -255,7 +255,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
 
     if records == 0:
         raise InputError(f"{args.input!r} holds no records: nothing to compress")
-    shards = args.num_shards or auto_shards(bytes_in)
+    shards = args.num_shards or auto_shards(bytes_in, codec if args.embed_codec else None)
     _prepare_output(args.output, files)
     start = time.time()
     with _Progress(records, "compress", not args.quiet and not args.json):

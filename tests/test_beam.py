@@ -245,6 +245,25 @@ def test_auto_shards_follow_the_input_size():
     assert auto_shards(10 * SHARD_INPUT_BYTES + 1) == 11
 
 
+def test_auto_shards_keep_a_large_embedded_codec_a_small_share(vec_codec, monkeypatch):
+    """Every file embeds the codec: a small one leaves the file count alone, a large one
+    (megabytes, as for wide embeddings) gets files large enough to outweigh it."""
+    from ltc_beam.beam import io
+    from ltc_beam.beam.io import EMBEDDED_CODEC_SHARE, MAX_SHARD_INPUT_BYTES, SHARD_INPUT_BYTES, auto_shards, embedded_input_bytes
+
+    codec = vec_codec[0]
+    sizes = [1 << 20, 64 << 20, 10 * SHARD_INPUT_BYTES + 1]
+    assert [auto_shards(n, codec) for n in sizes] == [auto_shards(n) for n in sizes]
+    monkeypatch.setattr(io.arrow, "embedded_codec", lambda c: b"x" * (3 << 20))
+    bits = codec.manifest["training"]["rate_calibration"]["bits_per_value"]
+    need = embedded_input_bytes(codec)
+    assert need == int((3 << 20) * 4 / 3 / EMBEDDED_CODEC_SHARE * 32 / bits) > SHARD_INPUT_BYTES
+    size = 20 * SHARD_INPUT_BYTES
+    files = auto_shards(size, codec)
+    assert files < auto_shards(size) and size / files >= min(need, MAX_SHARD_INPUT_BYTES) * 0.99
+    assert auto_shards(100 * MAX_SHARD_INPUT_BYTES, codec) == 100  # a shard's input stays bounded
+
+
 def test_shard_encoder_has_table_output_only(vec_codec):
     from ltc_beam.beam import LtcEncodeShards
 

@@ -83,7 +83,7 @@ def test_box_pmf_sums_to_one_over_the_lattice(name, half_side):
 
 def test_short_training_lowers_the_loss():
     data = correlated_series(3000, 6, seed=2)
-    config = build_config(6, lattice="e8", mode="vector", window=1, latent_dim=None, transform="mlp", train_vectors=3000, hidden=16)
+    config = build_config(6, lattice="e8", mode="vector", window=1, latent_dim=None, transform="mlp", hidden=16)
     trainer = Trainer(config, [data], TrainingOptions(lmbda=20.0, steps=150, progress=False, learning_rate=3e-3))
     before = trainer.validate()["loss"]
     summary = trainer.run()
@@ -93,7 +93,7 @@ def test_short_training_lowers_the_loss():
 def test_checkpoint_resume_reproduces_the_model(tmp_path):
     data = correlated_series(2000, 4, seed=3)
     path = str(tmp_path / "run.ckpt")
-    config = build_config(4, lattice="d4", mode="vector", window=1, latent_dim=None, transform="mlp", train_vectors=2000, hidden=8)
+    config = build_config(4, lattice="d4", mode="vector", window=1, latent_dim=None, transform="mlp", hidden=8)
     options = TrainingOptions(target_bits_per_value=2.0, steps=60, eval_every=10, progress=False, seed=4, checkpoint=path)
     straight = Trainer(config, [data], options)
     straight.run()
@@ -150,7 +150,7 @@ def test_the_coded_rate_of_the_training_data_meets_the_target(mode, target):
 def test_scaling_the_latents_changes_only_the_quantizer_step(transform):
     from ltc_beam.codec.training import scale_latents
 
-    config = build_config(6, lattice="e8", mode="vector", window=1, latent_dim=None, transform=transform, train_vectors=1000, hidden=8)
+    config = build_config(6, lattice="e8", mode="vector", window=1, latent_dim=None, transform=transform, hidden=8)
     model = LtcModel(config, np.zeros(6), np.ones(6)).double()
     with torch.no_grad():
         for p in model.parameters():
@@ -168,7 +168,7 @@ def test_scaling_the_latents_changes_only_the_quantizer_step(transform):
 
 def test_the_linear_decoder_is_refit_by_least_squares_only_when_it_helps():
     data = correlated_series(4000, 6, seed=9)
-    config = build_config(6, lattice="e8", mode="block", window=1, latent_dim=None, transform="linear", train_vectors=3400)
+    config = build_config(6, lattice="e8", mode="block", window=1, latent_dim=None, transform="linear")
     trainer = Trainer(config, [data], TrainingOptions(target_bits_per_value=3.0, steps=50, progress=False))
     trainer.run()
     with torch.no_grad():
@@ -375,3 +375,12 @@ def test_too_few_records_to_validate_are_warned_about(records, warned):
         warnings.simplefilter("always")
         ltc_beam.train(data, lattice="d4", steps=20, progress=False)
     assert any("validation vectors" in str(w.message) for w in caught) == warned
+
+
+def test_auto_transform_is_linear_through_the_straight_through_estimator():
+    """The default transform: linear (an MLP coded worse on the real data measured)."""
+    for window in (1, 16):
+        config = build_config(64, lattice="e8", mode="block", window=window, latent_dim=None, transform="auto")
+        assert (config.transform, config.proxy) == ("linear", "ste")
+    mlp = build_config(64, lattice="e8", mode="block", window=1, latent_dim=None, transform="mlp")
+    assert (mlp.transform, mlp.proxy) == ("mlp", "noise")

@@ -200,16 +200,38 @@ SHARD_INPUT_BYTES = 128 << 20
 #: Up to ``MIN_AUTO_SHARDS`` files (spread over workers) while each gets at least this much input.
 MIN_SHARD_INPUT_BYTES = 16 << 20
 MIN_AUTO_SHARDS = 4
+#: A file's embedded codec should weigh at most this share of the file's expected payload ...
+EMBEDDED_CODEC_SHARE = 0.1
+#: ... as far as files of at most this much input allow (a shard's input is held by one worker).
+MAX_SHARD_INPUT_BYTES = 512 << 20
+#: Expected bits per value of a codec whose manifest states none.
+ASSUMED_BITS_PER_VALUE = 2.0
 
 
-def auto_shards(input_bytes: int) -> int:
+def embedded_input_bytes(codec) -> int:
+    """Input bytes per file for which the payload (at the codec's calibrated rate, input taken
+    as 32 bits per value) outweighs the embedded codec copy 1 / ``EMBEDDED_CODEC_SHARE`` times."""
+    training = codec.manifest.get("training") or {}
+    bits = (training.get("rate_calibration") or training.get("validation") or {}).get("bits_per_value")
+    bits = float(bits) if bits else ASSUMED_BITS_PER_VALUE
+    copy = len(arrow.embedded_codec(codec)) * 4 / 3  # once more base64 inside ARROW:schema
+    return int(copy / EMBEDDED_CODEC_SHARE * 32 / bits)
+
+
+def auto_shards(input_bytes: int, codec=None) -> int:
     """Output files for ``input_bytes`` of input: one per ``SHARD_INPUT_BYTES`` (a shard's
     input is held by one worker while it is encoded), and ``MIN_AUTO_SHARDS`` for workers to
-    share, fewer for inputs under ``MIN_AUTO_SHARDS × MIN_SHARD_INPUT_BYTES``: every file
-    embeds the codec (20–80 KB), which would weigh on small files."""
+    share, fewer for inputs under ``MIN_AUTO_SHARDS × MIN_SHARD_INPUT_BYTES``. With ``codec``
+    (whose copy every file embeds), files are made large enough for it to weigh at most
+    ``EMBEDDED_CODEC_SHARE`` of their payload, up to ``MAX_SHARD_INPUT_BYTES`` of input each:
+    a 384-value embedding codec is megabytes."""
     size = max(1, int(input_bytes))
-    spread = min(MIN_AUTO_SHARDS, -(-size // MIN_SHARD_INPUT_BYTES))
-    return max(spread, -(-size // SHARD_INPUT_BYTES))
+    least, most = MIN_SHARD_INPUT_BYTES, SHARD_INPUT_BYTES
+    if codec is not None:
+        need = min(MAX_SHARD_INPUT_BYTES, embedded_input_bytes(codec))
+        least, most = max(least, need), max(most, need)
+    spread = min(MIN_AUTO_SHARDS, -(-size // least))
+    return max(spread, -(-size // most))
 
 
 class EncodeToParquet(beam.PTransform):
@@ -265,7 +287,10 @@ class CompressParquet(beam.PTransform):
 
     def expand(self, pbegin):
         read = ReadParquetTables(self.input)
-        shards = self.num_shards or auto_shards(sum(m.size_in_bytes for m in read.matched()))
+        shards = self.num_shards or auto_shards(
+            sum(m.size_in_bytes for m in read.matched()),
+            arrow.load_codec(self.codec_uri) if self.encode.get("embed_codec", True) else None,
+        )
         return (
             pbegin
             | "Read" >> read

@@ -32,7 +32,6 @@ from ltc_beam.codec.transforms import init_from_pca, principal_axes
 if TYPE_CHECKING:
     from ltc_beam.codec.codec import Codec
 
-MLP_MIN_VECTORS = 20_000  # below this many training vectors an MLP overfits; use a linear transform
 REFIT_LATENT_VALUES = 1 << 18  # latent values the final density refit optimises over
 
 
@@ -488,13 +487,16 @@ def build_config(
     window: int,
     latent_dim: int | None,
     transform: str,
-    train_vectors: int,
     **extra,
 ) -> CodecConfig:
-    """Architecture sized to the data: latent size from the input, MLP only with enough data."""
+    """Architecture sized to the data: latent size from the input; ``transform="auto"`` is
+    linear. Measured on real data, an MLP (a linear PCA path plus a hidden layer) coded worse
+    at equal rate: ACSF1 appliance power, 146k records, 1 bit/value asked, lattice-coded test
+    split: MLP 0.875 bits/value at 13.9 dB, linear 1.238 at 22.8 dB; 16k MiniLM sentence
+    embeddings: 13.95 vs 14.58 dB at 2.01 bits/value; it also encodes at half the speed."""
     input_dim = window * record_dim
     if transform == "auto":
-        transform = "mlp" if train_vectors >= MLP_MIN_VECTORS and input_dim > 1 else "linear"
+        transform = "linear"
     if extra.get("proxy", "auto") == "auto":
         # Measured (i.i.d. Gaussian, z1 block, 1 bit/value): an MLP trained through the
         # straight-through estimator drifts to 3.2 dB from R(D); with Voronoi noise 1.38 dB.
@@ -636,7 +638,6 @@ def train(
             raise ValueError(f"window must be 'auto' or >= 1 and steps >= 1, got window={window!r}, steps={steps}")
         variances = principal_variances(series, window, mean, std)
         rank = numerical_rank(variances)
-        windows = sum(-(-len(s) // window) for s in series)
         config = build_config(
             series[0].shape[1],
             lattice=lattice,
@@ -644,7 +645,6 @@ def train(
             window=window,
             latent_dim=latent_dim or default_latent_dim(rank, lattice, mode),
             transform=transform,
-            train_vectors=int(windows * (1 - validation_fraction)),
             hidden=hidden,
             components=components,
             proxy=proxy,
