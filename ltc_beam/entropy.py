@@ -231,6 +231,42 @@ def _largest_first(frac: np.ndarray, rest: np.ndarray) -> np.ndarray:
     return picked
 
 
+def _support_groups(w: np.ndarray):
+    """``(rows, width)`` groups covering every row of ``w``: each row's nonzero entries lie in
+    its first ``width`` columns (widths rounded up to powers of two, so few groups)."""
+    T, K = w.shape
+    nonzero = w != 0
+    support = np.where(nonzero.any(axis=1), K - np.argmax(nonzero[:, ::-1], axis=1), 1)
+    width = np.minimum(K, 1 << np.ceil(np.log2(support)).astype(np.int64))
+    for value in np.unique(width):
+        yield np.flatnonzero(width == value), int(value)
+
+
+def _quantised(block: np.ndarray, total: int, n: int) -> np.ndarray | None:
+    """Integer counts of weight rows ``block`` (the last column: ESCAPE) in a table of ``n``
+    symbols summing to ``total``, the ``n - block columns`` symbols left out holding weight 0:
+    one count each, the rest shared in proportion to the weights, rounded down, and the
+    leftovers one each to the largest fractional parts (ties to the lower index). None
+    when leftovers would reach the symbols left out (never for a block holding every
+    nonzero weight: the leftovers number less than the positive fractional parts)."""
+    free = total - n
+    ideal = block / block.sum(axis=1, keepdims=True) * free
+    base = np.floor(ideal)
+    frac = np.subtract(ideal, base, out=ideal)
+    counts = base.astype(np.int64)
+    counts += 1
+    deficit = total - counts.sum(axis=1) - (n - block.shape[1])
+    if (deficit < 0).any():  # impossible in exact arithmetic; guard against rounding
+        raise ValueError("internal error: quantised table overflows 2**precision")
+    if (deficit > (frac > 0).sum(axis=1)).any():
+        if block.shape[1] < n:
+            return None
+        per_all, deficit = np.divmod(deficit, n)
+        counts += per_all[:, None]
+    counts += _largest_first(frac, deficit)
+    return counts
+
+
 @dataclass(frozen=True, eq=False)
 class SymbolTables:
     """Stored integer frequency tables: ``T`` tables of ``K`` in-range symbols plus ESCAPE.
@@ -330,7 +366,7 @@ class SymbolTables:
         (ties to the lower index).  Deterministic float64 arithmetic on the CPU; the
         resulting integers are what gets stored, so decoding never depends on it.
         """
-        w = np.array(pmf, dtype=np.float64, copy=True)
+        w = np.asarray(pmf, dtype=np.float64)
         if w.ndim == 1:
             w = w[None, :]
         if w.ndim != 2 or w.shape[1] < 1 or w.shape[0] < 1:
@@ -351,21 +387,18 @@ class SymbolTables:
         if (row > 1.0 + 1e-9).any():
             raise ValueError(f"pmf rows must sum to <= 1, max row sum is {row.max()!r}")
         esc = np.maximum(escape_mass, 1.0 - row)
-        w = np.concatenate([w, esc[:, None]], axis=1)
-        free = total - n
-        ideal = w / w.sum(axis=1, keepdims=True) * free
-        base = np.floor(ideal)
-        frac = np.subtract(ideal, base, out=ideal)
-        counts = base.astype(np.int64)
-        counts += 1
-        deficit = total - counts.sum(axis=1)
-        if (deficit < 0).any():  # impossible in exact arithmetic; guard against rounding
-            raise ValueError("internal error: quantised table overflows 2**precision")
-        per_all, rest = np.divmod(deficit, n)
-        counts += per_all[:, None]
-        counts += _largest_first(frac, rest)
+        counts = np.ones((T, n), np.uint32)  # a symbol past a row's support keeps its one count
+        for rows, width in _support_groups(w):
+            block = np.concatenate([w[rows, :width], esc[rows, None]], axis=1)
+            got = _quantised(block, total, n)
+            if got is None:  # leftover counts reach past the support: the whole-row rule
+                got = _quantised(np.concatenate([w[rows], esc[rows, None]], axis=1), total, n)
+                counts[rows] = got
+            else:
+                counts[rows, :width] = got[:, :width]
+                counts[rows, K] = got[:, width]
         low_arr = np.broadcast_to(np.asarray(low, dtype=np.int64), (T,))
-        return cls(counts.astype(np.uint32), low_arr.copy(), precision)
+        return cls(counts, low_arr.copy(), precision)
 
     # ------------------------------------------------------------ (de)serialise
     def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
@@ -398,13 +431,6 @@ class SymbolTables:
             m = _exact_categorical(f24)
             models[t] = m
         return m
-
-    def _neg_log2(self) -> np.ndarray:
-        nl = self._cache.get("nlog2")
-        if nl is None:
-            nl = self.precision - np.log2(self.freqs.astype(np.float64))
-            self._cache["nlog2"] = nl
-        return nl
 
     def _check_tables(self, tables: Any, size: int) -> np.ndarray:
         idx = np.asarray(tables)
@@ -453,7 +479,7 @@ class SymbolTables:
         if vals.size == 0:
             return 0.0
         sym = self._symbols(vals, idx)
-        total = float(self._neg_log2()[idx, sym].sum())
+        total = float((self.precision - np.log2(self.freqs[idx, sym].astype(np.float64))).sum())
         esc = np.flatnonzero(sym == self.num_symbols)
         if esc.size:
             head, n, _ = self._escape_parts(vals[esc], idx[esc])

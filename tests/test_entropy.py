@@ -82,6 +82,41 @@ def test_from_probabilities_rows_sum_exactly(precision, K):
     assert again == st  # deterministic
 
 
+def _tables_by_the_rule(pmf: np.ndarray, precision: int, escape_mass: float) -> np.ndarray:
+    """The documented rule, one row and one symbol at a time (Python integers and a sort)."""
+    total = 1 << precision
+    out = []
+    for row in pmf:
+        weights = list(row) + [max(escape_mass, 1.0 - row.sum())]
+        n, scale = len(weights), sum(weights)
+        ideal = [w / scale * (total - n) for w in weights]
+        counts = [int(np.floor(i)) + 1 for i in ideal]
+        left = total - sum(counts)
+        order = sorted(range(n), key=lambda j: (-(ideal[j] - np.floor(ideal[j])), j))
+        for j in order[: left % n]:
+            counts[j] += 1
+        out.append([c + left // n for c in counts])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_from_probabilities_follows_the_rule_on_short_supports(seed):
+    """Rows whose mass sits in a few leading columns of a wide table (coded per support
+    width) get the same counts as the rule worked over whole rows."""
+    rng = np.random.default_rng(seed)
+    K = int(rng.integers(2, 700))
+    pmf = np.zeros((9, K))
+    for t, width in enumerate(rng.integers(1, K + 1, size=9)):
+        pmf[t, :width] = rng.exponential(size=width) ** rng.uniform(1, 6)
+        pmf[t, : width // 3] *= rng.random() < 0.5  # interior zeros
+    pmf[1, : pmf[1].nonzero()[0].max() + 1] = 1.0  # equal weights: ties, to the lower index
+    pmf /= np.maximum(pmf.sum(axis=1, keepdims=True), 1e-300) / rng.uniform(0.6, 1.0, size=(9, 1))
+    pmf[0] = 0.0
+    precision, escape_mass = int(rng.choice([12, 16, 24])), float(rng.choice([2.0**-16, 0.01]))
+    st = SymbolTables.from_probabilities(pmf, 0, precision=precision, escape_mass=escape_mass)
+    assert (st.freqs == _tables_by_the_rule(pmf, precision, escape_mass)).all()
+
+
 def test_from_probabilities_is_close_to_the_pmf():
     rng = np.random.default_rng(0)
     K = 256
