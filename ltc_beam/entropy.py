@@ -306,7 +306,7 @@ class SymbolTables:
             raise FormatError(f"symbol tables: low must have shape ({T},), got {low.shape}")
         if freqs.min() < 1 or int(freqs.max()) >= 1 << precision:
             raise FormatError("symbol tables: every frequency must be in [1, 2**precision)")
-        sums = freqs.astype(np.int64).sum(axis=1)
+        sums = freqs.sum(axis=1, dtype=np.int64)
         bad = np.flatnonzero(sums != (1 << precision))
         if bad.size:
             raise FormatError(

@@ -203,6 +203,11 @@ def initial_step(variances: torch.Tensor, nsm: float, options: TrainingOptions, 
     return math.sqrt(lo * hi)
 
 
+#: Training vectors the least-squares decoder refit uses (the fit has ``input_dim + 1``
+#: unknowns per output; quantizing and solving for 200k vectors of a T=32 window took 9 s).
+REFIT_ROWS = 1 << 16
+
+
 class Trainer:
     """Holds the model, optimiser and data of one training run (checkpointable)."""
 
@@ -376,17 +381,22 @@ class Trainer:
             optimizer.step()
 
     @torch.no_grad()
-    def refit_synthesis(self, rows: int = 200_000) -> bool:
+    def refit_synthesis(self, rows: int = REFIT_ROWS) -> bool:
         """Least-squares fit of a linear synthesis transform to the quantized training
         latents (the rate does not depend on it), kept only if the validation error falls.
         After :func:`calibrate_rate` moved the step, the decoder trained for the old one is
-        off by the new quantization error. Returns whether it was kept (MLP synthesis: no fit)."""
+        off by the new quantization error. Fitted on up to ``rows`` training vectors, in
+        lattice blocks spread evenly over the training set. Returns whether it was kept
+        (MLP synthesis: no fit)."""
         synthesis = self.model.synthesis
         if synthesis.mlp is not None:
             return False
         self.model.eval()
         n = self.config.vectors_per_block
-        x = self.train_x[: min(rows, len(self.train_x)) // n * n].to(self.device)
+        blocks = len(self.train_x) // n
+        take = min(blocks, max(1, rows // n))
+        starts = torch.linspace(0, blocks - 1, take).round().long() * n if blocks else torch.zeros(0, dtype=torch.long)
+        x = self.train_x[(starts[:, None] + torch.arange(n)).reshape(-1)].to(self.device)
         y_hat = self.model.quantize(self.model.analysis(x)).double()
         design = torch.cat([y_hat, torch.ones(len(y_hat), 1, dtype=y_hat.dtype, device=y_hat.device)], 1)
         solution = torch.linalg.lstsq(design.cpu(), x.double().cpu(), driver="gelsd").solution
@@ -691,21 +701,30 @@ def train(
         summary = trainer.run().to_dict()
         if window_choice is not None:
             summary["window_choice"] = window_choice
+        # after the steps: codecs frozen (tables fitted to the training symbols) and coded
+        finish = tqdm(desc="finish", disable=not progress, bar_format="{desc} [{elapsed}]")
         if refit_density and trainer.val_series:
+            finish.set_description_str("finish: density refit, kept if the codec codes the validation split shorter")
             summary["density_refit"] = refit_density_if_shorter(trainer, freeze)
         if calibrate and options.target_bits_per_value is not None:
             data = calibration_series(series)
+            finish.set_description_str(f"finish: rate calibration to {options.target_bits_per_value:g} bits/value")
 
             def measure(model: LtcModel) -> float:
-                return coded_bits_per_value(freeze(copy.deepcopy(model)), data)
+                bits = coded_bits_per_value(freeze(copy.deepcopy(model)), data)
+                finish.set_description_str(f"finish: rate calibration to {options.target_bits_per_value:g} bits/value: coded {bits:.3f}")
+                return bits
 
             summary["rate_calibration"] = calibrate_rate(trainer, options.target_bits_per_value, measure)
         else:
             summary["synthesis_refit"] = trainer.refit_synthesis()
         summary["validation"] = trainer.validate()
+        finish.set_description_str("finish: final codec: tables, then the validation split coded")
         codec = freeze(trainer.model, summary)
         if trainer.val_series:
             record_coded_validation(codec, trainer.val_series)
+        finish.set_description_str("finish: done")
+        finish.close()
         return warn_if_tables_capped(codec)
 
 
