@@ -54,7 +54,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ltc_beam.bitstream import record_payload, record_stream
-from ltc_beam.errors import CodecMismatchError, FormatError, InputError, not_floating
+from ltc_beam.errors import BEYOND_FLOAT32, CodecMismatchError, FormatError, InputError, beyond_float32, not_floating
 
 TABLE_FORMAT = "ltc-beam-table"
 #: Table format version written per layout: 2 when record-layout payloads became compact
@@ -208,10 +208,12 @@ def find_bad_rows(table: pa.Table, spec: VectorSpec) -> dict[int, tuple[str, str
         wrong = valid & (lengths != spec.record_dim)
         for r in np.flatnonzero(wrong):
             bad.setdefault(int(r), (spec.column, f"vector has {lengths[r]} values, the codec expects {spec.record_dim}"))
+        owner = np.repeat(np.arange(n), lengths)
         if values.null_count:
-            owner = np.repeat(np.arange(n), lengths)
             for r in np.unique(owner[~np.asarray(values.is_valid())]):
                 bad.setdefault(int(r), (spec.column, "vector contains null values"))
+        for r in np.unique(owner[_beyond_float32(values)]):
+            bad.setdefault(int(r), (spec.column, f"vector holds a {BEYOND_FLOAT32}"))
     else:
         for name in spec.columns:
             col = table.column(name)
@@ -219,7 +221,16 @@ def find_bad_rows(table: pa.Table, spec: VectorSpec) -> dict[int, tuple[str, str
                 valid = np.asarray(col.is_valid())
                 for r in np.flatnonzero(~valid):
                     bad.setdefault(int(r), (name, "value is null"))
+            for r in np.flatnonzero(_beyond_float32(col)):
+                bad.setdefault(int(r), (name, BEYOND_FLOAT32))
     return dict(sorted(bad.items()))
+
+
+def _beyond_float32(values) -> np.ndarray:
+    """``beyond_float32`` of an Arrow array (nulls count as in range)."""
+    if not pa.types.is_floating(values.type) or values.type.bit_width <= 32:
+        return np.zeros(len(values), bool)
+    return beyond_float32(np.asarray(values.fill_null(0).to_numpy(zero_copy_only=False)))
 
 
 def vectors(table: pa.Table, spec: VectorSpec, *, where: str = "") -> np.ndarray:

@@ -32,6 +32,22 @@ def not_floating(column: str, found: str) -> InputError:
     return InputError(f"column {column!r} {found}: LTC codes floating-point data (cast it to float32)")
 
 
+#: Values are coded as float32: finite values beyond its range would come back infinite.
+FLOAT32_MAX = 3.4028234663852886e38
+BEYOND_FLOAT32 = "value beyond float32's range (±3.4e38): LTC codes float32, where it would decode as ±inf"
+
+
+def beyond_float32(values) -> "np.ndarray":
+    """Mask of finite values too large for float32 (only wider float types can hold them)."""
+    import numpy as np
+
+    arr = np.asarray(values)
+    if arr.dtype.kind != "f" or arr.dtype.itemsize <= 4:
+        return np.zeros(arr.shape, bool)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(arr) & (np.abs(arr) > FLOAT32_MAX)
+
+
 class OffScaleWarning(UserWarning):
     """Much of the data lies outside the range the codec was trained on: it still decodes
     (such values travel exactly or escape), but costs many more bits than it should."""

@@ -12,7 +12,7 @@ import pytest
 
 import ltc_beam
 from ltc_beam import arrow, bitstream, testing
-from ltc_beam.errors import CodecMismatchError, FormatError, InputError, OffScaleWarning
+from ltc_beam.errors import BEYOND_FLOAT32, CodecMismatchError, FormatError, InputError, OffScaleWarning
 from tests.beam_fixtures import block_codec, small, sort_by_series, telemetry, values_of, vec_codec, window_codec  # noqa: F401
 
 
@@ -192,6 +192,7 @@ BAD_CASES = {
     "null vector": (pa.list_(pa.float32()), [[1.0] * 8, None], "row 1", "null"),
     "null inside vector": (pa.list_(pa.float32()), [[1.0] * 8, [1.0] * 7 + [None]], "row 1", "null"),
     "ragged lists": (pa.list_(pa.float64()), [[1.0] * 8, [1.0] * 9, [1.0] * 8], "row 1", "9 values"),
+    "float64 beyond float32": (pa.list_(pa.float64()), [[1.0] * 8, [1.0] * 7 + [-1e300], [3e38] * 8], "row 1", "float32's range"),
 }
 
 
@@ -215,6 +216,10 @@ def test_non_float_types_are_refused(vec_codec):
     nulls = pa.table({f"c{i}": pa.array([1.0, None if i == 3 else 2.0]) for i in range(8)})
     with pytest.raises(InputError, match="column 'c3', row 1"):
         arrow.encode_table(nulls, codec, columns=[f"c{i}" for i in range(8)])
+    wide = pa.table({f"c{i}": pa.array([1.0, None, 1e300 if i == 5 else 2.0]) for i in range(8)})
+    assert arrow.find_bad_rows(wide, arrow.VectorSpec(None, [f"c{i}" for i in range(8)], 8)) == {
+        1: ("c0", "value is null"), 2: ("c5", BEYOND_FLOAT32)
+    }
     fixed = pa.table({"vec": pa.array([[1.0] * 6], pa.list_(pa.float32(), 6))})
     with pytest.raises(InputError, match="column 'vec' holds 6 values"):
         arrow.encode_table(fixed, codec, column="vec")

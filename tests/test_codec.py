@@ -413,3 +413,21 @@ def test_sample_coding_gives_up_on_an_unbounded_error_budget():
     keep = np.ones_like(z, bool)
     assert sample_coding.hopeless(z, keep, np.array([np.inf, 0.1]), 10_000)
     assert sample_coding.column_steps(np.ones((100, 2)) * 0.5, keep, np.array([0.0, 0.1])) is None  # exactness cannot be met
+
+
+def test_float64_values_beyond_float32_are_refused_not_decoded_as_inf():
+    """A finite float64 value float32 cannot hold (a 1e300 sentinel) would decode as ±inf:
+    ``encode`` and ``train`` refuse it, naming where it is."""
+    from ltc_beam.errors import InputError
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 4))
+    codec = ltc_beam.train(x, lattice="d4", mode="vector", target_bits_per_value=2.0, steps=20, progress=False, calibrate=False)
+    assert codec.decode(codec.encode(x)).shape == (300, 4)
+    x[100, 2] = -1e300
+    with pytest.raises(InputError, match=r"record 100, value 2 \(-1e\+300; 1 such values\).*float32's range"):
+        codec.encode(x)
+    with pytest.raises(InputError, match="record 100, value 2"):
+        ltc_beam.train(x, steps=5, progress=False)
+    x[100, 2] = 3e38  # within float32's range: coded
+    assert np.isfinite(codec.decode(codec.encode(x))).all()

@@ -27,7 +27,7 @@ from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.symbols import SymbolMapper
 from ltc_beam.codec.tables import blend_counts, box_tables, share_identical_runs
 from ltc_beam.entropy import SymbolDecoder, SymbolEncoder, SymbolTables
-from ltc_beam.errors import FormatError, InputError, OffScaleWarning
+from ltc_beam.errors import BEYOND_FLOAT32, FormatError, InputError, OffScaleWarning, beyond_float32
 
 FORMAT = "ltc-beam-codec"
 FORMAT_VERSION = 1
@@ -246,6 +246,10 @@ class Codec:
             )
         if arr.size > MAX_STREAM_VALUES:
             raise InputError(f"{arr.size} values exceed the {MAX_STREAM_VALUES} one bitstream holds: encode the array in parts")
+        wide = np.flatnonzero(beyond_float32(arr))
+        if wide.size:
+            row, col = divmod(int(wide[0]), arr.shape[1])
+            raise InputError(f"record {row}, value {col} ({float(arr.flat[wide[0]])!r}; {wide.size} such values): {BEYOND_FLOAT32}")
         return arr
 
     def _split(self, x: np.ndarray) -> tuple[np.ndarray, SpecialValues]:

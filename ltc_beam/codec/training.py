@@ -28,6 +28,7 @@ from ltc_beam.codec.layout import pad_rows, sliding_windows, to_windows
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.tables import MAX_SYMBOLS
 from ltc_beam.codec.transforms import init_from_pca, principal_axes
+from ltc_beam.errors import BEYOND_FLOAT32, InputError, beyond_float32
 
 if TYPE_CHECKING:
     from ltc_beam.codec.codec import Codec
@@ -76,9 +77,13 @@ def as_series(data) -> list[np.ndarray]:
     """One ``[N, d]`` array or a list of them (one per series) → list of float64 arrays."""
     items = data if isinstance(data, (list, tuple)) else [data]
     series = [np.asarray(s, dtype=np.float64) for s in items]
-    for s in series:
+    for i, s in enumerate(series):
         if s.ndim != 2:
             raise ValueError(f"each series must be a 2-D array [records, values], got shape {s.shape}")
+        wide = np.argwhere(beyond_float32(s))
+        if len(wide):
+            row, col = map(int, wide[0])
+            raise InputError(f"series {i}, record {row}, value {col} ({float(s[row, col])!r}; {len(wide)} such values): {BEYOND_FLOAT32}")
     if len({s.shape[1] for s in series}) != 1:
         raise ValueError("all series must have the same number of values per record")
     return [s for s in series if len(s)] or series[:1]  # empty series hold nothing to learn
