@@ -12,9 +12,10 @@ class FormatError(LtcError, ValueError):
 class CodecMismatchError(LtcError):
     """A bitstream or file needs a codec other than the one supplied."""
 
-    def __init__(self, needed: str, supplied: str):
-        super().__init__(f"bitstream needs codec {needed}, but codec {supplied} was supplied")
-        self.needed = needed
+    def __init__(self, needed: str, supplied: str | None = None):
+        # one argument: a whole message (Beam re-raises a step's error as type(error)(message))
+        super().__init__(needed if supplied is None else f"bitstream needs codec {needed}, but codec {supplied} was supplied")
+        self.needed = needed if supplied is not None else None
         self.supplied = supplied
 
 

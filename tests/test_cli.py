@@ -25,6 +25,19 @@ def _summary(capsys) -> dict:
     return json.loads(out[-1])
 
 
+
+def test_decompress_with_the_wrong_codec_is_one_error_line(small, vec_codec, block_codec, tmp_path, capsys):
+    """A codec mismatch inside the Beam job reaches the user as the library's own error
+    (Beam re-raises a step's error as ``type(error)(message)``), not a wrapped traceback."""
+    pq.write_table(small, tmp_path / "in.parquet")
+    assert main(["compress", str(tmp_path / "in.parquet"), "--codec", vec_codec[1], "--output", str(tmp_path / "c"),
+                 "--column", "values", "--quiet", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["decompress", str(tmp_path / "c"), "--output", str(tmp_path / "d"), "--codec", block_codec[1], "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"ltc-beam decompress: error: bitstream needs codec {vec_codec[0].id}, but codec {block_codec[0].id} "
+                   "was supplied [while running 'DecompressParquet/DecodeFiles']"]
+
 def test_compress_verify_then_decompress(small, vec_codec, tmp_path, capsys):
     _, codec = vec_codec
     src = tmp_path / "in"
