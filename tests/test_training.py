@@ -384,3 +384,20 @@ def test_auto_transform_is_linear_through_the_straight_through_estimator():
         assert (config.transform, config.proxy) == ("linear", "ste")
     mlp = build_config(64, lattice="e8", mode="block", window=1, latent_dim=None, transform="mlp")
     assert (mlp.transform, mlp.proxy) == ("mlp", "noise")
+
+
+def test_a_missed_rate_target_is_warned_about():
+    """Calibration moves the scale at most MAX_CALIBRATION_OCTAVES: a rate that does not
+    answer (here a measure stuck at 0.9 bits) ends in a warning, not a silent miss."""
+    from ltc_beam.codec.training import MAX_CALIBRATION_OCTAVES, calibrate_rate
+
+    data = correlated_series(2000, 6, seed=3)
+    config = build_config(6, lattice="e8", mode="block", window=1, latent_dim=None, transform="linear")
+    trainer = Trainer(config, [data], TrainingOptions(target_bits_per_value=2.0, steps=10, progress=False))
+    trainer.run()
+    with pytest.warns(UserWarning, match=r"stopped at 0\.9 bits/value for a target of 2.*at most 2 octaves"):
+        report = calibrate_rate(trainer, 2.0, lambda model: 0.9)
+    assert report["bits_per_value"] == 0.9 and max(abs(u) for u, _ in report["tries"]) <= MAX_CALIBRATION_OCTAVES
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        calibrate_rate(trainer, 2.0, lambda model: 2.05)  # within tolerance: quiet

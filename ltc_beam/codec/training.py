@@ -772,6 +772,7 @@ def refit_density_if_shorter(trainer: Trainer, freeze) -> dict:
 #: fraction of ``target_bits_per_value`` (or for ``CALIBRATION_TRIES`` tries).
 RATE_TOLERANCE = 0.03
 CALIBRATION_TRIES = 6
+MISSED_TARGET = 0.1  # a calibrated rate further than this fraction from the target is warned about
 MAX_CALIBRATION_OCTAVES = 2.0  # the scale stays within 2**±this of the trained one
 CALIBRATION_VALUES = 1 << 20  # values of the training data coded per try (a prefix of each series)
 
@@ -858,6 +859,14 @@ def calibrate_rate(trainer: Trainer, target: float, measure) -> dict:
         states.append(copy.deepcopy(model.state_dict()))
     best = min(range(len(tries)), key=lambda i: abs(tries[i][1] - target))
     model.load_state_dict(states[best])
+    if abs(tries[best][1] - target) > MISSED_TARGET * target:
+        warnings.warn(
+            f"rate calibration stopped at {tries[best][1]:.3g} bits/value for a target of {target:g}: the "
+            f"quantizer scale moves at most {MAX_CALIBRATION_OCTAVES:g} octaves from the trained one "
+            f"(tries: {', '.join(f'{r:.3g}' for _, r in tries)}). Data whose rate barely answers the step "
+            "(piecewise-constant, sample-coded) stops short; train with lmbda= (--lmbda) to set the trade-off directly",
+            stacklevel=3,
+        )
     return {
         "target_bits_per_value": target, "octaves": tries[best][0], "bits_per_value": tries[best][1],
         "tries": [list(t) for t in tries],  # JSON's shape: the manifest reads back equal
