@@ -55,6 +55,23 @@ class Quantized:
     rows: int  # input vectors after padding to whole blocks
 
 
+def _filled(z: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """``z`` with its exactly-sent positions (whose decoded values the decoder overwrites)
+    holding the column's previous coded value (before the first one: the next; with none:
+    0), for codecs that code records together (windows, block mode). A 0 (the column mean)
+    put a spike into the window around every NaN or glitch: 200 NaN among 43,925 ArrowHead
+    values cost 2.12 → 3.27 bits/value with a T=16 codec (now 2.26)."""
+    if not exact.any():
+        return z
+    n = len(z)
+    rows = np.arange(n)[:, None]
+    before = np.maximum.accumulate(np.where(exact, -1, rows), axis=0)
+    after = np.minimum.accumulate(np.where(exact, n, rows)[::-1], axis=0)[::-1]
+    source = np.where(before >= 0, before, after)
+    found = source < n
+    return np.where(found, np.take_along_axis(z, np.where(found, source, 0), axis=0), 0.0)
+
+
 class Codec:
     """A frozen lattice transform codec (see :func:`ltc_beam.train` and :meth:`load`)."""
 
@@ -253,7 +270,7 @@ class Codec:
         return arr
 
     def _split(self, x: np.ndarray) -> tuple[np.ndarray, SpecialValues]:
-        """Lossy part in z-scores (specials and outliers set to 0) and the exact side channel."""
+        """Lossy part in z-scores (specials and outliers filled: :func:`_filled`) and the exact side channel."""
         mean = np.asarray(self.manifest["normalisation"]["mean"])
         x32 = x.astype(np.float32, copy=False)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -264,7 +281,9 @@ class Codec:
             exact[:, constant] |= x32[:, constant] != mean[constant].astype(np.float32)
         pos = np.flatnonzero(exact.reshape(-1))
         specials = SpecialValues(pos, np.ascontiguousarray(x32).reshape(-1).view(np.uint32)[pos].copy())
-        return np.where(exact, 0.0, z), specials
+        if self.config.mode == "vector" and self.config.window == 1:  # records coded one by one
+            return np.where(exact, 0.0, z), specials
+        return _filled(z, exact), specials
 
     def _segments(self, records: int, segments) -> tuple[int, ...] | None:
         """``segments`` (series lengths of the records, in order) as the stream states them:
