@@ -332,7 +332,7 @@ def _verify(args, files: list[str], codec) -> dict:
         "verify_records_equal": same_rows,
         "verify_other_columns_identical": bool(exact),
         "verify_nonfinite_exact": bool(np.array_equal(x[specials].view(np.uint32), y[specials].view(np.uint32))),
-        "snr_db": snr_db(x, y),
+        "snr_db": snr_db(x, y, codec.exactly_coded(x)),
         "max_abs_error": float(np.max(np.abs(np.where(specials, 0, x) - np.where(specials, 0, y)))) if x.size else math.nan,
     }
 

@@ -437,7 +437,6 @@ def test_exact_values_leave_no_spike_in_a_window():
     """NaN positions travel exactly; the window around them is coded as if each held its
     column's previous value (a 0 there put a spike into every window that held a NaN:
     +38 % bits for 1 % NaN records here, now +12 %, most of it the NaN side channel)."""
-    from tests.conftest import correlated_series
 
     def smooth(x: np.ndarray) -> np.ndarray:
         k = np.hanning(16) / np.hanning(16).sum()

@@ -269,16 +269,27 @@ class Codec:
             raise InputError(f"record {row}, value {col} ({float(arr.flat[wide[0]])!r}; {wide.size} such values): {BEYOND_FLOAT32}")
         return arr
 
-    def _split(self, x: np.ndarray) -> tuple[np.ndarray, SpecialValues]:
-        """Lossy part in z-scores (specials and outliers filled: :func:`_filled`) and the exact side channel."""
+    def exactly_coded(self, x) -> np.ndarray:
+        """Mask of the values of ``x`` ``[N, record_dim]`` that travel exactly, beside the
+        lossy code: NaN/±Inf, values beyond the outlier threshold, and a constant column's
+        values other than its constant. Their decoded values are their float32 values."""
+        return self._exact(self._check(x).astype(np.float32, copy=False))[1]
+
+    def _exact(self, x32: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(z-scores, exactly_coded mask)`` of float32 records."""
         mean = np.asarray(self.manifest["normalisation"]["mean"])
-        x32 = x.astype(np.float32, copy=False)
         with np.errstate(over="ignore", invalid="ignore"):
             z = self._z_scores(x32)
         exact = ~np.isfinite(z) | (np.abs(z) > self.manifest.get("outlier_z", OUTLIER_Z))
         constant = self._constant()
         if constant.any():  # a constant column's other values travel exactly
             exact[:, constant] |= x32[:, constant] != mean[constant].astype(np.float32)
+        return z, exact
+
+    def _split(self, x: np.ndarray) -> tuple[np.ndarray, SpecialValues]:
+        """Lossy part in z-scores (specials and outliers filled: :func:`_filled`) and the exact side channel."""
+        x32 = x.astype(np.float32, copy=False)
+        z, exact = self._exact(x32)
         pos = np.flatnonzero(exact.reshape(-1))
         specials = SpecialValues(pos, np.ascontiguousarray(x32).reshape(-1).view(np.uint32)[pos].copy())
         if self.config.mode == "vector" and self.config.window == 1:  # records coded one by one
