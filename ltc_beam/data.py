@@ -185,7 +185,7 @@ def load(
 
 
 #: ``order_hint`` names a column only where consecutive records (in file order) correlate
-#: at least this much on average over the value columns: windows gain nothing on records
+#: at least this much (either sign) on average over the value columns: windows gain nothing on records
 #: that are not (row ids of embeddings or shuffled tables also increase down the file).
 HINT_MIN_CORRELATION = 0.5
 
@@ -222,7 +222,9 @@ def order_hint(table: pa.Table, key: str | None, exclude: set[str], values: np.n
 
 
 def lag_correlation(values: np.ndarray, codes: np.ndarray | None) -> float:
-    """Mean over columns of the correlation of each record with the next (of the same key)."""
+    """Mean over columns of the size of the correlation of each record with the next (of
+    the same key): anti-correlated neighbours (lag-1 correlation −0.5 on ElectricDevices,
+    where a window gains 2 dB) tell of an order as well."""
     if len(values) < 3:
         return 0.0
     rows = np.arange(len(values)) if codes is None else np.argsort(codes, kind="stable")
@@ -234,5 +236,5 @@ def lag_correlation(values: np.ndarray, codes: np.ndarray | None) -> float:
     for c in range(v.shape[1]):
         x, y = a[ok[:, c], c], b[ok[:, c], c]
         if x.size > 2 and x.std() > 0 and y.std() > 0:
-            found.append(float(np.corrcoef(x, y)[0, 1]))
+            found.append(abs(float(np.corrcoef(x, y)[0, 1])))
     return float(np.mean(found)) if found else 0.0

@@ -265,6 +265,8 @@ def test_train_points_at_a_likely_order_column(tmp_path, capsys):
     assert order_hint(table, "dev", {"value"}, values) == "step"
     iid = rng.standard_normal((n, 1))  # a row id over records unrelated to their neighbours: no hint
     assert order_hint(table, "dev", {"value"}, iid) is None
+    alternating = walk * np.tile([1, -1], n // 2)  # neighbours anti-correlated: windows still gain
+    assert order_hint(table, "dev", {"value"}, alternating[:, None]) == "step"
     # rows out of time order, with a timestamp column: the hint judges them in its order
     perm = rng.permutation(n)
     shuffled = pa.table({"ts": pa.array(np.arange(n)[perm].astype("datetime64[s]")), "value": walk[perm]})
