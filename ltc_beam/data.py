@@ -76,6 +76,8 @@ def vector_columns(table: pa.Table, column: str | None, columns: list[str] | Non
     if column:
         return [column]
     if columns:
+        if len(set(columns)) != len(columns):
+            raise InputError(f"columns {list(columns)} name a column twice")
         return list(columns)
     lists = [f.name for f in table.schema if _is_float_list(f.type) and f.name not in exclude]
     if len(lists) == 1:

@@ -235,6 +235,8 @@ def test_verify_and_evaluate_report_one_snr_and_columns_are_checked(tmp_path, ca
     assert any(issubclass(w.category, OffScaleWarning) for w in caught)  # and the values show it
     rc = main(["compress", str(src), "--codec", str(codec), "--output", str(tmp_path / "d"), "--key", "nope"])
     assert rc == 2 and "column 'nope' not found" in capsys.readouterr().err  # before the pipeline starts
+    assert main(["train", str(src), "--out", str(tmp_path / "aa.ltc"), "--columns", "a,a", "--steps", "5", "--quiet"]) == 2
+    assert "columns ['a', 'a'] name a column twice" in capsys.readouterr().err  # as compress says it
 
 
 def test_default_window_is_auto_for_ordered_block_codecs_and_1_for_vector_mode(tmp_path, capsys):
