@@ -86,7 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         checkpoint=args.checkpoint,
         resume=args.resume,
-        progress=not args.quiet,
+        progress=not args.quiet and sys.stderr.isatty(),  # no bar lines in logs
         columns=data.columns,
         threads=args.threads,
         calibrate=not args.no_calibrate,
@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=positive(int), default=1,
         help="torch CPU threads (default 1: a second thread gains ~15%% on an idle machine, loses 5x on a busy one)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (shown only on a terminal)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="rate and distortion of a codec on INPUT")

@@ -64,7 +64,7 @@ def add_commands(sub) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     p.add_argument("--verify", action="store_true", help="decode the output and report SNR and exactness of the other columns")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("--quiet", action="store_true", help="no progress display (shown only on a terminal)")
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser(
@@ -258,7 +258,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     shards = args.num_shards or auto_shards(bytes_in, codec if args.embed_codec else None)
     _prepare_output(args.output, files)
     start = time.time()
-    with _Progress(records, "compress", not args.quiet and not args.json):
+    with _Progress(records, "compress", not args.quiet and not args.json and sys.stderr.isatty()):
         result, _ = run(build, args.runner, beam_args)
     seconds = time.time() - start
     out_files = _dir_files(args.output)
@@ -395,7 +395,7 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
         raise InputError(f"{args.input!r} holds no records: nothing to decompress")
     _prepare_output(args.output, files)
     start = time.time()
-    with _Progress(records, "decompress", not args.quiet and not args.json):
+    with _Progress(records, "decompress", not args.quiet and not args.json and sys.stderr.isatty()):
         run(
             lambda p: p | DecompressParquet(args.input, args.output, args.codec, num_shards=args.num_shards, device=args.device),
             args.runner,
