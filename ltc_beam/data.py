@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -173,17 +174,38 @@ def load(
     values, value_names = values_of(table, names)
     hint = None if order_by else order_hint(table, key, set(names), values)
     order = np.arange(table.num_rows)
+    stamps = None
     if order_by:
-        order = np.argsort(table.column(order_by).to_numpy(zero_copy_only=False), kind="stable")
+        stamps = table.column(order_by).to_numpy(zero_copy_only=False)
+        order = np.argsort(stamps, kind="stable")
     if not key:
+        if stamps is not None:
+            _warn_if_ties(stamps[order][1:] == stamps[order][:-1], order_by)
         return Dataset([values[order]], value_names, order_hint=hint)
     keys = table.column(key).to_pylist()
     index: dict = {}
     codes = np.array([index.setdefault(keys[i], len(index)) for i in order], dtype=np.int64)
     grouped = order[np.argsort(codes, kind="stable")]  # by key (first appearance), then order
+    if stamps is not None:
+        same_series = codes[np.argsort(codes, kind="stable")]
+        _warn_if_ties((stamps[grouped][1:] == stamps[grouped][:-1]) & (same_series[1:] == same_series[:-1]), order_by)
     bounds = np.cumsum(np.bincount(codes, minlength=len(index)))[:-1]
     series = [values[rows] for rows in np.split(grouped, bounds)]
     return Dataset(series, value_names, list(index), order_hint=hint)
+
+
+def _warn_if_ties(tied: np.ndarray, order_by: str) -> None:
+    """Warn when records of one series share their ``order_by`` value: their order among
+    themselves is the input's, which windows then read as the signal's (ArrowHead with
+    every timestamp twice: 2.12 → 3.69 bits/value at a lower SNR)."""
+    if tied.any():
+        warnings.warn(
+            f"{int(tied.sum())} records share their series' {order_by!r} value with the record before: "
+            f"their order among themselves is the input's; a finer order column (or a key that "
+            "separates the devices) codes them as the signal ran",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 #: ``order_hint`` names a column only where consecutive records (in file order) correlate

@@ -387,3 +387,20 @@ def test_train_reports_its_rate_calibration_unless_told_not_to(tmp_path, capsys)
     assert report["target_bits_per_value"] == 2.0 and report["tries"][0][0] == 0.0
     assert main([*common, "--out", str(tmp_path / "b.ltc"), "--no-calibrate"]) == 0
     assert "rate_calibration" not in json.loads(capsys.readouterr().out)
+
+
+def test_records_sharing_their_order_value_are_warned_about(tmp_path):
+    from ltc_beam.data import load
+
+    n = 300
+    table = pa.table({"dev": np.repeat(["a", "b"], n // 2), "t": np.tile(np.arange(n // 2), 2), "v": np.arange(n, dtype=np.float32)})
+    pq.write_table(table, tmp_path / "ok.parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load(str(tmp_path / "ok.parquet"), columns=["v"], key="dev", order_by="t")  # ties across devices only
+    with pytest.warns(UserWarning, match="150 records share their series' 't' value"):
+        load(str(tmp_path / "ok.parquet"), columns=["v"], order_by="t")  # without the key they tie
+    pq.write_table(table.set_column(1, "t", pa.array(np.tile(np.arange(n // 2) // 2, 2))), tmp_path / "dup.parquet")
+    with pytest.warns(UserWarning, match="150 records share"):
+        data = load(str(tmp_path / "dup.parquet"), columns=["v"], key="dev", order_by="t")
+    assert [len(s) for s in data.series] == [150, 150]
