@@ -429,12 +429,14 @@ class Codec:
         keep[specials.positions] = False
         keep = keep.reshape(z.shape)
         target = self._column_errors(z, out, keep)
-        if sample_coding.hopeless(z, keep, target, budget):
+        offsets = self._z_scores(np.zeros((1, z.shape[1]), np.float32))[0]  # the grid holds data 0
+        offsets = np.where(np.isfinite(offsets), offsets, 0.0)
+        if sample_coding.hopeless(z - offsets, keep, target, budget):
             return blob, out
-        steps = sample_coding.column_steps(z, keep, target)
+        steps = sample_coding.column_steps(z - offsets, keep, target)
         if steps is None:
             return blob, out
-        coded, z_hat = sample_coding.encode_samples(z, steps)
+        coded, z_hat = sample_coding.encode_samples(z, steps, offsets)
         alternative = pack(self.id, z.shape, coded, specials, sample_coded=True)
         decoded = self._data_units(z_hat)
         if len(alternative) < len(blob) and (self._column_errors(z, decoded, keep) <= target).all():
