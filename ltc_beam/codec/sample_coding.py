@@ -71,10 +71,10 @@ def column_steps(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> np.ndar
 
 def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int) -> bool:
     """Whether sample coding has no chance against a ``budget``-byte LTC payload: the
-    integers (as they are, or their differences) quantised with the rule's steps
-    (``sqrt(12 * target)``, widened by ``1 / sqrt(share of values off the grid's 0)``) take
-    over ``PROBE_MARGIN`` x ``budget`` bytes at zstd level 1. Cheap, and it spares the
-    step search and the real trial on the data LTC codes well."""
+    differences quantised with the rule's steps (``sqrt(12 * target)``, widened by
+    ``1 / sqrt(share of values off the grid's 0)``) take over ``PROBE_MARGIN`` x ``budget``
+    bytes at zstd level 1. Cheap, and it spares the step search and the real trial on the
+    data LTC codes well."""
     if not np.isfinite(target).all():
         return True  # an unbounded error budget leaves no finite step to store
     values, zero, start = _rule(z, keep, target)
@@ -83,8 +83,8 @@ def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int) -
     # values exactly on the grid's 0 cost no error: the rest may take a coarser step
     off_grid = np.maximum((values != 0).sum(axis=0), 1) / np.maximum(keep.sum(axis=0), 1)
     q = np.round(values / np.where(zero, 1.0, start / np.sqrt(np.minimum(off_grid, 1.0)))).astype(np.int64)
-    probe = zstandard.ZstdCompressor(level=1)
-    return min(len(probe.compress(_packed(ints)[1])) for ints in (q, _differences(q))) > PROBE_MARGIN * budget
+    _, raw = _packed(_differences(q))
+    return len(zstandard.ZstdCompressor(level=1).compress(raw)) > PROBE_MARGIN * budget
 
 
 def _rule(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
