@@ -9,7 +9,7 @@ import re
 import sys
 import warnings
 
-from ltc_beam.errors import LtcError
+from ltc_beam.errors import InputError, LtcError
 
 
 def positive(kind):
@@ -99,13 +99,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ltc_beam.codec.codec import Codec
-    from ltc_beam.arrow import check_column_names
+    from ltc_beam.arrow import check_column_names, window_needs_order, window_order_message
     from ltc_beam.beam.io import auto_shards
     from ltc_beam.data import input_bytes
     from ltc_beam.evaluation import evaluate
 
     codec = Codec.load(args.codec)
     codec.sample_fallback = args.sample_fallback
+    if window_needs_order(codec) and args.order_by is None and not args.input.endswith(".npy"):
+        raise InputError(window_order_message(codec))  # as compress: file order is no series order
     data = load_input(args)
     check_column_names(data.columns, codec)
     result = evaluate(

@@ -17,7 +17,7 @@ from ltc_beam import arrow, testing
 from ltc_beam.cli import main
 from ltc_beam.errors import OffScaleWarning
 from tests.conftest import correlated_series
-from tests.beam_fixtures import block_codec, small, telemetry, vec_codec  # noqa: F401
+from tests.beam_fixtures import block_codec, small, telemetry, vec_codec, window_codec  # noqa: F401
 
 
 def _summary(capsys) -> dict:
@@ -120,6 +120,18 @@ def test_float32_and_float64_files_of_one_dataset(small, vec_codec, tmp_path, ca
     assert main(["decompress", str(tmp_path / "c"), "--output", str(tmp_path / "d"), "--json"]) == 0
     decoded = pa.concat_tables([pq.read_table(f) for f in sorted(glob.glob(str(tmp_path / "d" / "*.parquet")))])
     assert decoded.num_rows == small.num_rows and decoded.schema.field("values").type.value_type == pa.float64()
+
+
+def test_windowed_codecs_need_the_order_in_evaluate_as_in_compress(small, window_codec, tmp_path, capsys):
+    """File order is no series order: a windowed codec evaluated without --order-by would
+    report the cost of windows cut across shuffled records."""
+    _, codec = window_codec
+    pq.write_table(small, tmp_path / "in.parquet")
+    for command in (["evaluate"], ["compress", "--output", str(tmp_path / "c")]):
+        assert main([command[0], str(tmp_path / "in.parquet"), "--codec", codec, "--column", "values", *command[1:]]) == 2
+        assert "codes windows of 4 consecutive records: give --order-by" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "in.parquet"), "--codec", codec, "--column", "values", "--key", "device",
+                 "--order-by", "ts", "--json", "--no-voronoi"]) == 0
 
 
 def test_inputs_without_records_are_refused_with_a_message(vec_codec, tmp_path, capsys):
