@@ -152,3 +152,21 @@ def test_glitches_sent_exactly_are_left_out_of_the_snr(codecs):
     assert abs(glitched["snr_db"] - clean["snr_db"]) < 0.2
     assert snr_db(x, codec.decode(codec.encode(x))) > clean["snr_db"] + 0.6  # what the variance did
     assert abs(glitched["uniform_zstd_snr_db"] - glitched["snr_db"]) < 1.0  # the baseline is matched at it
+
+
+def test_data_spread_unlike_the_training_data_is_reported(codecs):
+    """The rate follows the data's spread: evaluate reports it against the training std and
+    warns when a column spreads 1.5x wider (or narrower)."""
+    codec = codecs["block"]
+    x = correlated_series(3000, 6, seed=21)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same = evaluate(codec, [x], voronoi=False)
+    assert 0.8 < same["spread_vs_training"] < 1.25
+    assert same["codec_calibrated_bits_per_value"] == codec.manifest["training"]["rate_calibration"]["bits_per_value"]
+    wide = x.copy()
+    wide[:, 4] *= 3
+    with pytest.warns(UserWarning, match="column 4 spreads 3.*x its training std"):
+        result = evaluate(codec, [wide], voronoi=False)
+    assert result["spread_vs_training"] == pytest.approx(3 * same["spread_vs_training"], rel=0.3)
+    assert result["bits_per_value"] > same["bits_per_value"]
