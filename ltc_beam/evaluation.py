@@ -98,7 +98,7 @@ def constant_columns(x: np.ndarray, x_hat: np.ndarray) -> dict:
 SPREAD_WARNING = 1.5
 
 
-def training_spread(codec: Codec, x: np.ndarray, exact: np.ndarray) -> dict:
+def training_spread(codec: Codec, x: np.ndarray, exact: np.ndarray, warn: bool = True) -> dict:
     """The largest ratio of a column's std in ``x`` (exact values left out) to its training
     std, and the codec's calibrated rate; a warning when the data spreads much wider or
     narrower than the training data: the rate follows the spread (ElectricDevices, test std
@@ -112,7 +112,7 @@ def training_spread(codec: Codec, x: np.ndarray, exact: np.ndarray) -> dict:
     far = np.maximum(spread, 1 / spread)
     worst = int(np.argmax(far))
     calibrated = (codec.manifest.get("training", {}).get("rate_calibration") or {}).get("bits_per_value")
-    if far[worst] > SPREAD_WARNING:
+    if warn and far[worst] > SPREAD_WARNING:
         warnings.warn(
             f"column {worst} spreads {spread[worst]:.3g}x its training std: the rate follows the spread "
             f"(about log2 of it more or fewer bits per coded latent value) away from the codec's calibrated "
@@ -187,6 +187,7 @@ def evaluate(
     keys: list | None = None,
     baseline: bool = False,
     pack_shards: int = arrow.DEFAULT_PACK_SHARDS,
+    warn_spread: bool = True,
 ) -> dict:
     """Encode and decode every series as the archive would; report bits per value and error.
 
@@ -200,7 +201,8 @@ def evaluate(
     data); non-finite inputs and glitches (restored exactly, ``exact_finite_values`` of the
     latter) are left out of the error and the variance; columns constant
     in this data are left out of nmse and reported as ``constant_columns`` with their
-    ``constant_columns_max_abs_error``.
+    ``constant_columns_max_abs_error``; ``spread_vs_training`` (warned about unless
+    ``warn_spread`` is False: training codes its own splits) and the codec's calibrated rate.
     """
     values = sum(s.size for s in series)
     if not values:
@@ -232,7 +234,7 @@ def evaluate(
         "snr_db": _decibels(nmse),
         "exact_finite_values": int(exact.sum()),
         **constant_columns(stacked, x_hat),
-        **training_spread(codec, stacked, exact),
+        **training_spread(codec, stacked, exact, warn_spread),
     }
     if baseline:  # the values LTC sends exactly count as free for the baseline too
         bits, snr = quantise_zstd_at(np.where(exact, np.nan, stacked), result["snr_db"])

@@ -744,7 +744,7 @@ def record_coded_validation(codec: Codec, series: list[np.ndarray]) -> None:
     packed series were windowed apart). The codec id is recomputed."""
     from ltc_beam.evaluation import evaluate
 
-    coded = evaluate(codec, calibration_series(series), voronoi=False)  # at most about 2**20 values
+    coded = evaluate(codec, calibration_series(series), voronoi=False, warn_spread=False)  # at most about 2**20 values
     training = codec.manifest["training"]
     training["validation"] = {
         "bits_per_value": coded["bits_per_value"], "nmse": coded["nmse"],
