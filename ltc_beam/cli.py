@@ -12,6 +12,12 @@ import warnings
 from ltc_beam.errors import InputError, LtcError
 
 
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars on a terminal only (their carriage-return lines would fill logs), and
+    not with ``--quiet`` or ``--json``."""
+    return not args.quiet and not getattr(args, "json", False) and sys.stderr.isatty()
+
+
 def positive(kind):
     """argparse type: a number of ``kind`` (int or float) above zero."""
 
@@ -86,7 +92,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         checkpoint=args.checkpoint,
         resume=args.resume,
-        progress=not args.quiet and sys.stderr.isatty(),  # no bar lines in logs
+        progress=show_progress(args),
         columns=data.columns,
         threads=args.threads,
         calibrate=not args.no_calibrate,

@@ -185,10 +185,11 @@ def load(
     keys = table.column(key).to_pylist()
     index: dict = {}
     codes = np.array([index.setdefault(keys[i], len(index)) for i in order], dtype=np.int64)
-    grouped = order[np.argsort(codes, kind="stable")]  # by key (first appearance), then order
+    by_key = np.argsort(codes, kind="stable")
+    grouped = order[by_key]  # by key (first appearance), then order
     if stamps is not None:
-        same_series = codes[np.argsort(codes, kind="stable")]
-        _warn_if_ties((stamps[grouped][1:] == stamps[grouped][:-1]) & (same_series[1:] == same_series[:-1]), order_by)
+        series_of_row = codes[by_key]
+        _warn_if_ties((stamps[grouped][1:] == stamps[grouped][:-1]) & (series_of_row[1:] == series_of_row[:-1]), order_by)
     bounds = np.cumsum(np.bincount(codes, minlength=len(index)))[:-1]
     series = [values[rows] for rows in np.split(grouped, bounds)]
     return Dataset(series, value_names, list(index), order_hint=hint)
@@ -232,8 +233,7 @@ def order_hint(table: pa.Table, key: str | None, exclude: set[str], values: np.n
             order = np.argsort(pc.fill_null(column.cast(pa.int64()), 0).to_numpy(zero_copy_only=False), kind="stable")
         elif pa.types.is_integer(field.type) and column.null_count == 0:
             v = column.to_numpy().astype(np.int64)
-            rows = np.arange(len(v)) if codes is None else np.argsort(codes, kind="stable")
-            same = np.ones(len(v) - 1, bool) if codes is None else codes[rows][1:] == codes[rows][:-1]
+            rows, same = _neighbours(len(v), codes)
             steps = np.diff(v[rows])[same]
             if not (steps.size and (steps > 0).all()):
                 continue
@@ -245,15 +245,23 @@ def order_hint(table: pa.Table, key: str | None, exclude: set[str], values: np.n
     return None
 
 
+def _neighbours(n: int, codes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows in file order within each key (``codes``; None: one series) and, for each row
+    but the last, whether the next row belongs to the same key."""
+    if codes is None:
+        return np.arange(n), np.ones(max(n - 1, 0), bool)
+    rows = np.argsort(codes, kind="stable")
+    return rows, codes[rows][1:] == codes[rows][:-1]
+
+
 def lag_correlation(values: np.ndarray, codes: np.ndarray | None) -> float:
     """Mean over columns of the size of the correlation of each record with the next (of
     the same key): anti-correlated neighbours (lag-1 correlation −0.5 on ElectricDevices,
     where a window gains 2 dB) tell of an order as well."""
     if len(values) < 3:
         return 0.0
-    rows = np.arange(len(values)) if codes is None else np.argsort(codes, kind="stable")
+    rows, same = _neighbours(len(values), codes)
     v = np.asarray(values, dtype=np.float64)[rows]
-    same = np.ones(len(v) - 1, bool) if codes is None else codes[rows][1:] == codes[rows][:-1]
     a, b = v[:-1][same], v[1:][same]
     ok = np.isfinite(a) & np.isfinite(b)
     found = []

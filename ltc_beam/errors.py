@@ -34,7 +34,6 @@ def not_floating(column: str, found: str) -> InputError:
 
 
 #: Values are coded as float32: finite values beyond its range would come back infinite.
-FLOAT32_MAX = 3.4028234663852886e38
 BEYOND_FLOAT32 = "value beyond float32's range (±3.4e38): LTC codes float32, where it would decode as ±inf"
 
 
@@ -46,7 +45,7 @@ def beyond_float32(values) -> "np.ndarray":
     if arr.dtype.kind != "f" or arr.dtype.itemsize <= 4:
         return np.zeros(arr.shape, bool)
     with np.errstate(invalid="ignore"):
-        return np.isfinite(arr) & (np.abs(arr) > FLOAT32_MAX)
+        return np.isfinite(arr) & (np.abs(arr) > np.finfo(np.float32).max)
 
 
 class OffScaleWarning(UserWarning):

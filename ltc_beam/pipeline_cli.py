@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ltc_beam import arrow
-from ltc_beam.cli import positive
+from ltc_beam.cli import positive, show_progress
 from ltc_beam.data import common_schema, input_bytes, parquet_files
 from ltc_beam.errors import InputError
 from ltc_beam.parquet import embedded_codec_bytes
@@ -258,7 +258,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     shards = args.num_shards or auto_shards(bytes_in, codec if args.embed_codec else None)
     _prepare_output(args.output, files)
     start = time.time()
-    with _Progress(records, "compress", not args.quiet and not args.json and sys.stderr.isatty()):
+    with _Progress(records, "compress", show_progress(args)):
         result, _ = run(build, args.runner, beam_args)
     seconds = time.time() - start
     out_files = _dir_files(args.output)
@@ -395,7 +395,7 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
         raise InputError(f"{args.input!r} holds no records: nothing to decompress")
     _prepare_output(args.output, files)
     start = time.time()
-    with _Progress(records, "decompress", not args.quiet and not args.json and sys.stderr.isatty()):
+    with _Progress(records, "decompress", show_progress(args)):
         run(
             lambda p: p | DecompressParquet(args.input, args.output, args.codec, num_shards=args.num_shards, device=args.device),
             args.runner,

@@ -34,11 +34,5 @@ class ArrowTableCoder(beam.coders.Coder):
     def to_type_hint(self):
         return pa.Table
 
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other)
-
-    def __hash__(self) -> int:
-        return hash(type(self))
-
 
 beam.coders.registry.register_coder(pa.Table, ArrowTableCoder)

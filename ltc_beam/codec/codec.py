@@ -431,9 +431,10 @@ class Codec:
         target = self._column_errors(z, out, keep)
         offsets = self._z_scores(np.zeros((1, z.shape[1]), np.float32))[0]  # the grid holds data 0
         offsets = np.where(np.isfinite(offsets), offsets, 0.0)
-        if sample_coding.hopeless(z - offsets, keep, target, budget):
+        on_grid = z - offsets
+        if sample_coding.hopeless(on_grid, keep, target, budget):
             return blob, out
-        steps = sample_coding.column_steps(z - offsets, keep, target)
+        steps = sample_coding.column_steps(on_grid, keep, target)
         if steps is None:
             return blob, out
         coded, z_hat = sample_coding.encode_samples(z, steps, offsets)
