@@ -13,6 +13,7 @@ import constriction
 import numpy as np
 import pytest
 
+from ltc_beam.entropy import _coarsened
 from ltc_beam.entropy import (
     CODER_PRECISION,
     DEFAULT_PRECISION,
@@ -76,7 +77,7 @@ def test_from_probabilities_rows_sum_exactly(precision, K):
     assert st.low.dtype == np.int64
     assert (st.freqs >= 1).all()
     assert (st.freqs.astype(np.int64).sum(axis=1) == 1 << precision).all()
-    assert st.freqs[2, K] >= 0.5 * ((1 << precision) - (K + 1))
+    assert st.freqs[2, K] >= 0.5 * ((1 << precision) - (K + 1)) * (1 - 2.0**-5)  # 5 significant bits
     assert st.freqs[3, K] >= 1  # escape always present
     again = SymbolTables.from_probabilities(pmf, low=np.arange(7) - 3, precision=precision)
     assert again == st  # deterministic
@@ -113,8 +114,36 @@ def test_from_probabilities_follows_the_rule_on_short_supports(seed):
     pmf /= np.maximum(pmf.sum(axis=1, keepdims=True), 1e-300) / rng.uniform(0.6, 1.0, size=(9, 1))
     pmf[0] = 0.0
     precision, escape_mass = int(rng.choice([12, 16, 24])), float(rng.choice([2.0**-16, 0.01]))
-    st = SymbolTables.from_probabilities(pmf, 0, precision=precision, escape_mass=escape_mass)
+    st = SymbolTables.from_probabilities(pmf, 0, precision=precision, escape_mass=escape_mass, significant_bits=None)
     assert (st.freqs == _tables_by_the_rule(pmf, precision, escape_mass)).all()
+
+
+@pytest.mark.parametrize("bits", [1, 3, 5])
+def test_from_probabilities_keeps_few_significant_bits(bits):
+    """Counts are the exact rule's rounded half up to ``bits`` significant bits, but for each
+    row's largest count, which restores the row sum."""
+    rng = np.random.default_rng(bits)
+    pmf = rng.dirichlet(np.full(300, 0.3), size=20) * rng.uniform(0.5, 1.0, size=(20, 1))
+    exact = SymbolTables.from_probabilities(pmf, 0, significant_bits=None).freqs.astype(np.int64)
+    got = SymbolTables.from_probabilities(pmf, 0, significant_bits=bits).freqs.astype(np.int64)
+    for want, have in zip(exact, got):
+        rounded = []
+        for count in want.tolist():
+            step = 1 << max(count.bit_length() - bits, 0)
+            rounded.append((count + step // 2) // step * step)
+        top = int(np.argmax(rounded))
+        rounded[top] += (1 << 24) - sum(rounded)
+        assert have.tolist() == rounded
+    assert not np.array_equal(got, exact)
+
+
+def test_coarsened_rows_that_cannot_absorb_the_rounding_stay_exact():
+    """A row whose largest count would reach the total keeps its exact counts."""
+    counts = np.array([[3] * 85 + [1], [3, 125, 128] + [0] * 83])
+    counts[1, 3:] = 0  # only the first row is a full table; the second sums to 256 too
+    got = _coarsened(counts, 256, 1)
+    assert got[0].tolist() == counts[0].tolist()  # 3 -> 4 85 times: the largest cannot pay 85
+    assert got[1, :3].tolist() == [4, 124, 128]  # 3 -> 4, 125 -> 128 (the first largest pays 4)
 
 
 def test_from_probabilities_is_close_to_the_pmf():
