@@ -337,6 +337,26 @@ def test_encode_each_gives_the_streams_of_record_by_record_encoding(codecs, name
     np.testing.assert_allclose(decoded[np.isfinite(x)], np.concatenate([codec.decode(b) for b in alone])[np.isfinite(x)], atol=1.0)
 
 
+@pytest.mark.parametrize("name", ["vector", "block_window", "classes_block"])
+def test_decode_each_decodes_every_kind_of_stream_as_decode_does(codecs, name):
+    """One batched synthesis over streams of one record, many records, none, series
+    windowed apart, specials and a sample-coded stream gives each stream its own decode."""
+    codec = codecs[name]
+    x = correlated_series(700, 6, seed=11).astype(np.float32)
+    x[5, 1] = np.nan
+    flat = _piecewise_constant(300, 6, seed=4)
+    blobs = [codec.encode(x[:1]), codec.encode(x[1:400]), codec.encode(x[:0]), codec.encode(x[400:700], (120, 180)), codec.encode(flat)]
+    assert unpack(blobs[-1]).sample_coded and not unpack(blobs[1]).sample_coded
+    batched = codec.decode_each(blobs)
+    for blob, got in zip(blobs, batched, strict=True):
+        alone = codec.decode(blob)
+        assert got.shape == alone.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, alone, rtol=1e-5, atol=1e-5 * float(np.abs(alone).max(initial=1.0)))
+    assert np.isnan(batched[1][4, 1])
+    with pytest.raises(FormatError):
+        codec.decode_each([blobs[0], blobs[1][:-1]])
+
+
 def _piecewise_constant(records: int, dim: int, seed: int) -> np.ndarray:
     """Flat stretches of random length and level per column (power-meter-like telemetry)."""
     rng = np.random.default_rng(seed)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -352,8 +353,11 @@ class Codec:
     @torch.no_grad()
     def _reconstruct(self, frame: np.ndarray, rows: int, records: int, segments: tuple[int, ...] | None = None) -> np.ndarray:
         """Frame points → records in data units (float32)."""
-        y = self._latents(frame, rows)
-        vectors = self.model.synthesis(y.to(self.device)).double().cpu().numpy()
+        vectors = self.model.synthesis(self._latents(frame, rows).to(self.device)).double().cpu().numpy()
+        return self._records(vectors, records, segments)
+
+    def _records(self, vectors: np.ndarray, records: int, segments: tuple[int, ...] | None) -> np.ndarray:
+        """Synthesised window vectors → ``records`` records in data units (float32)."""
         d, window = self.config.record_dim, self.config.window
         if segments is None:
             return self._data_units(from_windows(vectors, records, d))
@@ -511,6 +515,34 @@ class Codec:
 
     def decode(self, blob: bytes) -> np.ndarray:
         """Bitstream → float32 records ``[N, record_dim]``; raises FormatError / CodecMismatchError."""
+        return self.decode_each([blob])[0]
+
+    @torch.no_grad()
+    def decode_each(self, blobs: Sequence[bytes]) -> list[np.ndarray]:
+        """``[decode(b) for b in blobs]``, with the synthesis transform run once over all the
+        streams' lattice points (one matrix product instead of one per stream): the record
+        layout's one-record streams decode several times faster. Outputs equal ``decode``'s
+        up to float rounding of the batched product."""
+        out: list[np.ndarray | None] = [None] * len(blobs)
+        pending = []  # (index, latents, records, segments, specials)
+        for index, blob in enumerate(blobs):
+            decoded = self._decode_points(blob)
+            if isinstance(decoded, np.ndarray):
+                out[index] = decoded
+            else:
+                pending.append((index, *decoded))
+        if pending:
+            vectors = self.model.synthesis(torch.cat([p[1] for p in pending]).to(self.device)).double().cpu().numpy()
+            start = 0
+            for index, latents, records, segments, specials in pending:
+                part = vectors[start : start + len(latents)]
+                start += len(latents)
+                out[index] = merge_specials(self._records(part, records, segments), specials)
+        return out
+
+    def _decode_points(self, blob: bytes):
+        """One stream's records when no transform is needed (sample-coded or empty), else
+        ``(latents, records, segments, specials)`` for :meth:`decode_each` to finish."""
         frame = unpack(blob, expected_codec_id=self.id)
         if len(frame.shape) != 2 or frame.shape[1] != self.config.record_dim:
             raise FormatError(f"bitstream shape {frame.shape} does not fit records of {self.config.record_dim} values")
@@ -539,8 +571,7 @@ class Codec:
             tables = self.table_base[point_class, channels[:, i], i] + builder.phases()
             builder.push(decoder.decode(tables))
         decoder.finish()
-        out = self._reconstruct(builder.frame, rows, records, segments)
-        return merge_specials(out, frame.specials)
+        return self._latents(builder.frame, rows), records, segments, frame.specials
 
     def _rows(self, records: int, segments: tuple[int, ...] | None = None) -> int:
         window = self.config.window
