@@ -194,6 +194,36 @@ def test_artifacts_are_zstd_frames_and_plain_safetensors_still_load(codecs, tmp_
             codec_from_bytes(damaged)
 
 
+def test_tables_are_stored_as_log_code_differences(codecs, monkeypatch):
+    """Rounded tables are stored as row differences of log codes (exactly), shorter than
+    whole; unrounded tables are stored whole; damage and unknown storage are refused."""
+    from ltc_beam.codec import artifact
+
+    codec = codecs["classes_block"]
+    plain = codec_to_bytes(codec, compressed=False)
+    header = json.loads(plain[8 : 8 + int.from_bytes(plain[:8], "little")])
+    assert header["__metadata__"]["tables"] == "log5-delta" and "tables.freqs" not in header
+    assert codec_from_bytes(plain).tables == codec.tables
+    stored = codec_to_bytes(codec)
+    with monkeypatch.context() as patch:
+        patch.setattr(artifact, "log_delta_freqs", lambda freqs: None)
+        whole = codec_to_bytes(codec)
+    assert len(whole) > 1.2 * len(stored) and codec_from_bytes(whole).tables == codec.tables
+    rng = np.random.default_rng(0)
+    unrounded = rng.integers(1 << 12, 1 << 20, size=(40, 50))
+    assert artifact.log_delta_freqs(unrounded) is None
+    rounded = artifact._from_log_codes(artifact._log_codes(unrounded))
+    rounded[:, 0] = unrounded[:, 0]  # one wide frequency per row
+    assert np.array_equal(artifact.freqs_from_log_delta(artifact.log_delta_freqs(rounded)), rounded)
+    parts = artifact.log_delta_freqs(rounded)
+    parts["tables.freqs_log_delta"][1, 3, 7] = 200  # a code far out of range
+    with pytest.raises(FormatError, match="out of range"):
+        artifact.freqs_from_log_delta(parts)
+    renamed = plain.replace(b'"log5-delta"', b'"log9-delta"')
+    with pytest.raises(FormatError, match="log9-delta"):
+        codec_from_bytes(renamed)
+
+
 def test_codec_id_is_content_hash(codecs):
     ids = {c.id for c in codecs.values()}
     assert len(ids) == len(codecs)
