@@ -100,7 +100,7 @@ def codec_to_bytes(codec: Codec, compressed: bool = True) -> bytes:
     arrays = codec.tensors()
     metadata = {"manifest": json.dumps(codec.manifest, sort_keys=True)}
     stored = log_delta_freqs(arrays[FREQS])
-    if stored is not None:
+    if stored is not None and np.array_equal(freqs_from_log_delta(stored), arrays[FREQS]):  # read back before trusting it
         del arrays[FREQS]
         arrays.update(stored)
         metadata["tables"] = LOG_DELTA
