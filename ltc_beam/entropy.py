@@ -271,17 +271,20 @@ def _quantised(block: np.ndarray, total: int, n: int) -> np.ndarray | None:
 
 def _coarsened(counts: np.ndarray, total: int, bits: int) -> np.ndarray:
     """``counts`` (rows summing to ``total``) rounded half up to ``bits`` significant bits,
-    each row's largest count (first of ties) changed so the row sums to ``total`` again. A
-    row whose largest count would leave ``[1, total)`` is kept as it was."""
-    if bits < 1:
-        raise ValueError(f"significant_bits must be >= 1, got {bits}")
+    each row's largest rounded count (first of ties) changed so the row sums to ``total``
+    again. A row whose largest count would move by more than a quarter of itself (the other
+    counts' rounding adding up: wide, flat rows) is kept as it was."""
+    if not isinstance(bits, (int, np.integer)) or bits < 1:
+        raise ValueError(f"significant_bits must be an integer >= 1, got {bits!r}")
     c = counts.astype(np.int64)
     shift = np.maximum(_bit_length_u64(c.astype(np.uint64)) - bits, 0)
     rounded = ((c + ((1 << shift) >> 1)) >> shift) << shift
     rows = np.arange(len(c))
     top = np.argmax(rounded, axis=1)
-    rounded[rows, top] += total - rounded.sum(axis=1)
-    fits = (rounded[rows, top] >= 1) & (rounded[rows, top] < total)
+    change = total - rounded.sum(axis=1)
+    largest = rounded[rows, top]
+    rounded[rows, top] += change
+    fits = (np.abs(change) <= largest >> 2) & (rounded[rows, top] >= 1) & (rounded[rows, top] < total)
     return np.where(fits[:, None], rounded, c)
 
 
@@ -387,9 +390,12 @@ class SymbolTables:
 
         Then (unless ``significant_bits`` is None) every count is rounded to that many
         significant bits and each row's largest count takes up the difference
-        (:func:`_coarsened`): a symbol's probability moves by at most 1/32 of itself with 5
-        bits (on average about 1e-4 bit per coded symbol), and the stored tables, whose low bits are
-        then zero, compress 30-45 % smaller in the artifact (BasicMotions codecs, measured).
+        (:func:`_coarsened`): with 5 bits a symbol's probability moves by at most 1/32 of
+        itself, a row's largest by at most 1/4 (rows where it would move more stay exact);
+        on average about 1e-4 bit per coded symbol (BasicMotions and Daphnet test bits the
+        same within 0.1 %), and the artifact stores such tables compactly
+        (:mod:`ltc_beam.codec.artifact`: BasicMotions codecs at 1/3/5 bits per value
+        56/204/431 -> 38/80/117 KB).
         """
         w = np.asarray(pmf, dtype=np.float64)
         if w.ndim == 1:

@@ -194,34 +194,61 @@ def test_artifacts_are_zstd_frames_and_plain_safetensors_still_load(codecs, tmp_
             codec_from_bytes(damaged)
 
 
+def _header(plain: bytes) -> dict:
+    return json.loads(plain[8 : 8 + int.from_bytes(plain[:8], "little")])
+
+
 def test_tables_are_stored_as_log_code_differences(codecs, monkeypatch):
     """Rounded tables are stored as row differences of log codes (exactly), shorter than
-    whole; unrounded tables are stored whole; damage and unknown storage are refused."""
+    whole; tables never rounded are stored whole; damage and unknown storage are refused."""
     from ltc_beam.codec import artifact
 
     codec = codecs["classes_block"]
+    assert codec.manifest["format_version"] == 2
     plain = codec_to_bytes(codec, compressed=False)
-    header = json.loads(plain[8 : 8 + int.from_bytes(plain[:8], "little")])
-    assert header["__metadata__"]["tables"] == "log5-delta" and "tables.freqs" not in header
+    assert _header(plain)["__metadata__"]["tables"] == "log5-delta" and "tables.freqs" not in _header(plain)
     assert codec_from_bytes(plain).tables == codec.tables
     stored = codec_to_bytes(codec)
     with monkeypatch.context() as patch:
-        patch.setattr(artifact, "log_delta_freqs", lambda freqs: None)
+        patch.setattr(artifact, "_zstd_bytes", lambda arrays: len(list(arrays)))  # two arrays "beat" three
         whole = codec_to_bytes(codec)
+    assert "tables.freqs" in _header(artifact._safetensors(whole))
     assert len(whole) > 1.2 * len(stored) and codec_from_bytes(whole).tables == codec.tables
     rng = np.random.default_rng(0)
     unrounded = rng.integers(1 << 12, 1 << 20, size=(40, 50))
-    assert artifact.log_delta_freqs(unrounded) is None
+    assert np.array_equal(artifact.freqs_from_log_delta(artifact.log_delta_freqs(unrounded)), unrounded)
+    assert artifact._zstd_bytes(artifact.log_delta_freqs(unrounded).values()) > artifact._zstd_bytes([unrounded.astype(np.uint32)])
     rounded = artifact._from_log_codes(artifact._log_codes(unrounded))
     rounded[:, 0] = unrounded[:, 0]  # one wide frequency per row
     assert np.array_equal(artifact.freqs_from_log_delta(artifact.log_delta_freqs(rounded)), rounded)
     parts = artifact.log_delta_freqs(rounded)
-    parts["tables.freqs_log_delta"][1, 3, 7] = 200  # a code far out of range
-    with pytest.raises(FormatError, match="out of range"):
-        artifact.freqs_from_log_delta(parts)
+    for name, damage in [
+        ("tables.freqs_log_delta", lambda a: a.__setitem__((1, 3, 7), 200)),  # a code far out of range
+        ("tables.freqs_wide_at", lambda a: a.__setitem__(1, a[0])),  # a position twice
+    ]:
+        broken = {k: v.copy() for k, v in parts.items()}
+        damage(broken[name])
+        with pytest.raises(FormatError, match="damaged"):
+            artifact.freqs_from_log_delta(broken)
+    with pytest.raises(FormatError, match="wrongly"):
+        artifact.freqs_from_log_delta({**parts, "tables.freqs_wide_at": parts["tables.freqs_wide_at"].astype(np.float64)})
     renamed = plain.replace(b'"log5-delta"', b'"log9-delta"')
     with pytest.raises(FormatError, match="log9-delta"):
         codec_from_bytes(renamed)
+
+
+def test_version_1_artifacts_load_and_stay_version_1():
+    """An artifact of format version 1 loads, and saving it again keeps its tables whole (a
+    version-1 build can still read it); a version beyond this build's is refused by name."""
+    codec = Codec.load(os.path.join(os.path.dirname(__file__), "data", "codec_0.1.0_static_e8.ltc"))
+    assert codec.manifest["format_version"] == 1
+    again = codec_to_bytes(codec, compressed=False)
+    assert "tables.freqs" in _header(again) and "tables" not in _header(again)["__metadata__"]
+    assert codec_from_bytes(again).id == codec.id
+    future = again.replace(b'\\"format_version\\": 1', b'\\"format_version\\": 9')
+    assert future != again
+    with pytest.raises(FormatError, match="format version 9 is not supported"):
+        codec_from_bytes(future)
 
 
 def test_codec_id_is_content_hash(codecs):

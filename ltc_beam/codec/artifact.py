@@ -9,9 +9,10 @@ written before compression; a safetensors file never starts with zstd's magic nu
 Frequencies keep 5 significant bits (:data:`ltc_beam.entropy.SIGNIFICANT_BITS`), so the
 tables are stored as row differences of a log code of each frequency, in two byte planes,
 plus the few frequencies with more bits (each row's largest) by position (header metadata
-``"tables": "log5-delta"``, outside the codec id). Exact, and zstd codes it 2x shorter than
-the uint32 array (BasicMotions 3-bit codec: 38 -> 21 KB). Artifacts storing
-``tables.freqs`` whole (tables not rounded, or written before) still load.
+``"tables": "log5-delta"``, outside the codec id; codec format version 2). Exact, and zstd
+codes it about 2x shorter than the uint32 array (BasicMotions 3-bit codec: 38 -> 21 KB).
+Tables that were never rounded store shorter whole (``tables.freqs``), and are; artifacts
+of format version 1 store them whole and still load.
 
 No pickle anywhere: loading parses JSON and raw little-endian arrays, never runs code.
 The codec id in the manifest is a content hash of the manifest and the arrays (not of the
@@ -30,7 +31,7 @@ from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
 
 from ltc_beam.bitstream import decompress_exactly, stated_size
-from ltc_beam.codec.codec import FORMAT, FORMAT_VERSION, Codec, content_hash
+from ltc_beam.codec.codec import FORMAT, FORMAT_VERSION, READABLE_FORMAT_VERSIONS, Codec, content_hash
 from ltc_beam.codec.config import CodecConfig
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.entropy import SymbolTables
@@ -62,16 +63,13 @@ def _from_log_codes(code: np.ndarray) -> np.ndarray:
     return (code - 16 * e) << e
 
 
-def log_delta_freqs(freqs: np.ndarray) -> dict[str, np.ndarray] | None:
+def log_delta_freqs(freqs: np.ndarray) -> dict[str, np.ndarray]:
     """The tables as row differences of :func:`_log_codes` (zigzag, low and high byte
     planes), plus the flat positions and values of the frequencies with more than 5
-    significant bits (each row's largest); None when those are many (tables not rounded:
-    the whole array stores shorter)."""
+    significant bits (each row's largest; every one of a row kept exact)."""
     f = freqs.astype(np.int64)
     code = _log_codes(f)
     wide = np.flatnonzero(_from_log_codes(code).reshape(-1) != f.reshape(-1))
-    if wide.size > 2 * f.shape[0]:
-        return None
     step = np.diff(code, axis=1, prepend=0)
     zigzag = np.where(step >= 0, 2 * step, -2 * step - 1)
     planes = np.stack([zigzag & 255, zigzag >> 8]).astype(np.uint8)
@@ -82,17 +80,24 @@ def freqs_from_log_delta(arrays: dict[str, np.ndarray]) -> np.ndarray:
     """Inverse of :func:`log_delta_freqs`; raises FormatError on inconsistent arrays."""
     planes, at, wide = (arrays[name] for name in LOG_ARRAYS)
     where = "codec artifact is damaged: its stored frequency tables"
-    if planes.dtype != np.uint8 or planes.ndim != 3 or planes.shape[0] != 2 or at.shape != wide.shape or at.ndim != 1:
-        raise FormatError(f"{where} have the wrong shapes")
+    if planes.dtype != np.uint8 or planes.ndim != 3 or planes.shape[0] != 2:
+        raise FormatError(f"{where} have the wrong shape or type")
+    if at.dtype != np.int64 or wide.dtype != np.uint32 or at.ndim != 1 or at.shape != wide.shape:
+        raise FormatError(f"{where} list their wide frequencies wrongly")
     zigzag = planes[0].astype(np.int64) | (planes[1].astype(np.int64) << 8)
     code = np.cumsum((zigzag >> 1) ^ -(zigzag & 1), axis=1)
-    if code.size and (int(code.min()) < 0 or int(code.max()) > MAX_LOG_CODE):
+    if code.size and (int(code.min()) < 1 or int(code.max()) > MAX_LOG_CODE):
         raise FormatError(f"{where} are out of range")
     freqs = _from_log_codes(code).astype(np.uint32)
-    if at.size and (int(at.min()) < 0 or int(at.max()) >= freqs.size):
-        raise FormatError(f"{where}: a wide frequency lies outside the tables")
+    if at.size and (int(at[0]) < 0 or int(at[-1]) >= freqs.size or (np.diff(at) <= 0).any()):
+        raise FormatError(f"{where}: wide frequencies out of order or outside the tables")
     freqs.reshape(-1)[at] = wide
     return freqs
+
+
+def _zstd_bytes(arrays) -> int:
+    """Rough compressed size (fast zstd level) of arrays stored one after another."""
+    return len(zstandard.ZstdCompressor(level=3).compress(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)))
 
 
 def codec_to_bytes(codec: Codec, compressed: bool = True) -> bytes:
@@ -100,7 +105,9 @@ def codec_to_bytes(codec: Codec, compressed: bool = True) -> bytes:
     arrays = codec.tensors()
     metadata = {"manifest": json.dumps(codec.manifest, sort_keys=True)}
     stored = log_delta_freqs(arrays[FREQS])
-    if stored is not None and np.array_equal(freqs_from_log_delta(stored), arrays[FREQS]):  # read back before trusting it
+    # a version-1 codec stays readable by version-1 builds; tables never rounded store shorter whole
+    shorter = codec.manifest["format_version"] >= 2 and _zstd_bytes(stored.values()) < _zstd_bytes([arrays[FREQS]])
+    if shorter and np.array_equal(freqs_from_log_delta(stored), arrays[FREQS]):  # read back before trusting it
         del arrays[FREQS]
         arrays.update(stored)
         metadata["tables"] = LOG_DELTA
@@ -141,13 +148,13 @@ def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
             raise FormatError(f"codec artifact stores its tables as {metadata['tables']!r}, which this build does not read")
     except FormatError:
         raise
-    except (SafetensorError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+    except (SafetensorError, ValueError, KeyError, TypeError, IndexError, json.JSONDecodeError) as exc:
         raise FormatError(f"not an ltc-beam codec artifact: {exc}") from exc
     if manifest.get("format") != FORMAT:
         raise FormatError(f"not an ltc-beam codec artifact (format {manifest.get('format')!r})")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_FORMAT_VERSIONS:
         raise FormatError(
-            f"codec format version {manifest.get('format_version')} is not supported (this build reads {FORMAT_VERSION})"
+            f"codec format version {manifest.get('format_version')} is not supported (this build reads versions up to {FORMAT_VERSION})"
         )
     actual = content_hash(manifest, arrays)
     if actual != manifest.get("codec_id"):

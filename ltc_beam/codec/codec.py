@@ -31,7 +31,10 @@ from ltc_beam.entropy import SymbolDecoder, SymbolEncoder, SymbolTables
 from ltc_beam.errors import BEYOND_FLOAT32, FormatError, InputError, OffScaleWarning, beyond_float32
 
 FORMAT = "ltc-beam-codec"
-FORMAT_VERSION = 1
+#: Version written. 2: the artifact may store rounded tables as log-code differences
+#: (:mod:`ltc_beam.codec.artifact`), which a version-1 reader cannot read; 1 is still read.
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
 # How many observations the box pmf is worth per table when tables are fitted to training
 # symbols; the weight (or the box pmf alone) is chosen on the validation split.
 TABLE_PRIOR_WEIGHTS = (16.0, 64.0, 256.0, 1024.0)
@@ -344,7 +347,8 @@ class Codec:
     def _latents(self, frame: np.ndarray, rows: int) -> torch.Tensor:
         """Frame points → latent lattice points ``[rows, latent_dim]`` (model layout), always
         C-contiguous: matrix kernels may round differently for other memory layouts, and
-        ``decode`` must equal ``reconstruct`` bit for bit."""
+        ``decode`` must equal ``reconstruct`` bit for bit (``decode_each`` of several streams
+        runs one product over all of them, so it matches only up to float rounding)."""
         y = torch.as_tensor(np.ascontiguousarray(frame), dtype=torch.float32) * self._unit
         if self.config.mode == "block":
             return y.reshape(self.config.latent_dim, rows).T.contiguous()
