@@ -276,16 +276,19 @@ def _coarsened(counts: np.ndarray, total: int, bits: int) -> np.ndarray:
     counts' rounding adding up: wide, flat rows) is kept as it was."""
     if not isinstance(bits, (int, np.integer)) or bits < 1:
         raise ValueError(f"significant_bits must be an integer >= 1, got {bits!r}")
-    c = counts.astype(np.int64)
-    shift = np.maximum(_bit_length_u64(c.astype(np.uint64)) - bits, 0)
-    rounded = ((c + ((1 << shift) >> 1)) >> shift) << shift
-    rows = np.arange(len(c))
+    rounded = counts.astype(np.int64)
+    big = rounded >= 1 << bits  # the others already have at most ``bits`` bits
+    v = rounded[big]
+    shift = np.frexp(v.astype(np.float64))[1] - bits  # bit lengths, exact below 2**53
+    rounded[big] = ((v + ((1 << shift) >> 1)) >> shift) << shift
+    rows = np.arange(len(rounded))
     top = np.argmax(rounded, axis=1)
     change = total - rounded.sum(axis=1)
     largest = rounded[rows, top]
     rounded[rows, top] += change
     fits = (np.abs(change) <= largest >> 2) & (rounded[rows, top] >= 1) & (rounded[rows, top] < total)
-    return np.where(fits[:, None], rounded, c)
+    rounded[~fits] = counts[~fits]
+    return rounded
 
 
 @dataclass(frozen=True, eq=False)
