@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 import warnings
@@ -67,6 +68,8 @@ def default_window(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     from ltc_beam.codec.training import train
 
+    if os.path.isdir(args.out):
+        raise InputError(f"--output {args.out} is a directory: give the codec file to write (e.g. {os.path.join(args.out, 'codec.ltc')})")
     data = load_input(args)
     print(f"training on {data.records} records x {len(data.columns)} values in {len(data.series)} series", file=sys.stderr)
     if data.order_hint and args.window is None and args.mode == "block":
@@ -250,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args, extra) if args.command in PIPELINE_COMMANDS else args.func(args)
-    except (LtcError, ValueError, FileNotFoundError) as exc:
+    except (LtcError, ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
         print(f"ltc-beam {args.command}: error: {in_cli_terms(str(exc))}", file=sys.stderr)
         return 2
     finally:

@@ -30,16 +30,18 @@ def open_for_write(uri: str) -> Iterator[BinaryIO]:
     half file behind; other URIs go through Beam FileSystems (whose stores commit on close)."""
     if not is_remote(uri):
         path = uri.removeprefix("file://")
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"{path} is a directory: give a file name to write")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         tmp = f"{path}.{uuid.uuid4().hex[:12]}.tmp"  # own name: a concurrent retry never shares it
         try:
             with open(tmp, "wb") as handle:
                 yield handle
+            os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
                 os.remove(tmp)
             raise
-        os.replace(tmp, path)
         return
     from apache_beam.io.filesystems import FileSystems
 

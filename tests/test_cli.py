@@ -416,3 +416,17 @@ def test_records_sharing_their_order_value_are_warned_about(tmp_path):
     with pytest.warns(UserWarning, match="150 records share"):
         data = load(str(tmp_path / "dup.parquet"), columns=["v"], key="dev", order_by="t")
     assert [len(s) for s in data.series] == [150, 150]
+
+
+def test_a_directory_as_output_is_refused_before_training_and_leaves_nothing(tmp_path, capsys):
+    path = tmp_path / "x.npy"
+    np.save(path, correlated_series(300, 3, seed=1))
+    target = tmp_path / "codecs"
+    target.mkdir()
+    assert main(["train", str(path), "--out", str(target), "--steps", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "is a directory" in err and "training on" not in err and "Traceback" not in err
+    codec = ltc_beam.train(correlated_series(300, 3, seed=1), steps=5, progress=False)
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        codec.save(str(target))
+    assert os.listdir(target) == [] and sorted(os.listdir(tmp_path)) == ["codecs", "x.npy"]

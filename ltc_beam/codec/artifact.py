@@ -8,8 +8,10 @@ written before compression; a safetensors file never starts with zstd's magic nu
 
 Frequencies keep 5 significant bits (:data:`ltc_beam.entropy.SIGNIFICANT_BITS`), so the
 tables are stored as row differences of a log code of each frequency, in two byte planes,
-plus the few frequencies with more bits (each row's largest) by position (header metadata
-``"tables": "log5-delta"``, outside the codec id; codec format version 2). Exact, and zstd
+plus the few frequencies with more bits (each row's largest) by position (arrays
+``tables.freqs_log_delta``, ``tables.freqs_wide_at``, ``tables.freqs_wide`` instead of
+``tables.freqs``; codec format version 2). The header holds the manifest alone, so equal
+codecs give equal bytes. Exact, and zstd
 codes it about 2x shorter than the uint32 array (BasicMotions 3-bit codec: 38 -> 21 KB).
 Tables that were never rounded store shorter whole (``tables.freqs``), and are; artifacts
 of format version 1 store them whole and still load.
@@ -44,7 +46,6 @@ ZSTD_LEVEL = 19  # about 0.1 s for a 4 MB artifact, 1 s for 65 MB
 MAX_ARTIFACT_BYTES = 1 << 30  # a decompressed artifact beyond this is refused (not an ltc-beam codec)
 
 
-LOG_DELTA = "log5-delta"  # header metadata "tables": how the frequency tables are stored
 FREQS = "tables.freqs"
 LOG_ARRAYS = ("tables.freqs_log_delta", "tables.freqs_wide_at", "tables.freqs_wide")
 MAX_LOG_CODE = 16 * 19 + 31  # the code of the largest frequency below 2**24
@@ -110,7 +111,6 @@ def codec_to_bytes(codec: Codec, compressed: bool = True) -> bytes:
     if shorter and np.array_equal(freqs_from_log_delta(stored), arrays[FREQS]):  # read back before trusting it
         del arrays[FREQS]
         arrays.update(stored)
-        metadata["tables"] = LOG_DELTA
     raw = save_arrays(arrays, metadata=metadata)
     if not compressed:
         return raw
@@ -140,12 +140,12 @@ def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
         header_len = int.from_bytes(bytes(data[:8]), "little")
         metadata = json.loads(bytes(data[8 : 8 + header_len]))["__metadata__"]
         manifest = json.loads(metadata["manifest"])
-        if metadata.get("tables") == LOG_DELTA:
+        if LOG_ARRAYS[0] in arrays:
+            if FREQS in arrays:
+                raise FormatError("codec artifact is damaged: it stores its frequency tables twice")
             arrays[FREQS] = freqs_from_log_delta(arrays)
             for name in LOG_ARRAYS:
                 del arrays[name]
-        elif "tables" in metadata:
-            raise FormatError(f"codec artifact stores its tables as {metadata['tables']!r}, which this build does not read")
     except FormatError:
         raise
     except (SafetensorError, ValueError, KeyError, TypeError, IndexError, json.JSONDecodeError) as exc:

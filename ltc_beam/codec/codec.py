@@ -506,7 +506,7 @@ class Codec:
             return
         std = np.asarray(self.manifest["normalisation"]["std"])
         with np.errstate(invalid="ignore"):
-            spread = np.nanstd(np.where(np.isfinite(x), x, np.nan), axis=0) / std
+            spread = np.nanstd(np.where(np.isfinite(x), x.astype(np.float64), np.nan), axis=0) / std
         worst = int(np.nanargmax(spread)) if np.isfinite(spread).any() else 0
         warnings.warn(
             f"this data is far off the codec's training range: {outliers} of {x.size} values lie "
