@@ -401,3 +401,25 @@ def test_a_missed_rate_target_is_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         calibrate_rate(trainer, 2.0, lambda model: 2.05)  # within tolerance: quiet
+
+
+def test_training_goes_back_to_its_pca_start_only_when_far_below_it():
+    """Target mode: a trained model far worse than the PCA start (here: its analysis weights
+    scrambled after training) is replaced by the start, with a warning; a trained model
+    better than the start is kept."""
+    data = correlated_series(3000, 6, seed=5)
+    config = build_config(6, lattice="e8", mode="block", window=2, latent_dim=None, transform="linear")
+    trainer = Trainer(config, [data], TrainingOptions(target_bits_per_value=3.0, steps=200, eval_every=50, progress=False))
+    summary = trainer.run()
+    assert summary.start_check["kept_start"] is False
+    assert summary.start_check["trained_snr_db_at_target"] > summary.start_check["start_snr_db_at_target"]
+    with torch.no_grad():
+        weight = trainer.model.analysis.linear.weight
+        weight.copy_(weight[torch.randperm(weight.shape[0], generator=torch.Generator().manual_seed(0))])
+    scrambled = trainer.validate()
+    with pytest.warns(UserWarning, match="PCA start"):
+        check = trainer.keep_the_start_if_far_better()
+    assert check["kept_start"] and check["start_snr_db_at_target"] > check["trained_snr_db_at_target"] + 3
+    for name, tensor in trainer.model.state_dict().items():
+        assert torch.equal(tensor, trainer.start_state[name]), name
+    assert trainer.validate()["snr_db"] > scrambled["snr_db"] + 3
