@@ -423,3 +423,13 @@ def test_training_goes_back_to_its_pca_start_only_when_far_below_it():
     for name, tensor in trainer.model.state_dict().items():
         assert torch.equal(tensor, trainer.start_state[name]), name
     assert trainer.validate()["snr_db"] > scrambled["snr_db"] + 3
+
+
+def test_a_column_whose_float32_spacing_caps_the_snr_is_warned_about():
+    """A sine of amplitude 2 on a level of 1e8 (float32 spacing 8 there) is named; the same
+    sine on a level of 1e3 is not."""
+    t = np.arange(2000)
+    x = np.stack([1e8 + 2 * np.sin(t / 10), 1e3 + 2 * np.sin(t / 10)], axis=1)
+    with pytest.warns(UserWarning, match=r"column meter: values near 1e\+08 spread only 1.4.*caps the SNR near") as caught:
+        ltc_beam.train(x, steps=2, progress=False, columns=["meter", "level"])
+    assert not any("column level" in str(w.message) for w in caught)

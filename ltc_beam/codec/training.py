@@ -130,6 +130,29 @@ def column_statistics(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
     return mean, np.where(std > 0, std, 1.0)
 
 
+#: A column whose float32 resolution caps its SNR below this (dB) is warned about.
+FLOAT32_CAP_DB = 40.0
+
+
+def warn_if_float32_limits(mean: np.ndarray, std: np.ndarray, columns: list[str] | None = None) -> None:
+    """Warn about columns whose spread is small next to their level (meter readings, epoch
+    times): values are coded as float32, whose spacing near the level caps the SNR. A sine
+    of amplitude 2 on an offset of 1e8 decoded at 0 dB without a word."""
+    level = np.abs(mean) + 3 * std
+    spacing = np.spacing(level.astype(np.float32)).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        cap = 10 * np.log10(12 * std**2 / spacing**2)
+    for j in np.flatnonzero(cap < FLOAT32_CAP_DB):
+        name = columns[j] if columns and j < len(columns) else str(j)
+        warnings.warn(
+            f"column {name}: values near {mean[j]:.7g} spread only {std[j]:.3g}; as float32 (the codec's value "
+            f"type) they are {spacing[j]:.3g} apart there, which caps the SNR near {cap[j]:.0f} dB. Subtract the "
+            f"level (e.g. store the value minus {mean[j]:.4g}) before training and compressing.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def outlier_mask(x: np.ndarray) -> np.ndarray:
     """Values beyond ``OUTLIER_SPREADS`` robust standard deviations of their column's median,
     in columns where at most ``OUTLIER_FRACTION`` of the finite values are that far."""
@@ -680,6 +703,7 @@ def train(
             raise ValueError(f"target_bits_per_value must be positive, got {target_bits_per_value}")
         series = as_series(data)
         mean, std = column_statistics(series)
+        warn_if_float32_limits(mean, std, columns)
         window_choice = None
         if window == "auto":
             from ltc_beam.codec.window_choice import choose_window
