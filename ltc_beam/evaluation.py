@@ -134,17 +134,29 @@ def _decibels(nmse: float) -> float:
 
 def quantise_zstd(x: np.ndarray, step: float) -> tuple[float, float]:
     """The classical yardstick: uniform scalar quantisation of ``x`` ``[N, d]`` (per-column
-    step ``step`` x the column's std) + zstd-19 over the integers, record by record:
+    step ``step`` x the column's std) + zstd-19 over the integers, in the shortest of three
+    layouts (record by record; column by column; column by column as first differences
+    along the records), each in the smallest integer type that holds it:
     ``(bits per value, SNR dB)``. Non-finite values are left out of the error and cost 32
-    bits each (stored as they are)."""
+    bits each (stored as they are). Record by record in int32 alone, it read Daphnet at
+    4.79 bits where column by column in int16 needs 3.85."""
     x = np.asarray(x, dtype=np.float64)
     ok = np.isfinite(x)
     scale = step * _column_std(x, ok)
     q = np.round(np.where(ok, x, 0.0) / scale).astype(np.int64)
-    width = 4 if np.abs(q).max(initial=0) < 2**31 else 8
-    body = zstandard.ZstdCompressor(level=19).compress(q.astype(f"<i{width}").tobytes())
-    bits = (len(body) * 8 + 32 * int((~ok).sum())) / x.size
+    def size(a: np.ndarray, extra: int = 0) -> int:
+        return len(zstandard.ZstdCompressor(level=19).compress(_smallest_ints(a).tobytes())) + extra
+
+    body = min(size(q), size(q.T), size(np.diff(q, axis=0).T, 8 * q.shape[1]))  # differences: the first record as int64
+    bits = (body * 8 + 32 * int((~ok).sum())) / x.size
     return bits, snr_db(x, q * scale)
+
+
+def _smallest_ints(a: np.ndarray) -> np.ndarray:
+    """``a`` (C order) as little-endian signed integers of the fewest bytes that hold it."""
+    top = int(np.abs(a).max(initial=0))
+    width = next(w for w in (1, 2, 4, 8) if top < 2 ** (8 * w - 1))
+    return np.ascontiguousarray(a).astype(f"<i{width}")
 
 
 def _column_std(x: np.ndarray, ok: np.ndarray) -> np.ndarray:

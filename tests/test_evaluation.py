@@ -170,3 +170,23 @@ def test_data_spread_unlike_the_training_data_is_reported(codecs):
         result = evaluate(codec, [wide], voronoi=False)
     assert result["spread_vs_training"] == pytest.approx(3 * same["spread_vs_training"], rel=0.3)
     assert result["bits_per_value"] > same["bits_per_value"]
+
+
+def test_the_baseline_takes_the_shortest_layout_in_the_smallest_integers():
+    """A slow random walk codes shortest as first differences, column by column, in int8;
+    the yardstick is never longer than record-by-record int32 (its old single layout)."""
+    import zstandard
+
+    from ltc_beam.evaluation import _column_std, quantise_zstd
+
+    rng = np.random.default_rng(0)
+    x = 300.0 + np.cumsum(rng.standard_normal((20000, 4)), axis=0)  # a level: the first record is large
+    step = 0.01
+    q = np.round(x / (step * _column_std(x, np.isfinite(x)))).astype(np.int64)
+    bits, _ = quantise_zstd(x, step)
+    old = len(zstandard.ZstdCompressor(level=19).compress(q.astype("<i4").tobytes())) * 8 / x.size
+    delta = np.diff(q, axis=0).T.astype("<i1")
+    assert np.abs(np.diff(q, axis=0)).max() < 128
+    first_record = 8 * x.shape[1]
+    assert bits == (len(zstandard.ZstdCompressor(level=19).compress(np.ascontiguousarray(delta).tobytes())) + first_record) * 8 / x.size
+    assert bits < 0.7 * old
