@@ -237,24 +237,26 @@ def _beyond_float32(values) -> np.ndarray:
     return beyond_float32(np.asarray(values.fill_null(0).to_numpy(zero_copy_only=False)))
 
 
-def vectors(table: pa.Table, spec: VectorSpec, *, where: str = "") -> np.ndarray:
-    """The ``[rows, record_dim]`` float32 vectors of ``table``; InputError names column and row."""
+def vectors(table: pa.Table, spec: VectorSpec, *, where: str = "", dtype=np.float32) -> np.ndarray:
+    """The ``[rows, record_dim]`` vectors of ``table`` (float32, what codecs take, or
+    ``dtype=np.float64`` to compare with the values as stored); InputError names column and row."""
     bad = find_bad_rows(table, spec)
     if bad:
         row, (col, problem) = next(iter(bad.items()))
         more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
         raise InputError(f"column {col!r}, row {row}{where}: {problem}{more}")
     n = table.num_rows
+    arrow_type = pa.float64() if np.dtype(dtype) == np.float64 else pa.float32()
     if spec.column is not None:
         arr = table.column(spec.column).combine_chunks()
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
         if not n:
-            return np.zeros((0, spec.record_dim), np.float32)
+            return np.zeros((0, spec.record_dim), dtype)
         _, values = _list_parts(arr)
-        return np.asarray(values.cast(pa.float32()).to_numpy(zero_copy_only=False), np.float32).reshape(n, spec.record_dim)
-    cols = [np.asarray(table.column(c).cast(pa.float32()).to_numpy(), np.float32) for c in spec.columns]
-    return np.stack(cols, axis=1) if cols else np.zeros((n, 0), np.float32)
+        return np.asarray(values.cast(arrow_type).to_numpy(zero_copy_only=False), dtype).reshape(n, spec.record_dim)
+    cols = [np.asarray(table.column(c).cast(arrow_type).to_numpy(), dtype) for c in spec.columns]
+    return np.stack(cols, axis=1) if cols else np.zeros((n, 0), dtype)
 
 
 def vector_array(x: np.ndarray, field: pa.Field) -> pa.Array:

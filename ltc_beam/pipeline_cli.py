@@ -188,10 +188,10 @@ def _check_columns(schema: pa.Schema, codec, encode: dict) -> None:
         arrow.check_column_names(spec.columns, codec)
 
 
-def _vectors(table: pa.Table, names) -> np.ndarray:
+def _vectors(table: pa.Table, names, dtype=np.float32) -> np.ndarray:
 
     spec = arrow.resolve_spec(table.schema, len(names) if len(names) > 1 else _dim(table, names[0]), column=names[0] if len(names) == 1 else None, columns=names if len(names) > 1 else None)
-    return arrow.vectors(table, spec)
+    return arrow.vectors(table, spec, dtype=dtype)
 
 
 def _dim(table: pa.Table, name: str) -> int:
@@ -328,12 +328,13 @@ def _verify(args, files: list[str], codec) -> dict:
     exact = all(decoded.column(c).equals(source.column(c).cast(decoded.schema.field(c).type)) for c in others)
     x, y = _vectors(source, names), _vectors(decoded, names)
     specials = ~np.isfinite(x)
+    stored, back = _vectors(source, names, np.float64), _vectors(decoded, names, np.float64)  # float64 columns: as stored
     return {
         "verify_records_equal": same_rows,
         "verify_other_columns_identical": bool(exact),
         "verify_nonfinite_exact": bool(np.array_equal(x[specials].view(np.uint32), y[specials].view(np.uint32))),
-        "snr_db": snr_db(x, y, codec.exactly_coded(x)),
-        "max_abs_error": float(np.max(np.abs(np.where(specials, 0, x) - np.where(specials, 0, y)))) if x.size else math.nan,
+        "snr_db": snr_db(stored, back, codec.exactly_coded(x)),
+        "max_abs_error": float(np.max(np.abs(np.where(specials, 0, stored) - np.where(specials, 0, back)))) if x.size else math.nan,
     }
 
 

@@ -430,3 +430,22 @@ def test_a_directory_as_output_is_refused_before_training_and_leaves_nothing(tmp
     with pytest.raises(IsADirectoryError, match="is a directory"):
         codec.save(str(target))
     assert os.listdir(target) == [] and sorted(os.listdir(tmp_path)) == ["codecs", "x.npy"]
+
+
+def test_verify_compares_float64_columns_as_stored(tmp_path, capsys):
+    """A float64 meter reading near 2.5e7 moving by a few units: the verify error is measured
+    against the stored float64 values, not against their float32 rounding (spacing 2)."""
+    rng = np.random.default_rng(7)
+    meter = 2.5e7 + np.cumsum(rng.uniform(0, 3, 3000))
+    src = tmp_path / "meter.parquet"
+    pq.write_table(pa.table({"energy": meter, "rate": rng.standard_normal(3000), "n": np.arange(3000)}), src)
+    codec = tmp_path / "m.ltc"
+    assert main(["train", str(src), "--out", str(codec), "--columns", "energy,rate", "--steps", "30", "--quiet"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "c"
+    assert main(["compress", str(src), "--codec", str(codec), "--columns", "energy,rate", "--output", str(out), "--verify", "--json"]) == 0
+    summary = _summary(capsys)
+    back = pa.concat_tables([ltc_beam.read_parquet(f) for f in sorted(glob.glob(str(out / "*.parquet")))]).sort_by("n")
+    error = np.abs(back.column("energy").to_numpy() - meter)
+    assert summary["max_abs_error"] == pytest.approx(max(error.max(), np.abs(back.column("rate").to_numpy() - pq.read_table(src).column("rate").to_numpy()).max()))
+    assert summary["max_abs_error"] >= error.max() > 0.5  # float32 alone is 1 off here, at most
