@@ -269,6 +269,11 @@ def _quantised(block: np.ndarray, total: int, n: int) -> np.ndarray | None:
     return counts
 
 
+def bit_lengths(counts: np.ndarray) -> np.ndarray:
+    """``bit_length`` of non-negative integers below 2**53 (exact through float64's exponent)."""
+    return np.frexp(np.asarray(counts, dtype=np.float64))[1]
+
+
 def _coarsened(counts: np.ndarray, total: int, bits: int) -> np.ndarray:
     """``counts`` (rows summing to ``total``) rounded half up to ``bits`` significant bits,
     each row's largest rounded count (first of ties) changed so the row sums to ``total``
@@ -279,7 +284,7 @@ def _coarsened(counts: np.ndarray, total: int, bits: int) -> np.ndarray:
     rounded = counts.astype(np.int64)
     big = rounded >= 1 << bits  # the others already have at most ``bits`` bits
     v = rounded[big]
-    shift = np.frexp(v.astype(np.float64))[1] - bits  # bit lengths, exact below 2**53
+    shift = bit_lengths(v) - bits
     rounded[big] = ((v + ((1 << shift) >> 1)) >> shift) << shift
     rows = np.arange(len(rounded))
     top = np.argmax(rounded, axis=1)

@@ -12,6 +12,7 @@ import zstandard
 from ltc_beam import arrow
 from ltc_beam.bitstream import unpack
 from ltc_beam.codec.codec import Codec
+from ltc_beam.codec.sample_coding import packed_ints
 
 _SERIES, _ORDER, _VALUES = "series", "order", "values"
 VORONOI_UNRELIABLE = (
@@ -145,18 +146,11 @@ def quantise_zstd(x: np.ndarray, step: float) -> tuple[float, float]:
     scale = step * _column_std(x, ok)
     q = np.round(np.where(ok, x, 0.0) / scale).astype(np.int64)
     def size(a: np.ndarray, extra: int = 0) -> int:
-        return len(zstandard.ZstdCompressor(level=19).compress(_smallest_ints(a).tobytes())) + extra
+        return len(zstandard.ZstdCompressor(level=19).compress(packed_ints(a, (1, 2, 4, 8))[1])) + extra
 
     body = min(size(q), size(q.T), size(np.diff(q, axis=0).T, 8 * q.shape[1]))  # differences: the first record as int64
     bits = (body * 8 + 32 * int((~ok).sum())) / x.size
     return bits, snr_db(x, q * scale)
-
-
-def _smallest_ints(a: np.ndarray) -> np.ndarray:
-    """``a`` (C order) as little-endian signed integers of the fewest bytes that hold it."""
-    top = int(np.abs(a).max(initial=0))
-    width = next(w for w in (1, 2, 4, 8) if top < 2 ** (8 * w - 1))
-    return np.ascontiguousarray(a).astype(f"<i{width}")
 
 
 def _column_std(x: np.ndarray, ok: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ from ltc_beam.bitstream import decompress_exactly, stated_size
 from ltc_beam.codec.codec import FORMAT, FORMAT_VERSION, READABLE_FORMAT_VERSIONS, Codec, content_hash
 from ltc_beam.codec.config import CodecConfig
 from ltc_beam.codec.model import LtcModel
-from ltc_beam.entropy import SymbolTables
+from ltc_beam.entropy import SymbolTables, bit_lengths
 from ltc_beam.errors import FormatError
 from ltc_beam.storage import read_bytes, write_bytes
 
@@ -55,7 +55,7 @@ def _log_codes(freqs: np.ndarray) -> np.ndarray:
     """Monotone codes of frequencies rounded to 5 significant bits: ``f`` below 32 is its own
     code, above ``16 * e + (f >> e)`` with ``e = bit_length(f) - 5``."""
     f = freqs.astype(np.int64)
-    e = np.maximum(np.frexp(f.astype(np.float64))[1] - 5, 0)
+    e = np.maximum(bit_lengths(f) - 5, 0)
     return 16 * e + (f >> e)
 
 
@@ -105,12 +105,12 @@ def codec_to_bytes(codec: Codec, compressed: bool = True) -> bytes:
     """The artifact's bytes: safetensors (``compressed=False``), or that in one zstd frame."""
     arrays = codec.tensors()
     metadata = {"manifest": json.dumps(codec.manifest, sort_keys=True)}
-    stored = log_delta_freqs(arrays[FREQS])
-    # a version-1 codec stays readable by version-1 builds; tables never rounded store shorter whole
-    shorter = codec.manifest["format_version"] >= 2 and _zstd_bytes(stored.values()) < _zstd_bytes([arrays[FREQS]])
-    if shorter and np.array_equal(freqs_from_log_delta(stored), arrays[FREQS]):  # read back before trusting it
-        del arrays[FREQS]
-        arrays.update(stored)
+    if codec.manifest["format_version"] >= 2:  # a version-1 codec stays readable by version-1 builds
+        stored = log_delta_freqs(arrays[FREQS])
+        shorter = _zstd_bytes(stored.values()) < _zstd_bytes([arrays[FREQS]])  # not so for tables never rounded
+        if shorter and np.array_equal(freqs_from_log_delta(stored), arrays[FREQS]):  # read back before trusting it
+            del arrays[FREQS]
+            arrays.update(stored)
     raw = save_arrays(arrays, metadata=metadata)
     if not compressed:
         return raw

@@ -83,7 +83,7 @@ def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int) -
     # values exactly on the grid's 0 cost no error: the rest may take a coarser step
     off_grid = np.maximum((values != 0).sum(axis=0), 1) / np.maximum(keep.sum(axis=0), 1)
     q = np.round(values / np.where(zero, 1.0, start / np.sqrt(np.minimum(off_grid, 1.0)))).astype(np.int64)
-    _, raw = _packed(_differences(q))
+    _, raw = packed_ints(_differences(q))
     return len(zstandard.ZstdCompressor(level=1).compress(raw)) > PROBE_MARGIN * budget
 
 
@@ -100,7 +100,7 @@ def encode_samples(z: np.ndarray, steps: np.ndarray, offsets: np.ndarray) -> tup
     error) → (payload in the shorter integer order, the z-scores :func:`decode_samples`
     gives back from it)."""
     q = np.round((z - offsets) / steps).astype(np.int64)
-    data = {OFFSET_ORDERS[0]: _packed(q), OFFSET_ORDERS[1]: _packed(_differences(q))}
+    data = {OFFSET_ORDERS[0]: packed_ints(q), OFFSET_ORDERS[1]: packed_ints(_differences(q))}
     head = steps.astype("<f8").tobytes() + offsets.astype("<f8").tobytes()
     best = None
     for order, (width, raw) in sorted(data.items()):
@@ -115,10 +115,11 @@ def _differences(q: np.ndarray) -> np.ndarray:
     return np.diff(q, axis=0, prepend=np.zeros((1, q.shape[1]), np.int64))
 
 
-def _packed(ints: np.ndarray) -> tuple[int, bytes]:
-    """Integers → (bytes per integer, little-endian bytes) in the narrowest width that holds them."""
+def packed_ints(ints: np.ndarray, widths: tuple[int, ...] = WIDTHS) -> tuple[int, bytes]:
+    """Integers → (bytes per integer, little-endian bytes, C order) in the narrowest of
+    ``widths`` that holds them."""
     peak = int(np.abs(ints).max()) if ints.size else 0
-    width = next(w for w in WIDTHS if peak < 2 ** (8 * w - 1))
+    width = next(w for w in widths if peak < 2 ** (8 * w - 1))
     return width, ints.astype(f"<i{width}").tobytes()
 
 
