@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -20,15 +21,15 @@ def show_progress(args: argparse.Namespace) -> bool:
 
 
 def positive(kind):
-    """argparse type: a number of ``kind`` (int or float) above zero."""
+    """argparse type: a finite number of ``kind`` (int or float) above zero."""
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        if not 0 < value < math.inf:
+            raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
         return value
 
     return parse

@@ -216,7 +216,7 @@ def test_demo_prints_the_table(tmp_path, capsys):
 def test_bad_numbers_are_refused_before_any_work(tmp_path, capsys):
     path = tmp_path / "x.npy"
     np.save(path, np.zeros((10, 3)))
-    for option in (["--window", "0"], ["--target-bits-per-value", "-1"], ["--steps", "ten"]):
+    for option in (["--window", "0"], ["--target-bits-per-value", "-1"], ["--steps", "ten"], ["--lmbda", "inf"], ["--target-bits-per-value", "inf"]):
         try:
             main(["train", str(path), "--out", str(tmp_path / "c.ltc"), *option])
         except SystemExit as exit:

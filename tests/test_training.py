@@ -195,6 +195,9 @@ def test_training_rejects_bad_arguments():
         ltc_beam.train(data, lattice="e8", mode="vector", latent_dim=6)
     with pytest.raises(ValueError, match="unknown lattice"):
         ltc_beam.train(data, lattice="e9")
+    for rate in ({"lmbda": math.inf}, {"lmbda": 0.0}, {"target_bits_per_value": math.inf}, {"target_bits_per_value": math.nan}):
+        with pytest.raises(ValueError, match="finite number above 0"):  # lmbda=inf failed deep in training: division by zero
+            ltc_beam.train(data, steps=5, **rate)
 
 
 def test_density_refit_is_kept_only_when_it_codes_validation_shorter():

@@ -702,10 +702,10 @@ def train(
             raise ValueError("give lmbda or target_bits_per_value, not both")
         if lmbda is None and target_bits_per_value is None:
             target_bits_per_value = DEFAULT_TARGET_BITS
-        if lmbda is not None and lmbda <= 0:
-            raise ValueError("lmbda must be positive")
-        if target_bits_per_value is not None and not target_bits_per_value > 0:
-            raise ValueError(f"target_bits_per_value must be positive, got {target_bits_per_value}")
+        if lmbda is not None and not 0 < lmbda < math.inf:
+            raise ValueError(f"lmbda must be a finite number above 0, got {lmbda}")
+        if target_bits_per_value is not None and not 0 < target_bits_per_value < math.inf:
+            raise ValueError(f"target_bits_per_value must be a finite number above 0, got {target_bits_per_value}")
         series = as_series(data)
         mean, std = column_statistics(series)
         warn_if_float32_limits(mean, std, columns)
