@@ -934,10 +934,11 @@ def sort_indices(table: pa.Table, names: list[str]) -> pa.Array:
     return pc.sort_indices(pa.table(columns), sort_keys=[(c, "ascending", "at_end") for c in names])
 
 
-def table_info(schema: pa.Schema) -> TableInfo:
+def table_info(schema: pa.Schema, source: str | None = None) -> TableInfo:
+    """The ``ltc`` metadata of a compressed table's ``schema`` (``source``: the file, for errors)."""
     meta = ltc_metadata(schema)
     if META not in meta:
-        raise FormatError("table has no 'ltc' metadata: it was not written by ltc-beam")
+        raise FormatError(f"{source + ': ' if source else ''}table has no 'ltc' metadata: it was not written by ltc-beam")
     return TableInfo.from_json(meta[META])
 
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ltc_beam.arrow import is_list
 from ltc_beam.errors import NULL_HINT, InputError, not_floating
+from ltc_beam.parquet import read_table
 
 
 @dataclass
@@ -164,7 +164,7 @@ def load(
         return Dataset([array.astype(np.float64)], [f"v{i}" for i in range(array.shape[1])])
     files = parquet_files(path)
     try:  # float32 and float64 files of one dataset read as float64, as compress keeps them
-        table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
+        table = pa.concat_tables([read_table(f) for f in files], promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         raise InputError(f"the files of {path!r} have schemas that do not combine: {exc}") from None
     for name in (key, order_by):

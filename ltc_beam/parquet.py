@@ -8,6 +8,7 @@ returns one table of the original schema. ``write_parquet`` compresses a table i
 from __future__ import annotations
 
 import base64
+import contextlib
 import glob as globlib
 import io
 import os
@@ -45,18 +46,30 @@ def list_files(path: str) -> list[str]:
     return sorted(files)
 
 
-def read_table(path: str) -> pa.Table:
+@contextlib.contextmanager
+def naming_the_file(path: str):
+    """pyarrow's "not Parquet" errors (damaged footer, another format) as :class:`InputError`
+    that names the file: in a directory of many files, pyarrow's own message may not."""
+    try:
+        yield
+    except pa.ArrowInvalid as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+
+
+def read_table(path: str, columns: list[str] | None = None) -> pa.Table:
     """One Parquet file as an Arrow table (schema metadata kept), by local path or URI."""
-    if is_remote(path):
-        return pq.read_table(io.BytesIO(read_bytes(path)))
-    return pq.read_table(path.removeprefix("file://"))
+    with naming_the_file(path):
+        if is_remote(path):
+            return pq.read_table(io.BytesIO(read_bytes(path)), columns=columns)
+        return pq.read_table(path.removeprefix("file://"), columns=columns)
 
 
 def open_parquet(path: str) -> pq.ParquetFile:
     """One Parquet file for reading batch by batch, by local path or URI."""
-    if is_remote(path):
-        return pq.ParquetFile(io.BytesIO(read_bytes(path)))
-    return pq.ParquetFile(path.removeprefix("file://"))
+    with naming_the_file(path):
+        if is_remote(path):
+            return pq.ParquetFile(io.BytesIO(read_bytes(path)))
+        return pq.ParquetFile(path.removeprefix("file://"))
 
 
 def _leaf_columns(schema: pa.Schema) -> list[tuple[str, str]]:
@@ -138,7 +151,7 @@ def read_parquet(path: str, codec=None, *, sort: bool = True, device: str = "cpu
     tables, info = [], None
     for name in list_files(path):
         table = read_table(name)
-        info = arrow.table_info(table.schema)
+        info = arrow.table_info(table.schema, name)
         tables.append(arrow.decode_table(table, codec, device=device))
     if not tables:
         raise InputError(f"no Parquet files found at {path!r}")

@@ -25,7 +25,7 @@ from ltc_beam import arrow
 from ltc_beam.cli import positive, show_progress
 from ltc_beam.data import common_schema, input_bytes, parquet_files
 from ltc_beam.errors import InputError
-from ltc_beam.parquet import embedded_codec_bytes
+from ltc_beam.parquet import embedded_codec_bytes, open_parquet
 
 PIPELINE_COMMANDS = ("compress", "decompress", "demo")
 
@@ -239,7 +239,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
             )
     else:
         files = parquet_files(args.input)
-        footers = [pq.ParquetFile(f) for f in files]  # each file's footer read once
+        footers = [open_parquet(f) for f in files]  # each file's footer read once
         records, bytes_in = sum(f.metadata.num_rows for f in footers), input_bytes(args.input)
         schemas = [f.schema_arrow for f in footers]
         schema = common_schema(files, schemas)
@@ -390,8 +390,10 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
     files = parquet_files(args.input)
     records = 0
     for f in files:
-        t = pq.read_table(f, columns=[arrow.COUNT]) if arrow.COUNT in pq.read_schema(f).names else None
-        records += sum(t.column(arrow.COUNT).to_pylist()) if t is not None else pq.ParquetFile(f).metadata.num_rows
+        footer = open_parquet(f)
+        arrow.table_info(footer.schema_arrow, f)
+        t = footer.read(columns=[arrow.COUNT]) if arrow.COUNT in footer.schema_arrow.names else None
+        records += sum(t.column(arrow.COUNT).to_pylist()) if t is not None else footer.metadata.num_rows
     if records == 0:
         raise InputError(f"{args.input!r} holds no records: nothing to decompress")
     _prepare_output(args.output, files)

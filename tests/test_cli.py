@@ -449,3 +449,23 @@ def test_verify_compares_float64_columns_as_stored(tmp_path, capsys):
     error = np.abs(back.column("energy").to_numpy() - meter)
     assert summary["max_abs_error"] == pytest.approx(max(error.max(), np.abs(back.column("rate").to_numpy() - pq.read_table(src).column("rate").to_numpy()).max()))
     assert summary["max_abs_error"] >= error.max() > 0.5  # float32 alone is 1 off here, at most
+
+
+def test_a_damaged_or_foreign_file_in_a_directory_is_named(small, vec_codec, tmp_path, capsys):
+    """pyarrow's "magic bytes not found" named no file (compress, decompress), and train and
+    evaluate called a damaged file "schemas that do not combine"."""
+    _, codec = vec_codec
+    source = tmp_path / "in"
+    source.mkdir()
+    pq.write_table(small, source / "a.parquet")
+    (source / "b.parquet").write_bytes((source / "a.parquet").read_bytes()[:-64])
+    for command in (["train", "--out", str(tmp_path / "c.ltc"), "--quiet"], ["evaluate", "--codec", codec, "--json"],
+                    ["compress", "--codec", codec, "--output", str(tmp_path / "o"), "--quiet"]):
+        assert main([command[0], str(source), *command[1:], "--column", "values"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{source / 'b.parquet'}: not a readable Parquet file" in err[0], (command, err)
+    (source / "b.parquet").unlink()  # a.parquet: plain data, not compressed
+    assert main(["decompress", str(source), "--output", str(tmp_path / "d"), "--quiet"]) == 2
+    assert f"{source / 'a.parquet'}: table has no 'ltc' metadata" in capsys.readouterr().err
+    with pytest.raises(ltc_beam.errors.FormatError, match="a.parquet: table has no 'ltc' metadata"):
+        ltc_beam.read_parquet(str(source))
