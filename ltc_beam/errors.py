@@ -23,6 +23,10 @@ class InputError(LtcError, ValueError):
     """Input data has the wrong shape, type or content for the operation."""
 
 
+class RunnerError(LtcError):
+    """A Beam runner could not start (for example one that downloads a binary, offline)."""
+
+
 #: How to fix null values in a value column (train, evaluate and encode say it alike).
 NULL_HINT = "NaN is coded exactly: fill nulls with NaN (pyarrow.compute.fill_null)"
 

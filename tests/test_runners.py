@@ -83,3 +83,18 @@ def test_round_trip_on_runner(name, telemetry, telemetry_dir, vec_codec, referen
     c = counters(result)
     if c:  # DaskRunner and the portable LOOPBACK job report no metrics
         assert c["records_in"] == c["records_encoded"] == telemetry.num_rows
+
+
+def test_a_runner_that_cannot_fetch_its_binary_is_one_library_error(monkeypatch):
+    """Offline, PrismRunner (and Beam's bare default) failed with a 112-line chained traceback."""
+    import apache_beam as beam
+
+    def offline(self, *args, **kwargs):
+        raise RuntimeError("Unable to fetch remote prism binary at https://example.invalid/prism.zip: <urlopen error>")
+
+    monkeypatch.setattr(beam.Pipeline, "run", offline)
+    with pytest.raises(ltc_beam.errors.RunnerError, match="runner PrismRunner could not start: Unable to fetch .* FnApiRunner"):
+        run(lambda p: p | beam.Create([1]), "PrismRunner")
+    monkeypatch.setattr(beam.Pipeline, "run", lambda self: (_ for _ in ()).throw(RuntimeError("a worker failed")))
+    with pytest.raises(RuntimeError, match="a worker failed"):  # other runtime errors pass unchanged
+        run(lambda p: p | beam.Create([1]), "FnApiRunner")

@@ -28,6 +28,8 @@ import time
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from ltc_beam.errors import RunnerError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_RUNNER = "FnApiRunner"
@@ -141,7 +143,15 @@ def run(build, name: str | None = None, args: list[str] | None = None):
     with runner_context(name, args) as (runner, options):
         pipeline = beam.Pipeline(runner=runner, options=options)
         value = build(pipeline)
-        result = pipeline.run()
+        try:
+            result = pipeline.run()
+        except RuntimeError as exc:
+            if "prism" not in str(exc).lower():
+                raise
+            raise RunnerError(
+                f"runner {name or DEFAULT_RUNNER} could not start: {exc}. Offline, run in process with "
+                "--runner FnApiRunner (or PortableRunner, DaskRunner)"
+            ) from exc
         try:
             result.wait_until_finish()
         finally:
