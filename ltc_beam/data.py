@@ -39,10 +39,16 @@ def common_schema(files: list[str], schemas: list[pa.Schema]) -> pa.Schema:
     """The schema every file's records fit (``schemas``: the ``files``' own): the first
     file's where all agree (metadata aside), else the schemas unified with numeric widening
     (float32 and float64 columns of one name read as float64), the first file's metadata
-    kept. Raises InputError naming two files whose schemas do not unify."""
+    kept. Raises InputError naming two files whose columns differ or whose schemas do not
+    unify (a missing column would otherwise read as nulls)."""
     first = schemas[0]
     if all(s.remove_metadata().equals(first.remove_metadata()) for s in schemas[1:]):
         return first
+    for name, schema in zip(files[1:], schemas[1:]):
+        missing, extra = set(first.names) - set(schema.names), set(schema.names) - set(first.names)
+        if missing or extra:
+            said = [f"lacks {sorted(missing)}" if missing else "", f"adds {sorted(extra)}" if extra else ""]
+            raise InputError(f"{name!r} {' and '.join(filter(None, said))} against {files[0]!r}: the files of one input need the same columns")
     try:
         unified = pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
@@ -163,10 +169,10 @@ def load(
             )
         return Dataset([array.astype(np.float64)], [f"v{i}" for i in range(array.shape[1])])
     files = parquet_files(path)
-    try:  # float32 and float64 files of one dataset read as float64, as compress keeps them
-        table = pa.concat_tables([read_table(f) for f in files], promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        raise InputError(f"the files of {path!r} have schemas that do not combine: {exc}") from None
+    tables = [read_table(f) for f in files]
+    common_schema(files, [t.schema for t in tables])
+    # float32 and float64 files of one dataset read as float64, as compress keeps them
+    table = pa.concat_tables(tables, promote_options="permissive")
     for name in (key, order_by):
         if name and name not in table.column_names:
             raise InputError(f"column {name!r} not found; columns are {table.column_names}")

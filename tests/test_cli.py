@@ -469,3 +469,18 @@ def test_a_damaged_or_foreign_file_in_a_directory_is_named(small, vec_codec, tmp
     assert f"{source / 'a.parquet'}: table has no 'ltc' metadata" in capsys.readouterr().err
     with pytest.raises(ltc_beam.errors.FormatError, match="a.parquet: table has no 'ltc' metadata"):
         ltc_beam.read_parquet(str(source))
+
+
+def test_files_with_different_columns_are_refused_naming_the_file(small, vec_codec, tmp_path, capsys):
+    """A file lacking the value column read as nulls: "column 'values' has a null at row ..." (train,
+    evaluate), and compress failed only inside the pipeline."""
+    _, codec = vec_codec
+    source = tmp_path / "in"
+    source.mkdir()
+    pq.write_table(small, source / "a.parquet")
+    pq.write_table(small.drop_columns(["values"]).append_column("other", small.column("values")), source / "b.parquet")
+    for command in (["train", "--out", str(tmp_path / "c.ltc"), "--quiet"], ["evaluate", "--codec", codec, "--json"],
+                    ["compress", "--codec", codec, "--output", str(tmp_path / "o"), "--quiet"]):
+        assert main([command[0], str(source), *command[1:], "--column", "values"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "b.parquet' lacks ['values'] and adds ['other']" in err[0], (command, err)
