@@ -184,10 +184,14 @@ def test_decompress_parquet_file_per_file(small, vec_codec, tmp_path):
         assert pq.read_schema(dec / n).equals(small.schema, check_metadata=False)
     run(lambda p: p | DecompressParquet(str(comp), str(regrouped) + "/", num_shards=2))
     a = pa.concat_tables([pq.read_table(dec / n) for n in names])
+    assert len(list(regrouped.iterdir())) == 2  # decoded tables are split across the shards, not kept whole
     b = pa.concat_tables([pq.read_table(f) for f in sorted(regrouped.iterdir())])
     a, b = sort_by_series(a), sort_by_series(b)
     assert b.num_rows == small.num_rows and a.drop(["values"]).equals(b.drop(["values"]))
     assert np.array_equal(values_of(a), values_of(b), equal_nan=True)
+    one_file = tmp_path / "one"  # one compressed file decodes as one table: it went whole to one shard
+    run(lambda p: p | DecompressParquet(str(comp / "b.parquet"), str(one_file) + "/", num_shards=3))
+    assert sorted(pq.ParquetFile(f).metadata.num_rows for f in one_file.iterdir()) == [666, 667, 667]
 
 
 def test_window_codec_packs_uneven_series_apart_as_in_process(small, window_codec):

@@ -102,16 +102,25 @@ class ReadParquetTables(beam.PTransform):
 
 
 class _ShardKey(beam.DoFn):
+    """A table → ``(shard, (digest, IPC bytes))`` for each of up to ``num_shards`` row slices,
+    slice i to shard (hash of the table + i) mod ``num_shards``: every shard gets rows once a
+    table has as many (whole tables by their hash left a 1M-record file, decoded as one
+    table, in one of 3 shards), and a retried table goes to the same shards."""
+
     def __init__(self, num_shards: int):
         self.num_shards = num_shards
 
     def process(self, table):
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
-        if table.num_rows:
-            data = arrow.to_ipc(table)
-            d = arrow.digest(data)
-            yield (int.from_bytes(d[:8], "little") % self.num_shards, (d, data))
+        if not table.num_rows:
+            return
+        first = int.from_bytes(arrow.digest(arrow.to_ipc(table))[:8], "little")
+        slices = min(self.num_shards, table.num_rows)
+        bounds = [table.num_rows * i // slices for i in range(slices + 1)]
+        for i in range(slices):
+            data = arrow.to_ipc(table.slice(bounds[i], bounds[i + 1] - bounds[i]))
+            yield ((first + i) % self.num_shards, (arrow.digest(data), data))
 
 
 class _WriteShard(beam.DoFn):
