@@ -436,3 +436,12 @@ def test_a_column_whose_float32_spacing_caps_the_snr_is_warned_about():
     with pytest.warns(UserWarning, match=r"column meter: values near 1e\+08 spread only 1.4.*caps the SNR near") as caught:
         ltc_beam.train(x, steps=2, progress=False, columns=["meter", "level"])
     assert not any("column level" in str(w.message) for w in caught)
+
+
+def test_progress_bars_show_on_a_terminal_only_unless_asked(capsys):
+    """The API wrote tqdm bars into logs (stderr redirected to a file) by default."""
+    data = correlated_series(600, 4, seed=2)
+    ltc_beam.train(data, steps=5, calibrate=False)
+    assert capsys.readouterr().err == ""
+    ltc_beam.train(data, steps=5, calibrate=False, progress=True)
+    assert "train: 100%" in capsys.readouterr().err

@@ -51,7 +51,7 @@ class TrainingOptions:
     eval_every: int = 100
     patience: int = 8  # evaluations without improvement before stopping
     checkpoint: str | None = None
-    progress: bool = True
+    progress: bool | None = None  # None: on a terminal only
 
 
 @dataclass
@@ -371,7 +371,7 @@ class Trainer:
 
     def run(self) -> TrainingSummary:
         """Train until ``steps`` or early stopping; keep the best validated model."""
-        bar = tqdm(total=self.options.steps, initial=self.step, disable=not self.options.progress, desc="train", unit="step")
+        bar = tqdm(total=self.options.steps, initial=self.step, disable=tqdm_disable(self.options.progress), desc="train", unit="step")
         going = self.step < self.options.steps and self.stale < self.options.patience
         while going:
             going = self.advance()
@@ -641,6 +641,11 @@ def default_learning_rate(target_bits_per_value: float | None) -> float:
     return max(1e-4, BASE_LEARNING_RATE * min(1.0, 2.0 ** -(target_bits_per_value - 3.0)))
 
 
+def tqdm_disable(progress: bool | None) -> bool | None:
+    """tqdm's ``disable`` for ``progress`` (``None``: tqdm shows bars on a terminal only)."""
+    return None if progress is None else not progress
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int | None):
     """Run the block with ``threads`` torch CPU threads (``None``: unchanged)."""
@@ -675,7 +680,7 @@ def train(
     patience: int = 8,
     checkpoint: str | None = None,
     resume: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
     columns: list[str] | None = None,
     refit_density: bool = True,
     calibrate: bool = True,
@@ -688,7 +693,8 @@ def train(
     ``DEFAULT_TARGET_BITS``. ``window="auto"`` picks the records per input vector from the
     data (:mod:`ltc_beam.codec.window_choice`; the choice is in the manifest's training
     summary). ``threads``: torch CPU threads while training (``None``: torch's default,
-    one per core). Returns a frozen :class:`~ltc_beam.codec.codec.Codec`.
+    one per core). ``progress``: bars on stderr; ``None`` (default) when it is a terminal only,
+    so logs get none. Returns a frozen :class:`~ltc_beam.codec.codec.Codec`.
 
     One thread by default: the model's operations are small, so a second thread gains
     13-20 % on an idle 2-core machine, and loses 5x when another job holds a core
@@ -775,7 +781,7 @@ def train(
         if window_choice is not None:
             summary["window_choice"] = window_choice
         # after the steps: codecs frozen (tables fitted to the training symbols) and coded
-        finish = tqdm(desc="finish", disable=not progress, bar_format="{desc} [{elapsed}]")
+        finish = tqdm(desc="finish", disable=tqdm_disable(progress), bar_format="{desc} [{elapsed}]")
         if refit_density and trainer.val_series:
             finish.set_description_str("finish: density refit, kept if the codec codes the validation split shorter")
             summary["density_refit"] = refit_density_if_shorter(trainer, freeze)
