@@ -227,6 +227,12 @@ class Frame:
             n *= s
         return n
 
+    @property
+    def fixed_bytes(self) -> int:
+        """Bytes of this stream's fixed frame (magic, codec id, shape, checksum): what an
+        empty payload would take, a cost of the stream count rather than of the data."""
+        return len(pack(self.codec_id, self.shape, b"", sample_coded=self.sample_coded))
+
 
 # ---------------------------------------------------------------- special values
 def split_specials(x: Any) -> tuple[np.ndarray, SpecialValues]:

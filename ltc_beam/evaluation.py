@@ -200,6 +200,7 @@ def evaluate(
     ``bits_per_value`` counts every byte of every bitstream (headers included) of the
     chunks :func:`archive_chunks` forms (``streams`` of them; pass the series ``keys`` and
     the archive's number of files as ``pack_shards`` for its exact packing): the ``ltc_payload`` bytes of a compressed archive;
+    ``frame_bits_per_value`` of it are the streams' fixed frames (a cost of the stream count);
     ``sample_coded_streams`` of them took the sample-coding fallback;
     ``model_bits_per_value`` is the exact LTC code length under the codec's tables; with
     ``baseline``, ``uniform_zstd_bits_per_value`` is what :func:`quantise_zstd_at` needs for
@@ -217,11 +218,13 @@ def evaluate(
     chunks = archive_chunks(
         codec, [series[i] for i in kept], chunk_size, None if keys is None else [keys[i] for i in kept], pack_shards
     )
-    nbytes, model_bits, decoded, sample_coded = 0, 0.0, [], 0
+    nbytes, frame_bytes, model_bits, decoded, sample_coded = 0, 0, 0.0, [], 0
     for x, segments in chunks:
         blob = codec.encode(x, segments)
+        frame = unpack(blob)
         nbytes += len(blob)
-        sample_coded += unpack(blob).sample_coded
+        frame_bytes += frame.fixed_bytes
+        sample_coded += frame.sample_coded
         model_bits += codec.code_length_bits(x, segments)
         decoded.append(codec.decode(blob))
     stacked = np.concatenate([x for x, _ in chunks])
@@ -233,6 +236,7 @@ def evaluate(
         "streams": len(chunks),
         "sample_coded_streams": int(sample_coded),
         "bits_per_value": 8.0 * nbytes / values,
+        "frame_bits_per_value": 8.0 * frame_bytes / values,
         "model_bits_per_value": model_bits / values,
         "estimated_bits_voronoi_per_value": None,
         "mse": mse,

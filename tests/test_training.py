@@ -227,7 +227,7 @@ def test_density_refit_is_kept_only_when_it_codes_validation_shorter():
 
 def test_the_reported_validation_is_what_the_frozen_codec_codes(tmp_path):
     from ltc_beam.codec.training import split_series
-    from ltc_beam.evaluation import evaluate
+    from ltc_beam.evaluation import archive_chunks, evaluate
 
     data = [correlated_series(n, 4, seed=n) for n in range(300, 330)]
     codec = ltc_beam.train(data, window=4, target_bits_per_value=2.0, steps=100, progress=False, seed=0)
@@ -236,6 +236,11 @@ def test_the_reported_validation_is_what_the_frozen_codec_codes(tmp_path):
     coded = evaluate(codec, validation, voronoi=False)
     assert reported["bits_per_value"] == pytest.approx(coded["bits_per_value"])
     assert reported["snr_db"] == pytest.approx(coded["snr_db"])
+    from ltc_beam.bitstream import unpack  # the frames: what the streams would take with no payload
+
+    frames = sum(unpack(codec.encode(x, s)).fixed_bytes for x, s in archive_chunks(codec, validation))
+    assert reported["frame_bits_per_value"] == pytest.approx(8 * frames / sum(v.size for v in validation))
+    assert 0 < reported["frame_bits_per_value"] < reported["bits_per_value"] - reported["model_bits_per_value"]
     assert set(reported["model_estimate"]) >= {"bits_per_value", "snr_db"}
     path = tmp_path / "c.ltc"
     codec.save(str(path))
