@@ -450,3 +450,25 @@ def test_progress_bars_show_on_a_terminal_only_unless_asked(capsys):
     assert capsys.readouterr().err == ""
     ltc_beam.train(data, steps=5, calibrate=False, progress=True)
     assert "train: 100%" in capsys.readouterr().err
+
+
+def test_few_wide_training_vectors_cap_the_latent_at_what_training_spans():
+    """50 records of 60 smooth values (42 train): latent channels past the 41 directions the
+    training split spans saw no variance, and new records escaped their tables."""
+    from ltc_beam.errors import OffScaleWarning
+
+    rng = np.random.default_rng(3)
+    t = np.linspace(0, 1, 60)
+    records = (rng.normal(size=(80, 6)) @ np.array([np.sin((k + 1) * np.pi * t) for k in range(6)])
+               + 0.3 * rng.normal(size=(80, 60))).astype(np.float32)
+    for mode, most in (("block", 41), ("vector", 40)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            codec = ltc_beam.train(records[:50], mode=mode, target_bits_per_value=2.0, steps=50)
+        said = [str(w.message) for w in caught]
+        assert any("only 42 training vectors of 60 values" in m for m in said), said
+        assert not any(issubclass(w.category, OffScaleWarning) for w in caught)  # not about its own splits
+        assert codec.config.latent_dim == most
+        calibrated = codec.manifest["training"]["rate_calibration"]["bits_per_value"]
+        new = records[50:]  # was 1.30x (block) and 1.86x (vector) the calibrated rate
+        assert len(codec.encode(new)) * 8 / new.size < 1.25 * calibrated

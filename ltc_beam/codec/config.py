@@ -75,9 +75,12 @@ class CodecConfig:
         return cls(**data)
 
 
-def default_latent_dim(input_dim: int, lattice: str, mode: str) -> int:
-    """Latent size sized to the data: the input size, padded to the lattice in vector mode."""
+def default_latent_dim(input_dim: int, lattice: str, mode: str, most: int | None = None) -> int:
+    """Latent size sized to the data: the input size, padded to the lattice in vector mode,
+    or rounded down to it (at least one lattice point) where padding would pass ``most``
+    (the directions the training data spans)."""
     if mode == "block":
         return input_dim
     n = lattices.get(lattice).dim
-    return -(-input_dim // n) * n
+    padded = -(-input_dim // n) * n
+    return padded if most is None or padded <= most else max(n, most // n * n)
