@@ -472,3 +472,19 @@ def test_few_wide_training_vectors_cap_the_latent_at_what_training_spans():
         calibrated = codec.manifest["training"]["rate_calibration"]["bits_per_value"]
         new = records[50:]  # was 1.30x (block) and 1.86x (vector) the calibrated rate
         assert len(codec.encode(new)) * 8 / new.size < 1.25 * calibrated
+
+
+def test_series_of_very_different_scales_are_warned_about():
+    """One normalisation per column: a panel of series from 1 to 1e5 in scale read 50 dB
+    overall while most series decoded below 0 dB of their own, without a word."""
+    from ltc_beam.codec.training import column_statistics, warn_if_series_scales_differ
+
+    rng = np.random.default_rng(5)
+    panel = [np.cumsum(rng.normal(size=(40, 2)), axis=0) * np.array([10.0 ** (i % 6), 1.0]) for i in range(30)]
+    _, std = column_statistics(panel)
+    with pytest.warns(UserWarning, match=r"column level: 15 of 30 series vary over 100x less than the column") as caught:
+        warn_if_series_scales_differ(panel, std, ["level", "rate"])
+    assert len(caught) == 1  # the second column's series share one scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_series_scales_differ([s * np.array([1.0 + i % 3, 1.0]) for i, s in enumerate(panel[::6])], std)

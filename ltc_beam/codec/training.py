@@ -153,6 +153,36 @@ def warn_if_float32_limits(mean: np.ndarray, std: np.ndarray, columns: list[str]
         )
 
 
+#: A series varying this many times less than its column loses ~40 dB of SNR of its own ...
+SERIES_SCALE_GAP = 100.0
+#: ... and a warning is due when at least this share of the series (of 3 values or more) do.
+SERIES_SCALE_SHARE = 0.1
+
+
+def warn_if_series_scales_differ(series: list[np.ndarray], std: np.ndarray, columns: list[str] | None = None) -> None:
+    """Warn about columns where many series vary ``SERIES_SCALE_GAP`` times less than the
+    column: one normalisation per column codes them at an SNR of their own that much lower.
+    M1 yearly (181 series, values 2 to 2e7) read 50 dB over the test split while 38 of its
+    41 series decoded below 0 dB of their own."""
+    long = [s for s in series if len(s) >= 3]
+    if len(long) < 3:
+        return
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN series
+        own = np.array([np.nanstd(np.where(np.isfinite(s), s, np.nan), axis=0) for s in long])
+    small = (own * SERIES_SCALE_GAP < std) & np.isfinite(own)
+    for j in np.flatnonzero(small.mean(0) >= SERIES_SCALE_SHARE):
+        name = columns[j] if columns and j < len(columns) else str(j)
+        warnings.warn(
+            f"column {name}: {small[:, j].sum()} of {len(long)} series vary over {SERIES_SCALE_GAP:g}x less than "
+            f"the column (std {std[j]:.3g}; theirs down to {np.nanmin(own[:, j]):.3g}): one normalisation per column "
+            f"codes them {20 * math.log10(SERIES_SCALE_GAP):.0f} dB or more below the SNR the column reports. Scale "
+            "each series (e.g. divide by its own std, stored beside it) before training and compressing.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def outlier_mask(x: np.ndarray) -> np.ndarray:
     """Values beyond ``OUTLIER_SPREADS`` robust standard deviations of their column's median,
     in columns where at most ``OUTLIER_FRACTION`` of the finite values are that far."""
@@ -735,6 +765,7 @@ def train(
         series = as_series(data)
         mean, std = column_statistics(series)
         warn_if_float32_limits(mean, std, columns)
+        warn_if_series_scales_differ(series, std, columns)
         window_choice = None
         if window == "auto":
             from ltc_beam.codec.window_choice import choose_window
