@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
+import ltc_beam
 from ltc_beam import arrow
 from ltc_beam.bitstream import unpack
 from ltc_beam.beam import LtcDecode, LtcEncode
@@ -91,6 +92,27 @@ def test_dict_and_row_records(small, vec_codec):
         (r["device"], r["ts"], r["seq"], r["temperature"]) for r in want
     ]
     assert sum(r[arrow.COUNT] for r in _SINKS["rows_enc"]) == 300
+
+
+def test_dict_records_with_a_float_column_for_a_one_value_codec(small, tmp_path):
+    """column= naming a plain float column works for tables; dict records failed with
+    "vector is a float, not a list of floats"."""
+    table = small.select(["device", "ts", "temperature"])
+    table = table.set_column(2, "temperature", table.column("temperature").fill_null(float("nan")))
+    codec = ltc_beam.train(table.column("temperature").to_numpy()[:, None], steps=20)
+    path = str(tmp_path / "t.ltc")
+    codec.save(path)
+    opts = dict(column="temperature", key="device", order_by="ts")
+
+    def build(p):
+        enc = p | beam.Create(table.to_pylist()) | LtcEncode(path, schema=table.schema, **opts)
+        collect(enc | LtcDecode(output="rows"), "float_dicts")
+
+    run(build)
+    got = sorted(_SINKS["float_dicts"], key=lambda r: (r["device"], r["ts"]))
+    want = sort_by_series(arrow.decode_table(arrow.encode_table(table, codec, **opts))).to_pylist()
+    assert [(r["device"], r["ts"]) for r in got] == [(r["device"], r["ts"]) for r in want]
+    assert np.allclose([r["temperature"] for r in got], [r["temperature"] for r in want], equal_nan=True, atol=1e-6)
 
 
 def _bad_batch(table: pa.Table) -> pa.Table:

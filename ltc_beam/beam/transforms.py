@@ -193,8 +193,10 @@ class _Prepare(beam.DoFn):
                 problem = (None, "name the vector column with column= or columns=")
             elif col not in record:
                 problem = (col, "column missing from record")
-            else:
-                msg = _check_value_list(record[col], self.record_dim)
+            else:  # a one-value codec's column may hold plain floats, as in tables
+                value = record[col]
+                scalar = self.record_dim == 1 and not isinstance(value, (list, tuple, np.ndarray))
+                msg = _check_scalar(value) if scalar else _check_value_list(value, self.record_dim)
                 problem = (col, msg) if msg else None
         else:
             cols = list(self.columns or self.default_columns)
