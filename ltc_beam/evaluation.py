@@ -11,7 +11,7 @@ import zstandard
 
 from ltc_beam import arrow
 from ltc_beam.bitstream import unpack
-from ltc_beam.codec.codec import Codec
+from ltc_beam.codec.codec import Codec, column_name
 from ltc_beam.codec.sample_coding import packed_ints
 
 _SERIES, _ORDER, _VALUES = "series", "order", "values"
@@ -115,7 +115,7 @@ def training_spread(codec: Codec, x: np.ndarray, exact: np.ndarray, warn: bool =
     calibrated = (codec.manifest.get("training", {}).get("rate_calibration") or {}).get("bits_per_value")
     if warn and far[worst] > SPREAD_WARNING:
         warnings.warn(
-            f"column {worst} spreads {spread[worst]:.3g}x its training std: the rate follows the spread "
+            f"column {column_name(codec, worst)} spreads {spread[worst]:.3g}x its training std: the rate follows the spread "
             f"(about log2 of it more or fewer bits per coded latent value) away from the codec's calibrated "
             f"{calibrated if calibrated is None else round(calibrated, 3)} bits/value; retrain on data like this for that rate",
             UserWarning,

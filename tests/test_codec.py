@@ -598,5 +598,5 @@ def test_the_off_scale_warning_measures_float32_input_in_float64(codecs):
     x = x.astype(np.float32)
     with pytest.warns(OffScaleWarning) as caught:
         codec.encode(x)
-    column, spread = re.search(r"column (\d+) spreads ([0-9.e+]+)x", str(caught[0].message)).groups()
+    column, spread = re.search(r"column 'v(\d+)' spreads ([0-9.e+]+)x", str(caught[0].message)).groups()
     assert column == "0" and float(spread) == pytest.approx(x[:, 0].astype(np.float64).std() / std[0], rel=0.01)

@@ -166,7 +166,7 @@ def test_data_spread_unlike_the_training_data_is_reported(codecs):
     assert same["codec_calibrated_bits_per_value"] == codec.manifest["training"]["rate_calibration"]["bits_per_value"]
     wide = x.copy()
     wide[:, 4] *= 3
-    with pytest.warns(UserWarning, match="column 4 spreads 3.*x its training std"):
+    with pytest.warns(UserWarning, match="column 'v4' spreads 3.*x its training std"):
         result = evaluate(codec, [wide], voronoi=False)
     assert result["spread_vs_training"] == pytest.approx(3 * same["spread_vs_training"], rel=0.3)
     assert result["bits_per_value"] > same["bits_per_value"]

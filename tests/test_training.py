@@ -489,3 +489,23 @@ def test_series_of_very_different_scales_are_warned_about():
         warnings.simplefilter("error")
         alike = [s * np.array([1.0 + i % 3, 1.0]) for i, s in enumerate(panel[::6])]  # scales 1 to 3
         warn_if_series_scales_differ(alike, column_statistics(alike)[1])
+
+
+def test_a_column_with_no_finite_training_value_is_named_and_coded_as_constant():
+    """An all-NaN training column raised numpy's "Mean of empty slice", and finite values it
+    held later were coded lossily with nothing learnt behind them (1000.0 came back as 901.7)."""
+    rng = np.random.default_rng(0)
+    x = correlated_series(3000, 3, seed=6)
+    x[:, 2] = np.nan
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        codec = ltc_beam.train(x, steps=30, columns=["a", "b", "empty"])
+    said = [str(w.message) for w in caught]
+    assert not any(issubclass(w.category, RuntimeWarning) for w in caught), said
+    assert sum("column 'empty' holds no finite value" in m for m in said) == 1, said
+    later = correlated_series(100, 3, seed=7)
+    later[:, 2] = np.linspace(-3, 1000, 100)
+    later[::7, 2] = np.nan
+    back = codec.decode(codec.encode(later))[:, 2]
+    assert np.array_equal(np.isnan(back), np.isnan(later[:, 2]))
+    assert np.allclose(back[~np.isnan(back)], later[~np.isnan(later[:, 2]), 2].astype(np.float32), rtol=0, atol=0)

@@ -76,6 +76,12 @@ def _filled(z: np.ndarray, exact: np.ndarray) -> np.ndarray:
     return np.where(found, np.take_along_axis(z, np.where(found, source, 0), axis=0), 0.0)
 
 
+def column_name(codec: "Codec", index: int) -> str:
+    """Column ``index`` of the codec's records as its training named it (quoted), else the index."""
+    names = codec.manifest.get("columns") or []
+    return repr(names[index]) if index < len(names) else str(index)
+
+
 class Codec:
     """A frozen lattice transform codec (see :func:`ltc_beam.train` and :meth:`load`)."""
 
@@ -511,7 +517,7 @@ class Codec:
         warnings.warn(
             f"this data is far off the codec's training range: {outliers} of {x.size} values lie "
             f"beyond {self.manifest.get('outlier_z', OUTLIER_Z):g} training std (sent exactly, 32 bits each) and "
-            f"{escapes} of {symbols} latent symbols escape the tables; column {worst} spreads "
+            f"{escapes} of {symbols} latent symbols escape the tables; column {column_name(self, worst)} spreads "
             f"{spread[worst]:.3g}x its training std. Retrain the codec on data like this (units, scale).",
             OffScaleWarning,
             stacklevel=stacklevel,
@@ -625,14 +631,17 @@ class Codec:
 
 
 def constant_columns(series: list[np.ndarray], record_dim: int) -> list[bool]:
-    """Per column: all its finite values in ``series`` are one value (and there is one)."""
+    """Per column: all its finite values in ``series`` are one value, or there is none (an
+    all-NaN column decodes as its mean, 0, and any finite value it holds later travels in the
+    exact side channel: coded lossily, with no training variance behind it, 1000.0 came back
+    as 901.7)."""
     if not series:
         return [False] * record_dim
     x = np.concatenate(series)
     flags = []
     for column in x.T:
         finite = column[np.isfinite(column)]
-        flags.append(bool(finite.size) and bool(np.all(finite == finite[0])))
+        flags.append(not finite.size or bool(np.all(finite == finite[0])))
     return flags
 
 

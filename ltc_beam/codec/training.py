@@ -124,10 +124,28 @@ def column_statistics(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
     if not finite.any():
         raise ValueError("training data has no finite values")
     masked = np.where(finite & ~outlier_mask(stacked), stacked, np.nan)
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # columns with no finite value: 0 and 1
         mean = np.nan_to_num(np.nanmean(masked, axis=0))
         std = np.nan_to_num(np.nanstd(masked, axis=0))
     return mean, np.where(std > 0, std, 1.0)
+
+
+def warn_if_columns_hold_no_values(series: list[np.ndarray], columns: list[str] | None = None) -> None:
+    """Warn about columns with no finite value in the training data (all NaN, say): the
+    codec learns nothing of them; they are coded as constant columns."""
+    finite = np.zeros(series[0].shape[1], bool)
+    for s in series:
+        finite |= np.isfinite(s).any(axis=0)
+    for j in np.flatnonzero(~finite):
+        name = repr(columns[j]) if columns and j < len(columns) else str(j)
+        warnings.warn(
+            f"column {name} holds no finite value in the training data: the codec treats it as a constant "
+            "column, so its NaN and infinite values decode exactly and any finite value it holds later is sent "
+            "exactly (32 bits each); leave it out (columns=) if it carries nothing",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 #: A column whose float32 resolution caps its SNR below this (dB) is warned about.
@@ -766,6 +784,7 @@ def train(
         mean, std = column_statistics(series)
         warn_if_float32_limits(mean, std, columns)
         warn_if_series_scales_differ(series, std, columns)
+        warn_if_columns_hold_no_values(series, columns)
         window_choice = None
         if window == "auto":
             from ltc_beam.codec.window_choice import choose_window
