@@ -157,7 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--lmbda", type=positive(float), help="rate-distortion trade-off λ (loss = bits + λ·MSE)")
-    rate.add_argument("--target-bits-per-value", dest="target_bits_per_value", type=positive(float), help="find λ for this rate")
+    rate.add_argument(
+        "--target-bits-per-value", dest="target_bits_per_value", type=positive(float),
+        help="find λ for this rate (the default, at 2 bits/value, when --lmbda is not given)",
+    )
     p.add_argument(
         "--no-calibrate", dest="no_calibrate", action="store_true",
         help="skip the final rate calibration (the quantizer scale moved until the target rate is coded)",
@@ -230,10 +233,13 @@ BEAM_ERROR_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.worker.
 
 
 _API_ARGUMENT = re.compile(r"\b(column|columns|key|order_by|codec)=(?=[\s,.:;)]|$)")
+_API_CHOICE = re.compile(r"\b(mode|layout|lattice)='(\w+)'")
 
 
 def in_cli_terms(message: str) -> str:
-    """A library message as the command line says it: ``order_by=`` becomes ``--order-by``."""
+    """A library message as the command line says it: ``order_by=`` becomes ``--order-by``,
+    ``mode='block'`` ``--mode block``."""
+    message = _API_CHOICE.sub(lambda m: f"--{m.group(1)} {m.group(2)}", message)
     return _API_ARGUMENT.sub(lambda m: "--" + m.group(1).replace("_", "-"), message)
 
 

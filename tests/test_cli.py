@@ -346,6 +346,7 @@ def test_errors_name_command_line_options(vec_codec, tmp_path, capsys):
     from ltc_beam.cli import in_cli_terms
 
     assert in_cli_terms("give order_by= or columns=, not key=abc") == "give --order-by or --columns, not key=abc"
+    assert in_cli_terms("Use mode='block', or layout='chunk'") == "Use --mode block, or --layout chunk"
     _, codec = vec_codec
     rows = [[0.5] * 8] * 4
     pq.write_table(pa.table({"a": rows, "b": rows}), tmp_path / "two.parquet")
