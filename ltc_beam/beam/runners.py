@@ -94,7 +94,11 @@ def local_dask_cluster(workers: int = 2):
 
     # One torch thread per worker; set before workers start so they inherit it.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    # its scheduler and workers log some 40 INFO lines a run (ports, plugins, shutdown)
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.WARNING
+    )
     client = Client(cluster)
     try:
         yield cluster.scheduler_address
