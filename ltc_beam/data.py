@@ -149,6 +149,14 @@ def _list_values(table: pa.Table, name: str) -> tuple[np.ndarray, list[str]]:
     return values, names
 
 
+def refuse_column_names(path: str, **names) -> None:
+    """A ``.npy`` array has no named columns (its rows are records, in order): naming any
+    (``column=``, ``key=`` ...) is an error, not silently ignored."""
+    named = [f"{option}=" for option, value in names.items() if value]
+    if named:
+        raise InputError(f"{path}: a .npy array has no named columns; drop {' and '.join(named)} (rows are records in order)")
+
+
 def load(
     path: str,
     *,
@@ -159,6 +167,7 @@ def load(
 ) -> Dataset:
     """Read INPUT into series of records (see module docstring)."""
     if path.endswith(".npy"):
+        refuse_column_names(path, column=column, columns=columns, key=key, order_by=order_by)
         array = np.load(path, allow_pickle=False)
         if array.ndim == 1:
             array = array[:, None]

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from ltc_beam import arrow
 from ltc_beam.cli import positive, show_progress
-from ltc_beam.data import common_schema, input_bytes, parquet_files
+from ltc_beam.data import common_schema, input_bytes, parquet_files, refuse_column_names
 from ltc_beam.errors import InputError
 from ltc_beam.parquet import embedded_codec_bytes, open_parquet
 
@@ -223,12 +223,10 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     )
     codec = arrow.load_codec(args.codec)
     if args.input.endswith(".npy"):
+        refuse_column_names(args.input, **{k: encode[k] for k in ("column", "columns", "key", "order_by")})
         table = _npy_table(args.input)
         files, records, bytes_in = [args.input], table.num_rows, input_bytes(args.input)
-        if encode["column"] is None and encode["columns"] is None:
-            encode["column"] = "values"
-        if encode["order_by"] is None and encode["key"] is None:
-            encode["order_by"] = NPY_ROW
+        encode["column"], encode["order_by"] = "values", NPY_ROW
 
         def build(p):
             import apache_beam as beam

@@ -485,3 +485,18 @@ def test_files_with_different_columns_are_refused_naming_the_file(small, vec_cod
         assert main([command[0], str(source), *command[1:], "--column", "values"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "b.parquet' lacks ['values'] and adds ['other']" in err[0], (command, err)
+
+
+def test_column_options_on_a_npy_input_are_refused(vec_codec, tmp_path, capsys):
+    """A .npy array has no named columns: --columns was silently ignored (train, evaluate) or
+    failed inside the pipeline (compress)."""
+    _, codec = vec_codec
+    path = tmp_path / "x.npy"
+    np.save(path, correlated_series(500, 8, seed=1).astype(np.float32))
+    for command, option in ((["train", "--out", str(tmp_path / "c.ltc"), "--quiet"], ["--columns", "a,b"]),
+                            (["evaluate", "--codec", codec, "--json"], ["--order-by", "t"]),
+                            (["compress", "--codec", codec, "--output", str(tmp_path / "o"), "--quiet"], ["--column", "a"])):
+        assert main([command[0], str(path), *command[1:], *option]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"ltc-beam {command[0]}: error: {path}: a .npy array has no named columns; drop {option[0]} "
+                       "(rows are records in order)"], err
