@@ -16,6 +16,7 @@ from ltc_beam import lattices
 from ltc_beam.codec.config import CodecConfig
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.training import Trainer, TrainingOptions, build_config
+from ltc_beam.errors import InputError
 from tests.conftest import correlated_series
 
 
@@ -195,6 +196,11 @@ def test_training_rejects_bad_arguments():
         ltc_beam.train(data, lattice="e8", mode="vector", latent_dim=6)
     with pytest.raises(ValueError, match="unknown lattice"):
         ltc_beam.train(data, lattice="e9")
+    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):  # said "window must be 'auto' or >= 1 and ..."
+        ltc_beam.train(data, steps=0)
+    for bad in (np.zeros((0, 4)), np.zeros((5, 2, 2)), [data, data[:, :3]], np.full((50, 4), np.nan)):
+        with pytest.raises(InputError):  # the library's own error for bad data, as encode raises
+            ltc_beam.train(bad, steps=5)
     for rate in ({"lmbda": math.inf}, {"lmbda": 0.0}, {"target_bits_per_value": math.inf}, {"target_bits_per_value": math.nan}):
         with pytest.raises(ValueError, match="finite number above 0"):  # lmbda=inf failed deep in training: division by zero
             ltc_beam.train(data, steps=5, **rate)

@@ -82,13 +82,13 @@ def as_series(data) -> list[np.ndarray]:
     series = [np.asarray(s, dtype=np.float64) for s in items]
     for i, s in enumerate(series):
         if s.ndim != 2:
-            raise ValueError(f"each series must be a 2-D array [records, values], got shape {s.shape}")
+            raise InputError(f"each series must be a 2-D array [records, values], got shape {s.shape}")
         wide = np.argwhere(beyond_float32(s))
         if len(wide):
             row, col = map(int, wide[0])
             raise InputError(f"series {i}, record {row}, value {col} ({float(s[row, col])!r}; {len(wide)} such values): {BEYOND_FLOAT32}")
     if len({s.shape[1] for s in series}) != 1:
-        raise ValueError("all series must have the same number of values per record")
+        raise InputError("all series must have the same number of values per record")
     return [s for s in series if len(s)] or series[:1]  # empty series hold nothing to learn
 
 
@@ -119,10 +119,10 @@ def column_statistics(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
     column at −77 dB."""
     stacked = np.concatenate(series) if series else np.zeros((0, 0))
     if stacked.size == 0:
-        raise ValueError("training data holds no records")
+        raise InputError("training data holds no records")
     finite = np.isfinite(stacked)
     if not finite.any():
-        raise ValueError("training data has no finite values")
+        raise InputError("training data has no finite values")
     masked = np.where(finite & ~outlier_mask(stacked), stacked, np.nan)
     with warnings.catch_warnings(), np.errstate(invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # columns with no finite value: 0 and 1
@@ -314,7 +314,7 @@ class Trainer:
         self.val_x = torch.as_tensor(pad_rows(val[:50_000], n), dtype=torch.float32)
         self.validation_vectors = len(val)  # before padding to whole blocks
         if len(self.train_x) < n:
-            raise ValueError(f"need at least {n} training vectors, got {len(self.train_x)}")
+            raise InputError(f"need at least {n} training vectors, got {len(self.train_x)}")
         if len(val) < FEW_VALIDATION_VECTORS:
             warnings.warn(
                 f"only {len(val)} validation vectors (and {len(self.train_x)} training vectors): the validation "
@@ -821,8 +821,10 @@ def train(
                 series, stats=(mean, std), bits_per_value=target_bits_per_value, lmbda=lmbda, train_fraction=1 - validation_fraction
             )
             window_choice = {"window": window, "gaussian_bits_per_value": estimates}
-        if not isinstance(window, int) or window < 1 or steps < 1:
-            raise ValueError(f"window must be 'auto' or >= 1 and steps >= 1, got window={window!r}, steps={steps}")
+        if not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be 'auto' or an integer >= 1, got {window!r}")
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
         variances = principal_variances(series, window, mean, std)
         learnable = directions_learnable(series, window, validation_fraction, seed)
         rank = min(numerical_rank(variances), learnable)
