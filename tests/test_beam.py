@@ -115,6 +115,23 @@ def test_dict_records_with_a_float_column_for_a_one_value_codec(small, tmp_path)
     assert np.allclose([r["temperature"] for r in got], [r["temperature"] for r in want], equal_nan=True, atol=1e-6)
 
 
+def test_a_model_shared_across_processes_encodes_as_in_process(small, vec_codec):
+    """share_across_processes hands run_inference a proxy that forwards method calls only:
+    LtcEncode read the codec's attributes through it and failed ('AutoProxy' has no 'config')."""
+    codec, path = vec_codec
+    opts = dict(column="values", key="device", order_by="ts")
+
+    def build(p):
+        enc = p | beam.Create([small]) | LtcEncode(path, share_across_processes=True, model_copies=2, **opts)
+        collect(enc, "shared_enc")
+        collect(enc | LtcDecode(share_across_processes=True), "shared_dec")
+
+    run(build)
+    payloads = sorted(b for t in _SINKS["shared_enc"] for b in t.column(arrow.PAYLOAD).to_pylist())
+    assert payloads == sorted(arrow.encode_table(small, codec, **opts).column(arrow.PAYLOAD).to_pylist())
+    assert sum(t.num_rows for t in _SINKS["shared_dec"]) == small.num_rows
+
+
 def _bad_batch(table: pa.Table) -> pa.Table:
     vals = table.column("values").to_pylist()
     vals[3] = vals[3][:5]  # wrong length (ragged list)

@@ -97,19 +97,15 @@ class LtcModelHandler(ModelHandler[Sequence[pa.Table], pa.Table, Any]):
         self._settings = settings
         self._model_copies = model_copies
         self._share_across_processes = share_across_processes
-        self._schemas: dict[bytes, pa.Schema] = {}
-        self._lock = threading.Lock()
 
     # -------------------------------------------------------------- ModelHandler API
     def load_model(self):
+        """An :class:`Encoder` or :class:`Decoders`: objects used through their methods only,
+        as ``share_across_processes`` hands ``run_inference`` a proxy of the model."""
         one_torch_thread()
         device = resolve_device(self._device)
         if self._task == "encode":
-            from ltc_beam.codec.codec import Codec
-
-            codec = Codec.load(self._codec_uri).to(device)
-            codec.sample_fallback = self._settings.sample_fallback
-            return codec
+            return Encoder(self._codec_uri, device, self._settings)
         return Decoders(self._codec_uri, device)
 
     def run_inference(self, batch, model, inference_args=None) -> Iterable:
@@ -117,14 +113,9 @@ class LtcModelHandler(ModelHandler[Sequence[pa.Table], pa.Table, Any]):
             return [model.decode(table) for table in batch]
         if isinstance(batch, tuple):  # (shard, units) from LtcEncodeShards
             shard, units = batch
-            tables = [self._encode(unit, model) for unit in units]
+            tables = [model.encode(unit) for unit in units]
             return [(shard, arrow.concat(tables))]
-        return [self._encode(batch, model)] if batch else []
-
-    def _encode(self, unit, codec) -> pa.Table:
-        # chunks arrive as Arrow IPC bytes (cheap to move between fused stages) or tables
-        chunks = [arrow.from_ipc(c) if isinstance(c, (bytes, bytearray)) else c for c in unit]
-        return arrow.encode_chunks(chunks, codec, self._output_schema(chunks[0].schema, codec))
+        return [model.encode(batch)] if batch else []
 
     def get_num_bytes(self, batch) -> int:
         if isinstance(batch, tuple):
@@ -140,23 +131,33 @@ class LtcModelHandler(ModelHandler[Sequence[pa.Table], pa.Table, Any]):
     def model_copies(self) -> int:
         return self._model_copies or 1
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_schemas"] = {}
-        state["_lock"] = None
-        return state
 
-    def __setstate__(self, state):
-        self.__dict__.update(state)
+
+class Encoder:
+    """Per-worker encoder: the codec from ``codec_uri`` and the output schema per input schema
+    (computed once; RunInference's threads share the encoder)."""
+
+    def __init__(self, codec_uri: str, device: str, settings: _EncodeSettings):
+        from ltc_beam.codec.codec import Codec
+
+        self.codec = Codec.load(codec_uri).to(device)
+        self.codec.sample_fallback = settings.sample_fallback
+        self.settings = settings
+        self._schemas: dict[bytes, pa.Schema] = {}
         self._lock = threading.Lock()
 
-    # -------------------------------------------------------------- helpers
-    def _output_schema(self, schema: pa.Schema, codec) -> pa.Schema:
+    def encode(self, unit: Sequence) -> pa.Table:
+        """One compressed table for a work unit of chunk tables (or their Arrow IPC bytes:
+        cheap to move between fused stages and to a shared process)."""
+        chunks = [arrow.from_ipc(c) if isinstance(c, (bytes, bytearray)) else c for c in unit]
+        return arrow.encode_chunks(chunks, self.codec, self._output_schema(chunks[0].schema))
+
+    def _output_schema(self, schema: pa.Schema) -> pa.Schema:
         ident = schema.serialize().to_pybytes()
         with self._lock:
             out = self._schemas.get(ident)
         if out is None:
-            out = self._settings.compressed_schema(schema, codec)
+            out = self.settings.compressed_schema(schema, self.codec)
             with self._lock:
                 self._schemas[ident] = out
         return out
