@@ -162,8 +162,24 @@ def _column_std(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 
 def quantise_zstd_at(x: np.ndarray, snr: float) -> tuple[float, float]:
-    """:func:`quantise_zstd` with the coarsest step that reaches ``snr`` dB."""
-    return quantise_zstd(x, coarsest_step(x, snr))
+    """:func:`quantise_zstd` at ``snr`` dB: the coarsest step that reaches it, time-shared with
+    a 1 % coarser one that falls short (a share of the data coded with each: bits and MSE mix
+    linearly) where the SNR jumps between them. The coarsest step alone overshot by up to
+    0.4 dB on real data (its bits then flattered the codec it is compared with)."""
+    step = coarsest_step(x, snr)
+    bits, reached = quantise_zstd(x, step)
+    if reached <= snr or step >= MAX_BASELINE_STEP:
+        return bits, reached
+    coarser_bits, coarser = quantise_zstd(x, step * 1.01)
+    if coarser >= snr:
+        return bits, reached
+    fine, coarse, target = (10 ** (-s / 10) for s in (reached, coarser, snr))
+    share = (target - fine) / (coarse - fine)  # of the data coded with the coarser step
+    return bits + share * (coarser_bits - bits), snr
+
+
+#: The coarsest baseline step, in column std.
+MAX_BASELINE_STEP = 4.0
 
 
 def coarsest_step(x: np.ndarray, snr: float) -> float:
@@ -175,7 +191,7 @@ def coarsest_step(x: np.ndarray, snr: float) -> float:
     def reaches(step: float) -> bool:
         return snr_db(x, np.round(np.where(ok, x, 0.0) / (step * std)) * (step * std)) >= snr
 
-    lo, hi = 1e-6, 4.0
+    lo, hi = 1e-6, MAX_BASELINE_STEP
     if reaches(hi):
         return hi
     while hi / lo > 1.01:

@@ -131,10 +131,12 @@ def test_baseline_is_uniform_zstd_at_the_same_snr(codecs):
     x[5, 1] = np.nan
     result = evaluate(codecs["block"], [x], voronoi=False, baseline=True)
     bits, snr = result["uniform_zstd_bits_per_value"], result["uniform_zstd_snr_db"]
-    assert snr >= result["snr_db"] and 0 < bits < 32
+    assert snr == pytest.approx(result["snr_db"]) and 0 < bits < 32  # at LTC's SNR: not above it
     step = coarsest_step(x, result["snr_db"])
-    assert quantise_zstd(x, step) == (bits, snr)
-    assert quantise_zstd(x, step * 1.02)[1] < result["snr_db"]  # a coarser step falls short
+    (fine_bits, fine), (coarse_bits, coarse) = quantise_zstd(x, step), quantise_zstd(x, step * 1.01)
+    assert coarse < result["snr_db"] <= fine and coarse_bits <= bits <= fine_bits  # between the two steps
+    share = (10 ** (-result["snr_db"] / 10) - 10 ** (-fine / 10)) / (10 ** (-coarse / 10) - 10 ** (-fine / 10))
+    assert bits == pytest.approx(fine_bits + share * (coarse_bits - fine_bits))
     assert quantise_zstd_at(x, snr + 6)[0] > bits + 0.5  # 6 dB more costs about a bit
     assert "uniform_zstd_bits_per_value" not in evaluate(codecs["block"], [x], voronoi=False)
 
