@@ -107,10 +107,11 @@ class _ShardKey(beam.DoFn):
     table has as many (whole tables by their hash left a 1M-record file, decoded as one
     table, in one of 3 shards), and a retried table goes to the same shards."""
 
-    def __init__(self, num_shards: int):
+    def __init__(self, num_shards: int, by_window: bool = False):
         self.num_shards = num_shards
+        self.by_window = by_window
 
-    def process(self, table):
+    def process(self, table, window=beam.DoFn.WindowParam):
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
         if not table.num_rows:
@@ -120,7 +121,18 @@ class _ShardKey(beam.DoFn):
         bounds = [table.num_rows * i // slices for i in range(slices + 1)]
         for i in range(slices):
             data = arrow.to_ipc(table.slice(bounds[i], bounds[i + 1] - bounds[i]))
-            yield ((first + i) % self.num_shards, (arrow.digest(data), data))
+            shard = (first + i) % self.num_shards
+            # merging windows (sessions) merge per key: keyed by shard alone, the sessions of
+            # different series in one shard would merge into one window
+            key = (shard, window.start.micros, window.end.micros) if self.by_window else shard
+            yield (key, (arrow.digest(data), data))
+
+
+def _stamp(t) -> str:
+    """A window bound in a file name: UTC to the second, with microseconds where it has them
+    (windows of 0.25 s all read T000000 and overwrote each other's files)."""
+    moment = t.to_utc_datetime()
+    return f"{moment:%Y%m%dT%H%M%S}" + (f".{moment.microsecond:06d}" if moment.microsecond else "")
 
 
 class _WriteShard(beam.DoFn):
@@ -138,13 +150,17 @@ class _WriteShard(beam.DoFn):
 
     def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         shard, content = element
+        shard = shard[0] if isinstance(shard, tuple) else shard  # (shard, window) for merging windows
         if isinstance(content, pa.Table):
             table = content
         else:
-            table = arrow.concat([arrow.from_ipc(t) for _, t in sorted(content, key=lambda dt: dt[0])])
+            content = sorted(content, key=lambda dt: dt[0])
+            if not content:  # an empty pane
+                return
+            table = arrow.concat([arrow.from_ipc(t) for _, t in content])
         tag = ""
         if not isinstance(window, GlobalWindow):
-            tag = f"-{window.start.to_utc_datetime():%Y%m%dT%H%M%S}-{window.end.to_utc_datetime():%Y%m%dT%H%M%S}"
+            tag = f"-{_stamp(window.start)}-{_stamp(window.end)}"
             if pane is not None and pane.index:
                 tag += f"-pane{pane.index}"
         name = f"{self.prefix}{tag}-{shard:05d}-of-{self.num_shards:05d}{self.suffix}"
@@ -176,7 +192,7 @@ class WriteParquetTables(beam.PTransform):
     def expand(self, pcoll):
         return (
             pcoll
-            | "ShardKey" >> beam.ParDo(_ShardKey(self.num_shards))
+            | "ShardKey" >> beam.ParDo(_ShardKey(self.num_shards, by_window=pcoll.windowing.windowfn.is_merging()))
             | "GroupShards" >> beam.GroupByKey()
             | "WriteShards" >> beam.ParDo(_WriteShard(output_prefix(self.path), self.num_shards, self.suffix, self.compression))
         )

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.trigger import AccumulationMode
 from apache_beam.utils.windowed_value import PaneInfoTiming
 
 from ltc_beam import arrow
@@ -271,6 +272,23 @@ def _series(values, schema: pa.Schema | None, order_by: str | None) -> pa.Table:
     return arrow.order_series(parts, order_by)
 
 
+def check_windowing(pcoll) -> bool:
+    """Refuse accumulating panes; say whether the windows merge (sessions).
+
+    Each pane is coded once: accumulating panes would code every record again in each later
+    pane, and the groupings after the first re-accumulate (a window of 995 records came back
+    as 1,110, 2,065 and 1,780 records in three panes). Merging windows merge per key, so
+    tails are then packed per series: packed across series (by pack shard), the sessions of
+    different devices merged into one window."""
+    windowing = pcoll.windowing
+    if windowing.accumulation_mode == AccumulationMode.ACCUMULATING:
+        raise InputError(
+            "LtcEncode codes each pane once: window with accumulation_mode=AccumulationMode.DISCARDING "
+            "(accumulating panes would be coded, and grouped, again in every later pane)"
+        )
+    return windowing.windowfn.is_merging()
+
+
 class _FormChunks(beam.DoFn):
     """One series (per window) → full chunks (units) and its tail (to packing)."""
 
@@ -289,6 +307,9 @@ class _FormChunks(beam.DoFn):
 
     def process(self, element, pane=beam.DoFn.PaneInfoParam):
         kb, values = element
+        values = list(values)
+        if not values:  # an empty pane (Beam fires the on-time pane after early firings)
+            return
         series = _series(values, self.schema, self.order_by)
         if pane is not None and pane.timing == PaneInfoTiming.LATE:
             self.late_records.inc(series.num_rows)
@@ -302,8 +323,9 @@ class _FormChunks(beam.DoFn):
         chunks, rest = arrow.cut(series, self.rows)
         for unit in _units(chunks, self.unit_rows):
             yield (UNIT, unit)  # encoded in this same (fused) stage: no serialisation
-        if rest is not None:
-            yield (TAIL, (arrow.shard_of(kb, self.pack_shards), (kb, arrow.to_ipc(rest))))
+        if rest is not None:  # pack_shards None: each series' tail apart (merging windows)
+            shard = kb if self.pack_shards is None else arrow.shard_of(kb, self.pack_shards)
+            yield (TAIL, (shard, (kb, arrow.to_ipc(rest))))
 
 
 class _FormShard(beam.DoFn):
@@ -348,6 +370,9 @@ class _PackTails(beam.DoFn):
 
     def process(self, element):
         _, tails = element
+        tails = list(tails)
+        if not tails:
+            return
         yield from _units(_packed([(kb, arrow.from_ipc(t)) for kb, t in tails], self.rows), self.unit_rows)
 
 
@@ -526,6 +551,7 @@ class LtcEncode(beam.PTransform):
     def expand(self, pcoll):
         codec = self._checked_codec()
         rows = arrow.chunk_rows(codec, self.chunk_size)
+        merging = check_windowing(pcoll)
         prepared = self._prepare(pcoll, codec)
         formed = (
             prepared
@@ -537,7 +563,7 @@ class LtcEncode(beam.PTransform):
                     order_by=self.order_by,
                     rows=rows,
                     unit_rows=self.unit_rows,
-                    pack_shards=self.pack_shards,
+                    pack_shards=None if merging else self.pack_shards,
                     schema=self.schema,
                     late=self.late,
                     key=self.key,
