@@ -9,6 +9,7 @@ The embedded default runner is FnApiRunner; ``--runner DaskRunner`` without
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -175,6 +176,20 @@ def _prepare_output(path: str, inputs: list[str]) -> None:
             os.remove(os.path.join(path, name))
 
 
+@contextlib.contextmanager
+def _outputs_removed_on_failure(path: str):
+    """A failed job leaves no output files: those already written (one decoded file per
+    input file) looked like a complete result (2 of 3 files after a damaged third)."""
+    try:
+        yield
+    except BaseException:
+        if "://" not in path and os.path.isdir(path):
+            for name in os.listdir(path):
+                if OUTPUT_PATTERN.fullmatch(name):
+                    os.remove(os.path.join(path, name))
+        raise
+
+
 def _check_columns(schema: pa.Schema, codec, encode: dict) -> None:
     """Fail before the pipeline starts (not inside a worker, under a Beam traceback) when
     the vector, key or order column or the layout does not fit the input."""
@@ -256,7 +271,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     shards = args.num_shards or auto_shards(bytes_in, codec if args.embed_codec else None)
     _prepare_output(args.output, files)
     start = time.time()
-    with _Progress(records, "compress", show_progress(args)):
+    with _outputs_removed_on_failure(args.output), _Progress(records, "compress", show_progress(args)):
         result, _ = run(build, args.runner, beam_args)
     seconds = time.time() - start
     out_files = _dir_files(args.output)
@@ -396,7 +411,7 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
         raise InputError(f"{args.input!r} holds no records: nothing to decompress")
     _prepare_output(args.output, files)
     start = time.time()
-    with _Progress(records, "decompress", show_progress(args)):
+    with _outputs_removed_on_failure(args.output), _Progress(records, "decompress", show_progress(args)):
         run(
             lambda p: p | DecompressParquet(args.input, args.output, args.codec, num_shards=args.num_shards, device=args.device),
             args.runner,

@@ -35,7 +35,8 @@ def test_decompress_with_the_wrong_codec_is_one_error_line(small, vec_codec, blo
     capsys.readouterr()
     assert main(["decompress", str(tmp_path / "c"), "--output", str(tmp_path / "d"), "--codec", block_codec[1], "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"ltc-beam decompress: error: bitstream needs codec {vec_codec[0].id}, but codec {block_codec[0].id} "
+    assert err == [f"ltc-beam decompress: error: {tmp_path / 'c' / 'part-00000-of-00001.parquet'}: "
+                   f"bitstream needs codec {vec_codec[0].id}, but codec {block_codec[0].id} "
                    "was supplied [while running 'DecompressParquet/DecodeFiles']"]
 
 def test_compress_verify_then_decompress(small, vec_codec, tmp_path, capsys):
@@ -500,3 +501,24 @@ def test_column_options_on_a_npy_input_are_refused(vec_codec, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert err == [f"ltc-beam {command[0]}: error: {path}: a .npy array has no named columns; drop {option[0]} "
                        "(rows are records in order)"], err
+
+
+def test_a_failed_decompress_names_the_file_and_leaves_no_outputs(small, vec_codec, tmp_path, capsys):
+    """A damaged payload in the last of three files failed the job with an error naming no
+    file, and left the first two decoded files, which looked like a complete result."""
+    _, codec = vec_codec
+    pq.write_table(small, tmp_path / "in.parquet")
+    comp = tmp_path / "c"
+    assert main(["compress", str(tmp_path / "in.parquet"), "--codec", codec, "--output", str(comp), "--column", "values",
+                 "--key", "device", "--order-by", "ts", "--num-shards", "3", "--quiet", "--json"]) == 0
+    capsys.readouterr()
+    last = sorted(comp.glob("*.parquet"))[-1]
+    table = pq.read_table(last)
+    payload = [bytes(b[:-8]) + bytes(x ^ 0x5A for x in b[-8:]) for b in table.column(arrow.PAYLOAD).to_pylist()]
+    table = table.set_column(table.schema.get_field_index(arrow.PAYLOAD), arrow.PAYLOAD, pa.array(payload, pa.binary()))
+    pq.write_table(table, last)
+    out = tmp_path / "d"
+    assert main(["decompress", str(comp), "--output", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{last}: column 'ltc_payload', row 0" in err[0], err
+    assert list(out.iterdir()) == []

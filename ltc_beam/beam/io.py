@@ -24,7 +24,7 @@ from apache_beam.transforms.window import GlobalWindow
 from ltc_beam import arrow
 from ltc_beam.beam.handler import NAMESPACE, Decoders, one_torch_thread, resolve_device
 from ltc_beam.beam.transforms import LtcDecode, LtcEncodeShards
-from ltc_beam.errors import InputError
+from ltc_beam.errors import InputError, LtcError
 from ltc_beam.parquet import open_parquet, parquet_options, write_table
 from ltc_beam.storage import open_for_write, write_bytes
 
@@ -354,13 +354,16 @@ class _DecodeFile(beam.DoFn):
 
         index, path = element
         reader = open_parquet(path)
-        info = arrow.table_info(reader.schema_arrow)
+        info = arrow.table_info(reader.schema_arrow, path)
         rows = max(1, DECODE_BATCH_RECORDS // ((info.chunk_size or 1) if info.layout == "chunk" else 1))
         name = f"{self.prefix}-{index:05d}-of-{self.count:05d}.parquet"
         with open_for_write(name) as handle:
             writer = None
             for table in _batches(reader, rows) if reader.metadata.num_rows else [reader.schema_arrow.empty_table()]:
-                decoded = self.decoders.decode(table)
+                try:
+                    decoded = self.decoders.decode(table)
+                except LtcError as exc:  # which of many files (Beam re-raises type(error)(message))
+                    raise type(exc)(f"{path}: {exc}") from exc
                 if writer is None:
                     writer = pq.ParquetWriter(handle, decoded.schema, **parquet_options(decoded.schema, self.compression))
                 writer.write_table(decoded)
