@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--chunk-size", dest="chunk_size", type=positive(int), default=None,
         help="records per bitstream, as for compress (default 4096, or 16384 values' worth for records of "
-        "fewer than 4 values): short series are packed together",
+        "fewer than 4 values; rounded up to whole lattice blocks of windows): short series are packed together",
     )
     p.add_argument(
         "--num-shards", dest="num_shards", type=positive(int), default=None,

@@ -49,7 +49,9 @@ def add_commands(sub) -> None:
     p.add_argument("--layout", choices=["chunk", "record"], default="chunk")
     p.add_argument(
         "--chunk-size", dest="chunk_size", type=positive(int), default=None,
-        help="records per chunk (default 4096, or 16384 values' worth for records of fewer than 4 values)",
+        help="records per chunk (default 4096, or 16384 values' worth for records of fewer than 4 values), rounded "
+        "up to whole lattice blocks of windows (window T x 8 records for e8 in block mode); small chunks pay "
+        "padding to whole blocks (OSULeaf, T=32: 3.15 bits/value at 512 records, 1.97 by default)",
     )
     p.add_argument(
         "--num-shards", dest="num_shards", type=positive(int),
