@@ -173,22 +173,22 @@ def test_bad_record_fails_the_job_without_dead_letter(small, vec_codec):
 def test_bad_dict_records(vec_codec):
     _, path = vec_codec
     records = [
-        {"id": 1, "v": [0.5] * 8},
-        {"id": 2, "v": ["x"] * 8},
-        {"id": 3, "v": [0.5] * 3},
-        {"id": 4, "v": None},
-        {"id": 5, "v": [0.1] * 8},
+        {"dev": "a", "id": 1, "v": [0.5] * 8},
+        {"dev": "a", "id": 2, "v": ["x"] * 8},
+        {"dev": "b", "id": 3, "v": [0.5] * 3},
+        {"dev": "b", "id": 4, "v": None},
+        {"dev": "b", "id": 5, "v": [0.1] * 8},
     ]
 
     def build(p):
-        out = p | beam.Create(records) | LtcEncode(path, column="v", dead_letter=True)
+        out = p | beam.Create(records) | LtcEncode(path, column="v", key="dev", order_by="id", dead_letter=True)
         collect(out["dead_letter"], "dict_dead")
         collect(out["encoded"], "dict_ok")
 
     run(build)
     dead = sorted(_SINKS["dict_dead"], key=lambda d: d["record"]["id"])
     assert [d["record"]["id"] for d in dead] == [2, 3, 4]
-    assert "column 'v'" in dead[0]["error"] and "str" in dead[0]["error"]
+    assert "column 'v', record (dev='a', id=2)" in dead[0]["error"] and "str" in dead[0]["error"]  # named the key only
     assert sum(sum(t.column(arrow.COUNT).to_pylist()) for t in _SINKS["dict_ok"]) == 2
 
 

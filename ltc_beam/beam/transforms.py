@@ -216,7 +216,8 @@ class _Prepare(beam.DoFn):
                 problem = (name, "column missing from record")
         if problem:
             col, msg = problem
-            where = f" ({self.key}={key!r})" if self.key else ""
+            named = [f"{name}={record.get(name)!r}" for name in (self.key, self.order_by) if name is not None and name in record]
+            where = f" ({', '.join(named)})" if named else ""
             text = f"column {col!r}, record{where}: {msg}"
             if not self.dead_letter:
                 raise InputError(text)
