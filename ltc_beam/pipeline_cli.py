@@ -153,14 +153,23 @@ class _Progress:
             self.bar.close()
 
 
-#: What a previous run left in an output directory (``part[-window]-SSSSS-of-NNNNN.parquet``):
-#: the only files a new run counts and removes there.
+#: What a run writes in an output directory (``part[-window]-SSSSS-of-NNNNN.parquet``): the
+#: only files a run counts there ...
 OUTPUT_PATTERN = re.compile(r"part(-.+)?-\d{5}-of-\d{5}\.parquet")
+#: ... and removes, with those a failed decompress left pending (``.NAME.pending``).
+LEFTOVER_PATTERN = re.compile(r"(\.)?part(-.+)?-\d{5}-of-\d{5}\.parquet(?(1)\.pending)")
 
 
 def _dir_files(path: str) -> list[str]:
     """The files this run wrote to output directory ``path``."""
     return sorted(os.path.join(path, f) for f in os.listdir(path) if OUTPUT_PATTERN.fullmatch(f))
+
+
+def _remove_outputs(path: str) -> None:
+    """Remove the files a run writes (or left pending) in output directory ``path``."""
+    for name in os.listdir(path):
+        if LEFTOVER_PATTERN.fullmatch(name):
+            os.remove(os.path.join(path, name))
 
 
 def _prepare_output(path: str, inputs: list[str]) -> None:
@@ -173,9 +182,7 @@ def _prepare_output(path: str, inputs: list[str]) -> None:
         if "://" not in f and os.path.commonpath([out, os.path.realpath(f)]) == out:
             raise InputError(f"--output {path!r} holds input file {f!r}: choose an output directory apart from the input")
     os.makedirs(path, exist_ok=True)
-    for name in os.listdir(path):
-        if OUTPUT_PATTERN.fullmatch(name):
-            os.remove(os.path.join(path, name))
+    _remove_outputs(path)
 
 
 @contextlib.contextmanager
@@ -186,9 +193,7 @@ def _outputs_removed_on_failure(path: str):
         yield
     except BaseException:
         if "://" not in path and os.path.isdir(path):
-            for name in os.listdir(path):
-                if OUTPUT_PATTERN.fullmatch(name):
-                    os.remove(os.path.join(path, name))
+            _remove_outputs(path)
         raise
 
 

@@ -49,6 +49,25 @@ def open_for_write(uri: str) -> Iterator[BinaryIO]:
         yield handle
 
 
+def rename(source: str, target: str) -> None:
+    """Move ``source`` to ``target`` (replacing it), locally or through Beam FileSystems."""
+    if not is_remote(source):
+        os.replace(source.removeprefix("file://"), target.removeprefix("file://"))
+        return
+    from apache_beam.io.filesystems import FileSystems
+
+    if FileSystems.exists(target):
+        FileSystems.delete([target])
+    FileSystems.rename([source], [target])
+
+
+def pending_name(uri: str) -> str:
+    """Where a file is written until its job commits: hidden beside ``uri``
+    (``.NAME.pending``), so directory and ``part*`` readers skip it."""
+    head, _, name = uri.rpartition("/")
+    return f"{head}/.{name}.pending" if head else f".{name}.pending"
+
+
 def write_bytes(uri: str, data: bytes) -> None:
     with open_for_write(uri) as handle:
         handle.write(data)

@@ -233,6 +233,29 @@ def test_decompress_parquet_file_per_file(small, vec_codec, tmp_path):
     assert sorted(pq.ParquetFile(f).metadata.num_rows for f in one_file.iterdir()) == [666, 667, 667]
 
 
+def test_decompress_parquet_commits_its_files_only_when_every_file_decoded(small, vec_codec, tmp_path):
+    """A damaged third file failed the job after the first two decoded files were written
+    under their final names, looking like a complete result."""
+    from ltc_beam.beam import DecompressParquet
+    from ltc_beam.parquet import write_parquet
+
+    codec, _ = vec_codec
+    comp, out = tmp_path / "c", tmp_path / "d"
+    for i in range(3):
+        write_parquet(small.slice(1000 * i, 1000), str(comp / f"{i}.parquet"), codec, column="values")
+    table = pq.read_table(comp / "2.parquet")
+    payload = [bytes(b[:-4]) + bytes(x ^ 0x5A for x in b[-4:]) for b in table.column(arrow.PAYLOAD).to_pylist()]
+    pq.write_table(table.set_column(table.schema.get_field_index(arrow.PAYLOAD), arrow.PAYLOAD, pa.array(payload, pa.binary())),
+                   comp / "2.parquet")
+    with pytest.raises(Exception, match="2.parquet: column 'ltc_payload'"):
+        run(lambda p: p | DecompressParquet(str(comp), str(out) + "/"))
+    assert not list(out.glob("part-*"))  # at most hidden .part-….pending files: no reader takes them
+    (comp / "2.parquet").unlink()
+    run(lambda p: p | DecompressParquet(str(comp), str(out) + "/"))
+    assert sorted(p.name for p in out.glob("part-*")) == ["part-00000-of-00002.parquet", "part-00001-of-00002.parquet"]
+    assert sum(pq.ParquetFile(f).metadata.num_rows for f in out.glob("part-*")) == 2000
+
+
 def test_window_codec_packs_uneven_series_apart_as_in_process(small, window_codec):
     """Series of uneven lengths through LtcEncode with a windowed codec: the packed tails'
     streams state their series (version 3), exactly the in-process bitstreams; all decode."""

@@ -26,7 +26,7 @@ from ltc_beam.beam.handler import NAMESPACE, Decoders, one_torch_thread, resolve
 from ltc_beam.beam.transforms import LtcDecode, LtcEncodeShards
 from ltc_beam.errors import InputError, LtcError
 from ltc_beam.parquet import open_parquet, parquet_options, write_table
-from ltc_beam.storage import open_for_write, write_bytes
+from ltc_beam.storage import open_for_write, pending_name, rename, write_bytes
 
 
 def file_pattern(path: str) -> str:
@@ -330,10 +330,12 @@ DECODE_BATCH_RECORDS = 1 << 18
 
 
 class _DecodeFile(beam.DoFn):
-    """``(i, compressed file)`` → decoded file ``PREFIX-IIIII-of-NNNNN.parquet``, batch by batch.
-
-    Nothing crosses a shuffle (the decoded data is the bulk of a decompress job); a retried
-    file is rewritten whole under the same name.
+    """``(i, compressed file)`` → decoded file ``PREFIX-IIIII-of-NNNNN.parquet``, batch by
+    batch, written under its :func:`~ltc_beam.storage.pending_name` until every file is
+    decoded (:func:`_commit`): a failed job leaves no file that looks complete (2 of 3
+    decoded files did). Nothing crosses a shuffle but the names (the decoded data is the
+    bulk of a decompress job); a retried file is rewritten whole under the same name.
+    Yields ``(pending name, name)``.
     """
 
     def __init__(self, prefix: str, count: int, codec_uri: str | None, device: str, compression: str = "zstd"):
@@ -357,7 +359,7 @@ class _DecodeFile(beam.DoFn):
         info = arrow.table_info(reader.schema_arrow, path)
         rows = max(1, DECODE_BATCH_RECORDS // ((info.chunk_size or 1) if info.layout == "chunk" else 1))
         name = f"{self.prefix}-{index:05d}-of-{self.count:05d}.parquet"
-        with open_for_write(name) as handle:
+        with open_for_write(pending_name(name)) as handle:
             writer = None
             for table in _batches(reader, rows) if reader.metadata.num_rows else [reader.schema_arrow.empty_table()]:
                 try:
@@ -372,6 +374,13 @@ class _DecodeFile(beam.DoFn):
                     transforms.progress_callback(decoded.num_rows)
             writer.close()
         self.files.inc()
+        yield pending_name(name), name
+
+
+def _commit(written: list[tuple[str, str]]):
+    """Every decoded file under its name, once all are written."""
+    for pending, name in sorted(written):
+        rename(pending, name)
         yield name
 
 
@@ -400,6 +409,8 @@ class DecompressParquet(beam.PTransform):
                 pbegin
                 | "Files" >> beam.Create(list(enumerate(files)))
                 | "DecodeFiles" >> beam.ParDo(_DecodeFile(output_prefix(self.output), len(files), self.codec_uri, self.device))
+                | "AllDecoded" >> beam.combiners.ToList()
+                | "Commit" >> beam.FlatMap(_commit)
             )
         return (
             pbegin
