@@ -389,7 +389,8 @@ class DecompressParquet(beam.PTransform):
 
     By default every input file becomes one decoded file ``OUTPUT-IIIII-of-NNNNN.parquet``
     (I: the input's place in the sorted file list), read, decoded and written by one worker
-    with no shuffle. ``num_shards=N`` instead runs ``LtcDecode`` and regroups the records
+    with no shuffle of the data; the files get their names once all are written (only the
+    names are gathered), so a failed job leaves none that looks complete. ``num_shards=N`` instead runs ``LtcDecode`` and regroups the records
     into N files with ``WriteParquetTables`` (one shuffle of the decoded data).
     """
 
