@@ -515,7 +515,8 @@ def test_series_of_very_different_scales_are_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         alike = [s * np.array([1.0 + i % 3, 1.0]) for i, s in enumerate(panel[::6])]  # scales 1 to 3
-        warn_if_series_scales_differ(alike, column_statistics(alike)[1])
+        idle = [np.zeros((40, 2))] * 5  # constant series (stuck sensors): no scale to restore
+        warn_if_series_scales_differ(alike + idle, column_statistics(alike + idle)[1])
 
 
 def test_a_column_with_no_finite_training_value_is_named_and_coded_as_constant():

@@ -188,12 +188,13 @@ def warn_if_series_scales_differ(series: list[np.ndarray], std: np.ndarray, colu
     with warnings.catch_warnings(), np.errstate(invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN series
         own = np.array([np.nanstd(np.where(np.isfinite(s), s, np.nan), axis=0) for s in long])
-    small = (own * SERIES_SCALE_GAP < std) & np.isfinite(own)
+    # a constant series (a stuck or idle sensor) has no scale of its own to restore
+    small = (own > 0) & (own * SERIES_SCALE_GAP < std)
     for j in np.flatnonzero(small.mean(0) >= SERIES_SCALE_SHARE):
         name = columns[j] if columns and j < len(columns) else str(j)
         warnings.warn(
             f"column {name}: {small[:, j].sum()} of {len(long)} series vary over {SERIES_SCALE_GAP:g}x less than "
-            f"the column (std {std[j]:.3g}; theirs down to {np.nanmin(own[:, j]):.3g}): one normalisation per column "
+            f"the column (std {std[j]:.3g}; theirs down to {own[small[:, j], j].min():.3g}): one normalisation per column "
             f"codes them {20 * math.log10(SERIES_SCALE_GAP):.0f} dB or more below the SNR the column reports. Scale "
             "each series (e.g. divide by its own std, stored beside it) before training and compressing.",
             UserWarning,
