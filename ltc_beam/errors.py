@@ -27,6 +27,11 @@ class RunnerError(LtcError):
     """A Beam runner could not start (for example one that downloads a binary, offline)."""
 
 
+def column_label(columns, index: int) -> str:
+    """Column ``index`` in a message: its name quoted, where there are names, else the index."""
+    return repr(columns[index]) if columns and index < len(columns) else str(index)
+
+
 #: How to fix null values in a value column (train, evaluate and encode say it alike).
 NULL_HINT = "NaN is coded exactly: fill nulls with NaN (pyarrow.compute.fill_null)"
 

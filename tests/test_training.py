@@ -465,9 +465,9 @@ def test_a_column_whose_float32_spacing_caps_the_snr_is_warned_about():
     sine on a level of 1e3 is not."""
     t = np.arange(2000)
     x = np.stack([1e8 + 2 * np.sin(t / 10), 1e3 + 2 * np.sin(t / 10)], axis=1)
-    with pytest.warns(UserWarning, match=r"column meter: values near 1e\+08 spread only 1.4.*caps the SNR near") as caught:
+    with pytest.warns(UserWarning, match=r"column 'meter': values near 1e\+08 spread only 1.4.*caps the SNR near") as caught:
         ltc_beam.train(x, steps=2, progress=False, columns=["meter", "level"])
-    assert not any("column level" in str(w.message) for w in caught)
+    assert not any("column 'level'" in str(w.message) for w in caught)
 
 
 def test_progress_bars_show_on_a_terminal_only_unless_asked(capsys):
@@ -497,8 +497,19 @@ def test_few_wide_training_vectors_cap_the_latent_at_what_training_spans():
         assert not any(issubclass(w.category, OffScaleWarning) for w in caught)  # not about its own splits
         assert codec.config.latent_dim == most
         calibrated = codec.manifest["training"]["rate_calibration"]["bits_per_value"]
+        assert calibrated > 1.5  # the target held
         new = records[50:]  # was 1.30x (block) and 1.86x (vector) the calibrated rate
         assert len(codec.encode(new)) * 8 / new.size < 1.25 * calibrated
+
+
+def test_series_shorter_than_the_window_count_as_one_padded_vector_each():
+    """Counted as none, 100 series of 20 records under T=32 left the codec one latent
+    channel (2 bits/value asked, capped at 0.125)."""
+    from ltc_beam.codec.training import directions_learnable
+
+    series = [correlated_series(20, 3, seed=i) for i in range(100)]
+    with pytest.warns(UserWarning, match="only 85 training vectors of 96 values"):
+        assert directions_learnable(series, 32, 0.15, 0) == 84
 
 
 def test_series_of_very_different_scales_are_warned_about():
@@ -509,7 +520,7 @@ def test_series_of_very_different_scales_are_warned_about():
     rng = np.random.default_rng(5)
     panel = [np.cumsum(rng.normal(size=(40, 2)), axis=0) * np.array([10.0 ** (i % 6), 1.0]) for i in range(30)]
     _, std = column_statistics(panel)
-    with pytest.warns(UserWarning, match=r"column level: 15 of 30 series vary over 100x less than the column") as caught:
+    with pytest.warns(UserWarning, match=r"column 'level': 15 of 30 series vary over 100x less than the column") as caught:
         warn_if_series_scales_differ(panel, std, ["level", "rate"])
     assert len(caught) == 1  # the second column's series share one scale
     with warnings.catch_warnings():

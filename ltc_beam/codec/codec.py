@@ -28,7 +28,7 @@ from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.symbols import SymbolMapper
 from ltc_beam.codec.tables import blend_counts, box_tables, share_identical_runs
 from ltc_beam.entropy import SymbolDecoder, SymbolEncoder, SymbolTables
-from ltc_beam.errors import BEYOND_FLOAT32, FormatError, InputError, OffScaleWarning, beyond_float32
+from ltc_beam.errors import BEYOND_FLOAT32, FormatError, InputError, OffScaleWarning, beyond_float32, column_label
 
 FORMAT = "ltc-beam-codec"
 #: Version written. 2: the artifact may store rounded tables as log-code differences
@@ -78,8 +78,7 @@ def _filled(z: np.ndarray, exact: np.ndarray) -> np.ndarray:
 
 def column_name(codec: "Codec", index: int) -> str:
     """Column ``index`` of the codec's records as its training named it (quoted), else the index."""
-    names = codec.manifest.get("columns") or []
-    return repr(names[index]) if index < len(names) else str(index)
+    return column_label(codec.manifest.get("columns"), index)
 
 
 class Codec:

@@ -28,7 +28,7 @@ from ltc_beam.codec.layout import pad_rows, sliding_windows, to_windows
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.tables import MAX_SYMBOLS
 from ltc_beam.codec.transforms import init_from_pca, principal_axes
-from ltc_beam.errors import BEYOND_FLOAT32, InputError, OffScaleWarning, beyond_float32
+from ltc_beam.errors import BEYOND_FLOAT32, InputError, OffScaleWarning, beyond_float32, column_label
 
 if TYPE_CHECKING:
     from ltc_beam.codec.codec import Codec
@@ -138,7 +138,7 @@ def warn_if_columns_hold_no_values(series: list[np.ndarray], columns: list[str] 
     for s in series:
         finite |= np.isfinite(s).any(axis=0)
     for j in np.flatnonzero(~finite):
-        name = repr(columns[j]) if columns and j < len(columns) else str(j)
+        name = column_label(columns, j)
         warnings.warn(
             f"column {name} holds no finite value in the training data: the codec treats it as a constant "
             "column, so its NaN and infinite values decode exactly and any finite value it holds later is sent "
@@ -161,7 +161,7 @@ def warn_if_float32_limits(mean: np.ndarray, std: np.ndarray, columns: list[str]
     with np.errstate(divide="ignore"):
         cap = 10 * np.log10(12 * std**2 / spacing**2)
     for j in np.flatnonzero(cap < FLOAT32_CAP_DB):
-        name = columns[j] if columns and j < len(columns) else str(j)
+        name = column_label(columns, j)
         warnings.warn(
             f"column {name}: values near {mean[j]:.7g} spread only {std[j]:.3g}; as float32 (the codec's value "
             f"type) they are {spacing[j]:.3g} apart there, which caps the SNR near {cap[j]:.0f} dB. Subtract the "
@@ -191,7 +191,7 @@ def warn_if_series_scales_differ(series: list[np.ndarray], std: np.ndarray, colu
     # a constant series (a stuck or idle sensor) has no scale of its own to restore
     small = (own > 0) & (own * SERIES_SCALE_GAP < std)
     for j in np.flatnonzero(small.mean(0) >= SERIES_SCALE_SHARE):
-        name = columns[j] if columns and j < len(columns) else str(j)
+        name = column_label(columns, j)
         warnings.warn(
             f"column {name}: {small[:, j].sum()} of {len(long)} series vary over {SERIES_SCALE_GAP:g}x less than "
             f"the column (std {std[j]:.3g}; theirs down to {own[small[:, j], j].min():.3g}): one normalisation per column "
@@ -442,11 +442,13 @@ class Trainer:
         return self._start_snr
 
     def far_below_start(self, val: dict) -> bool:
-        """Whether target-mode training, past ``EARLY_STOP_FRACTION`` of its steps, stands
-        ``EARLY_STOP_MARGIN_DB`` below its start: the rest of the steps would be spent on a
-        model the start check then drops (unit-normalised 128-value embeddings: 68 s of
-        training for 25 dB against the start's 46)."""
-        if self.options.target_bits_per_value is None or self.step < EARLY_STOP_FRACTION * self.options.steps:
+        """Whether target-mode training, past ``EARLY_STOP_FRACTION`` of its steps (and before
+        the last), stands ``EARLY_STOP_MARGIN_DB`` below its start: the rest of the steps
+        would most likely go to a model the start check then drops (unit-normalised 128-value
+        embeddings: 68 s of training for 25 dB against the start's 46). The start check
+        still judges the model kept (the best validated one)."""
+        steps = self.options.steps
+        if self.options.target_bits_per_value is None or not EARLY_STOP_FRACTION * steps <= self.step < steps:
             return False
         return self.snr_at_target(val) < self.start_snr_at_target() - EARLY_STOP_MARGIN_DB
 
@@ -645,7 +647,7 @@ def directions_learnable(series: list[np.ndarray], window: int, validation_fract
     latent and coded the test split at 2.69 bits/value (calibrated 2.01; 40 channels: 1.97).
     Warns when there are fewer training vectors than values per vector."""
     train_part, _ = split_series(series, validation_fraction, seed)
-    vectors = sum(max(0, len(s) - window + 1) for s in train_part)
+    vectors = sum(max(1, len(s) - window + 1) for s in train_part if len(s))  # a short series: one padded vector
     size = window * series[0].shape[1]
     if 0 < vectors <= size:
         warnings.warn(
