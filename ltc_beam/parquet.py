@@ -52,7 +52,9 @@ def naming_the_file(path: str):
     that names the file: in a directory of many files, pyarrow's own message may not."""
     try:
         yield
-    except pa.ArrowInvalid as exc:
+    except (FileNotFoundError, IsADirectoryError):
+        raise
+    except (pa.ArrowInvalid, OSError) as exc:  # OSError: a damaged footer ("Couldn't deserialize thrift")
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
 
 

@@ -522,3 +522,22 @@ def test_a_failed_decompress_names_the_file_and_leaves_no_outputs(small, vec_cod
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{last}: column 'ltc_payload', row 0" in err[0], err
     assert list(out.iterdir()) == []
+
+
+def test_a_damaged_footer_with_its_magic_intact_is_named(small, tmp_path):
+    """pyarrow raises OSError ("Couldn't deserialize thrift"), not ArrowInvalid, for a footer
+    damaged inside intact magic bytes: it escaped the file naming."""
+    from ltc_beam.errors import InputError
+    from ltc_beam.parquet import open_parquet, read_table
+
+    path = tmp_path / "b.parquet"
+    pq.write_table(small, path)
+    data = bytearray(path.read_bytes())
+    start = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+    data[start + 2 : start + 30] = bytes(x ^ 0xFF for x in data[start + 2 : start + 30])
+    path.write_bytes(bytes(data))
+    for reader in (open_parquet, read_table):
+        with pytest.raises(InputError, match="b.parquet: not a readable Parquet file"):
+            reader(str(path))
+    with pytest.raises(FileNotFoundError):  # a missing file stays what it is
+        open_parquet(str(tmp_path / "missing.parquet"))
