@@ -161,6 +161,10 @@ def _column_std(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(std) & (std > 0), std, 1.0)
 
 
+#: The coarsest baseline step, in column std.
+MAX_BASELINE_STEP = 4.0
+
+
 def quantise_zstd_at(x: np.ndarray, snr: float) -> tuple[float, float]:
     """:func:`quantise_zstd` at ``snr`` dB: the coarsest step that reaches it, time-shared with
     a 1 % coarser one that falls short (a share of the data coded with each: bits and MSE mix
@@ -176,10 +180,6 @@ def quantise_zstd_at(x: np.ndarray, snr: float) -> tuple[float, float]:
     fine, coarse, target = (10 ** (-s / 10) for s in (reached, coarser, snr))
     share = (target - fine) / (coarse - fine)  # of the data coded with the coarser step
     return bits + share * (coarser_bits - bits), snr
-
-
-#: The coarsest baseline step, in column std.
-MAX_BASELINE_STEP = 4.0
 
 
 def coarsest_step(x: np.ndarray, snr: float) -> float:

@@ -49,6 +49,14 @@ def open_for_write(uri: str) -> Iterator[BinaryIO]:
         yield handle
 
 
+def exists(uri: str) -> bool:
+    if not is_remote(uri):
+        return os.path.exists(uri.removeprefix("file://"))
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.exists(uri)
+
+
 def rename(source: str, target: str) -> None:
     """Move ``source`` to ``target`` (replacing it), locally or through Beam FileSystems."""
     if not is_remote(source):

@@ -109,6 +109,17 @@ def test_dict_records_with_a_float_column_for_a_one_value_codec(small, tmp_path)
         collect(enc | LtcDecode(output="rows"), "float_dicts")
 
     run(build)
+    with pytest.raises(Exception, match="mix plain floats and lists"):  # no schema: a series of both kinds
+        mixed = [{"device": "a", "ts": i, "temperature": [0.5] if i % 2 else 0.5} for i in range(10)]
+        run(lambda p: p | "Mixed" >> beam.Create(mixed) | "EncodeMixed" >> LtcEncode(path, **opts))
+
+    def against_schema(p):  # with a schema, a record of the wrong kind is dead-lettered on its own
+        wrong = table.to_pylist()[:50] + [{"device": "a", "ts": 10**9, "temperature": [0.5]}]
+        out = p | "Wrong" >> beam.Create(wrong) | "EncodeWrong" >> LtcEncode(path, schema=table.schema, dead_letter=True, **opts)
+        collect(out["dead_letter"], "float_dead")
+
+    run(against_schema)
+    assert [d["record"]["ts"] for d in _SINKS["float_dead"]] == [10**9]
     got = sorted(_SINKS["float_dicts"], key=lambda r: (r["device"], r["ts"]))
     want = sort_by_series(arrow.decode_table(arrow.encode_table(table, codec, **opts))).to_pylist()
     assert [(r["device"], r["ts"]) for r in got] == [(r["device"], r["ts"]) for r in want]
@@ -188,7 +199,7 @@ def test_bad_dict_records(vec_codec):
     run(build)
     dead = sorted(_SINKS["dict_dead"], key=lambda d: d["record"]["id"])
     assert [d["record"]["id"] for d in dead] == [2, 3, 4]
-    assert "column 'v', record (dev='a', id=2)" in dead[0]["error"] and "str" in dead[0]["error"]  # named the key only
+    assert "column 'v', record (dev='a', id=2)" in dead[0]["error"] and "str" in dead[0]["error"]  # the order value too
     assert sum(sum(t.column(arrow.COUNT).to_pylist()) for t in _SINKS["dict_ok"]) == 2
 
 

@@ -132,7 +132,6 @@ class LtcModelHandler(ModelHandler[Sequence[pa.Table], pa.Table, Any]):
         return self._model_copies or 1
 
 
-
 class Encoder:
     """Per-worker encoder: the codec from ``codec_uri`` and the output schema per input schema
     (computed once; RunInference's threads share the encoder)."""

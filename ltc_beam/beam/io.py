@@ -26,7 +26,7 @@ from ltc_beam.beam.handler import NAMESPACE, Decoders, one_torch_thread, resolve
 from ltc_beam.beam.transforms import LtcDecode, LtcEncodeShards
 from ltc_beam.errors import InputError, LtcError
 from ltc_beam.parquet import open_parquet, parquet_options, write_table
-from ltc_beam.storage import open_for_write, pending_name, rename, write_bytes
+from ltc_beam.storage import exists, open_for_write, pending_name, rename, write_bytes
 
 
 def file_pattern(path: str) -> str:
@@ -378,9 +378,10 @@ class _DecodeFile(beam.DoFn):
 
 
 def _commit(written: list[tuple[str, str]]):
-    """Every decoded file under its name, once all are written."""
+    """Every decoded file under its name, once all are written (a retry skips those done)."""
     for pending, name in sorted(written):
-        rename(pending, name)
+        if exists(pending) or not exists(name):
+            rename(pending, name)
         yield name
 
 

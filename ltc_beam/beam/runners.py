@@ -95,7 +95,9 @@ def local_dask_cluster(workers: int = 2):
     # One torch thread per worker; set before workers start so they inherit it.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     # its scheduler and workers log some 40 INFO lines a run (ports, plugins, shutdown)
-    logging.getLogger("distributed").setLevel(logging.WARNING)
+    logger = logging.getLogger("distributed")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
     cluster = LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.WARNING
     )
@@ -105,6 +107,7 @@ def local_dask_cluster(workers: int = 2):
     finally:
         client.close()
         cluster.close()
+        logger.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -150,7 +153,7 @@ def run(build, name: str | None = None, args: list[str] | None = None):
         try:
             result = pipeline.run()
         except RuntimeError as exc:
-            if "prism" not in str(exc).lower():
+            if "prism binary" not in str(exc).lower():
                 raise
             raise RunnerError(
                 f"runner {name or DEFAULT_RUNNER} could not start: {exc}. Offline, run in process with "

@@ -194,9 +194,12 @@ class _Prepare(beam.DoFn):
                 problem = (None, "name the vector column with column= or columns=")
             elif col not in record:
                 problem = (col, "column missing from record")
-            else:  # a one-value codec's column may hold plain floats, as in tables
+            else:  # a one-value codec's column may hold plain floats, as in tables (as the schema says, if given)
                 value = record[col]
-                scalar = self.record_dim == 1 and not isinstance(value, (list, tuple, np.ndarray))
+                if self.schema is not None and col in self.schema.names:
+                    scalar = not arrow.is_list(self.schema.field(col).type)
+                else:
+                    scalar = self.record_dim == 1 and not isinstance(value, (list, tuple, np.ndarray))
                 msg = _check_scalar(value) if scalar else _check_value_list(value, self.record_dim)
                 problem = (col, msg) if msg else None
         else:
@@ -240,9 +243,13 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _records_table(records: list[dict], schema: pa.Schema | None) -> pa.Table:
-    if schema is not None:
+    try:
         return pa.Table.from_pylist(records, schema=schema)
-    return pa.Table.from_pylist(records)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InputError(
+            f"the records of one series do not form a table ({exc}): do they mix plain floats and lists in "
+            "one column? Give schema= to have each record checked (and dead-lettered) on its own"
+        ) from exc
 
 
 def _units(chunks: list[pa.Table], unit_rows: int) -> list[list[pa.Table]]:
