@@ -156,8 +156,9 @@ class _Progress:
 #: What a run writes in an output directory (``part[-window]-SSSSS-of-NNNNN.parquet``): the
 #: only files a run counts there ...
 OUTPUT_PATTERN = re.compile(r"part(-.+)?-\d{5}-of-\d{5}\.parquet")
-#: ... and removes, with those a failed decompress left pending (``.NAME.pending``).
-LEFTOVER_PATTERN = re.compile(r"(\.)?part(-.+)?-\d{5}-of-\d{5}\.parquet(?(1)\.pending)")
+#: ... and removes, with those a failed decompress left pending (``.NAME.pending``) and the
+#: temp files of a killed one (``NAME.<12 hex>.tmp``, :func:`ltc_beam.storage.open_for_write`).
+LEFTOVER_PATTERN = re.compile(r"(\.)?part(-.+)?-\d{5}-of-\d{5}\.parquet(?(1)\.pending)(\.[0-9a-f]{12}\.tmp)?")
 
 
 def _dir_files(path: str) -> list[str]:

@@ -315,8 +315,14 @@ def test_output_directory_never_loses_input_or_other_files(small, vec_codec, tmp
     assert 0 < s["embedded_codec_bytes"] < s["output_bytes"]
     assert (comp / "mine.parquet").exists()
     dec = tmp_path / "d"
+    dec.mkdir()
+    leftovers = [".part-00007-of-00009.parquet.pending", "part-00001-of-00002.parquet.0123456789ab.tmp",
+                 ".part-00000-of-00002.parquet.pending.ba9876543210.tmp"]  # a failed or killed run's
+    for name in leftovers + ["notes.parquet.tmp"]:
+        (dec / name).write_bytes(b"x")
     assert main(["decompress", str(comp / "part-*.parquet"), "--output", str(dec), "--json", "--quiet"]) == 0
     assert _summary(capsys)["records_out"] == small.num_rows
+    assert not any((dec / name).exists() for name in leftovers) and (dec / "notes.parquet.tmp").exists()
 
 
 @pytest.mark.filterwarnings("ignore::ltc_beam.errors.OffScaleWarning")  # independent levels: the latents leave the tables
