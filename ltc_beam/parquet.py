@@ -58,12 +58,12 @@ def naming_the_file(path: str):
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
-def read_table(path: str, columns: list[str] | None = None) -> pa.Table:
+def read_table(path: str) -> pa.Table:
     """One Parquet file as an Arrow table (schema metadata kept), by local path or URI."""
     with naming_the_file(path):
         if is_remote(path):
-            return pq.read_table(io.BytesIO(read_bytes(path)), columns=columns)
-        return pq.read_table(path.removeprefix("file://"), columns=columns)
+            return pq.read_table(io.BytesIO(read_bytes(path)))
+        return pq.read_table(path.removeprefix("file://"))
 
 
 def open_parquet(path: str) -> pq.ParquetFile:

@@ -103,9 +103,9 @@ class ReadParquetTables(beam.PTransform):
 
 class _ShardKey(beam.DoFn):
     """A table → ``(shard, (digest, IPC bytes))`` for each of up to ``num_shards`` row slices,
-    slice i to shard (hash of the table + i) mod ``num_shards``: every shard gets rows once a
-    table has as many (whole tables by their hash left a 1M-record file, decoded as one
-    table, in one of 3 shards), and a retried table goes to the same shards."""
+    slice i to shard (hash of the slices' digests + i) mod ``num_shards``: every shard gets
+    rows once a table has as many (whole tables by their hash left a 1M-record file, decoded
+    as one table, in one of 3 shards), and a retried table goes to the same shards."""
 
     def __init__(self, num_shards: int, by_window: bool = False):
         self.num_shards = num_shards
@@ -116,16 +116,17 @@ class _ShardKey(beam.DoFn):
             table = pa.Table.from_batches([table])
         if not table.num_rows:
             return
-        first = int.from_bytes(arrow.digest(arrow.to_ipc(table))[:8], "little")
         slices = min(self.num_shards, table.num_rows)
         bounds = [table.num_rows * i // slices for i in range(slices + 1)]
-        for i in range(slices):
-            data = arrow.to_ipc(table.slice(bounds[i], bounds[i + 1] - bounds[i]))
+        datas = [arrow.to_ipc(table.slice(bounds[i], bounds[i + 1] - bounds[i])) for i in range(slices)]
+        digests = [arrow.digest(data) for data in datas]
+        first = int.from_bytes(arrow.digest(b"".join(digests))[:8], "little")  # each slice serialised once
+        for i, (d, data) in enumerate(zip(digests, datas)):
             shard = (first + i) % self.num_shards
             # merging windows (sessions) merge per key: keyed by shard alone, the sessions of
             # different series in one shard would merge into one window
             key = (shard, window.start.micros, window.end.micros) if self.by_window else shard
-            yield (key, (arrow.digest(data), data))
+            yield (key, (d, data))
 
 
 def _stamp(t) -> str:

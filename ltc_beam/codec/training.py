@@ -288,7 +288,7 @@ def initial_step(variances: torch.Tensor, nsm: float, options: TrainingOptions, 
 START_MARGIN_DB = 3.0
 
 #: From this share of the steps on, target-mode training stops once it is ``EARLY_STOP_MARGIN_DB``
-#: below its start (both at the target rate): the start check would keep the start anyway.
+#: below its start (both at the target rate): the start check would most likely keep the start.
 EARLY_STOP_FRACTION = 0.3
 EARLY_STOP_MARGIN_DB = 2 * START_MARGIN_DB
 
