@@ -333,7 +333,7 @@ def _check_codec_id(codec_id: Any, what: str) -> str:
     return codec_id
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
     """Canonical unsigned LEB128 of ``0 <= value < 2**63`` (7 bits a byte, low bits first)."""
     out = bytearray()
     while value >= 0x80:
@@ -374,7 +374,7 @@ def pack(
         if int(specials.positions[-1]) >= numel:
             raise ValueError(f"special-value position {int(specials.positions[-1])} outside shape {shape}")
         block = _encode_specials(specials, numel)
-        flags, specials_part = FLAG_SPECIALS, [_varint(len(block)), block]
+        flags, specials_part = FLAG_SPECIALS, [varint(len(block)), block]
     else:
         flags, specials_part = 0, []
     version = FORMAT_VERSION
@@ -390,11 +390,11 @@ def pack(
             raise ValueError(f"segments must be >= 2 positive lengths summing to the records of a 2-D shape, got {len(segments)} for {shape}")
         flags |= FLAG_SEGMENTS
         version = SEGMENTED_VERSION
-        segments_part = [_varint(len(segments)), *(_varint(n) for n in segments)]
+        segments_part = [varint(len(segments)), *(varint(n) for n in segments)]
     parts = [
         FIXED_HEADER.pack(MAGIC, version, flags, bytes.fromhex(codec_id)),
-        _varint(len(shape)),
-        *(_varint(s) for s in shape),
+        varint(len(shape)),
+        *(varint(s) for s in shape),
         *segments_part,
         *specials_part,
         payload,
@@ -404,7 +404,7 @@ def pack(
 
 
 def _record_shape(record_dim: int) -> bytes:
-    return _varint(2) + _varint(1) + _varint(record_dim)
+    return varint(2) + varint(1) + varint(record_dim)
 
 
 def record_payload(stream: bytes, record_dim: int) -> bytes:
@@ -444,7 +444,7 @@ def _need(buf: memoryview, offset: int, size: int, what: str, end: int) -> None:
         )
 
 
-def _read_varint(buf: memoryview, offset: int, end: int, what: str) -> tuple[int, int]:
+def read_varint(buf: memoryview, offset: int, end: int, what: str) -> tuple[int, int]:
     """Read one canonical LEB128 varint below 2**63 at ``offset``; return (value, next offset).
 
     Reads at most MAX_VARINT_BYTES bytes, never past ``end``.
@@ -516,23 +516,23 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
         raise FormatError(f"version {version} stream without flags bit {bit} at offset {m + 1}: writers use version 1 for it")
     off = FIXED_HEADER.size
     ndim_off = off
-    ndim, off = _read_varint(buf, off, end, "ndim")
+    ndim, off = read_varint(buf, off, end, "ndim")
     if ndim > MAX_NDIM:
         raise FormatError(f"ndim {ndim} at offset {ndim_off} exceeds the maximum of {MAX_NDIM}")
     shape_off = off
     shape = []
     for i in range(ndim):
-        s, off = _read_varint(buf, off, end, f"shape[{i}]")
+        s, off = read_varint(buf, off, end, f"shape[{i}]")
         shape.append(s)
     segments = None
     if flags & FLAG_SEGMENTS:
         count_off = off
-        count, off = _read_varint(buf, off, end, "segment_count")
+        count, off = read_varint(buf, off, end, "segment_count")
         if ndim != 2 or count < 2 or count > shape[0]:
             raise FormatError(f"segment_count {count} at offset {count_off} does not fit shape {tuple(shape)} (2 to shape[0] segments of a 2-D shape)")
         lengths = []
         for i in range(count):
-            n, off = _read_varint(buf, off, end, f"segment_lengths[{i}]")
+            n, off = read_varint(buf, off, end, f"segment_lengths[{i}]")
             lengths.append(n)
         if min(lengths) < 1 or sum(lengths) != shape[0]:
             raise FormatError(f"segment lengths at offset {count_off} are not positive or do not sum to shape[0] = {shape[0]}")
@@ -541,7 +541,7 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
     specials_off = specials_length = 0
     if has_specials:
         length_off = off
-        specials_length, off = _read_varint(buf, off, end, "specials_length")
+        specials_length, off = read_varint(buf, off, end, "specials_length")
         if specials_length == 0:
             raise FormatError(
                 f"flags at offset {m + 1} say specials are present "

@@ -100,6 +100,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         columns=data.columns,
         threads=args.threads,
         calibrate=not args.no_calibrate,
+        normalise=args.normalise,
     )
     codec.save(args.out)
     summary = {"codec": args.out, "codec_id": codec.id, **codec.manifest["training"]}
@@ -160,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument(
         "--target-bits-per-value", dest="target_bits_per_value", type=positive(float),
         help="find λ for this rate (the default, at 2 bits/value, when --lmbda is not given)",
+    )
+    p.add_argument(
+        "--normalise", choices=["column", "series"], default="column",
+        help="column (default): one mean and std per column, learnt in training; series: each series "
+        "(--key) scaled by its own, carried in the stream (about 4 bytes per column and series): for "
+        "panels of series of very different levels or spreads",
     )
     p.add_argument(
         "--no-calibrate", dest="no_calibrate", action="store_true",

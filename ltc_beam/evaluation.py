@@ -14,7 +14,7 @@ from ltc_beam.bitstream import unpack
 from ltc_beam.codec.codec import Codec, column_name
 from ltc_beam.codec.sample_coding import packed_ints
 
-_SERIES, _ORDER, _VALUES = "series", "order", "values"
+_SERIES, _ORDER, _VALUES, _INDEX = "series", "order", "values", "index"
 VORONOI_UNRELIABLE = (
     "Monte-Carlo Voronoi estimate not converged: some latent densities are far narrower than "
     "the lattice cell (unused channels); the exact figures above are unaffected"
@@ -41,6 +41,15 @@ def archive_chunks(
     precision (the codec itself codes float32).
     """
     d = series[0].shape[1]
+    return [
+        (np.asarray(c.column(_VALUES).combine_chunks().flatten()).reshape(-1, d), arrow.series_lengths(c, _SERIES))
+        for c in _planned(codec, series, chunk_size, keys, pack_shards)
+    ]
+
+
+def _planned(codec: Codec, series: list[np.ndarray], chunk_size, keys, pack_shards) -> list[pa.Table]:
+    """:func:`archive_chunks`' chunks as tables, each record with its series' index."""
+    d = series[0].shape[1]
     lengths = [len(s) for s in series]
     stacked = np.concatenate(series).astype(np.float64)
     key_values = list(range(len(series))) if keys is None else list(keys)
@@ -48,13 +57,10 @@ def archive_chunks(
         _SERIES: pa.array([k for k, n in zip(key_values, lengths) for _ in range(n)]),
         _ORDER: np.concatenate([np.arange(n) for n in lengths]),
         _VALUES: pa.FixedSizeListArray.from_arrays(pa.array(stacked.reshape(-1)), d),
+        _INDEX: np.repeat(np.arange(len(series)), lengths),
     })
     rows = arrow.chunk_rows(codec, chunk_size)
-    chunks = arrow.plan_chunks([table], key=_SERIES, order_by=_ORDER, rows=rows, pack_shards=pack_shards)
-    return [
-        (np.asarray(c.column(_VALUES).combine_chunks().flatten()).reshape(-1, d), arrow.series_lengths(c, _SERIES))
-        for c in chunks
-    ]
+    return arrow.plan_chunks([table], key=_SERIES, order_by=_ORDER, rows=rows, pack_shards=pack_shards)
 
 
 def normalised_mse(x: np.ndarray, x_hat: np.ndarray, exact: np.ndarray | None = None) -> tuple[float, float]:
@@ -122,6 +128,25 @@ def training_spread(codec: Codec, x: np.ndarray, exact: np.ndarray, warn: bool =
             stacklevel=3,
         )
     return {"spread_vs_training": float(spread[worst]), "codec_calibrated_bits_per_value": calibrated}
+
+
+def series_snr(x: np.ndarray, x_hat: np.ndarray, exact: np.ndarray, owners: np.ndarray) -> dict:
+    """The SNR of each series of its own (records ``owners`` of it; series with no varying
+    column left out): their median and the lowest, where there are several.
+    The SNR over all series weighs each column's series by their variance, so a panel of
+    series of very different scales can read 50 dB while most series decode below 0 dB of
+    their own (M1 yearly; ``train(normalise="series")`` codes each at its own scale)."""
+    order = np.argsort(owners, kind="stable")
+    bounds = np.flatnonzero(np.diff(owners[order])) + 1
+    snrs = []
+    for rows in np.split(order, bounds):
+        ok = np.isfinite(x[rows]) & ~exact[rows]
+        varies = (np.where(ok, x[rows], -np.inf).max(0) > np.where(ok, x[rows], np.inf).min(0)).any()
+        if varies:
+            snrs.append(_decibels(normalised_mse(x[rows], x_hat[rows], exact[rows])[0]))
+    if len(snrs) < 2:
+        return {}
+    return {"series": len(snrs), "series_snr_db_median": float(np.median(snrs)), "series_snr_db_min": float(min(snrs))}
 
 
 def snr_db(x: np.ndarray, x_hat: np.ndarray, exact: np.ndarray | None = None) -> float:
@@ -231,10 +256,13 @@ def evaluate(
     if not values:
         raise ValueError("nothing to evaluate: the input has no records")
     kept = [i for i, s in enumerate(series) if len(s)]
-    chunks = archive_chunks(
-        codec, [series[i] for i in kept], chunk_size, None if keys is None else [keys[i] for i in kept], pack_shards
-    )
-    nbytes, frame_bytes, model_bits, decoded, sample_coded = 0, 0, 0.0, [], 0
+    planned = _planned(codec, [series[i] for i in kept], chunk_size, None if keys is None else [keys[i] for i in kept], pack_shards)
+    d = series[kept[0]].shape[1]
+    chunks = [
+        (np.asarray(c.column(_VALUES).combine_chunks().flatten()).reshape(-1, d), arrow.series_lengths(c, _SERIES))
+        for c in planned
+    ]
+    nbytes, frame_bytes, model_bits, decoded, exactly, sample_coded = 0, 0, 0.0, [], [], 0
     for x, segments in chunks:
         blob = codec.encode(x, segments)
         frame = unpack(blob)
@@ -243,9 +271,11 @@ def evaluate(
         sample_coded += frame.sample_coded
         model_bits += codec.code_length_bits(x, segments)
         decoded.append(codec.decode(blob))
+        exactly.append(codec.exactly_coded(x, segments))
     stacked = np.concatenate([x for x, _ in chunks])
     x_hat = np.concatenate(decoded)
-    exact = codec.exactly_coded(stacked) & np.isfinite(stacked)
+    exact = np.concatenate(exactly) & np.isfinite(stacked)
+    owners = np.concatenate([c.column(_INDEX).to_numpy() for c in planned])
     nmse, mse = normalised_mse(stacked, x_hat, exact)
     result = {
         "n_values": int(values),
@@ -260,7 +290,8 @@ def evaluate(
         "snr_db": _decibels(nmse),
         "exact_finite_values": int(exact.sum()),
         **constant_columns(stacked, x_hat),
-        **training_spread(codec, stacked, exact, warn_spread),
+        **series_snr(stacked, x_hat, exact, owners),
+        **training_spread(codec, np.concatenate([codec.unit_scaled(x, segments) for x, segments in chunks]), exact, warn_spread),
     }
     if baseline:  # the values LTC sends exactly: stored as they are by the baseline too (32 bits each)
         bits, snr = quantise_zstd_at(np.where(exact, np.nan, stacked), result["snr_db"])

@@ -547,3 +547,40 @@ def test_a_damaged_footer_with_its_magic_intact_is_named(small, tmp_path):
             reader(str(path))
     with pytest.raises(FileNotFoundError):  # a missing file stays what it is
         open_parquet(str(tmp_path / "missing.parquet"))
+
+
+def test_a_panel_trained_with_normalise_series_keeps_every_series_scale(tmp_path, capsys):
+    """Long-format telemetry: one value column, devices of very different scales."""
+    from tests.test_scaling import own_snr, panel
+
+    def table(series):
+        return pa.table({
+            "device": np.repeat([f"d{i}" for i in range(len(series))], [len(s) for s in series]),
+            "t": np.concatenate([np.arange(len(s)) for s in series]),
+            "value": np.concatenate([s[:, 0] for s in series]),
+        })
+
+    train_series, test_series = panel(30, seed=7), panel(8, seed=8)
+    pq.write_table(table(train_series), tmp_path / "train.parquet")
+    pq.write_table(table(test_series), tmp_path / "test.parquet")
+    codec = str(tmp_path / "panel.ltc")
+    keys = ["--column", "value", "--key", "device", "--order-by", "t"]
+    assert main(["train", str(tmp_path / "train.parquet"), "--out", codec, *keys, "--normalise", "series", "--steps", "150", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "test.parquet"), "--codec", codec, *keys, "--json", "--no-voronoi"]) == 0
+    report = _summary(capsys)
+    assert report["series"] == 8 and report["series_snr_db_min"] > 8
+    assert main(["compress", str(tmp_path / "test.parquet"), "--codec", codec, "--output", str(tmp_path / "c"), "--key", "device",
+                 "--order-by", "t", "--verify", "--json", "--quiet"]) == 0
+    compressed = _summary(capsys)
+    assert compressed["verify_records_equal"] and compressed["bits_per_value"] == pytest.approx(report["bits_per_value"], rel=0.02)
+    assert main(["decompress", str(tmp_path / "c"), "--output", str(tmp_path / "d"), "--quiet"]) == 0
+    back = pq.read_table(str(tmp_path / "d")).sort_by([("device", "ascending"), ("t", "ascending")])
+    decoded = back.column("value").to_numpy()
+    at = 0
+    for s in test_series:  # device names sort as d0..d7
+        assert own_snr(s[:, :1], decoded[at : at + len(s), None]) > 8
+        at += len(s)
+    assert main(["compress", str(tmp_path / "test.parquet"), "--codec", codec, "--output", str(tmp_path / "r"),
+                 "--layout", "record", "--quiet"]) == 2
+    assert "--normalise series" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 import zstandard
 
+import ltc_beam
 from ltc_beam import arrow
 from ltc_beam.codec.artifact import codec_from_bytes
 from tests.beam_fixtures import block_codec, small, telemetry, vec_codec, window_codec  # noqa: F401
@@ -81,3 +82,14 @@ def test_codec_manifests_validate(vec_codec, window_codec, block_codec, codecs):
 
 def test_bitstream_doc_is_present():
     assert (SCHEMAS / "BITSTREAM.md").exists()
+
+
+def test_series_scaled_manifests_validate():
+    from tests.test_scaling import panel
+
+    schema = load("codec_manifest.schema.json")
+    manifest = ltc_beam.train(panel(6, seed=9), steps=10, progress=False, normalise="series").manifest
+    assert manifest["normalisation"]["per"] == "series" and manifest["format_version"] == 3
+    jsonschema.validate(manifest, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(dict(manifest, normalisation={**manifest["normalisation"], "per": "row"}), schema)

@@ -33,9 +33,10 @@ from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
 
 from ltc_beam.bitstream import decompress_exactly, stated_size
-from ltc_beam.codec.codec import FORMAT, FORMAT_VERSION, READABLE_FORMAT_VERSIONS, Codec, content_hash
+from ltc_beam.codec.codec import FORMAT, READABLE_FORMAT_VERSIONS, Codec, content_hash
 from ltc_beam.codec.config import CodecConfig
 from ltc_beam.codec.model import LtcModel
+from ltc_beam.codec.scaling import NORMALISATIONS
 from ltc_beam.entropy import SymbolTables, bit_lengths
 from ltc_beam.errors import FormatError
 from ltc_beam.storage import read_bytes, write_bytes
@@ -154,7 +155,7 @@ def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
         raise FormatError(f"not an ltc-beam codec artifact (format {manifest.get('format')!r})")
     if manifest.get("format_version") not in READABLE_FORMAT_VERSIONS:
         raise FormatError(
-            f"codec format version {manifest.get('format_version')} is not supported (this build reads versions up to {FORMAT_VERSION})"
+            f"codec format version {manifest.get('format_version')} is not supported (this build reads versions up to {max(READABLE_FORMAT_VERSIONS)})"
         )
     actual = content_hash(manifest, arrays)
     if actual != manifest.get("codec_id"):
@@ -162,6 +163,8 @@ def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
     try:
         config = CodecConfig.from_dict(manifest["config"])
         norm = manifest["normalisation"]
+        if norm.get("per", "column") not in NORMALISATIONS:
+            raise ValueError(f"unknown normalisation {norm['per']!r}")
         model = LtcModel(config, np.asarray(norm["mean"]), np.asarray(norm["std"]))
         state = {k[6:]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("model.")}
         model.load_state_dict(state)

@@ -25,6 +25,7 @@ from ltc_beam.codec.adaptive import CLASS_COUNT, ScaleClasses, class_scales
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig
 from ltc_beam.codec.layout import from_windows, pad_rows, to_windows
 from ltc_beam.codec.model import LtcModel
+from ltc_beam.codec.scaling import SeriesScales
 from ltc_beam.codec.symbols import SymbolMapper
 from ltc_beam.codec.tables import blend_counts, box_tables, share_identical_runs
 from ltc_beam.entropy import SymbolDecoder, SymbolEncoder, SymbolTables
@@ -34,7 +35,10 @@ FORMAT = "ltc-beam-codec"
 #: Version written. 2: the artifact may store rounded tables as log-code differences
 #: (:mod:`ltc_beam.codec.artifact`), which a version-1 reader cannot read; 1 is still read.
 FORMAT_VERSION = 2
-READABLE_FORMAT_VERSIONS = (1, 2)
+#: Version written for series-scaled codecs only (``normalisation.per == "series"``), whose
+#: streams a version-2 reader would decode wrongly instead of refusing.
+SERIES_SCALED_FORMAT_VERSION = 3
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
 # How many observations the box pmf is worth per table when tables are fitted to training
 # symbols; the weight (or the box pmf alone) is chosen on the validation split.
 TABLE_PRIOR_WEIGHTS = (16.0, 64.0, 256.0, 1024.0)
@@ -120,8 +124,11 @@ class Codec:
         columns: list[str] | None = None,
         fit_series: list[np.ndarray] | None = None,
         validation_series: list[np.ndarray] | None = None,
+        normalise: str = "column",
     ) -> "Codec":
         """Freeze a trained model: build its integer tables and its manifest.
+        ``normalise="series"``: each series is scaled by its own statistics before the
+        model's column normalisation (:mod:`ltc_beam.codec.scaling`).
 
         With ``fit_series`` (training records, one array per series) the tables are the
         empirical conditional pmfs of those records' symbols, smoothed by the box pmf of
@@ -133,13 +140,14 @@ class Codec:
         tables = SymbolTables.from_probabilities(pmf, low)
         manifest = {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": SERIES_SCALED_FORMAT_VERSION if normalise == "series" else FORMAT_VERSION,
             "library_version": __version__,
             "config": model.config.to_dict(),
             "columns": list(columns) if columns else [f"v{i}" for i in range(model.config.record_dim)],
             "normalisation": {
                 "mean": model.mean.tolist(), "std": model.std.tolist(),
                 "constant": constant_columns((fit_series or []) + (validation_series or []), model.config.record_dim),
+                **({"per": "series"} if normalise == "series" else {}),
             },
             "outlier_z": OUTLIER_Z,
             "tables": {"count": tables.num_tables, "symbols": tables.num_symbols, "precision": tables.precision},
@@ -219,7 +227,11 @@ class Codec:
         return (pmf, low, layout), (base, classes)
 
     def _points(self, records: np.ndarray) -> Quantized | None:
-        return self._quantize(self._split(self._check(records))[0]) if len(records) else None
+        """The lattice points of one series."""
+        if not len(records):
+            return None
+        x32 = self._check(records).astype(np.float32, copy=False)
+        return self._quantize(self._split(x32, self._scales(x32, (len(x32),)))[0])
 
     def _coded(self, quantized: list[Quantized]) -> tuple[np.ndarray, np.ndarray]:
         """Every symbol the encoder would write for ``quantized`` and its table (flattened)."""
@@ -278,27 +290,53 @@ class Codec:
             raise InputError(f"record {row}, value {col} ({float(arr.flat[wide[0]])!r}; {wide.size} such values): {BEYOND_FLOAT32}")
         return arr
 
-    def exactly_coded(self, x) -> np.ndarray:
+    @property
+    def series_scaled(self) -> bool:
+        """Whether each series (each segment of a stream) is scaled by its own statistics
+        (``train(normalise="series")``, :mod:`ltc_beam.codec.scaling`)."""
+        return self.manifest["normalisation"].get("per", "column") == "series"
+
+    def exactly_coded(self, x, segments=None) -> np.ndarray:
         """Mask of the values of ``x`` ``[N, record_dim]`` that travel exactly, beside the
         lossy code: NaN/±Inf, values beyond the outlier threshold, and a constant column's
         values other than its constant. Their decoded values are their float32 values."""
-        return self._exact(self._check(x).astype(np.float32, copy=False))[1]
+        arr = self._check(x)
+        x32 = arr.astype(np.float32, copy=False)
+        return self._exact(x32, self._scales(x32, self._series_lengths(len(arr), segments)))[1]
 
-    def _exact(self, x32: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(z-scores, exactly_coded mask)`` of float32 records."""
+    def unit_scaled(self, x, segments=None) -> np.ndarray:
+        """``x`` (float64) with each series brought to unit scale as a series-scaled codec
+        scales it (``x`` itself for other codecs): the data the column normalisation sees."""
+        arr = self._check(x)
+        x32 = arr.astype(np.float32, copy=False)
+        scales = self._scales(x32, self._series_lengths(len(arr), segments))
+        return arr.astype(np.float64) if scales is None else scales.normalise(x32)
+
+    def _series_lengths(self, records: int, segments) -> tuple[int, ...]:
+        """Lengths of the series a stream scales one by one (checked by :meth:`_segments`)."""
+        return (records,) if segments is None else tuple(int(n) for n in segments)
+
+    def _scales(self, x32: np.ndarray, lengths: tuple[int, ...]) -> SeriesScales | None:
+        """Each series' statistics, for a series-scaled codec (else None)."""
+        return SeriesScales.of(x32, lengths) if self.series_scaled and len(x32) else None
+
+    def _exact(self, x32: np.ndarray, scales: SeriesScales | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(z-scores, exactly_coded mask)`` of float32 records (each series first brought to
+        unit scale by ``scales``)."""
         mean = np.asarray(self.manifest["normalisation"]["mean"])
         with np.errstate(over="ignore", invalid="ignore"):
-            z = self._z_scores(x32)
+            unit = x32 if scales is None else scales.normalise(x32)
+            z = self._z_scores(unit)
         exact = ~np.isfinite(z) | (np.abs(z) > self.manifest.get("outlier_z", OUTLIER_Z))
         constant = self._constant()
         if constant.any():  # a constant column's other values travel exactly
-            exact[:, constant] |= x32[:, constant] != mean[constant].astype(np.float32)
+            exact[:, constant] |= unit[:, constant] != mean[constant].astype(np.float32)
         return z, exact
 
-    def _split(self, x: np.ndarray) -> tuple[np.ndarray, SpecialValues]:
+    def _split(self, x: np.ndarray, scales: SeriesScales | None = None) -> tuple[np.ndarray, SpecialValues]:
         """Lossy part in z-scores (specials and outliers filled: :func:`_filled`) and the exact side channel."""
         x32 = x.astype(np.float32, copy=False)
-        z, exact = self._exact(x32)
+        z, exact = self._exact(x32, scales)
         pos = np.flatnonzero(exact.reshape(-1))
         specials = SpecialValues(pos, np.ascontiguousarray(x32).reshape(-1).view(np.uint32)[pos].copy())
         if self.config.mode == "vector" and self.config.window == 1:  # records coded one by one
@@ -315,7 +353,7 @@ class Codec:
         if any(n < 1 for n in lengths) or sum(lengths) != records:
             raise InputError(f"segments must be positive series lengths summing to the {records} records, got {len(lengths)} summing to {sum(lengths)}")
         window = self.config.window
-        if window == 1 or len(lengths) < 2 or all(n % window == 0 for n in lengths[:-1]):
+        if len(lengths) < 2 or not self.series_scaled and (window == 1 or all(n % window == 0 for n in lengths[:-1])):
             return None
         return lengths
 
@@ -360,29 +398,34 @@ class Codec:
         return y.reshape(rows, self.config.latent_dim)
 
     @torch.no_grad()
-    def _reconstruct(self, frame: np.ndarray, rows: int, records: int, segments: tuple[int, ...] | None = None) -> np.ndarray:
+    def _reconstruct(self, frame: np.ndarray, rows: int, records: int, segments: tuple[int, ...] | None = None, scales: SeriesScales | None = None) -> np.ndarray:
         """Frame points → records in data units (float32)."""
         vectors = self.model.synthesis(self._latents(frame, rows).to(self.device)).double().cpu().numpy()
-        return self._records(vectors, records, segments)
+        return self._records(vectors, records, segments, scales)
 
-    def _records(self, vectors: np.ndarray, records: int, segments: tuple[int, ...] | None) -> np.ndarray:
+    def _records(self, vectors: np.ndarray, records: int, segments: tuple[int, ...] | None, scales: SeriesScales | None = None) -> np.ndarray:
         """Synthesised window vectors → ``records`` records in data units (float32)."""
         d, window = self.config.record_dim, self.config.window
         if segments is None:
-            return self._data_units(from_windows(vectors, records, d))
+            return self._data_units(from_windows(vectors, records, d), scales)
         counts = [-(-n // window) for n in segments]
         starts = np.cumsum([0] + counts)
         parts = [from_windows(vectors[a:b], n, d) for a, b, n in zip(starts, starts[1:], segments)]
-        return self._data_units(np.concatenate(parts))
+        return self._data_units(np.concatenate(parts), scales)
 
-    def _data_units(self, z: np.ndarray) -> np.ndarray:
-        """z-scores → records in data units (float32); constant columns exactly their value."""
+    def _data_units(self, z: np.ndarray, scales: SeriesScales | None = None) -> np.ndarray:
+        """z-scores → records in data units (float32); constant columns exactly their value
+        (and, series-scaled, each series' columns with no spread exactly their mean)."""
         mean = np.asarray(self.manifest["normalisation"]["mean"])
         std = np.asarray(self.manifest["normalisation"]["std"])
-        out = (z * std + mean).astype(np.float32)
+        unit = z * std + mean
         constant = self._constant()
-        out[:, constant] = mean[constant].astype(np.float32)
-        return out
+        if scales is None:
+            out = unit.astype(np.float32)
+            out[:, constant] = mean[constant].astype(np.float32)
+            return out
+        unit[:, constant] = mean[constant].astype(np.float32)
+        return scales.restore(unit).astype(np.float32)
 
     def _z_scores(self, x: np.ndarray) -> np.ndarray:
         mean = np.asarray(self.manifest["normalisation"]["mean"])
@@ -417,20 +460,25 @@ class Codec:
         """The bitstream of ``arr`` and, with ``reconstruct``, what decoding it gives. The
         stream is LTC-coded, or sample-coded where that is shorter at no more squared error
         on any column (``sample_fallback``)."""
+        lengths = self._series_lengths(len(arr), segments)
         segments = self._segments(len(arr), segments)
-        z, specials = self._split(arr)
+        x32 = arr.astype(np.float32, copy=False)
+        scales = self._scales(x32, lengths)
+        z, specials = self._split(x32, scales)
         if not len(arr):
             empty = np.zeros((0, self.config.record_dim), np.float32)
             return pack(self.id, arr.shape, SymbolEncoder(self.tables).finish(), specials), empty
         q = self._quantize(z, segments)
         symbols, tables, classes = self._symbols(q)
         payload, escapes = self._entropy_code(symbols, tables, classes)
-        self._warn_if_off_scale(arr, specials, escapes, symbols.size, stacklevel=4)  # the caller of encode
+        self._warn_if_off_scale(arr, specials, escapes, symbols.size, scales, stacklevel=4)  # the caller of encode
+        if scales is not None:
+            payload = scales.to_bytes() + payload
         blob = pack(self.id, arr.shape, payload, specials, segments=segments)
-        try_samples = self.sample_fallback and len(arr) >= sample_coding.MIN_RECORDS
+        try_samples = self.sample_fallback and scales is None and len(arr) >= sample_coding.MIN_RECORDS
         if not (reconstruct or try_samples):
             return blob, None
-        out = self._reconstruct(q.frame, q.rows, len(arr), segments)
+        out = self._reconstruct(q.frame, q.rows, len(arr), segments, scales)
         if try_samples:
             blob, out = self._sample_coded(z, specials, blob, out, len(payload))
         return blob, merge_specials(out, specials)
@@ -481,6 +529,11 @@ class Codec:
         are not coded independently in one pass (block mode, windows, scale classes) encode
         record by record."""
         arr = self._check(x)
+        if self.series_scaled:
+            raise InputError(
+                "this codec scales each series by its own statistics (trained with normalise='series'), "
+                "which one-record streams cannot carry: encode whole series (the chunk layout)"
+            )
         if self.config.mode != "vector" or self.config.window != 1 or self.classes is not None or not len(arr):
             return [self.encode(arr[i : i + 1]) for i in range(len(arr))]
         z, specials = self._split(arr)
@@ -500,7 +553,9 @@ class Codec:
         self._warn_if_off_scale(arr, specials, escapes, symbols.size)
         return out
 
-    def _warn_if_off_scale(self, x: np.ndarray, specials: SpecialValues, escapes: int, symbols: int, stacklevel: int = 3) -> None:
+    def _warn_if_off_scale(
+        self, x: np.ndarray, specials: SpecialValues, escapes: int, symbols: int, scales: SeriesScales | None = None, stacklevel: int = 3
+    ) -> None:
         if x.size < OFF_SCALE_MIN_VALUES:
             return
         limit = OFF_SCALE_FRACTION * x.size
@@ -510,8 +565,9 @@ class Codec:
         if outliers <= limit and escapes <= OFF_SCALE_FRACTION * symbols:
             return
         std = np.asarray(self.manifest["normalisation"]["std"])
-        with np.errstate(invalid="ignore"):
-            spread = np.nanstd(np.where(np.isfinite(x), x.astype(np.float64), np.nan), axis=0) / std
+        with np.errstate(invalid="ignore", over="ignore"):
+            unit = x.astype(np.float64) if scales is None else scales.normalise(x)
+            spread = np.nanstd(np.where(np.isfinite(unit), unit, np.nan), axis=0) / std
         worst = int(np.nanargmax(spread)) if np.isfinite(spread).any() else 0
         warnings.warn(
             f"this data is far off the codec's training range: {outliers} of {x.size} values lie "
@@ -533,7 +589,7 @@ class Codec:
         layout's one-record streams decode several times faster. Outputs equal ``decode``'s
         up to float rounding of the batched product."""
         out: list[np.ndarray | None] = [None] * len(blobs)
-        pending = []  # (index, latents, records, segments, specials)
+        pending = []  # (index, latents, records, segments, specials, scales)
         for index, blob in enumerate(blobs):
             decoded = self._decode_points(blob)
             if isinstance(decoded, np.ndarray):
@@ -543,15 +599,15 @@ class Codec:
         if pending:
             vectors = self.model.synthesis(torch.cat([p[1] for p in pending]).to(self.device)).double().cpu().numpy()
             start = 0
-            for index, latents, records, segments, specials in pending:
+            for index, latents, records, segments, specials, scales in pending:
                 part = vectors[start : start + len(latents)]
                 start += len(latents)
-                out[index] = merge_specials(self._records(part, records, segments), specials)
+                out[index] = merge_specials(self._records(part, records, segments, scales), specials)
         return out
 
     def _decode_points(self, blob: bytes):
         """One stream's records when no transform is needed (sample-coded or empty), else
-        ``(latents, records, segments, specials)`` for :meth:`decode_each` to finish."""
+        ``(latents, records, segments, specials, scales)`` for :meth:`decode_each` to finish."""
         frame = unpack(blob, expected_codec_id=self.id)
         if len(frame.shape) != 2 or frame.shape[1] != self.config.record_dim:
             raise FormatError(f"bitstream shape {frame.shape} does not fit records of {self.config.record_dim} values")
@@ -559,9 +615,14 @@ class Codec:
             raise FormatError(f"bitstream states {frame.numel} values, more than any ltc-beam stream holds ({MAX_STREAM_VALUES}): it is damaged")
         records = frame.shape[0]
         if frame.sample_coded:
+            if self.series_scaled:
+                raise FormatError("bitstream is damaged: a sample-coded stream of a series-scaled codec")
             z = sample_coding.decode_samples(frame.payload, frame.shape)
             return merge_specials(self._data_units(z), frame.specials)
-        decoder = SymbolDecoder(frame.payload, self.tables)
+        payload, scales = frame.payload, None
+        if self.series_scaled and records:
+            scales, payload = SeriesScales.read(payload, self._series_lengths(records, frame.segments), self.config.record_dim)
+        decoder = SymbolDecoder(payload, self.tables)
         if records == 0:
             decoder.finish()
             return merge_specials(np.zeros((0, self.config.record_dim), np.float32), frame.specials)
@@ -580,7 +641,7 @@ class Codec:
             tables = self.table_base[point_class, channels[:, i], i] + builder.phases()
             builder.push(decoder.decode(tables))
         decoder.finish()
-        return self._latents(builder.frame, rows), records, segments, frame.specials
+        return self._latents(builder.frame, rows), records, segments, frame.specials, scales
 
     def _rows(self, records: int, segments: tuple[int, ...] | None = None) -> int:
         window = self.config.window
@@ -597,9 +658,9 @@ class Codec:
         arr = self._check(x)
         if not len(arr):
             return 0.0
-        segments = self._segments(len(arr), segments)
-        z, _ = self._split(arr)
-        return float(self.tables.bits(*self._coded([self._quantize(z, segments)])))
+        x32 = arr.astype(np.float32, copy=False)
+        z, _ = self._split(x32, self._scales(x32, self._series_lengths(len(arr), segments)))
+        return float(self.tables.bits(*self._coded([self._quantize(z, self._segments(len(arr), segments))])))
 
     def voronoi_bits_estimate(self, x, max_points: int = 2048, samples: int = 2048) -> float:
         """The paper's Monte-Carlo rate estimate, in bits per input value (a diagnostic).
@@ -615,7 +676,8 @@ class Codec:
         windows = min(len(arr), rows * self.config.window)
         if not windows:
             return 0.0
-        z, _ = self._split(arr[:windows])
+        x32 = arr[:windows].astype(np.float32, copy=False)
+        z, _ = self._split(x32, self._scales(x32, (windows,)))
         q = self._quantize(z)
         y_hat = self._latents(q.frame, q.rows).double()
         model = copy.deepcopy(self.model).cpu().double()

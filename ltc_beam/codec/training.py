@@ -23,9 +23,10 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from ltc_beam import lattices
-from ltc_beam.codec.config import OUTLIER_FRACTION, OUTLIER_SPREADS, OUTLIER_Z, CodecConfig, default_latent_dim
+from ltc_beam.codec.config import OUTLIER_Z, CodecConfig, default_latent_dim
 from ltc_beam.codec.layout import pad_rows, sliding_windows, to_windows
 from ltc_beam.codec.model import LtcModel
+from ltc_beam.codec.scaling import NORMALISATIONS, SeriesScales, robust_statistics
 from ltc_beam.codec.tables import MAX_SYMBOLS
 from ltc_beam.codec.transforms import init_from_pca, principal_axes
 from ltc_beam.errors import BEYOND_FLOAT32, InputError, OffScaleWarning, beyond_float32, column_label
@@ -114,20 +115,15 @@ def split_series(series: list[np.ndarray], fraction: float, seed: int) -> tuple[
 
 def column_statistics(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Per-column mean and standard deviation over finite values (std of a constant is 1),
-    leaving out rare absurd outliers (:func:`outlier_mask`): ten 1e6 glitches among 5,000
+    leaving out rare absurd outliers (:func:`~ltc_beam.codec.scaling.outlier_mask`): ten 1e6 glitches among 5,000
     unit-scale values made the std 45,000 and the codec reconstructed the rest of that
     column at −77 dB."""
     stacked = np.concatenate(series) if series else np.zeros((0, 0))
     if stacked.size == 0:
         raise InputError("training data holds no records")
-    finite = np.isfinite(stacked)
-    if not finite.any():
+    if not np.isfinite(stacked).any():
         raise InputError("training data has no finite values")
-    masked = np.where(finite & ~outlier_mask(stacked), stacked, np.nan)
-    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # columns with no finite value: 0 and 1
-        mean = np.nan_to_num(np.nanmean(masked, axis=0))
-        std = np.nan_to_num(np.nanstd(masked, axis=0))
+    mean, std = robust_statistics(stacked)  # a column with no finite value: 0 and 1
     return mean, np.where(std > 0, std, 1.0)
 
 
@@ -195,31 +191,11 @@ def warn_if_series_scales_differ(series: list[np.ndarray], std: np.ndarray, colu
         warnings.warn(
             f"column {name}: {small[:, j].sum()} of {len(long)} series vary over {SERIES_SCALE_GAP:g}x less than "
             f"the column (std {std[j]:.3g}; theirs down to {own[small[:, j], j].min():.3g}): one normalisation per column "
-            f"codes them {20 * math.log10(SERIES_SCALE_GAP):.0f} dB or more below the SNR the column reports. Scale "
-            "each series (e.g. divide by its own std, stored beside it) before training and compressing.",
+            f"codes them {20 * math.log10(SERIES_SCALE_GAP):.0f} dB or more below the SNR the column reports. Train "
+            "with normalise='series' (--normalise series): each series is then coded at its own scale.",
             UserWarning,
             stacklevel=3,
         )
-
-
-def outlier_mask(x: np.ndarray) -> np.ndarray:
-    """Values beyond ``OUTLIER_SPREADS`` robust standard deviations of their column's median,
-    in columns where at most ``OUTLIER_FRACTION`` of the finite values are that far."""
-    out = np.zeros(x.shape, bool)
-    for j in range(x.shape[1]):
-        col = x[:, j]
-        ok = np.isfinite(col)
-        if not ok.any():
-            continue
-        values = col[ok]
-        median = np.median(values)
-        spread = 1.4826 * np.median(np.abs(values - median))
-        if spread == 0:
-            spread = values.std()
-        far = np.abs(values - median) > OUTLIER_SPREADS * spread if spread > 0 else np.zeros(values.shape, bool)
-        if far.mean() <= OUTLIER_FRACTION:
-            out[np.flatnonzero(ok)[far], j] = True
-    return out
 
 
 def vectors_of(
@@ -784,6 +760,7 @@ def train(
     refit_density: bool = True,
     calibrate: bool = True,
     threads: int | None = 1,
+    normalise: str = "column",
 ):
     """Train a codec on ``data``: one ``[N, d]`` array (a series in order) or a list of series.
 
@@ -793,7 +770,12 @@ def train(
     data (:mod:`ltc_beam.codec.window_choice`; the choice is in the manifest's training
     summary). ``threads``: torch CPU threads while training (``None``: torch's default,
     one per core). ``progress``: bars on stderr; ``None`` (default) when it is a terminal only,
-    so logs get none. Returns a frozen :class:`~ltc_beam.codec.codec.Codec`.
+    so logs get none. ``normalise="series"``: each series (each series of a stream) is
+    brought to unit scale by its own mean and std, which the stream carries (8 bytes per
+    value column and series: :mod:`ltc_beam.codec.scaling`), so panels of series of very
+    different levels and spreads code every series at an SNR of its own; ``"column"``
+    (default): one mean and std per column, learnt here. Returns a frozen
+    :class:`~ltc_beam.codec.codec.Codec`.
 
     One thread by default: the model's operations are small, so a second thread gains
     13-20 % on an idle 2-core machine, and loses 5x when another job holds a core
@@ -811,7 +793,11 @@ def train(
             raise ValueError(f"lmbda must be a finite number above 0, got {lmbda}")
         if target_bits_per_value is not None and not 0 < target_bits_per_value < math.inf:
             raise ValueError(f"target_bits_per_value must be a finite number above 0, got {target_bits_per_value}")
+        if normalise not in NORMALISATIONS:
+            raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}")
         series = as_series(data)
+        if normalise == "series":  # as the codec scales each series it codes (float32 statistics)
+            series = [SeriesScales.of(s32, (len(s32),)).normalise(s32) for s32 in (s.astype(np.float32) for s in series)]
         mean, std = column_statistics(series)
         warn_if_float32_limits(mean, std, columns)
         warn_if_series_scales_differ(series, std, columns)
@@ -876,7 +862,8 @@ def train(
 
         def freeze(model: LtcModel, training: dict | None = None) -> Codec:
             return Codec.from_model(
-                model, training=training, columns=columns, fit_series=trainer.train_series, validation_series=trainer.val_series
+                model, training=training, columns=columns, fit_series=trainer.train_series, validation_series=trainer.val_series,
+                normalise=normalise,
             )
 
         if resume and checkpoint and os.path.exists(checkpoint):
@@ -1047,7 +1034,8 @@ def calibrate_rate(trainer: Trainer, target: float, measure) -> dict:
             f"rate calibration stopped at {tries[best][1]:.3g} bits/value for a target of {target:g}: the "
             f"quantizer scale moves at most {MAX_CALIBRATION_OCTAVES:g} octaves from the trained one "
             f"(tries: {', '.join(f'{r:.3g}' for _, r in tries)}). Data whose rate barely answers the step "
-            "(piecewise-constant, sample-coded) stops short; train with lmbda= (--lmbda) to set the trade-off directly",
+            "(piecewise-constant, sample-coded), or short series whose own statistics (normalise='series') take much "
+            "of it, stops short; train with lmbda= (--lmbda) to set the trade-off directly",
             stacklevel=3,
         )
     return {

@@ -1,0 +1,159 @@
+"""Per-series scaling: each series' own mean and standard deviation, carried in the stream.
+
+A codec trained with ``normalise="series"`` brings every series (every segment of a stream)
+to unit scale with its own statistics before the codec's column normalisation, so a panel
+of series whose levels and spreads differ by orders of magnitude (M1 yearly: 2 to 2e7) codes
+each series at an SNR of its own, instead of spending the bits on the largest ones. The
+statistics travel at the start of the payload (about 4 bytes per column and segment:
+:class:`SeriesScales`), and the encoder scales with the values the decoder reads, so both
+agree bit for bit. A segment's column with no spread (a stuck sensor, a one-record segment) has std 0
+and decodes to its mean exactly.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from ltc_beam.codec.config import OUTLIER_FRACTION, OUTLIER_SPREADS
+from ltc_beam.bitstream import read_varint, varint
+from ltc_beam.errors import FormatError
+
+#: A segment's mean is stated to within half this fraction of its std.
+MEAN_STEPS = 16
+NORMALISATIONS = ("column", "series")
+
+
+def outlier_mask(x: np.ndarray, least: int = 0) -> np.ndarray:
+    """Values beyond ``OUTLIER_SPREADS`` robust standard deviations of their column's median,
+    in columns where at most ``OUTLIER_FRACTION`` of the finite values (or ``least`` values)
+    are that far."""
+    out = np.zeros(x.shape, bool)
+    for j in range(x.shape[1]):
+        col = x[:, j]
+        ok = np.isfinite(col)
+        if not ok.any():
+            continue
+        values = col[ok]
+        median = np.median(values)
+        spread = 1.4826 * np.median(np.abs(values - median))
+        if spread == 0:
+            spread = values.std()
+        far = np.abs(values - median) > OUTLIER_SPREADS * spread if spread > 0 else np.zeros(values.shape, bool)
+        if far.mean() <= OUTLIER_FRACTION or far.sum() <= least:
+            out[np.flatnonzero(ok)[far], j] = True
+    return out
+
+
+def robust_statistics(x: np.ndarray, least: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and standard deviation of ``x`` ``[N, d]`` over its finite values,
+    rare absurd outliers (:func:`outlier_mask`) left out; 0 and 0 for a column with no
+    finite value."""
+    masked = np.where(np.isfinite(x) & ~outlier_mask(x, least), x, np.nan)
+    counts = np.isfinite(masked).sum(axis=0)
+    filled = np.where(np.isfinite(masked), masked, 0.0)
+    mean = filled.sum(axis=0) / np.maximum(counts, 1)
+    centred = np.where(np.isfinite(masked), masked - mean, 0.0)
+    std = np.sqrt((centred**2).sum(axis=0) / np.maximum(counts, 1))
+    return mean, std
+
+
+def _bfloat16(std: np.ndarray) -> np.ndarray:
+    """float32 stds rounded to the nearest bfloat16 (the upper 16 bits of a float32, 8 bits
+    of precision: 0.4 % at most), as those upper bits (uint16)."""
+    bits = np.asarray(std, np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16  # to nearest, ties to even
+    return np.minimum(rounded, 0x7F7F).astype(np.uint16)  # never past float32's largest finite
+
+
+def _from_bfloat16(code: np.ndarray) -> np.ndarray:
+    return (np.asarray(code, np.uint32) << 16).view(np.float32).astype(np.float64)
+
+
+def _zigzag(k: int) -> int:
+    return 2 * k if k >= 0 else -2 * k - 1
+
+
+@dataclass(frozen=True, eq=False)
+class SeriesScales:
+    """The mean and std ``[segments, d]`` of each segment of a stream (float64, as the
+    stream states them), and the segments' lengths (records).
+
+    Stream layout, per segment and column, in order: the std as bfloat16 (u16, little-endian);
+    then, where it is 0, the mean as float32, else the mean as a multiple ``k`` of a
+    ``MEAN_STEPS``-th of that std (zigzag LEB128 varint): 4 bytes or so where float32 pairs
+    take 8 (M1's yearly series are about 30 values long)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    lengths: tuple[int, ...]
+
+    @classmethod
+    def of(cls, x: np.ndarray, lengths: tuple[int, ...]) -> "SeriesScales":
+        """The statistics of each segment of ``x`` (:func:`robust_statistics`), rounded as
+        the stream states them. One absurd glitch counts as rare in a short series too (a
+        1e12 among 120 unit values would otherwise make the series' std). A mean more than
+        2**60 of its steps from 0 (no float32 series varies that little) is stated exactly
+        with a std of 0."""
+        bounds = np.cumsum((0,) + tuple(lengths))
+        stats = [robust_statistics(np.asarray(x[a:b], np.float64), least=1) for a, b in zip(bounds, bounds[1:])]
+        mean = np.array([m for m, _ in stats], np.float64).reshape(len(lengths), x.shape[1])
+        with np.errstate(over="ignore"):
+            std = np.array([s for _, s in stats], np.float32).reshape(len(lengths), x.shape[1])
+        std = _from_bfloat16(_bfloat16(np.where(np.isfinite(std), std, 0.0)))
+        step = std / MEAN_STEPS
+        with np.errstate(divide="ignore", invalid="ignore"):
+            k = np.where(step > 0, np.round(mean / np.where(step > 0, step, 1.0)), 0.0)
+        far = np.abs(k) >= 2.0**60
+        std = np.where(far, 0.0, std)
+        mean = np.where(std > 0, k * step, mean.astype(np.float32))
+        return cls(mean, std, tuple(lengths))
+
+    def _rows(self, values: np.ndarray) -> np.ndarray:
+        return np.repeat(values, self.lengths, axis=0)
+
+    def normalise(self, x: np.ndarray) -> np.ndarray:
+        """Records in data units → unit scale (float64): ``(x - mean) / std``, and ``x - mean``
+        where the std is 0 (0 for the values equal to the mean; the codec sends others exactly)."""
+        std = self._rows(self.std)
+        return (np.asarray(x, np.float64) - self._rows(self.mean)) / np.where(std > 0, std, 1.0)
+
+    def restore(self, unit: np.ndarray) -> np.ndarray:
+        """Unit scale → data units (float64); the mean itself where the std is 0."""
+        std = self._rows(self.std)
+        return np.where(std > 0, unit * std, 0.0) + self._rows(self.mean)
+
+    def to_bytes(self) -> bytes:
+        codes = _bfloat16(self.std.astype(np.float32))
+        out = bytearray()
+        for code, mean, std in zip(codes.reshape(-1), self.mean.reshape(-1), self.std.reshape(-1)):
+            out += struct.pack("<H", int(code))
+            out += struct.pack("<f", mean) if code == 0 else varint(_zigzag(int(round(mean / (std / MEAN_STEPS)))))
+        return bytes(out)
+
+    @classmethod
+    def read(cls, payload: bytes, lengths: tuple[int, ...], columns: int) -> tuple["SeriesScales", bytes]:
+        """The statistics at the start of ``payload`` and the payload after them."""
+        count = len(lengths) * columns
+        mean, std = np.zeros(count), np.zeros(count)
+        at = 0
+        for i in range(count):
+            if at + 2 > len(payload):
+                raise FormatError("bitstream is damaged: its series statistics are cut short")
+            (code,) = struct.unpack_from("<H", payload, at)
+            at += 2
+            std[i] = _from_bfloat16(np.uint16(code))
+            if code == 0:
+                if at + 4 > len(payload):
+                    raise FormatError("bitstream is damaged: its series statistics are cut short")
+                (mean[i],) = struct.unpack_from("<f", payload, at)
+                at += 4
+            else:
+                z, at = read_varint(memoryview(payload), at, len(payload), "series statistic")
+                mean[i] = (z >> 1 if z % 2 == 0 else -(z >> 1) - 1) * (std[i] / MEAN_STEPS)
+        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std >= 0).all()):
+            raise FormatError("bitstream is damaged: its series statistics are not finite, or a std is negative")
+        shape = (len(lengths), columns)
+        return cls(mean.reshape(shape), std.reshape(shape), tuple(lengths)), payload[at:]

@@ -1,0 +1,114 @@
+"""Per-series scaling (``train(normalise="series")``): statistics in the stream, each series
+coded at its own scale, exact values kept exact."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import ltc_beam
+from ltc_beam.arrow import check_layout
+from ltc_beam.bitstream import unpack
+from ltc_beam.codec.scaling import SeriesScales
+from ltc_beam.errors import FormatError, InputError
+from ltc_beam.evaluation import evaluate
+from tests.conftest import correlated_series
+
+
+def panel(count: int, seed: int, records: int = 120) -> list[np.ndarray]:
+    """Series of 2 values per record whose levels and spreads span six orders of magnitude
+    (M1-like panels: one column normalisation codes the small ones far below their scale)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        scale = 10 ** rng.uniform(-2, 4, size=2)
+        out.append(scale * (rng.uniform(-3, 10, size=2) + correlated_series(records, 2, seed=seed * 1000 + i)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def panel_codecs() -> dict[str, ltc_beam.Codec]:
+    common = dict(mode="block", window=2, target_bits_per_value=2.0, steps=150, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the column codec is warned about the scales
+        return {norm: ltc_beam.train(panel(40, seed=1), normalise=norm, **common) for norm in ("column", "series")}
+
+
+def own_snr(x: np.ndarray, x_hat: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(x.var(0) / ((x - x_hat) ** 2).mean(0))))
+
+
+def test_statistics_travel_in_few_bytes_and_read_back_equal():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([
+        rng.normal(5e6, 3e5, (30, 2)), np.full((5, 2), 7.25), rng.normal(0, 1e-3, (10, 2)), [[1.0, np.nan]],
+    ]).astype(np.float32)
+    lengths = (30, 5, 10, 1)
+    scales = SeriesScales.of(x, lengths)
+    data = scales.to_bytes()
+    assert len(data) <= 6 * x.shape[1] * len(lengths)  # two float32 each would take 8
+    back, rest = SeriesScales.read(data + b"payload", lengths, 2)
+    assert rest == b"payload"
+    assert np.array_equal(back.mean, scales.mean) and np.array_equal(back.std, scales.std)
+    assert np.array_equal(scales.std[1:4:2], np.zeros((2, 2)))  # constant and one-record series: no spread
+    assert scales.mean[1].tolist() == [7.25, 7.25] and scales.mean[3, 0] == 1.0  # ... and their exact value
+    assert np.allclose(scales.std[0], x[:30].std(0), rtol=0.005)  # bfloat16: 8 bits of precision
+    assert np.all(np.abs(scales.mean[0] - x[:30].mean(0)) <= scales.std[0] / 32)
+    unit = scales.normalise(x)
+    assert np.allclose(scales.restore(unit)[np.isfinite(x)], x[np.isfinite(x)], rtol=1e-6)
+    with pytest.raises(FormatError, match="cut short"):
+        SeriesScales.read(data[:-1], lengths, 2)
+
+
+def test_each_series_is_coded_at_its_own_scale(panel_codecs):
+    test = panel(12, seed=2)
+    snrs = {}
+    for norm, codec in panel_codecs.items():
+        snrs[norm] = [own_snr(s, codec.decode(codec.encode(s))) for s in test]
+    assert min(snrs["series"]) > 8  # every series near the codec's SNR ...
+    assert np.median(snrs["column"]) < 0 < np.median(snrs["series"]) - 8  # ... where one normalisation loses most
+
+
+def test_exact_values_stay_exact_and_decode_equals_reconstruct(panel_codecs, tmp_path):
+    codec = panel_codecs["series"]
+    a, b = panel(2, seed=3)
+    stuck = np.full((40, 2), 123.456)  # a stuck sensor
+    one = np.array([[3.0e7, -2.5]])  # a series of one record
+    a[5, 0], a[7, 1] = np.nan, -np.inf
+    b[9, 1] = 1e12  # a glitch
+    x = np.concatenate([a, stuck, one, b])
+    segments = [len(a), len(stuck), 1, len(b)]
+    blob = codec.encode(x, segments)
+    assert unpack(blob).segments == tuple(segments)
+    y = codec.decode(blob)
+    assert np.array_equal(y, codec.reconstruct(x, segments), equal_nan=True)
+    x32 = x.astype(np.float32)
+    exact = codec.exactly_coded(x, segments)
+    assert exact[5, 0] and exact[7, 1] and exact[len(a) + len(stuck) + 1 + 9, 1]
+    assert np.array_equal(y[exact].view(np.uint32), x32[exact].view(np.uint32))
+    assert np.array_equal(y[len(a) : len(a) + 41], x32[len(a) : len(a) + 41])  # stuck and one-record series exact
+    codec.save(str(tmp_path / "series.ltc"))
+    loaded = ltc_beam.Codec.load(str(tmp_path / "series.ltc"))
+    assert loaded.manifest["format_version"] == 3 and loaded.series_scaled
+    assert np.array_equal(loaded.decode(blob), y, equal_nan=True)
+
+
+def test_one_record_streams_are_refused():
+    codec = ltc_beam.train(panel(6, seed=4), mode="vector", steps=20, progress=False, normalise="series")
+    with pytest.raises(InputError, match="chunk layout"):
+        codec.encode_each(panel(1, seed=4)[0])
+    with pytest.raises(InputError, match="normalise series"):
+        check_layout(codec, "record")
+    check_layout(codec, "chunk")
+
+
+def test_evaluate_reports_each_series_snr(panel_codecs):
+    test = panel(12, seed=5)
+    reports = {norm: evaluate(codec, test, voronoi=False, warn_spread=False) for norm, codec in panel_codecs.items()}
+    for report in reports.values():
+        assert report["series"] == 12 and report["series_snr_db_min"] <= report["series_snr_db_median"]
+    assert reports["series"]["series_snr_db_min"] > 8 > reports["column"]["series_snr_db_median"]
+    # the SNR over all series is the largest series' own: it hides the rest
+    assert reports["column"]["snr_db"] > reports["column"]["series_snr_db_median"] + 10
