@@ -162,6 +162,7 @@ def train_and_score(scorer: Scorer, train, cfg: dict, target: float, args) -> di
         learning_rate=args.learning_rate or default_learning_rate(target),
         progress=False,
         seed=args.seed,
+        normalise=args.normalise,
     )
     seconds = time.perf_counter() - start
     point = score_codec(scorer, codec)
@@ -388,6 +389,8 @@ def main(argv=None) -> dict:
                         help="fixed Adam step size (default: default_learning_rate(target))")
     parser.add_argument("--transform", default="auto", choices=["auto", "linear", "mlp"])
     parser.add_argument("--no-ntc", dest="ntc", action="store_false")
+    parser.add_argument("--normalise", default="column", choices=["column", "series"],
+                        help="LTC and NTC codecs' normalisation (series: each test series scaled by its own statistics)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids oversubscription on 2 cores)")
     parser.add_argument("--report", nargs="+", metavar="JSON", help="print Markdown tables of finished runs and exit")
