@@ -584,3 +584,13 @@ def test_a_panel_trained_with_normalise_series_keeps_every_series_scale(tmp_path
     assert main(["compress", str(tmp_path / "test.parquet"), "--codec", codec, "--output", str(tmp_path / "r"),
                  "--layout", "record", "--quiet"]) == 2
     assert "--normalise series" in capsys.readouterr().err
+
+
+def test_the_command_line_parses_without_importing_torch():
+    """``ltc-beam --help`` took 1.2 s, nearly all of it importing torch through the package."""
+    import subprocess
+    import sys
+
+    code = "import sys, ltc_beam.cli as c; c.build_parser().parse_args(['train', 'x', '--out', 'y']); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
