@@ -149,6 +149,26 @@ def series_snr(x: np.ndarray, x_hat: np.ndarray, exact: np.ndarray, owners: np.n
     return {"series": len(snrs), "series_snr_db_median": float(np.median(snrs)), "series_snr_db_min": float(min(snrs))}
 
 
+#: ``evaluate`` warns when the median series' own SNR lies this many dB below the overall SNR.
+SERIES_SNR_GAP = 20.0
+
+
+def warn_if_series_lost(codec: Codec, result: dict) -> None:
+    """Warn when most series decode far below the SNR over all of them (their scales differ;
+    a codec normalised per column spends its bits on the largest)."""
+    median = result.get("series_snr_db_median")
+    if median is None or not result["snr_db"] - median > SERIES_SNR_GAP:
+        return
+    advice = "" if codec.series_scaled else ": retrain with normalise='series' (--normalise series) to code each series at its own scale"
+    warnings.warn(
+        f"the series' own SNR (median {median:.1f} dB, lowest {result['series_snr_db_min']:.1f} dB over "
+        f"{result['series']} series) lies far below the {result['snr_db']:.1f} dB over all of them, which the "
+        f"series of the largest scale set{advice}",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def snr_db(x: np.ndarray, x_hat: np.ndarray, exact: np.ndarray | None = None) -> float:
     """``-10 log10 nmse`` (:func:`normalised_mse`); ``inf`` for an exact reconstruction."""
     return _decibels(normalised_mse(x, x_hat, exact)[0])
@@ -249,8 +269,10 @@ def evaluate(
     data); non-finite inputs and glitches (restored exactly, ``exact_finite_values`` of the
     latter) are left out of the error and the variance; columns constant
     in this data are left out of nmse and reported as ``constant_columns`` with their
-    ``constant_columns_max_abs_error``; ``spread_vs_training`` (warned about unless
-    ``warn_spread`` is False: training codes its own splits) and the codec's calibrated rate.
+    ``constant_columns_max_abs_error``; with several series, each one's own SNR
+    (:func:`series_snr`); ``spread_vs_training`` and the codec's calibrated rate. Warnings
+    (unless ``warn_spread`` is False: training codes its own splits): data spread far from
+    the training data's, and series decoded far below the overall SNR.
     """
     values = sum(s.size for s in series)
     if not values:
@@ -293,6 +315,8 @@ def evaluate(
         **series_snr(stacked, x_hat, exact, owners),
         **training_spread(codec, np.concatenate([codec.unit_scaled(x, segments) for x, segments in chunks]), exact, warn_spread),
     }
+    if warn_spread:
+        warn_if_series_lost(codec, result)
     if baseline:  # the values LTC sends exactly: stored as they are by the baseline too (32 bits each)
         bits, snr = quantise_zstd_at(np.where(exact, np.nan, stacked), result["snr_db"])
         result["uniform_zstd_bits_per_value"], result["uniform_zstd_snr_db"] = bits, snr

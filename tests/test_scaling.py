@@ -106,7 +106,13 @@ def test_one_record_streams_are_refused():
 
 def test_evaluate_reports_each_series_snr(panel_codecs):
     test = panel(12, seed=5)
-    reports = {norm: evaluate(codec, test, voronoi=False, warn_spread=False) for norm, codec in panel_codecs.items()}
+    reports = {}
+    for norm, codec in panel_codecs.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            reports[norm] = evaluate(codec, test, voronoi=False)
+        said = [str(w.message) for w in caught if "own SNR" in str(w.message)]
+        assert len(said) == (norm == "column") and all("--normalise series" in m for m in said)
     for report in reports.values():
         assert report["series"] == 12 and report["series_snr_db_min"] <= report["series_snr_db_median"]
     assert reports["series"]["series_snr_db_min"] > 8 > reports["column"]["series_snr_db_median"]
