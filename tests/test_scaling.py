@@ -74,7 +74,8 @@ def test_each_series_is_coded_at_its_own_scale(panel_codecs):
 def test_exact_values_stay_exact_and_decode_equals_reconstruct(panel_codecs, tmp_path):
     codec = panel_codecs["series"]
     a, b = panel(2, seed=3)
-    stuck = np.full((40, 2), 123.456)  # a stuck sensor
+    stuck = np.full((40, 2), 123.456)  # a stuck sensor, with a step of 0.5 once and a glitch
+    stuck[3, 0], stuck[7, 1] = 123.956, 1e12
     one = np.array([[3.0e7, -2.5]])  # a series of one record
     a[5, 0], a[7, 1] = np.nan, -np.inf
     b[9, 1] = 1e12  # a glitch

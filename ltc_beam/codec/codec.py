@@ -328,6 +328,8 @@ class Codec:
             unit = x32 if scales is None else scales.normalise(x32)
             z = self._z_scores(unit)
         exact = ~np.isfinite(z) | (np.abs(z) > self.manifest.get("outlier_z", OUTLIER_Z))
+        if scales is not None:  # a series' column without spread decodes to its mean
+            exact |= scales.fixed() & (unit != 0)
         constant = self._constant()
         if constant.any():  # a constant column's other values travel exactly
             exact[:, constant] |= unit[:, constant] != mean[constant].astype(np.float32)

@@ -29,7 +29,9 @@ NORMALISATIONS = ("column", "series")
 def outlier_mask(x: np.ndarray, least: int = 0) -> np.ndarray:
     """Values beyond ``OUTLIER_SPREADS`` robust standard deviations of their column's median,
     in columns where at most ``OUTLIER_FRACTION`` of the finite values (or ``least`` values)
-    are that far."""
+    are that far. With ``least``, where most values equal the median (a stuck sensor), the
+    few others are the outliers: one 1e12 glitch among 119 equal values would otherwise set
+    the scale, as the plain std the column statistics fall back on there."""
     out = np.zeros(x.shape, bool)
     for j in range(x.shape[1]):
         col = x[:, j]
@@ -39,9 +41,11 @@ def outlier_mask(x: np.ndarray, least: int = 0) -> np.ndarray:
         values = col[ok]
         median = np.median(values)
         spread = 1.4826 * np.median(np.abs(values - median))
-        if spread == 0:
-            spread = values.std()
-        far = np.abs(values - median) > OUTLIER_SPREADS * spread if spread > 0 else np.zeros(values.shape, bool)
+        if spread == 0 and least:
+            far = values != median
+        else:
+            spread = spread or values.std()
+            far = np.abs(values - median) > OUTLIER_SPREADS * spread if spread > 0 else np.zeros(values.shape, bool)
         if far.mean() <= OUTLIER_FRACTION or far.sum() <= least:
             out[np.flatnonzero(ok)[far], j] = True
     return out
@@ -95,7 +99,7 @@ class SeriesScales:
         """The statistics of each segment of ``x`` (:func:`robust_statistics`), rounded as
         the stream states them. One absurd glitch counts as rare in a short series too (a
         1e12 among 120 unit values would otherwise make the series' std). A mean more than
-        2**60 of its steps from 0 (no float32 series varies that little) is stated exactly
+        2**50 of its steps from 0 (no float32 series varies that little) is stated exactly
         with a std of 0."""
         bounds = np.cumsum((0,) + tuple(lengths))
         stats = [robust_statistics(np.asarray(x[a:b], np.float64), least=1) for a, b in zip(bounds, bounds[1:])]
@@ -106,7 +110,7 @@ class SeriesScales:
         step = std / MEAN_STEPS
         with np.errstate(divide="ignore", invalid="ignore"):
             k = np.where(step > 0, np.round(mean / np.where(step > 0, step, 1.0)), 0.0)
-        far = np.abs(k) >= 2.0**60
+        far = np.abs(k) >= 2.0**50  # below it, k · step / step rounds back to k exactly
         std = np.where(far, 0.0, std)
         mean = np.where(std > 0, k * step, mean.astype(np.float32))
         return cls(mean, std, tuple(lengths))
@@ -119,6 +123,11 @@ class SeriesScales:
         where the std is 0 (0 for the values equal to the mean; the codec sends others exactly)."""
         std = self._rows(self.std)
         return (np.asarray(x, np.float64) - self._rows(self.mean)) / np.where(std > 0, std, 1.0)
+
+    def fixed(self) -> np.ndarray:
+        """Where each record's series has no spread in that column ``[N, d]``: those records
+        decode to the mean, so their other values must travel exactly."""
+        return self._rows(self.std) == 0
 
     def restore(self, unit: np.ndarray) -> np.ndarray:
         """Unit scale → data units (float64); the mean itself where the std is 0."""
