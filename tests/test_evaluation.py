@@ -192,3 +192,24 @@ def test_the_baseline_takes_the_shortest_layout_in_the_smallest_integers():
     first_record = 8 * x.shape[1]
     assert bits == (len(zstandard.ZstdCompressor(level=19).compress(np.ascontiguousarray(delta).tobytes())) + first_record) * 8 / x.size
     assert bits < 0.7 * old
+
+
+def test_the_baseline_sends_missing_and_exact_values_as_ltc_does():
+    """Missing values cost the baseline a zstd-coded mask, not 32 bits each (a price panel
+    37 % NaN read 13.9 bits/value where 1.35 do), and exact values stay out of its error."""
+    from ltc_beam.evaluation import quantise_zstd, quantise_zstd_at
+
+    rng = np.random.default_rng(1)
+    x = np.cumsum(rng.standard_normal((20000, 2)), axis=0)
+    full_bits, full_snr = quantise_zstd(x, 0.05)
+    gaps = x.copy()
+    gaps[rng.random(len(x)) < 0.4, 0] = np.nan  # 20 % of the values missing
+    gap_bits, gap_snr = quantise_zstd(gaps, 0.05)
+    assert gap_bits < full_bits + 0.5  # the mask of 20,000 records costs under a bit per record
+    assert gap_snr == pytest.approx(full_snr, abs=0.5)
+    glitch = x.copy()
+    glitch[::1000, 1] = 1e9
+    exact = np.zeros(x.shape, bool)
+    exact[::1000, 1] = True
+    bits, snr = quantise_zstd_at(glitch, full_snr, exact)
+    assert snr == pytest.approx(full_snr, abs=0.01) and bits < full_bits + 0.1
