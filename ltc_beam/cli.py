@@ -11,7 +11,7 @@ import re
 import sys
 import warnings
 
-from ltc_beam.errors import InputError, LtcError
+from ltc_beam.errors import InputError, LtcError, names_said
 
 
 def show_progress(args: argparse.Namespace) -> bool:
@@ -45,10 +45,13 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--order-by", dest="order_by", help="order column within each series")
 
 
-def load_input(args: argparse.Namespace):
+def load_input(args: argparse.Namespace, default_columns: tuple[str, ...] = ()):
     from ltc_beam.data import load
 
-    return load(args.input, column=args.column, columns=args.columns, key=args.key, order_by=args.order_by)
+    return load(
+        args.input, column=args.column, columns=args.columns, key=args.key, order_by=args.order_by,
+        default_columns=default_columns,
+    )
 
 
 def window_option(text: str):
@@ -119,7 +122,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     codec.sample_fallback = args.sample_fallback
     if window_needs_order(codec) and args.order_by is None and not args.input.endswith(".npy"):
         raise InputError(window_order_message(codec))  # as compress: file order is no series order
-    data = load_input(args)
+    data = load_input(args, tuple(codec.manifest.get("columns", ())))  # as compress: the codec's columns by default
+    if len(data.columns) != codec.config.record_dim:
+        raise InputError(
+            f"columns {names_said(data.columns)} are {len(data.columns)} values per record, the codec expects "
+            f"{codec.config.record_dim} (its columns: {names_said(codec.manifest.get('columns') or [])}); name them with --column or --columns"
+        )
     check_column_names(data.columns, codec)
     result = evaluate(
         codec,

@@ -76,8 +76,11 @@ def input_bytes(path: str) -> int:
     return sum(os.path.getsize(f) for f in files)
 
 
-def vector_columns(table: pa.Table, column: str | None, columns: list[str] | None, exclude: set[str]) -> list[str]:
-    """Which columns hold the values: the one given, the ones given, or found by type."""
+def vector_columns(
+    table: pa.Table, column: str | None, columns: list[str] | None, exclude: set[str], default: tuple[str, ...] = ()
+) -> list[str]:
+    """Which columns hold the values: the one given, the ones given, the ``default`` ones (a
+    codec's columns) where the table has them all, or found by type."""
     if column and columns:
         raise InputError("give --column or --columns, not both")
     if column:
@@ -86,6 +89,8 @@ def vector_columns(table: pa.Table, column: str | None, columns: list[str] | Non
         if len(set(columns)) != len(columns):
             raise InputError(f"columns {list(columns)} name a column twice")
         return list(columns)
+    if default and all(name in table.column_names and name not in exclude for name in default):
+        return list(default)
     lists = [f.name for f in table.schema if _is_float_list(f.type) and f.name not in exclude]
     if len(lists) == 1:
         return lists
@@ -164,8 +169,10 @@ def load(
     columns: list[str] | None = None,
     key: str | None = None,
     order_by: str | None = None,
+    default_columns: tuple[str, ...] = (),
 ) -> Dataset:
-    """Read INPUT into series of records (see module docstring)."""
+    """Read INPUT into series of records (see module docstring); without ``column`` and
+    ``columns``, the ``default_columns`` (a codec's) where the input has them all."""
     if path.endswith(".npy"):
         refuse_column_names(path, column=column, columns=columns, key=key, order_by=order_by)
         array = np.load(path, allow_pickle=False)
@@ -185,7 +192,7 @@ def load(
     for name in (key, order_by):
         if name and name not in table.column_names:
             raise InputError(f"column {name!r} not found; columns are {table.column_names}")
-    names = vector_columns(table, column, columns, {key, order_by} - {None})
+    names = vector_columns(table, column, columns, {key, order_by} - {None}, tuple(default_columns))
     values, value_names = values_of(table, names)
     hint = None if order_by else order_hint(table, key, set(names), values)
     order = np.arange(table.num_rows)

@@ -36,6 +36,15 @@ def column_label(columns, index: int) -> str:
 NULL_HINT = "NaN is coded exactly: fill nulls with NaN (pyarrow.compute.fill_null)"
 
 
+def names_said(names, most: int = 6) -> str:
+    """``names`` as a list for a message, the middle of a long one left out (64 columns of a
+    list column would fill a screen)."""
+    names = list(names)
+    if len(names) <= most:
+        return repr(names)
+    return f"[{', '.join(map(repr, names[: most - 2]))}, … {names[-1]!r}] ({len(names)} columns)"
+
+
 def not_floating(column: str, found: str) -> InputError:
     """The error for a value column that is not floating point; ``found`` says what it is
     (``"has type int64"``, ``"holds int32 values"``)."""

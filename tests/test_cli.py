@@ -594,3 +594,18 @@ def test_the_command_line_parses_without_importing_torch():
     code = "import sys, ltc_beam.cli as c; c.build_parser().parse_args(['train', 'x', '--out', 'y']); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_evaluate_codes_the_codec_columns_by_default_as_compress_does(tmp_path, capsys):
+    """A file with more float columns than the codec's: evaluate failed with a bare shape
+    error where compress picks the codec's columns."""
+    x = correlated_series(600, 3, seed=5)
+    src = tmp_path / "wide.parquet"
+    pq.write_table(pa.table({"a": x[:, 0], "b": x[:, 1], "year": np.arange(600.0)}), src)
+    codec = str(tmp_path / "ab.ltc")
+    assert main(["train", str(src), "--out", codec, "--columns", "a,b", "--steps", "20", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(src), "--codec", codec, "--json", "--no-voronoi"]) == 0
+    assert _summary(capsys)["n_values"] == 1200
+    assert main(["evaluate", str(src), "--codec", codec, "--columns", "a,b,year", "--no-voronoi"]) == 2
+    assert "are 3 values per record, the codec expects 2 (its columns: ['a', 'b'])" in capsys.readouterr().err
