@@ -346,7 +346,7 @@ def _verify(args, files: list[str], codec) -> dict:
         return {"verify_records_equal": same_rows, "verify_unpaired": reason}
     source, decoded = paired
     others = [c for c in source.column_names if c not in names]
-    exact = all(decoded.column(c).equals(source.column(c).cast(decoded.schema.field(c).type)) for c in others)
+    exact = all(_identical(decoded.column(c), source.column(c).cast(decoded.schema.field(c).type)) for c in others)
     x, y = _vectors(source, names), _vectors(decoded, names)
     specials = ~np.isfinite(x)
     stored, back = _vectors(source, names, np.float64), _vectors(decoded, names, np.float64)  # float64 columns: as stored
@@ -357,6 +357,17 @@ def _verify(args, files: list[str], codec) -> dict:
         "snr_db": snr_db(stored, back, codec.exactly_coded(x)),
         "max_abs_error": float(np.max(np.abs(np.where(specials, 0, stored) - np.where(specials, 0, back)))) if x.size else math.nan,
     }
+
+
+def _identical(a: pa.ChunkedArray, b: pa.ChunkedArray) -> bool:
+    """Whether two columns hold the same values, NaN equal to NaN (Arrow's ``equals`` says a
+    float column with a NaN differs from itself)."""
+    if a.equals(b):
+        return True
+    if not (pa.types.is_floating(a.type) and a.type == b.type and a.is_null().equals(b.is_null())):
+        return False
+    x, y = (np.asarray(c.fill_null(0).combine_chunks().to_numpy(zero_copy_only=False), dtype=np.float64) for c in (a, b))
+    return bool(np.array_equal(x, y, equal_nan=True))
 
 
 def _paired(source: pa.Table, decoded: pa.Table, keys: list[str], names: list[str]):

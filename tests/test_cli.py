@@ -609,3 +609,12 @@ def test_evaluate_codes_the_codec_columns_by_default_as_compress_does(tmp_path, 
     assert _summary(capsys)["n_values"] == 1200
     assert main(["evaluate", str(src), "--codec", codec, "--columns", "a,b,year", "--no-voronoi"]) == 2
     assert "are 3 values per record, the codec expects 2 (its columns: ['a', 'b'])" in capsys.readouterr().err
+
+
+def test_verify_counts_a_nan_in_a_pass_through_float_column_as_identical(small, vec_codec, tmp_path, capsys):
+    temp = np.linspace(10.0, 20.0, small.num_rows)
+    temp[::7] = np.nan
+    pq.write_table(small.append_column("temp", pa.array(temp)), tmp_path / "in.parquet")
+    assert main(["compress", str(tmp_path / "in.parquet"), "--codec", vec_codec[1], "--output", str(tmp_path / "c"),
+                 "--column", "values", "--key", "device", "--order-by", "ts", "--verify", "--json", "--quiet"]) == 0
+    assert _summary(capsys)["verify_other_columns_identical"]
