@@ -123,7 +123,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if window_needs_order(codec) and args.order_by is None and not args.input.endswith(".npy"):
         raise InputError(window_order_message(codec))  # as compress: file order is no series order
     data = load_input(args, tuple(codec.manifest.get("columns", ())))  # as compress: the codec's columns by default
-    if len(data.columns) != codec.config.record_dim:
+    if data.records and len(data.columns) != codec.config.record_dim:
         raise InputError(
             f"columns {names_said(data.columns)} are {len(data.columns)} values per record, the codec expects "
             f"{codec.config.record_dim} (its columns: {names_said(codec.manifest.get('columns') or [])}); name them with --column or --columns"

@@ -283,7 +283,10 @@ class Trainer:
         torch.manual_seed(options.seed)
         train_series, val_series = split_series(series, options.validation_fraction, options.seed)
         self.train_series, self.val_series = train_series, val_series
-        mean, std = column_statistics(train_series)
+        # the whole data's statistics: a column mostly missing from the training split (a
+        # wide table's late starter, its tail held out) was normalised by a few values, and
+        # evaluating the very file trained on warned that it spread 5.7x the training std
+        mean, std = column_statistics(series)
         n = config.vectors_per_block
         train_x = vectors_of(train_series, config.window, mean, std, sliding=True)
         self.train_x = torch.as_tensor(train_x, dtype=torch.float32)
