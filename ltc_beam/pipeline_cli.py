@@ -319,6 +319,15 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         "codec_id": codec.id,
         "metrics": counters(result),
     }
+    if codec_copies and bytes_out > bytes_in and codec_copies > payload:
+        warnings.warn(
+            f"the output ({bytes_out} bytes) is larger than the input ({bytes_in}): each of its {len(out_files)} "
+            f"file(s) embeds the codec ({codec_copies} bytes in all, against {payload} bytes of compressed data). "
+            "For inputs this small, keep the codec file and pass --no-embed-codec (decompress --codec CODEC), or "
+            "compress more records per file (fewer --num-shards)",
+            UserWarning,
+            stacklevel=2,
+        )
     if args.verify:
         summary.update(_verify(args, files, codec))
     return summary

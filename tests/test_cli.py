@@ -618,3 +618,14 @@ def test_verify_counts_a_nan_in_a_pass_through_float_column_as_identical(small, 
     assert main(["compress", str(tmp_path / "in.parquet"), "--codec", vec_codec[1], "--output", str(tmp_path / "c"),
                  "--column", "values", "--key", "device", "--order-by", "ts", "--verify", "--json", "--quiet"]) == 0
     assert _summary(capsys)["verify_other_columns_identical"]
+
+
+def test_an_output_larger_than_its_input_through_the_embedded_codec_is_warned_about(small, vec_codec, tmp_path):
+    pq.write_table(small.slice(0, 100), tmp_path / "in.parquet")
+    for options, warned in (([], True), (["--no-embed-codec"], False)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert main(["compress", str(tmp_path / "in.parquet"), "--codec", vec_codec[1], "--output", str(tmp_path / f"c{warned}"),
+                         "--column", "values", "--quiet", *options]) == 0
+        said = [str(w.message) for w in caught if "larger than the input" in str(w.message)]
+        assert bool(said) == warned and all("--no-embed-codec" in m for m in said)
