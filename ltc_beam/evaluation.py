@@ -168,8 +168,9 @@ def series_snr(x: np.ndarray, x_hat: np.ndarray, exact: np.ndarray, owners: np.n
     return {"series": len(snrs), "series_snr_db_median": float(np.median(snrs)), "series_snr_db_min": float(min(snrs))}
 
 
-#: ``evaluate`` warns when the median series' own SNR lies this many dB below the overall SNR.
-SERIES_SNR_GAP = 20.0
+#: ``evaluate`` warns when the median series' own SNR lies this many dB below the overall SNR
+#: (Grunfeld's 11 firms: 3.0 dB against 21.2; BasicMotions' recordings: 14.5 against 18.5).
+SERIES_SNR_GAP = 10.0
 
 
 def warn_if_series_lost(codec: Codec, result: dict) -> None:
