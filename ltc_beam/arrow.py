@@ -598,6 +598,17 @@ def concat(parts: list[pa.Table]) -> pa.Table:
     return pa.concat_tables([p if p.schema == schema else p.cast(schema) for p in parts])
 
 
+def tied_records(table: pa.Table, order_by: str | None) -> int:
+    """Records of an ordered series whose ``order_by`` value equals the one before (nulls
+    count as equal): their order among themselves is the input's, not the signal's."""
+    if order_by is None or table.num_rows < 2:
+        return 0
+    col = table.column(order_by).combine_chunks()
+    a, b = col.slice(0, len(col) - 1), col.slice(1)
+    both_null = pc.and_(pc.is_null(a), pc.is_null(b))
+    return int(pc.sum(pc.or_(pc.fill_null(pc.equal(a, b), False), both_null)).as_py() or 0)
+
+
 def _has_ties(col) -> bool:
     """Whether a sorted column holds two equal neighbours (nulls count as equal)."""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col

@@ -202,7 +202,7 @@ def load(
         order = np.argsort(stamps, kind="stable")
     if not key:
         if stamps is not None:
-            _warn_if_ties(stamps[order][1:] == stamps[order][:-1], order_by)
+            warn_if_tied(int((stamps[order][1:] == stamps[order][:-1]).sum()), order_by)
         return Dataset([values[order]], value_names, order_hint=hint)
     keys = table.column(key).to_pylist()
     index: dict = {}
@@ -211,23 +211,24 @@ def load(
     grouped = order[by_key]  # by key (first appearance), then order
     if stamps is not None:
         series_of_row = codes[by_key]
-        _warn_if_ties((stamps[grouped][1:] == stamps[grouped][:-1]) & (series_of_row[1:] == series_of_row[:-1]), order_by)
+        tied = (stamps[grouped][1:] == stamps[grouped][:-1]) & (series_of_row[1:] == series_of_row[:-1])
+        warn_if_tied(int(tied.sum()), order_by)
     bounds = np.cumsum(np.bincount(codes, minlength=len(index)))[:-1]
     series = [values[rows] for rows in np.split(grouped, bounds)]
     return Dataset(series, value_names, list(index), order_hint=hint)
 
 
-def _warn_if_ties(tied: np.ndarray, order_by: str) -> None:
-    """Warn when records of one series share their ``order_by`` value: their order among
-    themselves is the input's, which windows then read as the signal's (ArrowHead with
-    every timestamp twice: 2.12 → 3.69 bits/value at a lower SNR)."""
-    if tied.any():
+def warn_if_tied(tied: int, order_by: str, stacklevel: int = 3) -> None:
+    """Warn when ``tied`` records of their series share their ``order_by`` value with the
+    record before: their order among themselves is the input's, which windows then read as
+    the signal's (ArrowHead with every timestamp twice: 2.12 → 3.69 bits/value at a lower SNR)."""
+    if tied:
         warnings.warn(
-            f"{int(tied.sum())} records share their series' {order_by!r} value with the record before: "
+            f"{tied} records share their series' {order_by!r} value with the record before: "
             f"their order among themselves is the input's; a finer order column (or a key that "
             "separates the devices) codes them as the signal ran",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from ltc_beam import arrow
 from ltc_beam.cli import positive, show_progress
-from ltc_beam.data import common_schema, input_bytes, parquet_files, refuse_column_names
+from ltc_beam.data import common_schema, input_bytes, parquet_files, refuse_column_names, warn_if_tied
 from ltc_beam.errors import InputError
 from ltc_beam.parquet import embedded_codec_bytes, open_parquet
 
@@ -319,6 +319,10 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         "codec_id": codec.id,
         "metrics": counters(result),
     }
+    if args.order_by:
+        from ltc_beam.beam.transforms import TIED_COUNTER
+
+        warn_if_tied(summary["metrics"].get(TIED_COUNTER, 0), args.order_by, stacklevel=2)
     if codec_copies and bytes_out > bytes_in and codec_copies > payload:
         warnings.warn(
             f"the output ({bytes_out} bytes) is larger than the input ({bytes_in}): each of its {len(out_files)} "

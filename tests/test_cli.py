@@ -424,6 +424,17 @@ def test_records_sharing_their_order_value_are_warned_about(tmp_path):
     with pytest.warns(UserWarning, match="150 records share"):
         data = load(str(tmp_path / "dup.parquet"), columns=["v"], key="dev", order_by="t")
     assert [len(s) for s in data.series] == [150, 150]
+    codec = str(tmp_path / "v.ltc")
+    ltc_beam.train(data.series, steps=5, progress=False, columns=["v"]).save(codec)
+    for name, key, tied in (("ok", ["--key", "dev"], 0), ("ok", [], 150), ("dup", ["--key", "dev"], 150)):  # compress says it too
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert main(["compress", str(tmp_path / f"{name}.parquet"), "--codec", codec, "--output", str(tmp_path / f"c{name}{tied}{len(key)}"),
+                         "--columns", "v", "--order-by", "t", *key, "--quiet", "--no-embed-codec"]) == 0
+        said = [str(w.message) for w in caught if "share their series' 't' value" in str(w.message)]
+        assert said == ([f"{tied} records share their series' 't' value with the record before: their order among themselves "
+                         "is the input's; a finer order column (or a key that separates the devices) codes them as the signal ran"]
+                        if tied else [])
 
 
 def test_a_directory_as_output_is_refused_before_training_and_leaves_nothing(tmp_path, capsys):

@@ -280,6 +280,10 @@ def _series(values, schema: pa.Schema | None, order_by: str | None) -> pa.Table:
     return arrow.order_series(parts, order_by)
 
 
+#: Counter of records sharing their series' order value with the record before.
+TIED_COUNTER = "records_tied_in_order"
+
+
 def check_windowing(pcoll) -> bool:
     """Refuse accumulating panes; say whether the windows merge (sessions).
 
@@ -312,6 +316,7 @@ class _FormChunks(beam.DoFn):
     def setup(self):
         self.late_records = Metrics.counter(NAMESPACE, "records_late")
         self.late_dead = Metrics.counter(NAMESPACE, "records_late_dead_letter")
+        self.tied = Metrics.counter(NAMESPACE, TIED_COUNTER)
 
     def process(self, element, pane=beam.DoFn.PaneInfoParam):
         kb, values = element
@@ -319,6 +324,7 @@ class _FormChunks(beam.DoFn):
         if not values:  # an empty pane (Beam fires the on-time pane after early firings)
             return
         series = _series(values, self.schema, self.order_by)
+        self.tied.inc(arrow.tied_records(series, self.order_by))
         if pane is not None and pane.timing == PaneInfoTiming.LATE:
             self.late_records.inc(series.num_rows)
             if self.late == "dead_letter":
@@ -346,6 +352,9 @@ class _FormShard(beam.DoFn):
         self.unit_rows = unit_rows
         self.schema = schema
 
+    def setup(self):
+        self.tied = Metrics.counter(NAMESPACE, TIED_COUNTER)
+
     def process(self, element):
         shard, items = element
         groups: dict[bytes, list] = {}
@@ -353,7 +362,9 @@ class _FormShard(beam.DoFn):
             groups.setdefault(kb, []).append(part)
         chunks, tails = [], []
         for kb in sorted(groups):
-            full, rest = arrow.cut(_series(groups.pop(kb), self.schema, self.order_by), self.rows)
+            series = _series(groups.pop(kb), self.schema, self.order_by)
+            self.tied.inc(arrow.tied_records(series, self.order_by))
+            full, rest = arrow.cut(series, self.rows)
             chunks += full
             if rest is not None:
                 tails.append((kb, rest))
