@@ -8,6 +8,8 @@ import struct
 import math
 import os
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -618,3 +620,19 @@ def test_sample_coding_packs_small_integers_in_one_byte():
     assert payload[0] == sample_coding.OFFSET_ORDERS[1] and payload[1] == 1  # differences, one byte each
     assert np.array_equal(sample_coding.decode_samples(payload, z.shape), z_hat)
     assert np.allclose(z_hat, z)
+
+
+def test_integer_data_coded_finer_than_its_grid_travels_exactly():
+    """Where LTC's error on an integer column lies below the step-1 grid's, the sample-coded
+    fallback takes that grid: the stream decodes exactly and is shorter (digits' 0-16
+    pixels at 4 bits/value: 3.48 at 30.8 dB before, 3.15 at 37.8 dB after)."""
+    rng = np.random.default_rng(4)
+    x = np.clip(np.cumsum(rng.integers(-2, 3, (4000, 2)), axis=0), -60, 60).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the calibration cannot reach a rate the exact stream undercuts
+        codec = ltc_beam.train(x, mode="block", target_bits_per_value=5.0, steps=100, progress=False)
+    blob = codec.encode(x)
+    assert unpack(blob).sample_coded and np.array_equal(codec.decode(blob), x)
+    codec.sample_fallback = False
+    lattice_coded = codec.encode(x)
+    assert len(blob) < len(lattice_coded) and not np.array_equal(codec.decode(lattice_coded), x)

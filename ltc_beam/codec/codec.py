@@ -495,11 +495,14 @@ class Codec:
         offsets = self._z_scores(np.zeros((1, z.shape[1]), np.float32))[0]  # the grid holds data 0
         offsets = np.where(np.isfinite(offsets), offsets, 0.0)
         on_grid = z - offsets
-        if sample_coding.hopeless(on_grid, keep, target, budget):
+        # integer columns: a step of 1 (in data units) or coarser, where 1 is exact
+        floor = sample_coding.integer_columns(self._data_units(z), keep) / np.asarray(self.manifest["normalisation"]["std"])
+        if sample_coding.hopeless(on_grid, keep, target, budget, floor):
             return blob, out
         steps = sample_coding.column_steps(on_grid, keep, target)
         if steps is None:
             return blob, out
+        steps = np.maximum(steps, floor)
         coded, z_hat = sample_coding.encode_samples(z, steps, offsets)
         alternative = pack(self.id, z.shape, coded, specials, sample_coded=True)
         decoded = self._data_units(z_hat)

@@ -74,15 +74,26 @@ def column_steps(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> np.ndar
     return steps
 
 
-def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int) -> bool:
+def integer_columns(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """1.0 for each column of ``x`` (data units) whose values in ``keep`` are all integers
+    (below 2**24 in size, where float32 holds every integer), else 0.0: a step of 1 codes such
+    a column exactly (digits' 0-16 pixels: 3.48 bits/value at 30.8 dB before, exact after)."""
+    values = np.where(keep, x, 0.0)
+    integral = (values == np.round(values)).all(axis=0) & (np.abs(values) < 2**24).all(axis=0) & keep.any(axis=0)
+    return integral.astype(np.float64)
+
+
+def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int, floor: np.ndarray | None = None) -> bool:
     """Whether sample coding has no chance against a ``budget``-byte LTC payload: the
     differences quantised with the rule's steps (``sqrt(12 * target)``, widened by
-    ``1 / sqrt(share of values off the grid's 0)``) take over ``PROBE_MARGIN`` x ``budget``
-    bytes at zstd level 1. Cheap, and it spares the step search and the real trial on the
-    data LTC codes well."""
+    ``1 / sqrt(share of values off the grid's 0)``, at least ``floor``) take over
+    ``PROBE_MARGIN`` x ``budget`` bytes at zstd level 1. Cheap, and it spares the step
+    search and the real trial on the data LTC codes well."""
     if not np.isfinite(target).all():
         return True  # an unbounded error budget leaves no finite step to store
     values, zero, start = _rule(z, keep, target)
+    if floor is not None:
+        start = np.maximum(start, floor)
     if (~zero & (start == 0)).any():
         return True
     # values exactly on the grid's 0 cost no error: the rest may take a coarser step
