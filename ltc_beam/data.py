@@ -198,7 +198,16 @@ def load(
     order = np.arange(table.num_rows)
     stamps = None
     if order_by:
-        stamps = table.column(order_by).to_numpy(zero_copy_only=False)
+        column = table.column(order_by)
+        missing = column.null_count + (int(pc.sum(pc.is_nan(column)).as_py() or 0) if pa.types.is_floating(column.type) else 0)
+        if missing:
+            warnings.warn(
+                f"{missing} records have no {order_by!r} value (null or NaN): they go last in their series, "
+                "where windows read them as the signal's end",
+                UserWarning,
+                stacklevel=2,
+            )
+        stamps = column.to_numpy(zero_copy_only=False)
         order = np.argsort(stamps, kind="stable")
     if not key:
         if stamps is not None:

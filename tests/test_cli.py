@@ -640,3 +640,14 @@ def test_an_output_larger_than_its_input_through_the_embedded_codec_is_warned_ab
                          "--column", "values", "--quiet", *options]) == 0
         said = [str(w.message) for w in caught if "larger than the input" in str(w.message)]
         assert bool(said) == warned and all("--no-embed-codec" in m for m in said)
+
+
+def test_records_without_an_order_value_are_warned_about(tmp_path):
+    from ltc_beam.data import load
+
+    stamps = pa.array([3, 1, None, 2, 5], pa.timestamp("ns"))
+    pq.write_table(pa.table({"t": stamps, "f": [3.0, 1.0, np.nan, 2.0, 5.0], "v": np.arange(5.0)}), tmp_path / "gaps.parquet")
+    for order_by in ("t", "f"):
+        with pytest.warns(UserWarning, match=f"1 records have no '{order_by}' value"):
+            data = load(str(tmp_path / "gaps.parquet"), columns=["v"], order_by=order_by)
+        assert data.series[0][:, 0].tolist() == [1.0, 3.0, 0.0, 4.0, 2.0]  # last in the series
