@@ -715,7 +715,8 @@ def encode_chunks(chunks: list[pa.Table], codec, schema: pa.Schema) -> pa.Table:
                 arrays[f.name].append(chunk.column(f.name).combine_chunks())
         arrays[COUNT].append(chunk.num_rows)
         arrays[CODEC].append(codec.id)
-        segments = series_lengths(chunk, info.key) if codec.config.window > 1 else None
+        needs_segments = codec.config.window > 1 or codec.series_scaled  # windows or statistics per series
+        segments = series_lengths(chunk, info.key) if needs_segments else None
         arrays[PAYLOAD].append(codec.encode(x, segments))
     cols = []
     for f in schema:

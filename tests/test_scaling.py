@@ -119,3 +119,31 @@ def test_evaluate_reports_each_series_snr(panel_codecs):
     assert reports["series"]["series_snr_db_min"] > 8 > reports["column"]["series_snr_db_median"]
     # the SNR over all series is the largest series' own: it hides the rest
     assert reports["column"]["snr_db"] > reports["column"]["series_snr_db_median"] + 10
+
+
+def test_packed_series_keep_their_own_statistics_through_compress(tmp_path):
+    """A window-1 series-scaled codec: compress packs short series into shared chunks, whose
+    streams must scale each series apart (they were scaled together: a series at level 1e3
+    packed with one at 1e6 lost its own SNR)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ltc_beam.cli import main
+
+    codec = ltc_beam.train(panel(30, seed=10), mode="block", window=1, steps=150, progress=False, normalise="series")
+    codec.save(str(tmp_path / "w1.ltc"))
+    test = panel(6, seed=11, records=40)
+    table = pa.table({
+        "dev": np.repeat([f"d{i}" for i in range(6)], 40), "t": np.tile(np.arange(40), 6),
+        "a": np.concatenate([s[:, 0] for s in test]), "b": np.concatenate([s[:, 1] for s in test]),
+    })
+    pq.write_table(table, tmp_path / "in.parquet")
+    assert main(["compress", str(tmp_path / "in.parquet"), "--codec", str(tmp_path / "w1.ltc"), "--output", str(tmp_path / "c"),
+                 "--columns", "a,b", "--key", "dev", "--order-by", "t", "--quiet"]) == 0
+    compressed = pq.read_table(str(tmp_path / "c"))
+    assert compressed.num_rows == 1  # one chunk of six packed series
+    assert unpack(compressed.column("ltc_payload")[0].as_py()).segments == (40,) * 6
+    back = ltc_beam.read_parquet(str(tmp_path / "c")).sort_by([("dev", "ascending"), ("t", "ascending")])
+    decoded = np.stack([back.column("a").to_numpy(), back.column("b").to_numpy()], axis=1)
+    for i, s in enumerate(test):
+        assert own_snr(s, decoded[40 * i : 40 * (i + 1)]) > 8
