@@ -463,7 +463,12 @@ def default_chunk_size(codec) -> int:
     """``DEFAULT_CHUNK_SIZE`` records, or ``MIN_CHUNK_VALUES`` values' worth for records of
     fewer values: a bitstream's ~34 bytes of framing and coder state cost 0.07 bit/value
     in chunks of 4,096 one-value records, 0.017 in chunks of 16,384."""
-    return max(DEFAULT_CHUNK_SIZE, -(-MIN_CHUNK_VALUES // codec.config.record_dim))
+    return default_chunk_records(codec.config.record_dim)
+
+
+def default_chunk_records(record_dim: int) -> int:
+    """:func:`default_chunk_size` for records of ``record_dim`` values."""
+    return max(DEFAULT_CHUNK_SIZE, -(-MIN_CHUNK_VALUES // record_dim))
 
 
 def chunk_rows(codec, chunk_size: int | None) -> int:
@@ -576,7 +581,7 @@ def order_series(parts: list[pa.Table], order_by: str | None) -> pa.Table:
         if table.num_rows > 1:
             idx = sort_indices(table, [order_by])
             ordered = table if _is_identity(idx) else table.take(idx)
-            if len(parts) == 1 or not _has_ties(ordered.column(order_by)):
+            if len(parts) == 1 or not _ties(ordered.column(order_by)):
                 return ordered
         else:
             return table
@@ -599,26 +604,19 @@ def concat(parts: list[pa.Table]) -> pa.Table:
 
 
 def tied_records(table: pa.Table, order_by: str | None) -> int:
-    """Records of an ordered series whose ``order_by`` value equals the one before (nulls
-    count as equal): their order among themselves is the input's, not the signal's."""
-    if order_by is None or table.num_rows < 2:
+    """Records of an ordered series whose ``order_by`` value equals the one before: their
+    order among themselves is the input's, not the signal's."""
+    return 0 if order_by is None else _ties(table.column(order_by))
+
+
+def _ties(col) -> int:
+    """Equal neighbours in a sorted column (nulls count as equal)."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if len(col) < 2:
         return 0
-    col = table.column(order_by).combine_chunks()
     a, b = col.slice(0, len(col) - 1), col.slice(1)
     both_null = pc.and_(pc.is_null(a), pc.is_null(b))
     return int(pc.sum(pc.or_(pc.fill_null(pc.equal(a, b), False), both_null)).as_py() or 0)
-
-
-def _has_ties(col) -> bool:
-    """Whether a sorted column holds two equal neighbours (nulls count as equal)."""
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    if len(col) < 2:
-        return False
-    if col.null_count > 1:
-        return True
-    a, b = col.slice(0, len(col) - 1), col.slice(1)
-    eq = pc.equal(a, b)
-    return bool(pc.any(eq).as_py())
 
 
 def _is_identity(idx) -> bool:

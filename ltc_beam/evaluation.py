@@ -40,11 +40,12 @@ def archive_chunks(
     without, series are keyed by their index. Values keep their
     precision (the codec itself codes float32).
     """
-    d = series[0].shape[1]
-    return [
-        (np.asarray(c.column(_VALUES).combine_chunks().flatten()).reshape(-1, d), arrow.series_lengths(c, _SERIES))
-        for c in _planned(codec, series, chunk_size, keys, pack_shards)
-    ]
+    return [_chunk(c, series[0].shape[1]) for c in _planned(codec, series, chunk_size, keys, pack_shards)]
+
+
+def _chunk(table: pa.Table, d: int) -> tuple[np.ndarray, tuple[int, ...] | None]:
+    """A planned chunk's records ``[N, d]`` and its series' lengths."""
+    return np.asarray(table.column(_VALUES).combine_chunks().flatten()).reshape(-1, d), arrow.series_lengths(table, _SERIES)
 
 
 def _planned(codec: Codec, series: list[np.ndarray], chunk_size, keys, pack_shards) -> list[pa.Table]:
@@ -313,11 +314,7 @@ def evaluate(
         raise ValueError("nothing to evaluate: the input has no records")
     kept = [i for i, s in enumerate(series) if len(s)]
     planned = _planned(codec, [series[i] for i in kept], chunk_size, None if keys is None else [keys[i] for i in kept], pack_shards)
-    d = series[kept[0]].shape[1]
-    chunks = [
-        (np.asarray(c.column(_VALUES).combine_chunks().flatten()).reshape(-1, d), arrow.series_lengths(c, _SERIES))
-        for c in planned
-    ]
+    chunks = [_chunk(c, series[kept[0]].shape[1]) for c in planned]
     nbytes, frame_bytes, model_bits, decoded, exactly, sample_coded = 0, 0, 0.0, [], [], 0
     for x, segments in chunks:
         blob = codec.encode(x, segments)

@@ -147,3 +147,15 @@ def test_packed_series_keep_their_own_statistics_through_compress(tmp_path):
     decoded = np.stack([back.column("a").to_numpy(), back.column("b").to_numpy()], axis=1)
     for i, s in enumerate(test):
         assert own_snr(s, decoded[40 * i : 40 * (i + 1)]) > 8
+
+
+def test_bad_segments_and_damaged_statistics_are_named(panel_codecs):
+    codec = panel_codecs["series"]
+    x = panel(1, seed=12)[0][:10]
+    for call in (codec.exactly_coded, codec.unit_scaled, codec.code_length_bits, codec.encode):
+        with pytest.raises(InputError, match="segments must be positive series lengths"):
+            call(x, (3, 3))
+    good = SeriesScales.of(x.astype(np.float32), (10,)).to_bytes()
+    negative = bytes([good[0], good[1] | 0x80]) + good[2:]  # the std's sign bit
+    with pytest.raises(FormatError, match="negative std"):
+        SeriesScales.read(negative, (10,), 2)

@@ -91,5 +91,6 @@ def test_series_scaled_manifests_validate():
     manifest = ltc_beam.train(panel(6, seed=9), steps=10, progress=False, normalise="series").manifest
     assert manifest["normalisation"]["per"] == "series" and manifest["format_version"] == 3
     jsonschema.validate(manifest, schema)
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(dict(manifest, normalisation={**manifest["normalisation"], "per": "row"}), schema)
+    for broken in (dict(manifest, normalisation={**manifest["normalisation"], "per": "row"}), dict(manifest, format_version=2)):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)

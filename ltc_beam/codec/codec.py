@@ -298,8 +298,9 @@ class Codec:
 
     def exactly_coded(self, x, segments=None) -> np.ndarray:
         """Mask of the values of ``x`` ``[N, record_dim]`` that travel exactly, beside the
-        lossy code: NaN/±Inf, values beyond the outlier threshold, and a constant column's
-        values other than its constant. Their decoded values are their float32 values."""
+        lossy code: NaN/±Inf, values beyond the outlier threshold, a constant column's
+        values other than its constant, and (series-scaled) the values of a series' column
+        without spread other than its mean. Their decoded values are their float32 values."""
         arr = self._check(x)
         x32 = arr.astype(np.float32, copy=False)
         return self._exact(x32, self._scales(x32, self._series_lengths(len(arr), segments)))[1]
@@ -313,7 +314,9 @@ class Codec:
         return arr.astype(np.float64) if scales is None else scales.normalise(x32)
 
     def _series_lengths(self, records: int, segments) -> tuple[int, ...]:
-        """Lengths of the series a stream scales one by one (checked by :meth:`_segments`)."""
+        """Lengths of the series a stream scales one by one; InputError where ``segments``
+        do not fit the records (:meth:`_segments`)."""
+        self._segments(records, segments)
         return (records,) if segments is None else tuple(int(n) for n in segments)
 
     def _scales(self, x32: np.ndarray, lengths: tuple[int, ...]) -> SeriesScales | None:

@@ -77,7 +77,9 @@ def column_steps(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> np.ndar
 def integer_columns(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """1.0 for each column of ``x`` (data units) whose values in ``keep`` are all integers
     (below 2**24 in size, where float32 holds every integer), else 0.0: a step of 1 codes such
-    a column exactly (digits' 0-16 pixels: 3.48 bits/value at 30.8 dB before, exact after)."""
+    a column exactly, but for its zeros under some codecs: the grid point of data 0 decodes
+    as ``z * std + mean`` in float64, which for about 1 in 11 (mean, std) pairs no z makes
+    exactly 0 (a residue near 1e-16 of the mean's size)."""
     values = np.where(keep, x, 0.0)
     integral = (values == np.round(values)).all(axis=0) & (np.abs(values) < 2**24).all(axis=0) & keep.any(axis=0)
     return integral.astype(np.float64)

@@ -102,10 +102,14 @@ class SeriesScales:
         2**50 of its steps from 0 (no float32 series varies that little) is stated exactly
         with a std of 0."""
         bounds = np.cumsum((0,) + tuple(lengths))
-        stats = [robust_statistics(np.asarray(x[a:b], np.float64), least=1) for a, b in zip(bounds, bounds[1:])]
-        mean = np.array([m for m, _ in stats], np.float64).reshape(len(lengths), x.shape[1])
+        values = np.asarray(x, np.float64)
+        mean = np.where(np.isfinite(values[bounds[:-1]]), values[bounds[:-1]], 0.0)  # one-record series: theirs
+        std = np.zeros(mean.shape)
+        for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
+            if b - a > 1:
+                mean[i], std[i] = robust_statistics(values[a:b], least=1)
         with np.errstate(over="ignore"):
-            std = np.array([s for _, s in stats], np.float32).reshape(len(lengths), x.shape[1])
+            std = std.astype(np.float32)
         std = _from_bfloat16(_bfloat16(np.where(np.isfinite(std), std, 0.0)))
         step = std / MEAN_STEPS
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -153,6 +157,8 @@ class SeriesScales:
                 raise FormatError("bitstream is damaged: its series statistics are cut short")
             (code,) = struct.unpack_from("<H", payload, at)
             at += 2
+            if code & 0x8000:
+                raise FormatError("bitstream is damaged: a series statistic states a negative std")
             std[i] = _from_bfloat16(np.uint16(code))
             if code == 0:
                 if at + 4 > len(payload):
@@ -166,3 +172,15 @@ class SeriesScales:
             raise FormatError("bitstream is damaged: its series statistics are not finite, or a std is negative")
         shape = (len(lengths), columns)
         return cls(mean.reshape(shape), std.reshape(shape), tuple(lengths)), payload[at:]
+
+
+def scaled_pieces(series: list[np.ndarray], rows: int) -> list[np.ndarray]:
+    """Each series brought to unit scale as a codec scales what ``compress`` makes of it: in
+    pieces of ``rows`` records (its chunks) and the rest, each with its own statistics (of
+    its float32 values)."""
+    out = []
+    for s in series:
+        x32 = np.asarray(s).astype(np.float32)
+        lengths = (rows,) * (len(x32) // rows) + ((len(x32) % rows,) if len(x32) % rows else ())
+        out.append(SeriesScales.of(x32, lengths).normalise(x32) if len(x32) else np.asarray(s, np.float64))
+    return out

@@ -26,7 +26,7 @@ from ltc_beam import lattices
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig, default_latent_dim
 from ltc_beam.codec.layout import pad_rows, sliding_windows, to_windows
 from ltc_beam.codec.model import LtcModel
-from ltc_beam.codec.scaling import NORMALISATIONS, SeriesScales, robust_statistics
+from ltc_beam.codec.scaling import NORMALISATIONS, robust_statistics, scaled_pieces
 from ltc_beam.codec.tables import MAX_SYMBOLS
 from ltc_beam.codec.transforms import init_from_pca, principal_axes
 from ltc_beam.errors import BEYOND_FLOAT32, InputError, OffScaleWarning, beyond_float32, column_label
@@ -773,9 +773,9 @@ def train(
     data (:mod:`ltc_beam.codec.window_choice`; the choice is in the manifest's training
     summary). ``threads``: torch CPU threads while training (``None``: torch's default,
     one per core). ``progress``: bars on stderr; ``None`` (default) when it is a terminal only,
-    so logs get none. ``normalise="series"``: each series (each series of a stream) is
-    brought to unit scale by its own mean and std, which the stream carries (8 bytes per
-    value column and series: :mod:`ltc_beam.codec.scaling`), so panels of series of very
+    so logs get none. ``normalise="series"``: each series (each chunk of a long one) is
+    brought to unit scale by its own mean and std, which the stream carries (about 4 bytes
+    per value column and series: :mod:`ltc_beam.codec.scaling`), so panels of series of very
     different levels and spreads code every series at an SNR of its own; ``"column"``
     (default): one mean and std per column, learnt here. Returns a frozen
     :class:`~ltc_beam.codec.codec.Codec`.
@@ -798,9 +798,13 @@ def train(
             raise ValueError(f"target_bits_per_value must be a finite number above 0, got {target_bits_per_value}")
         if normalise not in NORMALISATIONS:
             raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}")
-        series = as_series(data)
-        if normalise == "series":  # as the codec scales each series it codes (float32 statistics)
-            series = [SeriesScales.of(s32, (len(s32),)).normalise(s32) for s32 in (s.astype(np.float32) for s in series)]
+        raw = as_series(data)  # what the frozen codec codes (tables, calibration, validation)
+        if normalise == "series":  # pieces as compress chunks them, each scaled as the codec scales it
+            from ltc_beam.arrow import default_chunk_records
+
+            series = scaled_pieces(raw, default_chunk_records(raw[0].shape[1]))
+        else:
+            series = raw
         mean, std = column_statistics(series)
         warn_if_float32_limits(mean, std, columns)
         warn_if_series_scales_differ(series, std, columns)
@@ -862,11 +866,11 @@ def train(
             progress=progress,
         )
         trainer = Trainer(config, series, options)
+        fit, held = split_series(raw, validation_fraction, seed)  # the trainer's split, of the data as given
 
         def freeze(model: LtcModel, training: dict | None = None) -> Codec:
             return Codec.from_model(
-                model, training=training, columns=columns, fit_series=trainer.train_series, validation_series=trainer.val_series,
-                normalise=normalise,
+                model, training=training, columns=columns, fit_series=fit, validation_series=held, normalise=normalise
             )
 
         if resume and checkpoint and os.path.exists(checkpoint):
@@ -880,11 +884,11 @@ def train(
         finish = tqdm(desc="finish", disable=tqdm_disable(progress), bar_format="{desc} [{elapsed}]")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OffScaleWarning)
-            if refit_density and trainer.val_series:
+            if refit_density and held:
                 finish.set_description_str("finish: density refit, kept if the codec codes the validation split shorter")
-                summary["density_refit"] = refit_density_if_shorter(trainer, freeze)
+                summary["density_refit"] = refit_density_if_shorter(trainer, freeze, held)
             if calibrate and options.target_bits_per_value is not None:
-                data = calibration_series(series)
+                data = calibration_series(raw)
                 finish.set_description_str(f"finish: rate calibration to {options.target_bits_per_value:g} bits/value")
 
                 def measure(model: LtcModel) -> float:
@@ -898,8 +902,8 @@ def train(
             summary["validation"] = trainer.validate()
             finish.set_description_str("finish: final codec: tables, then the validation split coded")
             codec = freeze(trainer.model, summary)
-            if trainer.val_series:
-                record_coded_validation(codec, trainer.val_series)
+            if held:
+                record_coded_validation(codec, held)
         finish.set_description_str("finish: done")
         finish.close()
         return warn_if_tables_capped(codec)
@@ -928,14 +932,14 @@ def record_coded_validation(codec: Codec, series: list[np.ndarray]) -> None:
     codec.manifest["codec_id"] = codec.id = codec.content_hash()
 
 
-def refit_density_if_shorter(trainer: Trainer, freeze) -> dict:
+def refit_density_if_shorter(trainer: Trainer, freeze, held: list[np.ndarray]) -> dict:
     """:meth:`Trainer.refit_density`, kept only if the codec frozen from it codes the
-    validation split shorter (judged on the tables finally chosen, not on the box pmf the
-    refit optimises); otherwise the density is restored."""
+    validation split ``held`` shorter (judged on the tables finally chosen, not on the box
+    pmf the refit optimises); otherwise the density is restored."""
     state = copy.deepcopy(trainer.model.density.state_dict())
-    before = validation_bits(freeze(copy.deepcopy(trainer.model)), trainer.val_series)
+    before = validation_bits(freeze(copy.deepcopy(trainer.model)), held)
     trainer.refit_density()
-    after = validation_bits(freeze(copy.deepcopy(trainer.model)), trainer.val_series)
+    after = validation_bits(freeze(copy.deepcopy(trainer.model)), held)
     kept = after < before
     if not kept:
         trainer.model.density.load_state_dict(state)
