@@ -173,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--normalise", choices=["column", "series"], default="column",
         help="column (default): one mean and std per column, learnt in training; series: each series "
-        "(--key) scaled by its own, carried in the stream (about 4 bytes per column and series): for "
-        "panels of series of very different levels or spreads",
+        "(--key; each chunk of a long one) scaled by its own, carried in the stream (about 4 bytes per "
+        "column and series): for panels of series of very different levels or spreads",
     )
     p.add_argument(
         "--no-calibrate", dest="no_calibrate", action="store_true",
