@@ -159,3 +159,18 @@ def test_bad_segments_and_damaged_statistics_are_named(panel_codecs):
     negative = bytes([good[0], good[1] | 0x80]) + good[2:]  # the std's sign bit
     with pytest.raises(FormatError, match="negative std"):
         SeriesScales.read(negative, (10,), 2)
+
+
+def test_the_baseline_of_a_series_scaled_codec_quantises_each_series_on_its_own_grid(panel_codecs):
+    """One grid per column would reach the overall SNR while losing the small series, which
+    the series-scaled codec does not: its yardstick takes a grid per series (step a multiple
+    of the series' std, centred on its mean) and pays the same statistics."""
+    from ltc_beam.evaluation import quantise_zstd_at
+
+    codec = panel_codecs["series"]
+    test = panel(12, seed=13)
+    report = evaluate(codec, test, voronoi=False, baseline=True, warn_spread=False)
+    assert report["uniform_zstd_snr_db"] == pytest.approx(report["snr_db"], abs=0.01)
+    stated = sum(len(codec.series_scales(s).to_bytes()) for s in test) * 8 / report["n_values"]
+    one_grid = quantise_zstd_at(np.concatenate(test), report["snr_db"])[0]
+    assert report["uniform_zstd_bits_per_value"] > one_grid + stated  # the small series cost their bits too

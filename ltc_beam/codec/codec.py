@@ -305,13 +305,18 @@ class Codec:
         x32 = arr.astype(np.float32, copy=False)
         return self._exact(x32, self._scales(x32, self._series_lengths(len(arr), segments)))[1]
 
+    def series_scales(self, x, segments=None) -> SeriesScales | None:
+        """The statistics a series-scaled codec states for each series of ``x`` (None for
+        other codecs, and for no records)."""
+        arr = self._check(x)
+        return self._scales(arr.astype(np.float32, copy=False), self._series_lengths(len(arr), segments))
+
     def unit_scaled(self, x, segments=None) -> np.ndarray:
         """``x`` (float64) with each series brought to unit scale as a series-scaled codec
         scales it (``x`` itself for other codecs): the data the column normalisation sees."""
-        arr = self._check(x)
-        x32 = arr.astype(np.float32, copy=False)
-        scales = self._scales(x32, self._series_lengths(len(arr), segments))
-        return arr.astype(np.float64) if scales is None else scales.normalise(x32)
+        scales = self.series_scales(x, segments)
+        arr = np.asarray(x, np.float64)
+        return arr if scales is None else scales.normalise(arr.astype(np.float32))
 
     def _series_lengths(self, records: int, segments) -> tuple[int, ...]:
         """Lengths of the series a stream scales one by one; InputError where ``segments``

@@ -122,6 +122,10 @@ class SeriesScales:
     def _rows(self, values: np.ndarray) -> np.ndarray:
         return np.repeat(values, self.lengths, axis=0)
 
+    def per_record(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each record's series mean and std ``[N, d]``."""
+        return self._rows(self.mean), self._rows(self.std)
+
     def normalise(self, x: np.ndarray) -> np.ndarray:
         """Records in data units → unit scale (float64): ``(x - mean) / std``, and ``x - mean``
         where the std is 0 (0 for the values equal to the mean; the codec sends others exactly)."""
