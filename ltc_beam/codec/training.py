@@ -474,8 +474,9 @@ class Trainer:
             self.model.load_state_dict(self.start_state)
             stopped = f", stopped at step {self.step}" if self.stopped_below_start else ""
             warnings.warn(
-                f"training ended at {trained:.1f} dB (validation, brought to {self.options.target_bits_per_value:g} "
-                f"bits/value) below its PCA start at {start:.1f} dB{stopped}: the codec keeps the start's transforms",
+                f"training ended at an SNR of {trained:.1f} dB on the validation split (brought to "
+                f"{self.options.target_bits_per_value:g} bits/value), well below the {start:.1f} dB of its PCA start{stopped}: "
+                "the codec keeps the start's transforms",
                 UserWarning,
                 stacklevel=3,
             )
