@@ -174,3 +174,13 @@ def test_the_baseline_of_a_series_scaled_codec_quantises_each_series_on_its_own_
     stated = sum(len(codec.series_scales(s).to_bytes()) for s in test) * 8 / report["n_values"]
     one_grid = quantise_zstd_at(np.concatenate(test), report["snr_db"])[0]
     assert report["uniform_zstd_bits_per_value"] > one_grid + stated  # the small series cost their bits too
+
+
+def test_training_warns_when_the_statistics_of_short_series_cost_much():
+    short = [s[:3] for s in panel(40, seed=14)]
+    with pytest.warns(UserWarning, match=r"statistics \(normalise='series'\) cost about \d"):
+        ltc_beam.train(short, steps=5, progress=False, normalise="series", calibrate=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ltc_beam.train(panel(10, seed=14, records=400), steps=5, progress=False, normalise="series", calibrate=False)
+    assert not [w for w in caught if "statistics (normalise='series')" in str(w.message)]

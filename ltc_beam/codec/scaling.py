@@ -139,8 +139,8 @@ class SeriesScales:
 
     def restore(self, unit: np.ndarray) -> np.ndarray:
         """Unit scale → data units (float64); the mean itself where the std is 0."""
-        std = self._rows(self.std)
-        return np.where(std > 0, unit * std, 0.0) + self._rows(self.mean)
+        std, mean = self._rows(self.std), self._rows(self.mean)
+        return np.where(std > 0, unit * std + mean, mean)  # the mean itself: a -0.0 stays -0.0
 
     def to_bytes(self) -> bytes:
         codes = _bfloat16(self.std.astype(np.float32))
@@ -178,13 +178,17 @@ class SeriesScales:
         return cls(mean.reshape(shape), std.reshape(shape), tuple(lengths)), payload[at:]
 
 
-def scaled_pieces(series: list[np.ndarray], rows: int) -> list[np.ndarray]:
+def scaled_pieces(series: list[np.ndarray], rows: int) -> tuple[list[np.ndarray], int]:
     """Each series brought to unit scale as a codec scales what ``compress`` makes of it: in
     pieces of ``rows`` records (its chunks) and the rest, each with its own statistics (of
-    its float32 values)."""
-    out = []
+    its float32 values); and the bytes those statistics take in the streams."""
+    out, stated = [], 0
     for s in series:
         x32 = np.asarray(s).astype(np.float32)
-        lengths = (rows,) * (len(x32) // rows) + ((len(x32) % rows,) if len(x32) % rows else ())
-        out.append(SeriesScales.of(x32, lengths).normalise(x32) if len(x32) else np.asarray(s, np.float64))
-    return out
+        if not len(x32):
+            out.append(np.asarray(s, np.float64))
+            continue
+        scales = SeriesScales.of(x32, (rows,) * (len(x32) // rows) + ((len(x32) % rows,) if len(x32) % rows else ()))
+        out.append(scales.normalise(x32))
+        stated += len(scales.to_bytes())
+    return out, stated

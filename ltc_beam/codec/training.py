@@ -173,6 +173,27 @@ SERIES_SCALE_GAP = 100.0
 SERIES_SCALE_SHARE = 0.1
 
 
+#: ``train(normalise="series")`` warns when the series' statistics alone take this many bits per value.
+STATISTICS_WARNING = 0.5
+
+
+def warn_if_statistics_cost(stated: int, series: list[np.ndarray]) -> None:
+    """Warn when the series' own statistics (``stated`` bytes) cost much of the rate: short
+    series pay about 4 bytes per column each (300 series of 1-3 records: 19.8 bits/value;
+    El Niño as 12-month years: 4.67 where one normalisation per column pays 2.11)."""
+    values = sum(s.size for s in series)
+    bits = 8 * stated / max(values, 1)
+    if bits > STATISTICS_WARNING:
+        median = float(np.median([len(s) for s in series]))
+        warnings.warn(
+            f"the series' own statistics (normalise='series') cost about {bits:.2g} bits/value here, on top of the "
+            f"codec's ({len(series)} series of {median:g} records in the median; a one-record series travels exactly): "
+            "with normalise='column' they cost nothing, though series far smaller than their column lose their SNR",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def warn_if_series_scales_differ(series: list[np.ndarray], std: np.ndarray, columns: list[str] | None = None) -> None:
     """Warn about columns where many series vary ``SERIES_SCALE_GAP`` times less than the
     column: one normalisation per column codes them at an SNR of their own that much lower.
@@ -803,7 +824,8 @@ def train(
         if normalise == "series":  # pieces as compress chunks them, each scaled as the codec scales it
             from ltc_beam.arrow import default_chunk_records
 
-            series = scaled_pieces(raw, default_chunk_records(raw[0].shape[1]))
+            series, stated = scaled_pieces(raw, default_chunk_records(raw[0].shape[1]))
+            warn_if_statistics_cost(stated, raw)
         else:
             series = raw
         mean, std = column_statistics(series)
@@ -897,7 +919,7 @@ def train(
                     finish.set_description_str(f"finish: rate calibration to {options.target_bits_per_value:g} bits/value: coded {bits:.3f}")
                     return bits
 
-                summary["rate_calibration"] = calibrate_rate(trainer, options.target_bits_per_value, measure)
+                summary["rate_calibration"] = calibrate_rate(trainer, options.target_bits_per_value, measure, normalise == "series")
             else:
                 summary["synthesis_refit"] = trainer.refit_synthesis()
             summary["validation"] = trainer.validate()
@@ -996,7 +1018,7 @@ def coded_bits_per_value(codec: Codec, series: list[np.ndarray]) -> float:
     return bits / values
 
 
-def calibrate_rate(trainer: Trainer, target: float, measure) -> dict:
+def calibrate_rate(trainer: Trainer, target: float, measure, series_scaled: bool = False) -> dict:
     """Scale the trained model's latents (:func:`scale_latents`, in place) until
     ``measure(model)`` (the coded bits per value) is within ``RATE_TOLERANCE`` of ``target``.
 
@@ -1042,8 +1064,8 @@ def calibrate_rate(trainer: Trainer, target: float, measure) -> dict:
             f"rate calibration stopped at {tries[best][1]:.3g} bits/value for a target of {target:g}: the "
             f"quantizer scale moves at most {MAX_CALIBRATION_OCTAVES:g} octaves from the trained one "
             f"(tries: {', '.join(f'{r:.3g}' for _, r in tries)}). Data whose rate barely answers the step "
-            "(piecewise-constant, sample-coded), or short series whose own statistics (normalise='series') take much "
-            "of it, stops short; train with lmbda= (--lmbda) to set the trade-off directly",
+            "(piecewise-constant, sample-coded" + ("; short series, whose own statistics take much of it" if series_scaled else "")
+            + ") stops short; train with lmbda= (--lmbda) to set the trade-off directly",
             stacklevel=3,
         )
     return {
