@@ -184,3 +184,10 @@ def test_training_warns_when_the_statistics_of_short_series_cost_much():
         warnings.simplefilter("always")
         ltc_beam.train(panel(10, seed=14, records=400), steps=5, progress=False, normalise="series", calibrate=False)
     assert not [w for w in caught if "statistics (normalise='series')" in str(w.message)]
+
+
+def test_a_stuck_negative_zero_keeps_its_sign(panel_codecs):
+    codec = panel_codecs["series"]
+    x = np.concatenate([panel(1, seed=15)[0][:50], np.full((30, 2), -0.0)])
+    y = codec.decode(codec.encode(x, [50, 30]))
+    assert np.signbit(y[50:]).all() and (y[50:] == 0).all()

@@ -108,6 +108,11 @@ class SeriesScales:
         for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
             if b - a > 1:
                 mean[i], std[i] = robust_statistics(values[a:b], least=1)
+                flat = (std[i] == 0) & np.isfinite(values[a:b]).any(axis=0)
+                if flat.any():  # no spread: its middle value itself (a sum or mean loses a zero's sign)
+                    part = np.sort(np.where(np.isfinite(values[a:b]), values[a:b], np.inf)[:, flat], axis=0)
+                    middle = (np.isfinite(part).sum(axis=0) - 1) // 2
+                    mean[i, flat] = part[middle, np.arange(part.shape[1])]
         with np.errstate(over="ignore"):
             std = std.astype(np.float32)
         std = _from_bfloat16(_bfloat16(np.where(np.isfinite(std), std, 0.0)))
