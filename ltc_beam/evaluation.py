@@ -169,6 +169,32 @@ def series_snr(x: np.ndarray, x_hat: np.ndarray, exact: np.ndarray, owners: np.n
     return {"series": len(snrs), "series_snr_db_median": float(np.median(snrs)), "series_snr_db_min": float(min(snrs))}
 
 
+#: ``evaluate`` warns when data like the training data's in spread and level costs this many
+#: times the codec's calibrated rate (frames aside), on at least ``RATE_WARNING_VALUES`` values.
+RATE_WARNING, RATE_WARNING_VALUES = 1.25, 1000
+
+
+def warn_if_rate_far(result: dict) -> None:
+    """Warn when the data costs far more than the codec's calibrated rate although its spread
+    and level are the training data's (the other warnings): its structure differs (white
+    noise of the training data's std and mean: 2.78 bits/value for a codec calibrated to
+    2.04, which the spread did not show; a series-scaled codec's data is always at unit scale)."""
+    calibrated = result.get("codec_calibrated_bits_per_value")
+    if not calibrated or result["n_values"] < RATE_WARNING_VALUES:
+        return
+    if max(result["spread_vs_training"], 1 / result["spread_vs_training"]) > SPREAD_WARNING or abs(result["mean_shift_vs_training"]) > SHIFT_WARNING:
+        return  # already said, with its cause
+    paid = result["bits_per_value"] - result["frame_bits_per_value"]
+    if paid > RATE_WARNING * calibrated:
+        warnings.warn(
+            f"this data costs {paid:.3g} bits/value (stream frames aside), {100 * (paid / calibrated - 1):.0f} % above the "
+            f"{calibrated:.3g} the codec was calibrated to on its training data, at a spread and level like that data's: "
+            "its structure differs (correlations, shape, series lengths); retrain on data like this for that rate",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 #: ``evaluate`` warns when the median series' own SNR lies this many dB below the overall SNR
 #: (Grunfeld's 11 firms: 3.0 dB against 21.2; BasicMotions' recordings: 14.5 against 18.5).
 SERIES_SNR_GAP = 10.0
@@ -362,6 +388,7 @@ def evaluate(
     }
     if warn_spread:
         warn_if_series_lost(codec, result)
+        warn_if_rate_far(result)
     if baseline:  # the values LTC sends exactly travel exactly in the baseline too
         rows, stated = None, 0
         scales = [codec.series_scales(x, segments) for x, segments in chunks]

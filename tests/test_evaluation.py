@@ -230,3 +230,17 @@ def test_evaluate_warns_about_data_far_from_the_training_mean(codecs):
         said = [str(w.message) for w in caught if "training mean" in str(w.message)]
         assert bool(said) == warned and abs(report["mean_shift_vs_training"]) == pytest.approx(offset, abs=0.5)
     assert "column 'v2'" in said[0]
+
+
+def test_evaluate_warns_when_data_of_the_training_spread_costs_far_more(codecs):
+    """White noise with the training data's per-column mean and std: spread and level look
+    right, the rate does not (no correlations for the transform to use)."""
+    codec = codecs["block"]
+    mean, std = (np.asarray(codec.manifest["normalisation"][k]) for k in ("mean", "std"))
+    like = correlated_series(2000, 6, seed=11)
+    noise = mean + std * np.random.default_rng(0).standard_normal((2000, 6))
+    for x, warned in ((like, False), (noise, True)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            evaluate(codec, [x], voronoi=False)
+        assert any("above the" in str(w.message) and "calibrated to" in str(w.message) for w in caught) == warned
