@@ -636,3 +636,20 @@ def test_integer_data_coded_finer_than_its_grid_travels_exactly():
     codec.sample_fallback = False
     lattice_coded = codec.encode(x)
     assert len(blob) < len(lattice_coded) and not np.array_equal(codec.decode(lattice_coded), x)
+
+
+def test_sample_coding_fills_missing_values_with_their_neighbours():
+    """A vector-mode stream's missing values reached the fallback's integers as 0 (the
+    mean): two jumps each. 30 % NaN in one column of a walk at level 500 cost 4,453 payload
+    bytes against 2,874 without them; held, 2,822."""
+    rng = np.random.default_rng(4)
+    x = np.clip(np.cumsum(rng.integers(-2, 3, (4000, 2)), axis=0), -60, 60).astype(np.float32) + 500
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        codec = ltc_beam.train(x, mode="vector", target_bits_per_value=5.0, steps=100, progress=False)
+    y = x.copy()
+    y[rng.random(len(x)) < 0.3, 0] = np.nan
+    clean, gaps = unpack(codec.encode(x)), unpack(codec.encode(y))
+    assert clean.sample_coded and gaps.sample_coded
+    assert len(gaps.payload) <= 1.05 * len(clean.payload)
+    assert np.array_equal(np.isnan(codec.decode(codec.encode(y))), np.isnan(y))

@@ -511,7 +511,8 @@ class Codec:
         if steps is None:
             return blob, out
         steps = np.maximum(steps, floor)
-        coded, z_hat = sample_coding.encode_samples(z, steps, offsets)
+        # exactly-sent positions repeat their column's neighbour (not 0: a jump in the integers)
+        coded, z_hat = sample_coding.encode_samples(_filled(z, ~keep), steps, offsets)
         alternative = pack(self.id, z.shape, coded, specials, sample_coded=True)
         decoded = self._data_units(z_hat)
         if len(alternative) < len(blob) and (self._column_errors(z, decoded, keep) <= target).all():
