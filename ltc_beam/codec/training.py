@@ -303,7 +303,6 @@ class Trainer:
         self.device = resolve_device(options.device)
         torch.manual_seed(options.seed)
         train_series, val_series = split_series(series, options.validation_fraction, options.seed)
-        self.train_series, self.val_series = train_series, val_series
         # the whole data's statistics: a column mostly missing from the training split (a
         # wide table's late starter, its tail held out) was normalised by a few values, and
         # evaluating the very file trained on warned that it spread 5.7x the training std
