@@ -6,8 +6,9 @@ opaque bytes produced by the codec (``ltc_beam.entropy``).
 
 Layout (version 1; version 2 is the same with flags bit 1 set: a sample-coded payload,
 ``ltc_beam.codec.sample_coding``; version 3 with flags bit 2 set: the records are several
-series, each windowed on its own; little-endian, varints are canonical unsigned LEB128
-below 2**63)::
+series, each windowed on its own; version 4 with flags bit 3 set (bit 2 optional): the
+records whose every value is special are left out of the payload; little-endian, varints
+are canonical unsigned LEB128 below 2**63)::
 
     magic "LTC" | version u8 | flags u8 | codec id 16 raw bytes | ndim varint |
     shape varint[ndim] | [segment count varint | segment lengths varint[count]] (only
@@ -81,7 +82,10 @@ SAMPLE_CODED_VERSION = 2
 #: Version 3 is version 1 plus flags bit 2 (segment lengths after the shape); writers use it
 #: only for streams of several series whose windows the segments keep apart.
 SEGMENTED_VERSION = 3
-SUPPORTED_VERSIONS = (1, 2, 3)
+#: Version 4 is version 3 plus flags bit 3 (records whose every value is special are left out
+#: of the payload; segments optional); writers use it only for streams that leave some out.
+SKIPPING_VERSION = 4
+SUPPORTED_VERSIONS = (1, 2, 3, 4)
 #: flags bit 0: a specials block (and its length) is present.
 FLAG_SPECIALS = 0x01
 #: flags bit 1 (version 2): the payload is sample-coded (``ltc_beam.codec.sample_coding``),
@@ -92,8 +96,14 @@ FLAG_SAMPLE_CODED = 0x02
 FLAG_SEGMENTS = 0x04
 #: Flag bits each version defines; every other bit must be zero; the one a version is for
 #: must be set.
-KNOWN_FLAGS = {1: FLAG_SPECIALS, 2: FLAG_SPECIALS | FLAG_SAMPLE_CODED, 3: FLAG_SPECIALS | FLAG_SEGMENTS}
-REQUIRED_FLAG = {2: FLAG_SAMPLE_CODED, 3: FLAG_SEGMENTS}
+#: flags bit 3 (version 4): the records whose every value is in the specials block are not
+#: in the payload; the decoder finds them from the specials mask.
+FLAG_SKIPPED = 0x08
+KNOWN_FLAGS = {
+    1: FLAG_SPECIALS, 2: FLAG_SPECIALS | FLAG_SAMPLE_CODED, 3: FLAG_SPECIALS | FLAG_SEGMENTS,
+    4: FLAG_SPECIALS | FLAG_SEGMENTS | FLAG_SKIPPED,
+}
+REQUIRED_FLAG = {2: FLAG_SAMPLE_CODED, 3: FLAG_SEGMENTS, 4: FLAG_SKIPPED}
 #: The codec id is 32 lowercase hex characters in the API and 16 raw bytes in the stream.
 CODEC_ID_LENGTH = 32
 CODEC_ID_BYTES = CODEC_ID_LENGTH // 2
@@ -219,6 +229,7 @@ class Frame:
     specials: SpecialValues
     sample_coded: bool = False
     segments: tuple[int, ...] | None = None  # series lengths (flags bit 2), summing to shape[0]
+    skipped: bool = False  # flags bit 3: records whose every value is special are not in the payload
 
     @property
     def numel(self) -> int:
@@ -351,11 +362,14 @@ def pack(
     *,
     sample_coded: bool = False,
     segments: tuple[int, ...] | None = None,
+    skipped: bool = False,
 ) -> bytes:
     """Frame a payload (see module docstring and schemas/BITSTREAM.md): entropy-coded lattice
     symbols (version 1), with ``sample_coded`` a sample-coded one (version 2, flags bit 1),
     or with ``segments`` (at least two series lengths, summing to the records of a 2-D
-    shape) symbols of records windowed series by series (version 3, flags bit 2)."""
+    shape) symbols of records windowed series by series (version 3, flags bit 2); with
+    ``skipped``, the records whose every value is in ``specials`` are not in the payload
+    (version 4, flags bit 3; segments optional)."""
     _check_codec_id(codec_id, "codec_id")
     shape = tuple(int(s) for s in shape)
     if len(shape) > MAX_NDIM:
@@ -391,6 +405,11 @@ def pack(
         flags |= FLAG_SEGMENTS
         version = SEGMENTED_VERSION
         segments_part = [varint(len(segments)), *(varint(n) for n in segments)]
+    if skipped:
+        if sample_coded:
+            raise ValueError("a sample-coded stream codes every record: it skips none")
+        flags |= FLAG_SKIPPED
+        version = SKIPPING_VERSION
     parts = [
         FIXED_HEADER.pack(MAGIC, version, flags, bytes.fromhex(codec_id)),
         varint(len(shape)),
@@ -574,5 +593,5 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
     payload = bytes(buf[payload_off:end])
     return Frame(
         codec_id=codec_id, shape=tuple(shape), payload=payload, specials=specials,
-        sample_coded=bool(flags & FLAG_SAMPLE_CODED), segments=segments,
+        sample_coded=bool(flags & FLAG_SAMPLE_CODED), segments=segments, skipped=bool(flags & FLAG_SKIPPED),
     )

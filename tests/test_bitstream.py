@@ -493,10 +493,27 @@ def test_parsed_headers_are_canonical():
 
 def test_unknown_version_lists_supported_versions():
     blob = bytearray(pack(CID, (1,), b""))
-    blob[3] = 4
+    blob[3] = 5
     with pytest.raises(FormatError) as info:
         unpack(refresh_crc(blob))
-    assert "version 4" in str(info.value) and str(info.value).endswith("supports versions: 1, 2, 3")
+    assert "version 5" in str(info.value) and str(info.value).endswith("supports versions: 1, 2, 3, 4")
+
+
+def test_streams_that_skip_records_are_version_4_and_flag_bit_3():
+    sp = SpecialValues(np.array([2, 3]), np.array([0x7FC00000] * 2, np.uint32))  # record 1 of (3, 2): all NaN
+    blob = pack(CID, (3, 2), b"abcd", sp, skipped=True)
+    assert blob[3] == 4 and blob[4] == bs.FLAG_SKIPPED | bs.FLAG_SPECIALS
+    frame = unpack(blob)
+    assert frame.skipped and frame.segments is None and frame.payload == b"abcd"
+    both = unpack(pack(CID, (7, 2), b"", SpecialValues(np.array([0, 1]), np.array([0x7FC00000] * 2, np.uint32)), segments=(3, 4), skipped=True))
+    assert both.skipped and both.segments == (3, 4)
+    assert not unpack(pack(CID, (3, 2), b"abcd", sp)).skipped
+    with pytest.raises(ValueError):
+        pack(CID, (3, 2), b"", sp, sample_coded=True, skipped=True)
+    no_bit = bytearray(blob)
+    no_bit[4] = bs.FLAG_SPECIALS
+    with pytest.raises(FormatError, match="without flags bit 3"):
+        unpack(refresh_crc(no_bit))
 
 
 def test_segmented_streams_are_version_3_and_flag_bit_2():

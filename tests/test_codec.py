@@ -653,3 +653,26 @@ def test_sample_coding_fills_missing_values_with_their_neighbours():
     assert clean.sample_coded and gaps.sample_coded
     assert len(gaps.payload) <= 1.05 * len(clean.payload)
     assert np.array_equal(np.isnan(codec.decode(codec.encode(y))), np.isnan(y))
+
+
+@pytest.mark.parametrize("name", ["vector", "block", "window", "block_window"])
+def test_records_whose_every_value_is_missing_are_left_out_of_the_payload(codecs, name):
+    """A sensor merged onto a shared clock has rows of NaN only: they travel in the specials
+    block alone (stream version 4), and the records around them decode as they would."""
+    codec = codecs[name]
+    x = correlated_series(600, 6, seed=21)
+    gaps = x.copy()
+    gaps[100:160] = np.nan  # a whole stretch missing
+    gaps[300::7] = np.nan  # and single rows
+    gaps[450, 2] = np.nan  # a row with one value missing stays on the lossy path
+    segments = [250, 350]
+    blob = codec.encode(gaps, segments)
+    frame = unpack(blob)
+    assert frame.skipped and blob[3] == 4
+    decoded = codec.decode(blob)
+    assert np.array_equal(np.isnan(decoded), np.isnan(gaps))
+    assert np.array_equal(decoded, codec.reconstruct(gaps, segments), equal_nan=True)
+    assert len(blob) < len(codec.encode(np.where(np.isnan(gaps), 0.0, gaps), segments))  # fewer records coded
+    assert codec.code_length_bits(gaps, segments) < codec.code_length_bits(x, segments)
+    one = codec.encode(np.full((1, 6), np.nan))  # nothing left to code: not skipped (record streams are version 1)
+    assert not unpack(one).skipped and np.isnan(codec.decode(one)).all()

@@ -408,20 +408,58 @@ class Codec:
         return y.reshape(rows, self.config.latent_dim)
 
     @torch.no_grad()
-    def _reconstruct(self, frame: np.ndarray, rows: int, records: int, segments: tuple[int, ...] | None = None, scales: SeriesScales | None = None) -> np.ndarray:
+    def _reconstruct(
+        self, frame: np.ndarray, rows: int, records: int, segments: tuple[int, ...] | None = None,
+        scales: SeriesScales | None = None, kept: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Frame points → records in data units (float32)."""
         vectors = self.model.synthesis(self._latents(frame, rows).to(self.device)).double().cpu().numpy()
-        return self._records(vectors, records, segments, scales)
+        return self._records(vectors, records, segments, scales, kept)
 
-    def _records(self, vectors: np.ndarray, records: int, segments: tuple[int, ...] | None, scales: SeriesScales | None = None) -> np.ndarray:
-        """Synthesised window vectors → ``records`` records in data units (float32)."""
+    def _records(
+        self, vectors: np.ndarray, records: int, segments: tuple[int, ...] | None,
+        scales: SeriesScales | None = None, kept: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Synthesised window vectors → ``records`` records in data units (float32); with
+        ``kept``, the vectors hold those records only (``segments`` are theirs), the others
+        (every value special) are 0 until the specials overwrite them."""
         d, window = self.config.record_dim, self.config.window
+        coded = records if kept is None else int(kept.sum())
         if segments is None:
-            return self._data_units(from_windows(vectors, records, d), scales)
-        counts = [-(-n // window) for n in segments]
-        starts = np.cumsum([0] + counts)
-        parts = [from_windows(vectors[a:b], n, d) for a, b, n in zip(starts, starts[1:], segments)]
-        return self._data_units(np.concatenate(parts), scales)
+            z = from_windows(vectors, coded, d)
+        else:
+            counts = [-(-n // window) for n in segments]
+            starts = np.cumsum([0] + counts)
+            z = np.concatenate([from_windows(vectors[a:b], n, d) for a, b, n in zip(starts, starts[1:], segments)])
+        if kept is not None:
+            full = np.zeros((records, d))
+            full[kept] = z
+            z = full
+        return self._data_units(z, scales)
+
+    def _kept_records(self, specials: SpecialValues, records: int) -> np.ndarray | None:
+        """The records with a value on the lossy path, where some have none (every value
+        special: a NaN row of a sensor merged onto a shared clock) and others do; else None."""
+        counts = np.bincount(specials.positions // self.config.record_dim, minlength=records)
+        gone = counts == self.config.record_dim
+        return ~gone if gone.any() and not gone.all() else None
+
+    def _lossy(self, z: np.ndarray, specials: SpecialValues, segments: tuple[int, ...] | None):
+        """``(records to code, their segments as the windows see them, kept mask or None)``:
+        the records whose every value is special are left out (their values travel in the
+        specials block): a price panel 37 % NaN coded its fillers at 2.2 bits each."""
+        kept = self._kept_records(specials, len(z))
+        if kept is None:
+            return z, segments, None
+        return z[kept], self._kept_segments(kept, segments), kept
+
+    def _kept_segments(self, kept: np.ndarray, segments: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        """The stream's segments counted in kept records (empty ones dropped), as :meth:`_segments` states them."""
+        if segments is None:
+            return None
+        bounds = np.cumsum((0,) + tuple(segments))
+        lengths = [int(kept[a:b].sum()) for a, b in zip(bounds, bounds[1:])]
+        return self._segments(int(kept.sum()), [n for n in lengths if n])
 
     def _data_units(self, z: np.ndarray, scales: SeriesScales | None = None) -> np.ndarray:
         """z-scores → records in data units (float32); constant columns exactly their value
@@ -478,17 +516,18 @@ class Codec:
         if not len(arr):
             empty = np.zeros((0, self.config.record_dim), np.float32)
             return pack(self.id, arr.shape, SymbolEncoder(self.tables).finish(), specials), empty
-        q = self._quantize(z, segments)
+        lossy, inner, kept = self._lossy(z, specials, segments)
+        q = self._quantize(lossy, inner)
         symbols, tables, classes = self._symbols(q)
         payload, escapes = self._entropy_code(symbols, tables, classes)
         self._warn_if_off_scale(arr, specials, escapes, symbols.size, scales, stacklevel=4)  # the caller of encode
         if scales is not None:
             payload = scales.to_bytes() + payload
-        blob = pack(self.id, arr.shape, payload, specials, segments=segments)
+        blob = pack(self.id, arr.shape, payload, specials, segments=segments, skipped=kept is not None)
         try_samples = self.sample_fallback and scales is None and len(arr) >= sample_coding.MIN_RECORDS
         if not (reconstruct or try_samples):
             return blob, None
-        out = self._reconstruct(q.frame, q.rows, len(arr), segments, scales)
+        out = self._reconstruct(q.frame, q.rows, len(arr), inner, scales, kept)
         if try_samples:
             blob, out = self._sample_coded(z, specials, blob, out, len(payload))
         return blob, merge_specials(out, specials)
@@ -603,7 +642,7 @@ class Codec:
         layout's one-record streams decode several times faster. Outputs equal ``decode``'s
         up to float rounding of the batched product."""
         out: list[np.ndarray | None] = [None] * len(blobs)
-        pending = []  # (index, latents, records, segments, specials, scales)
+        pending = []  # (index, latents, records, segments, specials, scales, kept)
         for index, blob in enumerate(blobs):
             decoded = self._decode_points(blob)
             if isinstance(decoded, np.ndarray):
@@ -613,15 +652,15 @@ class Codec:
         if pending:
             vectors = self.model.synthesis(torch.cat([p[1] for p in pending]).to(self.device)).double().cpu().numpy()
             start = 0
-            for index, latents, records, segments, specials, scales in pending:
+            for index, latents, records, segments, specials, scales, kept in pending:
                 part = vectors[start : start + len(latents)]
                 start += len(latents)
-                out[index] = merge_specials(self._records(part, records, segments, scales), specials)
+                out[index] = merge_specials(self._records(part, records, segments, scales, kept), specials)
         return out
 
     def _decode_points(self, blob: bytes):
         """One stream's records when no transform is needed (sample-coded or empty), else
-        ``(latents, records, segments, specials, scales)`` for :meth:`decode_each` to finish."""
+        ``(latents, records, segments, specials, scales, kept)`` for :meth:`decode_each` to finish."""
         frame = unpack(blob, expected_codec_id=self.id)
         if len(frame.shape) != 2 or frame.shape[1] != self.config.record_dim:
             raise FormatError(f"bitstream shape {frame.shape} does not fit records of {self.config.record_dim} values")
@@ -641,7 +680,13 @@ class Codec:
             decoder.finish()
             return merge_specials(np.zeros((0, self.config.record_dim), np.float32), frame.specials)
         segments = self._segments(records, frame.segments)  # unpack checked their sum
-        rows = self._rows(records, segments)
+        kept = None
+        if frame.skipped:
+            kept = self._kept_records(frame.specials, records)
+            if kept is None:
+                raise FormatError("bitstream is damaged: it leaves out the records whose every value is special, but none (or all) are")
+            segments = self._kept_segments(kept, segments)
+        rows = self._rows(records if kept is None else int(kept.sum()), segments)
         n = self.lattice.dim
         channels = self._channels(rows)
         point_class = np.zeros(len(channels), np.int64)
@@ -655,7 +700,7 @@ class Codec:
             tables = self.table_base[point_class, channels[:, i], i] + builder.phases()
             builder.push(decoder.decode(tables))
         decoder.finish()
-        return self._latents(builder.frame, rows), records, segments, frame.specials, scales
+        return self._latents(builder.frame, rows), records, segments, frame.specials, scales, kept
 
     def _rows(self, records: int, segments: tuple[int, ...] | None = None) -> int:
         window = self.config.window
@@ -673,8 +718,9 @@ class Codec:
         if not len(arr):
             return 0.0
         x32 = arr.astype(np.float32, copy=False)
-        z, _ = self._split(x32, self._scales(x32, self._series_lengths(len(arr), segments)))
-        return float(self.tables.bits(*self._coded([self._quantize(z, self._segments(len(arr), segments))])))
+        z, specials = self._split(x32, self._scales(x32, self._series_lengths(len(arr), segments)))
+        lossy, inner, _ = self._lossy(z, specials, self._segments(len(arr), segments))
+        return float(self.tables.bits(*self._coded([self._quantize(lossy, inner)])))
 
     def voronoi_bits_estimate(self, x, max_points: int = 2048, samples: int = 2048) -> float:
         """The paper's Monte-Carlo rate estimate, in bits per input value (a diagnostic).
