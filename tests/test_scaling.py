@@ -191,3 +191,16 @@ def test_a_stuck_negative_zero_keeps_its_sign(panel_codecs):
     x = np.concatenate([panel(1, seed=15)[0][:50], np.full((30, 2), -0.0)])
     y = codec.decode(codec.encode(x, [50, 30]))
     assert np.signbit(y[50:]).all() and (y[50:] == 0).all()
+
+
+def test_series_of_missing_rows_keep_their_statistics_when_the_rows_are_left_out(panel_codecs):
+    codec = panel_codecs["series"]
+    a, b = panel(2, seed=16)
+    a[10:40] = np.nan
+    x = np.concatenate([a, np.full((20, 2), np.nan), b])  # a series of missing rows only, between two
+    segments = [len(a), 20, len(b)]
+    blob = codec.encode(x, segments)
+    assert unpack(blob).skipped
+    y = codec.decode(blob)
+    assert np.array_equal(np.isnan(y), np.isnan(x)) and np.array_equal(y, codec.reconstruct(x, segments), equal_nan=True)
+    assert own_snr(b, y[-len(b):]) > 8
