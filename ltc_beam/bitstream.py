@@ -496,7 +496,7 @@ def read_varint(buf: memoryview, offset: int, end: int, what: str) -> tuple[int,
 def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None = None) -> Frame:
     """Parse and verify a bitstream.
 
-    Raises ``FormatError`` for anything that is not an intact ltc-beam bitstream (versions 1-3)
+    Raises ``FormatError`` for anything that is not an intact ltc-beam bitstream (versions 1-4)
     (with what is wrong and at which offset), and ``CodecMismatchError`` when the intact
     stream names a codec other than ``expected_codec_id``.
     """
