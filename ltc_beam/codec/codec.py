@@ -444,14 +444,18 @@ class Codec:
         gone = counts == self.config.record_dim
         return ~gone if gone.any() and not gone.all() else None
 
-    def _lossy(self, z: np.ndarray, specials: SpecialValues, segments: tuple[int, ...] | None):
-        """``(records to code, their segments as the windows see them, kept mask or None)``:
-        the records whose every value is special are left out (their values travel in the
-        specials block): a price panel 37 % NaN coded its fillers at 2.2 bits each."""
+    def _lossy(self, z: np.ndarray, specials: SpecialValues, segments: tuple[int, ...] | None, lengths: tuple[int, ...]):
+        """``(records to code, their segments as the windows see them, kept mask or None, the
+        segments the stream states)``: the records whose every value is special are left out
+        (their values travel in the specials block: a price panel 37 % NaN coded its fillers
+        at 2.2 bits each). Series whose windows aligned stop aligning once records are left
+        out, so a windowed codec then states the series' ``lengths``."""
         kept = self._kept_records(specials, len(z))
         if kept is None:
-            return z, segments, None
-        return z[kept], self._kept_segments(kept, segments), kept
+            return z, segments, None, segments
+        if segments is None and len(lengths) > 1 and self.config.window > 1:
+            segments = lengths
+        return z[kept], self._kept_segments(kept, segments), kept, segments
 
     def _kept_segments(self, kept: np.ndarray, segments: tuple[int, ...] | None) -> tuple[int, ...] | None:
         """The stream's segments counted in kept records (empty ones dropped), as :meth:`_segments` states them."""
@@ -516,7 +520,7 @@ class Codec:
         if not len(arr):
             empty = np.zeros((0, self.config.record_dim), np.float32)
             return pack(self.id, arr.shape, SymbolEncoder(self.tables).finish(), specials), empty
-        lossy, inner, kept = self._lossy(z, specials, segments)
+        lossy, inner, kept, segments = self._lossy(z, specials, segments, lengths)
         q = self._quantize(lossy, inner)
         symbols, tables, classes = self._symbols(q)
         payload, escapes = self._entropy_code(symbols, tables, classes)
@@ -541,6 +545,7 @@ class Codec:
         target = self._column_errors(z, out, keep)
         offsets = self._z_scores(np.zeros((1, z.shape[1]), np.float32))[0]  # the grid holds data 0
         offsets = np.where(np.isfinite(offsets), offsets, 0.0)
+        z = _filled(z, ~keep)  # exactly-sent positions repeat their column's neighbour (not 0: a jump)
         on_grid = z - offsets
         # integer columns: a step of 1 (in data units) or coarser, where 1 is exact
         floor = sample_coding.integer_columns(self._data_units(z), keep) / np.asarray(self.manifest["normalisation"]["std"])
@@ -550,8 +555,7 @@ class Codec:
         if steps is None:
             return blob, out
         steps = np.maximum(steps, floor)
-        # exactly-sent positions repeat their column's neighbour (not 0: a jump in the integers)
-        coded, z_hat = sample_coding.encode_samples(_filled(z, ~keep), steps, offsets)
+        coded, z_hat = sample_coding.encode_samples(z, steps, offsets)
         alternative = pack(self.id, z.shape, coded, specials, sample_coded=True)
         decoded = self._data_units(z_hat)
         if len(alternative) < len(blob) and (self._column_errors(z, decoded, keep) <= target).all():
@@ -677,6 +681,8 @@ class Codec:
             scales, payload = SeriesScales.read(payload, self._series_lengths(records, frame.segments), self.config.record_dim)
         decoder = SymbolDecoder(payload, self.tables)
         if records == 0:
+            if frame.skipped:
+                raise FormatError("bitstream is damaged: it leaves out records, but holds none")
             decoder.finish()
             return merge_specials(np.zeros((0, self.config.record_dim), np.float32), frame.specials)
         segments = self._segments(records, frame.segments)  # unpack checked their sum
@@ -685,7 +691,7 @@ class Codec:
             kept = self._kept_records(frame.specials, records)
             if kept is None:
                 raise FormatError("bitstream is damaged: it leaves out the records whose every value is special, but none (or all) are")
-            segments = self._kept_segments(kept, segments)
+            segments = self._kept_segments(kept, frame.segments)  # as stated: they may align in full counts
         rows = self._rows(records if kept is None else int(kept.sum()), segments)
         n = self.lattice.dim
         channels = self._channels(rows)
@@ -719,7 +725,7 @@ class Codec:
             return 0.0
         x32 = arr.astype(np.float32, copy=False)
         z, specials = self._split(x32, self._scales(x32, self._series_lengths(len(arr), segments)))
-        lossy, inner, _ = self._lossy(z, specials, self._segments(len(arr), segments))
+        lossy, inner, _, _ = self._lossy(z, specials, self._segments(len(arr), segments), self._series_lengths(len(arr), segments))
         return float(self.tables.bits(*self._coded([self._quantize(lossy, inner)])))
 
     def voronoi_bits_estimate(self, x, max_points: int = 2048, samples: int = 2048) -> float:

@@ -100,7 +100,8 @@ def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int, f
         return True
     # values exactly on the grid's 0 cost no error: the rest may take a coarser step
     off_grid = np.maximum((values != 0).sum(axis=0), 1) / np.maximum(keep.sum(axis=0), 1)
-    q = np.round(values / np.where(zero, 1.0, start / np.sqrt(np.minimum(off_grid, 1.0)))).astype(np.int64)
+    # all of z, as the payload codes it (positions outside keep hold their neighbours' values)
+    q = np.round(np.where(zero, 0.0, z) / np.where(zero, 1.0, start / np.sqrt(np.minimum(off_grid, 1.0)))).astype(np.int64)
     _, raw = packed_ints(_differences(q))
     return len(zstandard.ZstdCompressor(level=1).compress(raw)) > PROBE_MARGIN * budget
 
