@@ -356,6 +356,7 @@ def evaluate(
     planned = _planned(codec, [series[i] for i in kept], chunk_size, None if keys is None else [keys[i] for i in kept], pack_shards)
     chunks = [_chunk(c, series[kept[0]].shape[1]) for c in planned]
     nbytes, frame_bytes, model_bits, decoded, exactly, sample_coded = 0, 0, 0.0, [], [], 0
+    scales = [codec.series_scales(x, segments) for x, segments in chunks]  # None unless series-scaled
     for x, segments in chunks:
         blob = codec.encode(x, segments)
         frame = unpack(blob)
@@ -369,6 +370,8 @@ def evaluate(
     x_hat = np.concatenate(decoded)
     exact = np.concatenate(exactly) & np.isfinite(stacked)
     owners = np.concatenate([c.column(_INDEX).to_numpy() for c in planned])
+    # the data the column normalisation sees: each series at unit scale for a series-scaled codec
+    unit = np.concatenate([x if s is None else s.normalise(x.astype(np.float32)) for (x, _), s in zip(chunks, scales)])
     nmse, mse = normalised_mse(stacked, x_hat, exact)
     result = {
         "n_values": int(values),
@@ -384,14 +387,13 @@ def evaluate(
         "exact_finite_values": int(exact.sum()),
         **constant_columns(stacked, x_hat),
         **series_snr(stacked, x_hat, exact, owners),
-        **training_spread(codec, np.concatenate([codec.unit_scaled(x, segments) for x, segments in chunks]), exact, warn_spread),
+        **training_spread(codec, unit, exact, warn_spread),
     }
     if warn_spread:
         warn_if_series_lost(codec, result)
         warn_if_rate_far(result)
     if baseline:  # the values LTC sends exactly travel exactly in the baseline too
         rows, stated = None, 0
-        scales = [codec.series_scales(x, segments) for x, segments in chunks]
         if codec.series_scaled:  # a grid per series, its statistics paid as LTC pays them
             rows = tuple(np.concatenate(parts) for parts in zip(*(s.per_record() for s in scales)))
             stated = sum(len(s.to_bytes()) for s in scales)

@@ -152,7 +152,7 @@ def test_packed_series_keep_their_own_statistics_through_compress(tmp_path):
 def test_bad_segments_and_damaged_statistics_are_named(panel_codecs):
     codec = panel_codecs["series"]
     x = panel(1, seed=12)[0][:10]
-    for call in (codec.exactly_coded, codec.unit_scaled, codec.code_length_bits, codec.encode):
+    for call in (codec.exactly_coded, codec.series_scales, codec.code_length_bits, codec.encode):
         with pytest.raises(InputError, match="segments must be positive series lengths"):
             call(x, (3, 3))
     good = SeriesScales.of(x.astype(np.float32), (10,)).to_bytes()

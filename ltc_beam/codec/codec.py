@@ -302,21 +302,16 @@ class Codec:
         values other than its constant, and (series-scaled) the values of a series' column
         without spread other than its mean. Their decoded values are their float32 values."""
         arr = self._check(x)
-        x32 = arr.astype(np.float32, copy=False)
-        return self._exact(x32, self._scales(x32, self._series_lengths(len(arr), segments)))[1]
+        return self._exact(arr.astype(np.float32, copy=False), self._stream_scales(arr, segments))[1]
 
     def series_scales(self, x, segments=None) -> SeriesScales | None:
         """The statistics a series-scaled codec states for each series of ``x`` (None for
         other codecs, and for no records)."""
-        arr = self._check(x)
-        return self._scales(arr.astype(np.float32, copy=False), self._series_lengths(len(arr), segments))
+        return self._stream_scales(self._check(x), segments)
 
-    def unit_scaled(self, x, segments=None) -> np.ndarray:
-        """``x`` (float64) with each series brought to unit scale as a series-scaled codec
-        scales it (``x`` itself for other codecs): the data the column normalisation sees."""
-        scales = self.series_scales(x, segments)
-        arr = np.asarray(x, np.float64)
-        return arr if scales is None else scales.normalise(arr.astype(np.float32))
+    def _stream_scales(self, arr: np.ndarray, segments) -> SeriesScales | None:
+        """:meth:`series_scales` of checked records."""
+        return self._scales(arr.astype(np.float32, copy=False), self._series_lengths(len(arr), segments))
 
     def _series_lengths(self, records: int, segments) -> tuple[int, ...]:
         """Lengths of the series a stream scales one by one; InputError where ``segments``
@@ -723,8 +718,7 @@ class Codec:
         arr = self._check(x)
         if not len(arr):
             return 0.0
-        x32 = arr.astype(np.float32, copy=False)
-        z, specials = self._split(x32, self._scales(x32, self._series_lengths(len(arr), segments)))
+        z, specials = self._split(arr.astype(np.float32, copy=False), self._stream_scales(arr, segments))
         lossy, inner, _, _ = self._lossy(z, specials, self._segments(len(arr), segments), self._series_lengths(len(arr), segments))
         return float(self.tables.bits(*self._coded([self._quantize(lossy, inner)])))
 

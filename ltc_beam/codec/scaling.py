@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -124,27 +125,28 @@ class SeriesScales:
         mean = np.where(std > 0, k * step, mean.astype(np.float32))
         return cls(mean, std, tuple(lengths))
 
-    def _rows(self, values: np.ndarray) -> np.ndarray:
-        return np.repeat(values, self.lengths, axis=0)
+    @cached_property
+    def _per_record(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.repeat(self.mean, self.lengths, axis=0), np.repeat(self.std, self.lengths, axis=0)
 
     def per_record(self) -> tuple[np.ndarray, np.ndarray]:
-        """Each record's series mean and std ``[N, d]``."""
-        return self._rows(self.mean), self._rows(self.std)
+        """Each record's series mean and std ``[N, d]`` (made once)."""
+        return self._per_record
 
     def normalise(self, x: np.ndarray) -> np.ndarray:
         """Records in data units → unit scale (float64): ``(x - mean) / std``, and ``x - mean``
         where the std is 0 (0 for the values equal to the mean; the codec sends others exactly)."""
-        std = self._rows(self.std)
-        return (np.asarray(x, np.float64) - self._rows(self.mean)) / np.where(std > 0, std, 1.0)
+        mean, std = self.per_record()
+        return (np.asarray(x, np.float64) - mean) / np.where(std > 0, std, 1.0)
 
     def fixed(self) -> np.ndarray:
         """Where each record's series has no spread in that column ``[N, d]``: those records
         decode to the mean, so their other values must travel exactly."""
-        return self._rows(self.std) == 0
+        return self.per_record()[1] == 0
 
     def restore(self, unit: np.ndarray) -> np.ndarray:
         """Unit scale → data units (float64); the mean itself where the std is 0."""
-        std, mean = self._rows(self.std), self._rows(self.mean)
+        mean, std = self.per_record()
         return np.where(std > 0, unit * std + mean, mean)  # the mean itself: a -0.0 stays -0.0
 
     def to_bytes(self) -> bytes:
