@@ -230,8 +230,8 @@ class Codec:
         """The lattice points of one series."""
         if not len(records):
             return None
-        x32 = self._check(records).astype(np.float32, copy=False)
-        return self._quantize(self._split(x32, self._scales(x32, (len(x32),)))[0])
+        arr = self._check(records)
+        return self._quantize(self._split(arr.astype(np.float32, copy=False), self._stream_scales(arr, None))[0])
 
     def _coded(self, quantized: list[Quantized]) -> tuple[np.ndarray, np.ndarray]:
         """Every symbol the encoder would write for ``quantized`` and its table (flattened)."""
