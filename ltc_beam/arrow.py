@@ -596,11 +596,31 @@ def order_series(parts: list[pa.Table], order_by: str | None) -> pa.Table:
 
 
 def concat(parts: list[pa.Table]) -> pa.Table:
-    """Tables as one, each cast to the first one's schema where it differs."""
+    """Tables as one, each cast to the first one's schema where it differs, or to the
+    schemas' permissive union where that cast fails (a pass-through field that is None
+    throughout one series' records is typed null there, a string elsewhere)."""
     if len(parts) == 1:
         return parts[0]
     schema = parts[0].schema
-    return pa.concat_tables([p if p.schema == schema else p.cast(schema) for p in parts])
+    try:
+        return pa.concat_tables([p if p.schema == schema else p.cast(schema) for p in parts])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+        try:
+            union = _unified([p.schema for p in parts])
+            return pa.concat_tables([p if p.schema == union else p.select(union.names).cast(union) for p in parts])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError, ValueError) as exc:
+            raise InputError(f"tables of one output do not share a schema ({exc}); give schema= to fix the input's types") from exc
+
+
+def _unified(schemas: list[pa.Schema]) -> pa.Schema:
+    """The permissive union of ``schemas`` (the first one's metadata), its stored original
+    schema (compressed tables) the union of theirs."""
+    union = pa.unify_schemas(schemas, promote_options="permissive")
+    meta = dict(schemas[0].metadata or {})
+    if META_SCHEMA in meta:
+        originals = [schema_from_bytes(s.metadata[META_SCHEMA]) for s in schemas]
+        meta[META_SCHEMA] = schema_to_bytes(pa.unify_schemas(originals, promote_options="permissive"))
+    return union.with_metadata(meta)
 
 
 def tied_records(table: pa.Table, order_by: str | None) -> int:

@@ -157,8 +157,7 @@ def read_parquet(path: str, codec=None, *, sort: bool = True, device: str = "cpu
         tables.append(arrow.decode_table(table, codec, device=device))
     if not tables:
         raise InputError(f"no Parquet files found at {path!r}")
-    schema = tables[0].schema
-    out = pa.concat_tables([t.cast(schema) if t.schema != schema else t for t in tables])
+    out = arrow.concat(tables)
     return arrow.sort_decoded(out, info.key, info.order_by) if sort else out
 
 

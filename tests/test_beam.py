@@ -12,7 +12,7 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 import ltc_beam
 from ltc_beam import arrow
 from ltc_beam.bitstream import unpack
-from ltc_beam.beam import LtcDecode, LtcEncode
+from ltc_beam.beam import LtcDecode, LtcEncode, WriteParquetTables
 from ltc_beam.beam.runners import counters
 from ltc_beam.errors import InputError
 from tests.beam_fixtures import block_codec, small, sort_by_series, telemetry, values_of, vec_codec, window_codec  # noqa: F401
@@ -201,6 +201,44 @@ def test_bad_dict_records(vec_codec):
     assert [d["record"]["id"] for d in dead] == [2, 3, 4]
     assert "column 'v', record (dev='a', id=2)" in dead[0]["error"] and "str" in dead[0]["error"]  # the order value too
     assert sum(sum(t.column(arrow.COUNT).to_pylist()) for t in _SINKS["dict_ok"]) == 2
+
+
+def test_dict_records_beyond_float32_go_to_the_dead_letter_output(vec_codec):
+    _, path = vec_codec
+    records = [{"dev": "a", "id": i, "v": [0.5] * 8} for i in range(4)]
+    records[1]["v"] = [0.5] * 7 + [1e300]
+    records[2]["v"] = [0.5] * 7 + [10**400]  # a Python int beyond float64 too
+
+    def build(p):
+        out = p | beam.Create(records) | LtcEncode(path, column="v", key="dev", order_by="id", dead_letter=True)
+        collect(out["dead_letter"], "far_dead")
+        collect(out["encoded"], "far_ok")
+
+    run(build)
+    dead = sorted(_SINKS["far_dead"], key=lambda d: d["record"]["id"])
+    assert [d["record"]["id"] for d in dead] == [1, 2]
+    assert all("beyond float32's range" in d["error"] and "id=" in d["error"] for d in dead)
+    assert sum(sum(t.column(arrow.COUNT).to_pylist()) for t in _SINKS["far_ok"]) == 2
+
+
+def test_dict_records_of_integers_and_an_all_none_field_round_trip(vec_codec, tmp_path):
+    """A series whose vectors are all Python ints, and a pass-through field None throughout
+    one series (typed null there, string elsewhere), write and decode as one table."""
+    _, path = vec_codec
+    records = [{"dev": "a", "id": i, "note": "ok", "v": [0.25 * i] * 8} for i in range(300)]
+    records += [{"dev": "b", "id": i, "note": None, "v": [i % 3] * 8} for i in range(300)]
+
+    def build(p):
+        tables = p | beam.Create(records) | LtcEncode(path, column="v", key="dev", order_by="id", chunk_size=128)
+        tables | WriteParquetTables(str(tmp_path / "part"), num_shards=1)
+
+    run(build)
+    out = ltc_beam.read_parquet(str(tmp_path))
+    assert out.num_rows == 600 and out.schema.field("note").type == pa.string()
+    b = out.filter(pa.compute.equal(out.column("dev"), "b"))
+    assert b.column("note").null_count == 300
+    x = np.asarray(b.column("v").to_pylist())
+    assert np.abs(x - np.repeat(np.arange(300) % 3, 8).reshape(300, 8)).mean() < 0.5  # values 0, 1, 2: coded, not lost
 
 
 def test_construction_errors(small, vec_codec, block_codec):

@@ -34,7 +34,7 @@ from apache_beam.utils.windowed_value import PaneInfoTiming
 from ltc_beam import arrow
 from ltc_beam.beam.coders import ArrowTableCoder  # noqa: F401 - registers the pa.Table coder
 from ltc_beam.beam.handler import NAMESPACE, LtcModelHandler, _EncodeSettings
-from ltc_beam.errors import NULL_HINT, InputError
+from ltc_beam.errors import BEYOND_FLOAT32, NULL_HINT, InputError, beyond_float32
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,25 @@ def _check_scalar(v, prefix: str = "value is") -> str | None:
         return f"{prefix} a {type(v).__name__}, not a float" if prefix == "value is" else (
             f"{prefix} a {type(v).__name__} value, not a float"
         )
+    try:
+        far = bool(beyond_float32(np.float64(v)))
+    except OverflowError:  # an int beyond float64's range
+        far = True
+    if far:
+        return BEYOND_FLOAT32 if prefix == "value is" else f"vector holds a {BEYOND_FLOAT32}"
     return None
+
+
+def _as_floats(value):
+    """A record's vector (or value) with its integers as floats: a series whose records hold
+    only integers would otherwise form an integer column, which the codec refuses."""
+    if isinstance(value, (int, np.integer)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float64) if value.dtype.kind in "iu" else value
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (int, np.integer)) for v in value):
+        return [float(v) for v in value]
+    return value
 
 
 def _select(tag: str):
@@ -227,6 +245,8 @@ class _Prepare(beam.DoFn):
             self.dead.inc()
             yield (DEAD, _dead_letter(text, col, None, key, record))
             return
+        names = [self.column] if self.column is not None and self.column in record else list(self.columns or self.default_columns)
+        record = {**record, **{c: _as_floats(record[c]) for c in names}}
         data = arrow.canonical(record)
         kb = arrow.canonical(key) if self.key else b"%" + str(arrow.shard_of(data, self.shards)).encode()
         yield (PART, (kb, (arrow.digest(data), record)))
