@@ -98,3 +98,29 @@ def test_a_runner_that_cannot_fetch_its_binary_is_one_library_error(monkeypatch)
     monkeypatch.setattr(beam.Pipeline, "run", lambda self: (_ for _ in ()).throw(RuntimeError("a worker failed")))
     with pytest.raises(RuntimeError, match="a worker failed"):  # other runtime errors pass unchanged
         run(lambda p: p | beam.Create([1]), "FnApiRunner")
+
+
+def _touch(x, folder):
+    (folder / str(x)).touch()
+    return x
+
+
+def test_every_branch_runs_on_dask(tmp_path):
+    """Beam 2.77's DaskRunner computes only the step applied last: compress with a
+    dead-letter output wrote the dead letters alone (no Parquet file) and reported success."""
+    import apache_beam as beam
+
+    from ltc_beam.beam.runners import leaves
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+
+    def build(p):
+        numbers = p | beam.Create([1, 2, 3])
+        numbers | "A" >> beam.Map(_touch, tmp_path / "a")
+        numbers | "B" >> beam.Map(lambda x: x * 10) | "TouchB" >> beam.Map(_touch, tmp_path / "b")
+        assert len(leaves(p)) == 2
+
+    run(build, "DaskRunner", ["--dask_workers", "1"])
+    assert sorted(f.name for f in (tmp_path / "a").iterdir()) == ["1", "2", "3"]
+    assert sorted(f.name for f in (tmp_path / "b").iterdir()) == ["10", "20", "30"]
