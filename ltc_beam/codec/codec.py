@@ -538,8 +538,7 @@ class Codec:
         keep[specials.positions] = False
         keep = keep.reshape(z.shape)
         target = self._column_errors(z, out, keep)
-        offsets = self._z_scores(np.zeros((1, z.shape[1]), np.float32))[0]  # the grid holds data 0
-        offsets = np.where(np.isfinite(offsets), offsets, 0.0)
+        offsets = self._grid_offsets()
         z = _filled(z, ~keep)  # exactly-sent positions repeat their column's neighbour (not 0: a jump)
         on_grid = z - offsets
         # integer columns: a step of 1 (in data units) or coarser, where 1 is exact
@@ -549,13 +548,18 @@ class Codec:
         steps = sample_coding.column_steps(on_grid, keep, target)
         if steps is None:
             return blob, out
-        steps = np.maximum(steps, floor)
+        steps = np.maximum(sample_coding.float32_below(steps), floor)
         coded, z_hat = sample_coding.encode_samples(z, steps, offsets)
         alternative = pack(self.id, z.shape, coded, specials, sample_coded=True)
         decoded = self._data_units(z_hat)
         if len(alternative) < len(blob) and (self._column_errors(z, decoded, keep) <= target).all():
             return alternative, decoded
         return blob, out
+
+    def _grid_offsets(self) -> np.ndarray:
+        """Per column, the z-score of the value 0: the sample-coding grid holds data 0."""
+        offsets = self._z_scores(np.zeros((1, self.config.record_dim), np.float32))[0]
+        return np.where(np.isfinite(offsets), offsets, 0.0)
 
     def _column_errors(self, z: np.ndarray, decoded: np.ndarray, keep: np.ndarray) -> np.ndarray:
         """Mean squared error per column, in z-scores, of ``decoded`` (data units) over ``keep``."""
@@ -669,7 +673,7 @@ class Codec:
         if frame.sample_coded:
             if self.series_scaled:
                 raise FormatError("bitstream is damaged: a sample-coded stream of a series-scaled codec")
-            z = sample_coding.decode_samples(frame.payload, frame.shape)
+            z = sample_coding.decode_samples(frame.payload, frame.shape, self._grid_offsets())
             return merge_specials(self._data_units(z), frame.specials)
         payload, scales = frame.payload, None
         if self.series_scaled and records:
