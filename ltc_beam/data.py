@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -207,6 +208,7 @@ def load(
                 UserWarning,
                 stacklevel=2,
             )
+        warn_if_text_order(column, order_by)
         stamps = column.to_numpy(zero_copy_only=False)
         order = np.argsort(stamps, kind="stable")
     if not key:
@@ -225,6 +227,29 @@ def load(
     bounds = np.cumsum(np.bincount(codes, minlength=len(index)))[:-1]
     series = [values[rows] for rows in np.split(grouped, bounds)]
     return Dataset(series, value_names, list(index), order_hint=hint)
+
+
+#: Text whose order as text is its order in time: zero-padded ISO 8601 dates and times.
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}(:\d{2}(:\d{2}([.,]\d+)?)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?")
+
+
+def warn_if_text_order(column, order_by: str, stacklevel: int = 3) -> None:
+    """Warn when the order column holds text that does not sort as time: records are ordered
+    by the text ("Apr 1 2001" before "Jan 1 2000"), and windows read that order as the
+    signal's (vega's stock prices with such dates: 15.3 dB instead of 25.0 at about the
+    same rate, with no warning)."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return
+    texts = [t for t in column.drop_null().slice(0, 1000).to_pylist()]
+    odd = next((t for t in texts if not _ISO_TIME.fullmatch(t.strip())), None)
+    if odd is not None:
+        warnings.warn(
+            f"the order column {order_by!r} holds text ({odd!r}), and records are ordered as text sorts, "
+            "which is not the order in time unless it is ISO 8601 (2000-01-31): parse it to timestamps or "
+            "numbers first (pyarrow.compute.strptime, pandas.to_datetime)",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
 
 
 def warn_if_tied(tied: int, order_by: str, stacklevel: int = 3) -> None:

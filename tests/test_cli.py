@@ -651,3 +651,24 @@ def test_records_without_an_order_value_are_warned_about(tmp_path):
         with pytest.warns(UserWarning, match=f"1 records have no '{order_by}' value"):
             data = load(str(tmp_path / "gaps.parquet"), columns=["v"], order_by=order_by)
         assert data.series[0][:, 0].tolist() == [1.0, 3.0, 0.0, 4.0, 2.0]  # last in the series
+
+
+def test_text_order_values_that_do_not_sort_as_time_are_warned_about(tmp_path):
+    """Dates as text ("Jan 1 2000") sort as text, silently: windows then read that order."""
+    from ltc_beam.data import load
+
+    for texts, warned in ((["Jan 1 2000", "Feb 1 2000", "Mar 1 2000", "Apr 1 2000"], True),
+                          (["2000-01-01", "2000-02-01", "2000-03-01T10:00:00Z", "2000-04-01 10:00"], False)):
+        pq.write_table(pa.table({"d": texts, "v": np.arange(4.0)}), tmp_path / "text.parquet")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load(str(tmp_path / "text.parquet"), columns=["v"], order_by="d")
+        said = [str(w.message) for w in caught if "holds text" in str(w.message)]
+        assert bool(said) == warned
+    assert "'Jan 1 2000'" in said[0] if said else True
+    pq.write_table(pa.table({"d": ["Jan 1 2000", "Feb 1 2000"] * 50, "v": np.arange(100.0)}), tmp_path / "text.parquet")
+    codec = ltc_beam.train(np.random.default_rng(0).standard_normal((300, 1)), steps=5, progress=False, calibrate=False)
+    codec.save(str(tmp_path / "c.ltc"))
+    with pytest.warns(UserWarning, match=r"holds text \('Jan 1 2000'\)"):
+        assert main(["compress", str(tmp_path / "text.parquet"), "--codec", str(tmp_path / "c.ltc"), "--output",
+                     str(tmp_path / "out"), "--columns", "v", "--order-by", "d", "--quiet"]) == 0

@@ -229,7 +229,10 @@ def test_evaluate_warns_about_data_far_from_the_training_mean(codecs):
             report = evaluate(codec, [x + offset * std * (np.arange(6) == 2)], voronoi=False)
         said = [str(w.message) for w in caught if "training mean" in str(w.message)]
         assert bool(said) == warned and abs(report["mean_shift_vs_training"]) == pytest.approx(offset, abs=0.5)
-    assert "column 'v2'" in said[0]
+    assert "column 'v2'" in said[0] and "normalise='series'" not in said[0]  # one series: its own mean would not help
+    shifted = x + 3.0 * std * (np.arange(6) == 2)
+    with pytest.warns(UserWarning, match=r"training mean.*normalise='series'"):  # several series: it may
+        evaluate(codec, [shifted[:1000], shifted[1000:]], voronoi=False)
 
 
 def test_evaluate_warns_when_data_of_the_training_spread_costs_far_more(codecs):
