@@ -143,7 +143,7 @@ def _is_dictionary(schema: pa.Schema, path: str) -> bool:
     return "dictionary<" in str(field.type)
 
 
-def read_parquet(path: str, codec=None, *, sort: bool = True, device: str = "cpu") -> pa.Table:
+def read_parquet(path: str | os.PathLike, codec=None, *, sort: bool = True, device: str = "cpu") -> pa.Table:
     """Decode compressed Parquet (file, directory or glob) to a table of the original schema.
 
     ``codec``: a :class:`~ltc_beam.Codec` or codec URI; by default each file's embedded
@@ -151,6 +151,7 @@ def read_parquet(path: str, codec=None, *, sort: bool = True, device: str = "cpu
     name a key and/or an order column; otherwise they come in file and row order.
     """
     tables, info = [], None
+    path = os.fspath(path)
     for name in list_files(path):
         table = read_table(name)
         info = arrow.table_info(table.schema, name)
@@ -161,9 +162,9 @@ def read_parquet(path: str, codec=None, *, sort: bool = True, device: str = "cpu
     return arrow.sort_decoded(out, info.key, info.order_by) if sort else out
 
 
-def write_parquet(table: pa.Table, path: str, codec, *, compression: str = "zstd", **options) -> pa.Table:
+def write_parquet(table: pa.Table, path: str | os.PathLike, codec, *, compression: str = "zstd", **options) -> pa.Table:
     """Compress ``table`` in process (see :func:`ltc_beam.arrow.encode_table`) and write one file."""
     encoded = arrow.encode_table(table, codec, **options)
-    with open_for_write(path) as handle:
+    with open_for_write(os.fspath(path)) as handle:
         write_table(encoded, handle, compression)
     return encoded

@@ -233,7 +233,7 @@ def test_dict_records_of_integers_and_an_all_none_field_round_trip(vec_codec, tm
         tables | WriteParquetTables(str(tmp_path / "part"), num_shards=1)
 
     run(build)
-    out = ltc_beam.read_parquet(str(tmp_path))
+    out = ltc_beam.read_parquet(tmp_path)  # a pathlib.Path
     assert out.num_rows == 600 and out.schema.field("note").type == pa.string()
     b = out.filter(pa.compute.equal(out.column("dev"), "b"))
     assert b.column("note").null_count == 300

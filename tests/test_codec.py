@@ -296,7 +296,7 @@ def test_scale_classes_follow_the_signal_energy(codecs, name):
 
 def test_scale_class_codec_survives_save_and_load(codecs, tmp_path):
     codec = codecs["classes_block"]
-    path = str(tmp_path / "classes.ltc")
+    path = tmp_path / "classes.ltc"  # a pathlib.Path (a TypeError before session 14)
     codec.save(path)
     loaded = Codec.load(path)
     x = np.concatenate(switching_series(700, 6, seed=4))

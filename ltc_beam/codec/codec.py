@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import math
 import warnings
 from collections.abc import Sequence
@@ -262,16 +263,16 @@ class Codec:
         return self
 
     # ------------------------------------------------------------------ I/O
-    def save(self, uri: str) -> None:
+    def save(self, uri: str | os.PathLike) -> None:
         from ltc_beam.codec.artifact import write_codec
 
-        write_codec(self, uri)
+        write_codec(self, os.fspath(uri))
 
     @classmethod
-    def load(cls, uri: str, device: str = "cpu") -> "Codec":
+    def load(cls, uri: str | os.PathLike, device: str = "cpu") -> "Codec":
         from ltc_beam.codec.artifact import read_codec
 
-        return read_codec(uri, device=device)
+        return read_codec(os.fspath(uri), device=device)
 
     # ------------------------------------------------------------------ core path
     def _check(self, x) -> np.ndarray:
