@@ -73,6 +73,12 @@ RESERVED = (PAYLOAD, COUNT, CODEC)
 #: rounding of the batched product (about 1e-7 relative), not bit for bit.
 DECODE_BATCH_STREAMS = 4096
 
+#: A null float value travels as the float32 NaN of these bits (exactly, as every NaN does)
+#: and decodes as null again: pandas writes NaN as null, which was refused. A NaN of exactly
+#: these bits in the input also decodes as null.
+NULL_BITS = 0x7FC04C54
+NULL_NAN = float(np.array([NULL_BITS], np.uint32).view(np.float32)[0])
+
 META = b"ltc"
 META_SCHEMA = b"ltc.schema"
 META_MANIFEST = b"ltc.manifest"
@@ -197,6 +203,21 @@ def _list_parts(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
     return lengths, values
 
 
+def float_values(arr: pa.Array, dtype=np.float32) -> np.ndarray:
+    """A float Arrow array as numpy ``dtype``, its nulls the NaN of ``NULL_BITS``."""
+    out = np.asarray(arr.cast(pa.float64() if np.dtype(dtype) == np.float64 else pa.float32()).to_numpy(zero_copy_only=False), dtype)
+    if arr.null_count:
+        out = out.copy()
+        out[~np.asarray(arr.is_valid())] = np.array([NULL_BITS], np.uint32).view(np.float32)[0]  # as float32, then widened
+    return out
+
+
+def null_mask(x: np.ndarray) -> np.ndarray | None:
+    """Where decoded float32 values are the null NaN (None when nowhere)."""
+    mask = np.ascontiguousarray(x, np.float32).view(np.uint32) == NULL_BITS
+    return mask if mask.any() else None
+
+
 def find_bad_rows(table: pa.Table, spec: VectorSpec) -> dict[int, tuple[str, str]]:
     """Rows whose vector cannot be coded: ``{row: (column, problem)}`` (first problem per row)."""
     bad: dict[int, tuple[str, str]] = {}
@@ -213,18 +234,11 @@ def find_bad_rows(table: pa.Table, spec: VectorSpec) -> dict[int, tuple[str, str
         for r in np.flatnonzero(wrong):
             bad.setdefault(int(r), (spec.column, f"vector has {lengths[r]} values, the codec expects {spec.record_dim}"))
         owner = np.repeat(np.arange(n), lengths)
-        if values.null_count:
-            for r in np.unique(owner[~np.asarray(values.is_valid())]):
-                bad.setdefault(int(r), (spec.column, "vector contains null values"))
         for r in np.unique(owner[_beyond_float32(values)]):
             bad.setdefault(int(r), (spec.column, f"vector holds a {BEYOND_FLOAT32}"))
     else:
         for name in spec.columns:
             col = table.column(name)
-            if col.null_count:
-                valid = np.asarray(col.is_valid())
-                for r in np.flatnonzero(~valid):
-                    bad.setdefault(int(r), (name, "value is null"))
             for r in np.flatnonzero(_beyond_float32(col)):
                 bad.setdefault(int(r), (name, BEYOND_FLOAT32))
     return dict(sorted(bad.items()))
@@ -246,7 +260,6 @@ def vectors(table: pa.Table, spec: VectorSpec, *, where: str = "", dtype=np.floa
         more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
         raise InputError(f"column {col!r}, row {row}{where}: {problem}{more}")
     n = table.num_rows
-    arrow_type = pa.float64() if np.dtype(dtype) == np.float64 else pa.float32()
     if spec.column is not None:
         arr = table.column(spec.column).combine_chunks()
         if isinstance(arr, pa.ChunkedArray):
@@ -254,15 +267,16 @@ def vectors(table: pa.Table, spec: VectorSpec, *, where: str = "", dtype=np.floa
         if not n:
             return np.zeros((0, spec.record_dim), dtype)
         _, values = _list_parts(arr)
-        return np.asarray(values.cast(arrow_type).to_numpy(zero_copy_only=False), dtype).reshape(n, spec.record_dim)
-    cols = [np.asarray(table.column(c).cast(arrow_type).to_numpy(), dtype) for c in spec.columns]
+        return float_values(values, dtype).reshape(n, spec.record_dim)
+    cols = [float_values(table.column(c).combine_chunks(), dtype) for c in spec.columns]
     return np.stack(cols, axis=1) if cols else np.zeros((n, 0), dtype)
 
 
 def vector_array(x: np.ndarray, field: pa.Field) -> pa.Array:
     """Decoded vectors as an array of the original list type."""
     t = field.type
-    values = pa.array(x.reshape(-1), pa.float32()).cast(t.value_type)
+    flat = x.reshape(-1)
+    values = pa.array(flat, pa.float32(), mask=null_mask(flat)).cast(t.value_type)
     if pa.types.is_fixed_size_list(t):
         return pa.FixedSizeListArray.from_arrays(values, type=t)
     offsets = np.arange(0, x.size + 1, x.shape[1] if x.ndim == 2 else 1, dtype=np.int64)
@@ -928,7 +942,8 @@ def decode_table(table: pa.Table, codec=None, *, device: str = "cpu") -> pa.Tabl
             if spec.column is not None:
                 cols.append(vector_array(x, f))
             else:
-                cols.append(pa.array(x[:, spec.names.index(f.name)], pa.float32()).cast(f.type))
+                column = np.ascontiguousarray(x[:, spec.names.index(f.name)])
+                cols.append(pa.array(column, pa.float32(), mask=null_mask(column)).cast(f.type))
             continue
         if f.name not in table.column_names:
             raise FormatError(f"compressed table lacks pass-through column {f.name!r}")

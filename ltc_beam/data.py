@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ltc_beam.arrow import is_list
+from ltc_beam.arrow import float_values, is_list
 from ltc_beam.errors import NULL_HINT, InputError, not_floating
 from ltc_beam.parquet import read_table
 
@@ -126,10 +126,7 @@ def values_of(table: pa.Table, names: list[str]) -> tuple[np.ndarray, list[str]]
         col = table.column(name)
         if not pa.types.is_floating(col.type):
             raise not_floating(name, f"has type {col.type}")
-        if col.null_count:
-            row = pc.index(pc.is_null(col), True).as_py()
-            raise InputError(f"column {name!r} has a null at row {row}; {NULL_HINT}")
-        parts.append(col.to_numpy().astype(np.float64))
+        parts.append(float_values(col.combine_chunks(), np.float64))  # nulls: NaN (missing), as compress codes them
     return (np.stack(parts, axis=1) if parts else np.zeros((table.num_rows, 0))), names
 
 
@@ -144,10 +141,7 @@ def _list_values(table: pa.Table, name: str) -> tuple[np.ndarray, list[str]]:
         raise InputError(f"column {name!r} is ragged: row {row} has {lengths[row]} values, row 0 has {lengths[0]}")
     flat = pc.list_flatten(col)
     d = int(lengths[0]) if len(lengths) else 0
-    if flat.null_count:
-        row = int(np.flatnonzero(np.asarray(pc.is_null(flat)))[0]) // d
-        raise InputError(f"column {name!r} has a null value inside the vector at row {row}; {NULL_HINT}")
-    values = flat.to_numpy(zero_copy_only=False).astype(np.float64).reshape(len(col), d)
+    values = float_values(flat, np.float64).reshape(len(col), d)
     meta = table.schema.metadata or {}
     names = meta.get(f"columns_of_{name}".encode(), b"").decode().split(",")
     if len(names) != d or not all(names):

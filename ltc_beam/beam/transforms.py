@@ -94,8 +94,8 @@ def _check_value_list(value, d: int) -> str | None:
 
 
 def _check_scalar(v, prefix: str = "value is") -> str | None:
-    if v is None:
-        return f"{prefix} null" if prefix == "value is" else f"{prefix} null values"
+    if v is None:  # coded as arrow.NULL_NAN, decoded as null
+        return None
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         return f"{prefix} a {type(v).__name__}, not a float" if prefix == "value is" else (
             f"{prefix} a {type(v).__name__} value, not a float"
@@ -110,14 +110,15 @@ def _check_scalar(v, prefix: str = "value is") -> str | None:
 
 
 def _as_floats(value):
-    """A record's vector (or value) with its integers as floats: a series whose records hold
-    only integers would otherwise form an integer column, which the codec refuses."""
-    if isinstance(value, (int, np.integer)):
-        return float(value)
+    """A record's vector (or value) with its integers as floats and its Nones the null NaN
+    (``arrow.NULL_NAN``, decoded as null): a series whose records hold only integers (or
+    only None) would otherwise form an integer (or null-typed) column."""
+    if value is None or isinstance(value, (int, np.integer)):
+        return arrow.NULL_NAN if value is None else float(value)
     if isinstance(value, np.ndarray):
         return value.astype(np.float64) if value.dtype.kind in "iu" else value
-    if isinstance(value, (list, tuple)) and any(isinstance(v, (int, np.integer)) for v in value):
-        return [float(v) for v in value]
+    if isinstance(value, (list, tuple)) and any(v is None or isinstance(v, (int, np.integer)) for v in value):
+        return [arrow.NULL_NAN if v is None else float(v) for v in value]
     return value
 
 
