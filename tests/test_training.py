@@ -565,3 +565,18 @@ def test_principal_components_of_few_wide_vectors_come_from_the_data_itself():
     axes, variances = principal_axes(torch.as_tensor(x), 5)
     np.testing.assert_allclose(variances.numpy(), want[::-1][:5], rtol=1e-9)
     np.testing.assert_allclose(np.abs(axes.numpy().T @ vectors[:, ::-1][:, :5]), np.eye(5), atol=1e-6)  # up to sign
+
+
+def test_a_dataframe_gives_its_column_names_and_a_list_of_rows_is_one_series():
+    """train(DataFrame) named the codec's columns v0..v3, so encoding the frame's columns in
+    another order warned about nothing; a list of rows was read as a list of series."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.standard_normal((400, 4)) @ rng.standard_normal((4, 4)), columns=list("abcd"))
+    codec = ltc_beam.train(frame, steps=20, progress=False, calibrate=False)
+    assert codec.manifest["columns"] == list("abcd")
+    with pytest.warns(UserWarning, match=r"columns \['d', 'c', 'b', 'a'\] are the codec's columns"):
+        codec.encode(frame[list("dcba")])
+    rows = ltc_beam.train(frame.to_numpy().tolist(), steps=20, progress=False, calibrate=False)
+    assert rows.config.record_dim == 4

@@ -276,6 +276,10 @@ class Codec:
 
     # ------------------------------------------------------------------ core path
     def _check(self, x) -> np.ndarray:
+        if hasattr(x, "columns"):  # a pandas DataFrame: warn where its columns are not the codec's
+            from ltc_beam.arrow import check_column_names
+
+            check_column_names([str(c) for c in x.columns], self)
         arr = np.asarray(x)
         if arr.dtype.kind not in "fiu":
             raise InputError(f"expected a numeric array, got dtype {arr.dtype}")

@@ -80,6 +80,8 @@ def resolve_device(device: str) -> torch.device:
 def as_series(data) -> list[np.ndarray]:
     """One ``[N, d]`` array or a list of them (one per series) → list of float64 arrays."""
     items = data if isinstance(data, (list, tuple)) else [data]
+    if isinstance(data, (list, tuple)) and data and all(np.ndim(s) == 1 for s in data):
+        items = [data]  # a list of records (rows), not of series
     series = [np.asarray(s, dtype=np.float64) for s in items]
     for i, s in enumerate(series):
         if s.ndim != 2:
@@ -823,6 +825,8 @@ def train(
             raise ValueError(f"target_bits_per_value must be a finite number above 0, got {target_bits_per_value}")
         if normalise not in NORMALISATIONS:
             raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}")
+        if columns is None and hasattr(data, "columns"):  # a pandas DataFrame: its column names
+            columns = [str(c) for c in data.columns]
         raw = as_series(data)  # what the frozen codec codes (tables, calibration, validation)
         if normalise == "series":  # pieces as compress chunks them, each scaled as the codec scales it
             from ltc_beam.arrow import default_chunk_records
