@@ -337,6 +337,7 @@ class _FormChunks(beam.DoFn):
     def setup(self):
         self.late_records = Metrics.counter(NAMESPACE, "records_late")
         self.late_dead = Metrics.counter(NAMESPACE, "records_late_dead_letter")
+        self.dead = Metrics.counter(NAMESPACE, "records_dead_letter")  # all dead letters, late ones too
         self.tied = Metrics.counter(NAMESPACE, TIED_COUNTER)
 
     def process(self, element, pane=beam.DoFn.PaneInfoParam):
@@ -350,6 +351,7 @@ class _FormChunks(beam.DoFn):
             self.late_records.inc(series.num_rows)
             if self.late == "dead_letter":
                 self.late_dead.inc(series.num_rows)
+                self.dead.inc(series.num_rows)
                 for row, record in enumerate(series.to_pylist()):
                     key = record.get(self.key) if self.key else None
                     msg = f"record arrived after its window closed (late pane {pane.index}); late='dead_letter'"
@@ -476,7 +478,9 @@ class LtcEncode(beam.PTransform):
     to the dead-letter output. Records later than ``allowed_lateness`` are dropped by
     Beam's windowing before they reach LtcEncode's grouping: set the input window's
     ``allowed_lateness`` to cover the lateness you expect (``records_in`` vs
-    ``records_encoded`` + ``records_dead_letter`` metrics show any shortfall).
+    ``records_encoded`` + ``records_dead_letter`` metrics show any shortfall; late records
+    sent to the dead-letter output count in ``records_dead_letter`` too, and in
+    ``records_late_dead_letter``).
     """
 
     def __init__(
