@@ -27,6 +27,7 @@ from ltc_beam.cli import positive, show_progress
 from ltc_beam.data import common_schema, input_bytes, parquet_files, refuse_column_names, warn_if_text_order, warn_if_tied
 from ltc_beam.errors import InputError
 from ltc_beam.parquet import embedded_codec_bytes, open_parquet
+from ltc_beam.storage import open_for_write
 
 PIPELINE_COMMANDS = ("compress", "decompress", "demo")
 
@@ -76,7 +77,10 @@ def add_commands(sub) -> None:
         epilog="Unknown --options are passed to Beam's PipelineOptions.",
     )
     p.add_argument("input", help="compressed Parquet file, directory or glob")
-    p.add_argument("--output", required=True, help="output directory (files part-IIIII-of-NNNNN.parquet)")
+    p.add_argument(
+        "--output", required=True,
+        help="output directory (files part-IIIII-of-NNNNN.parquet), or a .npy file for an archive compressed from .npy",
+    )
     p.add_argument("--codec", help="codec artifact; by default the codec embedded in each file")
     p.add_argument(
         "--num-shards",
@@ -443,6 +447,8 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
         records += sum(t.column(arrow.COUNT).to_pylist()) if t is not None else footer.metadata.num_rows
     if records == 0:
         raise InputError(f"{args.input!r} holds no records: nothing to decompress")
+    if args.output.endswith(".npy"):
+        return _decompress_to_npy(args, records)
     _prepare_output(args.output, files)
     start = time.time()
     with _outputs_removed_on_failure(args.output), _Progress(records, "decompress", show_progress(args)):
@@ -465,6 +471,32 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
     }
     _print_summary(summary, args.json)
     return 0 if out == records else 1
+
+
+def _decompress_to_npy(args: argparse.Namespace, records: int) -> int:
+    """An archive compressed from a ``.npy`` array → that array's shape and dtype, in process
+    (the array is held in memory, as the input was)."""
+    from ltc_beam.beam.handler import resolve_device
+    from ltc_beam.parquet import read_parquet
+
+    start = time.time()
+    table = read_parquet(args.input, args.codec, device=resolve_device(args.device))  # in row order (the archive's order_by)
+    if table.column_names != [NPY_ROW, "values"]:
+        raise InputError(
+            f"{args.input!r} was not compressed from a .npy array (its columns are {table.column_names}): "
+            "decompress it to a directory of Parquet files"
+        )
+    values = table.column("values").combine_chunks()
+    array = values.values.to_numpy(zero_copy_only=False).reshape(len(values), values.type.list_size)
+    with open_for_write(args.output) as handle:
+        np.save(handle, array, allow_pickle=False)
+    seconds = time.time() - start
+    summary = {
+        "records_in": records, "records_out": len(array), "output_files": 1, "output_bytes": os.path.getsize(args.output),
+        "seconds": round(seconds, 3), "records_per_second": round(len(array) / seconds, 1) if seconds else math.nan,
+    }
+    _print_summary(summary, args.json)
+    return 0 if len(array) == records else 1
 
 
 def cmd_demo(args: argparse.Namespace, beam_args: list[str] | None = None) -> int:

@@ -179,6 +179,19 @@ def test_npy_archive_decodes_in_array_order(block_codec, tmp_path, capsys):
     y = np.asarray(decoded.column("values").combine_chunks().flatten()).reshape(-1, 8)
     assert np.isnan(y[7, 2]) and np.isfinite(np.delete(y.ravel(), 7 * 8 + 2)).all()
     assert np.mean((np.nan_to_num(x) - np.nan_to_num(y)) ** 2) < 0.2 * np.nanvar(x)
+    # back to a .npy: the array's shape and dtype, in its order
+    assert main(["decompress", str(tmp_path / "c"), "--output", str(tmp_path / "back.npy"), "--quiet"]) == 0
+    back = np.load(tmp_path / "back.npy")
+    assert back.shape == x.shape and back.dtype == x.dtype and np.array_equal(back, y, equal_nan=True)
+
+
+def test_only_npy_archives_decompress_to_npy(small, vec_codec, tmp_path, capsys):
+    _, codec = vec_codec
+    pq.write_table(small.slice(0, 300), tmp_path / "t.parquet")
+    assert main(["compress", str(tmp_path / "t.parquet"), "--codec", codec, "--output", str(tmp_path / "c"), "--column",
+                 "values", "--key", "device", "--order-by", "ts", "--quiet"]) == 0
+    assert main(["decompress", str(tmp_path / "c"), "--output", str(tmp_path / "x.npy"), "--quiet"]) == 2
+    assert "was not compressed from a .npy array" in capsys.readouterr().err and not (tmp_path / "x.npy").exists()
 
 
 def test_dead_letters_from_the_cli(small, vec_codec, tmp_path, capsys):
