@@ -153,7 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a codec on INPUT")
     add_input_options(p)
     p.add_argument("--output", "--out", dest="out", required=True, help="codec artifact to write (*.ltc)")
-    p.add_argument("--lattice", default="e8", help="z<n>, a2, d4, d4*, e8, bw16, leech (default e8)")
+    p.add_argument(
+        "--lattice", default="auto",
+        help="z<n>, a2, d4, d4*, e8, bw16, leech, or auto (default): e8 and z1 trained, the better on the validation split kept",
+    )
     p.add_argument(
         "--mode", choices=["vector", "block"], default="block",
         help="block (default): each latent channel across n consecutive vectors is one lattice point; "
