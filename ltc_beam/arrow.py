@@ -112,12 +112,13 @@ class VectorSpec:
 def check_column_names(names, codec) -> None:
     """Warn when ``names`` (the columns being coded, in order) are not the columns the codec
     was trained on: another order codes each value as the column in its position. Generic
-    names (``v0``…, ``values[0]``…: no names were known) are not compared."""
+    names (``v0``…, ``0``… of a DataFrame's default index, ``values[0]``…: no names were
+    known) are not compared."""
     trained = list(codec.manifest.get("columns") or [])
     names = list(names)
     if len(trained) != len(names) or trained == names:
         return
-    if any(re.fullmatch(r"v\d+|.*\[\d+\]", c) for c in trained + names):
+    if any(re.fullmatch(r"v?\d+|.*\[\d+\]", c) for c in trained + names):
         return
     if sorted(trained) == sorted(names):
         problem = f"columns {names} are the codec's columns {trained} in another order"

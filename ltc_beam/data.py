@@ -224,7 +224,7 @@ def load(
 
 
 #: Text whose order as text is its order in time: zero-padded ISO 8601 dates and times.
-_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}(:\d{2}(:\d{2}([.,]\d+)?)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?")
+_ISO_TIME = re.compile(r"\d{4}-\d{2}(-\d{2}([ T]\d{2}(:\d{2}(:\d{2}([.,]\d+)?)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?")
 
 
 def warn_if_text_order(column, order_by: str, stacklevel: int = 3) -> None:
@@ -232,7 +232,9 @@ def warn_if_text_order(column, order_by: str, stacklevel: int = 3) -> None:
     by the text ("Apr 1 2001" before "Jan 1 2000"), and windows read that order as the
     signal's (vega's stock prices with such dates: 15.3 dB instead of 25.0 at about the
     same rate, with no warning)."""
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or pa.types.is_string_view(column.type)):
         return
     texts = [t for t in column.drop_null().slice(0, 1000).to_pylist()]
     odd = next((t for t in texts if not _ISO_TIME.fullmatch(t.strip())), None)

@@ -225,7 +225,7 @@ def test_dict_records_of_integers_and_an_all_none_field_round_trip(vec_codec, tm
     """A series whose vectors are all Python ints, and a pass-through field None throughout
     one series (typed null there, string elsewhere), write and decode as one table."""
     _, path = vec_codec
-    records = [{"dev": "a", "id": i, "note": "ok", "v": [0.25 * i] * 8} for i in range(300)]
+    records = [{"dev": "a", "id": i, "note": "ok", "v": [0.25 * i] * 3 + [None if i % 50 == 0 else 0.5] + [0.25 * i] * 4} for i in range(300)]
     records += [{"dev": "b", "id": i, "note": None, "v": [i % 3] * 8} for i in range(300)]
 
     def build(p):
@@ -237,6 +237,9 @@ def test_dict_records_of_integers_and_an_all_none_field_round_trip(vec_codec, tm
     assert out.num_rows == 600 and out.schema.field("note").type == pa.string()
     b = out.filter(pa.compute.equal(out.column("dev"), "b"))
     assert b.column("note").null_count == 300
+    a = out.filter(pa.compute.equal(out.column("dev"), "a")).sort_by("id")
+    nulls = pa.compute.is_null(pa.compute.list_flatten(a.column("v"))).to_numpy(zero_copy_only=False).reshape(300, 8)
+    assert np.array_equal(np.flatnonzero(nulls[:, 3]), np.arange(0, 300, 50)) and nulls.sum() == 6  # None values: null again
     x = np.asarray(b.column("v").to_pylist())
     assert np.abs(x - np.repeat(np.arange(300) % 3, 8).reshape(300, 8)).mean() < 0.5  # values 0, 1, 2: coded, not lost
 

@@ -115,9 +115,9 @@ def _as_floats(value):
     only None) would otherwise form an integer (or null-typed) column."""
     if value is None or isinstance(value, (int, np.integer)):
         return arrow.NULL_NAN if value is None else float(value)
-    if isinstance(value, np.ndarray):
-        return value.astype(np.float64) if value.dtype.kind in "iu" else value
-    if isinstance(value, (list, tuple)) and any(v is None or isinstance(v, (int, np.integer)) for v in value):
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iu":
+        return value.astype(np.float64)
+    if isinstance(value, (list, tuple, np.ndarray)) and any(v is None or isinstance(v, (int, np.integer)) for v in value):
         return [arrow.NULL_NAN if v is None else float(v) for v in value]
     return value
 

@@ -81,6 +81,14 @@ def _filled(z: np.ndarray, exact: np.ndarray) -> np.ndarray:
     return np.where(found, np.take_along_axis(z, np.where(found, source, 0), axis=0), 0.0)
 
 
+def frame_columns(x) -> list[str] | None:
+    """The column names of a pandas DataFrame (None for anything else: a pyarrow Table's
+    ``columns`` are its data)."""
+    if type(x).__name__ == "DataFrame" and type(x).__module__.split(".")[0] == "pandas":
+        return [str(c) for c in x.columns]
+    return None
+
+
 def column_name(codec: "Codec", index: int) -> str:
     """Column ``index`` of the codec's records as its training named it (quoted), else the index."""
     return column_label(codec.manifest.get("columns"), index)
@@ -276,10 +284,11 @@ class Codec:
 
     # ------------------------------------------------------------------ core path
     def _check(self, x) -> np.ndarray:
-        if hasattr(x, "columns"):  # a pandas DataFrame: warn where its columns are not the codec's
+        names = frame_columns(x)
+        if names is not None:  # warn where a DataFrame's columns are not the codec's
             from ltc_beam.arrow import check_column_names
 
-            check_column_names([str(c) for c in x.columns], self)
+            check_column_names(names, self)
         arr = np.asarray(x)
         if arr.dtype.kind not in "fiu":
             raise InputError(f"expected a numeric array, got dtype {arr.dtype}")
