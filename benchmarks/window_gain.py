@@ -47,7 +47,7 @@ def main() -> None:
     for window in (int(w) for w in args.windows.split(",")):
         curves[str(window)] = {"train": [], "test": []}
         for rate in (float(r) for r in args.rates.split(",")):
-            codec = ltc_beam.train(train.series, mode="vector", window=window, target_bits_per_value=rate, progress=False)
+            codec = ltc_beam.train(train.series, lattice="e8", mode="vector", window=window, target_bits_per_value=rate, progress=False)
             for split, data in (("train", train), ("test", test)):
                 point = evaluate(codec, data.series, voronoi=False)
                 point["target_bits_per_value"] = rate
