@@ -329,12 +329,12 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         from ltc_beam.beam.transforms import TIED_COUNTER
 
         warn_if_tied(summary["metrics"].get(TIED_COUNTER, 0), args.order_by, stacklevel=2)
-    if codec_copies and bytes_out > bytes_in and codec_copies > payload:
+    if codec_copies and codec_copies > payload:  # the codec copies outweigh the data
+        larger = f"the output ({bytes_out} bytes) is larger than the input ({bytes_in}): " if bytes_out > bytes_in else ""
         warnings.warn(
-            f"the output ({bytes_out} bytes) is larger than the input ({bytes_in}): each of its {len(out_files)} "
-            f"file(s) embeds the codec ({codec_copies} bytes in all, against {payload} bytes of compressed data). "
-            "For inputs this small, keep the codec file and pass --no-embed-codec (decompress --codec CODEC), or "
-            "compress more records per file (fewer --num-shards)",
+            f"{larger}each of the {len(out_files)} output file(s) embeds the codec ({codec_copies} bytes in all, "
+            f"against {payload} bytes of compressed data). For inputs this small, keep the codec file and pass "
+            "--no-embed-codec (decompress --codec CODEC), or compress more records per file (fewer --num-shards)",
             UserWarning,
             stacklevel=2,
         )

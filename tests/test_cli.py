@@ -653,6 +653,11 @@ def test_an_output_larger_than_its_input_through_the_embedded_codec_is_warned_ab
                          "--column", "values", "--quiet", *options]) == 0
         said = [str(w.message) for w in caught if "larger than the input" in str(w.message)]
         assert bool(said) == warned and all("--no-embed-codec" in m for m in said)
+    # an output smaller than its input, whose codec copies still outweigh the data: warned too
+    pq.write_table(small, tmp_path / "big.parquet", compression="none")
+    with pytest.warns(UserWarning, match=r"^each of the 1 output file\(s\) embeds the codec \(\d+ bytes in all, against \d+ bytes"):
+        assert main(["compress", str(tmp_path / "big.parquet"), "--codec", vec_codec[1], "--output", str(tmp_path / "big"),
+                     "--column", "values", "--quiet"]) == 0
 
 
 def test_records_without_an_order_value_are_warned_about(tmp_path):
