@@ -611,20 +611,20 @@ def order_series(parts: list[pa.Table], order_by: str | None) -> pa.Table:
 
 
 def concat(parts: list[pa.Table]) -> pa.Table:
-    """Tables as one, each cast to the first one's schema where it differs, or to the
-    schemas' permissive union where that cast fails (a pass-through field that is None
-    throughout one series' records is typed null there, a string elsewhere)."""
+    """Tables as one; where their schemas differ, each cast to the schemas' permissive union
+    (a pass-through field None throughout one series' records is typed null there, a string
+    elsewhere; float32 and float64 batches of one series give float64: cast to the first
+    one's float32, the float64 values lost their precision)."""
     if len(parts) == 1:
         return parts[0]
     schema = parts[0].schema
+    if all(p.schema == schema for p in parts):
+        return pa.concat_tables(parts)
     try:
-        return pa.concat_tables([p if p.schema == schema else p.cast(schema) for p in parts])
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
-        try:
-            union = _unified([p.schema for p in parts])
-            return pa.concat_tables([p if p.schema == union else p.select(union.names).cast(union) for p in parts])
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError, ValueError) as exc:
-            raise InputError(f"tables of one output do not share a schema ({exc}); give schema= to fix the input's types") from exc
+        union = _unified([p.schema for p in parts])
+        return pa.concat_tables([p if p.schema == union else p.select(union.names).cast(union) for p in parts])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError, ValueError) as exc:
+        raise InputError(f"tables of one output do not share a schema ({exc}); give schema= to fix the input's types") from exc
 
 
 def _unified(schemas: list[pa.Schema]) -> pa.Schema:

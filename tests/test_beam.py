@@ -244,6 +244,29 @@ def test_dict_records_of_integers_and_an_all_none_field_round_trip(vec_codec, tm
     assert np.abs(x - np.repeat(np.arange(300) % 3, 8).reshape(300, 8)).mean() < 0.5  # values 0, 1, 2: coded, not lost
 
 
+def test_a_series_of_float32_and_float64_batches_keeps_its_float64_values(vec_codec):
+    """The parts of one series were cast to the first part's schema: a float64 pass-through
+    column after a float32 batch came back as float32, its values rounded."""
+    _, path = vec_codec
+    rng = np.random.default_rng(0)
+
+    def batch(rows, width):
+        return pa.table({"i": np.arange(*rows), "k": ["a"] * (rows[1] - rows[0]),
+                         "p": pa.array(1000 / 3 + rng.standard_normal(rows[1] - rows[0]), width),
+                         "values": pa.FixedSizeListArray.from_arrays(pa.array(rng.standard_normal(8 * (rows[1] - rows[0])), width), 8)})
+
+    tables = [batch((0, 300), pa.float32()), batch((300, 600), pa.float64())]
+
+    def build(p):
+        out = p | beam.Create(tables) | LtcEncode(path, column="values", key="k", order_by="i") | LtcDecode()
+        collect(out, "mixed")
+
+    run(build)
+    decoded = pa.concat_tables(_SINKS["mixed"], promote_options="permissive").sort_by("i")
+    assert decoded.schema.field("p").type == pa.float64() and decoded.num_rows == 600
+    assert np.array_equal(decoded.column("p").to_numpy()[300:], tables[1].column("p").to_numpy())
+
+
 def test_construction_errors(small, vec_codec, block_codec):
     _, path = vec_codec
     with pytest.raises(InputError, match="record layout"):
