@@ -618,13 +618,18 @@ def concat(parts: list[pa.Table]) -> pa.Table:
     if len(parts) == 1:
         return parts[0]
     schema = parts[0].schema
-    if all(p.schema == schema for p in parts):
+    original = (schema.metadata or {}).get(META_SCHEMA)
+    if all(p.schema == schema and (p.schema.metadata or {}).get(META_SCHEMA) == original for p in parts):
         return pa.concat_tables(parts)
+    errors = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError, ValueError)
     try:
         union = _unified([p.schema for p in parts])
-        return pa.concat_tables([p if p.schema == union else p.select(union.names).cast(union) for p in parts])
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError, ValueError) as exc:
-        raise InputError(f"tables of one output do not share a schema ({exc}); give schema= to fix the input's types") from exc
+        return pa.concat_tables([p.select(union.names).cast(union) for p in parts])
+    except errors:  # no union (a dictionary key beside a string one): each cast to the first one's schema
+        try:
+            return pa.concat_tables([p if p.schema == schema else p.cast(schema) for p in parts])
+        except errors as exc:
+            raise InputError(f"tables of one series or output do not share a schema ({exc}): give them one schema") from exc
 
 
 def _unified(schemas: list[pa.Schema]) -> pa.Schema:

@@ -333,8 +333,8 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         larger = f"the output ({bytes_out} bytes) is larger than the input ({bytes_in}): " if bytes_out > bytes_in else ""
         warnings.warn(
             f"{larger}each of the {len(out_files)} output file(s) embeds the codec ({codec_copies} bytes in all, "
-            f"against {payload} bytes of compressed data). For inputs this small, keep the codec file and pass "
-            "--no-embed-codec (decompress --codec CODEC), or compress more records per file (fewer --num-shards)",
+            f"against {payload} bytes of compressed data). Keep the codec file and pass --no-embed-codec "
+            "(decompress --codec CODEC), or compress more records per file (fewer --num-shards)",
             UserWarning,
             stacklevel=2,
         )

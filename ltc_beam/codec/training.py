@@ -773,8 +773,8 @@ LATTICE_CHOICES = ("e8", "z1")
 #: on 3,888 and 5,040 validation values (image-segment features, daily stock prices) Z
 #: looked 0.4 and 0.9 dB better and coded the test split 0.7 and 0.2 dB worse.
 LATTICE_CHOICE_VALUES = 10_000
-#: The second lattice is kept when its validation SNR, moved along a 6.02 dB-per-bit slope
-#: to the first one's rate, is at least this much higher.
+#: The second lattice is kept when its validation SNR, moved to the first one's rate
+#: (``SLOPES_DB_PER_BIT``), is at least this much higher.
 LATTICE_CHOICE_MARGIN_DB = 0.25
 
 
@@ -936,7 +936,7 @@ def train(
                 finish.set_description_str("finish: density refit, kept if the codec codes the validation split shorter")
                 summary["density_refit"] = refit_density_if_shorter(trainer, freeze, held)
             if calibrate and options.target_bits_per_value is not None:
-                data = calibration_series(held if sum(s.size for s in held) >= HELD_CALIBRATION_VALUES else raw)
+                data = calibration_series(raw)
                 finish.set_description_str(f"finish: rate calibration to {options.target_bits_per_value:g} bits/value")
 
                 def measure(model: LtcModel) -> float:
@@ -961,30 +961,54 @@ def _better_lattice(data, options: dict) -> "Codec":
     """``train`` with each of ``LATTICE_CHOICES`` (the second one only where the rate is
     calibrated and the validation split is large enough to judge), the one whose coded
     validation split has the better SNR at equal rate kept; the manifest's training summary
-    says what each did (``lattice_choice``)."""
-    first = train(data, lattice=LATTICE_CHOICES[0], **options)
+    says what each did (``lattice_choice``). The kept run's warnings are the ones shown."""
+    first, said = _train_quietly(data, LATTICE_CHOICES[0], options)
     training = first.manifest["training"]
     held = training.get("validation") or {}
     values = training.get("validation_vectors", 0) * first.config.input_dim
-    if options["lmbda"] is not None or not options["calibrate"] or held.get("snr_db") is None or values < LATTICE_CHOICE_VALUES:
-        return first
-    if options["checkpoint"]:  # each lattice's run checkpoints on its own
-        options = {**options, "checkpoint": f"{options['checkpoint']}.{LATTICE_CHOICES[1]}"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the data's warnings were said once, by the first run
-        second = train(data, lattice=LATTICE_CHOICES[1], **options)
-    other = second.manifest["training"].get("validation") or {}
-    if other.get("snr_db") is None:
-        return first
-    gain = other["snr_db"] - held["snr_db"] - 6.02 * (other["bits_per_value"] - held["bits_per_value"])
-    chosen = second if gain >= LATTICE_CHOICE_MARGIN_DB else first
-    chosen.manifest["training"]["lattice_choice"] = {
-        "validation": {name: {"bits_per_value": v["bits_per_value"], "snr_db": v["snr_db"]}
-                       for name, v in zip(LATTICE_CHOICES, (held, other))},
-        "gain_db_at_equal_rate": gain, "chosen": chosen.config.lattice,
-    }
-    chosen.manifest["codec_id"] = chosen.id = chosen.content_hash()
+    chosen = first
+    if options["lmbda"] is None and options["calibrate"] and held.get("snr_db") is not None and values >= LATTICE_CHOICE_VALUES:
+        if options["checkpoint"]:  # each lattice's run checkpoints on its own
+            options = {**options, "checkpoint": f"{options['checkpoint']}.{LATTICE_CHOICES[1]}"}
+        second, second_said = _train_quietly(data, LATTICE_CHOICES[1], options)
+        other = second.manifest["training"].get("validation") or {}
+        gain = _gain_at_equal_rate(held, other, options["target_bits_per_value"] or DEFAULT_TARGET_BITS)
+        if gain is not None:
+            if gain >= LATTICE_CHOICE_MARGIN_DB:
+                chosen, said = second, second_said
+            chosen.manifest["training"]["lattice_choice"] = {
+                "validation": {name: {"bits_per_value": v["bits_per_value"], "snr_db": v["snr_db"]}
+                               for name, v in zip(LATTICE_CHOICES, (held, other))},
+                "gain_db_at_equal_rate": gain, "chosen": chosen.config.lattice,
+            }
+            chosen.manifest["codec_id"] = chosen.id = chosen.content_hash()
+    for caught in said:  # at the caller of train
+        warnings.warn(caught.message, caught.category, stacklevel=3)
     return chosen
+
+
+def _train_quietly(data, lattice: str, options: dict) -> tuple["Codec", list]:
+    """``train`` with ``lattice``, its warnings recorded instead of shown."""
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        codec = train(data, lattice=lattice, **options)
+    return codec, said
+
+
+#: dB per bit/value at which a codec at a higher rate is moved down to the other's rate
+#: (measured slopes around 0.5-1 bit/value: 8.6-15.4), and at which one at a lower rate is
+#: moved up (6.02, the high-rate slope): the second lattice must win under either.
+SLOPES_DB_PER_BIT = (15.0, 6.02)
+
+
+def _gain_at_equal_rate(first: dict, second: dict, target: float) -> float | None:
+    """The second codec's validation SNR over the first's at the first's rate, on the slope
+    least favourable to the second (``SLOPES_DB_PER_BIT``); None where either missed the
+    target by over ``MISSED_TARGET`` or has no finite SNR (no fair comparison)."""
+    if second.get("snr_db") is None or any(abs(v["bits_per_value"] - target) > MISSED_TARGET * target for v in (first, second)):
+        return None
+    more = second["bits_per_value"] - first["bits_per_value"]
+    return second["snr_db"] - first["snr_db"] - (SLOPES_DB_PER_BIT[0] if more > 0 else SLOPES_DB_PER_BIT[1]) * more
 
 
 def record_coded_validation(codec: Codec, series: list[np.ndarray]) -> None:
@@ -1031,11 +1055,6 @@ CALIBRATION_TRIES = 6
 MISSED_TARGET = 0.1  # a calibrated rate further than this fraction from the target is warned about
 MAX_CALIBRATION_OCTAVES = 2.0  # the scale stays within 2**±this of the trained one
 CALIBRATION_VALUES = 1 << 20  # values of the training data coded per try (a prefix of each series)
-#: Calibration codes the validation split where it holds this many values, the whole training
-#: data where it holds fewer: the tables are fitted to the training split's symbols, so that
-#: split codes shorter than new data (3,164 doc2vec vectors of 100 values calibrated to 1
-#: bit/value on all of it paid 1.10 on held-out vectors).
-HELD_CALIBRATION_VALUES = 20_000
 
 
 @torch.no_grad()
