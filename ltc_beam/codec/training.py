@@ -764,7 +764,7 @@ def torch_threads(threads: int | None):
 
 
 #: ``train(lattice="auto")`` (the default) trains these and keeps the better one on the
-#: validation split: E8 gains where the latent channels carry bits (BasicMotions: 4-10 %
+#: validation split: E8 gains where the latent channels carry bits (BasicMotions: 1-11 %
 #: fewer bits than Z at equal SNR), Z where most carry a fraction of a bit each (2 x 4
 #: grey-image patches at 1 bit/value: 22.2 dB against E8's 21.2, fastText 10-value word
 #: vectors 7.1 against 6.2).
