@@ -397,6 +397,20 @@ def test_shard_encoder_has_table_output_only(vec_codec):
         LtcEncodeShards(vec_codec[1], num_shards=2, column="values", output="rows")
 
 
+def test_shard_encoder_sends_a_batch_as_one_part_per_file(small, vec_codec):
+    """A batch left ``_Prepare`` as one Arrow message per series: (2,000 devices, 128 batches)
+    made 256k messages, and compress took 7 GB and 105 s for 8M records (now 4.7 GB, 61 s)."""
+    from ltc_beam.beam.transforms import BUNDLE, PART, _Prepare
+
+    prepare = _Prepare(record_dim=8, column="values", columns=None, default_columns=(), key="device",
+                       order_by="ts", schema=None, dead_letter=False, shards=4, bundles=3)
+    prepare.setup()
+    parts = [item for tag, item in prepare.process(small) if tag == PART]
+    assert len(small.column("device").unique()) == 30 and len(parts) <= 3
+    assert all(kb.startswith(BUNDLE) for kb, _ in parts)
+    assert sum(arrow.from_ipc(ipc).num_rows for _, ipc in parts) == small.num_rows
+
+
 def test_tables_cross_stages_as_their_own_rows(small):
     """``pa.Table`` elements use ``ArrowTableCoder``: a slice encodes (and is size-estimated
     as) its own rows, where pickling it would carry the parent's whole buffers."""
