@@ -77,7 +77,8 @@ DECODE_BATCH_STREAMS = 4096
 #: and decodes as null again: pandas writes NaN as null, which was refused. A NaN of exactly
 #: these bits in the input also decodes as null.
 NULL_BITS = 0x7FC04C54
-NULL_NAN = float(np.array([NULL_BITS], np.uint32).view(np.float32)[0])
+_NULL_FLOAT32 = np.array([NULL_BITS], np.uint32).view(np.float32)[0]
+NULL_NAN = float(_NULL_FLOAT32)  # the same bits again once narrowed to float32
 
 META = b"ltc"
 META_SCHEMA = b"ltc.schema"
@@ -209,7 +210,7 @@ def float_values(arr: pa.Array, dtype=np.float32) -> np.ndarray:
     out = np.asarray(arr.cast(pa.float64() if np.dtype(dtype) == np.float64 else pa.float32()).to_numpy(zero_copy_only=False), dtype)
     if arr.null_count:
         out = out.copy()
-        out[~np.asarray(arr.is_valid())] = np.array([NULL_BITS], np.uint32).view(np.float32)[0]  # as float32, then widened
+        out[~np.asarray(arr.is_valid())] = _NULL_FLOAT32  # widened where dtype is float64
     return out
 
 

@@ -236,7 +236,7 @@ def warn_if_text_order(column, order_by: str, stacklevel: int = 3) -> None:
         column = column.cast(column.type.value_type)
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or pa.types.is_string_view(column.type)):
         return
-    texts = [t for t in column.drop_null().slice(0, 1000).to_pylist()]
+    texts = column.drop_null().slice(0, 1000).to_pylist()
     odd = next((t for t in texts if not _ISO_TIME.fullmatch(t.strip())), None)
     if odd is not None:
         warnings.warn(

@@ -268,8 +268,8 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         records, bytes_in = sum(f.metadata.num_rows for f in footers), input_bytes(args.input)
         schemas = [f.schema_arrow for f in footers]
         schema = common_schema(files, schemas)
-        if args.order_by and args.order_by in schema.names:
-            warn_if_text_order(footers[0].read_row_group(0, columns=[args.order_by]).column(0) if footers[0].num_row_groups else pa.array([], pa.string()), args.order_by, stacklevel=2)
+        if args.order_by in schema.names and footers[0].num_row_groups:  # judged on the first row group
+            warn_if_text_order(footers[0].read_row_group(0, columns=[args.order_by]).column(0), args.order_by, stacklevel=2)
         if schema is not schemas[0]:
             encode["schema"] = schema  # files of float32 and float64 values: all decode as float64
         _check_columns(schema, codec, encode)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import math
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace

@@ -174,9 +174,7 @@ def payload_steps(payload: bytes, d: int) -> tuple[int, int, np.ndarray, int]:
     if order not in ORDERS + OFFSET_ORDERS + IMPLIED_ORDERS or width not in WIDTHS:
         raise FormatError(f"sample-coded payload: unknown integer order {order} or width {width}")
     step_bytes = 4 if order in IMPLIED_ORDERS and order & FLOAT32_STEPS else 8
-    head = _HEADER.size + step_bytes * d
-    if len(payload) < head:
-        raise FormatError(f"sample-coded payload of {len(payload)} bytes is shorter than its {head}-byte header")
+    head = _header_ends(payload, _HEADER.size + step_bytes * d)
     steps = np.frombuffer(payload, f"<f{step_bytes}", count=d, offset=_HEADER.size).astype(np.float64)
     if not (np.isfinite(steps).all() and (steps > 0).all()):
         raise FormatError("sample-coded payload: quantisation steps must be finite and positive")
@@ -189,10 +187,8 @@ def decode_samples(payload: bytes, shape: tuple[int, int], offsets: np.ndarray) 
     records, d = shape
     order, width, steps, head = payload_steps(payload, d)
     if order in OFFSET_ORDERS:
-        if len(payload) < head + 8 * d:
-            raise FormatError(f"sample-coded payload of {len(payload)} bytes is shorter than its {head + 8 * d}-byte header")
-        offsets = np.frombuffer(payload, "<f8", count=d, offset=head)
-        head += 8 * d
+        start, head = head, _header_ends(payload, head + 8 * d)
+        offsets = np.frombuffer(payload, "<f8", count=d, offset=start)
         if not np.isfinite(offsets).all():
             raise FormatError("sample-coded payload: grid offsets must be finite")
     elif order in ORDERS:
@@ -201,9 +197,7 @@ def decode_samples(payload: bytes, shape: tuple[int, int], offsets: np.ndarray) 
     if order in IMPLIED_ORDERS and order & DIFFERENCES:
         if records == 0 or len(payload) < head + 1 or payload[head] not in WIDTHS:
             raise FormatError("sample-coded payload: its first record is missing or of an unknown width")
-        end = head + 1 + d * payload[head]
-        if len(payload) < end:
-            raise FormatError(f"sample-coded payload of {len(payload)} bytes is shorter than its {end}-byte header")
+        end = _header_ends(payload, head + 1 + d * payload[head])
         first = np.frombuffer(payload, f"<i{payload[head]}", count=d, offset=head + 1).astype(np.int64)
         head, records = end, records - 1
     ints = _integers(payload[head:], records * d, width)
@@ -216,6 +210,13 @@ def decode_samples(payload: bytes, shape: tuple[int, int], offsets: np.ndarray) 
         if order % 2:
             ints = np.cumsum(ints, axis=0)
     return ints * steps + offsets
+
+
+def _header_ends(payload: bytes, end: int) -> int:
+    """``end``, where the payload holds a header that long; else FormatError."""
+    if len(payload) < end:
+        raise FormatError(f"sample-coded payload of {len(payload)} bytes is shorter than its {end}-byte header")
+    return end
 
 
 def _integers(frame: bytes, count: int, width: int) -> np.ndarray:
