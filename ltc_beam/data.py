@@ -7,7 +7,6 @@ columns. With ``key``, records are grouped into series (one per key value); with
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import warnings
@@ -19,7 +18,7 @@ import pyarrow.compute as pc
 
 from ltc_beam.arrow import float_values, is_list
 from ltc_beam.errors import NULL_HINT, InputError, not_floating
-from ltc_beam.parquet import read_table
+from ltc_beam.parquet import list_files, matched_files, read_table
 
 
 @dataclass
@@ -58,23 +57,9 @@ def common_schema(files: list[str], schemas: list[pa.Schema]) -> pa.Schema:
     return unified.with_metadata(first.metadata)
 
 
-def parquet_files(path: str) -> list[str]:
-    """A Parquet file, a directory of them, or a glob → sorted list of files."""
-    if os.path.isdir(path):
-        files = sorted(glob.glob(os.path.join(path, "**", "*.parquet"), recursive=True))
-    elif any(ch in path for ch in "*?["):
-        files = sorted(glob.glob(path, recursive=True))
-    else:
-        files = [path] if os.path.exists(path) else []
-    if not files:
-        raise InputError(f"no Parquet files found at {path!r}")
-    return files
-
-
 def input_bytes(path: str) -> int:
     """Size of INPUT on disk: the ``.npy`` file, or every Parquet file it names."""
-    files = [path] if path.endswith(".npy") else parquet_files(path)
-    return sum(os.path.getsize(f) for f in files)
+    return os.path.getsize(path) if path.endswith(".npy") else sum(size for _, size in matched_files(path))
 
 
 def vector_columns(
@@ -179,7 +164,7 @@ def load(
                 + ("; LTC codes floating-point data (cast it to float32)" if array.dtype.kind in "iub" else "")
             )
         return Dataset([array.astype(np.float64)], [f"v{i}" for i in range(array.shape[1])])
-    files = parquet_files(path)
+    files = list_files(path)
     tables = [read_table(f) for f in files]
     common_schema(files, [t.schema for t in tables])
     # float32 and float64 files of one dataset read as float64, as compress keeps them

@@ -21,29 +21,45 @@ from ltc_beam.errors import InputError
 from ltc_beam.storage import is_remote, open_for_write, read_bytes
 
 
-def list_files(path: str) -> list[str]:
-    """The Parquet files named by a file, directory or glob, sorted."""
+def _skipped(relative: str) -> bool:
+    """Whether a path (relative to the input directory) is one no reader takes as data: a
+    hidden or underscore name anywhere on it (``_SUCCESS``, ``_temporary/``, ``.crc`` side
+    files of Spark and Hadoop), or a ``.crc`` / ``.tmp`` file."""
+    parts = relative.replace("\\", "/").split("/")
+    return any(part.startswith((".", "_")) for part in parts) or parts[-1].endswith((".crc", ".tmp"))
+
+
+def matched_files(path: str) -> list[tuple[str, int]]:
+    """``(file, size in bytes)`` of every file named by ``path``, sorted by name: a file, a
+    glob (``**`` spans directories), or a directory: every ``*.parquet`` file under it,
+    subdirectories included (hidden and underscore names left out). The one listing that the Beam reads,
+    ``read_parquet`` and the CLI's record counts all use."""
     if is_remote(path):
         from apache_beam.io.filesystems import FileSystems
 
-        pattern = path.rstrip("/") + "/*" if not any(ch in path for ch in "*?[") and path.endswith("/") else path
-        files = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
-        return sorted(files)
-    path = path.removeprefix("file://")
-    if os.path.isdir(path):
-        files = [
-            os.path.join(root, name)
-            for root, _, names in os.walk(path)
-            for name in names
-            if not name.startswith((".", "_")) and not name.endswith((".crc", ".tmp"))
-        ]
-    elif any(ch in path for ch in "*?["):
-        files = [f for f in globlib.glob(path, recursive=True) if os.path.isfile(f)]
+        folder = path.endswith("/") and not any(ch in path for ch in "*?[")
+        pattern = path + "**" if folder else path
+        found = [(m.path, m.size_in_bytes) for r in FileSystems.match([pattern]) for m in r.metadata_list]
+        if folder:
+            found = [(f, size) for f, size in found if f.endswith(".parquet") and not _skipped(f[len(path):])]
     else:
-        files = [path] if os.path.exists(path) else []
-    if not files:
+        path = path.removeprefix("file://")
+        if os.path.isdir(path):
+            names = [os.path.join(root, name) for root, _, files in os.walk(path) for name in files if name.endswith(".parquet")]
+            names = [f for f in names if not _skipped(os.path.relpath(f, path))]
+        elif any(ch in path for ch in "*?["):
+            names = [f for f in globlib.glob(path, recursive=True) if os.path.isfile(f)]
+        else:
+            names = [path] if os.path.isfile(path) else []
+        found = [(f, os.path.getsize(f)) for f in names]
+    if not found:
         raise InputError(f"no Parquet files found at {path!r}")
-    return sorted(files)
+    return sorted(found)
+
+
+def list_files(path: str) -> list[str]:
+    """The files of :func:`matched_files`."""
+    return [f for f, _ in matched_files(path)]
 
 
 @contextlib.contextmanager

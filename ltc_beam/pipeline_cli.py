@@ -24,9 +24,9 @@ import pyarrow.parquet as pq
 
 from ltc_beam import arrow
 from ltc_beam.cli import positive, show_progress
-from ltc_beam.data import common_schema, input_bytes, parquet_files, refuse_column_names, warn_if_text_order, warn_if_tied
+from ltc_beam.data import common_schema, input_bytes, refuse_column_names, warn_if_text_order, warn_if_tied
 from ltc_beam.errors import InputError
-from ltc_beam.parquet import embedded_codec_bytes, open_parquet
+from ltc_beam.parquet import embedded_codec_bytes, list_files, open_parquet
 from ltc_beam.storage import open_for_write
 
 PIPELINE_COMMANDS = ("compress", "decompress", "demo")
@@ -263,7 +263,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
                 args.output, args.codec, num_shards=shards, dead_letter_path=args.dead_letter, **encode
             )
     else:
-        files = parquet_files(args.input)
+        files = list_files(args.input)
         footers = [open_parquet(f) for f in files]  # each file's footer read once
         records, bytes_in = sum(f.metadata.num_rows for f in footers), input_bytes(args.input)
         schemas = [f.schema_arrow for f in footers]
@@ -426,7 +426,9 @@ def cmd_compress(args: argparse.Namespace, beam_args: list[str] | None = None) -
     summary = compress(args, beam_args or [])
     _print_summary(summary, args.json)
     if summary["records_out"] + (summary["dead_letters"] if args.dead_letter else 0) != summary["records_in"]:
-        print("ltc-beam compress: error: records out do not match records in", file=sys.stderr)
+        print("ltc-beam compress: error: records out do not match records in: the output files are removed", file=sys.stderr)
+        if "://" not in args.output:
+            _remove_outputs(args.output)
         return 1
     if args.verify and not (summary["verify_records_equal"] and summary.get("verify_nonfinite_exact", True)):
         return 1
@@ -438,7 +440,7 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
     from ltc_beam.beam.io import DecompressParquet
     from ltc_beam.beam.runners import run
 
-    files = parquet_files(args.input)
+    files = list_files(args.input)
     records = 0
     for f in files:
         footer = open_parquet(f)

@@ -24,18 +24,9 @@ from apache_beam.transforms.window import GlobalWindow
 from ltc_beam import arrow
 from ltc_beam.beam.handler import NAMESPACE, Decoders, one_torch_thread, resolve_device
 from ltc_beam.beam.transforms import LtcDecode, LtcEncodeShards
-from ltc_beam.errors import InputError, LtcError
-from ltc_beam.parquet import open_parquet, parquet_options, write_table
+from ltc_beam.errors import LtcError
+from ltc_beam.parquet import matched_files, open_parquet, parquet_options, write_table
 from ltc_beam.storage import exists, open_for_write, pending_name, rename, write_bytes
-
-
-def file_pattern(path: str) -> str:
-    """A file, directory or glob → a glob Beam's FileSystems can match."""
-    if any(ch in path for ch in "*?["):
-        return path
-    if path.endswith("/") or ("://" not in path and os.path.isdir(path)):
-        return path.rstrip("/") + "/*.parquet"
-    return path
 
 
 class _ReadRowGroups(beam.DoFn):
@@ -66,7 +57,8 @@ def _batches(reader: pq.ParquetFile, batch_rows: int, columns=None):
 class ReadParquetTables(beam.PTransform):
     """Parquet file(s) → ``pa.Table`` batches of up to ``batch_rows`` rows, schema metadata kept.
 
-    Files are listed when the pipeline is built (``FileSystems.match``) and read by a
+    Files are listed when the pipeline is built (:func:`ltc_beam.parquet.matched_files`:
+    a directory's subdirectories too) and read by a
     ParDo over ``Create(files)``: unlike source-based reads this runs on every runner,
     DaskRunner included (its 2.77 translation has no ``Read``).
     """
@@ -78,20 +70,14 @@ class ReadParquetTables(beam.PTransform):
         self.batch_rows = batch_rows
         self._matched = None
 
-    def matched(self) -> list:
-        """``FileMetadata`` (path, size) of the input files, sorted by path (listed once)."""
+    def matched(self) -> list[tuple[str, int]]:
+        """``(path, size)`` of the input files (:func:`ltc_beam.parquet.matched_files`, listed once)."""
         if self._matched is None:
-            from apache_beam.io.filesystems import FileSystems
-
-            pattern = file_pattern(self.path)
-            found = sorted((m for r in FileSystems.match([pattern]) for m in r.metadata_list), key=lambda m: m.path)
-            if not found:
-                raise InputError(f"no Parquet files match {pattern!r}")
-            self._matched = found
+            self._matched = matched_files(self.path)
         return self._matched
 
     def files(self) -> list[str]:
-        return [m.path for m in self.matched()]
+        return [f for f, _ in self.matched()]
 
     def expand(self, pbegin):
         return (
@@ -314,7 +300,7 @@ class CompressParquet(beam.PTransform):
     def expand(self, pbegin):
         read = ReadParquetTables(self.input)
         shards = self.num_shards or auto_shards(
-            sum(m.size_in_bytes for m in read.matched()),
+            sum(size for _, size in read.matched()),
             arrow.load_codec(self.codec_uri) if self.encode.get("embed_codec", True) else None,
         )
         return (
