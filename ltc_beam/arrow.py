@@ -615,7 +615,8 @@ def concat(parts: list[pa.Table]) -> pa.Table:
     """Tables as one; where their schemas differ, each cast to the schemas' permissive union
     (a pass-through field None throughout one series' records is typed null there, a string
     elsewhere; float32 and float64 batches of one series give float64: cast to the first
-    one's float32, the float64 values lost their precision)."""
+    one's float32, the float64 values lost their precision), a field some tables lack null
+    in those (an optional field of JSON-style records)."""
     if len(parts) == 1:
         return parts[0]
     schema = parts[0].schema
@@ -625,12 +626,27 @@ def concat(parts: list[pa.Table]) -> pa.Table:
     errors = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError, ValueError)
     try:
         union = _unified([p.schema for p in parts])
-        return pa.concat_tables([p.select(union.names).cast(union) for p in parts])
+        return pa.concat_tables([_with_fields(p, union).cast(union) for p in parts])
     except errors:  # no union (a dictionary key beside a string one): each cast to the first one's schema
         try:
             return pa.concat_tables([p if p.schema == schema else p.cast(schema) for p in parts])
         except errors as exc:
             raise InputError(f"tables of one series or output do not share a schema ({exc}): give them one schema") from exc
+
+
+def _with_fields(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table``'s columns in ``schema``'s order, those it lacks all null: in a compressed
+    table of the chunk layout a list of ``ltc_count`` nulls per row (one per record)."""
+    have = set(table.column_names)
+    chunked = META in (table.schema.metadata or {}) and table_info(table.schema).layout == "chunk"
+
+    def nulls(field: pa.Field) -> pa.Array:
+        if not chunked:
+            return pa.nulls(table.num_rows, field.type)
+        offsets = np.concatenate([[0], np.cumsum(table.column(COUNT).to_numpy())]).astype(np.int32)
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.nulls(int(offsets[-1]), field.type.value_type))
+
+    return pa.table([table.column(f.name) if f.name in have else nulls(f) for f in schema], names=schema.names)
 
 
 def _unified(schemas: list[pa.Schema]) -> pa.Schema:

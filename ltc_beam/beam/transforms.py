@@ -111,6 +111,31 @@ def _check_scalar(v, prefix: str = "value is") -> str | None:
     return None
 
 
+INT64_RANGE = (-(1 << 63), 1 << 64)  # int64 and uint64 values
+
+
+def _field_problem(record: dict, schema: pa.Schema | None, vectors: set) -> tuple[str, str] | None:
+    """A field other than the vector columns that the series table cannot hold: without
+    ``schema``, an integer beyond 64 bits; with it, a value that does not convert to its
+    field's type, a float with a fraction for an integer field included (pyarrow would
+    truncate it: the record then sorts with another's order value)."""
+    for name, value in record.items():
+        if name in vectors:
+            continue
+        if schema is None or name not in schema.names:
+            if isinstance(value, int) and not INT64_RANGE[0] <= value < INT64_RANGE[1]:
+                return name, "integer beyond 64 bits"
+            continue
+        kind = schema.field(name).type
+        if pa.types.is_integer(kind) and isinstance(value, float) and not value.is_integer():
+            return name, f"{value!r} is not an integer (the schema says {kind})"
+        try:
+            pa.scalar(value, kind)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, TypeError) as exc:
+            return name, f"{value!r} does not convert to the schema's {kind} ({exc})"
+    return None
+
+
 def _as_floats(value):
     """A record's vector (or value) with its integers as floats and its Nones the null NaN
     (``arrow.NULL_NAN``, decoded as null): a series whose records hold only integers (or
@@ -245,6 +270,9 @@ class _Prepare(beam.DoFn):
         for name in (self.key, self.order_by):
             if not problem and name is not None and name not in record:
                 problem = (name, "column missing from record")
+        if not problem:
+            vectors = {self.column} if self.column is not None else set(self.columns or self.default_columns)
+            problem = _field_problem(record, self.schema, vectors)
         if problem:
             col, msg = problem
             named = [f"{name}={record.get(name)!r}" for name in (self.key, self.order_by) if name is not None and name in record]
@@ -273,12 +301,18 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _records_table(records: list[dict], schema: pa.Schema | None) -> pa.Table:
+    """Dict records as a table: ``schema``'s, or every field any record has (in order of
+    first appearance; null where a record lacks it: pyarrow takes the first record's fields)."""
+    if schema is None:
+        names = dict.fromkeys(name for record in records for name in record)
+        records = [record if len(record) == len(names) else {n: record.get(n) for n in names} for record in records]
     try:
         return pa.Table.from_pylist(records, schema=schema)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
         raise InputError(
-            f"the records of one series do not form a table ({exc}): do they mix plain floats and lists in "
-            "one column? Give schema= to have each record checked (and dead-lettered) on its own"
+            f"the records of one series do not form a table ({exc}): a field holds values of different types "
+            "(floats and lists, numbers and text, …) or out of its type's range. Give schema= to have each "
+            "record checked (and dead-lettered) on its own"
         ) from exc
 
 
@@ -412,17 +446,8 @@ class _FormShard(beam.DoFn):
             if rest is not None:
                 tails.append((kb, rest))
         if tails:
-            chunks += _packed(tails, self.rows)
+            chunks += arrow.pack_tails(tails, self.rows)
         yield (shard, _units(chunks, self.unit_rows))
-
-
-def _packed(tails: list[tuple[bytes, pa.Table]], rows: int) -> list[pa.Table]:
-    """Series tails → packed chunks (``arrow.pack_tails``), schemas unified first when the
-    tails come from inputs of different (compatible) schemas."""
-    if len({t.schema.remove_metadata() for _, t in tails}) > 1:
-        schema = pa.unify_schemas([t.schema for _, t in tails], promote_options="permissive")
-        tails = [(k, t.cast(schema)) for k, t in tails]
-    return arrow.pack_tails(tails, rows)
 
 
 class _PackTails(beam.DoFn):
@@ -435,7 +460,7 @@ class _PackTails(beam.DoFn):
         tails = list(tails)
         if not tails:
             return
-        yield from _units(_packed([(kb, arrow.from_ipc(t)) for kb, t in tails], self.rows), self.unit_rows)
+        yield from _units(arrow.pack_tails([(kb, arrow.from_ipc(t)) for kb, t in tails], self.rows), self.unit_rows)
 
 
 class _Account(beam.DoFn):
@@ -487,6 +512,12 @@ class LtcEncode(beam.PTransform):
     ``{"encoded": ..., "dead_letter": ...}``; dead letters are dicts with ``error`` (names
     the column and row), ``column``, ``row``, ``key`` and ``record``. Without it, the first
     bad record fails the pipeline with that message.
+
+    ``schema``: the Arrow schema of ``dict`` / ``Row`` records. Each record's fields are
+    checked against it (a value that does not convert, or a float with a fraction for an
+    integer field, makes the record bad); fields it does not name are left out. Without it,
+    each series' types are inferred from its records, and a field only some records carry
+    is null in the others.
 
     ``sample_fallback=False`` keeps every stream lattice-coded (no sample-coding fallback,
     :mod:`ltc_beam.codec.sample_coding`; bitstream version 1 only).
