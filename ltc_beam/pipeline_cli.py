@@ -355,14 +355,21 @@ def _verify(args, files: list[str], codec) -> dict:
         source = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
     info = arrow.table_info(pq.read_schema(_dir_files(args.output)[0]))
     names = list(info.spec.names)
+    keys = [c for c in (info.key, info.order_by) if c]
+    left_out = {}
+    if args.dead_letter and keys and source.num_rows > decoded.num_rows:  # the dead letters' records left out
+        rows = source.select(keys).append_column(" row", pa.array(np.arange(source.num_rows)))
+        kept = rows.join(decoded.select(keys).group_by(keys).aggregate([]), keys, join_type="left semi").column(" row")
+        left_out = {"verify_dead_letters_left_out": source.num_rows - len(kept)}
+        source = source.take(np.sort(kept.to_numpy()))  # the written records, in input order
     same_rows = source.num_rows == decoded.num_rows
-    paired = _paired(source, decoded, [c for c in (info.key, info.order_by) if c], names) if same_rows else None
+    paired = _paired(source, decoded, keys, names) if same_rows else None
     if paired is None:
         reason = "records in != records out" if not same_rows else (
             "no key, order or unique pass-through columns tell which decoded record is which input record "
             "(ltc-beam evaluate INPUT --codec CODEC reports the SNR of the same coding)"
         )
-        return {"verify_records_equal": same_rows, "verify_unpaired": reason}
+        return {"verify_records_equal": same_rows, **left_out, "verify_unpaired": reason}
     source, decoded = paired
     others = [c for c in source.column_names if c not in names]
     exact = all(_identical(decoded.column(c), source.column(c).cast(decoded.schema.field(c).type)) for c in others)
@@ -371,6 +378,7 @@ def _verify(args, files: list[str], codec) -> dict:
     stored, back = _vectors(source, names, np.float64), _vectors(decoded, names, np.float64)  # float64 columns: as stored
     return {
         "verify_records_equal": same_rows,
+        **left_out,
         "verify_other_columns_identical": bool(exact),
         "verify_nonfinite_exact": bool(np.array_equal(x[specials].view(np.uint32), y[specials].view(np.uint32))),
         "snr_db": snr_db(stored, back, codec.exactly_coded(x)),

@@ -204,10 +204,13 @@ def test_dead_letters_from_the_cli(small, vec_codec, tmp_path, capsys):
     pq.write_table(table, src)
     dead = tmp_path / "dead.jsonl"
     rc = main(["compress", str(src), "--codec", codec, "--output", str(tmp_path / "c"), "--column", "values",
-               "--key", "device", "--order-by", "ts", "--dead-letter", str(dead), "--json"])
+               "--key", "device", "--order-by", "ts", "--dead-letter", str(dead), "--json", "--verify"])
     assert rc == 0
     s = _summary(capsys)
     assert s["records_out"] == 399 and s["dead_letters"] == 1
+    # --verify checks the written records, the dead letter's left out (it reported "records in != records out")
+    assert s["verify_records_equal"] and s["verify_dead_letters_left_out"] == 1 and s["verify_other_columns_identical"]
+    assert s["snr_db"] > 10
     lines = [json.loads(line) for line in dead.read_text().splitlines()]
     assert len(lines) == 1 and lines[0]["row"] == 5 and "column 'values', row 5" in lines[0]["error"]
     # without a dead-letter path the job stops with an error naming column and row
