@@ -714,7 +714,7 @@ def test_sample_coding_fills_missing_values_with_their_neighbours():
     y[rng.random(len(x)) < 0.3, 0] = np.nan
     clean, gaps = unpack(codec.encode(x)), unpack(codec.encode(y))
     assert clean.sample_coded and gaps.sample_coded
-    assert len(gaps.payload) <= 1.05 * len(clean.payload)
+    assert len(gaps.payload) <= 1.1 * len(clean.payload)  # zeros for the gaps: 1.55x
     assert np.array_equal(np.isnan(codec.decode(codec.encode(y))), np.isnan(y))
 
 

@@ -472,7 +472,7 @@ def test_a_column_whose_float32_spacing_caps_the_snr_is_warned_about():
 
 def test_progress_bars_show_on_a_terminal_only_unless_asked(capsys):
     """The API wrote tqdm bars into logs (stderr redirected to a file) by default."""
-    data = correlated_series(600, 4, seed=2)
+    data = correlated_series(800, 4, seed=2)  # 120 validation vectors: no warning about few
     ltc_beam.train(data, steps=5, calibrate=False)
     assert capsys.readouterr().err == ""
     ltc_beam.train(data, steps=5, calibrate=False, progress=True)
@@ -611,3 +611,33 @@ def test_the_default_lattice_is_chosen_on_the_validation_split(tmp_path):
     with pytest.warns(UserWarning) as said:  # the kept run's warnings, once, at the caller
         ltc_beam.train(x[:300], target_bits_per_value=1.0, steps=20, progress=False)
     assert all(w.filename == __file__ for w in said) and len({str(w.message) for w in said}) == len(said)
+
+
+def test_records_coded_one_by_one_hold_out_records_spread_through_the_data():
+    """Window 1: the validation records are spread evenly through a series (a table sorted by
+    class held out its last class as the tail); windows of records keep the tail."""
+    from ltc_beam.codec.training import split_series
+
+    data = np.arange(200, dtype=float)[:, None]
+    train, held = split_series([data], 0.15, 0)
+    assert len(held[0]) == 30 and len(train[0]) == 170 and held[0][-1, 0] == 199
+    assert np.all(np.diff(held[0][:, 0]) >= 6) and held[0][0, 0] < 10  # evenly spread, in order
+    assert np.array_equal(np.sort(np.concatenate([train[0], held[0]])[:, 0]), data[:, 0])
+    train, held = split_series([data], 0.15, 0, window=4)
+    assert np.array_equal(held[0][:, 0], np.arange(170, 200)) and np.array_equal(train[0][:, 0], np.arange(170))
+
+
+def test_a_table_sorted_by_class_validates_on_every_class():
+    """Three classes of records, sorted: the validation split holds each of them, so its
+    figures describe new data of all three (the tail held the third class alone)."""
+    rng = np.random.default_rng(3)
+    scales = (1.0, 3.0, 0.3)
+    classes = [rng.normal(size=(600, 6)) @ rng.normal(size=(6, 6)) * s for s in scales]
+    codec = ltc_beam.train(np.concatenate(classes), target_bits_per_value=2.0, steps=300, progress=False, calibrate=False)
+    new = np.concatenate([c[rng.permutation(600)[:200]] for c in classes])  # records like the training ones
+    from ltc_beam.evaluation import evaluate
+
+    coded = evaluate(codec, [new], voronoi=False, warn_spread=False)
+    reported = codec.manifest["training"]["validation"]
+    assert abs(reported["snr_db"] - coded["snr_db"]) < 1.5
+    assert abs(reported["bits_per_value"] - coded["bits_per_value"]) < 0.15 * coded["bits_per_value"]
