@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
@@ -28,6 +29,8 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule (ltc_beam.parquet) not imported yet
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'ltc_beam' has no attribute {name!r}")
 
 

@@ -1,5 +1,9 @@
 """Exceptions raised by ltc-beam. Everything the library raises on bad input derives from LtcError."""
 
+import contextlib
+import re
+import warnings
+
 
 class LtcError(Exception):
     """Base class of every ltc-beam error."""
@@ -69,3 +73,22 @@ def beyond_float32(values) -> "np.ndarray":
 class OffScaleWarning(UserWarning):
     """Much of the data lies outside the range the codec was trained on: it still decodes
     (such values travel exactly or escape), but costs many more bits than it should."""
+
+
+@contextlib.contextmanager
+def grouped_warnings():
+    """Warnings raised inside, shown when it ends (or fails), once per kind: the first of
+    each category and text (numbers aside), with how many more there were. Each encoded
+    chunk warned on its own: 37 near-identical lines for one 150k-record compress."""
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        groups: dict[tuple, list] = {}
+        for w in caught:
+            groups.setdefault((w.category, re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "#", str(w.message))), []).append(w)
+        for (category, _), said in groups.items():
+            more = f" ({len(said) - 1} more like this)" if len(said) > 1 else ""
+            warnings.warn_explicit(f"{said[0].message}{more}", category, said[0].filename, said[0].lineno)

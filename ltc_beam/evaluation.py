@@ -13,6 +13,7 @@ from ltc_beam import arrow
 from ltc_beam.bitstream import unpack
 from ltc_beam.codec.codec import Codec, column_name
 from ltc_beam.codec.sample_coding import packed_ints
+from ltc_beam.errors import grouped_warnings
 
 _SERIES, _ORDER, _VALUES, _INDEX = "series", "order", "values", "index"
 VORONOI_UNRELIABLE = (
@@ -128,7 +129,7 @@ def training_spread(codec: Codec, x: np.ndarray, exact: np.ndarray, warn: bool =
     far = np.maximum(spread, 1 / spread)
     worst, moved = int(np.argmax(far)), int(np.argmax(np.abs(shift)))
     calibrated = (codec.manifest.get("training", {}).get("rate_calibration") or {}).get("bits_per_value")
-    rate = f"the codec's calibrated {calibrated if calibrated is None else round(calibrated, 3)} bits/value"
+    rate = "the training data's rate" if calibrated is None else f"the codec's calibrated {round(calibrated, 3)} bits/value"
     if warn and far[worst] > SPREAD_WARNING:
         warnings.warn(
             f"column {column_name(codec, worst)} spreads {spread[worst]:.3g}x its training std: the rate follows the spread "
@@ -358,8 +359,9 @@ def evaluate(
     chunks = [_chunk(c, series[kept[0]].shape[1]) for c in planned]
     nbytes, frame_bytes, model_bits, decoded, exactly, sample_coded = 0, 0, 0.0, [], [], 0
     scales = [codec.series_scales(x, segments) for x, segments in chunks]  # None unless series-scaled
-    for x, segments in chunks:
-        blob = codec.encode(x, segments)
+    with grouped_warnings():  # once per kind, not once per chunk
+        coded = [(x, segments, codec.encode(x, segments)) for x, segments in chunks]
+    for x, segments, blob in coded:
         frame = unpack(blob)
         nbytes += len(blob)
         frame_bytes += frame.fixed_bytes

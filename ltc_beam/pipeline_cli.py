@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from ltc_beam import arrow
 from ltc_beam.cli import positive, show_progress
 from ltc_beam.data import common_schema, input_bytes, refuse_column_names, warn_if_text_order, warn_if_tied
-from ltc_beam.errors import InputError
+from ltc_beam.errors import InputError, grouped_warnings
 from ltc_beam.parquet import embedded_codec_bytes, list_files, open_parquet
 from ltc_beam.storage import open_for_write
 
@@ -285,7 +285,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     shards = args.num_shards or auto_shards(bytes_in, codec if args.embed_codec else None)
     _prepare_output(args.output, files)
     start = time.time()
-    with _outputs_removed_on_failure(args.output), _Progress(records, "compress", show_progress(args)):
+    with _outputs_removed_on_failure(args.output), _Progress(records, "compress", show_progress(args)), grouped_warnings():
         result, _ = run(build, args.runner, beam_args)
     seconds = time.time() - start
     out_files = _dir_files(args.output)

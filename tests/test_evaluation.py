@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pytest
 import torch
 
+import ltc_beam
 from ltc_beam import Codec, arrow
 from ltc_beam.codec.density import MIN_SCALE
 from ltc_beam.errors import OffScaleWarning
@@ -247,3 +248,22 @@ def test_evaluate_warns_when_data_of_the_training_spread_costs_far_more(codecs):
             warnings.simplefilter("always")
             evaluate(codec, [x], voronoi=False)
         assert any("above the" in str(w.message) and "calibrated to" in str(w.message) for w in caught) == warned
+
+
+def test_off_scale_warnings_are_said_once_per_kind(codecs):
+    """Each chunk warned on its own: 37 near-identical lines for one compress."""
+    codec = codecs["block"]
+    wide = [correlated_series(3000, 6, seed=s) * 50 for s in range(4)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluate(codec, wide, voronoi=False, warn_spread=False)
+    said = [str(w.message) for w in caught if issubclass(w.category, OffScaleWarning)]
+    assert len(said) == 1 and "off the codec's training range" in said[0] and "(3 more like this)" in said[0]
+
+
+def test_spread_warnings_of_a_codec_trained_with_lmbda_name_no_missing_rate():
+    """A codec trained with ``lmbda`` has no calibrated rate: the warning said "calibrated None bits/value"."""
+    codec = ltc_beam.train(correlated_series(2000, 4, seed=2), lmbda=50.0, steps=50, progress=False, lattice="e8")
+    with pytest.warns(UserWarning, match="spreads") as caught:
+        evaluate(codec, [correlated_series(2000, 4, seed=3) * 3], voronoi=False)
+    assert not any("None" in str(w.message) for w in caught)

@@ -50,6 +50,7 @@ MAX_CLASS_TABLE_ENTRIES = 1 << 24
 #: symbols escaping the tables), ``encode`` warns: the data is not like the training data.
 OFF_SCALE_FRACTION = 0.01
 OFF_SCALE_MIN_VALUES = 1000  # smaller inputs are not judged (one record proves nothing)
+OFF_SCALE_SPREAD = 2.0  # a column spreading beyond this factor of its training std (either way) is off scale
 #: Values one bitstream may hold (8 GiB of float32): ``encode`` refuses more (``compress``
 #: and ``LtcEncode`` write chunks of thousands of records), so ``decode`` reads a stream
 #: stating more as damaged instead of trying to allocate it.
@@ -638,15 +639,26 @@ class Codec:
         with np.errstate(invalid="ignore", over="ignore"):
             unit = x.astype(np.float64) if scales is None else scales.normalise(x)
             spread = np.nanstd(np.where(np.isfinite(unit), unit, np.nan), axis=0) / std
-        worst = int(np.nanargmax(spread)) if np.isfinite(spread).any() else 0
-        warnings.warn(
-            f"this data is far off the codec's training range: {outliers} of {x.size} values lie "
-            f"beyond {self.manifest.get('outlier_z', OUTLIER_Z):g} training std (sent exactly, 32 bits each) and "
-            f"{escapes} of {symbols} latent symbols escape the tables; column {column_name(self, worst)} spreads "
-            f"{spread[worst]:.3g}x its training std. Retrain the codec on data like this (units, scale).",
-            OffScaleWarning,
-            stacklevel=stacklevel,
-        )
+        off = np.abs(np.log(np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)))
+        worst = int(np.argmax(off))
+        said = []
+        if outliers > limit:
+            said.append(f"{outliers} of {x.size} values lie beyond {self.manifest.get('outlier_z', OUTLIER_Z):g} training std (sent exactly, 32 bits each)")
+        if escapes > OFF_SCALE_FRACTION * symbols:
+            said.append(f"{escapes} of {symbols} latent symbols escape the tables (coded apart, at extra cost)")
+        scale = spread[worst]
+        if np.isfinite(scale) and not 1 / OFF_SCALE_SPREAD <= scale <= OFF_SCALE_SPREAD:
+            why = f"this data is off the codec's training range: column {column_name(self, worst)} spreads {scale:.3g}x its training std"
+            advice = "Retrain the codec on data like this (units, scale)."
+        else:
+            finite = spread[np.isfinite(spread)]
+            spreads = "" if not finite.size else (
+                f" (its values spread {finite[0]:.3g}x the training std)" if finite.size == 1
+                else f" (its columns spread {finite.min():.3g}-{finite.max():.3g}x their training std)"
+            )
+            why = f"this data's tails are heavier than the training data's{spreads}"
+            advice = "Retrain the codec on more data like this."
+        warnings.warn(f"{why}: {' and '.join(said)}. {advice}", OffScaleWarning, stacklevel=stacklevel)
 
     def decode(self, blob: bytes) -> np.ndarray:
         """Bitstream → float32 records ``[N, record_dim]``; raises FormatError / CodecMismatchError."""
