@@ -641,3 +641,16 @@ def test_a_table_sorted_by_class_validates_on_every_class():
     reported = codec.manifest["training"]["validation"]
     assert abs(reported["snr_db"] - coded["snr_db"]) < 1.5
     assert abs(reported["bits_per_value"] - coded["bits_per_value"]) < 0.15 * coded["bits_per_value"]
+
+
+def test_a_cap_set_by_too_few_training_vectors_says_so():
+    """24 spectra of 286 values: 23 channels cap the rate at under 1 bit/value, and the
+    warning said the largest component already got ~72 dB (new spectra decoded at 7.6)."""
+    from ltc_beam.codec.training import reachable_target
+
+    variances = np.linspace(1, 0.5, 23)
+    with pytest.warns(UserWarning, match="one per direction its training vectors span") as caught:
+        cap = reachable_target(4.0, variances, 286, spanned=23)
+    assert cap < 1 and "72 dB" not in str(caught[0].message)
+    with pytest.warns(UserWarning, match="72 dB"):  # the data's own rank sets it: the table resolution is the limit
+        assert reachable_target(4.0, variances, 286, spanned=100) == pytest.approx(cap)
