@@ -210,6 +210,8 @@ def load(
 
 #: Text whose order as text is its order in time: zero-padded ISO 8601 dates and times.
 _ISO_TIME = re.compile(r"\d{4}-\d{2}(-\d{2}([ T]\d{2}(:\d{2}(:\d{2}([.,]\d+)?)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?")
+#: Text of one width that starts with the year ("1970 Q1", "2000/01/31", "20000131") sorts as time too.
+_YEAR_FIRST = re.compile(r"(1[5-9]|2\d)\d\d(\D.*)?|\d{6,14}")
 
 
 def warn_if_text_order(column, order_by: str, stacklevel: int = 3) -> None:
@@ -221,8 +223,10 @@ def warn_if_text_order(column, order_by: str, stacklevel: int = 3) -> None:
         column = column.cast(column.type.value_type)
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or pa.types.is_string_view(column.type)):
         return
-    texts = column.drop_null().slice(0, 1000).to_pylist()
-    odd = next((t for t in texts if not _ISO_TIME.fullmatch(t.strip())), None)
+    texts = [t.strip() for t in column.drop_null().slice(0, 1000).to_pylist()]
+    odd = next((t for t in texts if not _ISO_TIME.fullmatch(t)), None)
+    if odd is not None and len({len(t) for t in texts}) == 1 and all(_YEAR_FIRST.fullmatch(t) for t in texts):
+        return
     if odd is not None:
         warnings.warn(
             f"the order column {order_by!r} holds text ({odd!r}), and records are ordered as text sorts, "
