@@ -144,6 +144,20 @@ def check_present(schema: pa.Schema, *names: str | None) -> None:
             raise InputError(f"column {name!r} not found (columns: {schema.names})")
 
 
+def check_key_and_order(schema: pa.Schema, spec: VectorSpec, key: str | None, order_by: str | None) -> None:
+    """Raise InputError where the key or order column is missing, is a vector column, or (the
+    key) is of a type records cannot be grouped by."""
+    check_present(schema, key, order_by)
+    for name in (key, order_by):
+        if name is not None and name in spec.names:
+            raise InputError(f"column {name!r} is a vector column; key and order_by must be other columns")
+    if key is not None:
+        kind = schema.field(key).type
+        kind = kind.value_type if pa.types.is_dictionary(kind) else kind
+        if pa.types.is_nested(kind) or pa.types.is_floating(kind) and kind.bit_width == 16:
+            raise InputError(f"key column {key!r} has type {kind}: a key must be a number, text, bytes, a boolean or a time")
+
+
 def resolve_spec(schema: pa.Schema, record_dim: int, *, column=None, columns=None, default_columns=()) -> VectorSpec:
     """Check the named vector column(s) against ``schema``; raise InputError naming the column."""
     if column is not None and columns is not None:
@@ -422,10 +436,7 @@ def compressed_schema(
         schema, codec.config.record_dim, column=column, columns=columns, default_columns=codec.manifest.get("columns", ())
     )
     check_layout(codec, layout)
-    check_present(schema, key, order_by)
-    for name in (key, order_by):
-        if name is not None and name in spec.names:
-            raise InputError(f"column {name!r} is a vector column; key and order_by must be other columns")
+    check_key_and_order(schema, spec, key, order_by)
     fields = []
     for f in schema:
         if f.name in spec.names:

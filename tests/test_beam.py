@@ -209,7 +209,7 @@ def test_bad_dict_records(vec_codec):
 def test_dict_records_that_do_not_fit_the_given_schema_are_dead_letters(vec_codec):
     """With ``schema=`` a record whose key, order or pass-through value does not convert
     failed the whole job, and an order value of 3.5 for an int64 field was truncated to 3
-    (the record then sorted beside record 3); an int beyond 64 bits failed it without one."""
+    (the record then sorted beside record 3); an int beyond int64 failed it without one."""
     _, path = vec_codec
     schema = pa.schema([("dev", pa.string()), ("id", pa.int64()), ("site", pa.string()), ("v", pa.list_(pa.float32()))])
     good = [{"dev": "a", "id": i, "site": "s", "v": [0.5] * 8} for i in range(20)]
@@ -230,6 +230,15 @@ def test_dict_records_that_do_not_fit_the_given_schema_are_dead_letters(vec_code
     assert sum(sum(t.column(arrow.COUNT).to_pylist()) for t in _SINKS["fit_schema_ok"]) == 20
     assert [(d["column"], d["record"]["id"]) for d in _SINKS["fit_inferred_dead"]] == [("n", 2)]
     assert sum(sum(t.column(arrow.COUNT).to_pylist()) for t in _SINKS["fit_inferred_ok"]) == 4
+
+
+@pytest.mark.parametrize("key", ["values", "nested", "listed"])
+def test_a_key_records_cannot_be_grouped_by_is_refused_by_name(vec_codec, key):
+    """A vector column, a struct or a list as key failed with pyarrow's "dictionary_encode has no kernel"."""
+    _, path = vec_codec
+    table = pa.table({"values": [[0.5] * 8] * 20, "nested": [{"s": "a"}] * 20, "listed": [[1]] * 20, "ts": list(range(20))})
+    with pytest.raises(Exception, match=f"column '{key}' (is a vector column|has type)"):
+        run(lambda p: p | beam.Create([table]) | LtcEncode(path, column="values", key=key, order_by="ts"))
 
 
 def test_dict_records_of_integers_and_an_all_none_field_round_trip(vec_codec, tmp_path):

@@ -111,12 +111,12 @@ def _check_scalar(v, prefix: str = "value is") -> str | None:
     return None
 
 
-INT64_RANGE = (-(1 << 63), 1 << 64)  # int64 and uint64 values
+INT64_RANGE = (-(1 << 63), 1 << 63)  # what pyarrow makes of Python ints
 
 
 def _field_problem(record: dict, schema: pa.Schema | None, vectors: set) -> tuple[str, str] | None:
     """A field other than the vector columns that the series table cannot hold: without
-    ``schema``, an integer beyond 64 bits; with it, a value that does not convert to its
+    ``schema``, an integer beyond int64's range; with it, a value that does not convert to its
     field's type, a float with a fraction for an integer field included (pyarrow would
     truncate it: the record then sorts with another's order value)."""
     for name, value in record.items():
@@ -124,7 +124,7 @@ def _field_problem(record: dict, schema: pa.Schema | None, vectors: set) -> tupl
             continue
         if schema is None or name not in schema.names:
             if isinstance(value, int) and not INT64_RANGE[0] <= value < INT64_RANGE[1]:
-                return name, "integer beyond 64 bits"
+                return name, "integer beyond int64's range"
             continue
         kind = schema.field(name).type
         if pa.types.is_integer(kind) and isinstance(value, float) and not value.is_integer():
@@ -180,7 +180,7 @@ class _Prepare(beam.DoFn):
             spec = arrow.resolve_spec(
                 schema, self.record_dim, column=self.column, columns=self.columns, default_columns=self.default_columns
             )
-            arrow.check_present(schema, self.key, self.order_by)
+            arrow.check_key_and_order(schema, spec, self.key, self.order_by)
             self._specs[ident] = spec
         return spec
 
