@@ -90,6 +90,14 @@ def vector_columns(
             f"cannot tell which columns hold the vectors (list columns: {lists}, float columns: {floats}); "
             f"name them with --column or --columns{cast}"
         )
+    others = [f.name for f in table.schema if (pa.types.is_integer(f.type) or pa.types.is_decimal(f.type)) and f.name not in exclude]
+    if others:
+        warnings.warn(
+            f"the float columns {floats} are coded; the number columns {others} are not (compress passes them "
+            "through exactly): cast them to float to have them coded",
+            UserWarning,
+            stacklevel=4,
+        )
     return floats
 
 

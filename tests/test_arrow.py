@@ -376,3 +376,10 @@ def test_null_values_come_back_as_null(vec_codec):
 
     values, _ = values_of(table, list(columns))  # train and evaluate read nulls as missing values
     assert np.isnan(values[pc.is_null(table.column("c0")).to_numpy(zero_copy_only=False), 0]).all()
+
+
+def test_a_one_value_column_of_numbers_that_are_not_floats_says_to_cast_it():
+    """A decimal column for a one-value codec: "expected a list of floats" in compress, where evaluate said to cast it."""
+    for kind in (pa.decimal128(6, 3), pa.int32()):
+        with pytest.raises(InputError, match="codes floating-point data"):
+            arrow.resolve_spec(pa.schema([("x", kind)]), 1, column="x")

@@ -745,3 +745,15 @@ def test_a_run_whose_records_do_not_add_up_leaves_no_output(small, vec_codec, tm
                  "--column", "values", "--quiet"]) == 1
     assert "records out do not match records in" in capsys.readouterr().err
     assert os.listdir(tmp_path / "c") == []
+
+
+def test_number_columns_left_out_of_the_coded_ones_are_named(tmp_path):
+    """Wine's two integer columns were left out of the values silently ("11 values")."""
+    from ltc_beam.data import load
+
+    rng = np.random.default_rng(0)
+    pq.write_table(pa.table({"a": rng.normal(size=50), "n": np.arange(50), "b": rng.normal(size=50), "t": np.arange(50)}),
+                   tmp_path / "mixed.parquet")
+    with pytest.warns(UserWarning, match=r"the number columns \['n'\] are not") as caught:
+        data = load(str(tmp_path / "mixed.parquet"), order_by="t")
+    assert data.columns == ["a", "b"] and len(caught) == 1
