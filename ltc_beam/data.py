@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from ltc_beam.arrow import float_values, is_list
 from ltc_beam.errors import NULL_HINT, InputError, not_floating
-from ltc_beam.parquet import list_files, matched_files, read_table
+from ltc_beam.parquet import input_partitions, list_files, matched_files, read_table
 
 
 @dataclass
@@ -173,7 +173,8 @@ def load(
             )
         return Dataset([array.astype(np.float64)], [f"v{i}" for i in range(array.shape[1])])
     files = list_files(path)
-    tables = [read_table(f) for f in files]
+    partitions = input_partitions(path, files)
+    tables = [partitions.add(read_table(f), f) for f in files]
     common_schema(files, [t.schema for t in tables])
     # float32 and float64 files of one dataset read as float64, as compress keeps them
     table = pa.concat_tables(tables, promote_options="permissive")

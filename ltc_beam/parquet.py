@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from ltc_beam import arrow
 from ltc_beam.errors import InputError
+from ltc_beam.partitions import Partitions, base_of, discover
 from ltc_beam.storage import is_remote, open_for_write, read_bytes
 
 
@@ -60,6 +61,11 @@ def matched_files(path: str) -> list[tuple[str, int]]:
 def list_files(path: str) -> list[str]:
     """The files of :func:`matched_files`."""
     return [f for f, _ in matched_files(path)]
+
+
+def input_partitions(path: str, files: list[str]) -> Partitions:
+    """The Hive partitions (``name=value`` directories) of ``files`` below input ``path``."""
+    return discover(base_of(path.removeprefix("file://")), files)
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ from ltc_beam import arrow
 from ltc_beam.cli import positive, show_progress
 from ltc_beam.data import common_schema, input_bytes, refuse_column_names, warn_if_text_order, warn_if_tied
 from ltc_beam.errors import InputError, grouped_warnings
-from ltc_beam.parquet import embedded_codec_bytes, list_files, open_parquet
+from ltc_beam.parquet import embedded_codec_bytes, input_partitions, list_files, open_parquet
 from ltc_beam.storage import open_for_write
 
 PIPELINE_COMMANDS = ("compress", "decompress", "demo")
@@ -264,9 +264,10 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
             )
     else:
         files = list_files(args.input)
+        partitions = input_partitions(args.input, files)
         footers = [open_parquet(f) for f in files]  # each file's footer read once
         records, bytes_in = sum(f.metadata.num_rows for f in footers), input_bytes(args.input)
-        schemas = [f.schema_arrow for f in footers]
+        schemas = [partitions.schema(f.schema_arrow, name) for f, name in zip(footers, files)]
         schema = common_schema(files, schemas)
         if args.order_by in schema.names and footers[0].num_row_groups:  # judged on the first row group
             warn_if_text_order(footers[0].read_row_group(0, columns=[args.order_by]).column(0), args.order_by, stacklevel=2)
@@ -352,7 +353,8 @@ def _verify(args, files: list[str], codec) -> dict:
     if args.input.endswith(".npy"):
         source = _npy_table(args.input)
     else:
-        source = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
+        partitions = input_partitions(args.input, files)
+        source = pa.concat_tables([partitions.add(pq.read_table(f), f) for f in files], promote_options="permissive")
     info = arrow.table_info(pq.read_schema(_dir_files(args.output)[0]))
     names = list(info.spec.names)
     keys = [c for c in (info.key, info.order_by) if c]

@@ -757,3 +757,38 @@ def test_number_columns_left_out_of_the_coded_ones_are_named(tmp_path):
     with pytest.warns(UserWarning, match=r"the number columns \['n'\] are not") as caught:
         data = load(str(tmp_path / "mixed.parquet"), order_by="t")
     assert data.columns == ["a", "b"] and len(caught) == 1
+
+
+def test_hive_partition_directories_become_columns(small, vec_codec, tmp_path, capsys):
+    """Partition values live in the directory names (device=…/day=…), not in the files: read
+    file by file they were lost (--key device "not found"; without a key, devices merged)."""
+    import pyarrow.dataset as ds
+
+    _, codec = vec_codec
+    table = small.append_column("day", pa.array(np.where(np.arange(small.num_rows) % 3 == 0, 20240101, 20240102)))
+    ds.write_dataset(table, tmp_path / "in", format="parquet", partitioning=["device", "day"], partitioning_flavor="hive")
+    expected = ds.dataset(tmp_path / "in", partitioning="hive").to_table()
+    assert "device" not in pq.read_table(glob.glob(str(tmp_path / "in" / "**" / "*.parquet"), recursive=True)[0]).column_names
+    opts = ["--column", "values", "--key", "device", "--order-by", "ts"]
+    assert main(["evaluate", str(tmp_path / "in"), "--codec", codec, "--json", "--no-voronoi"] + opts) == 0
+    assert _summary(capsys)["series"] == len(set(small.column("device").to_pylist()))
+    assert main(["compress", str(tmp_path / "in"), "--codec", codec, "--output", str(tmp_path / "c"), "--verify", "--json"] + opts) == 0
+    s = _summary(capsys)
+    assert s["records_out"] == small.num_rows and s["verify_records_equal"] and s["verify_other_columns_identical"]
+    decoded = ltc_beam.read_parquet(str(tmp_path / "c"))
+    assert decoded.schema.field("device").type == pa.string() and decoded.schema.field("day").type == pa.int32()
+    keys = [("device", "ascending"), ("ts", "ascending")]
+    assert decoded.select(["device", "ts", "day"]).sort_by(keys).equals(expected.select(["device", "ts", "day"]).sort_by(keys))
+
+
+def test_hive_partition_values_are_typed_as_pyarrow_reads_them(tmp_path):
+    from ltc_beam.partitions import base_of, discover
+
+    files = [f"{tmp_path}/in/site=a%2Fb/n=7/big=5000000000/x.parquet", f"{tmp_path}/in/site=__HIVE_DEFAULT_PARTITION__/n=-2/big=1/y.parquet"]
+    found = discover(f"{tmp_path}/in/", files)
+    assert found.types == {"site": pa.string(), "n": pa.int32(), "big": pa.int64()}
+    assert found.values[files[0]]["site"] == "a/b" and found.values[files[1]]["site"] is None
+    table = found.add(pa.table({"v": [1.0, 2.0]}), files[1])
+    assert table.column_names == ["v", "site", "n", "big"] and table.column("n").to_pylist() == [-2, -2]
+    assert table.column("site").null_count == 2
+    assert base_of(f"{tmp_path}/in/*/n=*/**/*.parquet") == f"{tmp_path}/in/" and not discover(files[0], files[:1])

@@ -25,16 +25,19 @@ from ltc_beam import arrow
 from ltc_beam.beam.handler import NAMESPACE, Decoders, one_torch_thread, resolve_device
 from ltc_beam.beam.transforms import LtcDecode, LtcEncodeShards
 from ltc_beam.errors import LtcError
-from ltc_beam.parquet import matched_files, open_parquet, parquet_options, write_table
+from ltc_beam.parquet import input_partitions, matched_files, open_parquet, parquet_options, write_table
+from ltc_beam.partitions import Partitions
 from ltc_beam.storage import exists, open_for_write, pending_name, rename, write_bytes
 
 
 class _ReadRowGroups(beam.DoFn):
-    """One Parquet file → tables of up to ``batch_rows`` rows (schema metadata kept)."""
+    """One Parquet file → tables of up to ``batch_rows`` rows (schema metadata kept), its
+    Hive partition values as columns (:mod:`ltc_beam.partitions`)."""
 
-    def __init__(self, columns, batch_rows: int = 65536):
+    def __init__(self, columns, batch_rows: int = 65536, partitions: Partitions | None = None):
         self.columns = columns
         self.batch_rows = batch_rows
+        self.partitions = partitions or Partitions()
 
     def setup(self):
         self.tables = Metrics.counter(NAMESPACE, "batches_read")
@@ -42,7 +45,7 @@ class _ReadRowGroups(beam.DoFn):
     def process(self, path: str):
         for table in _batches(open_parquet(path), self.batch_rows, self.columns):
             self.tables.inc()
-            yield table
+            yield self.partitions.add(table, path)
 
 
 def _batches(reader: pq.ParquetFile, batch_rows: int, columns=None):
@@ -58,7 +61,8 @@ class ReadParquetTables(beam.PTransform):
     """Parquet file(s) → ``pa.Table`` batches of up to ``batch_rows`` rows, schema metadata kept.
 
     Files are listed when the pipeline is built (:func:`ltc_beam.parquet.matched_files`:
-    a directory's subdirectories too) and read by a
+    a directory's subdirectories too; Hive partition directories become columns,
+    :mod:`ltc_beam.partitions`) and read by a
     ParDo over ``Create(files)``: unlike source-based reads this runs on every runner,
     DaskRunner included (its 2.77 translation has no ``Read``).
     """
@@ -83,7 +87,9 @@ class ReadParquetTables(beam.PTransform):
         return (
             pbegin
             | "Files" >> beam.Create(self.files())
-            | "ReadRowGroups" >> beam.ParDo(_ReadRowGroups(self.columns, self.batch_rows)).with_output_types(pa.Table)
+            | "ReadRowGroups" >> beam.ParDo(
+                _ReadRowGroups(self.columns, self.batch_rows, input_partitions(self.path, self.files()))
+            ).with_output_types(pa.Table)
         )
 
 

@@ -1,0 +1,97 @@
+"""Hive partitions of an input directory (``device=a/day=2024-01-01/part-0.parquet``) as columns.
+
+Writers such as Spark, Hive and ``pyarrow.dataset.write_dataset(partitioning_flavor="hive")``
+keep the partition values in the directory names, not in the files: read file by file,
+they were lost (a key column ``--key device`` was "not found", and without one the devices'
+records merged). Each input file gets one column per partition name, as
+``pyarrow.dataset.dataset(path, partitioning="hive")`` reads them: values that are all
+integers as int32 (int64 beyond its range), others as strings, ``__HIVE_DEFAULT_PARTITION__``
+as null, URI escapes decoded. Files compressed by ltc-beam get none (their schema is stored
+with them).
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+_SEGMENT = re.compile(r"([^=/\\]+)=([^/\\]*)")
+_INTEGER = re.compile(r"[-+]?\d+")
+_INT32 = (-(1 << 31), 1 << 31)
+
+
+@dataclass(frozen=True)
+class Partitions:
+    """Each file's partition values (text, None for the default partition) and their types."""
+
+    values: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    types: dict[str, pa.DataType] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.types)
+
+    def schema(self, schema: pa.Schema, path: str) -> pa.Schema:
+        """``schema`` of file ``path`` with the partition fields it lacks appended."""
+        if not self or _compressed(schema):
+            return schema
+        for name, kind in self.types.items():
+            if name not in schema.names:
+                schema = schema.append(pa.field(name, kind))
+        return schema
+
+    def add(self, table: pa.Table, path: str) -> pa.Table:
+        """``table`` (rows of file ``path``) with the partition columns it lacks appended."""
+        if not self or _compressed(table.schema):
+            return table
+        values = self.values.get(path, {})
+        for name, kind in self.types.items():
+            if name not in table.column_names:
+                value = values.get(name)
+                scalar = pa.scalar(None if value is None else (int(value) if pa.types.is_integer(kind) else value), kind)
+                table = table.append_column(pa.field(name, kind), pa.repeat(scalar, table.num_rows))
+        return table
+
+
+def _compressed(schema: pa.Schema) -> bool:
+    from ltc_beam.arrow import META
+
+    return META in (schema.metadata or {})
+
+
+def discover(base: str, files: list[str]) -> Partitions:
+    """The ``name=value`` directories between ``base`` (the input directory) and each file."""
+    base = base.rstrip("/\\")
+    values: dict[str, dict[str, str | None]] = {}
+    for path in files:
+        if not path.startswith(base):
+            continue
+        folders = re.split(r"[/\\]", path[len(base) :].strip("/\\"))[:-1]
+        found = {}
+        for folder in folders:
+            match = _SEGMENT.fullmatch(folder)
+            if match:
+                text = urllib.parse.unquote(match.group(2))
+                found[urllib.parse.unquote(match.group(1))] = None if text == HIVE_NULL else text
+        if found:
+            values[path] = found
+    names = list(dict.fromkeys(name for found in values.values() for name in found))
+    return Partitions(values, {name: _type_of([found.get(name) for found in values.values()]) for name in names})
+
+
+def _type_of(texts: list[str | None]) -> pa.DataType:
+    present = [t for t in texts if t is not None]
+    if present and all(_INTEGER.fullmatch(t) for t in present):
+        return pa.int32() if all(_INT32[0] <= int(t) < _INT32[1] for t in present) else pa.int64()
+    return pa.string()
+
+
+def base_of(path: str) -> str:
+    """The directory partitions are read below: ``path`` itself, or a glob's fixed part."""
+    wild = min((path.index(ch) for ch in "*?[" if ch in path), default=None)
+    if wild is None:
+        return path
+    return re.split(r"[^/\\]*$", path[:wild])[0]
