@@ -701,6 +701,24 @@ def test_integer_data_coded_finer_than_its_grid_travels_exactly():
     assert len(blob) < len(lattice_coded) and not np.array_equal(codec.decode(lattice_coded), x)
 
 
+def test_sample_coding_tries_the_grid_of_values_written_with_few_decimals():
+    """Readings on a 1/26 grid written with 3 decimals: their integers on the 0.001 grid
+    repeat patterns that a coarser step breaks, so coding them exactly is shorter than
+    coding them lossily (3.40 bits/value, max error 0.012, before; Wiimote: 4.14 → 4.11)."""
+    rng = np.random.default_rng(4)
+    x = np.round(np.cumsum(rng.integers(-2, 3, size=(4000, 2)), axis=0) / 26, 3).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        codec = ltc_beam.train(x, mode="vector", target_bits_per_value=6.0, steps=100, progress=False)
+    blob = codec.encode(x)
+    assert unpack(blob).sample_coded and len(blob) * 8 / x.size < 3.2
+    assert np.abs(codec.decode(blob) - x).max() < 1e-6  # exact but for float rounding of zeros
+    from ltc_beam.codec import sample_coding
+
+    steps = sample_coding.grid_quanta(np.array([[0.885, 12.0, 1.5, 0.1234567], [0.846, 7.0, 2.0, 0.7654321]]), np.ones((2, 4), bool))
+    assert steps.tolist() == [0.001, 1.0, 0.1, 0.0]
+
+
 def test_sample_coding_fills_missing_values_with_their_neighbours():
     """A vector-mode stream's missing values reached the fallback's integers as 0 (the
     mean): two jumps each. 30 % NaN in one column of a walk at level 500 cost 4,453 payload

@@ -91,15 +91,30 @@ def float32_below(steps: np.ndarray) -> np.ndarray:
     return np.where(narrow > 0, narrow.astype(np.float64), steps)  # below float32's range: as it was
 
 
-def integer_columns(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """1.0 for each column of ``x`` (data units) whose values in ``keep`` are all integers
-    (below 2**24 in size, where float32 holds every integer), else 0.0: a step of 1 codes such
-    a column exactly, but for its zeros under some codecs: the grid point of data 0 decodes
-    as ``z * std + mean`` in float64, which for about 1 in 11 (mean, std) pairs no z makes
-    exactly 0 (a residue near 1e-16 of the mean's size)."""
+#: Grids tried for each column's values, coarsest first: integers, then decimals.
+QUANTA = tuple(10.0**-k for k in range(7))
+
+
+def grid_quanta(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """For each column of ``x`` (data units), the coarsest of ``QUANTA`` whose multiples
+    hold all its values in ``keep`` (to float32 precision, and below 2**24 quanta in size,
+    where float32 still holds every multiple), else 0.0: a step of that quantum codes the
+    column exactly (bar float32 rounding), so sample coding never takes a finer one. Values
+    written with a few decimals are common: Wiimote readings of 3 decimals cost 4.14
+    bits/value at 45.5 dB with LTC, 4.01 exactly on the 0.001 grid. Zeros may come back as
+    a residue near 1e-16 of the column's mean: the grid point of data 0 decodes as
+    ``z * std + mean`` in float64, which no z makes exactly 0 for about 1 in 11 (mean, std)."""
     values = np.where(keep, x, 0.0)
-    integral = (values == np.round(values)).all(axis=0) & (np.abs(values) < 2**24).all(axis=0) & keep.any(axis=0)
-    return integral.astype(np.float64)
+    size = np.abs(values).max(axis=0) if len(values) else np.zeros(x.shape[1])
+    tolerance = size * 2.0**-23  # float32 rounding of the largest value
+    quanta = np.zeros(x.shape[1])
+    open_ = keep.any(axis=0)
+    for quantum in QUANTA:
+        on_grid = (np.abs(values - np.round(values / quantum) * quantum) <= tolerance).all(axis=0)
+        found = open_ & on_grid & (size < quantum * 2**24) & (quantum > 16 * tolerance)
+        quanta[found] = quantum
+        open_ &= ~found
+    return quanta
 
 
 def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int, floor: np.ndarray | None = None) -> bool:
