@@ -789,3 +789,8 @@ def test_the_sample_coding_probe_sees_missing_values_as_the_payload_holds_them()
     codec.sample_fallback = False
     lattice = codec.encode(y)
     assert unpack(blob).sample_coded and len(blob) < len(lattice)
+
+
+def test_a_list_of_series_to_encode_points_at_segments(codecs):
+    with pytest.raises(InputError, match="segments="):
+        codecs["vector"].encode([correlated_series(100, 6, seed=2), correlated_series(50, 6, seed=3)])

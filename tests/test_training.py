@@ -569,15 +569,21 @@ def test_principal_components_of_few_wide_vectors_come_from_the_data_itself():
 
 def test_a_dataframe_gives_its_column_names_and_a_list_of_rows_is_one_series():
     """train(DataFrame) named the codec's columns v0..v3, so encoding the frame's columns in
-    another order warned about nothing; a list of rows was read as a list of series."""
+    another order warned about nothing (now they are taken by name); a list of rows was read
+    as a list of series."""
     import pandas as pd
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.standard_normal((400, 4)) @ rng.standard_normal((4, 4)), columns=list("abcd"))
     codec = ltc_beam.train(frame, steps=20, progress=False, calibrate=False)
     assert codec.manifest["columns"] == list("abcd")
-    with pytest.warns(UserWarning, match=r"columns \['d', 'c', 'b', 'a'\] are the codec's columns"):
-        codec.encode(frame[list("dcba")])
+    frame["note"] = 1.0  # a DataFrame's columns are taken by name, whatever their order or company
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert codec.encode(frame[["note"] + list("dcba")]) == codec.encode(frame[list("abcd")])
+    frame = frame[list("abcd")]
+    with pytest.warns(UserWarning, match=r"the codec was trained on columns \['a', 'b', 'c', 'd'\], not \['a', 'b', 'c', 'e'\]"):
+        codec.encode(frame.rename(columns={"d": "e"}))
     rows = ltc_beam.train(frame.to_numpy().tolist(), steps=20, progress=False, calibrate=False)
     assert rows.config.record_dim == 4
     with warnings.catch_warnings():

@@ -286,10 +286,18 @@ class Codec:
     # ------------------------------------------------------------------ core path
     def _check(self, x) -> np.ndarray:
         names = frame_columns(x)
+        trained = [str(c) for c in self.manifest.get("columns") or []]
+        if names is not None and names != trained and trained and set(trained) <= set(names):
+            x, names = x[list(self.manifest["columns"])], trained  # a DataFrame's columns taken by name
         if names is not None:  # warn where a DataFrame's columns are not the codec's
             from ltc_beam.arrow import check_column_names
 
             check_column_names(names, self)
+        if isinstance(x, (list, tuple)) and x and all(np.ndim(s) == 2 for s in x):
+            raise InputError(
+                "encode takes one [records, values] array: for several series, concatenate them and give their "
+                "lengths as segments=[…] (each series is then windowed on its own)"
+            )
         arr = np.asarray(x)
         if arr.dtype.kind not in "fiu":
             raise InputError(f"expected a numeric array, got dtype {arr.dtype}")
