@@ -146,7 +146,11 @@ def check_present(schema: pa.Schema, *names: str | None) -> None:
 
 def check_key_and_order(schema: pa.Schema, spec: VectorSpec, key: str | None, order_by: str | None) -> None:
     """Raise InputError where the key or order column is missing, is a vector column, or (the
-    key) is of a type records cannot be grouped by."""
+    key) is of a type records cannot be grouped by; or where the input holds a column of a
+    name the compressed table reserves."""
+    reserved = [name for name in RESERVED if name in schema.names]
+    if reserved:
+        raise InputError(f"column {reserved[0]!r} is reserved for compressed data: rename it (or is this input compressed already?)")
     check_present(schema, key, order_by)
     for name in (key, order_by):
         if name is not None and name in spec.names:
@@ -942,6 +946,11 @@ def decode_table(table: pa.Table, codec=None, *, device: str = "cpu") -> pa.Tabl
     for name in (PAYLOAD,) + ((COUNT,) if info.layout == "chunk" else ()):
         if name not in table.column_names:
             raise FormatError(f"compressed table lacks column {name!r}")
+    if CODEC in table.column_names:  # rows of files from other codecs (pyarrow.dataset reads of a directory)
+        other = pc.not_equal(table.column(CODEC), codec.id)
+        if pc.any(other).as_py():
+            row = pc.index(other, True).as_py()
+            raise CodecMismatchError(f"{CODEC} of row {row} names codec {table.column(CODEC)[row].as_py()}, but codec {codec.id} decodes this table")
     payloads = table.column(PAYLOAD).to_pylist()
     compact = info.layout == "record" and info.format_version >= 2
     blobs = []
@@ -962,7 +971,9 @@ def decode_table(table: pa.Table, codec=None, *, device: str = "cpu") -> pa.Tabl
                 try:
                     codec.decode(blob)
                 except FormatError as exc:
-                    raise FormatError(f"column {PAYLOAD!r}, row {row}: {exc}") from exc
+                    # record payloads carry no codec id of their own: it is the table's, checked by the checksum
+                    other = " (or, read together with other files, written with another codec)" if compact else ""
+                    raise FormatError(f"column {PAYLOAD!r}, row {row}{other}: {exc}") from exc
             raise  # every row decodes alone: raise the batch's error as it is
     x = np.concatenate(blobs) if blobs else np.zeros((0, spec.record_dim), np.float32)
     if info.layout == "chunk":

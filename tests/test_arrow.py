@@ -383,3 +383,13 @@ def test_a_one_value_column_of_numbers_that_are_not_floats_says_to_cast_it():
     for kind in (pa.decimal128(6, 3), pa.int32()):
         with pytest.raises(InputError, match="codes floating-point data"):
             arrow.resolve_spec(pa.schema([("x", kind)]), 1, column="x")
+
+
+def test_chunk_rows_of_another_codec_in_one_table_are_a_codec_mismatch(small, vec_codec, block_codec):
+    """Files of two codecs read as one table (pyarrow.dataset of a directory): each chunk row
+    names its codec, so the row of the other codec is named as such, not as damage."""
+    ours = arrow.encode_table(small, vec_codec[0], column="values", key="device", order_by="ts")
+    theirs = arrow.encode_table(small, block_codec[0], column="values", key="device", order_by="ts")
+    mixed = pa.concat_tables([ours, theirs.cast(ours.schema)])
+    with pytest.raises(CodecMismatchError, match=f"row {ours.num_rows} names codec {block_codec[0].id}"):
+        arrow.decode_table(mixed)

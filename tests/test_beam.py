@@ -241,6 +241,21 @@ def test_a_key_records_cannot_be_grouped_by_is_refused_by_name(vec_codec, key):
         run(lambda p: p | beam.Create([table]) | LtcEncode(path, column="values", key=key, order_by="ts"))
 
 
+def test_input_columns_of_reserved_names_are_refused_before_the_shuffle(vec_codec):
+    _, path = vec_codec
+    table = pa.table({"values": [[0.5] * 8] * 20, "ts": list(range(20)), "ltc_count": list(range(20))})
+    with pytest.raises(Exception, match=r"'ltc_count' is reserved for compressed data.*LtcEncode/Prepare"):
+        run(lambda p: p | beam.Create([table]) | LtcEncode(path, column="values", order_by="ts"))
+
+    def build(p):
+        records = [{"ts": i, "values": [0.5] * 8, **({"ltc_payload": b"x"} if i == 3 else {})} for i in range(20)]
+        out = p | beam.Create(records) | LtcEncode(path, column="values", order_by="ts", dead_letter=True)
+        collect(out["dead_letter"], "reserved_dead")
+
+    run(build)
+    assert [(d["column"], d["record"]["ts"]) for d in _SINKS["reserved_dead"]] == [("ltc_payload", 3)]
+
+
 def test_dict_records_of_integers_and_an_all_none_field_round_trip(vec_codec, tmp_path):
     """A series whose vectors are all Python ints, and a pass-through field None throughout
     one series (typed null there, string elsewhere), write and decode as one table."""

@@ -122,6 +122,8 @@ def _field_problem(record: dict, schema: pa.Schema | None, vectors: set) -> tupl
     for name, value in record.items():
         if name in vectors:
             continue
+        if name in arrow.RESERVED:
+            return name, "the name is reserved for compressed data: rename the field"
         if schema is None or name not in schema.names:
             if isinstance(value, int) and not INT64_RANGE[0] <= value < INT64_RANGE[1]:
                 return name, "integer beyond int64's range"
