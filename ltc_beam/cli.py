@@ -137,6 +137,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         keys=data.keys,
         baseline=args.baseline,
         pack_shards=args.num_shards or auto_shards(input_bytes(args.input), codec),
+        layout=args.layout,
     )
     if args.json:
         print(json.dumps(result))
@@ -227,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--num-shards", dest="num_shards", type=positive(int), default=None,
         help="pack short series as compress --num-shards N would (default: as compress picks for INPUT)",
+    )
+    p.add_argument(
+        "--layout", choices=("chunk", "record"), default="chunk",
+        help="code the records as compress --layout would: in chunks (default), or one bitstream per record",
     )
     p.set_defaults(func=cmd_evaluate)
 

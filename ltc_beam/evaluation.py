@@ -10,7 +10,7 @@ import pyarrow as pa
 import zstandard
 
 from ltc_beam import arrow
-from ltc_beam.bitstream import unpack
+from ltc_beam.bitstream import record_payload, unpack
 from ltc_beam.codec.codec import Codec, column_name
 from ltc_beam.codec.sample_coding import packed_ints
 from ltc_beam.errors import grouped_warnings
@@ -332,8 +332,12 @@ def evaluate(
     baseline: bool = False,
     pack_shards: int = arrow.DEFAULT_PACK_SHARDS,
     warn_spread: bool = True,
+    layout: str = "chunk",
 ) -> dict:
     """Encode and decode every series as the archive would; report bits per value and error.
+
+    ``layout="record"``: one bitstream per record, as the record layout stores them (less
+    what its rows share: ``ltc_beam.bitstream.record_payload``); ``streams`` counts records.
 
     ``bits_per_value`` counts every byte of every bitstream (headers included) of the
     chunks :func:`archive_chunks` forms (``streams`` of them; pass the series ``keys`` and
@@ -359,15 +363,18 @@ def evaluate(
     chunks = [_chunk(c, series[kept[0]].shape[1]) for c in planned]
     nbytes, frame_bytes, model_bits, decoded, exactly, sample_coded = 0, 0, 0.0, [], [], 0
     scales = [codec.series_scales(x, segments) for x, segments in chunks]  # None unless series-scaled
+    arrow.check_layout(codec, layout)
     with grouped_warnings():  # once per kind, not once per chunk
-        coded = [(x, segments, codec.encode(x, segments)) for x, segments in chunks]
-    for x, segments, blob in coded:
-        frame = unpack(blob)
-        nbytes += len(blob)
-        frame_bytes += frame.fixed_bytes
-        sample_coded += frame.sample_coded
+        coded = [(x, segments, codec.encode_each(x) if layout == "record" else [codec.encode(x, segments)]) for x, segments in chunks]
+    for x, segments, blobs in coded:
+        for blob in blobs:
+            frame = unpack(blob)
+            stored = len(record_payload(blob, x.shape[1])) if layout == "record" else len(blob)
+            nbytes += stored
+            frame_bytes += frame.fixed_bytes - (len(blob) - stored)
+            sample_coded += frame.sample_coded
         model_bits += codec.code_length_bits(x, segments)
-        decoded.append(codec.decode(blob))
+        decoded.append(np.concatenate(codec.decode_each(blobs)))
         exactly.append(codec.exactly_coded(x, segments))
     stacked = np.concatenate([x for x, _ in chunks])
     x_hat = np.concatenate(decoded)
@@ -378,7 +385,7 @@ def evaluate(
     nmse, mse = normalised_mse(stacked, x_hat, exact)
     result = {
         "n_values": int(values),
-        "streams": len(chunks),
+        "streams": sum(len(blobs) for _, _, blobs in coded),
         "sample_coded_streams": int(sample_coded),
         "bits_per_value": 8.0 * nbytes / values,
         "frame_bits_per_value": 8.0 * frame_bytes / values,
