@@ -190,7 +190,7 @@ def resolve_spec(schema: pa.Schema, record_dim: int, *, column=None, columns=Non
         t = schema.field(column).type
         if _is_float(t) and record_dim == 1:
             return VectorSpec(None, (column,), 1)
-        if not is_list(t) and record_dim == 1:  # a column of numbers that are not floats (ints, decimals)
+        if not is_list(t) and record_dim == 1 and (pa.types.is_integer(t) or pa.types.is_decimal(t)):  # numbers, not floats
             raise not_floating(column, f"has type {t}")
         if not is_list(t):
             raise InputError(f"column {column!r} has type {t}: expected a list of floats with {record_dim} values per row")

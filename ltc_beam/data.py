@@ -219,8 +219,13 @@ def load(
 
 #: Text whose order as text is its order in time: zero-padded ISO 8601 dates and times.
 _ISO_TIME = re.compile(r"\d{4}-\d{2}(-\d{2}([ T]\d{2}(:\d{2}(:\d{2}([.,]\d+)?)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?")
-#: Text of one width that starts with the year ("1970 Q1", "2000/01/31", "20000131") sorts as time too.
-_YEAR_FIRST = re.compile(r"(1[5-9]|2\d)\d\d(\D.*)?|\d{6,14}")
+#: Text of one width that starts with the year and holds digits, separators and period
+#: letters only ("1970 Q1", "2000/01/31", "2000W07", "20000131") sorts as time too; not
+#: "2000 Jan", "12311999".
+_YEAR_FIRST = re.compile(
+    r"(1[5-9]|2\d)\d\d([-/._: ]?[QWHMqwhm]?\d+)*"
+    r"|(1[5-9]|2\d)\d\d(0[1-9]|1[0-2])((0[1-9]|[12]\d|3[01])\d{0,6})?"
+)
 
 
 def warn_if_text_order(column, order_by: str, stacklevel: int = 3) -> None:

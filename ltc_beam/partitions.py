@@ -5,8 +5,8 @@ keep the partition values in the directory names, not in the files: read file by
 they were lost (a key column ``--key device`` was "not found", and without one the devices'
 records merged). Each input file gets one column per partition name, as
 ``pyarrow.dataset.dataset(path, partitioning="hive")`` reads them: values that are all
-integers as int32 (int64 beyond its range), others as strings, ``__HIVE_DEFAULT_PARTITION__``
-as null, URI escapes decoded. Files compressed by ltc-beam get none (their schema is stored
+int32 integers as int32, others as strings, ``__HIVE_DEFAULT_PARTITION__`` as null, URI
+escapes decoded. Files compressed by ltc-beam get none (their schema is stored
 with them).
 """
 
@@ -20,22 +20,22 @@ import pyarrow as pa
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 _SEGMENT = re.compile(r"([^=/\\]+)=([^/\\]*)")
-_INTEGER = re.compile(r"[-+]?\d+")
+_INTEGER = re.compile(r"-?\d+")
 _INT32 = (-(1 << 31), 1 << 31)
 
 
 @dataclass(frozen=True)
 class Partitions:
-    """Each file's partition values (text, None for the default partition) and their types."""
+    """The partition columns' types; each file's values are read from its path below ``base``."""
 
-    values: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    base: str = ""
     types: dict[str, pa.DataType] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.types)
 
-    def schema(self, schema: pa.Schema, path: str) -> pa.Schema:
-        """``schema`` of file ``path`` with the partition fields it lacks appended."""
+    def schema(self, schema: pa.Schema) -> pa.Schema:
+        """A file's ``schema`` with the partition fields it lacks appended."""
         if not self or _compressed(schema):
             return schema
         for name, kind in self.types.items():
@@ -47,7 +47,7 @@ class Partitions:
         """``table`` (rows of file ``path``) with the partition columns it lacks appended."""
         if not self or _compressed(table.schema):
             return table
-        values = self.values.get(path, {})
+        values = path_values(self.base, path)
         for name, kind in self.types.items():
             if name not in table.column_names:
                 value = values.get(name)
@@ -62,30 +62,32 @@ def _compressed(schema: pa.Schema) -> bool:
     return META in (schema.metadata or {})
 
 
+def path_values(base: str, path: str) -> dict[str, str | None]:
+    """The ``name=value`` directories between ``base`` and file ``path`` (text; None for the default partition)."""
+    if not path.startswith(base):
+        return {}
+    found = {}
+    for folder in re.split(r"[/\\]", path[len(base) :].strip("/\\"))[:-1]:
+        match = _SEGMENT.fullmatch(folder)
+        if match:
+            text = urllib.parse.unquote(match.group(2))
+            found[urllib.parse.unquote(match.group(1))] = None if text == HIVE_NULL else text
+    return found
+
+
 def discover(base: str, files: list[str]) -> Partitions:
-    """The ``name=value`` directories between ``base`` (the input directory) and each file."""
+    """The partitions of ``files`` below ``base`` (the input directory), typed as pyarrow reads them."""
     base = base.rstrip("/\\")
-    values: dict[str, dict[str, str | None]] = {}
-    for path in files:
-        if not path.startswith(base):
-            continue
-        folders = re.split(r"[/\\]", path[len(base) :].strip("/\\"))[:-1]
-        found = {}
-        for folder in folders:
-            match = _SEGMENT.fullmatch(folder)
-            if match:
-                text = urllib.parse.unquote(match.group(2))
-                found[urllib.parse.unquote(match.group(1))] = None if text == HIVE_NULL else text
-        if found:
-            values[path] = found
-    names = list(dict.fromkeys(name for found in values.values() for name in found))
-    return Partitions(values, {name: _type_of([found.get(name) for found in values.values()]) for name in names})
+    values = [path_values(base, path) for path in files]
+    names = list(dict.fromkeys(name for found in values for name in found))
+    return Partitions(base, {name: _type_of([found.get(name) for found in values]) for name in names})
 
 
 def _type_of(texts: list[str | None]) -> pa.DataType:
+    """int32 where every value is a plain int32 integer (pyarrow's inference), else string."""
     present = [t for t in texts if t is not None]
-    if present and all(_INTEGER.fullmatch(t) for t in present):
-        return pa.int32() if all(_INT32[0] <= int(t) < _INT32[1] for t in present) else pa.int64()
+    if present and all(_INTEGER.fullmatch(t) and _INT32[0] <= int(t) < _INT32[1] for t in present):
+        return pa.int32()
     return pa.string()
 
 

@@ -17,6 +17,7 @@ import re
 import sys
 import time
 import warnings
+from collections import Counter
 
 import numpy as np
 import pyarrow as pa
@@ -267,10 +268,11 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         partitions = input_partitions(args.input, files)
         footers = [open_parquet(f) for f in files]  # each file's footer read once
         records, bytes_in = sum(f.metadata.num_rows for f in footers), input_bytes(args.input)
-        schemas = [partitions.schema(f.schema_arrow, name) for f, name in zip(footers, files)]
+        schemas = [partitions.schema(f.schema_arrow) for f in footers]
         schema = common_schema(files, schemas)
-        if args.order_by in schema.names and footers[0].num_row_groups:  # judged on the first row group
-            warn_if_text_order(footers[0].read_row_group(0, columns=[args.order_by]).column(0), args.order_by, stacklevel=2)
+        if args.order_by in schema.names and footers[0].num_row_groups:  # judged on the first row group (or partition)
+            first = partitions.add(footers[0].read_row_group(0), files[0])
+            warn_if_text_order(first.column(args.order_by), args.order_by, stacklevel=2)
         if schema is not schemas[0]:
             encode["schema"] = schema  # files of float32 and float64 values: all decode as float64
         _check_columns(schema, codec, encode)
@@ -355,15 +357,14 @@ def _verify(args, files: list[str], codec) -> dict:
     else:
         partitions = input_partitions(args.input, files)
         source = pa.concat_tables([partitions.add(pq.read_table(f), f) for f in files], promote_options="permissive")
+    records_in = source.num_rows
     info = arrow.table_info(pq.read_schema(_dir_files(args.output)[0]))
     names = list(info.spec.names)
     keys = [c for c in (info.key, info.order_by) if c]
     left_out = {}
-    if args.dead_letter and keys and source.num_rows > decoded.num_rows:  # the dead letters' records left out
-        rows = source.select(keys).append_column(" row", pa.array(np.arange(source.num_rows)))
-        kept = rows.join(decoded.select(keys).group_by(keys).aggregate([]), keys, join_type="left semi").column(" row")
-        left_out = {"verify_dead_letters_left_out": source.num_rows - len(kept)}
-        source = source.take(np.sort(kept.to_numpy()))  # the written records, in input order
+    if args.dead_letter and source.num_rows > decoded.num_rows:  # the dead letters' records left out
+        source = _written(source, decoded, names)
+        left_out = {"verify_dead_letters_left_out": records_in - source.num_rows}
     same_rows = source.num_rows == decoded.num_rows
     paired = _paired(source, decoded, keys, names) if same_rows else None
     if paired is None:
@@ -386,6 +387,23 @@ def _verify(args, files: list[str], codec) -> dict:
         "snr_db": snr_db(stored, back, codec.exactly_coded(x)),
         "max_abs_error": float(np.max(np.abs(np.where(specials, 0, stored) - np.where(specials, 0, back)))) if x.size else math.nan,
     }
+
+
+def _written(source: pa.Table, decoded: pa.Table, names: list[str]) -> pa.Table:
+    """The records of ``source`` that ``decoded`` holds, told apart by their columns other
+    than the vector ones (nulls included; as many of each as ``decoded`` has), in input order."""
+    others = [c for c in source.column_names if c not in names]
+
+    def signatures(table: pa.Table):  # repr: NaN equals NaN, lists and structs hash
+        return map(repr, zip(*(table.column(c).to_pylist() for c in others)))
+
+    left = Counter(signatures(decoded))
+    kept = []
+    for row, signature in enumerate(signatures(source)):
+        if left[signature] > 0:
+            left[signature] -= 1
+            kept.append(row)
+    return source.take(pa.array(kept, pa.int64()))
 
 
 def _identical(a: pa.ChunkedArray, b: pa.ChunkedArray) -> bool:

@@ -267,3 +267,12 @@ def test_spread_warnings_of_a_codec_trained_with_lmbda_name_no_missing_rate():
     with pytest.warns(UserWarning, match="spreads") as caught:
         evaluate(codec, [correlated_series(2000, 4, seed=3) * 3], voronoi=False)
     assert not any("None" in str(w.message) for w in caught)
+
+
+def test_an_offset_signal_is_named_as_such(codecs):
+    """Data shifted by 30 training std, its spread unchanged, was said to have heavy tails."""
+    codec = codecs["block"]
+    x = correlated_series(3000, 6, seed=3)
+    x[:, 2] += 30 * np.asarray(codec.manifest["normalisation"]["std"])[2]
+    with pytest.warns(OffScaleWarning, match=r"column 'v2' lies \+30 training std from its training mean"):
+        codec.encode(x)

@@ -43,9 +43,11 @@ class _ReadRowGroups(beam.DoFn):
         self.tables = Metrics.counter(NAMESPACE, "batches_read")
 
     def process(self, path: str):
-        for table in _batches(open_parquet(path), self.batch_rows, self.columns):
+        stored = None if self.columns is None else [c for c in self.columns if c not in self.partitions.types]
+        for table in _batches(open_parquet(path), self.batch_rows, stored):
             self.tables.inc()
-            yield self.partitions.add(table, path)
+            table = self.partitions.add(table, path)
+            yield table if self.columns is None else table.select(self.columns)
 
 
 def _batches(reader: pq.ParquetFile, batch_rows: int, columns=None):

@@ -51,6 +51,7 @@ MAX_CLASS_TABLE_ENTRIES = 1 << 24
 OFF_SCALE_FRACTION = 0.01
 OFF_SCALE_MIN_VALUES = 1000  # smaller inputs are not judged (one record proves nothing)
 OFF_SCALE_SPREAD = 2.0  # a column spreading beyond this factor of its training std (either way) is off scale
+OFF_SCALE_SHIFT = 3.0  # ... or a column whose mean lies further than this many training std from its training mean
 #: Values one bitstream may hold (8 GiB of float32): ``encode`` refuses more (``compress``
 #: and ``LtcEncode`` write chunks of thousands of records), so ``decode`` reads a stream
 #: stating more as damaged instead of trying to allocate it.
@@ -650,9 +651,12 @@ class Codec:
         if outliers <= limit and escapes <= OFF_SCALE_FRACTION * symbols:
             return
         std = np.asarray(self.manifest["normalisation"]["std"])
-        with np.errstate(invalid="ignore", over="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column
             unit = x.astype(np.float64) if scales is None else scales.normalise(x)
-            spread = np.nanstd(np.where(np.isfinite(unit), unit, np.nan), axis=0) / std
+            finite = np.where(np.isfinite(unit), unit, np.nan)
+            spread = np.nanstd(finite, axis=0) / std
+            shift = (np.nanmean(finite, axis=0) - np.asarray(self.manifest["normalisation"]["mean"])) / std
         off = np.abs(np.log(np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)))
         worst = int(np.argmax(off))
         said = []
@@ -661,9 +665,14 @@ class Codec:
         if escapes > OFF_SCALE_FRACTION * symbols:
             said.append(f"{escapes} of {symbols} latent symbols escape the tables (coded apart, at extra cost)")
         scale = spread[worst]
+        shift = np.where(np.isfinite(shift), shift, 0.0)
+        moved = int(np.argmax(np.abs(shift)))
         if np.isfinite(scale) and not 1 / OFF_SCALE_SPREAD <= scale <= OFF_SCALE_SPREAD:
             why = f"this data is off the codec's training range: column {column_name(self, worst)} spreads {scale:.3g}x its training std"
             advice = "Retrain the codec on data like this (units, scale)."
+        elif abs(shift[moved]) > OFF_SCALE_SHIFT:
+            why = f"this data is off the codec's training range: column {column_name(self, moved)} lies {shift[moved]:+.3g} training std from its training mean"
+            advice = "Retrain the codec on data like this (units, offsets)."
         else:
             finite = spread[np.isfinite(spread)]
             spreads = "" if not finite.size else (
