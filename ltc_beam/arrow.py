@@ -24,7 +24,9 @@ Beam transforms and :func:`encode_table`:
 1. records are grouped into *series*: by ``key`` when given; without a key every input
    batch is its own group (its rows keep their order);
 2. a series is ordered by ``order_by`` (stable; batches of one series are first put in
-   the order of their content digests, so ties resolve the same way everywhere);
+   input order where they carry it, ``ltc.position`` metadata: the file and batch of
+   ``ReadParquetTables``, else in the order of their content digests, so ties resolve the
+   same way everywhere);
 3. it is cut into full chunks of ``chunk_rows`` records; the remainder (the *tail*, the
    whole series when it is short) goes to one of ``pack_shards`` packing groups (by a
    hash of its series key);
@@ -84,6 +86,10 @@ META = b"ltc"
 META_SCHEMA = b"ltc.schema"
 META_MANIFEST = b"ltc.manifest"
 META_CODEC = b"ltc.codec"
+#: An input batch's place in the input (``ReadParquetTables``: file and batch numbers), by
+#: which the batches of a series are put in order before their records are sorted, so that
+#: records sharing an order value keep their input order across batches; never written out.
+META_POSITION = b"ltc.position"
 #: Beam schema options turn into Arrow metadata under this prefix (YAML sinks write them).
 BEAM_OPTION_PREFIX = b"beam:schema_option:"
 
@@ -601,7 +607,13 @@ def split_by_key(table: pa.Table, key: str) -> list[tuple[object, bytes, pa.Tabl
 
 
 def order_series(parts: list[pa.Table], order_by: str | None) -> pa.Table:
-    """Batches of one series → one table in a deterministic order (see module docstring).
+    """Batches of one series → one table in a deterministic order (see module docstring),
+    without their ``META_POSITION``."""
+    return without_position(_ordered(parts, order_by))
+
+
+def _ordered(parts: list[pa.Table], order_by: str | None) -> pa.Table:
+    """:func:`order_series`, positions kept.
 
     Fast path: with ``order_by`` and no repeated order values, the sort alone fixes the
     order, so the batches' content digests are computed only when there are ties.
@@ -619,13 +631,27 @@ def order_series(parts: list[pa.Table], order_by: str | None) -> pa.Table:
         else:
             return table
     if len(parts) > 1:
-        parts = [p for _, p in sorted(((table_digest(p), i), p) for i, p in enumerate(parts))]
+        ranks = [(position(p), table_digest(p)) for p in parts]
+        parts = [parts[i] for i in sorted(range(len(parts)), key=ranks.__getitem__)]
     table = concat(parts)
     if order_by is not None and table.num_rows > 1:
         idx = sort_indices(table, [order_by])
         if not _is_identity(idx):
             table = table.take(idx)
     return table
+
+
+def position(table: pa.Table) -> bytes:
+    """The ``META_POSITION`` of a batch (b"" where it has none)."""
+    return (table.schema.metadata or {}).get(META_POSITION, b"")
+
+
+def without_position(table: pa.Table) -> pa.Table:
+    """``table`` less its ``META_POSITION`` (the input's, not the data's)."""
+    meta = table.schema.metadata or {}
+    if META_POSITION not in meta:
+        return table
+    return table.replace_schema_metadata({k: v for k, v in meta.items() if k != META_POSITION} or None)
 
 
 def concat(parts: list[pa.Table]) -> pa.Table:

@@ -419,8 +419,9 @@ def _identical(a: pa.ChunkedArray, b: pa.ChunkedArray) -> bool:
 
 def _paired(source: pa.Table, decoded: pa.Table, keys: list[str], names: list[str]):
     """``(source, decoded)`` with rows in one order: sorted by the key and order columns, ties
-    (or, with neither, everything) broken by the pass-through columns Arrow can sort; None
-    when, without key and order, those columns do not tell every record apart."""
+    (or, with neither, everything) broken by the pass-through columns Arrow can sort, records
+    they do not tell apart in input order on both sides (``compress`` keeps it); None when,
+    without key and order, those columns do not tell every record apart."""
 
     sortable = [f.name for f in source.schema if f.name not in names and f.name not in keys and _sortable(f.type)]
     by = keys + sortable
@@ -459,6 +460,8 @@ def cmd_compress(args: argparse.Namespace, beam_args: list[str] | None = None) -
             _remove_outputs(args.output)
         return 1
     if args.verify and not (summary["verify_records_equal"] and summary.get("verify_nonfinite_exact", True)):
+        said = summary.get("verify_unpaired") or "non-finite values (NaN, inf) did not come back bit for bit"
+        print(f"ltc-beam compress: error: --verify: {said}", file=sys.stderr)
         return 1
     return 0
 

@@ -31,8 +31,8 @@ from ltc_beam.storage import exists, open_for_write, pending_name, rename, write
 
 
 class _ReadRowGroups(beam.DoFn):
-    """One Parquet file → tables of up to ``batch_rows`` rows (schema metadata kept), its
-    Hive partition values as columns (:mod:`ltc_beam.partitions`)."""
+    """``(file number, file)`` → tables of up to ``batch_rows`` rows (schema metadata kept,
+    plus ``arrow.META_POSITION``), its Hive partition values as columns (:mod:`ltc_beam.partitions`)."""
 
     def __init__(self, columns, batch_rows: int = 65536, partitions: Partitions | None = None):
         self.columns = columns
@@ -42,12 +42,15 @@ class _ReadRowGroups(beam.DoFn):
     def setup(self):
         self.tables = Metrics.counter(NAMESPACE, "batches_read")
 
-    def process(self, path: str):
+    def process(self, element: tuple[int, str]):
+        number, path = element
         stored = None if self.columns is None else [c for c in self.columns if c not in self.partitions.types]
-        for table in _batches(open_parquet(path), self.batch_rows, stored):
+        for batch, table in enumerate(_batches(open_parquet(path), self.batch_rows, stored)):
             self.tables.inc()
             table = self.partitions.add(table, path)
-            yield table if self.columns is None else table.select(self.columns)
+            table = table if self.columns is None else table.select(self.columns)
+            # the batch's place in the input: records sharing an order value keep their input order
+            yield table.replace_schema_metadata({**(table.schema.metadata or {}), arrow.META_POSITION: b"%012d.%012d" % (number, batch)})
 
 
 def _batches(reader: pq.ParquetFile, batch_rows: int, columns=None):
@@ -60,7 +63,9 @@ def _batches(reader: pq.ParquetFile, batch_rows: int, columns=None):
 
 
 class ReadParquetTables(beam.PTransform):
-    """Parquet file(s) → ``pa.Table`` batches of up to ``batch_rows`` rows, schema metadata kept.
+    """Parquet file(s) → ``pa.Table`` batches of up to ``batch_rows`` rows, schema metadata kept,
+    plus each batch's place in the input (``ltc.position``: ``LtcEncode`` keeps records that
+    share an order value in input order by it, and writes it nowhere).
 
     Files are listed when the pipeline is built (:func:`ltc_beam.parquet.matched_files`:
     a directory's subdirectories too; Hive partition directories become columns,
@@ -88,7 +93,7 @@ class ReadParquetTables(beam.PTransform):
     def expand(self, pbegin):
         return (
             pbegin
-            | "Files" >> beam.Create(self.files())
+            | "Files" >> beam.Create(list(enumerate(self.files())))
             | "ReadRowGroups" >> beam.ParDo(
                 _ReadRowGroups(self.columns, self.batch_rows, input_partitions(self.path, self.files()))
             ).with_output_types(pa.Table)

@@ -450,9 +450,11 @@ class _FormShard(beam.DoFn):
                 bundles.append(part)
             else:
                 groups.setdefault(kb, []).append(part)
-        if bundles:  # in a deterministic order (a shuffle's is not), then split by series
-            bundles.sort(key=arrow.digest)
-            for _, kb, rows in arrow.split_by_key(arrow.concat([arrow.from_ipc(b) for b in bundles]), self.key):
+        if bundles:  # in a deterministic order (a shuffle's is not: input order, else digests), then split by series
+            tables = [arrow.from_ipc(b) for b in bundles]
+            ranks = [(arrow.position(t), arrow.digest(b)) for b, t in zip(bundles, tables)]
+            ordered = [tables[i] for i in sorted(range(len(tables)), key=ranks.__getitem__)]
+            for _, kb, rows in arrow.split_by_key(arrow.concat(ordered), self.key):
                 groups.setdefault(kb, []).append(rows)
         chunks, tails = [], []
         for kb in sorted(groups):
