@@ -49,6 +49,9 @@ MAX_CLASS_TABLE_ENTRIES = 1 << 24
 #: Above this fraction of values off the codec's range (outliers sent exactly, latent
 #: symbols escaping the tables), ``encode`` warns: the data is not like the training data.
 OFF_SCALE_FRACTION = 0.01
+#: The sample-coding fallback may trade error between columns at equal mean, each column's
+#: error staying within this factor (3 dB) of what LTC gives it.
+MAX_COLUMN_ERROR_GROWTH = 2.0
 OFF_SCALE_MIN_VALUES = 1000  # smaller inputs are not judged (one record proves nothing)
 OFF_SCALE_SPREAD = 2.0  # a column spreading beyond this factor of its training std (either way) is off scale
 OFF_SCALE_SHIFT = 3.0  # ... or a column whose mean lies further than this many training std from its training mean
@@ -557,7 +560,9 @@ class Codec:
 
     def _sample_coded(self, z: np.ndarray, specials: SpecialValues, blob: bytes, out: np.ndarray, budget: int) -> tuple[bytes, np.ndarray]:
         """The sample-coded stream and its reconstruction where that is shorter than the LTC
-        ``blob`` (payload ``budget`` bytes) at no more error on any column; else ``blob, out``."""
+        ``blob`` (payload ``budget`` bytes) at no more mean error (z-scores) over the columns
+        that vary in it, none above ``MAX_COLUMN_ERROR_GROWTH`` times its LTC error, and no
+        more error on the others; else ``blob, out``."""
         keep = np.ones(z.size, bool)
         keep[specials.positions] = False
         keep = keep.reshape(z.shape)
@@ -578,11 +583,27 @@ class Codec:
             # the grid itself: its integers may repeat patterns a coarser step breaks (Wiimote
             # readings, 1/26 to 3 decimals: 4.01 bits/value exact, 4.14 at 45.5 dB on a coarser step)
             trials.append(exact)
+        # one error (in z-scores) for every column that varies, at LTC's mean: LTC's errors
+        # differ between columns, and at equal mean equal ones cost fewer bits (weather at 4
+        # bits/value: 4.21 at 40.0 dB with LTC's errors column by column, 3.83 at 39.9 with
+        # equal ones; uniform + zstd 3.98). A column constant in this stream keeps its own,
+        # and none may have more than ``MAX_COLUMN_ERROR_GROWTH`` times LTC's.
+        varying = (np.where(keep, z, np.inf).min(axis=0) < np.where(keep, z, -np.inf).max(axis=0))
+        mean = target[varying].mean() if varying.any() else 0.0
+        equal = sample_coding.column_steps(on_grid, keep, np.where(varying, mean, target))
+        if equal is not None:
+            trials.append(np.maximum(sample_coding.float32_below(equal), floor))
         for trial in trials:
             coded, z_hat = sample_coding.encode_samples(z, trial, offsets)
             alternative = pack(self.id, z.shape, coded, specials, sample_coded=True)
             decoded = self._data_units(z_hat)
-            if len(alternative) < len(blob) and (self._column_errors(z, decoded, keep) <= target).all():
+            errors = self._column_errors(z, decoded, keep)
+            fits = (
+                (errors[~varying] <= target[~varying]).all()
+                and errors[varying].sum() <= mean * varying.sum()
+                and (errors <= MAX_COLUMN_ERROR_GROWTH * target).all()
+            )
+            if len(alternative) < len(blob) and fits:
                 blob, out = alternative, decoded
         return blob, out
 
