@@ -753,7 +753,8 @@ def plan_chunks(
     rows: int,
     pack_shards: int = DEFAULT_PACK_SHARDS,
 ) -> list[pa.Table]:
-    """In-process chunking identical to the Beam transforms' (the same batches → the same chunks)."""
+    """In-process chunking identical to the Beam transforms' (the same batches → the same
+    chunks; batches that carry no ``META_POSITION`` order their ties by content, as in Beam)."""
     groups: dict[bytes, list[pa.Table]] = {}
     for batch in batches:
         if batch.num_rows == 0:

@@ -269,14 +269,19 @@ def test_records_sharing_an_order_value_keep_their_input_order_across_read_batch
     pq.write_table(table, tmp_path / "in.parquet")
     _, path = vec_codec
 
+    cast = table.schema.set(table.schema.get_field_index("rid"), pa.field("rid", pa.int32()))  # batches cast to it
+
     def build(p):
-        (p | ReadParquetTables(str(tmp_path / "in.parquet"), batch_rows=100)
-           | LtcEncode(path, column="values", key="device", order_by="ts") | WriteParquetTables(str(tmp_path / "out" / "part"), num_shards=1))
+        tables = p | ReadParquetTables(str(tmp_path / "in.parquet"), batch_rows=100)
+        for name, schema in (("out", None), ("cast", cast)):
+            (tables | f"Encode{name}" >> LtcEncode(path, column="values", key="device", order_by="ts", schema=schema)
+                    | f"Write{name}" >> WriteParquetTables(str(tmp_path / name / "part"), num_shards=1))
 
     run(build)
-    out = ltc_beam.read_parquet(tmp_path / "out")
-    assert out.schema.equals(table.schema) and out.schema.metadata == table.schema.metadata  # no position left behind
-    assert out.column("rid").to_pylist() == list(range(n))  # sorted by device and ts, ties in input order
+    for name, schema in (("out", table.schema), ("cast", cast)):
+        out = ltc_beam.read_parquet(tmp_path / name)
+        assert out.schema.equals(schema) and out.schema.metadata == table.schema.metadata  # no position left behind
+        assert out.column("rid").to_pylist() == list(range(n))  # sorted by device and ts, ties in input order
 
 
 def test_dict_records_of_integers_and_an_all_none_field_round_trip(vec_codec, tmp_path):

@@ -311,8 +311,11 @@ class _Prepare(beam.DoFn):
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` cast to ``schema``, its place in the input (``arrow.META_POSITION``) kept."""
+    place = arrow.position(table)
     try:
-        return table.select(schema.names).cast(schema)
+        cast = table.select(schema.names).cast(schema)
+        return cast.replace_schema_metadata({**(cast.schema.metadata or {}), arrow.META_POSITION: place}) if place else cast
     except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise InputError(f"input batch does not fit the given schema: {exc}") from exc
 
