@@ -36,13 +36,9 @@ def matched_files(path: str) -> list[tuple[str, int]]:
     subdirectories included (hidden and underscore names left out). The one listing that the Beam reads,
     ``read_parquet`` and the CLI's record counts all use."""
     if is_remote(path):
-        from apache_beam.io.filesystems import FileSystems
-
-        folder = path.endswith("/") and not any(ch in path for ch in "*?[")
-        pattern = path + "**" if folder else path
-        found = [(m.path, m.size_in_bytes) for r in FileSystems.match([pattern]) for m in r.metadata_list]
-        if folder:
-            found = [(f, size) for f, size in found if f.endswith(".parquet") and not _skipped(f[len(path):])]
+        found = _remote_files(path)
+        if not found and not path.endswith("/") and not any(ch in path for ch in "*?["):
+            found = _remote_files(path + "/")  # gs://bucket/dir: no object of that name, a folder of them
     else:
         path = path.removeprefix("file://")
         if os.path.isdir(path):
@@ -56,6 +52,18 @@ def matched_files(path: str) -> list[tuple[str, int]]:
     if not found:
         raise InputError(f"no Parquet files found at {path!r}")
     return sorted(found)
+
+
+def _remote_files(path: str) -> list[tuple[str, int]]:
+    """:func:`matched_files` through Beam FileSystems (object stores have no directories: a
+    folder is a prefix ending in ``/``)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    folder = path.endswith("/") and not any(ch in path for ch in "*?[")
+    found = [(m.path, m.size_in_bytes) for r in FileSystems.match([path + "**" if folder else path]) for m in r.metadata_list]
+    if folder:
+        found = [(f, size) for f, size in found if f.endswith(".parquet") and not _skipped(f[len(path):])]
+    return found
 
 
 def list_files(path: str) -> list[str]:
