@@ -2,6 +2,7 @@
 
 import contextlib
 import re
+import sys
 import warnings
 
 
@@ -89,6 +90,8 @@ def grouped_warnings():
         groups: dict[tuple, list] = {}
         for w in caught:
             groups.setdefault((w.category, re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "#", str(w.message))), []).append(w)
+        modules = {getattr(m, "__file__", None): name for name, m in list(sys.modules.items())}
         for (category, _), said in groups.items():
             more = f" ({len(said) - 1} more like this)" if len(said) > 1 else ""
-            warnings.warn_explicit(f"{said[0].message}{more}", category, said[0].filename, said[0].lineno)
+            first = said[0]  # its module named, so that module-scoped filters (-W …:ltc_beam.evaluation) still apply
+            warnings.warn_explicit(f"{first.message}{more}", category, first.filename, first.lineno, module=modules.get(first.filename))
