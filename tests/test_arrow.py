@@ -393,3 +393,29 @@ def test_chunk_rows_of_another_codec_in_one_table_are_a_codec_mismatch(small, ve
     mixed = pa.concat_tables([ours, theirs.cast(ours.schema)])
     with pytest.raises(CodecMismatchError, match=f"row {ours.num_rows} names codec {block_codec[0].id}"):
         arrow.decode_table(mixed)
+
+
+@pytest.mark.parametrize("order_by", ["ts", None])
+def test_one_sort_of_a_shard_chunks_as_series_by_series(order_by):
+    """``chunks_of_series`` (a shard of tables in one sort) gives the chunks that splitting
+    by key, ordering and cutting each series and packing the tails give, and the same count
+    of tied records: keys with nulls and a dictionary type, order values with ties and nulls."""
+    rng = np.random.default_rng(6)
+    n = 3000
+    keys = pa.array([None if i % 97 == 0 else f"k{rng.integers(0, 40)}" for i in range(n)]).dictionary_encode()
+    ts = pa.array([None if i % 89 == 0 else int(v) for i, v in enumerate(rng.integers(0, 300, n))])
+    table = pa.table({"dev": keys, "ts": ts, "v": rng.normal(size=n)})
+    rows = 64
+    chunks, tied = arrow.chunks_of_series(table, "dev", order_by, rows)
+    expected, tails, ties = [], [], 0
+    for _, kb, part in arrow.split_by_key(table, "dev"):
+        series = arrow.order_series([part], order_by)
+        ties += arrow.tied_records(series, order_by)
+        full, rest = arrow.cut(series, rows)
+        expected += full
+        if rest is not None:
+            tails.append((kb, rest))
+    expected += arrow.pack_tails(tails, rows)
+    assert tied == ties and (tied > 0) == (order_by is not None)
+    assert [c.num_rows for c in chunks] == [c.num_rows for c in expected]
+    assert all(a.equals(b) for a, b in zip(chunks, expected))

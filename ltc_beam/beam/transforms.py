@@ -456,8 +456,13 @@ class _FormShard(beam.DoFn):
         if bundles:  # in a deterministic order (a shuffle's is not: input order, else digests), then split by series
             tables = [arrow.from_ipc(b) for b in bundles]
             ranks = [(arrow.position(t), arrow.digest(b)) for b, t in zip(bundles, tables)]
-            ordered = [tables[i] for i in sorted(range(len(tables)), key=ranks.__getitem__)]
-            for _, kb, rows in arrow.split_by_key(arrow.concat(ordered), self.key):
+            table = arrow.without_position(arrow.concat([tables[i] for i in sorted(range(len(tables)), key=ranks.__getitem__)]))
+            if not groups:  # tables only: the shard's series ordered and cut in one sort
+                chunks, tied = arrow.chunks_of_series(table, self.key, self.order_by, self.rows)
+                self.tied.inc(tied)
+                yield (shard, _units(chunks, self.unit_rows))
+                return
+            for _, kb, rows in arrow.split_by_key(table, self.key):
                 groups.setdefault(kb, []).append(rows)
         chunks, tails = [], []
         for kb in sorted(groups):
