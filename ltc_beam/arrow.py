@@ -609,6 +609,13 @@ def _key_codes(table: pa.Table, key: str) -> tuple[np.ndarray, pa.Array]:
     return np.asarray(encoded.indices.fill_null(-1)).astype(np.int64), encoded.dictionary
 
 
+def files_of_rows(table: pa.Table, key: str, files: int) -> np.ndarray:
+    """Each row's output file: :func:`shard_of` its ``key`` value's bytes, worked out once per value."""
+    idx, dictionary = _key_codes(table, key)
+    of_code = np.array([shard_of(canonical(None if code < 0 else dictionary[code].as_py()), files) for code in range(-1, len(dictionary))])
+    return of_code[idx + 1]
+
+
 def chunks_of_series(table: pa.Table, key: str, order_by: str | None, rows: int) -> tuple[list[pa.Table], int]:
     """``table``'s rows as :func:`split_by_key`, :func:`order_series` (one part per series),
     :func:`cut` and :func:`pack_tails` would chunk them (the same chunks, in the same order),

@@ -419,3 +419,11 @@ def test_one_sort_of_a_shard_chunks_as_series_by_series(order_by):
     assert tied == ties and (tied > 0) == (order_by is not None)
     assert [c.num_rows for c in chunks] == [c.num_rows for c in expected]
     assert all(a.equals(b) for a, b in zip(chunks, expected))
+
+
+def test_each_row_goes_to_its_series_file():
+    """``files_of_rows`` works out each key's file once: the file ``shard_of`` gives its key bytes."""
+    keys = pa.array(["a", None, "b", "a", "c", None, "b"]).dictionary_encode()
+    table = pa.table({"dev": keys, "v": np.arange(7.0)})
+    files = arrow.files_of_rows(table, "dev", 5)
+    assert files.tolist() == [arrow.shard_of(arrow.canonical(k), 5) for k in keys.to_pylist()]
