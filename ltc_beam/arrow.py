@@ -587,9 +587,9 @@ def split_by_key(table: pa.Table, key: str) -> list[tuple[object, bytes, pa.Tabl
     """
     if table.num_rows == 0:
         return []
-    idx, dictionary = _key_codes(table, key)
-    order = np.argsort(idx, kind="stable")
-    codes = idx[order]
+    codes, values, labels = _key_codes(table, key)
+    order = np.argsort(codes, kind="stable")
+    codes = codes[order]
     bounds = np.flatnonzero(np.diff(codes)) + 1
     starts = np.concatenate([[0], bounds])
     ends = np.concatenate([bounds, [len(codes)]])
@@ -597,23 +597,23 @@ def split_by_key(table: pa.Table, key: str) -> list[tuple[object, bytes, pa.Tabl
     out = []
     for start, end in zip(starts, ends):
         code = codes[start]
-        value = None if code < 0 else dictionary[int(code)].as_py()
-        out.append((value, canonical(value), grouped.slice(int(start), int(end - start))))
+        out.append((values[code], labels[code], grouped.slice(int(start), int(end - start))))
     out.sort(key=lambda item: item[1])
     return out
 
 
-def _key_codes(table: pa.Table, key: str) -> tuple[np.ndarray, pa.Array]:
-    """Each row's code of its ``key`` value (-1: null) and the values the codes index."""
+def _key_codes(table: pa.Table, key: str) -> tuple[np.ndarray, list, list[bytes]]:
+    """Each row's code of its ``key`` value (0: null), and for each code the value and its
+    :func:`canonical` bytes (the series key bytes)."""
     encoded = pc.dictionary_encode(table.column(key).combine_chunks())
-    return np.asarray(encoded.indices.fill_null(-1)).astype(np.int64), encoded.dictionary
+    values = [None] + encoded.dictionary.to_pylist()
+    return np.asarray(encoded.indices.fill_null(-1)).astype(np.int64) + 1, values, [canonical(v) for v in values]
 
 
 def files_of_rows(table: pa.Table, key: str, files: int) -> np.ndarray:
     """Each row's output file: :func:`shard_of` its ``key`` value's bytes, worked out once per value."""
-    idx, dictionary = _key_codes(table, key)
-    of_code = np.array([shard_of(canonical(None if code < 0 else dictionary[code].as_py()), files) for code in range(-1, len(dictionary))])
-    return of_code[idx + 1]
+    codes, _, labels = _key_codes(table, key)
+    return np.array([shard_of(label, files) for label in labels])[codes]
 
 
 def chunks_of_series(table: pa.Table, key: str, order_by: str | None, rows: int) -> tuple[list[pa.Table], int]:
@@ -622,11 +622,10 @@ def chunks_of_series(table: pa.Table, key: str, order_by: str | None, rows: int)
     and the records tied in order (:func:`tied_records`), with one sort of the whole table
     instead of a table per series (500,000 records of 31,250 series: compress 26.3 → 22.4 s,
     the same bytes)."""
-    idx, dictionary = _key_codes(table, key)
-    labels = [canonical(None if code < 0 else dictionary[code].as_py()) for code in range(-1, len(dictionary))]
+    codes, _, labels = _key_codes(table, key)
     rank = np.empty(len(labels), np.int64)
     rank[sorted(range(len(labels)), key=labels.__getitem__)] = np.arange(len(labels))
-    ranked = table.append_column(" series", pa.array(rank[idx + 1]))
+    ranked = table.append_column(" series", pa.array(rank[codes]))
     order = sort_indices(ranked, [" series"] + ([order_by] if order_by else []))
     series = np.asarray(ranked.column(" series").take(order))
     table = table.take(order)

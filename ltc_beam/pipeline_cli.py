@@ -25,9 +25,10 @@ import pyarrow.parquet as pq
 
 from ltc_beam import arrow
 from ltc_beam.cli import positive, show_progress
-from ltc_beam.data import common_schema, input_bytes, refuse_column_names, warn_if_text_order, warn_if_tied
+from ltc_beam.data import common_schema, refuse_column_names, warn_if_text_order, warn_if_tied
 from ltc_beam.errors import InputError, grouped_warnings
-from ltc_beam.parquet import embedded_codec_bytes, input_partitions, list_files, open_parquet
+from ltc_beam.parquet import embedded_codec_bytes, input_partitions, list_files, matched_files, open_parquet
+from ltc_beam.partitions import Partitions
 from ltc_beam.storage import open_for_write
 
 PIPELINE_COMMANDS = ("compress", "decompress", "demo")
@@ -253,7 +254,8 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     if args.input.endswith(".npy"):
         refuse_column_names(args.input, **{k: encode[k] for k in ("column", "columns", "key", "order_by")})
         table = _npy_table(args.input)
-        files, records, bytes_in = [args.input], table.num_rows, input_bytes(args.input)
+        files, records, bytes_in = [args.input], table.num_rows, os.path.getsize(args.input)
+        partitions = Partitions()
         encode["column"], encode["order_by"] = "values", NPY_ROW
 
         def build(p):
@@ -264,10 +266,11 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
                 args.output, args.codec, num_shards=shards, dead_letter_path=args.dead_letter, **encode
             )
     else:
-        files = list_files(args.input)
+        matched = matched_files(args.input)  # listed once here (the pipeline lists them again)
+        files = [f for f, _ in matched]
         partitions = input_partitions(args.input, files)
         footers = [open_parquet(f) for f in files]  # each file's footer read once
-        records, bytes_in = sum(f.metadata.num_rows for f in footers), input_bytes(args.input)
+        records, bytes_in = sum(f.metadata.num_rows for f in footers), sum(size for _, size in matched)
         schemas = [partitions.schema(f.schema_arrow) for f in footers]
         schema = common_schema(files, schemas)
         if args.order_by in schema.names and footers[0].num_row_groups:  # judged on the first row group (or partition)
@@ -342,11 +345,11 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
             stacklevel=2,
         )
     if args.verify:
-        summary.update(_verify(args, files, codec))
+        summary.update(_verify(args, files, codec, partitions))
     return summary
 
 
-def _verify(args, files: list[str], codec) -> dict:
+def _verify(args, files: list[str], codec, partitions: Partitions) -> dict:
     """Decode the written files in process and compare with the input."""
     from ltc_beam.evaluation import snr_db
     from ltc_beam.parquet import read_parquet
@@ -355,7 +358,6 @@ def _verify(args, files: list[str], codec) -> dict:
     if args.input.endswith(".npy"):
         source = _npy_table(args.input)
     else:
-        partitions = input_partitions(args.input, files)
         source = pa.concat_tables([partitions.add(pq.read_table(f), f) for f in files], promote_options="permissive")
     records_in = source.num_rows
     info = arrow.table_info(pq.read_schema(_dir_files(args.output)[0]))
