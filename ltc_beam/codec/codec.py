@@ -695,10 +695,10 @@ class Codec:
             why = f"this data is off the codec's training range: column {column_name(self, moved)} lies {shift[moved]:+.3g} training std from its training mean"
             advice = "Retrain the codec on data like this (units, offsets)."
         else:
-            finite = spread[np.isfinite(spread)]
-            spreads = "" if not finite.size else (
-                f" (its values spread {finite[0]:.3g}x the training std)" if finite.size == 1
-                else f" (its columns spread {finite.min():.3g}-{finite.max():.3g}x their training std)"
+            seen = spread[np.isfinite(spread)]
+            spreads = "" if not seen.size else (
+                f" (its values spread {seen[0]:.3g}x the training std)" if seen.size == 1
+                else f" (its columns spread {seen.min():.3g}-{seen.max():.3g}x their training std)"
             )
             why = f"this data's tails are heavier than the training data's{spreads}"
             advice = "Retrain the codec on more data like this."

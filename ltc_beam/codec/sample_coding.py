@@ -13,9 +13,10 @@ well; otherwise it quantises the z-scored samples of each column with the larges
 step whose squared error on that column is at most LTC's, codes the integers (as they are,
 or as differences down the records; record by record or column by column: whichever is
 shortest) as one zstandard frame, and keeps that payload only if the whole stream gets
-shorter and no column's decoded error grows; it also tries one error for every column at
-LTC's mean (each column within ``MAX_COLUMN_ERROR_GROWTH`` of its own, in
-``ltc_beam.codec.codec``), and the grid of columns written with few decimals. The decoder reads which one it got from the bitstream's flags
+shorter at no more mean error over the columns (each within ``MAX_COLUMN_ERROR_GROWTH``
+of its own, in ``ltc_beam.codec.codec``); besides the steps that meet each column's own
+error it tries one error for every column at LTC's mean, and the grid of columns written
+with few decimals. The decoder reads which one it got from the bitstream's flags
 (``schemas/BITSTREAM.md``).
 """
 
