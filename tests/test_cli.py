@@ -11,13 +11,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.io.filesystem import FileMetadata, FileSystem
 
 import ltc_beam
 from ltc_beam import arrow, testing
 from ltc_beam.cli import main
 from ltc_beam.errors import OffScaleWarning
 from tests.conftest import correlated_series
+from tests.object_store import FolderObjectStore
 from tests.beam_fixtures import block_codec, small, telemetry, vec_codec, window_codec  # noqa: F401
 
 
@@ -823,81 +823,13 @@ def test_evaluate_measures_the_record_layout_as_compress_writes_it(small, vec_co
     assert record["snr_db"] == pytest.approx(written["snr_db"], abs=0.01)
 
 
-class _FolderFileSystem(FileSystem):
-    """A Beam FileSystem ``memtest://`` over a local folder (``root``), listing like an object
-    store (no directories: a prefix), for the remote listing paths. Beam finds FileSystem
-    subclasses by their scheme."""
-
-    root = ""
-
-    @classmethod
-    def scheme(cls):
-        return "memtest"
-
-    @classmethod
-    def local(cls, url: str) -> str:
-        return os.path.join(cls.root, url[len("memtest://"):])
-
-    def has_dirs(self):
-        return False
-
-    def join(self, base, *paths):
-        return "/".join([base.rstrip("/"), *paths])
-
-    def split(self, path):
-        return tuple(path.rsplit("/", 1))
-
-    def _list(self, prefix):
-        for folder, _, names in os.walk(self.root):
-            for name in names:
-                url = "memtest://" + os.path.relpath(os.path.join(folder, name), self.root)
-                if url.startswith(prefix):
-                    yield FileMetadata(url, os.path.getsize(os.path.join(folder, name)))
-
-    def exists(self, path):
-        return os.path.isfile(self.local(path))
-
-    def size(self, path):
-        return os.path.getsize(self.local(path))
-
-    def metadata(self, path):
-        return FileMetadata(path, self.size(path))
-
-    def checksum(self, path):
-        return str(self.size(path))
-
-    def last_updated(self, path):
-        return os.path.getmtime(self.local(path))
-
-    def open(self, path, mime_type=None, compression_type=None):
-        return open(self.local(path), "rb")
-
-    def create(self, path, mime_type=None, compression_type=None):
-        raise NotImplementedError  # read-only: the tests list and read
-
-    def mkdirs(self, path):
-        raise NotImplementedError
-
-    def copy(self, source_file_names, destination_file_names):
-        raise NotImplementedError
-
-    def rename(self, source_file_names, destination_file_names):
-        raise NotImplementedError
-
-    def delete(self, paths):
-        raise NotImplementedError
-
-    def report_lineage(self, path, lineage, level=None):
-        return None
-
-
 def test_an_object_store_folder_is_listed_with_or_without_its_slash(small, vec_codec, tmp_path):
     """gs://bucket/dir matched no object of that name, so nothing was found; a folder's
     files under every prefix are read, writers' leftovers left out, Hive values as columns."""
     from ltc_beam.parquet import input_partitions, list_files
 
     codec, _ = vec_codec
-    _FolderFileSystem.root = str(tmp_path)
+    FolderObjectStore.root = str(tmp_path)
     for part in ("day=1", "day=2", "_temporary"):
         os.makedirs(tmp_path / "bucket" / "in" / part)
         ltc_beam.parquet.write_parquet(small, tmp_path / "bucket" / "in" / part / "x.parquet", codec, column="values", key="device")
@@ -905,3 +837,23 @@ def test_an_object_store_folder_is_listed_with_or_without_its_slash(small, vec_c
     assert list_files("memtest://bucket/in/") == list_files("memtest://bucket/in") == wanted
     assert input_partitions("memtest://bucket/in", wanted).types == {"day": pa.int32()}
     assert ltc_beam.read_parquet("memtest://bucket/in").num_rows == 2 * small.num_rows
+
+
+def test_reading_an_object_store_file_exits_cleanly(small, vec_codec, tmp_path):
+    """pyarrow's dataset scanner, given the in-memory copy of a remote file, left threads
+    that aborted the process at exit in about half of the runs (exit 134, "terminate called
+    without an active exception"), after the work was done."""
+    import subprocess
+    import sys
+
+    codec, _ = vec_codec
+    ltc_beam.parquet.write_parquet(small, tmp_path / "x.parquet", codec, column="values", key="device")
+    code = (
+        "import sys; from tests.object_store import FolderObjectStore; FolderObjectStore.root = sys.argv[1]; "
+        "from ltc_beam.parquet import read_table; print(read_table('memtest://x.parquet').num_rows)"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for _ in range(6):  # each run of the old code had a ~1/2 chance to abort
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=root, capture_output=True, text=True)
+        rows = pq.ParquetFile(tmp_path / "x.parquet").metadata.num_rows
+        assert (done.returncode, done.stdout.split()) == (0, [str(rows)]), done.stderr[-500:]
