@@ -12,6 +12,7 @@ import contextlib
 import glob as globlib
 import io
 import os
+from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,7 +20,7 @@ import pyarrow.parquet as pq
 from ltc_beam import arrow
 from ltc_beam.errors import InputError
 from ltc_beam.partitions import Partitions, base_of, discover
-from ltc_beam.storage import is_remote, open_for_write, read_bytes
+from ltc_beam.storage import is_remote, open_for_read, open_for_write, read_bytes
 
 
 def _skipped(relative: str) -> bool:
@@ -109,6 +110,18 @@ def open_parquet(path: str) -> pq.ParquetFile:
         return pq.ParquetFile(path.removeprefix("file://"))
 
 
+@contextlib.contextmanager
+def parquet_footer(path: str) -> Iterator[pq.ParquetFile]:
+    """One Parquet file opened for its footer (rows, schema) and whatever else is read of it,
+    closed on leaving. A remote file is read through a seekable stream, so only those parts are
+    fetched: the CLI counted the records of remote inputs by downloading every byte of each
+    file, and held a descriptor open per file (past 1,024 files: "Too many open files")."""
+    with contextlib.ExitStack() as stack:
+        with naming_the_file(path):
+            file = stack.enter_context(pq.ParquetFile(stack.enter_context(open_for_read(path))))
+        yield file
+
+
 def _leaf_columns(schema: pa.Schema) -> list[tuple[str, str]]:
     """Parquet leaf columns of an Arrow schema as ``(path, physical type)`` (nested lists:
     ``name.list.element``)."""
@@ -164,7 +177,8 @@ def write_table(table: pa.Table, where, compression: str = "zstd") -> None:
 
 def embedded_codec_bytes(path: str) -> int:
     """Bytes of Parquet file ``path`` that hold its embedded codec (0 without one)."""
-    schema = open_parquet(path).schema_arrow
+    with parquet_footer(path) as file:
+        schema = file.schema_arrow
     metadata = schema.metadata or {}
     if arrow.META_CODEC not in metadata:
         return 0

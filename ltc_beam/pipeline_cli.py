@@ -27,9 +27,9 @@ from ltc_beam import arrow
 from ltc_beam.cli import positive, show_progress
 from ltc_beam.data import common_schema, refuse_column_names, warn_if_text_order, warn_if_tied
 from ltc_beam.errors import InputError, grouped_warnings
-from ltc_beam.parquet import embedded_codec_bytes, input_partitions, list_files, matched_files, open_parquet
+from ltc_beam.parquet import embedded_codec_bytes, input_partitions, list_files, matched_files, parquet_footer, read_table
 from ltc_beam.partitions import Partitions
-from ltc_beam.storage import open_for_write
+from ltc_beam.storage import file_size, folder_files, is_remote, open_for_write, remove
 
 PIPELINE_COMMANDS = ("compress", "decompress", "demo")
 
@@ -167,28 +167,38 @@ OUTPUT_PATTERN = re.compile(r"part(-.+)?-\d{5}-of-\d{5}\.parquet")
 LEFTOVER_PATTERN = re.compile(r"(\.)?part(-.+)?-\d{5}-of-\d{5}\.parquet(?(1)\.pending)(\.[0-9a-f]{12}\.tmp)?")
 
 
-def _dir_files(path: str) -> list[str]:
-    """The files this run wrote to output directory ``path``."""
-    return sorted(os.path.join(path, f) for f in os.listdir(path) if OUTPUT_PATTERN.fullmatch(f))
+def _output_folder(path: str) -> str:
+    """``--output`` as a folder: an object store's ``gs://bucket/out`` is the prefix ``out/``
+    (its files were written as ``out-00000-of-…``, beside the folder)."""
+    return path + "/" if is_remote(path) and not path.endswith("/") else path
+
+
+def _name(uri: str) -> str:
+    return uri.rsplit("/", 1)[-1]
+
+
+def _output_files(path: str) -> list[tuple[str, int]]:
+    """``(file, size)`` of the files this run wrote to output folder ``path``."""
+    return [(f, size) for f, size in folder_files(path) if OUTPUT_PATTERN.fullmatch(_name(f))]
 
 
 def _remove_outputs(path: str) -> None:
-    """Remove the files a run writes (or left pending) in output directory ``path``."""
-    for name in os.listdir(path):
-        if LEFTOVER_PATTERN.fullmatch(name):
-            os.remove(os.path.join(path, name))
+    """Remove the files a run writes (or left pending) in output folder ``path``."""
+    remove([f for f, _ in folder_files(path) if LEFTOVER_PATTERN.fullmatch(_name(f))])
 
 
 def _prepare_output(path: str, inputs: list[str]) -> None:
-    """Create the output directory and remove a previous run's files from it; refuse an
-    output directory that holds any input file (they would be deleted or overwritten)."""
-    if "://" in path:
-        return  # object stores: nothing to prepare, and no local paths to compare
-    out = os.path.realpath(path)
-    for f in inputs:
-        if "://" not in f and os.path.commonpath([out, os.path.realpath(f)]) == out:
-            raise InputError(f"--output {path!r} holds input file {f!r}: choose an output directory apart from the input")
-    os.makedirs(path, exist_ok=True)
+    """Create the output folder and remove a previous run's files from it; refuse an output
+    folder that holds any input file (they would be deleted or overwritten)."""
+    if is_remote(path):
+        held = [f for f in inputs if f.startswith(path)]
+    else:
+        out = os.path.realpath(path)
+        held = [f for f in inputs if not is_remote(f) and os.path.commonpath([out, os.path.realpath(f)]) == out]
+    if held:
+        raise InputError(f"--output {path!r} holds input file {held[0]!r}: choose an output directory apart from the input")
+    if not is_remote(path):
+        os.makedirs(path, exist_ok=True)
     _remove_outputs(path)
 
 
@@ -199,8 +209,7 @@ def _outputs_removed_on_failure(path: str):
     try:
         yield
     except BaseException:
-        if "://" not in path and os.path.isdir(path):
-            _remove_outputs(path)
+        _remove_outputs(path)
         raise
 
 
@@ -238,6 +247,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     from ltc_beam.beam.io import CompressParquet, EncodeToParquet, auto_shards
     from ltc_beam.beam.runners import counters, run
 
+    args.output = _output_folder(args.output)
     columns = [c for c in args.columns.split(",") if c] if args.columns else None
     encode = dict(
         column=args.column,
@@ -269,13 +279,17 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         matched = matched_files(args.input)  # listed once here (the pipeline lists them again)
         files = [f for f, _ in matched]
         partitions = input_partitions(args.input, files)
-        footers = [open_parquet(f) for f in files]  # each file's footer read once
-        records, bytes_in = sum(f.metadata.num_rows for f in footers), sum(size for _, size in matched)
-        schemas = [partitions.schema(f.schema_arrow) for f in footers]
+        records, schemas = 0, []
+        for f in files:  # each file's footer read once
+            with parquet_footer(f) as footer:
+                records += footer.metadata.num_rows
+                schemas.append(partitions.schema(footer.schema_arrow))
+        bytes_in = sum(size for _, size in matched)
         schema = common_schema(files, schemas)
-        if args.order_by in schema.names and footers[0].num_row_groups:  # judged on the first row group (or partition)
-            first = partitions.add(footers[0].read_row_group(0), files[0])
-            warn_if_text_order(first.column(args.order_by), args.order_by, stacklevel=2)
+        with parquet_footer(files[0]) as footer:
+            if args.order_by in schema.names and footer.num_row_groups:  # judged on the first row group (or partition)
+                first = partitions.add(footer.read_row_group(0), files[0])
+                warn_if_text_order(first.column(args.order_by), args.order_by, stacklevel=2)
         if schema is not schemas[0]:
             encode["schema"] = schema  # files of float32 and float64 values: all decode as float64
         _check_columns(schema, codec, encode)
@@ -294,7 +308,8 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     with _outputs_removed_on_failure(args.output), _Progress(records, "compress", show_progress(args)), grouped_warnings():
         result, _ = run(build, args.runner, beam_args)
     seconds = time.time() - start
-    out_files = _dir_files(args.output)
+    outputs = _output_files(args.output)
+    out_files = [f for f, _ in outputs]
     if len(out_files) < shards:
         warnings.warn(
             f"{len(out_files)} of the {shards} output files hold data (their names keep their shard "
@@ -306,12 +321,13 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         )
     payload, count = 0, 0
     for name in out_files:
-        t = pq.read_table(name, columns=[arrow.PAYLOAD] + ([arrow.COUNT] if args.layout == "chunk" else []))
+        with parquet_footer(name) as footer:
+            t = footer.read(columns=[arrow.PAYLOAD] + ([arrow.COUNT] if args.layout == "chunk" else []))
         payload += sum(len(b) for b in t.column(arrow.PAYLOAD).to_pylist())
         count += sum(t.column(arrow.COUNT).to_pylist()) if args.layout == "chunk" else t.num_rows
     dim = codec.config.record_dim
     values = count * dim
-    bytes_out = sum(os.path.getsize(f) for f in out_files)
+    bytes_out = sum(size for _, size in outputs)
     codec_copies = sum(embedded_codec_bytes(f) for f in out_files)
     summary = {
         "runner": args.runner,
@@ -354,13 +370,15 @@ def _verify(args, files: list[str], codec, partitions: Partitions) -> dict:
     from ltc_beam.evaluation import snr_db
     from ltc_beam.parquet import read_parquet
 
-    decoded = pa.concat_tables([read_parquet(f, args.codec, sort=False) for f in _dir_files(args.output)])
+    out_files = [f for f, _ in _output_files(args.output)]
+    decoded = pa.concat_tables([read_parquet(f, args.codec, sort=False) for f in out_files])
     if args.input.endswith(".npy"):
         source = _npy_table(args.input)
     else:
-        source = pa.concat_tables([partitions.add(pq.read_table(f), f) for f in files], promote_options="permissive")
+        source = pa.concat_tables([partitions.add(read_table(f), f) for f in files], promote_options="permissive")
     records_in = source.num_rows
-    info = arrow.table_info(pq.read_schema(_dir_files(args.output)[0]))
+    with parquet_footer(out_files[0]) as footer:
+        info = arrow.table_info(footer.schema_arrow)
     names = list(info.spec.names)
     keys = [c for c in (info.key, info.order_by) if c]
     left_out = {}
@@ -458,8 +476,7 @@ def cmd_compress(args: argparse.Namespace, beam_args: list[str] | None = None) -
     _print_summary(summary, args.json)
     if summary["records_out"] + (summary["dead_letters"] if args.dead_letter else 0) != summary["records_in"]:
         print("ltc-beam compress: error: records out do not match records in: the output files are removed", file=sys.stderr)
-        if "://" not in args.output:
-            _remove_outputs(args.output)
+        _remove_outputs(args.output)
         return 1
     if args.verify and not (summary["verify_records_equal"] and summary.get("verify_nonfinite_exact", True)):
         said = summary.get("verify_unpaired") or "non-finite values (NaN, inf) did not come back bit for bit"
@@ -476,14 +493,15 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
     files = list_files(args.input)
     records = 0
     for f in files:
-        footer = open_parquet(f)
-        arrow.table_info(footer.schema_arrow, f)
-        t = footer.read(columns=[arrow.COUNT]) if arrow.COUNT in footer.schema_arrow.names else None
-        records += sum(t.column(arrow.COUNT).to_pylist()) if t is not None else footer.metadata.num_rows
+        with parquet_footer(f) as footer:
+            arrow.table_info(footer.schema_arrow, f)
+            t = footer.read(columns=[arrow.COUNT]) if arrow.COUNT in footer.schema_arrow.names else None
+            records += sum(t.column(arrow.COUNT).to_pylist()) if t is not None else footer.metadata.num_rows
     if records == 0:
         raise InputError(f"{args.input!r} holds no records: nothing to decompress")
     if args.output.endswith(".npy"):
         return _decompress_to_npy(args, records)
+    args.output = _output_folder(args.output)
     _prepare_output(args.output, files)
     start = time.time()
     with _outputs_removed_on_failure(args.output), _Progress(records, "decompress", show_progress(args)):
@@ -493,14 +511,17 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
             beam_args or [],
         )
     seconds = time.time() - start
-    out_files = _dir_files(args.output)
-    out = sum(pq.ParquetFile(f).metadata.num_rows for f in out_files)
+    out_files = _output_files(args.output)
+    out = 0
+    for f, _ in out_files:
+        with parquet_footer(f) as footer:
+            out += footer.metadata.num_rows
     summary = {
         "runner": args.runner,
         "records_in": records,
         "records_out": out,
         "output_files": len(out_files),
-        "output_bytes": sum(os.path.getsize(f) for f in out_files),
+        "output_bytes": sum(size for _, size in out_files),
         "seconds": round(seconds, 3),
         "records_per_second": round(out / seconds, 1) if seconds else math.nan,
     }
@@ -527,7 +548,7 @@ def _decompress_to_npy(args: argparse.Namespace, records: int) -> int:
         np.save(handle, array, allow_pickle=False)
     seconds = time.time() - start
     summary = {
-        "records_in": records, "records_out": len(array), "output_files": 1, "output_bytes": os.path.getsize(args.output),
+        "records_in": records, "records_out": len(array), "output_files": 1, "output_bytes": file_size(args.output),
         "seconds": round(seconds, 3), "records_per_second": round(len(array) / seconds, 1) if seconds else math.nan,
     }
     _print_summary(summary, args.json)

@@ -79,3 +79,46 @@ def pending_name(uri: str) -> str:
 def write_bytes(uri: str, data: bytes) -> None:
     with open_for_write(uri) as handle:
         handle.write(data)
+
+
+def open_for_read(uri: str) -> BinaryIO:
+    """A seekable binary file to read at ``uri`` (readers that seek fetch only what they read)."""
+    if not is_remote(uri):
+        return open(uri.removeprefix("file://"), "rb")
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.open(uri)
+
+
+def file_size(uri: str) -> int:
+    if not is_remote(uri):
+        return os.path.getsize(uri.removeprefix("file://"))
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.match([uri])[0].metadata_list[0].size_in_bytes
+
+
+def folder_files(folder: str) -> list[tuple[str, int]]:
+    """``(file, size in bytes)`` of the files directly in ``folder`` (a local directory or an
+    object store's prefix), sorted; none where it does not exist."""
+    if not is_remote(folder):
+        path = folder.removeprefix("file://")
+        if not os.path.isdir(path):
+            return []
+        return sorted((entry.path, entry.stat().st_size) for entry in os.scandir(path) if entry.is_file())
+    from apache_beam.io.filesystems import FileSystems
+
+    found = FileSystems.match([folder.rstrip("/") + "/*"])[0].metadata_list
+    return sorted((m.path, m.size_in_bytes) for m in found)
+
+
+def remove(uris: list[str]) -> None:
+    """Delete the files ``uris``, locally or through Beam FileSystems."""
+    local = [u for u in uris if not is_remote(u)]
+    for uri in local:
+        os.remove(uri.removeprefix("file://"))
+    remote = [u for u in uris if is_remote(u)]
+    if remote:
+        from apache_beam.io.filesystems import FileSystems
+
+        FileSystems.delete(remote)

@@ -5,14 +5,30 @@ module registers it; point :attr:`FolderObjectStore.root` at a folder first."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 
 from apache_beam.io.filesystem import FileMetadata, FileSystem
 
 
+class _CountedReader(io.FileIO):
+    """A file that adds the bytes read from it to :attr:`FolderObjectStore.bytes_read`."""
+
+    def read(self, size=-1):
+        data = super().read(size)
+        FolderObjectStore.bytes_read += len(data)
+        return data
+
+    def readinto(self, buffer):
+        count = super().readinto(buffer)
+        FolderObjectStore.bytes_read += count or 0
+        return count
+
+
 class FolderObjectStore(FileSystem):
     root = ""
+    bytes_read = 0  # fetched by readers: what a store's reads would download
 
     @classmethod
     def scheme(cls):
@@ -54,7 +70,7 @@ class FolderObjectStore(FileSystem):
         return os.path.getmtime(self.local(path))
 
     def open(self, path, mime_type=None, compression_type=None):
-        return open(self.local(path), "rb")
+        return _CountedReader(self.local(path), "rb")
 
     def create(self, path, mime_type=None, compression_type=None):
         os.makedirs(os.path.dirname(self.local(path)), exist_ok=True)

@@ -839,6 +839,50 @@ def test_an_object_store_folder_is_listed_with_or_without_its_slash(small, vec_c
     assert ltc_beam.read_parquet("memtest://bucket/in").num_rows == 2 * small.num_rows
 
 
+def test_a_parquet_footer_is_read_without_fetching_the_file_or_keeping_it_open(tmp_path):
+    """The CLI counted the records of remote input files by downloading every byte of each,
+    and kept a descriptor open per local file (past 1,024 files: "Too many open files")."""
+    from ltc_beam.parquet import parquet_footer
+
+    FolderObjectStore.root = str(tmp_path)
+    pq.write_table(pa.table({"x": np.random.default_rng(0).normal(size=200_000)}), tmp_path / "big.parquet")
+    size = os.path.getsize(tmp_path / "big.parquet")
+    FolderObjectStore.bytes_read = 0
+    with parquet_footer("memtest://big.parquet") as footer:
+        assert (footer.metadata.num_rows, footer.schema_arrow.names) == (200_000, ["x"])
+    assert 0 < FolderObjectStore.bytes_read < size // 20
+    descriptors = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        with parquet_footer(str(tmp_path / "big.parquet")) as footer:
+            assert footer.metadata.num_rows == 200_000
+    assert len(os.listdir("/proc/self/fd")) == descriptors
+
+
+def test_compress_and_decompress_write_to_an_object_store_folder(small, vec_codec, tmp_path, capsys):
+    """An object-store --output (as docs/deployment.md shows) failed after the job: the CLI
+    listed and measured its output with local calls, and files were named ``out/-00000-…``.
+    A rerun replaces the previous run's files there, as it does in a local directory."""
+    FolderObjectStore.root = str(tmp_path)
+    os.makedirs(tmp_path / "bucket" / "in")
+    pq.write_table(small, tmp_path / "bucket" / "in" / "x.parquet")
+    compress = ["compress", "memtest://bucket/in/", "--codec", vec_codec[1], "--column", "values", "--key", "device", "--json"]
+    for shards in ("2", "1"):
+        assert main(compress + ["--output", "memtest://bucket/out", "--num-shards", shards, "--verify"]) == 0
+        summary = _summary(capsys)
+        written = sorted(os.listdir(tmp_path / "bucket" / "out"))
+        assert written == [f"part-{i:05d}-of-0000{shards}.parquet" for i in range(int(shards))]
+        assert summary["output_bytes"] == sum(os.path.getsize(tmp_path / "bucket" / "out" / f) for f in written)
+        assert (summary["records_out"], summary["verify_records_equal"]) == (small.num_rows, True)
+    assert main(["decompress", "memtest://bucket/out/", "--output", "memtest://bucket/back", "--json"]) == 0
+    assert _summary(capsys)["records_out"] == small.num_rows
+    assert main(["decompress", str(tmp_path / "bucket" / "out"), "--output", str(tmp_path / "local"), "--json"]) == 0
+    capsys.readouterr()
+    written = [(tmp_path / place / "part-00000-of-00001.parquet").read_bytes() for place in ("bucket/back", "local")]
+    assert written[0] == written[1]
+    assert main(compress + ["--output", "memtest://bucket/"]) == 2  # holds the input
+    assert "holds input file" in capsys.readouterr().err
+
+
 def test_reading_an_object_store_file_exits_cleanly(small, vec_codec, tmp_path):
     """pyarrow's dataset scanner, given the in-memory copy of a remote file, left threads
     that aborted the process at exit in about half of the runs (exit 134, "terminate called

@@ -201,7 +201,7 @@ class WriteParquetTables(beam.PTransform):
 def output_prefix(path: str) -> str:
     """Output path → file name prefix: a directory (existing, or ending in ``/``) gets ``part``."""
     if "://" in path:
-        return path
+        return path + "part" if path.endswith("/") else path
     prefix = os.path.abspath(path)
     if os.path.isdir(prefix) or path.endswith("/"):
         prefix = os.path.join(prefix, "part")
