@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from ltc_beam import arrow
 from ltc_beam.errors import InputError
 from ltc_beam.partitions import Partitions, base_of, discover
-from ltc_beam.storage import is_remote, open_for_read, open_for_write, read_bytes
+from ltc_beam.storage import is_remote, open_for_read, open_for_write
 
 
 def _skipped(relative: str) -> bool:
@@ -96,26 +96,18 @@ def read_table(path: str) -> pa.Table:
     in-memory copy of a remote file, left threads that aborted the process at exit
     ("terminate called without an active exception", exit 134) in about half of the runs
     (pyarrow 25; apache/arrow#34314)."""
-    file = open_parquet(path)
-    with naming_the_file(path):
+    with open_parquet(path) as file, naming_the_file(path):
         table = file.read()
-    return table.replace_schema_metadata(file.schema_arrow.metadata)  # read() leaves out what only ARROW:schema holds
-
-
-def open_parquet(path: str) -> pq.ParquetFile:
-    """One Parquet file for reading batch by batch, by local path or URI."""
-    with naming_the_file(path):
-        if is_remote(path):
-            return pq.ParquetFile(io.BytesIO(read_bytes(path)))
-        return pq.ParquetFile(path.removeprefix("file://"))
+        return table.replace_schema_metadata(file.schema_arrow.metadata)  # read() leaves out what only ARROW:schema holds
 
 
 @contextlib.contextmanager
-def parquet_footer(path: str) -> Iterator[pq.ParquetFile]:
-    """One Parquet file opened for its footer (rows, schema) and whatever else is read of it,
-    closed on leaving. A remote file is read through a seekable stream, so only those parts are
-    fetched: the CLI counted the records of remote inputs by downloading every byte of each
-    file, and held a descriptor open per file (past 1,024 files: "Too many open files")."""
+def open_parquet(path: str) -> Iterator[pq.ParquetFile]:
+    """One Parquet file (local path or URI) to read from, closed on leaving. A remote file is
+    read through a seekable stream, as Beam's own Parquet source does: only the parts read
+    are fetched (the footer alone for rows and schema), and a worker does not hold a whole
+    file in memory. (The CLI counted the records of remote inputs by downloading every byte,
+    and held a descriptor open per file: past 1,024 files, "Too many open files".)"""
     with contextlib.ExitStack() as stack:
         with naming_the_file(path):
             file = stack.enter_context(pq.ParquetFile(stack.enter_context(open_for_read(path))))
@@ -177,7 +169,7 @@ def write_table(table: pa.Table, where, compression: str = "zstd") -> None:
 
 def embedded_codec_bytes(path: str) -> int:
     """Bytes of Parquet file ``path`` that hold its embedded codec (0 without one)."""
-    with parquet_footer(path) as file:
+    with open_parquet(path) as file:
         schema = file.schema_arrow
     metadata = schema.metadata or {}
     if arrow.META_CODEC not in metadata:

@@ -27,7 +27,7 @@ from ltc_beam import arrow
 from ltc_beam.cli import positive, show_progress
 from ltc_beam.data import common_schema, refuse_column_names, warn_if_text_order, warn_if_tied
 from ltc_beam.errors import InputError, grouped_warnings
-from ltc_beam.parquet import embedded_codec_bytes, input_partitions, list_files, matched_files, parquet_footer, read_table
+from ltc_beam.parquet import embedded_codec_bytes, input_partitions, list_files, matched_files, open_parquet, read_table
 from ltc_beam.partitions import Partitions
 from ltc_beam.storage import file_size, folder_files, is_remote, open_for_write, remove
 
@@ -281,12 +281,12 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         partitions = input_partitions(args.input, files)
         records, schemas = 0, []
         for f in files:  # each file's footer read once
-            with parquet_footer(f) as footer:
+            with open_parquet(f) as footer:
                 records += footer.metadata.num_rows
                 schemas.append(partitions.schema(footer.schema_arrow))
         bytes_in = sum(size for _, size in matched)
         schema = common_schema(files, schemas)
-        with parquet_footer(files[0]) as footer:
+        with open_parquet(files[0]) as footer:
             if args.order_by in schema.names and footer.num_row_groups:  # judged on the first row group (or partition)
                 first = partitions.add(footer.read_row_group(0), files[0])
                 warn_if_text_order(first.column(args.order_by), args.order_by, stacklevel=2)
@@ -321,7 +321,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         )
     payload, count = 0, 0
     for name in out_files:
-        with parquet_footer(name) as footer:
+        with open_parquet(name) as footer:
             t = footer.read(columns=[arrow.PAYLOAD] + ([arrow.COUNT] if args.layout == "chunk" else []))
         payload += sum(len(b) for b in t.column(arrow.PAYLOAD).to_pylist())
         count += sum(t.column(arrow.COUNT).to_pylist()) if args.layout == "chunk" else t.num_rows
@@ -377,7 +377,7 @@ def _verify(args, files: list[str], codec, partitions: Partitions) -> dict:
     else:
         source = pa.concat_tables([partitions.add(read_table(f), f) for f in files], promote_options="permissive")
     records_in = source.num_rows
-    with parquet_footer(out_files[0]) as footer:
+    with open_parquet(out_files[0]) as footer:
         info = arrow.table_info(footer.schema_arrow)
     names = list(info.spec.names)
     keys = [c for c in (info.key, info.order_by) if c]
@@ -493,7 +493,7 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
     files = list_files(args.input)
     records = 0
     for f in files:
-        with parquet_footer(f) as footer:
+        with open_parquet(f) as footer:
             arrow.table_info(footer.schema_arrow, f)
             t = footer.read(columns=[arrow.COUNT]) if arrow.COUNT in footer.schema_arrow.names else None
             records += sum(t.column(arrow.COUNT).to_pylist()) if t is not None else footer.metadata.num_rows
@@ -514,7 +514,7 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
     out_files = _output_files(args.output)
     out = 0
     for f, _ in out_files:
-        with parquet_footer(f) as footer:
+        with open_parquet(f) as footer:
             out += footer.metadata.num_rows
     summary = {
         "runner": args.runner,

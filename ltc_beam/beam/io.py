@@ -45,12 +45,13 @@ class _ReadRowGroups(beam.DoFn):
     def process(self, element: tuple[int, str]):
         number, path = element
         stored = None if self.columns is None else [c for c in self.columns if c not in self.partitions.types]
-        for batch, table in enumerate(_batches(open_parquet(path), self.batch_rows, stored)):
-            self.tables.inc()
-            table = self.partitions.add(table, path)
-            table = table if self.columns is None else table.select(self.columns)
-            # the batch's place in the input: records sharing an order value keep their input order
-            yield table.replace_schema_metadata({**(table.schema.metadata or {}), arrow.META_POSITION: b"%012d.%012d" % (number, batch)})
+        with open_parquet(path) as reader:
+            for batch, table in enumerate(_batches(reader, self.batch_rows, stored)):
+                self.tables.inc()
+                table = self.partitions.add(table, path)
+                table = table if self.columns is None else table.select(self.columns)
+                # the batch's place in the input: records sharing an order value keep their input order
+                yield table.replace_schema_metadata({**(table.schema.metadata or {}), arrow.META_POSITION: b"%012d.%012d" % (number, batch)})
 
 
 def _batches(reader: pq.ParquetFile, batch_rows: int, columns=None):
@@ -355,24 +356,24 @@ class _DecodeFile(beam.DoFn):
         from ltc_beam.beam import transforms
 
         index, path = element
-        reader = open_parquet(path)
-        info = arrow.table_info(reader.schema_arrow, path)
-        rows = max(1, DECODE_BATCH_RECORDS // ((info.chunk_size or 1) if info.layout == "chunk" else 1))
         name = f"{self.prefix}-{index:05d}-of-{self.count:05d}.parquet"
-        with open_for_write(pending_name(name)) as handle:
-            writer = None
-            for table in _batches(reader, rows) if reader.metadata.num_rows else [reader.schema_arrow.empty_table()]:
-                try:
-                    decoded = self.decoders.decode(table)
-                except LtcError as exc:  # which of many files (Beam re-raises type(error)(message))
-                    raise type(exc)(f"{path}: {exc}") from exc
-                if writer is None:
-                    writer = pq.ParquetWriter(handle, decoded.schema, **parquet_options(decoded.schema, self.compression))
-                writer.write_table(decoded)
-                self.records.inc(decoded.num_rows)
-                if transforms.progress_callback is not None:
-                    transforms.progress_callback(decoded.num_rows)
-            writer.close()
+        with open_parquet(path) as reader:
+            info = arrow.table_info(reader.schema_arrow, path)
+            rows = max(1, DECODE_BATCH_RECORDS // ((info.chunk_size or 1) if info.layout == "chunk" else 1))
+            with open_for_write(pending_name(name)) as handle:
+                writer = None
+                for table in _batches(reader, rows) if reader.metadata.num_rows else [reader.schema_arrow.empty_table()]:
+                    try:
+                        decoded = self.decoders.decode(table)
+                    except LtcError as exc:  # which of many files (Beam re-raises type(error)(message))
+                        raise type(exc)(f"{path}: {exc}") from exc
+                    if writer is None:
+                        writer = pq.ParquetWriter(handle, decoded.schema, **parquet_options(decoded.schema, self.compression))
+                    writer.write_table(decoded)
+                    self.records.inc(decoded.num_rows)
+                    if transforms.progress_callback is not None:
+                        transforms.progress_callback(decoded.num_rows)
+                writer.close()
         self.files.inc()
         yield pending_name(name), name
 
