@@ -79,8 +79,9 @@ class OffScaleWarning(UserWarning):
 @contextlib.contextmanager
 def grouped_warnings():
     """Warnings raised inside, shown when it ends (or fails), once per kind: the first of
-    each category and text (numbers aside), with how many more there were. Each encoded
-    chunk warned on its own: 37 near-identical lines for one 150k-record compress."""
+    each category and text (numbers aside, quoted names kept), with how many more there
+    were. Each encoded chunk warned on its own: 37 near-identical lines for one
+    150k-record compress."""
     caught: list = []
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -89,7 +90,8 @@ def grouped_warnings():
     finally:
         groups: dict[tuple, list] = {}
         for w in caught:
-            groups.setdefault((w.category, re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "#", str(w.message))), []).append(w)
+            kind = re.sub(r"('[^']*')|\d+(\.\d+)?(e[-+]?\d+)?", lambda m: m.group(1) or "#", str(w.message))
+            groups.setdefault((w.category, kind), []).append(w)
         modules = {getattr(m, "__file__", None): name for name, m in list(sys.modules.items())}
         for (category, _), said in groups.items():
             more = f" ({len(said) - 1} more like this)" if len(said) > 1 else ""

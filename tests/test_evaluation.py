@@ -266,6 +266,22 @@ def test_off_scale_warnings_are_said_once_per_kind(codecs):
     assert not [w for w in caught if issubclass(w.category, OffScaleWarning)]
 
 
+def test_grouped_warnings_keep_those_naming_different_columns_apart():
+    """Numbers were left out of the comparison even inside quoted names, so a warning about
+    column 'c7' was counted as "1 more like this" of one about column 'c1'."""
+    from ltc_beam.errors import grouped_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with grouped_warnings():
+            for name, shift in (("c1", 30), ("c7", 31), ("c1", 29)):
+                warnings.warn(f"column '{name}' lies +{shift} training std from its training mean", UserWarning)
+    assert sorted(str(w.message) for w in caught) == [
+        "column 'c1' lies +30 training std from its training mean (1 more like this)",
+        "column 'c7' lies +31 training std from its training mean",
+    ]
+
+
 def test_spread_warnings_of_a_codec_trained_with_lmbda_name_no_missing_rate():
     """A codec trained with ``lmbda`` has no calibrated rate: the warning said "calibrated None bits/value"."""
     codec = ltc_beam.train(correlated_series(2000, 4, seed=2), lmbda=50.0, steps=50, progress=False, lattice="e8")
