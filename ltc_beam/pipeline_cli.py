@@ -209,7 +209,10 @@ def _outputs_removed_on_failure(path: str):
     try:
         yield
     except BaseException:
-        _remove_outputs(path)
+        try:
+            _remove_outputs(path)
+        except Exception as exc:  # the job's own error stays the one reported
+            warnings.warn(f"the failed run's files in {path} could not be removed: {exc}", UserWarning, stacklevel=3)
         raise
 
 

@@ -27,7 +27,7 @@ def _summary(capsys) -> dict:
 
 
 
-def test_decompress_with_the_wrong_codec_is_one_error_line(small, vec_codec, block_codec, tmp_path, capsys):
+def test_decompress_with_the_wrong_codec_is_one_error_line(small, vec_codec, block_codec, tmp_path, capsys, monkeypatch):
     """A codec mismatch inside the Beam job reaches the user as the library's own error
     (Beam re-raises a step's error as ``type(error)(message)``), not a wrapped traceback."""
     pq.write_table(small, tmp_path / "in.parquet")
@@ -39,6 +39,19 @@ def test_decompress_with_the_wrong_codec_is_one_error_line(small, vec_codec, blo
     assert err == [f"ltc-beam decompress: error: {tmp_path / 'c' / 'part-00000-of-00001.parquet'}: "
                    f"bitstream needs codec {vec_codec[0].id}, but codec {block_codec[0].id} "
                    "was supplied [while running 'DecompressParquet/DecodeFiles']"]
+
+    calls = []
+
+    def unreachable_after_the_start(uris):  # removing the failed run's files fails too
+        calls.append(uris)
+        if len(calls) > 1:
+            raise OSError("the store is unreachable")
+
+    monkeypatch.setattr("ltc_beam.pipeline_cli.remove", unreachable_after_the_start)
+    with pytest.warns(UserWarning, match="could not be removed: the store is unreachable"):
+        assert main(["decompress", str(tmp_path / "c"), "--output", str(tmp_path / "d"), "--codec", block_codec[1], "--quiet"]) == 2
+    assert "bitstream needs codec" in capsys.readouterr().err  # the job's own error, not the removal's
+
 
 def test_compress_verify_then_decompress(small, vec_codec, tmp_path, capsys):
     _, codec = vec_codec
