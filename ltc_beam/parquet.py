@@ -57,14 +57,31 @@ def matched_files(path: str) -> list[tuple[str, int]]:
 
 def _remote_files(path: str) -> list[tuple[str, int]]:
     """:func:`matched_files` through Beam FileSystems (object stores have no directories: a
-    folder is a prefix ending in ``/``)."""
+    folder is a prefix ending in ``/``). A glob matches as Python's recursive glob does
+    locally: ``DIR/**/*.parquet`` takes the files in DIR too (Beam's ``**/`` needs a folder
+    between), and wildcards match no hidden (``.name``) file or folder."""
     from apache_beam.io.filesystems import FileSystems
 
-    folder = path.endswith("/") and not any(ch in path for ch in "*?[")
-    found = [(m.path, m.size_in_bytes) for r in FileSystems.match([path + "**" if folder else path]) for m in r.metadata_list]
+    wildcards = any(ch in path for ch in "*?[")
+    folder = path.endswith("/") and not wildcards
+    patterns = [path + "**"] if folder else _without_empty_folders(path)
+    found = sorted({m.path: m.size_in_bytes for r in FileSystems.match(patterns) for m in r.metadata_list}.items())
     if folder:
         found = [(f, size) for f, size in found if f.endswith(".parquet") and not _skipped(f[len(path):])]
+    elif wildcards:
+        first = min(i for i, ch in enumerate(path) if ch in "*?[")
+        fixed = path[: path.rfind("/", 0, first) + 1]  # the folder before the first wildcard
+        asked_hidden = "/." in "/" + path[len(fixed):]
+        found = [(f, size) for f, size in found if asked_hidden or "/." not in "/" + f[len(fixed):]]
     return found
+
+
+def _without_empty_folders(pattern: str) -> list[str]:
+    """``pattern`` and each version of it with a ``**/`` folder step left out."""
+    patterns = {pattern}
+    for _ in range(pattern.count("**/")):
+        patterns |= {p[:i] + p[i + 3 :] for p in patterns for i in range(len(p)) if p.startswith("**/", i) and (i == 0 or p[i - 1] == "/")}
+    return sorted(patterns)
 
 
 def list_files(path: str) -> list[str]:

@@ -853,6 +853,24 @@ def test_an_object_store_folder_is_listed_with_or_without_its_slash(small, vec_c
     assert ltc_beam.read_parquet("memtest://bucket/in").num_rows == 2 * small.num_rows
 
 
+def test_an_object_store_glob_matches_as_a_local_one(tmp_path):
+    """Beam's ``DIR/**/*.parquet`` needs a folder between (the files in DIR itself were
+    dropped silently), and its wildcards matched hidden files (``.x.parquet.crc``, a stale
+    ``.copy.parquet``) that Python's glob leaves out locally."""
+    from ltc_beam.parquet import list_files
+
+    FolderObjectStore.root = str(tmp_path / "store")
+    for base in (tmp_path / "store" / "b", tmp_path / "local" / "b"):
+        os.makedirs(base / "in" / "sub")
+        os.makedirs(base / "in" / ".hidden")
+        for name in ("in/top.parquet", "in/sub/nested.parquet", "in/.copy.parquet", "in/.top.parquet.crc", "in/.hidden/x.parquet"):
+            (base / name).write_bytes(b"x")
+    for pattern in ("b/in/**/*.parquet", "b/in/*", "b/in/*.parquet", "b/in/**", "b/in/.hidden/*"):
+        local = [os.path.relpath(f, tmp_path / "local") for f in list_files(str(tmp_path / "local" / pattern))]
+        assert [f.removeprefix("memtest://") for f in list_files("memtest://" + pattern)] == local, pattern
+    assert len(list_files("memtest://b/in/**/*.parquet")) == 2
+
+
 def test_open_parquet_fetches_only_what_is_read_and_closes_the_file(tmp_path):
     """The CLI counted the records of remote input files by downloading every byte of each,
     and kept a descriptor open per local file (past 1,024 files: "Too many open files");
