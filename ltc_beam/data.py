@@ -7,7 +7,6 @@ columns. With ``key``, records are grouped into series (one per key value); with
 
 from __future__ import annotations
 
-import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import pyarrow.compute as pc
 from ltc_beam.arrow import float_values, is_list
 from ltc_beam.errors import NULL_HINT, InputError, not_floating
 from ltc_beam.parquet import input_partitions, list_files, matched_files, read_table
+from ltc_beam.storage import file_size, open_for_read
 
 
 @dataclass
@@ -59,7 +59,22 @@ def common_schema(files: list[str], schemas: list[pa.Schema]) -> pa.Schema:
 
 def input_bytes(path: str) -> int:
     """Size of INPUT on disk: the ``.npy`` file, or every Parquet file it names."""
-    return os.path.getsize(path) if path.endswith(".npy") else sum(size for _, size in matched_files(path))
+    return file_size(path) if path.endswith(".npy") else sum(size for _, size in matched_files(path))
+
+
+def load_npy(path: str) -> np.ndarray:
+    """A ``.npy`` INPUT (local path or URI) as a 2-D float array: rows are records, in order
+    (a 1-D array is one value per record)."""
+    with open_for_read(path) as handle:
+        array = np.load(handle, allow_pickle=False)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.dtype.kind != "f":  # integers are not coded lossily
+        raise InputError(
+            f"{path}: expected a 2-D float array, got shape {array.shape} dtype {array.dtype}"
+            + ("; LTC codes floating-point data (cast it to float32)" if array.dtype.kind in "iub" else "")
+        )
+    return array
 
 
 def vector_columns(
@@ -163,14 +178,7 @@ def load(
     ``columns``, the ``default_columns`` (a codec's) where the input has them all."""
     if path.endswith(".npy"):
         refuse_column_names(path, column=column, columns=columns, key=key, order_by=order_by)
-        array = np.load(path, allow_pickle=False)
-        if array.ndim == 1:
-            array = array[:, None]
-        if array.ndim != 2 or array.dtype.kind != "f":  # as compress: integers are not coded lossily
-            raise InputError(
-                f"{path}: expected a 2-D float array, got shape {array.shape} dtype {array.dtype}"
-                + ("; LTC codes floating-point data (cast it to float32)" if array.dtype.kind in "iub" else "")
-            )
+        array = load_npy(path)
         return Dataset([array.astype(np.float64)], [f"v{i}" for i in range(array.shape[1])])
     files = list_files(path)
     partitions = input_partitions(path, files)

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from ltc_beam import arrow
 from ltc_beam.cli import positive, show_progress
-from ltc_beam.data import common_schema, refuse_column_names, warn_if_text_order, warn_if_tied
+from ltc_beam.data import common_schema, load_npy, refuse_column_names, warn_if_text_order, warn_if_tied
 from ltc_beam.errors import InputError, grouped_warnings
 from ltc_beam.parquet import embedded_codec_bytes, input_partitions, list_files, matched_files, open_parquet, read_table
 from ltc_beam.partitions import Partitions
@@ -115,11 +115,7 @@ NPY_BATCH = 65536  # records per table a .npy input enters the pipeline in
 
 
 def _npy_table(path: str) -> pa.Table:
-    array = np.load(path, allow_pickle=False)
-    if array.ndim == 1:
-        array = array[:, None]
-    if array.ndim != 2 or array.dtype.kind != "f":
-        raise InputError(f"{path}: expected a 2-D float array, got shape {array.shape} dtype {array.dtype}")
+    array = load_npy(path)
     flat = pa.array(np.ascontiguousarray(array, dtype=array.dtype).reshape(-1))
     return pa.table({
         NPY_ROW: pa.array(np.arange(len(array), dtype=np.int64)),
@@ -267,7 +263,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     if args.input.endswith(".npy"):
         refuse_column_names(args.input, **{k: encode[k] for k in ("column", "columns", "key", "order_by")})
         table = _npy_table(args.input)
-        files, records, bytes_in = [args.input], table.num_rows, os.path.getsize(args.input)
+        files, records, bytes_in = [args.input], table.num_rows, file_size(args.input)
         partitions = Partitions()
         encode["column"], encode["order_by"] = "values", NPY_ROW
 

@@ -871,6 +871,21 @@ def test_an_object_store_glob_matches_as_a_local_one(tmp_path):
     assert len(list_files("memtest://b/in/**/*.parquet")) == 2
 
 
+def test_a_npy_input_on_an_object_store_reads_as_a_local_one(tmp_path, capsys):
+    """train, evaluate and compress failed on a remote .npy ("No such file or directory":
+    np.load and os.path.getsize on the URI)."""
+    FolderObjectStore.root = str(tmp_path)
+    np.save(tmp_path / "x.npy", correlated_series(1500, 4, seed=9).astype(np.float32))
+    assert main(["train", "memtest://x.npy", "--out", "memtest://c.ltc", "--steps", "20", "--lattice", "e8", "--quiet"]) == 0
+    said = []
+    for source in ("memtest://x.npy", str(tmp_path / "x.npy")):
+        assert main(["evaluate", source, "--codec", str(tmp_path / "c.ltc"), "--json", "--no-voronoi"]) == 0
+        said.append({k: v for k, v in _summary(capsys).items() if k != "seconds"})
+        assert main(["compress", source, "--codec", str(tmp_path / "c.ltc"), "--output", str(tmp_path / "o"), "--json"]) == 0
+        said.append({k: v for k, v in _summary(capsys).items() if k not in ("seconds", "records_per_second", "metrics")})
+    assert said[:2] == said[2:]
+
+
 def test_open_parquet_fetches_only_what_is_read_and_closes_the_file(tmp_path):
     """The CLI counted the records of remote input files by downloading every byte of each,
     and kept a descriptor open per local file (past 1,024 files: "Too many open files");
