@@ -43,7 +43,6 @@ import datetime
 import hashlib
 import json
 import math
-import os
 import re
 import struct
 import threading
@@ -941,18 +940,12 @@ _BY_URI: dict[tuple, object] = {}
 
 
 def load_codec(uri: str, device: str = "cpu"):
-    """``Codec.load`` with a per-process cache: one parse per URI and device (and, for a
-    local file, per version of it: a codec retrained to the same path is read again)."""
+    """``Codec.load`` with a per-process cache: one parse per URI, device and version of the
+    file (a codec retrained to the same path or object is read again)."""
     from ltc_beam.codec.codec import Codec
+    from ltc_beam.storage import file_version
 
-    key: tuple = (uri, device)
-    local = uri.removeprefix("file://")
-    if "://" not in local:
-        try:
-            stat = os.stat(local)
-            key += (stat.st_mtime_ns, stat.st_size)
-        except OSError:
-            pass  # Codec.load reports the missing file
+    key = (uri, device, file_version(uri))
     with _CODECS_LOCK:
         codec = _BY_URI.get(key)
     if codec is None:

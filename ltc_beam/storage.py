@@ -90,12 +90,37 @@ def open_for_read(uri: str) -> BinaryIO:
     return FileSystems.open(uri)
 
 
+def _literal(uri: str) -> str:
+    """``uri`` as a Beam match pattern that matches itself only (``*?[`` in names escaped)."""
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in uri)
+
+
+def _remote_metadata(uri: str):
+    from apache_beam.io.filesystems import FileSystems
+
+    found = FileSystems.match([_literal(uri)])[0].metadata_list
+    if not found:
+        raise FileNotFoundError(uri)
+    return found[0]
+
+
 def file_size(uri: str) -> int:
     if not is_remote(uri):
         return os.path.getsize(uri.removeprefix("file://"))
-    from apache_beam.io.filesystems import FileSystems
+    return _remote_metadata(uri).size_in_bytes
 
-    return FileSystems.match([uri])[0].metadata_list[0].size_in_bytes
+
+def file_version(uri: str) -> tuple | None:
+    """What changes when the file at ``uri`` is rewritten (its size and time); None when it
+    cannot be read."""
+    try:
+        if not is_remote(uri):
+            stat = os.stat(uri.removeprefix("file://"))
+            return stat.st_mtime_ns, stat.st_size
+        found = _remote_metadata(uri)
+        return found.last_updated_in_seconds, found.size_in_bytes
+    except Exception:  # noqa: BLE001 - whatever the store raises: the reader reports the missing file
+        return None
 
 
 def folder_files(folder: str) -> list[tuple[str, int]]:
@@ -108,7 +133,7 @@ def folder_files(folder: str) -> list[tuple[str, int]]:
         return sorted((entry.path, entry.stat().st_size) for entry in os.scandir(path) if entry.is_file())
     from apache_beam.io.filesystems import FileSystems
 
-    found = FileSystems.match([folder.rstrip("/") + "/*"])[0].metadata_list
+    found = FileSystems.match([_literal(folder.rstrip("/") + "/") + "*"])[0].metadata_list
     return sorted((m.path, m.size_in_bytes) for m in found)
 
 

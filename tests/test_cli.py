@@ -886,6 +886,25 @@ def test_a_npy_input_on_an_object_store_reads_as_a_local_one(tmp_path, capsys):
     assert said[:2] == said[2:]
 
 
+def test_a_codec_rewritten_to_the_same_object_is_read_again(vec_codec, block_codec, tmp_path):
+    """The codec cache keyed a remote URI by its name alone: compress named the codec read
+    first, and decoding with the new one failed with a codec mismatch."""
+    FolderObjectStore.root = str(tmp_path)
+    for codec, _ in (vec_codec, block_codec):
+        codec.save("memtest://c.ltc")
+        assert arrow.load_codec("memtest://c.ltc").id == codec.id
+
+
+def test_an_object_store_output_folder_may_hold_glob_characters(small, vec_codec, tmp_path, capsys):
+    """``run[1]`` was listed as a pattern: no files found, "records out do not match" and exit 1."""
+    FolderObjectStore.root = str(tmp_path)
+    pq.write_table(small, tmp_path / "in.parquet")
+    assert main(["compress", "memtest://in.parquet", "--codec", vec_codec[1], "--output", "memtest://run[1]",
+                 "--column", "values", "--json", "--quiet"]) == 0
+    assert _summary(capsys)["records_out"] == small.num_rows
+    assert os.listdir(tmp_path / "run[1]") == ["part-00000-of-00001.parquet"]
+
+
 def test_open_parquet_fetches_only_what_is_read_and_closes_the_file(tmp_path):
     """The CLI counted the records of remote input files by downloading every byte of each,
     and kept a descriptor open per local file (past 1,024 files: "Too many open files");
