@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import warnings
 
 import numpy as np
@@ -17,6 +18,7 @@ from ltc_beam.codec.config import CodecConfig
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.training import Trainer, TrainingOptions, build_config
 from ltc_beam.errors import InputError
+from ltc_beam.storage import exists
 from tests.conftest import correlated_series
 
 
@@ -91,9 +93,15 @@ def test_short_training_lowers_the_loss():
     assert summary.validation["loss"] < before
 
 
-def test_checkpoint_resume_reproduces_the_model(tmp_path):
+@pytest.mark.parametrize("where", ["local", "object store"])
+def test_checkpoint_resume_reproduces_the_model(tmp_path, where):
+    """Checkpoints on an object store failed once training had started (a URI taken as a
+    local path), and ``resume`` never found one there."""
+    from tests.object_store import FolderObjectStore
+
+    FolderObjectStore.root = str(tmp_path)
     data = correlated_series(2000, 4, seed=3)
-    path = str(tmp_path / "run.ckpt")
+    path = str(tmp_path / "run.ckpt") if where == "local" else "memtest://run.ckpt"
     config = build_config(4, lattice="d4", mode="vector", window=1, latent_dim=None, transform="mlp", hidden=8)
     options = TrainingOptions(target_bits_per_value=2.0, steps=60, eval_every=10, progress=False, seed=4, checkpoint=path)
     straight = Trainer(config, [data], options)
@@ -107,6 +115,7 @@ def test_checkpoint_resume_reproduces_the_model(tmp_path):
     resumed.run()
     for name, value in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0)
+    assert exists(path) and sorted(os.listdir(tmp_path)) == ["run.ckpt"]  # no temporary file left beside it
 
 
 def test_training_is_deterministic_for_a_seed():

@@ -12,14 +12,14 @@ import contextlib
 import copy
 import json
 import math
-import os
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 from tqdm.auto import tqdm
 
 from ltc_beam import lattices
@@ -30,6 +30,7 @@ from ltc_beam.codec.scaling import NORMALISATIONS, robust_statistics, scaled_pie
 from ltc_beam.codec.tables import MAX_SYMBOLS
 from ltc_beam.codec.transforms import init_from_pca, principal_axes
 from ltc_beam.errors import BEYOND_FLOAT32, InputError, OffScaleWarning, beyond_float32, column_label
+from ltc_beam.storage import exists, read_bytes, write_bytes
 
 if TYPE_CHECKING:
     from ltc_beam.codec.codec import Codec
@@ -593,18 +594,15 @@ class Trainer:
             "rate_ema": self.rate_ema,
             "config": self.config.to_dict(),
         }
-        tmp = path + ".tmp"
-        save_file(tensors, tmp, metadata={"trainer": json.dumps(meta)})
-        os.replace(tmp, path)
+        write_bytes(path, save_tensors(tensors, metadata={"trainer": json.dumps(meta)}))  # whole or not at all
 
     def load_checkpoint(self, path: str) -> None:
-        from safetensors import safe_open
-
-        with safe_open(path, "pt") as handle:
-            meta = json.loads(handle.metadata()["trainer"])
+        data = read_bytes(path)
+        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])  # safetensors: length, JSON header
+        meta = json.loads(header["__metadata__"]["trainer"])
         if meta["config"] != self.config.to_dict():
             raise ValueError(f"checkpoint {path} was written for another configuration: {meta['config']}")
-        tensors = load_file(path)
+        tensors = load_tensors(data)
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.best_state = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")}
         opt = self.optimizer.state_dict()
@@ -943,7 +941,7 @@ def train(
                 model, training=training, columns=columns, fit_series=fit, validation_series=held, normalise=normalise
             )
 
-        if resume and checkpoint and os.path.exists(checkpoint):
+        if resume and checkpoint and exists(checkpoint):
             trainer.load_checkpoint(checkpoint)
         summary = trainer.run().to_dict()
         if window_choice is not None:
