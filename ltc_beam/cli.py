@@ -6,12 +6,12 @@ import argparse
 import json
 import logging
 import math
-import os
 import re
 import sys
 import warnings
 
 from ltc_beam.errors import InputError, LtcError, names_said
+from ltc_beam.storage import is_folder
 
 
 def show_progress(args: argparse.Namespace) -> bool:
@@ -72,8 +72,8 @@ def default_window(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     from ltc_beam.codec.training import train
 
-    if os.path.isdir(args.out):
-        raise InputError(f"--output {args.out} is a directory: give the codec file to write (e.g. {os.path.join(args.out, 'codec.ltc')})")
+    if is_folder(args.out):
+        raise InputError(f"--out {args.out} is a folder: give the codec file to write (e.g. {args.out.rstrip('/')}/codec.ltc)")
     data = load_input(args)
     print(f"training on {data.records} records x {len(data.columns)} values in {len(data.series)} series", file=sys.stderr)
     if data.order_hint and args.window is None and args.mode == "block":

@@ -164,8 +164,9 @@ LEFTOVER_PATTERN = re.compile(r"(\.)?part(-.+)?-\d{5}-of-\d{5}\.parquet(?(1)\.pe
 
 def _output_folder(path: str) -> str:
     """``--output`` as a folder: an object store's ``gs://bucket/out`` is the prefix ``out/``
-    (its files were written as ``out-00000-of-…``, beside the folder)."""
-    return path + "/" if is_remote(path) and not path.endswith("/") else path
+    (its files were written as ``out-00000-of-…``, beside the folder); ``file://`` URIs are
+    local paths."""
+    return path + "/" if is_remote(path) and not path.endswith("/") else path.removeprefix("file://")
 
 
 def _name(uri: str) -> str:

@@ -137,6 +137,14 @@ def folder_files(folder: str) -> list[tuple[str, int]]:
     return sorted((m.path, m.size_in_bytes) for m in found)
 
 
+def is_folder(uri: str) -> bool:
+    """Whether ``uri`` names a folder: a local directory, or on an object store a prefix that
+    ends in ``/`` or holds objects under it."""
+    if not is_remote(uri):
+        return os.path.isdir(uri.removeprefix("file://"))
+    return uri.endswith("/") or bool(folder_files(uri + "/"))
+
+
 def remove(uris: list[str]) -> None:
     """Delete the files ``uris``, locally or through Beam FileSystems."""
     local = [u for u in uris if not is_remote(u)]

@@ -472,17 +472,23 @@ def test_records_sharing_their_order_value_are_warned_about(tmp_path):
 
 
 def test_a_directory_as_output_is_refused_before_training_and_leaves_nothing(tmp_path, capsys):
+    """An object-store folder (a prefix holding objects) was trained for, then failed to save."""
+    FolderObjectStore.root = str(tmp_path)
     path = tmp_path / "x.npy"
     np.save(path, correlated_series(300, 3, seed=1))
     target = tmp_path / "codecs"
     target.mkdir()
-    assert main(["train", str(path), "--out", str(target), "--steps", "5"]) == 2
-    err = capsys.readouterr().err
-    assert "is a directory" in err and "training on" not in err and "Traceback" not in err
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "old.ltc").write_bytes(b"x")
     codec = ltc_beam.train(correlated_series(300, 3, seed=1), steps=5, progress=False)
-    with pytest.raises(IsADirectoryError, match="is a directory"):
-        codec.save(str(target))
-    assert os.listdir(target) == [] and sorted(os.listdir(tmp_path)) == ["codecs", "x.npy"]
+    for folder in (str(target), "memtest://store", "memtest://store/"):
+        assert main(["train", str(path), "--out", folder, "--steps", "5"]) == 2
+        err = capsys.readouterr().err
+        assert "is a folder" in err and "training on" not in err and "Traceback" not in err
+        with pytest.raises(IsADirectoryError, match="is a (directory|folder)"):
+            codec.save(folder)
+    assert os.listdir(target) == [] and sorted(os.listdir(tmp_path)) == ["codecs", "store", "x.npy"]
+    assert os.listdir(tmp_path / "store") == ["old.ltc"]
 
 
 def test_verify_compares_float64_columns_as_stored(tmp_path, capsys):
@@ -903,6 +909,26 @@ def test_an_object_store_output_folder_may_hold_glob_characters(small, vec_codec
                  "--column", "values", "--json", "--quiet"]) == 0
     assert _summary(capsys)["records_out"] == small.num_rows
     assert os.listdir(tmp_path / "run[1]") == ["part-00000-of-00001.parquet"]
+
+
+def test_output_folders_named_as_uris_hold_the_files(small, vec_codec, tmp_path, monkeypatch, capsys):
+    """From Python, an existing object-store folder named without its ``/`` got its files
+    beside it (``out-00000-of-…``); a ``file://`` --output was written beside its folder,
+    counted 0 records out, exited 1 and made a ``./file:`` tree in the working directory."""
+    from ltc_beam.beam.io import output_prefix
+
+    FolderObjectStore.root = str(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "README").write_bytes(b"x")
+    assert output_prefix("memtest://out") == output_prefix("memtest://out/") == "memtest://out/part"
+    assert output_prefix("memtest://new") == "memtest://new"  # no folder there: a prefix, as locally
+    assert output_prefix(f"file://{tmp_path}/out") == str(tmp_path / "out" / "part")
+    monkeypatch.chdir(tmp_path / "out")
+    pq.write_table(small, tmp_path / "in.parquet")
+    assert main(["compress", f"file://{tmp_path}/in.parquet", "--codec", vec_codec[1], "--output", f"file://{tmp_path}/c",
+                 "--column", "values", "--json", "--quiet"]) == 0
+    assert _summary(capsys)["records_out"] == small.num_rows
+    assert os.listdir(tmp_path / "c") == ["part-00000-of-00001.parquet"] and os.listdir(".") == ["README"]
 
 
 def test_open_parquet_fetches_only_what_is_read_and_closes_the_file(tmp_path):

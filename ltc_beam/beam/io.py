@@ -27,7 +27,7 @@ from ltc_beam.beam.transforms import LtcDecode, LtcEncodeShards
 from ltc_beam.errors import LtcError
 from ltc_beam.parquet import input_partitions, matched_files, open_parquet, parquet_options, write_table
 from ltc_beam.partitions import Partitions
-from ltc_beam.storage import exists, open_for_write, pending_name, rename, write_bytes
+from ltc_beam.storage import exists, is_folder, is_remote, open_for_write, pending_name, rename, write_bytes
 
 
 class _ReadRowGroups(beam.DoFn):
@@ -200,10 +200,11 @@ class WriteParquetTables(beam.PTransform):
 
 
 def output_prefix(path: str) -> str:
-    """Output path → file name prefix: a directory (existing, or ending in ``/``) gets ``part``."""
-    if "://" in path:
-        return path + "part" if path.endswith("/") else path
-    prefix = os.path.abspath(path)
+    """Output path → file name prefix: a folder (ending in ``/``, or an existing directory,
+    or on an object store a prefix that holds objects) gets ``part``."""
+    if is_remote(path):
+        return path.rstrip("/") + "/part" if is_folder(path) else path
+    prefix = os.path.abspath(path.removeprefix("file://"))
     if os.path.isdir(prefix) or path.endswith("/"):
         prefix = os.path.join(prefix, "part")
     return prefix

@@ -39,7 +39,7 @@ from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.scaling import NORMALISATIONS
 from ltc_beam.entropy import SymbolTables, bit_lengths
 from ltc_beam.errors import FormatError
-from ltc_beam.storage import read_bytes, write_bytes
+from ltc_beam.storage import is_folder, is_remote, read_bytes, write_bytes
 
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -177,6 +177,8 @@ def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
 
 
 def write_codec(codec: Codec, uri: str) -> None:
+    if is_remote(uri) and is_folder(uri):  # a local directory is refused on opening
+        raise IsADirectoryError(f"{uri} is a folder: give a file name to write")
     write_bytes(uri, codec_to_bytes(codec))
 
 
