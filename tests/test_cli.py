@@ -530,6 +530,20 @@ def test_a_damaged_or_foreign_file_in_a_directory_is_named(small, vec_codec, tmp
         ltc_beam.read_parquet(str(source))
 
 
+def test_damaged_pages_inside_a_file_are_named(small, vec_codec, tmp_path, capsys):
+    """Damaged data pages (footer intact) escaped compress as a bare OSError traceback that
+    named no file ("ZSTD decompression failed")."""
+    source = tmp_path / "in"
+    source.mkdir()
+    pq.write_table(small, source / "a.parquet", compression="zstd")
+    data = bytearray((source / "a.parquet").read_bytes())
+    data[100 : len(data) // 2] = b"\xff" * (len(data) // 2 - 100)
+    (source / "a.parquet").write_bytes(bytes(data))
+    assert main(["compress", str(source), "--codec", vec_codec[1], "--output", str(tmp_path / "o"), "--column", "values", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{source / 'a.parquet'}: not a readable Parquet file" in err[0], err
+
+
 def test_files_with_different_columns_are_refused_naming_the_file(small, vec_codec, tmp_path, capsys):
     """A file lacking the value column read as nulls: "column 'values' has a null at row ..." (train,
     evaluate), and compress failed only inside the pipeline."""

@@ -25,7 +25,7 @@ from ltc_beam import arrow
 from ltc_beam.beam.handler import NAMESPACE, Decoders, one_torch_thread, resolve_device
 from ltc_beam.beam.transforms import LtcDecode, LtcEncodeShards
 from ltc_beam.errors import LtcError
-from ltc_beam.parquet import input_partitions, matched_files, open_parquet, parquet_options, write_table
+from ltc_beam.parquet import input_partitions, matched_files, naming_the_file, open_parquet, parquet_options, write_table
 from ltc_beam.partitions import Partitions
 from ltc_beam.storage import exists, is_folder, is_remote, open_for_write, pending_name, rename, write_bytes
 
@@ -46,7 +46,7 @@ class _ReadRowGroups(beam.DoFn):
         number, path = element
         stored = None if self.columns is None else [c for c in self.columns if c not in self.partitions.types]
         with open_parquet(path) as reader:
-            for batch, table in enumerate(_batches(reader, self.batch_rows, stored)):
+            for batch, table in enumerate(_batches(reader, path, self.batch_rows, stored)):
                 self.tables.inc()
                 table = self.partitions.add(table, path)
                 table = table if self.columns is None else table.select(self.columns)
@@ -54,12 +54,18 @@ class _ReadRowGroups(beam.DoFn):
                 yield table.replace_schema_metadata({**(table.schema.metadata or {}), arrow.META_POSITION: b"%012d.%012d" % (number, batch)})
 
 
-def _batches(reader: pq.ParquetFile, batch_rows: int, columns=None):
-    """The file as tables of up to ``batch_rows`` rows, with the file's schema metadata."""
+def _batches(reader: pq.ParquetFile, path: str, batch_rows: int, columns=None):
+    """File ``path`` as tables of up to ``batch_rows`` rows, with the file's schema metadata
+    (a damaged page is an error naming the file)."""
     schema = reader.schema_arrow
     if columns is not None:
         schema = pa.schema([schema.field(c) for c in columns], metadata=schema.metadata)
-    for batch in reader.iter_batches(batch_size=batch_rows, columns=columns):
+    batches = reader.iter_batches(batch_size=batch_rows, columns=columns)
+    while True:
+        with naming_the_file(path):
+            batch = next(batches, None)
+        if batch is None:
+            return
         yield pa.Table.from_batches([batch], schema=schema)
 
 
@@ -363,7 +369,7 @@ class _DecodeFile(beam.DoFn):
             rows = max(1, DECODE_BATCH_RECORDS // ((info.chunk_size or 1) if info.layout == "chunk" else 1))
             with open_for_write(pending_name(name)) as handle:
                 writer = None
-                for table in _batches(reader, rows) if reader.metadata.num_rows else [reader.schema_arrow.empty_table()]:
+                for table in _batches(reader, path, rows) if reader.metadata.num_rows else [reader.schema_arrow.empty_table()]:
                     try:
                         decoded = self.decoders.decode(table)
                     except LtcError as exc:  # which of many files (Beam re-raises type(error)(message))
