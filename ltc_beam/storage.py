@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import uuid
 from typing import BinaryIO, Iterator
@@ -14,12 +15,7 @@ def is_remote(uri: str) -> bool:
 
 
 def read_bytes(uri: str) -> bytes:
-    if not is_remote(uri):
-        with open(uri.removeprefix("file://"), "rb") as handle:
-            return handle.read()
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(uri) as handle:
+    with open_for_read(uri) as handle:
         return handle.read()
 
 
@@ -27,7 +23,8 @@ def read_bytes(uri: str) -> bytes:
 def open_for_write(uri: str) -> Iterator[BinaryIO]:
     """A binary file to write at ``uri``. A local file appears under its name only once it is
     complete (written beside it, then renamed), so a retried or failed write never leaves a
-    half file behind; other URIs go through Beam FileSystems (whose stores commit on close)."""
+    half file behind; other URIs go through Beam FileSystems, whose stores commit what was
+    written on close, so a failed write's object is deleted again."""
     if not is_remote(uri):
         path = uri.removeprefix("file://")
         if os.path.isdir(path):
@@ -45,8 +42,15 @@ def open_for_write(uri: str) -> Iterator[BinaryIO]:
         return
     from apache_beam.io.filesystems import FileSystems
 
-    with FileSystems.create(uri) as handle:
+    handle = FileSystems.create(uri)
+    try:
         yield handle
+    except BaseException:
+        handle.close()
+        with contextlib.suppress(Exception):  # the write's own error is the one to report
+            FileSystems.delete([uri])
+        raise
+    handle.close()
 
 
 def exists(uri: str) -> bool:
@@ -82,12 +86,21 @@ def write_bytes(uri: str, data: bytes) -> None:
 
 
 def open_for_read(uri: str) -> BinaryIO:
-    """A seekable binary file to read at ``uri`` (readers that seek fetch only what they read)."""
+    """A seekable binary file to read at ``uri`` (readers that seek fetch only what they read).
+    A missing object is a ``FileNotFoundError`` on every store (Google Cloud Storage's client
+    raises its own ``NotFound``)."""
     if not is_remote(uri):
         return open(uri.removeprefix("file://"), "rb")
     from apache_beam.io.filesystems import FileSystems
 
-    return FileSystems.open(uri)
+    try:
+        return FileSystems.open(uri)
+    except OSError:
+        raise
+    except Exception as exc:
+        if not exists(uri):
+            raise FileNotFoundError(errno.ENOENT, "no such file or object", uri) from exc
+        raise
 
 
 def _literal(uri: str) -> str:

@@ -945,6 +945,33 @@ def test_output_folders_named_as_uris_hold_the_files(small, vec_codec, tmp_path,
     assert os.listdir(tmp_path / "c") == ["part-00000-of-00001.parquet"] and os.listdir(".") == ["README"]
 
 
+def test_object_store_writes_and_reads_fail_as_local_ones(tmp_path, monkeypatch):
+    """A failed write left its partial object under the final name (stores commit on close);
+    a missing object surfaced as the store client's own error (Google Cloud Storage raises
+    ``NotFound``, not an OSError), a traceback from the CLI."""
+    from ltc_beam.storage import open_for_write, read_bytes
+
+    FolderObjectStore.root = str(tmp_path)
+    with pytest.raises(RuntimeError, match="half way"), open_for_write("memtest://x.bin") as handle:
+        handle.write(b"half")
+        raise RuntimeError("half way")
+    assert os.listdir(tmp_path) == []
+
+    class NotFound(Exception):
+        pass
+
+    def open_like_gcs(self, path, mime_type=None, compression_type=None):
+        if not os.path.exists(self.local(path)):
+            raise NotFound(path)
+        return open(self.local(path), "rb")
+
+    monkeypatch.setattr(FolderObjectStore, "open", open_like_gcs)
+    with pytest.raises(FileNotFoundError, match="memtest://missing.ltc"):
+        read_bytes("memtest://missing.ltc")
+    with pytest.raises(FileNotFoundError):
+        ltc_beam.Codec.load("memtest://missing.ltc")
+
+
 def test_open_parquet_fetches_only_what_is_read_and_closes_the_file(tmp_path):
     """The CLI counted the records of remote input files by downloading every byte of each,
     and kept a descriptor open per local file (past 1,024 files: "Too many open files");
