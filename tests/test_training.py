@@ -481,6 +481,24 @@ def test_falling_behind_on_a_trending_series_names_the_validation_tail():
         ltc_beam.train(data, window=8, lattice="e8", target_bits_per_value=0.5, steps=300, progress=False)
 
 
+def test_a_codec_decoding_its_validation_split_below_0_db_is_warned_about():
+    """pd_speech's 750 voice features (180 records) gave a codec at -7.5 dB on its own
+    validation split, worse than each column's mean, saved without a word about it."""
+    from ltc_beam.codec.training import record_coded_validation
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(3000, 2)) @ rng.normal(size=(2, 6))  # rank 2 in 6 columns
+    codec = ltc_beam.train(base, lattice="e8", steps=50, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        record_coded_validation(codec, [base[:500]])  # like its training data: nothing to say
+    off = np.linalg.svd(base - base.mean(0))[2][-1]  # a direction the training data never took
+    unlike = base.mean(0) + 3 * base.std(0) * off + 0.01 * rng.normal(size=(500, 6))
+    with pytest.warns(UserWarning, match=r"decodes its validation split at -\d+\.\d dB, worse than each column's mean"):
+        record_coded_validation(codec, [unlike])
+    assert codec.manifest["training"]["validation"]["snr_db"] < 0
+
+
 def test_a_column_whose_float32_spacing_caps_the_snr_is_warned_about():
     """A sine of amplitude 2 on a level of 1e8 (float32 spacing 8 there) is named; the same
     sine on a level of 1e3 is not."""
