@@ -115,6 +115,15 @@ class VectorSpec:
         return {"column": self.column} if self.column is not None else {"columns": list(self.columns)}
 
 
+def in_codec_order(names: list[str] | None, codec) -> list[str] | None:
+    """``names`` in the codec's order when they are exactly its columns in another order: each
+    column is then coded as the one of its name, as ``codec.encode(DataFrame)`` does (they were
+    coded by position: -3.2 dB for 21 stations' ridership from the CLI, with a warning, and
+    1.5 dB instead of 17.6 from ``write_parquet``/``LtcEncode``, without one)."""
+    trained = list(codec.manifest.get("columns") or [])
+    return trained if names is not None and sorted(names) == sorted(trained) else names
+
+
 def check_column_names(names, codec) -> None:
     """Warn when ``names`` (the columns being coded, in order) are not the columns the codec
     was trained on: another order codes each value as the column in its position. Generic
@@ -444,7 +453,8 @@ def compressed_schema(
 ) -> pa.Schema:
     """The schema of the compressed table for input ``schema`` (with all ``ltc`` metadata)."""
     spec = resolve_spec(
-        schema, codec.config.record_dim, column=column, columns=columns, default_columns=codec.manifest.get("columns", ())
+        schema, codec.config.record_dim, column=column, columns=in_codec_order(columns, codec),
+        default_columns=codec.manifest.get("columns", ()),
     )
     check_layout(codec, layout)
     check_key_and_order(schema, spec, key, order_by)

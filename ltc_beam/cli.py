@@ -113,7 +113,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ltc_beam.codec.codec import Codec
-    from ltc_beam.arrow import check_column_names, window_needs_order, window_order_message
+    from ltc_beam.arrow import check_column_names, in_codec_order, window_needs_order, window_order_message
     from ltc_beam.beam.io import auto_shards
     from ltc_beam.data import input_bytes
     from ltc_beam.evaluation import evaluate
@@ -122,6 +122,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     codec.sample_fallback = args.sample_fallback
     if window_needs_order(codec) and args.order_by is None and not args.input.endswith(".npy"):
         raise InputError(window_order_message(codec))  # as compress: file order is no series order
+    args.columns = in_codec_order(args.columns, codec)
     data = load_input(args, tuple(codec.manifest.get("columns", ())))  # as compress: the codec's columns by default
     if data.records and len(data.columns) != codec.config.record_dim:
         raise InputError(

@@ -247,6 +247,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     from ltc_beam.beam.runners import counters, run
 
     args.output = _output_folder(args.output)
+    codec = arrow.load_codec(args.codec)
     columns = [c for c in args.columns.split(",") if c] if args.columns else None
     encode = dict(
         column=args.column,
@@ -259,7 +260,6 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         sample_fallback=args.sample_fallback,
         device=args.device,
     )
-    codec = arrow.load_codec(args.codec)
     if args.input.endswith(".npy"):
         refuse_column_names(args.input, **{k: encode[k] for k in ("column", "columns", "key", "order_by")})
         table = _npy_table(args.input)
