@@ -124,6 +124,12 @@ def in_codec_order(names: list[str] | None, codec) -> list[str] | None:
     return trained if names is not None and sorted(names) == sorted(trained) else names
 
 
+def generic_names(names) -> bool:
+    """Whether ``names`` hold a generic one (``v0``…, ``0``… of a DataFrame's default index,
+    ``values[0]``…): no names were known there."""
+    return any(re.fullmatch(r"v?\d+|.*\[\d+\]", str(c)) for c in names)
+
+
 def check_column_names(names, codec) -> None:
     """Warn when ``names`` (the columns being coded, in order) are not the columns the codec
     was trained on: another order codes each value as the column in its position. Generic
@@ -133,7 +139,7 @@ def check_column_names(names, codec) -> None:
     names = list(names)
     if len(trained) != len(names) or trained == names:
         return
-    if any(re.fullmatch(r"v?\d+|.*\[\d+\]", c) for c in trained + names):
+    if generic_names(trained + names):
         return
     if sorted(trained) == sorted(names):
         problem = f"columns {names} are the codec's columns {trained} in another order"
@@ -894,12 +900,15 @@ def encode_table(
     batches: list[pa.Table] | None = None,
     pack_shards: int = DEFAULT_PACK_SHARDS,
 ) -> pa.Table:
-    """Compress ``table`` in process (no Beam) into the given layout.
+    """Compress ``table`` in process (no Beam) into the given layout; ``codec``: a
+    :class:`~ltc_beam.Codec` or its URI.
 
     ``batches`` (optional) gives the input split as the Beam pipeline saw it (for example
     Parquet row groups); chunking then matches the pipeline's exactly, which matters only
     without a key or without ``order_by``.
     """
+    if isinstance(codec, str):
+        codec = load_codec(codec)
     schema = compressed_schema(
         table.schema,
         codec,

@@ -438,8 +438,9 @@ def test_the_codecs_columns_named_in_another_order_are_coded_by_name(tmp_path):
     x = (rng.normal(size=(2000, 3)) @ rng.normal(size=(3, 3))) * np.array([1.0, 10.0, 100.0])
     table = pa.table({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2]})
     codec = ltc_beam.train(pd.DataFrame(x, columns=list("abc")), steps=20, progress=False, calibrate=False)
+    codec.save(tmp_path / "abc.ltc")
     written = []
-    for order in (["a", "b", "c"], ["c", "a", "b"]):
-        ltc_beam.parquet.write_parquet(table, tmp_path / "x.parquet", codec, columns=order)
+    for order, given in ((["a", "b", "c"], codec), (["c", "a", "b"], codec), (["b", "c", "a"], str(tmp_path / "abc.ltc"))):
+        ltc_beam.parquet.write_parquet(table, tmp_path / "x.parquet", given, columns=order)  # a URI too (it failed)
         written.append(pq.read_table(tmp_path / "x.parquet"))
-    assert written[0].equals(written[1])
+    assert written[0].equals(written[1]) and written[0].equals(written[2])

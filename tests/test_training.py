@@ -621,6 +621,8 @@ def test_a_dataframe_gives_its_column_names_and_a_list_of_rows_is_one_series():
         warnings.simplefilter("error")
         assert codec.encode(frame[["note"] + list("dcba")]) == codec.encode(frame[list("abcd")])
     frame = frame[list("abcd")]
+    with pytest.raises(InputError, match=r"the codec's columns \['d'\] are not in the frame"):  # was a shape error
+        codec.encode(frame[list("abc")])
     with pytest.warns(UserWarning, match=r"the codec was trained on columns \['a', 'b', 'c', 'd'\], not \['a', 'b', 'c', 'e'\]"):
         codec.encode(frame.rename(columns={"d": "e"}))
     rows = ltc_beam.train(frame.to_numpy().tolist(), steps=20, progress=False, calibrate=False)

@@ -294,8 +294,11 @@ class Codec:
         if names is not None and names != trained and trained and set(trained) <= set(names):
             x, names = x[list(self.manifest["columns"])], trained  # a DataFrame's columns taken by name
         if names is not None:  # warn where a DataFrame's columns are not the codec's
-            from ltc_beam.arrow import check_column_names
+            from ltc_beam.arrow import check_column_names, generic_names
 
+            missing = [c for c in trained if c not in names]
+            if missing and len(names) != len(trained) and not generic_names(trained + names):
+                raise InputError(f"the codec's columns {missing} are not in the frame (its columns: {names})")
             check_column_names(names, self)
         if isinstance(x, (list, tuple)) and x and all(np.ndim(s) == 2 for s in x):
             raise InputError(
