@@ -26,7 +26,7 @@ from ltc_beam import arrow
 from ltc_beam.cli import positive, show_progress
 from ltc_beam.data import common_schema, load_npy, refuse_column_names, warn_if_text_order, warn_if_tied
 from ltc_beam.errors import InputError, grouped_warnings
-from ltc_beam.parquet import embedded_codec_bytes, input_partitions, list_files, matched_files, open_parquet, read_table
+from ltc_beam.parquet import embedded_codec_bytes, input_partitions, list_files, matched_files, naming_the_file, open_parquet, read_table
 from ltc_beam.partitions import Partitions
 from ltc_beam.storage import file_size, folder_files, is_remote, open_for_write, remove
 
@@ -287,7 +287,8 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         schema = common_schema(files, schemas)
         with open_parquet(files[0]) as footer:
             if args.order_by in schema.names and footer.num_row_groups:  # judged on the first row group (or partition)
-                first = partitions.add(footer.read_row_group(0), files[0])
+                with naming_the_file(files[0]):
+                    first = partitions.add(footer.read_row_group(0), files[0])
                 warn_if_text_order(first.column(args.order_by), args.order_by, stacklevel=2)
         if schema is not schemas[0]:
             encode["schema"] = schema  # files of float32 and float64 values: all decode as float64

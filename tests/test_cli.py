@@ -547,6 +547,18 @@ def test_damaged_pages_inside_a_file_are_named(small, vec_codec, tmp_path, capsy
     assert len(err) == 1 and f"{source / 'a.parquet'}: not a readable Parquet file" in err[0], err
 
 
+def test_a_file_pyarrow_cannot_read_back_is_named(small, vec_codec, tmp_path, capsys):
+    """A null entry of a fixed-size list column is written but not read back by pyarrow 25
+    ("Expected all lists to be of size=8"): compress said so without naming the file."""
+    values = small.column("values").to_pylist()
+    values[5] = None
+    table = small.set_column(small.schema.get_field_index("values"), "values", pa.array(values, small.schema.field("values").type))
+    pq.write_table(table, tmp_path / "bad.parquet")
+    assert main(["compress", str(tmp_path / "bad.parquet"), "--codec", vec_codec[1], "--output", str(tmp_path / "o"),
+                 "--column", "values", "--key", "device", "--order-by", "ts", "--quiet"]) == 2
+    assert f"{tmp_path / 'bad.parquet'}: not a readable Parquet file" in capsys.readouterr().err
+
+
 def test_files_with_different_columns_are_refused_naming_the_file(small, vec_codec, tmp_path, capsys):
     """A file lacking the value column read as nulls: "column 'values' has a null at row ..." (train,
     evaluate), and compress failed only inside the pipeline."""
