@@ -90,7 +90,8 @@ def grouped_warnings():
     finally:
         groups: dict[tuple, list] = {}
         for w in caught:
-            kind = re.sub(r"('[^']*')|\d+(\.\d+)?(e[-+]?\d+)?", lambda m: m.group(1) or "#", str(w.message))
+            # a name in quotes ('c1'), not an apostrophe (the codec's), is kept whole
+            kind = re.sub(r"((?<!\w)'[^']*'(?!\w))|\d+(\.\d+)?(e[-+]?\d+)?", lambda m: m.group(1) or "#", str(w.message))
             groups.setdefault((w.category, kind), []).append(w)
         modules = {getattr(m, "__file__", None): name for name, m in list(sys.modules.items())}
         for (category, _), said in groups.items():

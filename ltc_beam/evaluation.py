@@ -176,7 +176,7 @@ def series_snr(x: np.ndarray, x_hat: np.ndarray, exact: np.ndarray, owners: np.n
 RATE_WARNING, RATE_WARNING_VALUES = 1.25, 1000
 
 
-def warn_if_rate_far(result: dict) -> None:
+def warn_if_rate_far(result: dict, layout: str = "chunk") -> None:
     """Warn when the data costs far more than the codec's calibrated rate although its spread
     and level are the training data's (the other warnings): its structure differs (white
     noise of the training data's std and mean: 2.78 bits/value for a codec calibrated to
@@ -186,9 +186,9 @@ def warn_if_rate_far(result: dict) -> None:
         return
     if max(result["spread_vs_training"], 1 / result["spread_vs_training"]) > SPREAD_WARNING or abs(result["mean_shift_vs_training"]) > SHIFT_WARNING:
         return  # already said, with its cause
-    # the code length, frames and per-stream coder flushes aside: one stream per record (the
-    # record layout) flushes about 5 bytes each, which said nothing of the data's structure
-    paid = min(result["bits_per_value"] - result["frame_bits_per_value"], result["model_bits_per_value"])
+    # one stream per record (the record layout) flushes the coder, about 5 bytes, each time:
+    # that says nothing of the data's structure, so there the code length alone is compared
+    paid = result["model_bits_per_value"] if layout == "record" else result["bits_per_value"] - result["frame_bits_per_value"]
     if paid > RATE_WARNING * calibrated:
         warnings.warn(
             f"this data costs {paid:.3g} bits/value (stream frames aside), {100 * (paid / calibrated - 1):.0f} % above the "
@@ -403,7 +403,7 @@ def evaluate(
     }
     if warn_spread:
         warn_if_series_lost(codec, result)
-        warn_if_rate_far(result)
+        warn_if_rate_far(result, layout)
     if baseline:  # the values LTC sends exactly travel exactly in the baseline too
         rows, stated = None, 0
         if codec.series_scaled:  # a grid per series, its statistics paid as LTC pays them

@@ -274,11 +274,11 @@ def test_grouped_warnings_keep_those_naming_different_columns_apart():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with grouped_warnings():
-            for name, shift in (("c1", 30), ("c7", 31), ("c1", 29)):
-                warnings.warn(f"column '{name}' lies +{shift} training std from its training mean", UserWarning)
+            for name, shift in (("c1", 30), ("c7", 31), ("c1", 29)):  # as the codec says it
+                warnings.warn(f"this data is off the codec's training range: column '{name}' lies +{shift} training std from its training mean", UserWarning)
     assert sorted(str(w.message) for w in caught) == [
-        "column 'c1' lies +30 training std from its training mean (1 more like this)",
-        "column 'c7' lies +31 training std from its training mean",
+        "this data is off the codec's training range: column 'c1' lies +30 training std from its training mean (1 more like this)",
+        "this data is off the codec's training range: column 'c7' lies +31 training std from its training mean",
     ]
 
 
