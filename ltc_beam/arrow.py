@@ -121,7 +121,9 @@ def in_codec_order(names: list[str] | None, codec) -> list[str] | None:
     coded by position: -3.2 dB for 21 stations' ridership from the CLI, with a warning, and
     1.5 dB instead of 17.6 from ``write_parquet``/``LtcEncode``, without one)."""
     trained = list(codec.manifest.get("columns") or [])
-    return trained if names is not None and sorted(names) == sorted(trained) else names
+    if names is None or generic_names(trained + list(names)) or len(set(names)) < len(names):
+        return names  # no names known (v0, v1 …: by position, as documented), or a name twice
+    return trained if sorted(names) == sorted(trained) else names
 
 
 def generic_names(names) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fnmatch
 import glob as globlib
 import io
 import os
@@ -46,7 +47,7 @@ def matched_files(path: str) -> list[tuple[str, int]]:
             names = [os.path.join(root, name) for root, _, files in os.walk(path) for name in files if name.endswith(".parquet")]
             names = [f for f in names if not _skipped(os.path.relpath(f, path))]
         elif any(ch in path for ch in "*?["):
-            names = [f for f in globlib.glob(path, recursive=True) if os.path.isfile(f)]
+            names = sorted({f for f in globlib.glob(path, recursive=True) if os.path.isfile(f)})  # d/**/**/x: once each
         else:
             names = [path] if os.path.isfile(path) else []
         found = [(f, os.path.getsize(f)) for f in names]
@@ -71,8 +72,12 @@ def _remote_files(path: str) -> list[tuple[str, int]]:
     elif wildcards:
         first = min(i for i, ch in enumerate(path) if ch in "*?[")
         fixed = path[: path.rfind("/", 0, first) + 1]  # the folder before the first wildcard
-        asked_hidden = "/." in "/" + path[len(fixed):]
-        found = [(f, size) for f, size in found if asked_hidden or "/." not in "/" + f[len(fixed):]]
+        hidden = [p for p in path[len(fixed):].split("/") if p.startswith(".")]  # the pattern's own: .x, .*
+
+        def asked(part: str) -> bool:
+            return not part.startswith(".") or any(fnmatch.fnmatchcase(part, p) for p in hidden)
+
+        found = [(f, size) for f, size in found if all(map(asked, f[len(fixed):].split("/")))]
     return found
 
 
@@ -96,13 +101,17 @@ def input_partitions(path: str, files: list[str]) -> Partitions:
 
 @contextlib.contextmanager
 def naming_the_file(path: str):
-    """pyarrow's "not Parquet" errors (damaged footer, another format) as :class:`InputError`
-    that names the file: in a directory of many files, pyarrow's own message may not."""
+    """pyarrow's "not Parquet" errors (damaged footer or pages, another format) as
+    :class:`InputError` that names the file: in a directory of many files, pyarrow's own
+    message may not. Errors of the file system or store (a missing file, a reset connection,
+    a refused permission: subclasses of OSError) stay what they are."""
     try:
         yield
-    except (FileNotFoundError, IsADirectoryError):
-        raise
-    except (pa.ArrowInvalid, OSError) as exc:  # OSError: a damaged footer ("Couldn't deserialize thrift")
+    except pa.ArrowInvalid as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    except OSError as exc:
+        if type(exc) is not OSError:  # pyarrow's own: a bare OSError ("Couldn't deserialize thrift")
+            raise
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
 
 

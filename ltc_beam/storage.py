@@ -46,8 +46,9 @@ def open_for_write(uri: str) -> Iterator[BinaryIO]:
     try:
         yield handle
     except BaseException:
-        handle.close()
         with contextlib.suppress(Exception):  # the write's own error is the one to report
+            handle.close()
+        with contextlib.suppress(Exception):
             FileSystems.delete([uri])
         raise
     handle.close()

@@ -52,7 +52,8 @@ class FolderObjectStore(FileSystem):
             for name in names:
                 url = "memtest://" + os.path.relpath(os.path.join(folder, name), self.root)
                 if url.startswith(prefix):
-                    yield FileMetadata(url, os.path.getsize(os.path.join(folder, name)))
+                    local = os.path.join(folder, name)
+                    yield FileMetadata(url, os.path.getsize(local), os.path.getmtime(local))
 
     def exists(self, path):
         return os.path.isfile(self.local(path))
@@ -61,7 +62,7 @@ class FolderObjectStore(FileSystem):
         return os.path.getsize(self.local(path))
 
     def metadata(self, path):
-        return FileMetadata(path, self.size(path))
+        return FileMetadata(path, self.size(path), self.last_updated(path))
 
     def checksum(self, path):
         return str(self.size(path))

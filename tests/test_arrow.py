@@ -457,3 +457,6 @@ def test_the_codecs_columns_named_in_another_order_are_coded_by_name(tmp_path):
         ltc_beam.parquet.write_parquet(table, tmp_path / "x.parquet", given, columns=order)  # a URI too (it failed)
         written.append(pq.read_table(tmp_path / "x.parquet"))
     assert written[0].equals(written[1]) and written[0].equals(written[2])
+    plain = ltc_beam.train(x, steps=20, progress=False, calibrate=False)  # columns v0, v1, v2: no names known
+    assert arrow.in_codec_order(["v1", "v0", "v2"], plain) == ["v1", "v0", "v2"]  # by position, as documented
+    assert arrow.in_codec_order(["b", "a", "a"], codec) == ["b", "a", "a"]

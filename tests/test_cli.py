@@ -547,6 +547,20 @@ def test_damaged_pages_inside_a_file_are_named(small, vec_codec, tmp_path, capsy
     assert len(err) == 1 and f"{source / 'a.parquet'}: not a readable Parquet file" in err[0], err
 
 
+def test_store_errors_while_reading_stay_what_they_are():
+    """Pages of a remote file are read in ranges during the job: a reset connection or a
+    refused permission was reported as "not a readable Parquet file"."""
+    from ltc_beam.errors import InputError
+    from ltc_beam.parquet import naming_the_file
+
+    for error in (ConnectionResetError(104, "Connection reset by peer"), PermissionError(13, "denied"), TimeoutError()):
+        with pytest.raises(type(error)), naming_the_file("gs://b/x.parquet"):
+            raise error
+    for error in (OSError("Couldn't deserialize thrift"), pa.ArrowInvalid("Parquet magic bytes not found")):
+        with pytest.raises(InputError, match="gs://b/x.parquet: not a readable Parquet file"), naming_the_file("gs://b/x.parquet"):
+            raise error
+
+
 def test_a_file_pyarrow_cannot_read_back_is_named(small, vec_codec, tmp_path, capsys):
     """A null entry of a fixed-size list column is written but not read back by pyarrow 25
     ("Expected all lists to be of size=8"): compress said so without naming the file."""
@@ -903,10 +917,11 @@ def test_an_object_store_glob_matches_as_a_local_one(tmp_path):
         os.makedirs(base / "in" / ".hidden")
         for name in ("in/top.parquet", "in/sub/nested.parquet", "in/.copy.parquet", "in/.top.parquet.crc", "in/.hidden/x.parquet"):
             (base / name).write_bytes(b"x")
-    for pattern in ("b/in/**/*.parquet", "b/in/*", "b/in/*.parquet", "b/in/**", "b/in/.hidden/*"):
+    for pattern in ("b/in/**/*.parquet", "b/in/*", "b/in/*.parquet", "b/in/**", "b/in/.hidden/*", "b/in/.*",
+                    "b/in/**/.hidden/*", "b/in/**/**/*.parquet"):
         local = [os.path.relpath(f, tmp_path / "local") for f in list_files(str(tmp_path / "local" / pattern))]
         assert [f.removeprefix("memtest://") for f in list_files("memtest://" + pattern)] == local, pattern
-    assert len(list_files("memtest://b/in/**/*.parquet")) == 2
+    assert len(list_files("memtest://b/in/**/*.parquet")) == len(list_files(str(tmp_path / "local" / "b/in/**/**/*.parquet"))) == 2
 
 
 def test_a_npy_input_on_an_object_store_reads_as_a_local_one(tmp_path, capsys):
