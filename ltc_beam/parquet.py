@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from ltc_beam import arrow
 from ltc_beam.errors import InputError
 from ltc_beam.partitions import Partitions, base_of, discover
-from ltc_beam.storage import is_remote, open_for_read, open_for_write
+from ltc_beam.storage import is_remote, literal_pattern, open_for_read, open_for_write
 
 
 def _skipped(relative: str) -> bool:
@@ -39,8 +39,6 @@ def matched_files(path: str) -> list[tuple[str, int]]:
     ``read_parquet`` and the CLI's record counts all use."""
     if is_remote(path):
         found = _remote_files(path)
-        if not found and not path.endswith("/") and not any(ch in path for ch in "*?["):
-            found = _remote_files(path + "/")  # gs://bucket/dir: no object of that name, a folder of them
     else:
         path = path.removeprefix("file://")
         if os.path.isdir(path):
@@ -58,15 +56,24 @@ def matched_files(path: str) -> list[tuple[str, int]]:
 
 def _remote_files(path: str) -> list[tuple[str, int]]:
     """:func:`matched_files` through Beam FileSystems (object stores have no directories: a
-    folder is a prefix ending in ``/``). A glob matches as Python's recursive glob does
-    locally: ``DIR/**/*.parquet`` takes the files in DIR too (Beam's ``**/`` needs a folder
-    between), and wildcards match no hidden (``.name``) file or folder."""
+    folder is a prefix ending in ``/``; ``gs://bucket/dir`` without it, where no object has
+    that name, is one too). A name holding ``*?[`` is taken as it is where objects start with
+    it (``run[1]/``), else as a glob, which matches as Python's recursive glob does locally:
+    ``DIR/**/*.parquet`` takes the files in DIR too (Beam's ``**/`` needs a folder between),
+    and wildcards match no hidden (``.name``) file or folder the pattern does not spell out."""
     from apache_beam.io.filesystems import FileSystems
 
-    wildcards = any(ch in path for ch in "*?[")
-    folder = path.endswith("/") and not wildcards
-    patterns = [path + "**"] if folder else _without_empty_folders(path)
-    found = sorted({m.path: m.size_in_bytes for r in FileSystems.match(patterns) for m in r.metadata_list}.items())
+    def matched(patterns: list[str]) -> list[tuple[str, int]]:
+        return sorted({m.path: m.size_in_bytes for r in FileSystems.match(patterns) for m in r.metadata_list}.items())
+
+    wildcards = any(ch in path for ch in "*?[") and not matched([literal_pattern(path) + "**"])
+    found = [] if wildcards or path.endswith("/") else matched([literal_pattern(path)])
+    folder = not wildcards and not found
+    if folder:
+        path = path.rstrip("/") + "/"  # gs://bucket/dir: no object of that name, a folder of them
+        found = matched([literal_pattern(path) + "**"])
+    elif wildcards:
+        found = matched(_without_empty_folders(path))
     if folder:
         found = [(f, size) for f, size in found if f.endswith(".parquet") and not _skipped(f[len(path):])]
     elif wildcards:

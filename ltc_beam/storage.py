@@ -104,15 +104,16 @@ def open_for_read(uri: str) -> BinaryIO:
         raise
 
 
-def _literal(uri: str) -> str:
-    """``uri`` as a Beam match pattern that matches itself only (``*?[`` in names escaped)."""
-    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in uri)
+def literal_pattern(uri: str) -> str:
+    """``uri`` as a Beam match pattern that matches itself (``*?[`` in names escaped as
+    one-character sets; ``[`` as ``[\\[]``, since ``[[]`` makes Python's ``re`` warn)."""
+    return "".join({"*": "[*]", "?": "[?]", "[": "[\\[]"}.get(ch, ch) for ch in uri)
 
 
 def _remote_metadata(uri: str):
     from apache_beam.io.filesystems import FileSystems
 
-    found = FileSystems.match([_literal(uri)])[0].metadata_list
+    found = FileSystems.match([literal_pattern(uri)])[0].metadata_list
     if not found:
         raise FileNotFoundError(uri)
     return found[0]
@@ -147,7 +148,7 @@ def folder_files(folder: str) -> list[tuple[str, int]]:
         return sorted((entry.path, entry.stat().st_size) for entry in os.scandir(path) if entry.is_file())
     from apache_beam.io.filesystems import FileSystems
 
-    found = FileSystems.match([_literal(folder.rstrip("/") + "/") + "*"])[0].metadata_list
+    found = FileSystems.match([literal_pattern(folder.rstrip("/") + "/") + "*"])[0].metadata_list
     return sorted((m.path, m.size_in_bytes) for m in found)
 
 

@@ -956,6 +956,10 @@ def test_an_object_store_output_folder_may_hold_glob_characters(small, vec_codec
                  "--column", "values", "--json", "--quiet"]) == 0
     assert _summary(capsys)["records_out"] == small.num_rows
     assert os.listdir(tmp_path / "run[1]") == ["part-00000-of-00001.parquet"]
+    with warnings.catch_warnings():  # read back as named, not as a pattern ("no Parquet files found")
+        warnings.simplefilter("error")
+        assert main(["decompress", "memtest://run[1]", "--output", "memtest://back[1]/", "--json", "--quiet"]) == 0
+    assert _summary(capsys)["records_out"] == small.num_rows
 
 
 def test_output_folders_named_as_uris_hold_the_files(small, vec_codec, tmp_path, monkeypatch, capsys):
