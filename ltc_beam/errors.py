@@ -76,12 +76,16 @@ class OffScaleWarning(UserWarning):
     (such values travel exactly or escape), but costs many more bits than it should."""
 
 
+#: A name in quotes ('c1'), not an apostrophe (the codec's).
+_QUOTED = r"(?<!\w)'[^']*'(?!\w)"
+
+
 @contextlib.contextmanager
 def grouped_warnings():
     """Warnings raised inside, shown when it ends (or fails), once per kind: the first of
-    each category and text (numbers aside, quoted names kept), with how many more there
-    were. Each encoded chunk warned on its own: 37 near-identical lines for one
-    150k-record compress."""
+    each category and text (numbers and quoted names aside), with how many more there were
+    and the other names they quote ('c7'). Each encoded chunk warned on its own: 37
+    near-identical lines for one 150k-record compress."""
     caught: list = []
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -90,11 +94,13 @@ def grouped_warnings():
     finally:
         groups: dict[tuple, list] = {}
         for w in caught:
-            # a name in quotes ('c1'), not an apostrophe (the codec's), is kept whole
-            kind = re.sub(r"((?<!\w)'[^']*'(?!\w))|\d+(\.\d+)?(e[-+]?\d+)?", lambda m: m.group(1) or "#", str(w.message))
+            kind = re.sub(rf"({_QUOTED})|\d+(\.\d+)?(e[-+]?\d+)?", lambda m: "'…'" if m.group(1) else "#", str(w.message))
             groups.setdefault((w.category, kind), []).append(w)
         modules = {getattr(m, "__file__", None): name for name, m in list(sys.modules.items())}
         for (category, _), said in groups.items():
-            more = f" ({len(said) - 1} more like this)" if len(said) > 1 else ""
             first = said[0]  # its module named, so that module-scoped filters (-W …:ltc_beam.evaluation) still apply
+            named = set(re.findall(_QUOTED, str(first.message)))
+            others = sorted({n for w in said[1:] for n in re.findall(_QUOTED, str(w.message))} - named)
+            also = f"; also about {', '.join(others[:8])}{' …' if len(others) > 8 else ''}" if others else ""
+            more = f" ({len(said) - 1} more like this{also})" if len(said) > 1 else ""
             warnings.warn_explicit(f"{first.message}{more}", category, first.filename, first.lineno, module=modules.get(first.filename))
