@@ -636,6 +636,21 @@ def test_a_dataframe_gives_its_column_names_and_a_list_of_rows_is_one_series():
     assert table.manifest["columns"] == ["v0", "v1", "v2", "v3"]
 
 
+def test_a_flag_column_among_the_coded_values_is_named():
+    """A 0/1 work-day flag inside electricity demand vectors took the bits asked for: 4
+    bits/value gave 1.53 at 28.6 dB (4.21 at 39.6 without it), with no word about the flag."""
+    rng = np.random.default_rng(0)
+    x = correlated_series(3000, 3, seed=2)
+    x[:, 2] = (np.arange(3000) // 48) % 7 < 5  # a work-day flag of half-hourly records
+    with pytest.warns(UserWarning, match=r"column 2 takes only 2 distinct values \(0, 1\): a flag or category"):
+        ltc_beam.train(x, steps=20, progress=False, calibrate=False, lattice="e8")
+    x[:, 2] = np.round(rng.normal(size=3000) * 3)  # integers of many levels: no flag
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        ltc_beam.train(x, steps=20, progress=False, calibrate=False, lattice="e8")
+    assert not [w for w in said if "distinct values" in str(w.message)]
+
+
 def test_the_default_lattice_spares_z_where_e8_misses_the_target_on_validation(monkeypatch):
     """Z was trained (doubling the time) and then not compared, where E8's coded validation
     split missed the target by over 10 % (six real data sets of a sweep: 2.24 to 2.70

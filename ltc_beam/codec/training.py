@@ -157,6 +157,32 @@ def warn_if_columns_hold_no_values(series: list[np.ndarray], columns: list[str] 
         )
 
 
+#: A varying column of at most this many distinct values (a flag, a category) is warned about.
+FEW_LEVELS = 4
+
+
+def warn_if_flag_columns(series: list[np.ndarray], columns: list[str] | None = None, sample: int = 4096) -> None:
+    """Warn about columns that take only a few distinct values (flags, categories): inside the
+    coded vector they draw bits and error from the others (electricity demand with a 0/1
+    work-day flag, 4 bits/value asked: 1.53 bits/value at 28.6 dB; without it 4.21 at 39.6).
+    Columns with more levels in the first ``sample`` records are not counted further."""
+    stacked = np.concatenate(series)
+    for j in range(stacked.shape[1]):
+        if len(np.unique(stacked[:sample, j])) > FEW_LEVELS:
+            continue
+        column = stacked[:, j]
+        levels = np.unique(column[np.isfinite(column)])
+        if 1 < len(levels) <= FEW_LEVELS:
+            warnings.warn(
+                f"column {column_label(columns, j)} takes only {len(levels)} distinct values "
+                f"({', '.join(f'{v:g}' for v in levels)}): a flag or category codes poorly inside the vector, "
+                "drawing bits and error from the other columns; keep it out of the coded values (a column of its "
+                "own, which compress passes through exactly) unless it must be coded",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
 #: A column whose float32 resolution caps its SNR below this (dB) is warned about.
 FLOAT32_CAP_DB = 40.0
 
@@ -899,6 +925,7 @@ def train(
         warn_if_float32_limits(mean, std, columns)
         warn_if_series_scales_differ(series, std, columns)
         warn_if_columns_hold_no_values(series, columns)
+        warn_if_flag_columns(raw, columns)
         window_choice = None
         if window == "auto":
             from ltc_beam.codec.window_choice import choose_window
