@@ -166,12 +166,11 @@ def warn_if_flag_columns(series: list[np.ndarray], columns: list[str] | None = N
     coded vector they draw bits and error from the others (electricity demand with a 0/1
     work-day flag, 4 bits/value asked: 1.53 bits/value at 28.6 dB; without it 4.21 at 39.6).
     Columns with more levels in the first ``sample`` records are not counted further."""
-    stacked = np.concatenate(series)
-    for j in range(stacked.shape[1]):
-        if len(np.unique(stacked[:sample, j])) > FEW_LEVELS:
+    first = np.concatenate([s[:sample] for s in series])[:sample]
+    for j in range(first.shape[1]):
+        if len(np.unique(first[:, j])) > FEW_LEVELS:
             continue
-        column = stacked[:, j]
-        levels = np.unique(column[np.isfinite(column)])
+        levels = np.unique(np.concatenate([np.unique(s[:, j][np.isfinite(s[:, j])]) for s in series]))
         if 1 < len(levels) <= FEW_LEVELS:
             warnings.warn(
                 f"column {column_label(columns, j)} takes only {len(levels)} distinct values "
