@@ -162,24 +162,43 @@ FEW_LEVELS = 4
 
 
 def warn_if_flag_columns(series: list[np.ndarray], columns: list[str] | None = None, sample: int = 4096) -> None:
-    """Warn about columns that take only a few distinct values (flags, categories): inside the
-    coded vector they draw bits and error from the others (electricity demand with a 0/1
-    work-day flag, 4 bits/value asked: 1.53 bits/value at 28.6 dB; without it 4.21 at 39.6).
-    Columns with more levels in the first ``sample`` records are not counted further."""
-    first = np.concatenate([s[:sample] for s in series])[:sample]
-    for j in range(first.shape[1]):
-        if len(np.unique(first[:, j])) > FEW_LEVELS:
-            continue
-        levels = np.unique(np.concatenate([np.unique(s[:, j][np.isfinite(s[:, j])]) for s in series]))
+    """Warn, once, about coded columns that take only a few distinct values (flags,
+    categories) among others that do not: inside the coded vector they draw bits and error
+    from the others (electricity demand with a 0/1 work-day flag, 4 bits/value asked: 1.53
+    bits/value at 28.6 dB; without it 4.21 at 39.6). Not where they are most of the columns
+    (a binary image: nothing else to take bits from). Columns showing more levels in the
+    first ``sample`` records are not counted further; the rest are counted in blocks, until
+    they show more."""
+    head, rows = [], 0
+    for s in series:
+        if rows >= sample:
+            break
+        head.append(s[: sample - rows])
+        rows += len(head[-1])
+    head = np.concatenate(head)
+    flags = {}
+    for j in range(head.shape[1]):
+        levels: set = set()
+        for s in series if len(np.unique(head[:, j])) <= FEW_LEVELS else []:
+            for start in range(0, len(s), 1 << 14):
+                block = s[start : start + (1 << 14), j]
+                found = np.unique(block[np.isfinite(block)])
+                levels.update(found[: FEW_LEVELS + 1].tolist())
+                if len(levels) > FEW_LEVELS:
+                    break
+            if len(levels) > FEW_LEVELS:
+                break
         if 1 < len(levels) <= FEW_LEVELS:
-            warnings.warn(
-                f"column {column_label(columns, j)} takes only {len(levels)} distinct values "
-                f"({', '.join(f'{v:g}' for v in levels)}): a flag or category codes poorly inside the vector, "
-                "drawing bits and error from the other columns; keep it out of the coded values (a column of its "
-                "own, which compress passes through exactly) unless it must be coded",
-                UserWarning,
-                stacklevel=3,
-            )
+            flags[f"column {column_label(columns, j)}"] = sorted(levels)
+    if flags and 2 * len(flags) < head.shape[1]:
+        said = "; ".join(f"{name}: {', '.join(f'{v:g}' for v in levels)}" for name, levels in flags.items())
+        warnings.warn(
+            f"{len(flags)} coded column(s) take only {FEW_LEVELS} or fewer distinct values ({said}): a flag or category "
+            "codes poorly inside the vector, drawing bits and error from the other columns; keep it out of the coded "
+            "values (a column of its own, which compress passes through exactly) unless it must be coded",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 #: A column whose float32 resolution caps its SNR below this (dB) is warned about.
@@ -924,7 +943,7 @@ def train(
         warn_if_float32_limits(mean, std, columns)
         warn_if_series_scales_differ(series, std, columns)
         warn_if_columns_hold_no_values(series, columns)
-        warn_if_flag_columns(raw, columns)
+        warn_if_flag_columns(series, columns)
         window_choice = None
         if window == "auto":
             from ltc_beam.codec.window_choice import choose_window
@@ -1036,35 +1055,36 @@ def _better_lattice(data, options: dict) -> "Codec":
     training = first.manifest["training"]
     held = training.get("validation") or {}
     values = training.get("validation_vectors", 0) * first.config.input_dim
-    chosen = first
-    target = options["target_bits_per_value"] or DEFAULT_TARGET_BITS
+    chosen, choice = first, None
+    # the target as training capped it (low-rank data), else as asked
+    target = (training.get("rate_calibration") or {}).get("target_bits_per_value") or options["target_bits_per_value"] or DEFAULT_TARGET_BITS
     judged = options["lmbda"] is None and options["calibrate"] and held.get("snr_db") is not None and values >= LATTICE_CHOICE_VALUES
+    missed = f"validation rate over {MISSED_TARGET:.0%} from the target of {target:g} bits/value"
     if judged and abs(held["bits_per_value"] - target) > MISSED_TARGET * target:
         # no fair comparison at equal rate would follow: Z's training (half the time) is spared
         # (a glucose monitor's 2 bits/value asked: E8 coded its validation split at 2.48)
-        training["lattice_choice"] = {
-            "chosen": first.config.lattice, "validation": {LATTICE_CHOICES[0]: held["bits_per_value"]},
-            "not_compared": f"validation rate over {MISSED_TARGET:.0%} from the target of {target:g} bits/value",
-        }
-        first.manifest["codec_id"] = first.id = first.content_hash()
+        choice = {"validation": _rates({LATTICE_CHOICES[0]: held}), "not_compared": f"{LATTICE_CHOICES[0]}'s {missed}"}
     elif judged:
         if options["checkpoint"]:  # each lattice's run checkpoints on its own
             options = {**options, "checkpoint": f"{options['checkpoint']}.{LATTICE_CHOICES[1]}"}
         second, second_said = _train_quietly(data, LATTICE_CHOICES[1], options)
         other = second.manifest["training"].get("validation") or {}
         gain = _gain_at_equal_rate(held, other, target)
-        if gain is not None:
-            if gain >= LATTICE_CHOICE_MARGIN_DB:
-                chosen, said = second, second_said
-            chosen.manifest["training"]["lattice_choice"] = {
-                "validation": {name: {"bits_per_value": v["bits_per_value"], "snr_db": v["snr_db"]}
-                               for name, v in zip(LATTICE_CHOICES, (held, other))},
-                "gain_db_at_equal_rate": gain, "chosen": chosen.config.lattice,
-            }
-            chosen.manifest["codec_id"] = chosen.id = chosen.content_hash()
+        if gain is not None and gain >= LATTICE_CHOICE_MARGIN_DB:
+            chosen, said = second, second_said
+        choice = {"validation": _rates(dict(zip(LATTICE_CHOICES, (held, other))))}
+        choice.update({"gain_db_at_equal_rate": gain} if gain is not None else {"not_compared": f"{LATTICE_CHOICES[1]}'s {missed}"})
+    if choice is not None:
+        chosen.manifest["training"]["lattice_choice"] = {**choice, "chosen": chosen.config.lattice}
+        chosen.manifest["codec_id"] = chosen.id = chosen.content_hash()
     for caught in said:  # at the caller of train
         warnings.warn(caught.message, caught.category, stacklevel=3)
     return chosen
+
+
+def _rates(validation: dict) -> dict:
+    """Each lattice's coded validation rate and SNR, for ``lattice_choice``."""
+    return {name: {"bits_per_value": v.get("bits_per_value"), "snr_db": v.get("snr_db")} for name, v in validation.items()}
 
 
 def _train_quietly(data, lattice: str, options: dict) -> tuple["Codec", list]:
