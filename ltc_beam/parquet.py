@@ -66,26 +66,26 @@ def _remote_files(path: str) -> list[tuple[str, int]]:
     def matched(patterns: list[str]) -> list[tuple[str, int]]:
         return sorted({m.path: m.size_in_bytes for r in FileSystems.match(patterns) for m in r.metadata_list}.items())
 
-    wildcards = any(ch in path for ch in "*?[") and not matched([literal_pattern(path) + "**"])
-    found = [] if wildcards or path.endswith("/") else matched([literal_pattern(path)])
-    folder = not wildcards and not found
-    if folder:
-        path = path.rstrip("/") + "/"  # gs://bucket/dir: no object of that name, a folder of them
-        found = matched([literal_pattern(path) + "**"])
-    elif wildcards:
-        found = matched(_without_empty_folders(path))
-    if folder:
-        found = [(f, size) for f, size in found if f.endswith(".parquet") and not _skipped(f[len(path):])]
-    elif wildcards:
-        first = min(i for i, ch in enumerate(path) if ch in "*?[")
-        fixed = path[: path.rfind("/", 0, first) + 1]  # the folder before the first wildcard
-        hidden = [p for p in path[len(fixed):].split("/") if p.startswith(".")]  # the pattern's own: .x, .*
+    if any(ch in path for ch in "*?[") and not matched([literal_pattern(path) + "**"]):
+        return _unhidden(path, matched(_without_empty_folders(path)))
+    found = [] if path.endswith("/") else matched([literal_pattern(path)])
+    if found:
+        return found
+    folder = path.rstrip("/") + "/"  # gs://bucket/dir: no object of that name, a folder of them
+    return [(f, size) for f, size in matched([literal_pattern(folder) + "**"]) if f.endswith(".parquet") and not _skipped(f[len(folder):])]
 
-        def asked(part: str) -> bool:
-            return not part.startswith(".") or any(fnmatch.fnmatchcase(part, p) for p in hidden)
 
-        found = [(f, size) for f, size in found if all(map(asked, f[len(fixed):].split("/")))]
-    return found
+def _unhidden(pattern: str, found: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The files of glob ``pattern`` that Python's glob matches too: no hidden file or folder
+    (``.name``) below the pattern's fixed folder unless the pattern spells it (``.x``, ``.*``)."""
+    first = min(i for i, ch in enumerate(pattern) if ch in "*?[")
+    fixed = pattern[: pattern.rfind("/", 0, first) + 1]  # the folder before the first wildcard
+    hidden = [p for p in pattern[len(fixed):].split("/") if p.startswith(".")]
+
+    def asked(part: str) -> bool:
+        return not part.startswith(".") or any(fnmatch.fnmatchcase(part, p) for p in hidden)
+
+    return [(f, size) for f, size in found if all(map(asked, f[len(fixed):].split("/")))]
 
 
 def _without_empty_folders(pattern: str) -> list[str]:
@@ -207,7 +207,11 @@ def write_table(table: pa.Table, where, compression: str = "zstd") -> None:
 def embedded_codec_bytes(path: str) -> int:
     """Bytes of Parquet file ``path`` that hold its embedded codec (0 without one)."""
     with open_parquet(path) as file:
-        schema = file.schema_arrow
+        return codec_copy_bytes(file.schema_arrow)
+
+
+def codec_copy_bytes(schema: pa.Schema) -> int:
+    """Bytes a Parquet file of Arrow ``schema`` spends on its embedded codec (0 without one)."""
     metadata = schema.metadata or {}
     if arrow.META_CODEC not in metadata:
         return 0

@@ -26,7 +26,7 @@ from ltc_beam import arrow
 from ltc_beam.cli import positive, show_progress
 from ltc_beam.data import common_schema, load_npy, refuse_column_names, warn_if_text_order, warn_if_tied
 from ltc_beam.errors import InputError, grouped_warnings
-from ltc_beam.parquet import embedded_codec_bytes, input_partitions, list_files, matched_files, naming_the_file, open_parquet, read_table
+from ltc_beam.parquet import codec_copy_bytes, input_partitions, list_files, matched_files, naming_the_file, open_parquet, read_table
 from ltc_beam.partitions import Partitions
 from ltc_beam.storage import file_size, folder_files, is_remote, open_for_write, remove
 
@@ -283,13 +283,12 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
             with open_parquet(f) as footer:
                 records += footer.metadata.num_rows
                 schemas.append(partitions.schema(footer.schema_arrow))
+                if f == files[0] and args.order_by in schemas[0].names and footer.num_row_groups:
+                    with naming_the_file(f):  # the order judged on the first row group (or partition)
+                        first = partitions.add(footer.read_row_group(0), f)
+                    warn_if_text_order(first.column(args.order_by), args.order_by, stacklevel=2)
         bytes_in = sum(size for _, size in matched)
         schema = common_schema(files, schemas)
-        with open_parquet(files[0]) as footer:
-            if args.order_by in schema.names and footer.num_row_groups:  # judged on the first row group (or partition)
-                with naming_the_file(files[0]):
-                    first = partitions.add(footer.read_row_group(0), files[0])
-                warn_if_text_order(first.column(args.order_by), args.order_by, stacklevel=2)
         if schema is not schemas[0]:
             encode["schema"] = schema  # files of float32 and float64 values: all decode as float64
         _check_columns(schema, codec, encode)
@@ -319,16 +318,16 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
             UserWarning,
             stacklevel=2,
         )
-    payload, count = 0, 0
+    payload, count, codec_copies = 0, 0, 0
     for name in out_files:
         with open_parquet(name) as footer:
             t = footer.read(columns=[arrow.PAYLOAD] + ([arrow.COUNT] if args.layout == "chunk" else []))
+            codec_copies += codec_copy_bytes(footer.schema_arrow)
         payload += sum(len(b) for b in t.column(arrow.PAYLOAD).to_pylist())
         count += sum(t.column(arrow.COUNT).to_pylist()) if args.layout == "chunk" else t.num_rows
     dim = codec.config.record_dim
     values = count * dim
     bytes_out = sum(size for _, size in outputs)
-    codec_copies = sum(embedded_codec_bytes(f) for f in out_files)
     summary = {
         "runner": args.runner,
         "records_in": records,
@@ -361,16 +360,15 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
             stacklevel=2,
         )
     if args.verify:
-        summary.update(_verify(args, files, codec, partitions))
+        summary.update(_verify(args, files, out_files, codec, partitions))
     return summary
 
 
-def _verify(args, files: list[str], codec, partitions: Partitions) -> dict:
+def _verify(args, files: list[str], out_files: list[str], codec, partitions: Partitions) -> dict:
     """Decode the written files in process and compare with the input."""
     from ltc_beam.evaluation import snr_db
     from ltc_beam.parquet import read_parquet
 
-    out_files = [f for f, _ in _output_files(args.output)]
     decoded = pa.concat_tables([read_parquet(f, args.codec, sort=False) for f in out_files])
     if args.input.endswith(".npy"):
         source = _npy_table(args.input)

@@ -178,18 +178,9 @@ def warn_if_flag_columns(series: list[np.ndarray], columns: list[str] | None = N
     head = np.concatenate(head)
     flags = {}
     for j in range(head.shape[1]):
-        levels: set = set()
-        for s in series if len(np.unique(head[:, j])) <= FEW_LEVELS else []:
-            for start in range(0, len(s), 1 << 14):
-                block = s[start : start + (1 << 14), j]
-                found = np.unique(block[np.isfinite(block)])
-                levels.update(found[: FEW_LEVELS + 1].tolist())
-                if len(levels) > FEW_LEVELS:
-                    break
-            if len(levels) > FEW_LEVELS:
-                break
-        if 1 < len(levels) <= FEW_LEVELS:
-            flags[f"column {column_label(columns, j)}"] = sorted(levels)
+        levels = _few_levels(series, j) if len(np.unique(head[:, j])) <= FEW_LEVELS else None
+        if levels is not None and len(levels) > 1:
+            flags[f"column {column_label(columns, j)}"] = levels
     if flags and 2 * len(flags) < head.shape[1]:
         said = "; ".join(f"{name}: {', '.join(f'{v:g}' for v in levels)}" for name, levels in flags.items())
         warnings.warn(
@@ -199,6 +190,19 @@ def warn_if_flag_columns(series: list[np.ndarray], columns: list[str] | None = N
             UserWarning,
             stacklevel=3,
         )
+
+
+def _few_levels(series: list[np.ndarray], j: int, block: int = 1 << 14) -> list[float] | None:
+    """The distinct finite values of column ``j``, counted block by block; None as soon as
+    there are more than ``FEW_LEVELS``."""
+    levels: set = set()
+    for s in series:
+        for start in range(0, len(s), block):
+            values = s[start : start + block, j]
+            levels.update(np.unique(values[np.isfinite(values)])[: FEW_LEVELS + 1].tolist())
+            if len(levels) > FEW_LEVELS:
+                return None
+    return sorted(levels)
 
 
 #: A column whose float32 resolution caps its SNR below this (dB) is warned about.
