@@ -207,6 +207,9 @@ def test_training_rejects_bad_arguments():
         ltc_beam.train(data, lattice="e9")
     with pytest.raises(ValueError, match="steps must be >= 1, got 0"):  # said "window must be 'auto' or >= 1 and ..."
         ltc_beam.train(data, steps=0)
+    for fraction in (0.0, 1.0, -0.1, math.nan):
+        with pytest.raises(ValueError, match="validation_fraction must lie between 0 and 1"):
+            ltc_beam.train(data, steps=5, validation_fraction=fraction)
     for bad in (np.zeros((0, 4)), np.zeros((5, 2, 2)), [data, data[:, :3]], np.full((50, 4), np.nan)):
         with pytest.raises(InputError):  # the library's own error for bad data, as encode raises
             ltc_beam.train(bad, steps=5)

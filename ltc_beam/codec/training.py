@@ -931,6 +931,8 @@ def train(
             raise ValueError(f"lmbda must be a finite number above 0, got {lmbda}")
         if target_bits_per_value is not None and not 0 < target_bits_per_value < math.inf:
             raise ValueError(f"target_bits_per_value must be a finite number above 0, got {target_bits_per_value}")
+        if not 0 < validation_fraction < 1:  # 0 held out one record anyway and reported it as the validation split
+            raise ValueError(f"validation_fraction must lie between 0 and 1 (exclusive), got {validation_fraction}")
         if normalise not in NORMALISATIONS:
             raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}")
         if columns is None:  # a pandas DataFrame's column names
