@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import math
+import os
 import re
 import sys
+import threading
 import warnings
+from typing import NoReturn
 
 from ltc_beam.errors import InputError, LtcError, names_said
 from ltc_beam.storage import is_folder
@@ -291,5 +295,23 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = plain
 
 
+def run(argv: list[str] | None = None) -> NoReturn:
+    """The ``ltc-beam`` command: :func:`main`, then exit as Python does (non-daemon threads
+    waited for, exit handlers such as Beam's job-server shutdown run, output flushed) but
+    without the interpreter's final teardown. pyarrow's threads may still be releasing the
+    pages of a Parquet file read through a Python stream (an object-store input) then, and a
+    release that needs the GIL during teardown aborts the process after the work is done
+    ("terminate called without an active exception", exit 134; apache/arrow#34314): half
+    of the runs of a command whose last step read such a file, on a busy machine."""
+    code = main(argv)
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
