@@ -228,7 +228,9 @@ def snr_db(x: np.ndarray, x_hat: np.ndarray, exact: np.ndarray | None = None) ->
 
 
 def _decibels(nmse: float) -> float:
-    return 10 * math.log10(1 / nmse) if nmse > 0 else math.inf
+    if not 0 < nmse < math.inf:  # exact; or a decoded value infinite (--verify said "math domain error")
+        return math.inf if nmse == 0 else -math.inf
+    return -10 * math.log10(nmse)
 
 
 def quantise_zstd(x: np.ndarray, step: float, exact: np.ndarray | None = None, rows=None) -> tuple[float, float]:

@@ -460,3 +460,26 @@ def test_the_codecs_columns_named_in_another_order_are_coded_by_name(tmp_path):
     plain = ltc_beam.train(x, steps=20, progress=False, calibrate=False)  # columns v0, v1, v2: no names known
     assert arrow.in_codec_order(["v1", "v0", "v2"], plain) == ["v1", "v0", "v2"]  # by position, as documented
     assert arrow.in_codec_order(["b", "a", "a"], codec) == ["b", "a", "a"]
+
+
+def test_finite_values_near_the_float_limits_decode_finite(tmp_path):
+    """A float16 column near its limit (65,504) decoded 2-3 % of its values as +inf, silently
+    (the float32 decode cast down); values near float32's limit did the same in Codec.decode;
+    and compress --verify then failed with "math domain error"."""
+    from ltc_beam.evaluation import _decibels
+
+    rng = np.random.default_rng(8)
+    half = np.clip(60000 + 5000 * np.sin(np.arange(1000) / 7) + 1500 * rng.standard_normal(1000), -65504, 65504).astype(np.float16)
+    other = rng.standard_normal(1000).astype(np.float16)
+    half[:2] = [np.inf, -np.inf]  # stay infinite: they travel exactly
+    table = pa.table({"h": half, "g": other})
+    x = np.stack([half, other], 1).astype(np.float32)
+    codec = ltc_beam.train(x[2:], columns=["h", "g"], steps=30, lattice="e8", target_bits_per_value=1, progress=False)
+    decoded = arrow.decode_table(arrow.encode_table(table, codec, columns=["h", "g"]), codec).column("h").to_numpy()
+    assert decoded.dtype == np.float16 and decoded[0] == np.inf and decoded[1] == -np.inf
+    assert np.isfinite(decoded[2:]).all()
+    assert codec.decode(codec.encode(x))[2:, 0].max() > 65504  # the float32 decode lies beyond float16's range
+    big = np.stack([3.0e38 + 3e37 * np.sin(np.arange(1000) / 7), rng.standard_normal(1000)], 1).astype(np.float32)
+    big_codec = ltc_beam.train(big, steps=30, lattice="e8", target_bits_per_value=1, progress=False)
+    assert np.isfinite(big_codec.decode(big_codec.encode(big))).all()
+    assert (_decibels(0.0), _decibels(np.inf), _decibels(0.1)) == (np.inf, -np.inf, 10.0)

@@ -498,11 +498,11 @@ class Codec:
         unit = z * std + mean
         constant = self._constant()
         if scales is None:
-            out = unit.astype(np.float32)
+            out = _finite_float32(unit)
             out[:, constant] = mean[constant].astype(np.float32)
             return out
         unit[:, constant] = mean[constant].astype(np.float32)
-        return scales.restore(unit).astype(np.float32)
+        return _finite_float32(scales.restore(unit))
 
     def _z_scores(self, x: np.ndarray) -> np.ndarray:
         mean = np.asarray(self.manifest["normalisation"]["mean"])
@@ -866,3 +866,10 @@ def content_hash(manifest: dict, tensors: dict[str, np.ndarray]) -> str:
         h.update(str(array.dtype).encode() + str(array.shape).encode())
         h.update(np.ascontiguousarray(array).tobytes())
     return h.hexdigest()[:32]
+
+
+def _finite_float32(x: np.ndarray) -> np.ndarray:
+    """``x`` as float32, values beyond its range at its largest: a column whose values come
+    near float32's limit (3.4e38) decoded some of them as ±inf, silently."""
+    top = np.finfo(np.float32).max
+    return np.clip(x, -top, top).astype(np.float32)

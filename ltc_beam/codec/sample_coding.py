@@ -107,7 +107,7 @@ def grid_quanta(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
     bits/value at 45.5 dB with LTC, 4.01 exactly on the 0.001 grid. Zeros may come back as
     a residue near 1e-16 of the column's mean: the grid point of data 0 decodes as
     ``z * std + mean`` in float64, which no z makes exactly 0 for about 1 in 11 (mean, std)."""
-    values = np.where(keep, x, 0.0)
+    values = np.where(keep, x, 0.0).astype(np.float64)  # float32 overflowed dividing values near its limit
     size = np.abs(values).max(axis=0) if len(values) else np.zeros(x.shape[1])
     tolerance = size * 2.0**-23  # float32 rounding of the largest value
     quanta = np.zeros(x.shape[1])

@@ -213,8 +213,8 @@ def warn_if_float32_limits(mean: np.ndarray, std: np.ndarray, columns: list[str]
     """Warn about columns whose spread is small next to their level (meter readings, epoch
     times): values are coded as float32, whose spacing near the level caps the SNR. A sine
     of amplitude 2 on an offset of 1e8 decoded at 0 dB without a word."""
-    level = np.abs(mean) + 3 * std
-    spacing = np.spacing(level.astype(np.float32)).astype(np.float64)
+    level = np.maximum(np.abs(mean) + 3 * std, np.finfo(np.float32).tiny)
+    spacing = 2.0 ** (np.floor(np.log2(level)) - 23)  # float32's (24-bit significands; np.spacing overflows near its limit)
     with np.errstate(divide="ignore"):
         cap = 10 * np.log10(12 * std**2 / spacing**2)
     for j in np.flatnonzero(cap < FLOAT32_CAP_DB):
