@@ -28,7 +28,7 @@ from ltc_beam.data import common_schema, load_npy, refuse_column_names, warn_if_
 from ltc_beam.errors import InputError, grouped_warnings
 from ltc_beam.parquet import codec_copy_bytes, input_partitions, list_files, matched_files, naming_the_file, open_parquet, read_table
 from ltc_beam.partitions import Partitions
-from ltc_beam.storage import file_size, folder_files, is_remote, open_for_write, remove
+from ltc_beam.storage import file_size, folder_files, is_folder, is_remote, open_for_write, remove
 
 PIPELINE_COMMANDS = ("compress", "decompress", "demo")
 
@@ -183,19 +183,30 @@ def _remove_outputs(path: str) -> None:
     remove([f for f, _ in folder_files(path) if LEFTOVER_PATTERN.fullmatch(_name(f))])
 
 
-def _prepare_output(path: str, inputs: list[str]) -> None:
+def _prepare_output(path: str, source: str, inputs: list[str]) -> None:
     """Create the output folder and remove a previous run's files from it; refuse an output
-    folder that holds any input file (they would be deleted or overwritten)."""
-    if is_remote(path):
-        held = [f for f in inputs if f.startswith(path)]
-    else:
-        out = os.path.realpath(path)
-        held = [f for f in inputs if not is_remote(f) and os.path.commonpath([out, os.path.realpath(f)]) == out]
+    folder that holds any input file (they would be deleted or overwritten), or that lies in
+    the input directory ``source`` (the next command on it read the output as input: "lacks
+    ['x0', …] and adds ['ltc_codec', …]", or lossy copies trained on)."""
+    held = [f for f in inputs if _within(f, path)]
     if held:
         raise InputError(f"--output {path!r} holds input file {held[0]!r}: choose an output directory apart from the input")
+    if is_folder(source) and _within(path, source):
+        raise InputError(
+            f"--output {path!r} lies in the input directory {source!r}, where the next command on it would read the "
+            "output as input: choose an output directory apart from the input"
+        )
     if not is_remote(path):
         os.makedirs(path, exist_ok=True)
     _remove_outputs(path)
+
+
+def _within(name: str, folder: str) -> bool:
+    """Whether file or folder ``name`` is ``folder`` or lies under it (local paths resolved)."""
+    if is_remote(folder) or is_remote(name):
+        return (name.rstrip("/") + "/").startswith(folder.rstrip("/") + "/")
+    inside = os.path.realpath(folder.removeprefix("file://"))
+    return os.path.commonpath([inside, os.path.realpath(name.removeprefix("file://"))]) == inside
 
 
 @contextlib.contextmanager
@@ -302,7 +313,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     if records == 0:
         raise InputError(f"{args.input!r} holds no records: nothing to compress")
     shards = args.num_shards or auto_shards(bytes_in, codec if args.embed_codec else None)
-    _prepare_output(args.output, files)
+    _prepare_output(args.output, args.input, files)
     start = time.time()
     with _outputs_removed_on_failure(args.output), _Progress(records, "compress", show_progress(args)), grouped_warnings():
         result, _ = run(build, args.runner, beam_args)
@@ -500,7 +511,7 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
     if args.output.endswith(".npy"):
         return _decompress_to_npy(args, records)
     args.output = _output_folder(args.output)
-    _prepare_output(args.output, files)
+    _prepare_output(args.output, args.input, files)
     start = time.time()
     with _outputs_removed_on_failure(args.output), _Progress(records, "decompress", show_progress(args)):
         run(

@@ -340,6 +340,9 @@ def test_output_directory_never_loses_input_or_other_files(small, vec_codec, tmp
     for out in (src, tmp_path):  # the input directory itself, or one above it
         assert main(["compress", str(src), "--output", str(out), *opts]) != 0
         assert "holds input file" in capsys.readouterr().err
+    # one inside it: accepted, and every later command on the input then failed
+    assert main(["compress", str(src), "--output", str(src / "compressed"), *opts]) == 2
+    assert "lies in the input directory" in capsys.readouterr().err
     assert sorted(os.listdir(src)) == before
     comp = tmp_path / "c"
     comp.mkdir()
@@ -357,6 +360,9 @@ def test_output_directory_never_loses_input_or_other_files(small, vec_codec, tmp
                  ".part-00000-of-00002.parquet.pending.ba9876543210.tmp"]  # a failed or killed run's
     for name in leftovers + ["notes.parquet.tmp"]:
         (dec / name).write_bytes(b"x")
+    assert main(["compress", str(src), "--output", str(tmp_path / "c2"), *opts]) == 0
+    assert main(["decompress", str(tmp_path / "c2"), "--output", str(tmp_path / "c2" / "decoded"), "--quiet"]) == 2
+    assert "lies in the input directory" in capsys.readouterr().err
     assert main(["decompress", str(comp / "part-*.parquet"), "--output", str(dec), "--json", "--quiet"]) == 0
     assert _summary(capsys)["records_out"] == small.num_rows
     assert not any((dec / name).exists() for name in leftovers) and (dec / "notes.parquet.tmp").exists()
