@@ -7,6 +7,7 @@ columns. With ``key``, records are grouped into series (one per key value); with
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -211,7 +212,8 @@ def load(
         if stamps is not None:
             warn_if_tied(int((stamps[order][1:] == stamps[order][:-1]).sum()), order_by)
         return Dataset([values[order]], value_names, order_hint=hint)
-    keys = table.column(key).to_pylist()
+    # NaN keys are one series, as compress groups them (each NaN was a series of its own: 300 of one record)
+    keys = [math.nan if k != k else k for k in table.column(key).to_pylist()]
     index: dict = {}
     codes = np.array([index.setdefault(keys[i], len(index)) for i in order], dtype=np.int64)
     by_key = np.argsort(codes, kind="stable")

@@ -748,6 +748,17 @@ def test_records_without_an_order_value_are_warned_about(tmp_path):
         assert data.series[0][:, 0].tolist() == [1.0, 3.0, 0.0, 4.0, 2.0]  # last in the series
 
 
+def test_nan_keys_are_one_series_as_null_keys_are(tmp_path):
+    from ltc_beam.data import load
+
+    for missing in (np.nan, None):
+        keys = pa.array([1.5, missing, 2.5, missing, missing], pa.float64())
+        assert keys.null_count == (missing is None) * 3
+        pq.write_table(pa.table({"k": keys, "t": [5, 4, 3, 2, 1], "v": np.arange(5.0)}), tmp_path / "keys.parquet")
+        data = load(str(tmp_path / "keys.parquet"), columns=["v"], key="k", order_by="t")
+        assert [s[:, 0].tolist() for s in data.series] == [[4.0, 3.0, 1.0], [2.0], [0.0]]  # NaN: a series each
+
+
 def test_text_order_values_that_do_not_sort_as_time_are_warned_about(tmp_path):
     """Dates as text ("Jan 1 2000") sort as text, silently: windows then read that order."""
     from ltc_beam.data import load
