@@ -1,4 +1,6 @@
-"""Exceptions raised by ltc-beam. Everything the library raises on bad input derives from LtcError."""
+"""Exceptions raised by ltc-beam. Everything the library raises on bad data or bytes derives
+from LtcError (InputError and FormatError are ValueErrors too); a bad argument (an unknown
+lattice, steps=0) is a ValueError or TypeError, a missing file the operating system's error."""
 
 import contextlib
 import re
@@ -58,6 +60,20 @@ def not_floating(column: str, found: str) -> InputError:
 
 #: Values are coded as float32: finite values beyond its range would come back infinite.
 BEYOND_FLOAT32 = "value beyond float32's range (±3.4e38): LTC codes float32, where it would decode as ±inf"
+
+
+def numeric_array(x, dtype=None) -> "np.ndarray":
+    """``x`` (an array, rows as lists, a pandas DataFrame) as a numpy array, with numpy's
+    refusals (ragged rows, text) as :class:`InputError`; a DataFrame's missing values (the
+    ``pd.NA`` of nullable columns, refused as "dtype object") are NaN, which is coded exactly."""
+    import numpy as np
+
+    try:
+        if hasattr(x, "columns") and hasattr(x, "to_numpy"):  # a pandas DataFrame
+            return x.to_numpy(dtype=dtype or np.float64, na_value=np.nan)
+        return np.asarray(x, dtype=dtype)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"expected numbers as [records, values]: {exc}") from None
 
 
 def beyond_float32(values) -> "np.ndarray":

@@ -210,6 +210,11 @@ def test_training_rejects_bad_arguments():
     for fraction in (0.0, 1.0, -0.1, math.nan):
         with pytest.raises(ValueError, match="validation_fraction must lie between 0 and 1"):
             ltc_beam.train(data, steps=5, validation_fraction=fraction)
+    with pytest.raises(InputError, match="names 2 columns; the data has 4"):
+        ltc_beam.train(data, steps=5, columns=["a", "b"])
+    for bad in ([[1.0, 2.0], [3.0]], np.array([["a", "b"]] * 9)):  # numpy's own errors were raised
+        with pytest.raises(InputError, match="expected numbers as"):
+            ltc_beam.train(bad, steps=5)
     for bad in (np.zeros((0, 4)), np.zeros((5, 2, 2)), [data, data[:, :3]], np.full((50, 4), np.nan)):
         with pytest.raises(InputError):  # the library's own error for bad data, as encode raises
             ltc_beam.train(bad, steps=5)
@@ -633,6 +638,10 @@ def test_a_dataframe_gives_its_column_names_and_a_list_of_rows_is_one_series():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         codec.encode(pd.DataFrame(frame.to_numpy()))  # default names 0..3: nothing to compare
+    nullable = frame.astype("Float64")
+    nullable.iloc[0, 1] = pd.NA
+    decoded = codec.decode(codec.encode(nullable))  # refused as "dtype object"
+    assert np.isnan(decoded[0, 1]) and np.isfinite(np.delete(decoded.ravel(), 1)).all()
     import pyarrow as pa  # a Table's columns are its data, not names
 
     table = ltc_beam.train(pa.table({c: frame[c].to_numpy() for c in "abcd"}), steps=20, progress=False, calibrate=False)

@@ -30,7 +30,7 @@ from ltc_beam.codec.scaling import SeriesScales
 from ltc_beam.codec.symbols import SymbolMapper
 from ltc_beam.codec.tables import blend_counts, box_tables, share_identical_runs
 from ltc_beam.entropy import SymbolDecoder, SymbolEncoder, SymbolTables
-from ltc_beam.errors import BEYOND_FLOAT32, FormatError, InputError, OffScaleWarning, beyond_float32, column_label
+from ltc_beam.errors import BEYOND_FLOAT32, FormatError, InputError, OffScaleWarning, beyond_float32, column_label, numeric_array
 
 FORMAT = "ltc-beam-codec"
 #: Version written. 2: the artifact may store rounded tables as log-code differences
@@ -305,7 +305,7 @@ class Codec:
                 "encode takes one [records, values] array: for several series, concatenate them and give their "
                 "lengths as segments=[…] (each series is then windowed on its own)"
             )
-        arr = np.asarray(x)
+        arr = numeric_array(x)
         if arr.dtype.kind not in "fiu":
             raise InputError(f"expected a numeric array, got dtype {arr.dtype}")
         if arr.ndim != 2 or arr.shape[1] != self.config.record_dim:

@@ -29,7 +29,7 @@ from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.scaling import NORMALISATIONS, robust_statistics, scaled_pieces
 from ltc_beam.codec.tables import MAX_SYMBOLS
 from ltc_beam.codec.transforms import init_from_pca, principal_axes
-from ltc_beam.errors import BEYOND_FLOAT32, InputError, OffScaleWarning, beyond_float32, column_label
+from ltc_beam.errors import BEYOND_FLOAT32, InputError, OffScaleWarning, beyond_float32, column_label, numeric_array
 from ltc_beam.storage import exists, read_bytes, write_bytes
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def as_series(data) -> list[np.ndarray]:
     items = data if isinstance(data, (list, tuple)) else [data]
     if isinstance(data, (list, tuple)) and data and all(isinstance(s, (list, tuple)) and np.ndim(s) == 1 for s in data):
         items = [data]  # a list of records (rows, as lists), not of series (arrays)
-    series = [np.asarray(s, dtype=np.float64) for s in items]
+    series = [numeric_array(s, np.float64) for s in items]
     for i, s in enumerate(series):
         if s.ndim != 2:
             raise InputError(f"each series must be a 2-D array [records, values], got shape {s.shape}")
@@ -938,6 +938,8 @@ def train(
         if columns is None:  # a pandas DataFrame's column names
             columns = frame_columns(data)
         raw = as_series(data)  # what the frozen codec codes (tables, calibration, validation)
+        if columns is not None and len(columns) != raw[0].shape[1]:  # the codec then refused its own training data
+            raise InputError(f"columns= names {len(columns)} columns; the data has {raw[0].shape[1]} values per record")
         if normalise == "series":  # pieces as compress chunks them, each scaled as the codec scales it
             from ltc_beam.arrow import default_chunk_records
 
