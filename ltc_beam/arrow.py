@@ -661,10 +661,7 @@ def chunks_of_series(table: pa.Table, key: str, order_by: str | None, rows: int)
     lengths = np.diff(np.append(starts, len(series)))
     tied = 0
     if order_by is not None and len(series) > 1:  # equal neighbours within a series
-        col = table.column(order_by).combine_chunks()
-        a, b = col.slice(0, len(col) - 1), col.slice(1)
-        equal = pc.or_(pc.fill_null(pc.equal(a, b), False), pc.and_(pc.is_null(a), pc.is_null(b)))
-        tied = int((np.asarray(equal.to_numpy(zero_copy_only=False)) & (series[1:] == series[:-1])).sum())
+        tied = int((_equal_neighbours(table.column(order_by)) & (series[1:] == series[:-1])).sum())
     chunks, tail_rows = [], []
     for start, length in zip(starts.tolist(), lengths.tolist()):
         full = length // rows
@@ -684,8 +681,9 @@ def order_series(parts: list[pa.Table], order_by: str | None) -> pa.Table:
 def _ordered(parts: list[pa.Table], order_by: str | None) -> pa.Table:
     """:func:`order_series`, positions kept.
 
-    Fast path: with ``order_by`` and no repeated order values, the sort alone fixes the
-    order, so the batches' content digests are computed only when there are ties.
+    Fast path: with ``order_by`` and no repeated order values (nor two missing ones), the
+    sort alone fixes the order, so the batches' content digests are computed only when
+    there are ties.
     """
     parts = [p for p in parts if p.num_rows]
     if not parts:
@@ -695,7 +693,7 @@ def _ordered(parts: list[pa.Table], order_by: str | None) -> pa.Table:
         if table.num_rows > 1:
             idx = sort_indices(table, [order_by])
             ordered = table if _is_identity(idx) else table.take(idx)
-            if len(parts) == 1 or not _ties(ordered.column(order_by)):
+            if len(parts) == 1 or not (_equal_neighbours(ordered.column(order_by)).any() or unordered_records(ordered, order_by) > 1):
                 return ordered
         else:
             return table
@@ -775,17 +773,26 @@ def _unified(schemas: list[pa.Schema]) -> pa.Schema:
 def tied_records(table: pa.Table, order_by: str | None) -> int:
     """Records of an ordered series whose ``order_by`` value equals the one before: their
     order among themselves is the input's, not the signal's."""
-    return 0 if order_by is None else _ties(table.column(order_by))
+    return 0 if order_by is None else int(_equal_neighbours(table.column(order_by)).sum())
 
 
-def _ties(col) -> int:
-    """Equal neighbours in a sorted column (nulls count as equal)."""
+def unordered_records(table: pa.Table, order_by: str | None) -> int:
+    """Records with no ``order_by`` value (null, or NaN): they go last in their series."""
+    if order_by is None:
+        return 0
+    column = table.column(order_by)
+    nans = int(pc.sum(pc.is_nan(column)).as_py() or 0) if pa.types.is_floating(column.type) else 0
+    return column.null_count + nans
+
+
+def _equal_neighbours(col) -> np.ndarray:
+    """Whether each value of a sorted column equals the next (a missing value equals none:
+    :func:`unordered_records` counts those; compress called 14 nulls ties, and no more)."""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if len(col) < 2:
-        return 0
-    a, b = col.slice(0, len(col) - 1), col.slice(1)
-    both_null = pc.and_(pc.is_null(a), pc.is_null(b))
-    return int(pc.sum(pc.or_(pc.fill_null(pc.equal(a, b), False), both_null)).as_py() or 0)
+        return np.zeros(0, bool)
+    equal = pc.fill_null(pc.equal(col.slice(0, len(col) - 1), col.slice(1)), False)
+    return np.asarray(equal.to_numpy(zero_copy_only=False), bool)
 
 
 def _is_identity(idx) -> bool:

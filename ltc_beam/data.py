@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ltc_beam.arrow import float_values, is_list
+from ltc_beam.arrow import float_values, is_list, unordered_records
 from ltc_beam.errors import NULL_HINT, InputError, not_floating
 from ltc_beam.parquet import input_partitions, list_files, matched_files, read_table
 from ltc_beam.storage import file_size, open_for_read
@@ -197,14 +197,7 @@ def load(
     stamps = None
     if order_by:
         column = table.column(order_by)
-        missing = column.null_count + (int(pc.sum(pc.is_nan(column)).as_py() or 0) if pa.types.is_floating(column.type) else 0)
-        if missing:
-            warnings.warn(
-                f"{missing} records have no {order_by!r} value (null or NaN): they go last in their series, "
-                "where windows read them as the signal's end",
-                UserWarning,
-                stacklevel=2,
-            )
+        warn_if_unordered(unordered_records(table, order_by), order_by)
         warn_if_text_order(column, order_by)
         stamps = column.to_numpy(zero_copy_only=False)
         order = np.argsort(stamps, kind="stable")
@@ -256,6 +249,17 @@ def warn_if_text_order(column, order_by: str, stacklevel: int = 3) -> None:
             f"the order column {order_by!r} holds text ({odd!r}), and records are ordered as text sorts, "
             "which is not the order in time unless it is ISO 8601 (2000-01-31): parse it to timestamps or "
             "numbers first (pyarrow.compute.strptime, pandas.to_datetime)",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def warn_if_unordered(missing: int, order_by: str, stacklevel: int = 3) -> None:
+    """Warn about ``missing`` records with no ``order_by`` value."""
+    if missing:
+        warnings.warn(
+            f"{missing} records have no {order_by!r} value (null or NaN): they go last in their series, "
+            "where windows read them as the signal's end",
             UserWarning,
             stacklevel=stacklevel,
         )

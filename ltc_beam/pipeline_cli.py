@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from ltc_beam import arrow
 from ltc_beam.cli import positive, show_progress
-from ltc_beam.data import common_schema, load_npy, refuse_column_names, warn_if_text_order, warn_if_tied
+from ltc_beam.data import common_schema, load_npy, refuse_column_names, warn_if_text_order, warn_if_tied, warn_if_unordered
 from ltc_beam.errors import InputError, grouped_warnings
 from ltc_beam.parquet import codec_copy_bytes, input_partitions, list_files, matched_files, naming_the_file, open_parquet, read_table
 from ltc_beam.partitions import Partitions
@@ -358,8 +358,9 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         "metrics": counters(result),
     }
     if args.order_by:
-        from ltc_beam.beam.transforms import TIED_COUNTER
+        from ltc_beam.beam.transforms import TIED_COUNTER, UNORDERED_COUNTER
 
+        warn_if_unordered(summary["metrics"].get(UNORDERED_COUNTER, 0), args.order_by, stacklevel=2)
         warn_if_tied(summary["metrics"].get(TIED_COUNTER, 0), args.order_by, stacklevel=2)
     if codec_copies and codec_copies > payload:  # the codec copies outweigh the data
         larger = f"the output ({bytes_out} bytes) is larger than the input ({bytes_in}): " if bytes_out > bytes_in else ""

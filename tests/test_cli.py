@@ -478,6 +478,14 @@ def test_records_sharing_their_order_value_are_warned_about(tmp_path):
         assert said == ([f"{tied} records share their series' 't' value with the record before: their order among themselves "
                          "is the input's; a finer order column (or a key that separates the devices) codes them as the signal ran"]
                         if tied else [])
+    gaps = table.set_column(1, "t", pa.array(np.where(np.arange(n) % 20 == 0, None, np.tile(np.arange(n // 2), 2))))
+    pq.write_table(gaps, tmp_path / "gaps.parquet")  # 15 nulls: compress called 14 of them ties, and no more
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["compress", str(tmp_path / "gaps.parquet"), "--codec", codec, "--output", str(tmp_path / "cgaps"),
+                     "--columns", "v", "--order-by", "t", "--key", "dev", "--quiet", "--no-embed-codec"]) == 0
+    said = [str(w.message) for w in caught if "'t' value" in str(w.message)]
+    assert said == ["15 records have no 't' value (null or NaN): they go last in their series, where windows read them as the signal's end"]
 
 
 def test_a_directory_as_output_is_refused_before_training_and_leaves_nothing(tmp_path, capsys):

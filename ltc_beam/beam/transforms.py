@@ -369,6 +369,8 @@ def _series(values, schema: pa.Schema | None, order_by: str | None) -> pa.Table:
 
 #: Counter of records sharing their series' order value with the record before.
 TIED_COUNTER = "records_tied_in_order"
+#: Counter of records with no order value (null or NaN).
+UNORDERED_COUNTER = "records_without_order_value"
 
 
 def check_windowing(pcoll) -> bool:
@@ -405,6 +407,7 @@ class _FormChunks(beam.DoFn):
         self.late_dead = Metrics.counter(NAMESPACE, "records_late_dead_letter")
         self.dead = Metrics.counter(NAMESPACE, "records_dead_letter")  # all dead letters, late ones too
         self.tied = Metrics.counter(NAMESPACE, TIED_COUNTER)
+        self.unordered = Metrics.counter(NAMESPACE, UNORDERED_COUNTER)
 
     def process(self, element, pane=beam.DoFn.PaneInfoParam):
         kb, values = element
@@ -413,6 +416,7 @@ class _FormChunks(beam.DoFn):
             return
         series = _series(values, self.schema, self.order_by)
         self.tied.inc(arrow.tied_records(series, self.order_by))
+        self.unordered.inc(arrow.unordered_records(series, self.order_by))
         if pane is not None and pane.timing == PaneInfoTiming.LATE:
             self.late_records.inc(series.num_rows)
             if self.late == "dead_letter":
@@ -444,6 +448,7 @@ class _FormShard(beam.DoFn):
 
     def setup(self):
         self.tied = Metrics.counter(NAMESPACE, TIED_COUNTER)
+        self.unordered = Metrics.counter(NAMESPACE, UNORDERED_COUNTER)
 
     def process(self, element):
         shard, items = element
@@ -461,6 +466,7 @@ class _FormShard(beam.DoFn):
             if not groups:  # tables only: the shard's series ordered and cut in one sort
                 chunks, tied = arrow.chunks_of_series(table, self.key, self.order_by, self.rows)
                 self.tied.inc(tied)
+                self.unordered.inc(arrow.unordered_records(table, self.order_by))
                 yield (shard, _units(chunks, self.unit_rows))
                 return
             for _, kb, rows in arrow.split_by_key(table, self.key):
@@ -469,6 +475,7 @@ class _FormShard(beam.DoFn):
         for kb in sorted(groups):
             series = _series(groups.pop(kb), self.schema, self.order_by)
             self.tied.inc(arrow.tied_records(series, self.order_by))
+            self.unordered.inc(arrow.unordered_records(series, self.order_by))
             full, rest = arrow.cut(series, self.rows)
             chunks += full
             if rest is not None:
