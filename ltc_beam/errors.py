@@ -39,8 +39,9 @@ def column_label(columns, index: int) -> str:
     return repr(columns[index]) if columns and index < len(columns) else str(index)
 
 
-#: How to fix null values in a value column (train, evaluate and encode say it alike).
-NULL_HINT = "NaN is coded exactly: fill nulls with NaN (pyarrow.compute.fill_null)"
+#: How to fix a null vector in a list column (train, evaluate and encode say it alike; null
+#: scalars are coded, as null). ``pyarrow.compute.fill_null(col, nan)`` fails on a list column.
+NULL_HINT = "NaN is coded exactly: give such a record a vector of NaN instead, or leave it out"
 
 
 def names_said(names, most: int = 6) -> str:
