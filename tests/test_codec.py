@@ -813,3 +813,16 @@ def test_the_sample_coding_probe_sees_missing_values_as_the_payload_holds_them()
 def test_a_list_of_series_to_encode_points_at_segments(codecs):
     with pytest.raises(InputError, match="segments="):
         codecs["vector"].encode([correlated_series(100, 6, seed=2), correlated_series(50, 6, seed=3)])
+
+
+def test_a_column_constant_in_training_that_varies_is_named():
+    """The warning said the data's tails were heavier, its columns spreading "0-0.98x their
+    training std", where one column constant in training varied (its values sent exactly)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 3))
+    x[:, 2] = 5.0
+    codec = ltc_beam.train(x, steps=20, progress=False, calibrate=False)
+    y = rng.normal(size=(2000, 3))
+    with pytest.warns(OffScaleWarning, match=r"column 'v2' was constant in the training data \(5\) and varies in this data"):
+        decoded = codec.decode(codec.encode(y))
+    assert np.array_equal(decoded[:, 2], y[:, 2].astype(np.float32))

@@ -691,14 +691,21 @@ class Codec:
         scale = spread[worst]
         shift = np.where(np.isfinite(shift), shift, 0.0)
         moved = int(np.argmax(np.abs(shift)))
-        if np.isfinite(scale) and not 1 / OFF_SCALE_SPREAD <= scale <= OFF_SCALE_SPREAD:
+        constant = self._constant()
+        varied = np.flatnonzero(constant & (spread > 0))  # its values all travel exactly
+        if len(varied):
+            column = varied[0]
+            why = (f"column {column_name(self, column)} was constant in the training data "
+                   f"({self.manifest['normalisation']['mean'][column]:.7g}) and varies in this data")
+            advice = "Retrain the codec on data where it varies, or leave it out of the coded columns."
+        elif np.isfinite(scale) and not 1 / OFF_SCALE_SPREAD <= scale <= OFF_SCALE_SPREAD:
             why = f"this data is off the codec's training range: column {column_name(self, worst)} spreads {scale:.3g}x its training std"
             advice = "Retrain the codec on data like this (units, scale)."
         elif abs(shift[moved]) > OFF_SCALE_SHIFT:
             why = f"this data is off the codec's training range: column {column_name(self, moved)} lies {shift[moved]:+.3g} training std from its training mean"
             advice = "Retrain the codec on data like this (units, offsets)."
         else:
-            seen = spread[np.isfinite(spread)]
+            seen = spread[np.isfinite(spread) & ~constant]
             spreads = "" if not seen.size else (
                 f" (its values spread {seen[0]:.3g}x the training std)" if seen.size == 1
                 else f" (its columns spread {seen.min():.3g}-{seen.max():.3g}x their training std)"
