@@ -55,7 +55,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ltc_beam.bitstream import record_payload, record_stream
-from ltc_beam.errors import BEYOND_FLOAT32, CodecMismatchError, FormatError, InputError, beyond_float32, not_floating
+from ltc_beam.errors import BEYOND_FLOAT32, CodecMismatchError, FormatError, InputError, beyond_float32, names_said, not_floating
 
 TABLE_FORMAT = "ltc-beam-table"
 #: Table format version written per layout: 2 when record-layout payloads became compact
@@ -184,6 +184,15 @@ def check_key_and_order(schema: pa.Schema, spec: VectorSpec, key: str | None, or
             raise InputError(f"key column {key!r} has type {kind}: a key must be a number, text, bytes, a boolean or a time")
 
 
+def column_count_error(columns, record_dim: int, codec_columns) -> InputError:
+    """The error for value ``columns`` that are not the codec's ``record_dim`` values per record."""
+    theirs = f" (its columns: {names_said(codec_columns)})" if codec_columns else ""
+    return InputError(
+        f"columns {names_said(columns)} are {len(columns)} values per record, the codec expects {record_dim}{theirs}; "
+        "name them with column= or columns="
+    )
+
+
 def resolve_spec(schema: pa.Schema, record_dim: int, *, column=None, columns=None, default_columns=()) -> VectorSpec:
     """Check the named vector column(s) against ``schema``; raise InputError naming the column."""
     if column is not None and columns is not None:
@@ -223,7 +232,7 @@ def resolve_spec(schema: pa.Schema, record_dim: int, *, column=None, columns=Non
         return VectorSpec(column, None, record_dim)
     columns = tuple(columns)
     if len(columns) != record_dim:
-        raise InputError(f"columns {list(columns)} are {len(columns)} values per record, the codec expects {record_dim}")
+        raise column_count_error(columns, record_dim, default_columns)
     if len(set(columns)) != len(columns):
         raise InputError(f"columns {list(columns)} name a column twice")
     for name in columns:

@@ -14,7 +14,7 @@ import threading
 import warnings
 from typing import NoReturn
 
-from ltc_beam.errors import InputError, LtcError, names_said
+from ltc_beam.errors import InputError, LtcError
 from ltc_beam.storage import is_folder
 
 
@@ -117,7 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ltc_beam.codec.codec import Codec
-    from ltc_beam.arrow import check_column_names, in_codec_order, window_needs_order, window_order_message
+    from ltc_beam.arrow import check_column_names, column_count_error, in_codec_order, window_needs_order, window_order_message
     from ltc_beam.beam.io import auto_shards
     from ltc_beam.data import input_bytes
     from ltc_beam.evaluation import evaluate
@@ -129,10 +129,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     args.columns = in_codec_order(args.columns, codec)
     data = load_input(args, tuple(codec.manifest.get("columns", ())))  # as compress: the codec's columns by default
     if data.records and len(data.columns) != codec.config.record_dim:
-        raise InputError(
-            f"columns {names_said(data.columns)} are {len(data.columns)} values per record, the codec expects "
-            f"{codec.config.record_dim} (its columns: {names_said(codec.manifest.get('columns') or [])}); name them with --column or --columns"
-        )
+        raise column_count_error(data.columns, codec.config.record_dim, codec.manifest.get("columns"))
     check_column_names(data.columns, codec)
     result = evaluate(
         codec,
