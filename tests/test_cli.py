@@ -66,6 +66,11 @@ def test_compress_verify_then_decompress(small, vec_codec, tmp_path, capsys):
     assert s["verify_records_equal"] and s["verify_other_columns_identical"] and s["verify_nonfinite_exact"]
     assert s["snr_db"] > 10 and 0 < s["bits_per_value"] < 6
     assert s["metrics"]["records_encoded"] == small.num_rows  # Beam metrics of the in-memory run
+    assert main(["evaluate", str(src), "--codec", codec, "--column", "values", "--key", "device", "--order-by", "ts",
+                 "--json", "--no-voronoi"]) == 0
+    evaluated = _summary(capsys)  # each series' own SNR: verify gave the overall figure alone
+    assert (s["series"], s["series_snr_db_median"], s["series_snr_db_min"]) == (
+        evaluated["series"], pytest.approx(evaluated["series_snr_db_median"], abs=1e-6), pytest.approx(evaluated["series_snr_db_min"], abs=1e-6))
     rc = main(["decompress", str(comp), "--output", str(dec), "--json", "--direct_num_workers=1"])  # a Beam option passes through
     assert rc == 0
     d = _summary(capsys)
