@@ -65,6 +65,8 @@ def test_compress_verify_then_decompress(small, vec_codec, tmp_path, capsys):
     assert s["records_in"] == s["records_out"] == small.num_rows
     assert s["verify_records_equal"] and s["verify_other_columns_identical"] and s["verify_nonfinite_exact"]
     assert s["snr_db"] > 10 and 0 < s["bits_per_value"] < 6
+    assert s["payload_ratio_vs_float32"] == pytest.approx(32 / s["bits_per_value"])
+    assert s["input_to_output_bytes"] == pytest.approx(s["input_bytes"] / s["output_bytes"])
     assert s["metrics"]["records_encoded"] == small.num_rows  # Beam metrics of the in-memory run
     assert main(["evaluate", str(src), "--codec", codec, "--column", "values", "--key", "device", "--order-by", "ts",
                  "--json", "--no-voronoi"]) == 0
