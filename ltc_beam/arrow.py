@@ -55,7 +55,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ltc_beam.bitstream import record_payload, record_stream
-from ltc_beam.errors import BEYOND_FLOAT32, CodecMismatchError, FormatError, InputError, beyond_float32, names_said, not_floating
+from ltc_beam.errors import BEYOND_FLOAT32, CodecMismatchError, FormatError, InputError, beyond_float32, names_said, not_numeric
 
 TABLE_FORMAT = "ltc-beam-table"
 #: Table format version written per layout: 2 when record-layout payloads became compact
@@ -150,8 +150,10 @@ def check_column_names(names, codec) -> None:
     warnings.warn(f"{problem}: each value is coded as the trained column in its position", UserWarning, stacklevel=2)
 
 
-def _is_float(t: pa.DataType) -> bool:
-    return pa.types.is_floating(t)
+def is_coded_type(t: pa.DataType) -> bool:
+    """Whether values of type ``t`` can be coded: floats, and integers (decoded to the
+    nearest integer their type holds)."""
+    return pa.types.is_floating(t) or pa.types.is_integer(t)
 
 
 def is_list(t: pa.DataType) -> bool:
@@ -205,7 +207,7 @@ def resolve_spec(schema: pa.Schema, record_dim: int, *, column=None, columns=Non
         if default_columns and len(scalars) == len(default_columns):
             columns = list(default_columns)
         else:
-            lists = [f.name for f in schema if is_list(f.type) and _is_float(f.type.value_type)]
+            lists = [f.name for f in schema if is_list(f.type) and pa.types.is_floating(f.type.value_type)]
             if len(lists) != 1:
                 raise InputError(
                     f"cannot tell which column holds the vectors (codec columns {list(default_columns)}, "
@@ -219,14 +221,14 @@ def resolve_spec(schema: pa.Schema, record_dim: int, *, column=None, columns=Non
             raise InputError(f"column {name!r} not found (columns: {schema.names})")
     if column is not None:
         t = schema.field(column).type
-        if _is_float(t) and record_dim == 1:
+        if is_coded_type(t) and record_dim == 1:
             return VectorSpec(None, (column,), 1)
-        if not is_list(t) and record_dim == 1 and (pa.types.is_integer(t) or pa.types.is_decimal(t)):  # numbers, not floats
-            raise not_floating(column, f"has type {t}")
+        if not is_list(t) and record_dim == 1 and pa.types.is_decimal(t):  # numbers, not floats
+            raise not_numeric(column, f"has type {t}")
         if not is_list(t):
             raise InputError(f"column {column!r} has type {t}: expected a list of floats with {record_dim} values per row")
-        if not _is_float(t.value_type):
-            raise not_floating(column, f"holds {t.value_type} values")
+        if not is_coded_type(t.value_type):
+            raise not_numeric(column, f"holds {t.value_type} values")
         if pa.types.is_fixed_size_list(t) and t.list_size != record_dim:
             raise InputError(f"column {column!r} holds {t.list_size} values per row, the codec expects {record_dim}")
         return VectorSpec(column, None, record_dim)
@@ -237,8 +239,8 @@ def resolve_spec(schema: pa.Schema, record_dim: int, *, column=None, columns=Non
         raise InputError(f"columns {list(columns)} name a column twice")
     for name in columns:
         t = schema.field(name).type
-        if not _is_float(t):
-            raise not_floating(name, f"has type {t}")
+        if not is_coded_type(t):
+            raise not_numeric(name, f"has type {t}")
     return VectorSpec(None, columns, record_dim)
 
 
@@ -272,10 +274,16 @@ def null_mask(x: np.ndarray) -> np.ndarray | None:
 
 
 def decoded_array(x: np.ndarray, to: pa.DataType) -> pa.Array:
-    """Decoded float32 values ``[n]`` (the null NaN: null) as an array of float type ``to``.
+    """Decoded float32 values ``[n]`` (the null NaN: null) as an array of type ``to``.
     Finite values beyond float16's range stay finite, at its largest (65,504): a float16
-    column near that limit decoded 2-3 % of its values as +inf, silently."""
+    column near that limit decoded 2-3 % of its values as +inf, silently. An integer
+    column's values are the nearest integers its type holds."""
     mask = null_mask(x)
+    if pa.types.is_integer(to):
+        info = np.iinfo(to.to_pandas_dtype())
+        high = float(info.max) if float(info.max) <= info.max else np.nextafter(float(info.max), 0)  # 2**63 - 1 → 2**63
+        whole = np.clip(np.round(np.where(np.isfinite(x), x, 0).astype(np.float64)), info.min, high)
+        return pa.array(whole.astype(info.dtype), to, mask=mask)
     if pa.types.is_float16(to):
         top = np.finfo(np.float16).max
         x = np.where(np.isfinite(x), np.clip(x, -top, top), x)

@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ltc_beam.arrow import float_values, is_list, unordered_records
-from ltc_beam.errors import NULL_HINT, InputError, not_floating
+from ltc_beam.arrow import float_values, is_coded_type, is_list, unordered_records
+from ltc_beam.errors import NULL_HINT, InputError, not_numeric
 from ltc_beam.parquet import input_partitions, list_files, matched_files, read_table
 from ltc_beam.storage import file_size, open_for_read
 
@@ -64,17 +64,14 @@ def input_bytes(path: str) -> int:
 
 
 def load_npy(path: str) -> np.ndarray:
-    """A ``.npy`` INPUT (local path or URI) as a 2-D float array: rows are records, in order
-    (a 1-D array is one value per record)."""
+    """A ``.npy`` INPUT (local path or URI) as a 2-D array of floats or integers: rows are
+    records, in order (a 1-D array is one value per record)."""
     with open_for_read(path) as handle:
         array = np.load(handle, allow_pickle=False)
     if array.ndim == 1:
         array = array[:, None]
-    if array.ndim != 2 or array.dtype.kind != "f":  # integers are not coded lossily
-        raise InputError(
-            f"{path}: expected a 2-D float array, got shape {array.shape} dtype {array.dtype}"
-            + ("; LTC codes floating-point data (cast it to float32)" if array.dtype.kind in "iub" else "")
-        )
+    if array.ndim != 2 or array.dtype.kind not in "fiu":  # integers decode to the nearest integer
+        raise InputError(f"{path}: expected a 2-D array of numbers, got shape {array.shape} dtype {array.dtype}")
     return array
 
 
@@ -101,7 +98,7 @@ def vector_columns(
         ints = [f.name for f in table.schema if pa.types.is_integer(f.type) and f.name not in exclude]
         cast = ""
         if ints and not floats:
-            cast = f"; integer columns {ints} are not coded: LTC codes floating-point data (cast them to float32)"
+            cast = f"; integer columns {ints} are coded only where named (decoded to the nearest integer)"
         raise InputError(
             f"cannot tell which columns hold the vectors (list columns: {lists}, float columns: {floats}); "
             f"name them with --column or --columns{cast}"
@@ -110,7 +107,7 @@ def vector_columns(
     if others:
         warnings.warn(
             f"the float columns {floats} are coded; the number columns {others} are not (compress passes them "
-            "through exactly): cast them to float to have them coded",
+            "through exactly): name the columns to code with --columns (integers decode to the nearest integer)",
             UserWarning,
             stacklevel=4,
         )
@@ -127,14 +124,14 @@ def values_of(table: pa.Table, names: list[str]) -> tuple[np.ndarray, list[str]]
         if name not in table.column_names:
             raise InputError(f"column {name!r} not found; columns are {table.column_names}")
     if len(names) == 1 and is_list(t := table.schema.field(names[0]).type):
-        if not pa.types.is_floating(t.value_type):
-            raise not_floating(names[0], f"holds {t.value_type} values")
+        if not is_coded_type(t.value_type):
+            raise not_numeric(names[0], f"holds {t.value_type} values")
         return _list_values(table, names[0])
     parts = []
     for name in names:
         col = table.column(name)
-        if not pa.types.is_floating(col.type):
-            raise not_floating(name, f"has type {col.type}")
+        if not is_coded_type(col.type):
+            raise not_numeric(name, f"has type {col.type}")
         parts.append(float_values(col.combine_chunks(), np.float64))  # nulls: NaN (missing), as compress codes them
     return (np.stack(parts, axis=1) if parts else np.zeros((table.num_rows, 0))), names
 

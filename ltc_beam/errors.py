@@ -53,10 +53,10 @@ def names_said(names, most: int = 6) -> str:
     return f"[{', '.join(map(repr, names[: most - 2]))}, … {names[-1]!r}] ({len(names)} columns)"
 
 
-def not_floating(column: str, found: str) -> InputError:
-    """The error for a value column that is not floating point; ``found`` says what it is
-    (``"has type int64"``, ``"holds int32 values"``)."""
-    return InputError(f"column {column!r} {found}: LTC codes floating-point data (cast it to float32)")
+def not_numeric(column: str, found: str) -> InputError:
+    """The error for a value column that holds neither floats nor integers; ``found`` says
+    what it holds (``"has type decimal128(5, 2)"``, ``"holds string values"``)."""
+    return InputError(f"column {column!r} {found}: LTC codes floats and integers (cast it to float32)")
 
 
 #: Values are coded as float32: finite values beyond its range would come back infinite.

@@ -247,7 +247,7 @@ def _dim(table: pa.Table, name: str) -> int:
     t = table.schema.field(name).type
     if pa.types.is_fixed_size_list(t):
         return t.list_size
-    if pa.types.is_floating(t):
+    if arrow.is_coded_type(t):
         return 1
     col = table.column(name)
     return len(col[0].as_py()) if len(col) else 0

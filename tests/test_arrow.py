@@ -218,11 +218,19 @@ def test_bad_vectors_name_column_and_row(vec_codec, case):
         arrow.encode_table(table, codec, column="vec")
 
 
-def test_non_float_types_are_refused(vec_codec):
+def test_values_that_are_not_numbers_are_refused_and_integers_decode_to_integers(vec_codec):
     codec, _ = vec_codec
-    ints = pa.table({"vec": pa.array([[1] * 8], pa.list_(pa.int64()))})
-    with pytest.raises(InputError, match="column 'vec'.*int64"):
-        arrow.encode_table(ints, codec, column="vec")
+    flags = pa.table({"vec": pa.array([[True] * 8], pa.list_(pa.bool_()))})
+    with pytest.raises(InputError, match="column 'vec' holds bool values: LTC codes floats and integers"):
+        arrow.encode_table(flags, codec, column="vec")
+    level = np.asarray(codec.manifest["normalisation"]["mean"])
+    counts = np.round(level + np.arange(40)[:, None] % 7).astype(np.int64)
+    for kind in (pa.int64(), pa.int16()):  # integer vectors were refused: "cast it to float32"
+        ints = pa.table({"vec": pa.array(counts.tolist(), pa.list_(kind))})
+        back = arrow.decode_table(arrow.encode_table(ints, codec, column="vec"), codec).column("vec")
+        assert back.type == pa.list_(kind)
+        decoded = np.asarray(back.to_pylist(), np.float64)
+        assert np.abs(decoded - counts).max() < 4 * counts.std()  # the nearest integers of lossy values
     strings = pa.table({f"c{i}": pa.array(["x"]) for i in range(8)})
     with pytest.raises(InputError, match="column 'c0'.*string"):
         arrow.encode_table(strings, codec, columns=[f"c{i}" for i in range(8)])
@@ -238,7 +246,7 @@ def test_training_input_refuses_what_encoding_refuses(vec_codec, tmp_path):
     from ltc_beam import data
 
     codec, _ = vec_codec
-    table = pa.table({"vec": pa.array([[1] * 8] * 3, pa.list_(pa.int32())), "a": [1.5] * 3, "b": [1, 2, 3]})
+    table = pa.table({"vec": pa.array([[True] * 8] * 3, pa.list_(pa.bool_())), "a": [1.5] * 3, "b": [True, False, True]})
     path = tmp_path / "ints.parquet"
     pq.write_table(table, path)
     with pytest.raises(InputError) as loading:
@@ -246,13 +254,15 @@ def test_training_input_refuses_what_encoding_refuses(vec_codec, tmp_path):
     with pytest.raises(InputError) as encoding:
         arrow.encode_table(table, codec, column="vec")
     assert str(loading.value) == str(encoding.value) == (
-        "column 'vec' holds int32 values: LTC codes floating-point data (cast it to float32)"
+        "column 'vec' holds bool values: LTC codes floats and integers (cast it to float32)"
     )
-    with pytest.raises(InputError, match="column 'b' has type int64: LTC codes floating-point"):
+    with pytest.raises(InputError, match="column 'b' has type bool: LTC codes floats and integers"):
         data.load(str(path), columns=["a", "b"])
-    np.save(tmp_path / "ints.npy", np.arange(12).reshape(6, 2))  # compress refuses it too
-    with pytest.raises(InputError, match="expected a 2-D float array.*int64.*cast it to float32"):
-        data.load(str(tmp_path / "ints.npy"))
+    np.save(tmp_path / "flags.npy", np.eye(6, 2, dtype=bool))  # compress refuses it too
+    with pytest.raises(InputError, match="expected a 2-D array of numbers.*bool"):
+        data.load(str(tmp_path / "flags.npy"))
+    np.save(tmp_path / "ints.npy", np.arange(12).reshape(6, 2))  # integers are coded
+    assert data.load(str(tmp_path / "ints.npy")).series[0].tolist() == np.arange(12.0).reshape(6, 2).tolist()
 
 
 def test_layout_and_order_rules(small, window_codec, block_codec):
@@ -393,9 +403,9 @@ def test_null_values_come_back_as_null(vec_codec):
 
 def test_a_one_value_column_of_numbers_that_are_not_floats_says_to_cast_it():
     """A decimal column for a one-value codec: "expected a list of floats" in compress, where evaluate said to cast it."""
-    for kind in (pa.decimal128(6, 3), pa.int32()):
-        with pytest.raises(InputError, match="codes floating-point data"):
-            arrow.resolve_spec(pa.schema([("x", kind)]), 1, column="x")
+    with pytest.raises(InputError, match="codes floats and integers"):
+        arrow.resolve_spec(pa.schema([("x", pa.decimal128(6, 3))]), 1, column="x")
+    assert arrow.resolve_spec(pa.schema([("x", pa.int32())]), 1, column="x").columns == ("x",)
 
 
 def test_chunk_rows_of_another_codec_in_one_table_are_a_codec_mismatch(small, vec_codec, block_codec):

@@ -1103,3 +1103,34 @@ def test_a_command_that_reads_an_object_store_file_last_exits_cleanly(vec_codec,
     for _ in range(8):
         done = subprocess.run([sys.executable, "-c", evaluate, str(tmp_path), vec_codec[1]], cwd=root, capture_output=True, text=True)
         assert (done.returncode, "the codec expects 8" in done.stderr) == (2, True), done.stderr[-500:]
+
+
+def test_named_integer_columns_are_coded_and_decode_to_integers(tmp_path, capsys):
+    """ADC counts and other integer telemetry were refused ("cast it to float32") in every
+    command; named, they are coded, and decode to the nearest integer of their type."""
+    walk = np.cumsum(np.random.default_rng(3).normal(0, 40, (3000, 3)), axis=0)
+    table = pa.table({"t": np.arange(3000), "a": walk[:, 0].astype(np.int32), "b": walk[:, 1].astype(np.int16),
+                      "c": walk[:, 2].astype(np.int64)})
+    pq.write_table(table, tmp_path / "counts.parquet")
+    codec = str(tmp_path / "counts.ltc")
+    assert main(["train", str(tmp_path / "counts.parquet"), "--out", codec, "--order-by", "t", "--steps", "30", "--quiet"]) == 2
+    assert "integer columns ['a', 'b', 'c'] are coded only where named" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "counts.parquet"), "--out", codec, "--columns", "a,b,c", "--order-by", "t",
+                 "--steps", "30", "--target-bits-per-value", "4", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["compress", str(tmp_path / "counts.parquet"), "--codec", codec, "--order-by", "t",
+                 "--output", str(tmp_path / "c"), "--verify", "--json", "--no-embed-codec"]) == 0
+    summary = _summary(capsys)
+    assert summary["verify_records_equal"] and summary["snr_db"] > 15
+    assert main(["decompress", str(tmp_path / "c"), "--codec", codec, "--output", str(tmp_path / "d"), "--quiet"]) == 0
+    back = pq.read_table(glob.glob(str(tmp_path / "d" / "*.parquet"))[0]).sort_by("t")
+    assert back.schema == table.schema
+    for name in "abc":
+        x = table.column(name).to_numpy().astype(np.float64)
+        error = back.column(name).to_numpy() - x
+        assert np.abs(error).max() > 0 and 10 * np.log10(x.var() / np.mean(error**2)) > 15
+    np.save(tmp_path / "counts.npy", walk.astype(np.int16))
+    assert main(["compress", str(tmp_path / "counts.npy"), "--codec", codec, "--output", str(tmp_path / "n"), "--quiet",
+                 "--no-embed-codec"]) == 0
+    assert main(["decompress", str(tmp_path / "n"), "--codec", codec, "--output", str(tmp_path / "n.npy"), "--quiet"]) == 0
+    assert np.load(tmp_path / "n.npy").dtype == np.int16
