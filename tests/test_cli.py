@@ -15,7 +15,6 @@ import pytest
 import ltc_beam
 from ltc_beam import arrow, testing
 from ltc_beam.cli import main
-from ltc_beam.errors import OffScaleWarning
 from tests.conftest import correlated_series
 from tests.object_store import FolderObjectStore
 from tests.beam_fixtures import block_codec, small, telemetry, vec_codec, window_codec  # noqa: F401

@@ -580,7 +580,6 @@ def test_series_of_very_different_scales_are_warned_about():
 def test_a_column_with_no_finite_training_value_is_named_and_coded_as_constant():
     """An all-NaN training column raised numpy's "Mean of empty slice", and finite values it
     held later were coded lossily with nothing learnt behind them (1000.0 came back as 901.7)."""
-    rng = np.random.default_rng(0)
     x = correlated_series(3000, 3, seed=6)
     x[:, 2] = np.nan
     with warnings.catch_warnings(record=True) as caught:
