@@ -755,10 +755,28 @@ def concat(parts: list[pa.Table]) -> pa.Table:
         union = _unified([p.schema for p in parts])
         return pa.concat_tables([_with_fields(p, union).cast(union) for p in parts])
     except errors:  # no union (a dictionary key beside a string one): each cast to the first one's schema
+        _refuse_type_clash(parts)
         try:
             return pa.concat_tables([p if p.schema == schema else p.cast(schema) for p in parts])
         except errors as exc:
             raise InputError(f"tables of one series or output do not share a schema ({exc}): give them one schema") from exc
+
+
+def _refuse_type_clash(parts: list[pa.Table]) -> None:
+    """Raise where a field's types differ by more than dictionary encoding: a cast to the
+    first table's type read records' "007" as 7, and a key "1" as 1 (two series as one)."""
+    def plain(t: pa.DataType) -> pa.DataType:
+        return t.value_type if pa.types.is_dictionary(t) else t
+
+    first: dict[str, pa.DataType] = {}
+    for part in parts:
+        for field in part.schema:
+            seen = first.setdefault(field.name, field.type)
+            if plain(seen) != plain(field.type):
+                raise InputError(
+                    f"field {field.name!r} holds {seen} in some records and {field.type} in others, which one "
+                    "output table cannot hold without changing values: give LtcEncode schema= (or records that agree)"
+                )
 
 
 def _with_fields(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -1029,7 +1047,8 @@ def codec_for(schema: pa.Schema, codec=None, device: str = "cpu"):
         return cached
     if META_CODEC not in meta:
         raise FormatError(
-            f"table needs codec {info.codec_id}, which is not embedded in it: pass codec= (a Codec or its URI)"
+            f"table needs codec {info.codec_id}, which is not embedded in it (or its reader left the codec out: "
+            "Beam's ReadFromParquetBatched does, ltc_beam.beam.ReadParquetTables keeps it): pass codec= (a Codec or its URI)"
         )
     codec = codec_from_metadata(meta[META_CODEC], device=device)
     if codec.id != info.codec_id:

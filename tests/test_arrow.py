@@ -493,3 +493,15 @@ def test_finite_values_near_the_float_limits_decode_finite(tmp_path):
     big_codec = ltc_beam.train(big, steps=30, lattice="e8", target_bits_per_value=1, progress=False)
     assert np.isfinite(big_codec.decode(big_codec.encode(big))).all()
     assert (_decibels(0.0), _decibels(np.inf), _decibels(0.1)) == (np.inf, -np.inf, 10.0)
+
+
+def test_tables_whose_fields_clash_in_type_are_refused_not_cast():
+    """Packed series of dict records whose field types differ were cast to the first one's:
+    a status "007" came back as 7, and keys "1" and 1 as one series."""
+    ints = pa.table({"dev": [1, 1], "status": [7, 7]})
+    texts = pa.table({"dev": ["1", "1"], "status": ["007", "007"]})
+    with pytest.raises(InputError, match="field 'dev' holds int64 in some records and string in others"):
+        arrow.concat([ints, texts])
+    coded = pa.table({"dev": pa.array(["a", "b"]).dictionary_encode(), "status": [1, 2]})
+    plain = pa.table({"dev": ["c"], "status": [3]})
+    assert arrow.concat([coded, plain]).column("dev").to_pylist() == ["a", "b", "c"]  # a dictionary beside its values

@@ -805,8 +805,9 @@ class LtcDecode(beam.PTransform):
     """Decode compressed tables (either layout) back to tables (or rows) of the original schema.
 
     ``codec_uri``: the codec to use; by default each table's embedded codec. Elements are
-    compressed ``pa.Table`` batches (for example from ``ReadFromParquetBatched``) or rows
-    with ``schema=`` (the compressed schema). Records of one chunk come out in order.
+    compressed ``pa.Table`` batches (from :class:`~ltc_beam.beam.io.ReadParquetTables`; Beam's
+    ``ReadFromParquetBatched`` leaves a file's embedded codec out, so name the codec with it)
+    or rows with ``schema=`` (the compressed schema). Records of one chunk come out in order.
     """
 
     def __init__(
