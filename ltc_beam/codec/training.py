@@ -1063,16 +1063,20 @@ def _better_lattice(data, options: dict) -> "Codec":
     training = first.manifest["training"]
     held = training.get("validation") or {}
     values = training.get("validation_vectors", 0) * first.config.input_dim
-    chosen, choice = first, None
+    chosen = first
     # the target as training capped it (low-rank data), else as asked
     target = (training.get("rate_calibration") or {}).get("target_bits_per_value") or options["target_bits_per_value"] or DEFAULT_TARGET_BITS
     judged = options["lmbda"] is None and options["calibrate"] and held.get("snr_db") is not None and values >= LATTICE_CHOICE_VALUES
     missed = f"validation rate over {MISSED_TARGET:.0%} from the target of {target:g} bits/value"
-    if judged and abs(held["bits_per_value"] - target) > MISSED_TARGET * target:
+    if not judged:  # the manifest said nothing of the choice then
+        why = (f"a validation split of {values:,} values (fewer than {LATTICE_CHOICE_VALUES:,}) is too few to choose on"
+               if values < LATTICE_CHOICE_VALUES else "the rate is not calibrated (lmbda given, or calibrate=False)")
+        choice = {"not_compared": why}
+    elif abs(held["bits_per_value"] - target) > MISSED_TARGET * target:
         # no fair comparison at equal rate would follow: Z's training (half the time) is spared
         # (a glucose monitor's 2 bits/value asked: E8 coded its validation split at 2.48)
         choice = {"validation": _rates({LATTICE_CHOICES[0]: held}), "not_compared": f"{LATTICE_CHOICES[0]}'s {missed}"}
-    elif judged:
+    else:
         if options["checkpoint"]:  # each lattice's run checkpoints on its own
             options = {**options, "checkpoint": f"{options['checkpoint']}.{LATTICE_CHOICES[1]}"}
         second, second_said = _train_quietly(data, LATTICE_CHOICES[1], options)
@@ -1082,9 +1086,8 @@ def _better_lattice(data, options: dict) -> "Codec":
             chosen, said = second, second_said
         choice = {"validation": _rates(dict(zip(LATTICE_CHOICES, (held, other))))}
         choice.update({"gain_db_at_equal_rate": gain} if gain is not None else {"not_compared": f"{LATTICE_CHOICES[1]}'s {missed}"})
-    if choice is not None:
-        chosen.manifest["training"]["lattice_choice"] = {**choice, "chosen": chosen.config.lattice}
-        chosen.manifest["codec_id"] = chosen.id = chosen.content_hash()
+    chosen.manifest["training"]["lattice_choice"] = {**choice, "chosen": chosen.config.lattice}
+    chosen.manifest["codec_id"] = chosen.id = chosen.content_hash()
     for caught in said:  # at the caller of train
         warnings.warn(caught.message, caught.category, stacklevel=3)
     return chosen
