@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.trigger import AccumulationMode
+from apache_beam.transforms.window import SlidingWindows
 from apache_beam.utils.windowed_value import PaneInfoTiming
 
 from ltc_beam import arrow
@@ -387,7 +388,14 @@ def check_windowing(pcoll) -> bool:
             "LtcEncode codes each pane once: window with accumulation_mode=AccumulationMode.DISCARDING "
             "(accumulating panes would be coded, and grouped, again in every later pane)"
         )
-    return windowing.windowfn.is_merging()
+    fn = windowing.windowfn
+    if isinstance(fn, SlidingWindows) and fn.period.micros < fn.size.micros:  # 1,461 records came out as 2,922
+        copies = -(-fn.size.micros // fn.period.micros)
+        raise InputError(
+            f"sliding windows of {fn.size.micros / 1e6:g} s every {fn.period.micros / 1e6:g} s hold each record {copies} times, and LtcEncode "
+            "would code it once per window: window with FixedWindows (or Sessions) before compressing"
+        )
+    return fn.is_merging()
 
 
 class _FormChunks(beam.DoFn):
