@@ -83,7 +83,9 @@ def normalised_mse(x: np.ndarray, x_hat: np.ndarray, exact: np.ndarray | None = 
     variance = (np.where(ok, x - mean, 0.0) ** 2).sum(0) / count
     mse_col = err.sum(0) / count
     present = ok.any(0)  # a column without finite values has no error to count
-    varying = present & (variance > 0)
+    # varying: two values differ (a constant column's float64 variance can read 1e-35, and
+    # its float32 decode's error then -265 dB)
+    varying = present & (np.where(ok, x, -np.inf).max(0) > np.where(ok, x, np.inf).min(0))
     if varying.any():
         nmse = float(np.mean(mse_col[varying] / variance[varying]))
     else:

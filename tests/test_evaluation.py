@@ -297,3 +297,22 @@ def test_an_offset_signal_is_named_as_such(codecs):
     x[:, 2] += 30 * np.asarray(codec.manifest["normalisation"]["std"])[2]
     with pytest.warns(OffScaleWarning, match=r"column 'v2' lies \+30 training std from its training mean"):
         codec.encode(x)
+
+
+def test_a_column_constant_within_series_is_constant_to_the_snr_and_the_scale_warning():
+    """A per-series label (a float constant in each series) read as varying 1e17x less than
+    the column (its std 1e-17, not 0): train advised normalise='series', and the series' own
+    SNR read -265 dB (its float32 decode's error against a variance of 1e-35)."""
+    from ltc_beam.codec.training import warn_if_series_scales_differ
+    from ltc_beam.evaluation import normalised_mse
+
+    label = 0.7
+    assert np.std(np.full(24, label)) > 0  # float64 rounding (1.1e-16): the cause
+    x = np.stack([np.arange(24.0), np.full(24, label)], 1)
+    assert normalised_mse(x, x + 0.01)[0] == pytest.approx(1e-4 / x[:, 0].var())
+    rng = np.random.default_rng(0)
+    levels = [v for v in np.round(np.arange(0.01, 5, 0.01), 2) if np.std(np.full(24, v)) > 0][:20]
+    series = [np.stack([np.cumsum(rng.normal(size=24)), np.full(24, level)], 1) for level in levels]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_series_scales_differ(series, np.concatenate(series).std(0))

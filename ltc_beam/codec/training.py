@@ -263,11 +263,14 @@ def warn_if_series_scales_differ(series: list[np.ndarray], std: np.ndarray, colu
     long = [s for s in series if len(s) >= 3]
     if len(long) < 3:
         return
+    finite = [np.where(np.isfinite(s), s, np.nan) for s in long]
     with warnings.catch_warnings(), np.errstate(invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN series
-        own = np.array([np.nanstd(np.where(np.isfinite(s), s, np.nan), axis=0) for s in long])
-    # a constant series (a stuck or idle sensor) has no scale of its own to restore
-    small = (own > 0) & (own * SERIES_SCALE_GAP < std)
+        own = np.array([np.nanstd(f, axis=0) for f in finite])
+        # a constant series (a stuck or idle sensor, a per-series label) has no scale of its own
+        # to restore: told by its values, not its std (1e-17 for 24 equal floats)
+        varies = np.array([np.nanmax(f, axis=0) > np.nanmin(f, axis=0) for f in finite])
+    small = varies & (own * SERIES_SCALE_GAP < std)
     for j in np.flatnonzero(small.mean(0) >= SERIES_SCALE_SHARE):
         name = column_label(columns, j)
         warnings.warn(
