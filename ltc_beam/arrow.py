@@ -259,8 +259,10 @@ def _list_parts(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
 
 
 def float_values(arr: pa.Array, dtype=np.float32) -> np.ndarray:
-    """A float Arrow array as numpy ``dtype``, its nulls the NaN of ``NULL_BITS``."""
-    out = np.asarray(arr.cast(pa.float64() if np.dtype(dtype) == np.float64 else pa.float32()).to_numpy(zero_copy_only=False), dtype)
+    """A float or integer Arrow array as numpy ``dtype``, its nulls the NaN of ``NULL_BITS``
+    (integers beyond the float's exact range rounded: a safe cast refused 16,777,217)."""
+    target = pa.float64() if np.dtype(dtype) == np.float64 else pa.float32()
+    out = np.asarray(arr.cast(target, safe=not pa.types.is_integer(arr.type)).to_numpy(zero_copy_only=False), dtype)
     if arr.null_count:
         out = out.copy()
         out[~np.asarray(arr.is_valid())] = _NULL_FLOAT32  # widened where dtype is float64

@@ -505,3 +505,13 @@ def test_tables_whose_fields_clash_in_type_are_refused_not_cast():
     coded = pa.table({"dev": pa.array(["a", "b"]).dictionary_encode(), "status": [1, 2]})
     plain = pa.table({"dev": ["c"], "status": [3]})
     assert arrow.concat([coded, plain]).column("dev").to_pylist() == ["a", "b", "c"]  # a dictionary beside its values
+
+
+def test_integers_beyond_the_floats_exact_range_are_coded():
+    """A named int32 column of values past 2**24 (meter readings, counters) failed in
+    compress with pyarrow's "Integer value 16777217 not in range" where train took it."""
+    walk = 30_000_000 + np.cumsum(np.random.default_rng(1).normal(0, 50, 2000))
+    table = pa.table({"meter": walk.astype(np.int32), "t": np.arange(2000)})
+    codec = ltc_beam.train(walk[:, None], columns=["meter"], steps=20, progress=False, calibrate=False)
+    back = arrow.decode_table(arrow.encode_table(table, codec, columns=["meter"]), codec).column("meter")
+    assert back.type == pa.int32() and np.abs(back.to_numpy() - walk).max() < 10 * walk.std()
