@@ -307,6 +307,23 @@ def test_dict_records_of_integers_and_an_all_none_field_round_trip(vec_codec, tm
     assert np.abs(x - np.repeat(np.arange(300) % 3, 8).reshape(300, 8)).mean() < 0.5  # values 0, 1, 2: coded, not lost
 
 
+def test_dict_records_of_an_integer_vector_type_keep_it_and_their_nulls(vec_codec, tmp_path):
+    """schema= with list<int16> vectors: a None inside a vector became the null NaN, which
+    an int16 cannot hold ("the records of one series do not form a table")."""
+    _, path = vec_codec
+    schema = pa.schema([("dev", pa.string()), ("id", pa.int64()), ("v", pa.list_(pa.int16()))])
+    records = [{"dev": "a", "id": i, "v": [i % 5 - 2] * 3 + [None if i == 7 else 1] + [i % 3] * 4} for i in range(300)]
+
+    def build(p):
+        tables = p | beam.Create(records) | LtcEncode(path, column="v", key="dev", order_by="id", schema=schema)
+        tables | WriteParquetTables(str(tmp_path / "part"), num_shards=1)
+
+    run(build)
+    out = ltc_beam.read_parquet(tmp_path).sort_by("id")
+    assert out.schema.field("v").type == pa.list_(pa.int16()) and out.column("v")[7].as_py()[3] is None
+    assert pa.compute.sum(pa.compute.is_null(pa.compute.list_flatten(out.column("v")))).as_py() == 1
+
+
 def test_optional_fields_and_extra_columns_are_kept_with_nulls(vec_codec, tmp_path):
     """Fields only some records (or batches) carry: the series table took the first record's
     fields (dropping the rest silently), and series tails with different columns failed the
