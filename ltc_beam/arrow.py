@@ -62,7 +62,11 @@ TABLE_FORMAT = "ltc-beam-table"
 #: (``bitstream.record_payload``; version 1 record tables, full bitstreams per row, are still
 #: read); the chunk layout is unchanged at 1, so older readers keep reading it.
 LAYOUT_VERSIONS = {"chunk": 1, "record": 2}
-READABLE_TABLE_VERSIONS = (1, 2)
+#: ... and 3, either layout (the record layout's payloads compact), where a coded column holds
+#: integers: readers before it decoded them as floats, which an integer column refused
+#: ("Float value -72.763016 was truncated converting to int16").
+INTEGER_TABLE_VERSION = 3
+READABLE_TABLE_VERSIONS = (1, 2, 3)
 LAYOUTS = ("chunk", "record")
 
 PAYLOAD = "ltc_payload"
@@ -511,7 +515,10 @@ def compressed_schema(
     fields.append(pa.field(PAYLOAD, pa.binary(), False))
     if layout == "chunk" and chunk_size is None:
         chunk_size = default_chunk_size(codec)
-    info = TableInfo(layout, codec.id, spec, key, order_by, chunk_size if layout == "chunk" else None)
+    coded = [schema.field(name).type for name in spec.names]
+    integers = any(pa.types.is_integer(t.value_type if is_list(t) else t) for t in coded)
+    info = TableInfo(layout, codec.id, spec, key, order_by, chunk_size if layout == "chunk" else None,
+                     INTEGER_TABLE_VERSION if integers else None)
     meta = {
         META: info.to_json(),
         META_SCHEMA: schema_to_bytes(schema),

@@ -61,7 +61,7 @@ def test_table_metadata_schema_rejects_bad_entries():
     schema = load("table_metadata.schema.json")
     good = {"format": "ltc-beam-table", "version": 1, "layout": "chunk", "codec_id": "0" * 32, "record_dim": 3, "column": "v"}
     jsonschema.validate(good, schema)
-    for bad in (dict(good, layout="rows"), dict(good, version=3), {k: v for k, v in good.items() if k != "column"}, dict(good, extra=1)):
+    for bad in (dict(good, layout="rows"), dict(good, version=4), {k: v for k, v in good.items() if k != "column"}, dict(good, extra=1)):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
 
