@@ -763,29 +763,50 @@ def concat(parts: list[pa.Table]) -> pa.Table:
     try:
         union = _unified([p.schema for p in parts])
         return pa.concat_tables([_with_fields(p, union).cast(union) for p in parts])
-    except errors:  # no union (a dictionary key beside a string one): each cast to the first one's schema
+    except errors:  # no union (a dictionary key beside a string one): the union of their values,
+        # a field the first table holds as a dictionary a dictionary again
         _refuse_type_clash(parts)
+        plain = [p.cast(pa.schema([f.with_type(_values_type(f.type)) for f in p.schema], metadata=p.schema.metadata)) for p in parts]
+        union = _unified([p.schema for p in plain])
+        first = {f.name: f.type for f in schema}
+        union = pa.schema([f.with_type(first.get(f.name, f.type)) if pa.types.is_dictionary(first.get(f.name, f.type)) else f
+                           for f in union], metadata=union.metadata)
         try:
-            return pa.concat_tables([p if p.schema == schema else p.cast(schema) for p in parts])
+            return pa.concat_tables([_with_fields(p, union).cast(union) for p in plain])
         except errors as exc:
             raise InputError(f"tables of one series or output do not share a schema ({exc}): give them one schema") from exc
 
 
-def _refuse_type_clash(parts: list[pa.Table]) -> None:
-    """Raise where a field's types differ by more than dictionary encoding: a cast to the
-    first table's type read records' "007" as 7, and a key "1" as 1 (two series as one)."""
-    def plain(t: pa.DataType) -> pa.DataType:
-        return t.value_type if pa.types.is_dictionary(t) else t
+def _values_type(kind: pa.DataType) -> pa.DataType:
+    """A dictionary type's value type, also as a list's items (a chunk table's pass-through
+    column); any other type itself."""
+    if pa.types.is_dictionary(kind):
+        return kind.value_type
+    if is_list(kind) and pa.types.is_dictionary(kind.value_type):
+        item = kind.value_field.with_type(kind.value_type.value_type)
+        if pa.types.is_fixed_size_list(kind):
+            return pa.list_(item, kind.list_size)
+        return pa.large_list(item) if pa.types.is_large_list(kind) else pa.list_(item)
+    return kind
 
-    first: dict[str, pa.DataType] = {}
+
+def _refuse_type_clash(parts: list[pa.Table]) -> None:
+    """Raise where a field's types cannot be one type without changing values (a dictionary
+    counts as its values; null, number widths and list kinds unify): a cast to the first
+    table's type read records' "007" as 7, and a key "1" as 1 (two series as one)."""
+    kinds: dict[str, dict[pa.DataType, None]] = {}
     for part in parts:
         for field in part.schema:
-            seen = first.setdefault(field.name, field.type)
-            if plain(seen) != plain(field.type):
-                raise InputError(
-                    f"field {field.name!r} holds {seen} in some records and {field.type} in others, which one "
-                    "output table cannot hold without changing values: give LtcEncode schema= (or records that agree)"
-                )
+            kinds.setdefault(field.name, {})[_values_type(field.type)] = None
+    for name, seen in kinds.items():
+        try:
+            pa.unify_schemas([pa.schema([(name, kind)]) for kind in seen], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            first, other = list(seen)[:2]
+            raise InputError(
+                f"field {name!r} holds {first} in some records and {other} in others, which one table cannot "
+                "hold without changing values: give the records one schema (LtcEncode: schema=)"
+            ) from None
 
 
 def _with_fields(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -503,8 +503,11 @@ def test_tables_whose_fields_clash_in_type_are_refused_not_cast():
     with pytest.raises(InputError, match="field 'dev' holds int64 in some records and string in others"):
         arrow.concat([ints, texts])
     coded = pa.table({"dev": pa.array(["a", "b"]).dictionary_encode(), "status": [1, 2]})
-    plain = pa.table({"dev": ["c"], "status": [3]})
-    assert arrow.concat([coded, plain]).column("dev").to_pylist() == ["a", "b", "c"]  # a dictionary beside its values
+    plain = pa.table({"dev": ["c"], "status": [3.5]})
+    missing = pa.table({"dev": pa.nulls(1), "status": pa.nulls(1)})
+    joined = arrow.concat([coded, plain, missing])  # a dictionary beside its values, a null field, int beside float
+    assert joined.column("dev").to_pylist() == ["a", "b", "c", None] and joined.column("status").to_pylist() == [1, 2, 3.5, None]
+    assert pa.types.is_dictionary(joined.schema.field("dev").type)
 
 
 def test_integers_beyond_the_floats_exact_range_are_coded():
