@@ -301,9 +301,7 @@ def run(argv: list[str] | None = None) -> NoReturn:
     ("terminate called without an active exception", exit 134; apache/arrow#34314): half
     of the runs of a command whose last step read such a file, on a busy machine."""
     code = main(argv)
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    threading._shutdown()  # what Python's exit runs first: executors stopped, non-daemon threads joined
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
