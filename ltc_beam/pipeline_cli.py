@@ -27,7 +27,9 @@ from ltc_beam import arrow
 from ltc_beam.cli import positive, show_progress
 from ltc_beam.data import common_schema, load_npy, refuse_column_names, warn_if_text_order, warn_if_tied, warn_if_unordered
 from ltc_beam.errors import InputError, grouped_warnings
-from ltc_beam.parquet import codec_copy_bytes, input_partitions, list_files, matched_files, naming_the_file, open_parquet, read_table
+from ltc_beam.parquet import (
+    codec_copy_bytes, input_partitions, list_files, matched_files, naming_the_file, open_parquet, read_table, skipped_path,
+)
 from ltc_beam.partitions import Partitions
 from ltc_beam.storage import file_size, folder_files, is_folder, is_remote, open_for_write, remove
 
@@ -189,10 +191,11 @@ def _prepare_output(path: str, source: str, inputs: list[str]) -> None:
     folder that holds any input file (they would be deleted or overwritten), or that lies in
     the input directory ``source`` (the next command on it read the output as input: "lacks
     ['x0', …] and adds ['ltc_codec', …]", or lossy copies trained on)."""
-    held = [f for f in inputs if _within(f, path)]
+    held = [f for f in inputs if _below(f, path) is not None]
     if held:
         raise InputError(f"--output {path!r} holds input file {held[0]!r}: choose an output directory apart from the input")
-    if is_folder(source) and _within(path, source):
+    below = _below(path, source)
+    if below is not None and not (below and skipped_path(below)) and is_folder(source):  # _out/, .out/: never read as input
         raise InputError(
             f"--output {path!r} lies in the input directory {source!r}, where the next command on it would read the "
             "output as input: choose an output directory apart from the input"
@@ -202,12 +205,17 @@ def _prepare_output(path: str, source: str, inputs: list[str]) -> None:
     _remove_outputs(path)
 
 
-def _within(name: str, folder: str) -> bool:
-    """Whether file or folder ``name`` is ``folder`` or lies under it (local paths resolved)."""
+def _below(name: str, folder: str) -> str | None:
+    """File or folder ``name``'s path below ``folder`` ("" for the folder itself), or None
+    where it lies elsewhere (local paths resolved)."""
     if is_remote(folder) or is_remote(name):
-        return (name.rstrip("/") + "/").startswith(folder.rstrip("/") + "/")
-    inside = os.path.realpath(folder.removeprefix("file://"))
-    return os.path.commonpath([inside, os.path.realpath(name.removeprefix("file://"))]) == inside
+        top, name = folder.rstrip("/") + "/", name.rstrip("/") + "/"
+        return name[len(top):].rstrip("/") if name.startswith(top) else None
+    top, name = (os.path.realpath(p.removeprefix("file://")) for p in (folder, name))
+    if os.path.commonpath([top, name]) != top:
+        return None
+    below = os.path.relpath(name, top)
+    return "" if below == "." else below
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import warnings
 
 import numpy as np
@@ -350,6 +351,11 @@ def test_output_directory_never_loses_input_or_other_files(small, vec_codec, tmp
     assert main(["compress", str(src), "--output", str(src / "compressed"), *opts]) == 2
     assert "lies in the input directory" in capsys.readouterr().err
     assert sorted(os.listdir(src)) == before
+    for hidden in ("_out", ".out"):  # never read as input: accepted
+        assert main(["compress", str(src), "--output", str(src / hidden), *opts]) == 0
+        assert main(["compress", str(src), "--output", str(src / hidden), *opts]) == 0  # and again
+        assert _summary(capsys)["records_in"] == small.num_rows
+        shutil.rmtree(src / hidden)
     comp = tmp_path / "c"
     comp.mkdir()
     pq.write_table(small.slice(0, 5), comp / "mine.parquet")  # a file of the user's
