@@ -140,6 +140,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         baseline=args.baseline,
         pack_shards=args.num_shards or auto_shards(input_bytes(args.input), codec),
         layout=args.layout,
+        integers=data.integers,
     )
     if args.json:
         print(json.dumps(result))

@@ -30,6 +30,7 @@ class Dataset:
     columns: list[str]
     keys: list | None = None
     order_hint: str | None = None  # without order_by: a column that looks like the time order
+    integers: np.ndarray | None = None  # per column: holds integers (decoded to the nearest one)
 
     @property
     def records(self) -> int:
@@ -177,7 +178,8 @@ def load(
     if path.endswith(".npy"):
         refuse_column_names(path, column=column, columns=columns, key=key, order_by=order_by)
         array = load_npy(path)
-        return Dataset([array.astype(np.float64)], [f"v{i}" for i in range(array.shape[1])])
+        integers = np.full(array.shape[1], array.dtype.kind in "iu")
+        return Dataset([array.astype(np.float64)], [f"v{i}" for i in range(array.shape[1])], integers=integers)
     files = list_files(path)
     partitions = input_partitions(path, files)
     tables = [partitions.add(read_table(f), f) for f in files]
@@ -189,6 +191,9 @@ def load(
             raise InputError(f"column {name!r} not found; columns are {table.column_names}")
     names = vector_columns(table, column, columns, {key, order_by} - {None}, tuple(default_columns))
     values, value_names = values_of(table, names)
+    kinds = [table.schema.field(name).type for name in names]
+    kinds = [kinds[0].value_type] * len(value_names) if len(names) == 1 and is_list(kinds[0]) else kinds
+    integers = np.array([pa.types.is_integer(kind) for kind in kinds], bool)
     hint = None if order_by else order_hint(table, key, set(names), values)
     order = np.arange(table.num_rows)
     stamps = None
@@ -201,7 +206,7 @@ def load(
     if not key:
         if stamps is not None:
             warn_if_tied(int((stamps[order][1:] == stamps[order][:-1]).sum()), order_by)
-        return Dataset([values[order]], value_names, order_hint=hint)
+        return Dataset([values[order]], value_names, order_hint=hint, integers=integers)
     # NaN keys are one series, as compress groups them (each NaN was a series of its own: 300 of one record)
     keys = [math.nan if k != k else k for k in table.column(key).to_pylist()]
     index: dict = {}
@@ -214,7 +219,7 @@ def load(
         warn_if_tied(int(tied.sum()), order_by)
     bounds = np.cumsum(np.bincount(codes, minlength=len(index)))[:-1]
     series = [values[rows] for rows in np.split(grouped, bounds)]
-    return Dataset(series, value_names, list(index), order_hint=hint)
+    return Dataset(series, value_names, list(index), order_hint=hint, integers=integers)
 
 
 #: Text whose order as text is its order in time: zero-padded ISO 8601 dates and times.

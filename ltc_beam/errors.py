@@ -56,7 +56,7 @@ def names_said(names, most: int = 6) -> str:
 def not_numeric(column: str, found: str) -> InputError:
     """The error for a value column that holds neither floats nor integers; ``found`` says
     what it holds (``"has type decimal128(5, 2)"``, ``"holds string values"``)."""
-    return InputError(f"column {column!r} {found}: LTC codes floats and integers (cast it to float32)")
+    return InputError(f"column {column!r} {found}: LTC codes floats and integers (cast it to float32 where it holds numbers)")
 
 
 #: Values are coded as float32: finite values beyond its range would come back infinite.

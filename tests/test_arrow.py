@@ -254,7 +254,7 @@ def test_training_input_refuses_what_encoding_refuses(vec_codec, tmp_path):
     with pytest.raises(InputError) as encoding:
         arrow.encode_table(table, codec, column="vec")
     assert str(loading.value) == str(encoding.value) == (
-        "column 'vec' holds bool values: LTC codes floats and integers (cast it to float32)"
+        "column 'vec' holds bool values: LTC codes floats and integers (cast it to float32 where it holds numbers)"
     )
     with pytest.raises(InputError, match="column 'b' has type bool: LTC codes floats and integers"):
         data.load(str(path), columns=["a", "b"])

@@ -778,7 +778,7 @@ def test_nan_keys_are_one_series_as_null_keys_are(tmp_path):
         assert keys.null_count == (missing is None) * 3
         pq.write_table(pa.table({"k": keys, "t": [5, 4, 3, 2, 1], "v": np.arange(5.0)}), tmp_path / "keys.parquet")
         data = load(str(tmp_path / "keys.parquet"), columns=["v"], key="k", order_by="t")
-        assert [s[:, 0].tolist() for s in data.series] == [[4.0, 3.0, 1.0], [2.0], [0.0]]  # NaN: a series each
+        assert [s[:, 0].tolist() for s in data.series] == [[4.0, 3.0, 1.0], [2.0], [0.0]]  # each NaN was a series of its own
 
 
 def test_text_order_values_that_do_not_sort_as_time_are_warned_about(tmp_path):
@@ -1127,6 +1127,8 @@ def test_named_integer_columns_are_coded_and_decode_to_integers(tmp_path, capsys
                  "--output", str(tmp_path / "c"), "--verify", "--json", "--no-embed-codec"]) == 0
     summary = _summary(capsys)
     assert summary["verify_records_equal"] and summary["snr_db"] > 15
+    assert main(["evaluate", str(tmp_path / "counts.parquet"), "--codec", codec, "--order-by", "t", "--json", "--no-voronoi"]) == 0
+    assert _summary(capsys)["snr_db"] == pytest.approx(summary["snr_db"], abs=1e-6)  # of the rounded values, as written
     compressed = pq.read_schema(glob.glob(str(tmp_path / "c" / "*.parquet"))[0])
     assert arrow.table_info(compressed).format_version == 3  # readers before it decoded floats into the integer column
     assert main(["decompress", str(tmp_path / "c"), "--codec", codec, "--output", str(tmp_path / "d"), "--quiet"]) == 0

@@ -179,7 +179,7 @@ def test_accumulating_panes_are_refused(vec_codec):
     with pytest.raises(InputError, match="DISCARDING"):
         _ = windowed | LtcEncode(path, column="values", key="device", order_by="t", schema=SCHEMA)
     sliding = p | "Sliding" >> beam.Create(_records(3, 0)) | "Slide" >> beam.WindowInto(window.SlidingWindows(60, 30))
-    with pytest.raises(InputError, match="sliding windows of 60 s every 30 s hold each record 2 times"):
+    with pytest.raises(InputError, match="sliding windows of 60 s every 30 s hold each record up to 2 times"):
         _ = sliding | "Encode" >> LtcEncode(path, column="values", key="device", order_by="t", schema=SCHEMA)  # coded twice
 
 

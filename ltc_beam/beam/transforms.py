@@ -400,7 +400,7 @@ def check_windowing(pcoll) -> bool:
     if isinstance(fn, SlidingWindows) and fn.period.micros < fn.size.micros:  # 1,461 records came out as 2,922
         copies = -(-fn.size.micros // fn.period.micros)
         raise InputError(
-            f"sliding windows of {fn.size.micros / 1e6:g} s every {fn.period.micros / 1e6:g} s hold each record {copies} times, and LtcEncode "
+            f"sliding windows of {fn.size.micros / 1e6:g} s every {fn.period.micros / 1e6:g} s hold each record up to {copies} times, and LtcEncode "
             "would code it once per window: window with FixedWindows (or Sessions) before compressing"
         )
     return fn.is_merging()
