@@ -301,7 +301,13 @@ def run(argv: list[str] | None = None) -> NoReturn:
     release that needs the GIL during teardown aborts the process after the work is done
     ("terminate called without an active exception", exit 134; apache/arrow#34314): half
     of the runs of a command whose last step read such a file, on a busy machine."""
-    code = main(argv)
+    try:
+        code = main(argv)
+    except (SystemExit, KeyboardInterrupt):  # --help, usage errors; Ctrl-C: as Python exits
+        raise
+    except BaseException:  # an unexpected error: its traceback, exit 1, as Python gives them
+        sys.excepthook(*sys.exc_info())
+        code = 1
     threading._shutdown()  # what Python's exit runs first: executors stopped, non-daemon threads joined
     atexit._run_exitfuncs()
     sys.stdout.flush()
