@@ -690,10 +690,22 @@ class LtcEncode(beam.PTransform):
         return RunInference(handler.with_no_batching())
 
     def _result(self, encoded, *dead_sources):
+        """``encoded``, or with dead letters both outputs: the dead letters of every stage, in
+        the input's windowing (those found after the grouping had its continuation trigger,
+        and Beam warned "All input pcollections must have the same window" on every run)."""
         if not self.dead_letter:
             return encoded
-        dead = tuple(src | f"SelectDead{i}" >> _select(DEAD) for i, src in enumerate(dead_sources)) | "DeadLetters" >> beam.Flatten()
-        return {"encoded": encoded, "dead_letter": dead}
+        windowing = dead_sources[0].windowing
+        parts = []
+        for i, src in enumerate(dead_sources):
+            part = src | f"SelectDead{i}" >> _select(DEAD)
+            if part.windowing != windowing:
+                part = part | f"InputWindowsDead{i}" >> beam.WindowInto(
+                    windowing.windowfn, trigger=windowing.triggerfn, accumulation_mode=windowing.accumulation_mode,
+                    timestamp_combiner=windowing.timestamp_combiner, allowed_lateness=windowing.allowed_lateness,
+                )
+            parts.append(part)
+        return {"encoded": encoded, "dead_letter": tuple(parts) | "DeadLetters" >> beam.Flatten()}
 
     def expand(self, pcoll):
         codec = self._checked_codec()
