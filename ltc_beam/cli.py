@@ -43,8 +43,8 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     """Options that say where the vectors are and how records form series."""
     parser.add_argument("input", help="Parquet file, directory or glob, or a .npy array")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--column", help="vector column (list or fixed-size list of floats)")
-    group.add_argument("--columns", type=lambda s: [c for c in s.split(",") if c], help="float columns a,b,c")
+    group.add_argument("--column", help="vector column (list or fixed-size list of floats or integers), or one value column")
+    group.add_argument("--columns", type=lambda s: [c for c in s.split(",") if c], help="value columns a,b,c (floats, or integers to code)")
     parser.add_argument("--key", help="series key column (records of one key form one series)")
     parser.add_argument("--order-by", dest="order_by", help="order column within each series")
 
