@@ -24,12 +24,17 @@ from ltc_beam.partitions import Partitions, base_of, discover
 from ltc_beam.storage import is_remote, literal_pattern, open_for_read, open_for_write
 
 
-def skipped_path(relative: str) -> bool:
-    """Whether a path (relative to the input directory) is one no reader takes as data: a
-    hidden or underscore name anywhere on it (``_SUCCESS``, ``_temporary/``, ``.crc`` side
-    files of Spark and Hadoop), or a ``.crc`` / ``.tmp`` file."""
-    parts = relative.replace("\\", "/").split("/")
-    return any(part.startswith((".", "_")) for part in parts) or parts[-1].endswith((".crc", ".tmp"))
+def hidden_path(relative: str) -> bool:
+    """Whether a path (relative to the input directory) has a hidden or underscore name
+    anywhere on it (``_SUCCESS``, ``_temporary/``, ``.crc`` side files of Spark and Hadoop):
+    no reader takes what lies there as data."""
+    return any(part.startswith((".", "_")) for part in relative.replace("\\", "/").split("/"))
+
+
+def _skipped(relative: str) -> bool:
+    """Whether a file (relative to the input directory) is one no reader takes as data: on a
+    :func:`hidden_path`, or a ``.crc`` / ``.tmp`` file."""
+    return hidden_path(relative) or relative.endswith((".crc", ".tmp"))
 
 
 def matched_files(path: str) -> list[tuple[str, int]]:
@@ -43,7 +48,7 @@ def matched_files(path: str) -> list[tuple[str, int]]:
         path = path.removeprefix("file://")
         if os.path.isdir(path):
             names = [os.path.join(root, name) for root, _, files in os.walk(path) for name in files if name.endswith(".parquet")]
-            names = [f for f in names if not skipped_path(os.path.relpath(f, path))]
+            names = [f for f in names if not _skipped(os.path.relpath(f, path))]
         elif any(ch in path for ch in "*?["):
             names = sorted({f for f in globlib.glob(path, recursive=True) if os.path.isfile(f)})  # d/**/**/x: once each
         else:
@@ -72,7 +77,7 @@ def _remote_files(path: str) -> list[tuple[str, int]]:
     if found:
         return found
     folder = path.rstrip("/") + "/"  # gs://bucket/dir: no object of that name, a folder of them
-    return [(f, size) for f, size in matched([literal_pattern(folder) + "**"]) if f.endswith(".parquet") and not skipped_path(f[len(folder):])]
+    return [(f, size) for f, size in matched([literal_pattern(folder) + "**"]) if f.endswith(".parquet") and not _skipped(f[len(folder):])]
 
 
 def _unhidden(pattern: str, found: list[tuple[str, int]]) -> list[tuple[str, int]]:

@@ -28,7 +28,7 @@ from ltc_beam.cli import positive, show_progress
 from ltc_beam.data import common_schema, load_npy, refuse_column_names, warn_if_text_order, warn_if_tied, warn_if_unordered
 from ltc_beam.errors import InputError, grouped_warnings
 from ltc_beam.parquet import (
-    codec_copy_bytes, input_partitions, list_files, matched_files, naming_the_file, open_parquet, read_table, skipped_path,
+    codec_copy_bytes, input_partitions, list_files, matched_files, naming_the_file, open_parquet, read_table, hidden_path,
 )
 from ltc_beam.partitions import Partitions
 from ltc_beam.storage import file_size, folder_files, is_folder, is_remote, open_for_write, remove
@@ -195,7 +195,7 @@ def _prepare_output(path: str, source: str, inputs: list[str]) -> None:
     if held:
         raise InputError(f"--output {path!r} holds input file {held[0]!r}: choose an output directory apart from the input")
     below = _below(path, source)
-    if below is not None and not (below and skipped_path(below)) and is_folder(source):  # _out/, .out/: never read as input
+    if below is not None and not (below and hidden_path(below)) and is_folder(source):  # _out/, .out/: never read as input
         raise InputError(
             f"--output {path!r} lies in the input directory {source!r}, where the next command on it would read the "
             "output as input: choose an output directory apart from the input"
