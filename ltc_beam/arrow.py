@@ -279,6 +279,14 @@ def null_mask(x: np.ndarray) -> np.ndarray | None:
     return mask if mask.any() else None
 
 
+def nearest_integers(x: np.ndarray, kind: np.dtype) -> np.ndarray:
+    """Decoded values as the nearest integers integer type ``kind`` holds (float64; a
+    non-finite value, the null NaN, as 0)."""
+    info = np.iinfo(kind)
+    high = float(info.max) if float(info.max) <= info.max else np.nextafter(float(info.max), 0)  # 2**63 - 1 → 2**63
+    return np.clip(np.round(np.where(np.isfinite(x), x, 0).astype(np.float64)), info.min, high)
+
+
 def decoded_array(x: np.ndarray, to: pa.DataType) -> pa.Array:
     """Decoded float32 values ``[n]`` (the null NaN: null) as an array of type ``to``.
     Finite values beyond float16's range stay finite, at its largest (65,504): a float16
@@ -286,10 +294,8 @@ def decoded_array(x: np.ndarray, to: pa.DataType) -> pa.Array:
     column's values are the nearest integers its type holds."""
     mask = null_mask(x)
     if pa.types.is_integer(to):
-        info = np.iinfo(to.to_pandas_dtype())
-        high = float(info.max) if float(info.max) <= info.max else np.nextafter(float(info.max), 0)  # 2**63 - 1 → 2**63
-        whole = np.clip(np.round(np.where(np.isfinite(x), x, 0).astype(np.float64)), info.min, high)
-        return pa.array(whole.astype(info.dtype), to, mask=mask)
+        kind = np.dtype(to.to_pandas_dtype())
+        return pa.array(nearest_integers(x, kind).astype(kind), to, mask=mask)
     if pa.types.is_float16(to):
         top = np.finfo(np.float16).max
         x = np.where(np.isfinite(x), np.clip(x, -top, top), x)
@@ -764,17 +770,20 @@ def concat(parts: list[pa.Table]) -> pa.Table:
         union = _unified([p.schema for p in parts])
         return pa.concat_tables([_with_fields(p, union).cast(union) for p in parts])
     except errors:  # no union (a dictionary key beside a string one): the union of their values,
-        # a field the first table holds as a dictionary a dictionary again
+        # a field the first table holds as a dictionary encoded again (a cast back to its type
+        # failed for numbers and times, and overflowed int8 indices)
         _refuse_type_clash(parts)
         plain = [p.cast(pa.schema([f.with_type(_values_type(f.type)) for f in p.schema], metadata=p.schema.metadata)) for p in parts]
         union = _unified([p.schema for p in plain])
-        first = {f.name: f.type for f in schema}
-        union = pa.schema([f.with_type(first.get(f.name, f.type)) if pa.types.is_dictionary(first.get(f.name, f.type)) else f
-                           for f in union], metadata=union.metadata)
         try:
-            return pa.concat_tables([_with_fields(p, union).cast(union) for p in plain])
+            joined = pa.concat_tables([_with_fields(p, union).cast(union) for p in plain])
         except errors as exc:
             raise InputError(f"tables of one series or output do not share a schema ({exc}): give them one schema") from exc
+        for name in [f.name for f in schema if pa.types.is_dictionary(f.type)]:
+            at = joined.schema.get_field_index(name)
+            encoded = pc.dictionary_encode(joined.column(at))
+            joined = joined.set_column(at, joined.schema.field(at).with_type(encoded.type), encoded)
+        return joined
 
 
 def _values_type(kind: pa.DataType) -> pa.DataType:

@@ -30,7 +30,7 @@ class Dataset:
     columns: list[str]
     keys: list | None = None
     order_hint: str | None = None  # without order_by: a column that looks like the time order
-    integers: np.ndarray | None = None  # per column: holds integers (decoded to the nearest one)
+    integers: list[np.dtype | None] | None = None  # per column: its integer type (decoded to the nearest integer it holds)
 
     @property
     def records(self) -> int:
@@ -178,7 +178,7 @@ def load(
     if path.endswith(".npy"):
         refuse_column_names(path, column=column, columns=columns, key=key, order_by=order_by)
         array = load_npy(path)
-        integers = np.full(array.shape[1], array.dtype.kind in "iu")
+        integers = [array.dtype if array.dtype.kind in "iu" else None] * array.shape[1]
         return Dataset([array.astype(np.float64)], [f"v{i}" for i in range(array.shape[1])], integers=integers)
     files = list_files(path)
     partitions = input_partitions(path, files)
@@ -193,7 +193,7 @@ def load(
     values, value_names = values_of(table, names)
     kinds = [table.schema.field(name).type for name in names]
     kinds = [kinds[0].value_type] * len(value_names) if len(names) == 1 and is_list(kinds[0]) else kinds
-    integers = np.array([pa.types.is_integer(kind) for kind in kinds], bool)
+    integers = [np.dtype(kind.to_pandas_dtype()) if pa.types.is_integer(kind) else None for kind in kinds]
     hint = None if order_by else order_hint(table, key, set(names), values)
     order = np.arange(table.num_rows)
     stamps = None

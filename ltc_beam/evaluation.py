@@ -339,12 +339,13 @@ def evaluate(
     pack_shards: int = arrow.DEFAULT_PACK_SHARDS,
     warn_spread: bool = True,
     layout: str = "chunk",
-    integers: np.ndarray | None = None,
+    integers: list[np.dtype | None] | None = None,
 ) -> dict:
     """Encode and decode every series as the archive would; report bits per value and error.
 
-    ``integers``: per column, whether it holds integers, which decode to the nearest integer
-    (as ``decompress`` writes them: 15.45 dB said before rounding where the file held 13.72).
+    ``integers``: per column, its integer type or None; such columns are scored as the
+    nearest integers their type holds, as ``decompress`` writes them (15.45 dB said before
+    rounding where the file held 13.72).
 
     ``layout="record"``: one bitstream per record, as the record layout stores them (less
     what its rows share: ``ltc_beam.bitstream.record_payload``); ``streams`` counts records.
@@ -388,8 +389,9 @@ def evaluate(
         exactly.append(codec.exactly_coded(x, segments))
     stacked = np.concatenate([x for x, _ in chunks])
     x_hat = np.concatenate(decoded)
-    if integers is not None and integers.any():
-        x_hat[:, integers] = np.round(x_hat[:, integers])
+    for j, kind in enumerate(integers or []):
+        if kind is not None:
+            x_hat[:, j] = arrow.nearest_integers(x_hat[:, j], kind)
     exact = np.concatenate(exactly) & np.isfinite(stacked)
     owners = np.concatenate([c.column(_INDEX).to_numpy() for c in planned])
     # the data the column normalisation sees: each series at unit scale for a series-scaled codec

@@ -508,6 +508,11 @@ def test_tables_whose_fields_clash_in_type_are_refused_not_cast():
     joined = arrow.concat([coded, plain, missing])  # a dictionary beside its values, a null field, int beside float
     assert joined.column("dev").to_pylist() == ["a", "b", "c", None] and joined.column("status").to_pylist() == [1, 2, 3.5, None]
     assert pa.types.is_dictionary(joined.schema.field("dev").type)
+    numbers = pa.table({"v": pa.array([1, 2]).dictionary_encode()})  # a cast back to the dictionary failed
+    assert arrow.concat([numbers, pa.table({"v": [3.5]})]).column("v").to_pylist() == [1.0, 2.0, 3.5]
+    small = pa.table({"v": pa.array(["a"]).dictionary_encode().cast(pa.dictionary(pa.int8(), pa.string()))})
+    many = pa.table({"v": [f"k{i}" for i in range(200)]})  # beyond int8 indices
+    assert arrow.concat([small, many]).num_rows == 201
 
 
 def test_integers_beyond_the_floats_exact_range_are_coded():

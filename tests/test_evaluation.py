@@ -316,3 +316,20 @@ def test_a_column_constant_within_series_is_constant_to_the_snr_and_the_scale_wa
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_if_series_scales_differ(series, np.concatenate(series).std(0))
+
+
+def test_integer_columns_are_scored_as_the_integers_their_type_holds():
+    """evaluate rounded integer columns but did not clamp them to their type's range, which
+    decompress does: a uint8 column near 255 was scored on 256, and near 0 on -1."""
+    from ltc_beam import arrow
+
+    rng = np.random.default_rng(0)
+    x = np.clip(np.where(rng.random(3000) < 0.5, 255, 0) + rng.normal(0, 3, 3000), 0, 255).round()[:, None]
+    codec = ltc_beam.train(x, steps=20, progress=False, calibrate=False, columns=["u"], target_bits_per_value=1)
+    lossy = codec.decode(codec.encode(x)).astype(np.float64)
+    assert lossy.min() < -0.5 and snr_db(x, np.round(lossy)) < snr_db(x, np.clip(np.round(lossy), 0, 255))  # rounding alone differs
+    table = pa.table({"u": x[:, 0].astype(np.uint8)})
+    written = arrow.decode_table(arrow.encode_table(table, codec, columns=["u"]), codec).column("u").to_numpy()
+    assert written.dtype == np.uint8
+    result = evaluate(codec, [x], voronoi=False, warn_spread=False, integers=[np.dtype(np.uint8)])
+    assert result["snr_db"] == pytest.approx(snr_db(x, written[:, None].astype(np.float64)), abs=1e-9)
