@@ -310,8 +310,11 @@ def run(argv: list[str] | None = None) -> NoReturn:
         code = 1
     threading._shutdown()  # what Python's exit runs first: executors stopped, non-daemon threads joined
     atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader gone (`| head`): Python's exit says 120 then
+            code = code or 120
     os._exit(code)
 
 

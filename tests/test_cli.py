@@ -356,6 +356,8 @@ def test_output_directory_never_loses_input_or_other_files(small, vec_codec, tmp
         assert main(["compress", str(src), "--output", str(src / hidden), *opts]) == 0  # and again
         assert _summary(capsys)["records_in"] == small.num_rows
         shutil.rmtree(src / hidden)
+    assert main(["compress", str(src), "--output", str(src / "out.tmp"), *opts]) == 2  # its files would be read
+    assert "lies in the input directory" in capsys.readouterr().err
     comp = tmp_path / "c"
     comp.mkdir()
     pq.write_table(small.slice(0, 5), comp / "mine.parquet")  # a file of the user's
@@ -1143,3 +1145,18 @@ def test_named_integer_columns_are_coded_and_decode_to_integers(tmp_path, capsys
                  "--no-embed-codec"]) == 0
     assert main(["decompress", str(tmp_path / "n"), "--codec", codec, "--output", str(tmp_path / "n.npy"), "--quiet"]) == 0
     assert np.load(tmp_path / "n.npy").dtype == np.int16
+
+
+def test_a_reader_gone_before_the_output_is_flushed_exits_120_without_a_traceback():
+    """``ltc-beam … | head``: the exit's flush raised BrokenPipeError out of run(), which
+    then went through the interpreter's teardown after all (exit 120 with a traceback)."""
+    import subprocess
+    import sys
+
+    code = "import ltc_beam.cli as c; c.main = lambda argv=None: print('x' * 1000) or 0; c.run([])"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with subprocess.Popen([sys.executable, "-c", code], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        proc.stdout.close()  # the reader is gone before anything is flushed
+        stderr = proc.stderr.read().decode()
+    assert (proc.returncode, "Traceback" in stderr) == (120, False), stderr[-500:]
