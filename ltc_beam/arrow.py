@@ -160,6 +160,11 @@ def is_coded_type(t: pa.DataType) -> bool:
     return pa.types.is_floating(t) or pa.types.is_integer(t)
 
 
+def item_type(t: pa.DataType) -> pa.DataType:
+    """A list type's item type; any other type itself (what a vector column's values are)."""
+    return t.value_type if is_list(t) else t
+
+
 def is_list(t: pa.DataType) -> bool:
     """Whether ``t`` is a list, large list or fixed-size list type."""
     return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
@@ -521,8 +526,7 @@ def compressed_schema(
     fields.append(pa.field(PAYLOAD, pa.binary(), False))
     if layout == "chunk" and chunk_size is None:
         chunk_size = default_chunk_size(codec)
-    coded = [schema.field(name).type for name in spec.names]
-    integers = any(pa.types.is_integer(t.value_type if is_list(t) else t) for t in coded)
+    integers = any(pa.types.is_integer(item_type(schema.field(name).type)) for name in spec.names)
     info = TableInfo(layout, codec.id, spec, key, order_by, chunk_size if layout == "chunk" else None,
                      INTEGER_TABLE_VERSION if integers else None)
     meta = {

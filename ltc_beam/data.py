@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ltc_beam.arrow import float_values, is_coded_type, is_list, unordered_records
+from ltc_beam.arrow import float_values, is_coded_type, is_list, item_type, unordered_records
 from ltc_beam.errors import NULL_HINT, InputError, not_numeric
 from ltc_beam.parquet import input_partitions, list_files, matched_files, read_table
 from ltc_beam.storage import file_size, open_for_read
@@ -191,8 +191,8 @@ def load(
             raise InputError(f"column {name!r} not found; columns are {table.column_names}")
     names = vector_columns(table, column, columns, {key, order_by} - {None}, tuple(default_columns))
     values, value_names = values_of(table, names)
-    kinds = [table.schema.field(name).type for name in names]
-    kinds = [kinds[0].value_type] * len(value_names) if len(names) == 1 and is_list(kinds[0]) else kinds
+    kinds = [item_type(table.schema.field(name).type) for name in names]
+    kinds = kinds * len(value_names) if len(names) < len(value_names) else kinds  # a list column's values
     integers = [np.dtype(kind.to_pandas_dtype()) if pa.types.is_integer(kind) else None for kind in kinds]
     hint = None if order_by else order_hint(table, key, set(names), values)
     order = np.arange(table.num_rows)

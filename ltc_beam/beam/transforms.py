@@ -184,6 +184,9 @@ class _Prepare(beam.DoFn):
         self.order_by = order_by
         self.schema = schema
         self._types = None if schema is None else {f.name: f.type for f in schema}
+        # columns schema= makes integers (or integer vectors): kept as they are, None as null
+        # (a None inside a list<int16> vector became a NaN no int16 holds)
+        self._integers = frozenset(f.name for f in schema or () if pa.types.is_integer(arrow.item_type(f.type)))
         self.dead_letter = dead_letter
         self._specs: dict[bytes, arrow.VectorSpec] = {}
 
@@ -303,18 +306,10 @@ class _Prepare(beam.DoFn):
             yield (DEAD, _dead_letter(text, col, None, key, record))
             return
         names = [self.column] if self.column is not None and self.column in record else list(self.columns or self.default_columns)
-        record = {**record, **{c: _as_floats(record[c]) for c in names if not self._integer(c)}}
+        record = {**record, **{c: _as_floats(record[c]) for c in names if c not in self._integers}}
         data = arrow.canonical(record)
         kb = arrow.canonical(key) if self.key else b"%" + str(arrow.shard_of(data, self.shards)).encode()
         yield (PART, (kb, (arrow.digest(data), record)))
-
-    def _integer(self, name: str) -> bool:
-        """Whether ``schema=`` makes column ``name`` (or its vectors' values) integers: kept
-        as they are, None as null (a None inside a list<int16> vector became a NaN int16 refused)."""
-        kind = (self._types or {}).get(name)
-        if kind is not None and arrow.is_list(kind):
-            kind = kind.value_type
-        return kind is not None and pa.types.is_integer(kind)
 
     def _has_default_columns(self, record: dict) -> bool:
         return bool(self.default_columns) and all(c in record for c in self.default_columns)
