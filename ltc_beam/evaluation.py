@@ -83,14 +83,19 @@ def normalised_mse(x: np.ndarray, x_hat: np.ndarray, exact: np.ndarray | None = 
     variance = (np.where(ok, x - mean, 0.0) ** 2).sum(0) / count
     mse_col = err.sum(0) / count
     present = ok.any(0)  # a column without finite values has no error to count
-    # varying: two values differ (a constant column's float64 variance can read 1e-35, and
-    # its float32 decode's error then -265 dB)
-    varying = present & (np.where(ok, x, -np.inf).max(0) > np.where(ok, x, np.inf).min(0))
+    varying = _varying(x, ok)
     if varying.any():
         nmse = float(np.mean(mse_col[varying] / variance[varying]))
     else:
         nmse = float(np.mean(mse_col[present])) if present.any() else 0.0
     return nmse, float(err.sum() / max(ok.sum(), 1))
+
+
+def _varying(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Per column of ``x``: two of its ``ok`` values differ. Told by the values, not the
+    variance: a constant column's float64 variance can read 1e-35, and its float32 decode's
+    error then -265 dB."""
+    return np.where(ok, x, -np.inf).max(0) > np.where(ok, x, np.inf).min(0)
 
 
 def constant_columns(x: np.ndarray, x_hat: np.ndarray) -> dict:
@@ -165,8 +170,7 @@ def series_snr(x: np.ndarray, x_hat: np.ndarray, exact: np.ndarray, owners: np.n
     snrs = []
     for rows in np.split(order, bounds):
         ok = np.isfinite(x[rows]) & ~exact[rows]
-        varies = (np.where(ok, x[rows], -np.inf).max(0) > np.where(ok, x[rows], np.inf).min(0)).any()
-        if varies:
+        if _varying(x[rows], ok).any():
             snrs.append(_decibels(normalised_mse(x[rows], x_hat[rows], exact[rows])[0]))
     if len(snrs) < 2:
         return {}

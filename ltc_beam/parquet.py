@@ -243,6 +243,8 @@ def read_parquet(path: str | os.PathLike, codec=None, *, sort: bool = True, devi
     """
     tables, info = [], None
     path = os.fspath(path)
+    if isinstance(codec, (str, os.PathLike)):  # loaded once, not once per file
+        codec = arrow.load_codec(os.fspath(codec), device=device)
     for name in list_files(path):
         table = read_table(name)
         info = arrow.table_info(table.schema, name)

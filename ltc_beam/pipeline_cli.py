@@ -21,7 +21,6 @@ from collections import Counter
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ltc_beam import arrow
 from ltc_beam.cli import positive, show_progress
@@ -392,7 +391,7 @@ def _verify(args, files: list[str], out_files: list[str], codec, partitions: Par
     from ltc_beam.evaluation import series_snr, snr_db
     from ltc_beam.parquet import read_parquet
 
-    decoded = pa.concat_tables([read_parquet(f, args.codec, sort=False) for f in out_files])
+    decoded = pa.concat_tables([read_parquet(f, codec, sort=False) for f in out_files])
     if args.input.endswith(".npy"):
         source = _npy_table(args.input)
     else:
@@ -423,8 +422,7 @@ def _verify(args, files: list[str], out_files: list[str], codec, partitions: Par
     coded_exactly = codec.exactly_coded(x)
     by_series = {}
     if info.key:  # each series' own SNR too, as evaluate gives it (a panel read 22.7 dB, its median series 14.9)
-        owners = pc.dictionary_encode(source.column(info.key).combine_chunks(), null_encoding="encode").indices
-        by_series = series_snr(stored, back, coded_exactly, np.asarray(owners))
+        by_series = series_snr(stored, back, coded_exactly, arrow.key_codes(source, info.key)[0])
     return {
         "verify_records_equal": same_rows,
         **left_out,
