@@ -66,12 +66,16 @@ BEYOND_FLOAT32 = "value beyond float32's range (±3.4e38): LTC codes float32, wh
 def numeric_array(x, dtype=None) -> "np.ndarray":
     """``x`` (an array, rows as lists, a pandas DataFrame) as a numpy array, with numpy's
     refusals (ragged rows, text) as :class:`InputError`; a DataFrame's missing values (the
-    ``pd.NA`` of nullable columns, refused as "dtype object") are NaN, which is coded exactly."""
+    ``pd.NA`` of nullable columns, refused as "dtype object") are NaN, which is coded exactly.
+    A frame of numpy float columns keeps their widest type (float32 through float64 would
+    quiet a signalling NaN's bits)."""
     import numpy as np
 
     try:
         if hasattr(x, "columns") and hasattr(x, "to_numpy"):  # a pandas DataFrame
-            return x.to_numpy(dtype=dtype or np.float64, na_value=np.nan)
+            types = [t for t in x.dtypes if isinstance(t, np.dtype) and t.kind == "f"]
+            floats = np.result_type(*types) if types and len(types) == len(x.dtypes) else np.float64
+            return x.to_numpy(dtype=dtype or floats, na_value=np.nan)
         return np.asarray(x, dtype=dtype)
     except (ValueError, TypeError) as exc:
         raise InputError(f"expected numbers as [records, values]: {exc}") from None

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from ltc_beam.errors import InputError
 from ltc_beam.lattices import get
 from ltc_beam.lattices import leech_decoder
 from ltc_beam.lattices.probes import hard_points, minimal_vectors
@@ -133,6 +134,21 @@ def test_float32(name, points):
     lattice.to_integer(q32)
     excess = sq_dist(y, q32) - sq_dist(y, lattice.quantize(y))
     assert (excess <= 1e-5 * (1 + (y**2).sum(-1))).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_far_out_float32_latents_quantize_to_lattice_points(name):
+    """Beyond 2**19 frame units float32 sums round: a parity decided on them gave points
+    outside the lattice (an older codec's 1e5-std glitch), which decoders cannot rebuild."""
+    lattice = get(name)
+    generator = torch.Generator().manual_seed(3)
+    y = (torch.randn(2_000, lattice.dim, generator=generator, dtype=torch.float64) * 3e7).float()
+    frame = lattice.quantize_frame(y)
+    unit = torch.from_numpy(lattice.frame_unit)
+    lattice.to_integer(frame * unit)  # raises for a point outside the lattice
+    assert torch.equal(frame, lattice.quantize_frame(y.double()))
+    with pytest.raises(InputError, match="beyond"):
+        lattice.quantize_frame(torch.full((1, lattice.dim), 1e20))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -12,8 +12,14 @@ from abc import ABC, abstractmethod
 import numpy as np
 import torch
 
+from ltc_beam.errors import InputError
 from ltc_beam.lattices.hermite import hermite_rows, phase_steps
 from ltc_beam.lattices.nearest import nearest_in_cosets, nearest_scaled_dn
+
+#: Frame coordinates up to these sizes keep their sums (of up to 24 coordinates) exact in
+#: float32 (2**24) and float64 (2**53): the nearest-point searches decide parities on them.
+FLOAT32_EXACT_FRAME = 2.0**19
+FLOAT64_EXACT_FRAME = 2.0**48
 
 
 class Lattice(ABC):
@@ -86,10 +92,18 @@ class Lattice(ABC):
         return self._nearest_frame(y / unit) * unit
 
     def quantize_frame(self, y: torch.Tensor) -> torch.Tensor:
-        """Like :meth:`quantize` but returns integer frame coordinates as int64."""
+        """Like :meth:`quantize` but returns integer frame coordinates as int64. Far out
+        (beyond :data:`FLOAT32_EXACT_FRAME`) the search runs in float64: float32 sums of such
+        coordinates round, and a parity decided on a rounded sum gives a point outside the
+        lattice, which no decoder rebuilds. Beyond :data:`FLOAT64_EXACT_FRAME` none is: refused."""
         self._check_last(y)
-        unit = torch.as_tensor(self._unit, dtype=y.dtype, device=y.device)
-        return self._nearest_frame(y / unit).to(torch.int64)
+        unit = torch.as_tensor(self._unit, dtype=torch.float64, device=y.device)
+        far = float(y.abs().max()) / float(unit.min()) if y.numel() else 0.0
+        if far < FLOAT32_EXACT_FRAME:
+            return self._nearest_frame(y / unit.to(y.dtype)).to(torch.int64)
+        if not far < FLOAT64_EXACT_FRAME:  # NaN included
+            raise InputError(f"a latent of {far:.3g} lattice units is beyond what {self.name} codes exactly")
+        return self._nearest_frame(y.to(torch.float64) / unit).to(torch.int64)
 
     def quantize_blocks(self, y: torch.Tensor, axis: int = -1) -> torch.Tensor:
         """Quantize consecutive groups of ``dim`` entries along ``axis`` as lattice points.
