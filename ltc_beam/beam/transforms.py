@@ -20,6 +20,7 @@ runner and every retry produce the same chunks and byte-identical payloads.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, List, Tuple
 
 import apache_beam as beam
@@ -78,7 +79,7 @@ def _dead_letter(error: str, column, row, key, record) -> dict:
     return {"error": error, "column": column, "row": row, "key": key, "record": record}
 
 
-def _check_value_list(value, d: int) -> str | None:
+def _check_value_list(value, d: int, kind: pa.DataType | None = None) -> str | None:
     if value is None:
         return "vector is null"
     if isinstance(value, (str, bytes)):
@@ -90,13 +91,15 @@ def _check_value_list(value, d: int) -> str | None:
     if len(items) != d:
         return f"vector has {len(items)} values, the codec expects {d}"
     for v in items:
-        problem = _check_scalar(v, "vector contains")
+        problem = _check_scalar(v, "vector contains", kind)
         if problem:
             return problem
     return None
 
 
-def _check_scalar(v, prefix: str = "value is") -> str | None:
+def _check_scalar(v, prefix: str = "value is", kind: pa.DataType | None = None) -> str | None:
+    """What keeps ``v`` from being a coded value (None: nothing), of the schema's (item) type
+    ``kind`` where ``schema=`` names one."""
     if v is None:  # coded as arrow.NULL_NAN, decoded as null
         return None
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
@@ -109,7 +112,25 @@ def _check_scalar(v, prefix: str = "value is") -> str | None:
         far = True
     if far:
         return BEYOND_FLOAT32 if prefix == "value is" else f"vector holds a {BEYOND_FLOAT32}"
+    return None if kind is None else _outside_type(v, kind)
+
+
+def _outside_type(v, kind: pa.DataType) -> str | None:
+    """What keeps a number from the schema's type ``kind`` (None: nothing). Building the
+    series table would make a float16's overflow ±inf without a word, and fail the whole job
+    on an integer type's overflow or fraction: the record is refused (or dead-lettered) instead."""
+    if pa.types.is_float16(kind) and math.isfinite(v) and abs(float(v)) >= FLOAT16_OVERFLOW:
+        return f"{v!r} is beyond float16's range (±65504), where the schema's {kind} would hold it as ±inf"
+    if pa.types.is_integer(kind):
+        if isinstance(v, (float, np.floating)) and not float(v).is_integer():  # NaN and ±inf too
+            return f"{v!r} is not an integer (the schema says {kind})"
+        limits = np.iinfo(kind.to_pandas_dtype())
+        if not limits.min <= int(v) <= limits.max:
+            return f"{v!r} is beyond {kind}'s range ({limits.min} to {limits.max})"
     return None
+
+
+FLOAT16_OVERFLOW = 65520.0  # the least magnitude float16 rounds to ±inf (65504 is its largest)
 
 
 INT64_RANGE = (-(1 << 63), 1 << 63)  # what pyarrow makes of Python ints
@@ -275,7 +296,8 @@ class _Prepare(beam.DoFn):
                     scalar = not arrow.is_list(self.schema.field(col).type)
                 else:
                     scalar = self.record_dim == 1 and not isinstance(value, (list, tuple, np.ndarray))
-                msg = _check_scalar(value) if scalar else _check_value_list(value, self.record_dim)
+                kind = self._value_type(col)
+                msg = _check_scalar(value, kind=kind) if scalar else _check_value_list(value, self.record_dim, kind)
                 problem = (col, msg) if msg else None
         else:
             cols = list(self.columns or self.default_columns)
@@ -287,7 +309,7 @@ class _Prepare(beam.DoFn):
                 if col not in record:
                     problem = (col, "column missing from record")
                 else:
-                    msg = _check_scalar(record[col])
+                    msg = _check_scalar(record[col], kind=self._value_type(col))
                     problem = (col, msg) if msg else None
         for name in (self.key, self.order_by):
             if not problem and name is not None and name not in record:
@@ -310,6 +332,10 @@ class _Prepare(beam.DoFn):
         data = arrow.canonical(record)
         kb = arrow.canonical(key) if self.key else b"%" + str(arrow.shard_of(data, self.shards)).encode()
         yield (PART, (kb, (arrow.digest(data), record)))
+
+    def _value_type(self, column: str) -> pa.DataType | None:
+        """The type ``schema=`` gives a coded column's values (a vector's items), or None."""
+        return arrow.item_type(self._types[column]) if self._types and column in self._types else None
 
     def _has_default_columns(self, record: dict) -> bool:
         return bool(self.default_columns) and all(c in record for c in self.default_columns)
