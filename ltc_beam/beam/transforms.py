@@ -404,7 +404,8 @@ UNORDERED_COUNTER = "records_without_order_value"
 
 
 def check_windowing(pcoll) -> bool:
-    """Refuse accumulating panes; say whether the windows merge (sessions).
+    """Refuse accumulating panes and sliding windows that overlap or leave gaps; say whether
+    the windows merge (sessions).
 
     Each pane is coded once: accumulating panes would code every record again in each later
     pane, and the groupings after the first re-accumulate (a window of 995 records came back
@@ -423,6 +424,11 @@ def check_windowing(pcoll) -> bool:
         raise InputError(
             f"sliding windows of {fn.size.micros / 1e6:g} s every {fn.period.micros / 1e6:g} s hold each record up to {copies} times, and LtcEncode "
             "would code it once per window: window with FixedWindows (or Sessions) before compressing"
+        )
+    if isinstance(fn, SlidingWindows) and fn.period.micros > fn.size.micros:  # 200 records: 100 came out, no error
+        raise InputError(
+            f"sliding windows of {fn.size.micros / 1e6:g} s every {fn.period.micros / 1e6:g} s leave the records between them in no window, "
+            "and they would be lost: window with FixedWindows (or Sessions) before compressing"
         )
     return fn.is_merging()
 
