@@ -421,6 +421,11 @@ def test_construction_errors(small, vec_codec, block_codec):
         LtcEncode(path, late="drop")
     with pytest.raises(InputError, match="'nope' not found"):
         LtcEncode(path, column="nope").output_schema(small.schema)
+    with pytest.raises(InputError, match="not both"):  # failed inside RunInference, once the job ran
+        LtcEncode(path, column="values", columns=["a", "b"])
+    for setting in ({"unit_rows": 0}, {"pack_shards": 0}):
+        with pytest.raises(InputError, match=f"{next(iter(setting))} must be at least 1"):
+            LtcEncode(path, column="values", **setting)
 
 
 def test_decompress_parquet_file_per_file(small, vec_codec, tmp_path):

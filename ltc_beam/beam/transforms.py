@@ -641,6 +641,11 @@ class LtcEncode(beam.PTransform):
             raise InputError(f"late must be one of {LATE_POLICIES}, got {late!r}")
         if output not in OUTPUTS:
             raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
+        if column is not None and columns is not None:
+            raise InputError("give column= (one vector column) or columns= (scalar columns), not both")
+        for name, value in (("unit_rows", unit_rows), ("pack_shards", pack_shards)):
+            if int(value) < 1:
+                raise InputError(f"{name} must be at least 1, got {value!r}")
         self.codec_uri = codec_uri
         self.column = column
         self.columns = list(columns) if columns is not None else None
