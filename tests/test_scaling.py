@@ -155,6 +155,8 @@ def test_bad_segments_and_damaged_statistics_are_named(panel_codecs):
     for call in (codec.exactly_coded, codec.series_scales, codec.code_length_bits, codec.encode):
         with pytest.raises(InputError, match="segments must be positive series lengths"):
             call(x, (3, 3))
+        with pytest.raises(InputError, match="segments must be whole numbers"):  # truncated to 7 and 2: a stream
+            call(x, (7.5, 2.5))
     good = SeriesScales.of(x.astype(np.float32), (10,)).to_bytes()
     negative = bytes([good[0], good[1] | 0x80]) + good[2:]  # the std's sign bit
     with pytest.raises(FormatError, match="negative std"):

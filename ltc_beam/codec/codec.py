@@ -384,7 +384,10 @@ class Codec:
         a whole number of windows). Raises InputError when they do not fit the records."""
         if segments is None:
             return None
-        lengths = tuple(int(n) for n in segments)
+        given = list(segments)
+        if not all(isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)) for n in given):
+            raise InputError(f"segments must be whole numbers of records, got {given[:8]}")
+        lengths = tuple(int(n) for n in given)
         if any(n < 1 for n in lengths) or sum(lengths) != records:
             raise InputError(f"segments must be positive series lengths summing to the {records} records, got {len(lengths)} summing to {sum(lengths)}")
         window = self.config.window
