@@ -408,6 +408,13 @@ def test_too_few_records_to_validate_are_warned_about(records, warned):
     assert any("validation vectors" in str(w.message) for w in caught) == warned
 
 
+def test_lattice_names_are_stored_as_the_library_spells_them():
+    """lattice="D4" was stored as given: a codec of another id than d4's, whose streams each refused."""
+    data = correlated_series(400, 4, seed=3)
+    codecs = [ltc_beam.train(data, lattice=name, steps=20, progress=False, calibrate=False) for name in ("D4", "d4")]
+    assert [c.config.lattice for c in codecs] == ["d4", "d4"] and codecs[0].id == codecs[1].id
+
+
 def test_auto_transform_is_linear_through_the_straight_through_estimator():
     """The default transform: linear (an MLP coded worse on the real data measured)."""
     for window in (1, 16):

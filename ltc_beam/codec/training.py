@@ -920,9 +920,10 @@ def train(
     (BasicMotions, 1,500 steps: 11.8 s on 2 threads vs 13.4 s on 1 alone; 65 s vs 14 s with
     a second training beside it).
     """
-    if lattice == "auto":
+    if lattice.strip().lower() == "auto":
         options = {k: v for k, v in locals().items() if k not in ("data", "lattice")}
         return _better_lattice(data, options)
+    lattice = lattices.get(lattice).name  # "E8" was kept as given: a codec of another id than e8's
     with torch_threads(threads):
         from ltc_beam.codec.codec import Codec, frame_columns
 
