@@ -88,8 +88,8 @@ def beyond_float32(values) -> "np.ndarray":
     arr = np.asarray(values)
     if arr.dtype.kind != "f" or arr.dtype.itemsize <= 4:
         return np.zeros(arr.shape, bool)
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(arr) & (np.abs(arr) > np.finfo(np.float32).max)
+    with np.errstate(invalid="ignore", over="ignore"):  # those float32 rounds to ±inf (3.4028235e38 rounds to its largest)
+        return np.isfinite(arr) & np.isinf(arr.astype(np.float32))
 
 
 class OffScaleWarning(UserWarning):
