@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ltc_beam import arrow
-from ltc_beam.errors import InputError
+from ltc_beam.errors import CodecMismatchError, InputError
 from ltc_beam.partitions import Partitions, base_of, discover
 from ltc_beam.storage import is_remote, literal_pattern, open_for_read, open_for_write
 
@@ -248,7 +248,10 @@ def read_parquet(path: str | os.PathLike, codec=None, *, sort: bool = True, devi
     for name in list_files(path):
         table = read_table(name)
         info = arrow.table_info(table.schema, name)
-        tables.append(arrow.decode_table(table, codec, device=device))
+        try:
+            tables.append(arrow.decode_table(table, codec, device=device))
+        except CodecMismatchError as exc:  # in a folder of many files, name the one
+            raise CodecMismatchError(f"{name}: {exc}") from None
     if not tables:
         raise InputError(f"no Parquet files found at {path!r}")
     out = arrow.concat(tables)

@@ -172,6 +172,9 @@ def test_without_embedded_codec_needs_codec_and_checks_it(small, vec_codec, wind
     assert arrow.decode_table(enc, path).num_rows == small.num_rows  # codec by URI
     with pytest.raises(CodecMismatchError):
         arrow.decode_table(enc, window_codec[0])
+    pq.write_table(enc, tmp_path / "part-1.parquet")
+    with pytest.raises(CodecMismatchError, match="part-1.parquet: .*needs codec"):  # in a folder: which file
+        ltc_beam.read_parquet(tmp_path, window_codec[0])
 
 
 def test_scalar_columns_layout(vec_codec):
