@@ -68,11 +68,21 @@ def numeric_array(x, dtype=None) -> "np.ndarray":
     refusals (ragged rows, text) as :class:`InputError`; a DataFrame's missing values (the
     ``pd.NA`` of nullable columns, refused as "dtype object") are NaN, which is coded exactly.
     A frame of numpy float columns keeps their widest type (float32 through float64 would
-    quiet a signalling NaN's bits)."""
+    quiet a signalling NaN's bits); its text or bool columns are refused, as in an array. A
+    torch tensor is taken as it is (detached)."""
     import numpy as np
 
+    if hasattr(x, "detach") and hasattr(x, "numpy"):  # a torch tensor, one that requires grad too
+        x = x.detach().cpu().numpy()
+    frame = hasattr(x, "columns") and hasattr(x, "to_numpy")  # a pandas DataFrame
+    if frame:
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+        text = [str(name) for name, t in x.dtypes.items() if not is_numeric_dtype(t) or is_bool_dtype(t)]
+        if text:  # pandas would parse "1.5" and take True as 1, where an array of them is refused
+            raise InputError(f"columns {names_said(text)} hold neither floats nor integers: cast them to float32 where they hold numbers")
     try:
-        if hasattr(x, "columns") and hasattr(x, "to_numpy"):  # a pandas DataFrame
+        if frame:
             types = [t for t in x.dtypes if isinstance(t, np.dtype) and t.kind == "f"]
             floats = np.result_type(*types) if types and len(types) == len(x.dtypes) else np.float64
             return x.to_numpy(dtype=dtype or floats, na_value=np.nan)

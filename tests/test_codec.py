@@ -118,6 +118,19 @@ def test_special_values_round_trip(codecs):
         assert np.mean((out[ok] - x[ok]) ** 2) < np.var(x[ok])
 
 
+def test_frames_and_tensors_are_taken_as_arrays_are(codecs):
+    """A frame of numeric text was parsed and one of bools taken as 0/1, where arrays of them
+    are refused; a tensor that requires grad raised torch's RuntimeError."""
+    codec = codecs["vector"]
+    x = correlated_series(20, 6, seed=4).astype(np.float32)
+    assert codec.encode(torch.from_numpy(x).requires_grad_()) == codec.encode(x)
+    for frame in (pd.DataFrame(x).astype(str), pd.DataFrame(x > 0)):
+        with pytest.raises(InputError, match="hold neither floats nor integers"):
+            codec.encode(frame)
+        with pytest.raises(InputError):
+            codec.encode(frame.to_numpy())
+
+
 def test_wrong_codec_is_named(codecs):
     blob = codecs["vector"].encode(correlated_series(20, 6, seed=1))
     with pytest.raises(CodecMismatchError) as err:
