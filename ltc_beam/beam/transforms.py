@@ -75,6 +75,12 @@ def _as_dict(element) -> dict:
     raise InputError(f"LtcEncode takes pa.Table batches or dict / beam.Row records, got {type(element).__name__}")
 
 
+def _remedy(problem: str) -> str:
+    """What to do about a bad record, said after the problem where it fails the job."""
+    hint = f"; {NULL_HINT}" if "null" in problem else ""
+    return f"{hint}; or set bad records aside with a dead-letter output (dead_letter=True, --dead-letter)"
+
+
 def _dead_letter(error: str, column, row, key, record) -> dict:
     return {"error": error, "column": column, "row": row, "key": key, "record": record}
 
@@ -250,11 +256,7 @@ class _Prepare(beam.DoFn):
             row, (col, problem) = next(iter(bad.items()))
             if not self.dead_letter:
                 more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
-                hint = f"; {NULL_HINT}" if "null" in problem else ""
-                raise InputError(
-                    f"column {col!r}, row {row}{self._where(table, row)}: {problem}{more}{hint}"
-                    "; or set bad records aside with a dead-letter output (dead_letter=True, --dead-letter)"
-                )
+                raise InputError(f"column {col!r}, row {row}{self._where(table, row)}: {problem}{more}{_remedy(problem)}")
             for row, (col, problem) in bad.items():
                 key = table.column(self.key)[row].as_py() if self.key else None
                 record = table.slice(row, 1).to_pylist()[0]
@@ -323,7 +325,7 @@ class _Prepare(beam.DoFn):
             where = f" ({', '.join(named)})" if named else ""
             text = f"column {col!r}, record{where}: {msg}"
             if not self.dead_letter:
-                raise InputError(text)
+                raise InputError(text + _remedy(msg))
             self.dead.inc()
             yield (DEAD, _dead_letter(text, col, None, key, record))
             return
