@@ -581,6 +581,23 @@ def test_sample_coding_puts_data_zero_on_its_grid():
     assert (steps > 2 * np.sqrt(12 * target)).all()  # far beyond the rule's step: the zeros cost nothing
 
 
+@pytest.mark.parametrize("unit", [0.0, 1.0, -2.5])
+def test_sample_coding_takes_streams_with_a_constant_column(unit):
+    """A column that holds one value (a unit's 1.0, a quantity of -2.5), decoded exactly by
+    LTC, asked for a step of 0 and kept every stream lattice coded (piecewise-constant data:
+    1.62 bits/value, against 0.90 with a constant 0.0 column); its value is its step now."""
+    rng = np.random.default_rng(0)
+    levels = np.repeat(rng.integers(0, 50, size=(64, 3)), 64, axis=0) + rng.normal(0, 0.05, (4096, 3)).round(2)
+    x = np.column_stack([levels, np.full(4096, unit)]).astype(np.float32)
+    codec = ltc_beam.train(x, lattice="e8", window=4, target_bits_per_value=2.0, steps=100, progress=False, calibrate=False)
+    blob = codec.encode(x)
+    assert unpack(blob).sample_coded
+    out = codec.decode(blob)
+    assert (out[:, 3] == unit).all()
+    codec.sample_fallback = False
+    assert len(blob) < 0.8 * len(codec.encode(x))
+
+
 def test_sample_coded_payloads_of_earlier_orders_still_decode():
     """Orders 0 and 1 (streams written before the grid offsets): integers times steps;
     orders 2 and 3 (sessions 10-13) with stored offsets, which win over the codec's."""
@@ -605,7 +622,9 @@ def test_sample_coding_gives_up_on_an_unbounded_error_budget():
     z = np.zeros((100, 2))
     keep = np.ones_like(z, bool)
     assert sample_coding.hopeless(z, keep, np.array([np.inf, 0.1]), 10_000)
-    assert sample_coding.column_steps(np.ones((100, 2)) * 0.5, keep, np.array([0.0, 0.1])) is None  # exactness cannot be met
+    varying = np.tile([[0.5], [0.25]], (50, 2))
+    assert sample_coding.column_steps(varying, keep, np.array([0.0, 0.1])) is None  # exactness cannot be met
+    assert sample_coding.column_steps(np.full((100, 2), -0.5), keep, np.array([0.0, 0.1])).tolist() == [0.5, 0.5]  # one value: its step
 
 
 def test_float64_values_beyond_float32_are_refused_not_decoded_as_inf():

@@ -60,11 +60,12 @@ def column_steps(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> np.ndar
     """Per column, about the largest step (to within ``GRID``) whose rounding error (mean
     square over ``keep``) is at most ``target``: a bisection over ``sqrt(12 * target) *
     GRID ** k``, k from ``-GRID_BELOW`` to ``GRID_ABOVE`` (a column of mostly exact zeros
-    meets its target at steps far above the rule's: Covid3Month, 82 % zeros, 3.4x). None
-    when some column cannot meet its target even at the smallest step (a target of 0 on
-    varying values, or data far coarser than the rule expects)."""
-    values, zero, start = _rule(z, keep, target)
-    if (~zero & (start == 0)).any():
+    meets its target at steps far above the rule's: Covid3Month, 82 % zeros, 3.4x); a column
+    of one value takes that value's size (:func:`_rule`). None when some column cannot meet
+    its target even at the smallest step (a target of 0 on varying values, or data far
+    coarser than the rule expects)."""
+    values, held, start = _rule(z, keep, target)
+    if (~held & (start == 0)).any():
         return None
     count = np.maximum(keep.sum(axis=0), 1)
 
@@ -73,7 +74,7 @@ def column_steps(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> np.ndar
         v = values[:, columns]
         return ((np.round(v / trial) * trial - v) ** 2).sum(axis=0) / count[columns] <= target[columns]
 
-    varying = np.flatnonzero(~zero)
+    varying = np.flatnonzero(~held)
     good = np.full(varying.size, -GRID_BELOW)
     if not meets(varying, good).all():
         return None
@@ -82,7 +83,7 @@ def column_steps(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> np.ndar
         mid = (good[open_] + bad[open_]) // 2
         ok = meets(varying[open_], mid)
         good[open_[ok]], bad[open_[~ok]] = mid[ok], mid[~ok]
-    steps = np.ones(z.shape[1])
+    steps = start.copy()
     steps[varying] = start[varying] * GRID ** good.astype(np.float64)
     return steps
 
@@ -128,24 +129,30 @@ def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int, f
     search and the real trial on the data LTC codes well."""
     if not np.isfinite(target).all():
         return True  # an unbounded error budget leaves no finite step to store
-    values, zero, start = _rule(z, keep, target)
+    values, held, start = _rule(z, keep, target)
     if floor is not None:
         start = np.maximum(start, floor)
-    if (~zero & (start == 0)).any():
+    if (~held & (start == 0)).any():
         return True
     # values exactly on the grid's 0 cost no error: the rest may take a coarser step
     off_grid = np.maximum((values != 0).sum(axis=0), 1) / np.maximum(keep.sum(axis=0), 1)
     # all of z, as the payload codes it (positions outside keep hold their neighbours' values)
-    q = np.round(np.where(zero, 0.0, z) / np.where(zero, 1.0, start / np.sqrt(np.minimum(off_grid, 1.0)))).astype(np.int64)
+    q = np.round(np.where(held, 0.0, z) / np.where(held, 1.0, start / np.sqrt(np.minimum(off_grid, 1.0)))).astype(np.int64)
     _, raw = packed_ints(np.diff(q, axis=0))
     return len(zstandard.ZstdCompressor(level=1).compress(raw)) > PROBE_MARGIN * budget
 
 
 def _rule(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The values to quantise (positions left out: 0, quantised exactly), the columns that
-    are all 0, and each column's step by the fine-quantisation rule (error = step^2 / 12)."""
+    hold one value throughout, and each column's step: for those, that value's size (a step
+    that codes them exactly, at no cost: a unit column of 1.0s, which LTC decodes exactly,
+    asked for a step of 0 and kept every stream from sample coding), else by the
+    fine-quantisation rule (error = step^2 / 12)."""
     values = np.where(keep, z, 0.0)
-    return values, (values == 0).all(axis=0), np.sqrt(12 * np.maximum(target, 0.0))
+    low = np.where(keep, z, np.inf).min(axis=0, initial=np.inf)
+    held = ~(low < np.where(keep, z, -np.inf).max(axis=0, initial=-np.inf))  # one value, or none kept
+    size = np.where(np.isfinite(low) & (low != 0), np.abs(low), 1.0)
+    return values, held, np.where(held, size, np.sqrt(12 * np.maximum(target, 0.0)))
 
 
 def encode_samples(z: np.ndarray, steps: np.ndarray, offsets: np.ndarray) -> tuple[bytes, np.ndarray]:
