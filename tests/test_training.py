@@ -399,12 +399,13 @@ def test_data_without_variation_costs_nothing_and_decodes_exactly():
     assert len(blob) * 8 / x.size < 0.2  # was 21.6 bits/value: a rate search on nothing
 
 
-@pytest.mark.parametrize("records, warned", [(40, True), (2000, False)])
-def test_too_few_records_to_validate_are_warned_about(records, warned):
-    data = correlated_series(records, 4, seed=3)
+@pytest.mark.parametrize("records, values, window, warned", [(40, 4, 1, True), (2000, 4, 1, False), (8000, 1, 32, False), (4000, 1, 32, True)])
+def test_too_few_records_to_validate_are_warned_about(records, values, window, warned):
+    """Not where long windows hold the values: 37 windows of 32 records were warned about."""
+    data = correlated_series(records, values, seed=3)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ltc_beam.train(data, lattice="d4", steps=20, progress=False)
+        ltc_beam.train(data, lattice="d4", window=window, steps=20, progress=False, calibrate=False)
     assert any("validation vectors" in str(w.message) for w in caught) == warned
 
 

@@ -99,7 +99,10 @@ def as_series(data) -> list[np.ndarray]:
 #: Adapting λ stays within this factor of the high-resolution estimate it starts from
 #: (±6.6 bits per latent channel: far beyond any target the estimate could miss).
 MAX_LMBDA_FACTOR = 1e4
-FEW_VALIDATION_VECTORS = 100  # below this, training warns that its validation figures are unreliable
+#: Below both, training warns that its validation figures are unreliable (vectors of long
+#: windows hold many values: 39 windows of 32 records, 1,248 values, warned needlessly).
+FEW_VALIDATION_VECTORS = 100
+FEW_VALIDATION_VALUES = 1000
 
 
 def split_series(series: list[np.ndarray], fraction: float, seed: int, window: int = 1) -> tuple[list, list]:
@@ -383,7 +386,7 @@ class Trainer:
         self.validation_vectors = len(val)  # before padding to whole blocks
         if len(self.train_x) < n:
             raise InputError(f"need at least {n} training vectors, got {len(self.train_x)}")
-        if len(val) < FEW_VALIDATION_VECTORS:
+        if len(val) < FEW_VALIDATION_VECTORS and len(val) * config.input_dim < FEW_VALIDATION_VALUES:
             warnings.warn(
                 f"only {len(val)} validation vectors (and {len(self.train_x)} training vectors): the validation "
                 "figures are noisy and the codec may code new data worse than they say; train on more records",
