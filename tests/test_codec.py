@@ -379,6 +379,28 @@ def test_intact_artifact_with_unsupported_scale_classes_is_a_format_error(codecs
         codec_from_bytes(blob)
 
 
+@pytest.mark.parametrize("edit, said", [
+    (lambda m: m["normalisation"].update(std=[0.0] * 6), "std that is not above 0"),  # wrote streams its decode refused
+    (lambda m: m["normalisation"].update(mean=[float("nan")] * 6), "not finite"),
+    (lambda m: m["normalisation"].update(constant=[True]), "constant lists 1 entries for 6 columns"),  # IndexError at encode
+    (lambda m: m.update(columns=["a", "b"]), "columns lists 2 entries"),
+    (lambda m: m.update(outlier_z=-1), "outlier_z -1"),
+])
+def test_an_intact_artifact_of_impossible_statistics_is_a_format_error(codecs, edit, said):
+    """Hash-consistent (hand-edited or foreign) artifacts loaded, then failed at encode."""
+    from safetensors.numpy import save as save_arrays
+
+    from ltc_beam.codec.codec import content_hash
+
+    codec = codecs["block"]
+    manifest = json.loads(json.dumps(codec.manifest))
+    edit(manifest)
+    tensors = codec.tensors()
+    manifest["codec_id"] = content_hash(manifest, tensors)
+    with pytest.raises(FormatError, match=said):
+        codec_from_bytes(save_arrays(tensors, metadata={"manifest": json.dumps(manifest, sort_keys=True)}))
+
+
 def test_voronoi_estimate_close_to_code_length_or_flagged(codecs):
     data = correlated_series(2000, 6, seed=5)
     # block mode: every latent channel is used, the Monte-Carlo estimate converges

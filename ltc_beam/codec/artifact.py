@@ -34,7 +34,7 @@ from safetensors.numpy import save as save_arrays
 
 from ltc_beam.bitstream import decompress_exactly, stated_size
 from ltc_beam.codec.codec import FORMAT, READABLE_FORMAT_VERSIONS, SERIES_SCALED_FORMAT_VERSION, Codec, content_hash
-from ltc_beam.codec.config import CodecConfig
+from ltc_beam.codec.config import OUTLIER_Z, CodecConfig
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.scaling import NORMALISATIONS
 from ltc_beam.entropy import SymbolTables, bit_lengths
@@ -163,6 +163,7 @@ def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
     try:
         config = CodecConfig.from_dict(manifest["config"])
         norm = manifest["normalisation"]
+        _check_normalisation(manifest, config.record_dim)
         if norm.get("per", "column") not in NORMALISATIONS:
             raise ValueError(f"unknown normalisation {norm['per']!r}")
         if (norm.get("per") == "series") != (manifest["format_version"] == SERIES_SCALED_FORMAT_VERSION):
@@ -174,6 +175,23 @@ def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
         return Codec(model, tables, arrays["tables.base"], manifest, device=device)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise FormatError(f"codec artifact is inconsistent: {exc}") from exc
+
+
+def _check_normalisation(manifest: dict, record_dim: int) -> None:
+    """Raise ValueError where the manifest's per-column entries do not fit ``record_dim``
+    columns, or a statistic no trained codec stores (a std of 0 or NaN wrote streams its own
+    decode refused; a short constant list failed encode with an IndexError)."""
+    norm = manifest["normalisation"]
+    mean, std = np.asarray(norm["mean"], np.float64), np.asarray(norm["std"], np.float64)
+    if mean.shape != (record_dim,) or std.shape != (record_dim,):
+        raise ValueError(f"normalisation holds {mean.size} means and {std.size} stds for {record_dim} columns")
+    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+        raise ValueError("normalisation holds a mean or std that is not finite, or a std that is not above 0")
+    for name, entries in (("constant", norm.get("constant")), ("columns", manifest.get("columns"))):
+        if entries is not None and len(entries) != record_dim:
+            raise ValueError(f"{name} lists {len(entries)} entries for {record_dim} columns")
+    if not manifest.get("outlier_z", OUTLIER_Z) > 0:
+        raise ValueError(f"outlier_z {manifest['outlier_z']!r} is not above 0")
 
 
 def write_codec(codec: Codec, uri: str) -> None:
