@@ -398,27 +398,15 @@ def codec_to_metadata(codec) -> bytes:
 
 
 def codec_from_metadata(data: bytes, device: str = "cpu"):
-    """The codec of a table's ``ltc.codec`` entry (:func:`embedded_artifact`)."""
     from ltc_beam.codec.artifact import codec_from_bytes
 
-    raw = embedded_artifact(data)
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except ValueError as exc:
+        raise FormatError(f"embedded codec ({META_CODEC.decode()}) is unreadable: {exc}") from exc
     try:
         return codec_from_bytes(raw, device=device)
     except FormatError as exc:
-        raise FormatError(f"embedded codec ({META_CODEC.decode()}) is unreadable: {exc}") from exc
-
-
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # an embedded artifact's first bytes (no base64 text starts so)
-
-
-def embedded_artifact(data: bytes) -> bytes:
-    """The artifact bytes of an ``ltc.codec`` entry: base64 text in tables, the bytes
-    themselves in the Parquet files :func:`ltc_beam.parquet.write_table` writes."""
-    if data[:4] == ZSTD_MAGIC:
-        return data
-    try:
-        return base64.b64decode(data, validate=True)
-    except ValueError as exc:
         raise FormatError(f"embedded codec ({META_CODEC.decode()}) is unreadable: {exc}") from exc
 
 
