@@ -130,6 +130,7 @@ def test_a_file_stores_its_embedded_codec_once(small, vec_codec, tmp_path):
         enc = ltc_beam.parquet.write_parquet(small, str(path), codec, column="values", key="device", embed_codec=embed)
         sizes[embed] = os.path.getsize(path)
         assert pq.read_table(path).schema.metadata == enc.schema.metadata
+        assert all(v.decode("utf-8") for v in enc.schema.metadata.values())  # arrow-rs refuses other bytes there
     footer = pq.read_metadata(tmp_path / "embed-True.parquet").metadata
     assert b"ltc.codec" not in footer and b"ltc.manifest" in footer
     embedded = len(arrow.compressed_schema(small.schema, codec, column="values", key="device").metadata[b"ltc.codec"])
