@@ -327,7 +327,7 @@ def test_dict_records_of_an_integer_vector_type_keep_it_and_their_nulls(vec_code
 def test_coded_values_the_schemas_types_cannot_hold_are_dead_letters(vec_codec):
     """schema= coded types: an int16 vector's 40000 or 1.5 and an int8 column's 300 failed
     the whole job ("the records of one series do not form a table"); a float16 vector's 1e5
-    came back as inf without a word."""
+    came back as inf without a word, and its numpy float32 values failed the job."""
     _, path = vec_codec
     names = [f"c{j}" for j in range(8)]
     cases = {
@@ -344,6 +344,8 @@ def test_coded_values_the_schemas_types_cannot_hold_are_dead_letters(vec_codec):
             for i in range(20):
                 values = [i % 3] * 8
                 values[2] = bad.get(i, values[2])
+                if name == "float16":  # numpy float32: pyarrow converts none to float16 (the job failed)
+                    values = np.asarray(values, np.float32) if i % 2 else [np.float32(v) for v in values]
                 records.append({"dev": "a", "id": i, **({"v": values} if column else dict(zip(names, values)))})
             out = p | f"{name}Create" >> beam.Create(records) | f"{name}Encode" >> LtcEncode(
                 path, column=column, columns=None if column else names, key="dev", order_by="id", dead_letter=True, schema=schema)

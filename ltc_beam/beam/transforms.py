@@ -180,15 +180,18 @@ def _plainly_fits(value, kind: pa.DataType) -> bool:
     return False
 
 
-def _as_floats(value):
+def _as_floats(value, half: bool = False):
     """A record's vector (or value) with its integers as floats and its Nones the null NaN
     (``arrow.NULL_NAN``, decoded as null): a series whose records hold only integers (or
-    only None) would otherwise form an integer (or null-typed) column."""
-    if value is None or isinstance(value, (int, np.integer)):
+    only None) would otherwise form an integer (or null-typed) column. ``half``: for a
+    float16 field, numpy floats of every width too (pyarrow converts no float32 to float16:
+    a float32 array failed the whole job)."""
+    if value is None or isinstance(value, (int, np.integer)) or half and isinstance(value, np.floating):
         return arrow.NULL_NAN if value is None else float(value)
-    if isinstance(value, np.ndarray) and value.dtype.kind in "iu":
+    if isinstance(value, np.ndarray) and (value.dtype.kind in "iu" or half):
         return value.astype(np.float64)
-    if isinstance(value, (list, tuple, np.ndarray)) and any(v is None or isinstance(v, (int, np.integer)) for v in value):
+    loose = (int, np.integer, np.floating) if half else (int, np.integer)
+    if isinstance(value, (list, tuple, np.ndarray)) and any(v is None or isinstance(v, loose) for v in value):
         return [arrow.NULL_NAN if v is None else float(v) for v in value]
     return value
 
@@ -330,10 +333,14 @@ class _Prepare(beam.DoFn):
             yield (DEAD, _dead_letter(text, col, None, key, record))
             return
         names = [self.column] if self.column is not None and self.column in record else list(self.columns or self.default_columns)
-        record = {**record, **{c: _as_floats(record[c]) for c in names if c not in self._integers}}
+        record = {**record, **{c: _as_floats(record[c], self._half(c)) for c in names if c not in self._integers}}
         data = arrow.canonical(record)
         kb = arrow.canonical(key) if self.key else b"%" + str(arrow.shard_of(data, self.shards)).encode()
         yield (PART, (kb, (arrow.digest(data), record)))
+
+    def _half(self, column: str) -> bool:
+        kind = self._value_type(column)
+        return kind is not None and pa.types.is_float16(kind)
 
     def _value_type(self, column: str) -> pa.DataType | None:
         """The type ``schema=`` gives a coded column's values (a vector's items), or None."""
