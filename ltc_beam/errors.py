@@ -64,31 +64,49 @@ BEYOND_FLOAT32 = "value beyond float32's range (±3.4e38): LTC codes float32, wh
 
 
 def numeric_array(x, dtype=None) -> "np.ndarray":
-    """``x`` (an array, rows as lists, a pandas DataFrame) as a numpy array, with numpy's
-    refusals (ragged rows, text) as :class:`InputError`; a DataFrame's missing values (the
-    ``pd.NA`` of nullable columns, refused as "dtype object") are NaN, which is coded exactly.
-    A frame of numpy float columns keeps their widest type (float32 through float64 would
-    quiet a signalling NaN's bits); its text or bool columns are refused, as in an array. A
-    torch tensor is taken as it is (detached)."""
+    """``x`` (an array, rows as lists, a pandas DataFrame, a torch tensor) as a numpy array,
+    with numpy's refusals (ragged rows) as :class:`InputError`; text, bools and complex
+    numbers are refused too, whatever ``dtype`` asks (numpy would parse "1.5", take True as
+    1 and drop an imaginary part). A DataFrame's
+    missing values (the ``pd.NA`` of nullable columns) are NaN, which is coded exactly; a
+    frame of numpy float columns keeps their widest type (float32 through float64 would
+    quiet a signalling NaN's bits); object columns are taken where they hold numbers."""
     import numpy as np
 
-    if hasattr(x, "detach") and hasattr(x, "numpy"):  # a torch tensor, one that requires grad too
-        x = x.detach().cpu().numpy()
-    frame = hasattr(x, "columns") and hasattr(x, "to_numpy")  # a pandas DataFrame
-    if frame:
-        from pandas.api.types import is_bool_dtype, is_numeric_dtype
-
-        text = [str(name) for name, t in x.dtypes.items() if not is_numeric_dtype(t) or is_bool_dtype(t)]
-        if text:  # pandas would parse "1.5" and take True as 1, where an array of them is refused
-            raise InputError(f"columns {names_said(text)} hold neither floats nor integers: cast them to float32 where they hold numbers")
     try:
-        if frame:
-            types = [t for t in x.dtypes if isinstance(t, np.dtype) and t.kind == "f"]
-            floats = np.result_type(*types) if types and len(types) == len(x.dtypes) else np.float64
-            return x.to_numpy(dtype=dtype or floats, na_value=np.nan)
-        return np.asarray(x, dtype=dtype)
+        if hasattr(x, "detach") and hasattr(x, "numpy"):  # a torch tensor (one that requires grad, a bfloat16 one)
+            x = x.detach().cpu()
+            x = (x.float() if str(x.dtype) == "torch.bfloat16" else x).numpy()
+        if hasattr(x, "columns") and hasattr(x, "to_numpy"):  # a pandas DataFrame
+            return _frame_array(x, dtype)
+        arr = np.asarray(x)
+        if arr.dtype.kind in "USbc":
+            found = {"b": "bools", "c": "complex numbers"}.get(arr.dtype.kind, "text")
+            raise InputError(f"expected numbers as [records, values], got {found} (dtype {arr.dtype})")
+        return arr if dtype is None else arr.astype(dtype)
     except (ValueError, TypeError) as exc:
+        if isinstance(exc, InputError):
+            raise
         raise InputError(f"expected numbers as [records, values]: {exc}") from None
+
+
+def _frame_array(frame, dtype) -> "np.ndarray":
+    """:func:`numeric_array` of a pandas DataFrame."""
+    import numpy as np
+    from pandas.api.types import infer_dtype, is_bool_dtype, is_complex_dtype, is_numeric_dtype, is_object_dtype
+
+    def numbers(column) -> bool:
+        kind = column.dtype
+        if is_object_dtype(kind):
+            return infer_dtype(column, skipna=True) in ("floating", "integer", "mixed-integer-float", "decimal", "empty")
+        return is_numeric_dtype(kind) and not is_bool_dtype(kind) and not is_complex_dtype(kind)
+
+    text = [str(name) for name, column in frame.items() if not numbers(column)]
+    if text:
+        raise InputError(f"columns {names_said(text)} hold neither floats nor integers: cast them to float32 where they hold numbers")
+    types = [t for t in frame.dtypes if isinstance(t, np.dtype) and t.kind == "f"]
+    floats = np.result_type(*types) if types and len(types) == len(frame.dtypes) else np.float64
+    return frame.to_numpy(dtype=dtype or floats, na_value=np.nan)
 
 
 def beyond_float32(values) -> "np.ndarray":

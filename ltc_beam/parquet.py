@@ -254,7 +254,9 @@ def read_parquet(path: str | os.PathLike, codec=None, *, sort: bool = True, devi
         try:
             tables.append(arrow.decode_table(table, codec, device=device))
         except CodecMismatchError as exc:  # in a folder of many files, name the one
-            raise CodecMismatchError(f"{name}: {exc}") from None
+            named = CodecMismatchError(f"{name}: {exc}")
+            named.needed, named.supplied = exc.needed, exc.supplied
+            raise named from None
     if not tables:
         raise InputError(f"no Parquet files found at {path!r}")
     out = arrow.concat(tables)

@@ -124,6 +124,8 @@ def test_frames_and_tensors_are_taken_as_arrays_are(codecs):
     codec = codecs["vector"]
     x = correlated_series(20, 6, seed=4).astype(np.float32)
     assert codec.encode(torch.from_numpy(x).requires_grad_()) == codec.encode(x)
+    assert codec.encode(torch.from_numpy(x).bfloat16()) == codec.encode(torch.from_numpy(x).bfloat16().float().numpy())
+    assert codec.encode(pd.DataFrame(x.astype(object))) == codec.encode(x.astype(np.float64))  # objects holding numbers
     for frame in (pd.DataFrame(x).astype(str), pd.DataFrame(x > 0)):
         with pytest.raises(InputError, match="hold neither floats nor integers"):
             codec.encode(frame)

@@ -155,8 +155,9 @@ def test_bad_segments_and_damaged_statistics_are_named(panel_codecs):
     for call in (codec.exactly_coded, codec.series_scales, codec.code_length_bits, codec.encode):
         with pytest.raises(InputError, match="segments must be positive series lengths"):
             call(x, (3, 3))
-        with pytest.raises(InputError, match="segments must be whole numbers"):  # truncated to 7 and 2: a stream
-            call(x, (7.5, 2.5))
+        with pytest.raises(InputError, match=r"segments must be whole numbers of records, got \[7.5, 2.5\]"):  # truncated: a stream
+            call(x, (7.5, np.float64(2.5)))
+    assert codec.encode(x, np.array([7.0, 3.0])) == codec.encode(x, [7, 3])  # whole numbers as floats are lengths
     good = SeriesScales.of(x.astype(np.float32), (10,)).to_bytes()
     negative = bytes([good[0], good[1] | 0x80]) + good[2:]  # the std's sign bit
     with pytest.raises(FormatError, match="negative std"):

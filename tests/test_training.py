@@ -212,7 +212,8 @@ def test_training_rejects_bad_arguments():
             ltc_beam.train(data, steps=5, validation_fraction=fraction)
     with pytest.raises(InputError, match="names 2 columns; the data has 4"):
         ltc_beam.train(data, steps=5, columns=["a", "b"])
-    for bad in ([[1.0, 2.0], [3.0]], np.array([["a", "b"]] * 9)):  # numpy's own errors were raised
+    numeric_text, flags, waves = np.array([["1.5", "2"]] * 9), np.ones((9, 2), bool), np.ones((9, 2), complex)  # parsed, taken as 0/1, cut
+    for bad in ([[1.0, 2.0], [3.0]], np.array([["a", "b"]] * 9), numeric_text, flags, waves):  # numpy's own errors were raised
         with pytest.raises(InputError, match="expected numbers as"):
             ltc_beam.train(bad, steps=5)
     for bad in (np.zeros((0, 4)), np.zeros((5, 2, 2)), [data, data[:, :3]], np.full((50, 4), np.nan)):

@@ -385,8 +385,8 @@ class Codec:
         if segments is None:
             return None
         given = list(segments)
-        if not all(isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)) for n in given):
-            raise InputError(f"segments must be whole numbers of records, got {given[:8]}")
+        if not all(isinstance(n, (int, float, np.integer, np.floating)) and not isinstance(n, (bool, np.bool_)) and float(n).is_integer() for n in given):
+            raise InputError(f"segments must be whole numbers of records, got [{', '.join(map(str, given[:8]))}]")
         lengths = tuple(int(n) for n in given)
         if any(n < 1 for n in lengths) or sum(lengths) != records:
             raise InputError(f"segments must be positive series lengths summing to the {records} records, got {len(lengths)} summing to {sum(lengths)}")
@@ -587,6 +587,8 @@ class Codec:
         steps = sample_coding.column_steps(on_grid, keep, target)
         if steps is None:
             return blob, out
+        held = sample_coding.held_columns(on_grid, keep)[0]  # coded exactly at their own value's step
+        floor = np.where(held, 0.0, floor)
         steps = np.maximum(sample_coding.float32_below(steps), floor)
         trials = [steps]
         if (floor > 0).any() and not np.array_equal(exact := np.where(floor > 0, floor, steps), steps):
@@ -598,7 +600,7 @@ class Codec:
         # bits/value: 4.21 at 40.0 dB with LTC's errors column by column, 3.83 at 39.9 with
         # equal ones; uniform + zstd 3.98). A column constant in this stream keeps its own,
         # and none may have more than ``MAX_COLUMN_ERROR_GROWTH`` times LTC's.
-        varying = (np.where(keep, z, np.inf).min(axis=0) < np.where(keep, z, -np.inf).max(axis=0))
+        varying = ~held
         mean = target[varying].mean() if varying.any() else 0.0
         equal = sample_coding.column_steps(on_grid, keep, np.where(varying, mean, target))
         if equal is not None:

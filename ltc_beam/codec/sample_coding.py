@@ -149,10 +149,15 @@ def _rule(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> tuple[np.ndarr
     asked for a step of 0 and kept every stream from sample coding), else by the
     fine-quantisation rule (error = step^2 / 12)."""
     values = np.where(keep, z, 0.0)
-    low = np.where(keep, z, np.inf).min(axis=0, initial=np.inf)
-    held = ~(low < np.where(keep, z, -np.inf).max(axis=0, initial=-np.inf))  # one value, or none kept
+    held, low = held_columns(z, keep)
     size = np.where(np.isfinite(low) & (low != 0), np.abs(low), 1.0)
     return values, held, np.where(held, size, np.sqrt(12 * np.maximum(target, 0.0)))
+
+
+def held_columns(z: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which columns hold one value over ``keep`` (or none), and each column's least value there."""
+    low = np.where(keep, z, np.inf).min(axis=0, initial=np.inf)
+    return ~(low < np.where(keep, z, -np.inf).max(axis=0, initial=-np.inf)), low
 
 
 def encode_samples(z: np.ndarray, steps: np.ndarray, offsets: np.ndarray) -> tuple[bytes, np.ndarray]:
