@@ -410,6 +410,22 @@ def test_too_few_records_to_validate_are_warned_about(records, values, window, w
     assert any("validation vectors" in str(w.message) for w in caught) == warned
 
 
+def test_training_vectors_hold_what_the_codec_codes_in_place_of_exact_values():
+    """NaN and values beyond OUTLIER_Z travel exactly; the codec codes the column's neighbouring
+    value in their place (records coded together) or the mean (vector mode, window 1), and
+    training now sees the same (it saw the mean: a jump at each edge of every gap)."""
+    from ltc_beam.codec.config import OUTLIER_Z
+    from ltc_beam.codec.training import vectors_of
+
+    x = np.arange(12.0).reshape(6, 2)
+    x[2, 0], x[3, 0], x[4, 1] = np.nan, 1e9, np.inf
+    mean, std = np.zeros(2), np.ones(2)
+    held = vectors_of([x], 2, mean, std)
+    assert held.tolist() == [[0, 1, 2, 3], [2, 5, 2, 7], [8, 7, 10, 11]]
+    assert vectors_of([x], 1, mean, std, hold=False)[:, 0].tolist() == [0, 2, 0, 0, 8, 10]
+    assert OUTLIER_Z < 1e9  # the 1e9 above is sent exactly
+
+
 def test_lattice_names_are_stored_as_the_library_spells_them():
     """lattice="D4" was stored as given: a codec of another id than d4's, whose streams each refused."""
     data = correlated_series(400, 4, seed=3)

@@ -24,7 +24,7 @@ from ltc_beam.bitstream import SpecialValues, merge_specials, pack, unpack
 from ltc_beam.codec import sample_coding
 from ltc_beam.codec.adaptive import CLASS_COUNT, ScaleClasses, class_scales
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig
-from ltc_beam.codec.layout import from_windows, pad_rows, to_windows
+from ltc_beam.codec.layout import filled, from_windows, pad_rows, to_windows
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.scaling import SeriesScales
 from ltc_beam.codec.symbols import SymbolMapper
@@ -67,23 +67,6 @@ class Quantized:
 
     frame: np.ndarray  # [P, n] int64 frame coordinates of the lattice points
     rows: int  # input vectors after padding to whole blocks
-
-
-def _filled(z: np.ndarray, exact: np.ndarray) -> np.ndarray:
-    """``z`` with its exactly-sent positions (whose decoded values the decoder overwrites)
-    holding the column's previous coded value (before the first one: the next; with none:
-    0), for codecs that code records together (windows, block mode). A 0 (the column mean)
-    put a spike into the window around every NaN or glitch: 200 NaN among 43,925 ArrowHead
-    values cost 2.12 → 3.27 bits/value with a T=16 codec (now 2.26)."""
-    if not exact.any():
-        return z
-    n = len(z)
-    rows = np.arange(n)[:, None]
-    before = np.maximum.accumulate(np.where(exact, -1, rows), axis=0)
-    after = np.minimum.accumulate(np.where(exact, n, rows)[::-1], axis=0)[::-1]
-    source = np.where(before >= 0, before, after)
-    found = source < n
-    return np.where(found, np.take_along_axis(z, np.where(found, source, 0), axis=0), 0.0)
 
 
 def frame_columns(x) -> list[str] | None:
@@ -369,14 +352,14 @@ class Codec:
         return z, exact
 
     def _split(self, x: np.ndarray, scales: SeriesScales | None = None) -> tuple[np.ndarray, SpecialValues]:
-        """Lossy part in z-scores (specials and outliers filled: :func:`_filled`) and the exact side channel."""
+        """Lossy part in z-scores (specials and outliers filled: :func:`~ltc_beam.codec.layout.filled`) and the exact side channel."""
         x32 = x.astype(np.float32, copy=False)
         z, exact = self._exact(x32, scales)
         pos = np.flatnonzero(exact.reshape(-1))
         specials = SpecialValues(pos, np.ascontiguousarray(x32).reshape(-1).view(np.uint32)[pos].copy())
         if self.config.mode == "vector" and self.config.window == 1:  # records coded one by one
             return np.where(exact, 0.0, z), specials
-        return _filled(z, exact), specials
+        return filled(z, exact), specials
 
     def _segments(self, records: int, segments) -> tuple[int, ...] | None:
         """``segments`` (series lengths of the records, in order) as the stream states them:
@@ -578,7 +561,7 @@ class Codec:
         keep = keep.reshape(z.shape)
         target = self._column_errors(z, out, keep)
         offsets = self._grid_offsets()
-        z = _filled(z, ~keep)  # exactly-sent positions repeat their column's neighbour (not 0: a jump)
+        z = filled(z, ~keep)  # exactly-sent positions repeat their column's neighbour (not 0: a jump)
         on_grid = z - offsets
         # columns of integers or decimals: a step of their grid (in data units) or coarser, where it is exact
         floor = sample_coding.grid_quanta(self._data_units(z), keep) / np.asarray(self.manifest["normalisation"]["std"])

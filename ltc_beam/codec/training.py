@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ltc_beam import lattices
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig, default_latent_dim
-from ltc_beam.codec.layout import pad_rows, sliding_windows, to_windows
+from ltc_beam.codec.layout import filled, pad_rows, sliding_windows, to_windows
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.scaling import NORMALISATIONS, robust_statistics, scaled_pieces
 from ltc_beam.codec.tables import MAX_SYMBOLS
@@ -287,10 +287,16 @@ def warn_if_series_scales_differ(series: list[np.ndarray], std: np.ndarray, colu
 
 
 def vectors_of(
-    series: list[np.ndarray], window: int, mean: np.ndarray, std: np.ndarray, sliding: bool = False
+    series: list[np.ndarray], window: int, mean: np.ndarray, std: np.ndarray, sliding: bool = False, hold: bool = True
 ) -> np.ndarray:
-    """Normalised input vectors of all series (non-finite values, and values beyond
-    ``OUTLIER_Z`` standard deviations, which the codec sends exactly, replaced by the mean).
+    """Normalised input vectors of all series. Non-finite values, and values beyond
+    ``OUTLIER_Z`` standard deviations, which the codec sends exactly, hold what the codec
+    codes in their place: with ``hold`` (codecs that code records together) the column's
+    neighbouring value (:func:`~ltc_beam.codec.layout.filled`), else the mean. Training
+    put the mean there whatever the codec: a jump at each edge of every gap, which the
+    transforms and density learnt and the codec never met (BasicMotions with 9.5 % of its
+    values missing in bursts, E8 window 4: 1.925 → 1.891 bits/value at 15.7 → 15.8 dB;
+    monthly stock prices, 37 % missing, 1 bit/value asked: 34.5 → 36.5 dB at 0.84).
 
     ``sliding`` takes every window offset (training); otherwise windows are aligned as the
     codec forms them (validation).
@@ -299,7 +305,10 @@ def vectors_of(
     for s in series:
         with np.errstate(invalid="ignore", over="ignore"):
             z = (s - mean) / std
-            z = np.where(np.abs(z) > OUTLIER_Z, 0.0, np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0))
+            exact = ~np.isfinite(z) | (np.abs(z) > OUTLIER_Z)
+        z = np.where(exact, 0.0, z)
+        if hold:
+            z = filled(z, exact)
         out.append(sliding_windows(z, window) if sliding else to_windows(z, window))
     return np.concatenate(out) if out else np.zeros((0, window * len(mean)))
 
@@ -379,9 +388,10 @@ class Trainer:
         # evaluating the very file trained on warned that it spread 5.7x the training std
         mean, std = column_statistics(series)
         n = config.vectors_per_block
-        train_x = vectors_of(train_series, config.window, mean, std, sliding=True)
+        hold = not (config.mode == "vector" and config.window == 1)  # as the codec fills what it sends exactly
+        train_x = vectors_of(train_series, config.window, mean, std, sliding=True, hold=hold)
         self.train_x = torch.as_tensor(train_x, dtype=torch.float32)
-        val = vectors_of(val_series, config.window, mean, std) if val_series else np.zeros((0, config.input_dim))
+        val = vectors_of(val_series, config.window, mean, std, hold=hold) if val_series else np.zeros((0, config.input_dim))
         self.val_x = torch.as_tensor(pad_rows(val[:50_000], n), dtype=torch.float32)
         self.validation_vectors = len(val)  # before padding to whole blocks
         if len(self.train_x) < n:
