@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import re
+import select
 import sys
 import threading
 import warnings
@@ -305,9 +306,12 @@ def run(argv: list[str] | None = None) -> NoReturn:
         code = main(argv)
     except (SystemExit, KeyboardInterrupt):  # --help, usage errors; Ctrl-C: as Python exits
         raise
-    except BaseException:  # an unexpected error: its traceback, exit 1, as Python gives them
-        sys.excepthook(*sys.exc_info())
-        code = 1
+    except BaseException as exc:  # an unexpected error: its traceback, exit 1, as Python gives them
+        if isinstance(exc, BrokenPipeError) and _reader_gone(sys.stdout):  # unbuffered output (PYTHONUNBUFFERED=1) to `| head`
+            code = 120
+        else:
+            sys.excepthook(*sys.exc_info())
+            code = 1
     threading._shutdown()  # what Python's exit runs first: executors stopped, non-daemon threads joined
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
@@ -316,6 +320,16 @@ def run(argv: list[str] | None = None) -> NoReturn:
         except (OSError, ValueError):  # a reader gone (`| head`): Python's exit says 120 then
             code = code or 120
     os._exit(code)
+
+
+def _reader_gone(stream) -> bool:
+    """Whether ``stream`` is a pipe whose reader has closed it."""
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no file descriptor
+        return False
 
 
 if __name__ == "__main__":
