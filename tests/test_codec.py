@@ -661,10 +661,12 @@ def test_float64_values_beyond_float32_are_refused_not_decoded_as_inf():
     codec = ltc_beam.train(x, lattice="d4", mode="vector", target_bits_per_value=2.0, steps=20, progress=False, calibrate=False)
     assert codec.decode(codec.encode(x)).shape == (300, 4)
     x[100, 2] = -1e300
-    with pytest.raises(InputError, match=r"record 100, value 2 \(-1e\+300; 1 such values\).*float32's range"):
+    with pytest.raises(InputError, match=r"record 100, column 'v2' \(-1e\+300; 1 such values\).*float32's range"):
         codec.encode(x)
-    with pytest.raises(InputError, match="record 100, value 2"):
+    with pytest.raises(InputError, match="series 0, record 100, column 2"):
         ltc_beam.train(x, steps=5, progress=False)
+    with pytest.raises(InputError, match="series 0, record 100, column 'c'"):  # named where the data has names
+        ltc_beam.train(pd.DataFrame(x, columns=list("abcd")), steps=5, progress=False)
     for within in (3e38, 3.4028235e38, -3.40282350e38):  # float32 holds them, or rounds them to its largest: coded
         x[100, 2] = within
         assert np.isfinite(codec.decode(codec.encode(x))).all()

@@ -300,7 +300,8 @@ class Codec:
         wide = np.flatnonzero(beyond_float32(arr))
         if wide.size:
             row, col = divmod(int(wide[0]), arr.shape[1])
-            raise InputError(f"record {row}, value {col} ({float(arr.flat[wide[0]])!r}; {wide.size} such values): {BEYOND_FLOAT32}")
+            where = f"column {column_label(self.manifest.get('columns'), col)}"
+            raise InputError(f"record {row}, {where} ({float(arr.flat[wide[0]])!r}; {wide.size} such values): {BEYOND_FLOAT32}")
         return arr
 
     @property

@@ -78,8 +78,9 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def as_series(data) -> list[np.ndarray]:
-    """One ``[N, d]`` array or a list of them (one per series) → list of float64 arrays."""
+def as_series(data, columns: list[str] | None = None) -> list[np.ndarray]:
+    """One ``[N, d]`` array or a list of them (one per series) → list of float64 arrays
+    (``columns``: their names, for messages)."""
     items = data if isinstance(data, (list, tuple)) else [data]
     if isinstance(data, (list, tuple)) and data and all(isinstance(s, (list, tuple)) and np.ndim(s) == 1 for s in data):
         items = [data]  # a list of records (rows, as lists), not of series (arrays)
@@ -90,7 +91,8 @@ def as_series(data) -> list[np.ndarray]:
         wide = np.argwhere(beyond_float32(s))
         if len(wide):
             row, col = map(int, wide[0])
-            raise InputError(f"series {i}, record {row}, value {col} ({float(s[row, col])!r}; {len(wide)} such values): {BEYOND_FLOAT32}")
+            where = f"series {i}, record {row}, column {column_label(columns, col)}"
+            raise InputError(f"{where} ({float(s[row, col])!r}; {len(wide)} such values): {BEYOND_FLOAT32}")
     if len({s.shape[1] for s in series}) != 1:
         raise InputError("all series must have the same number of values per record")
     return [s for s in series if len(s)] or series[:1]  # empty series hold nothing to learn
@@ -954,7 +956,7 @@ def train(
             raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}")
         if columns is None:  # a pandas DataFrame's column names
             columns = frame_columns(data)
-        raw = as_series(data)  # what the frozen codec codes (tables, calibration, validation)
+        raw = as_series(data, columns)  # what the frozen codec codes (tables, calibration, validation)
         if columns is not None and len(columns) != raw[0].shape[1]:  # the codec then refused its own training data
             raise InputError(f"columns= names {len(columns)} columns; the data has {raw[0].shape[1]} values per record")
         if normalise == "series":  # pieces as compress chunks them, each scaled as the codec scales it
