@@ -512,6 +512,10 @@ def test_falling_behind_on_a_trending_series_names_the_validation_tail():
     data = np.stack([walk + 0.3 * rng.normal(size=3000) for _ in range(3)], 1)
     with pytest.warns(UserWarning, match=r"100% of the validation split's values lie beyond the training split's range.*normalise='series'"):
         ltc_beam.train(data, window=8, lattice="e8", target_bits_per_value=0.5, steps=300, progress=False)
+    config = build_config(3, lattice="e8", mode="block", window=8, latent_dim=None, transform="linear")
+    for normalise in ("column", "series"):  # it advised series normalisation to a codec that had it
+        note = Trainer(config, [data], TrainingOptions(target_bits_per_value=0.5, steps=1, progress=False, normalise=normalise))._beyond_training_note()
+        assert "beyond the training split's range" in note and ("normalise='series'" in note) == (normalise == "column")
 
 
 def test_a_codec_decoding_its_validation_split_below_0_db_is_warned_about():

@@ -54,6 +54,7 @@ class TrainingOptions:
     patience: int = 8  # evaluations without improvement before stopping
     checkpoint: str | None = None
     progress: bool | None = None  # None: on a terminal only
+    normalise: str = "column"  # how the series were scaled (what the warnings advise)
 
 
 @dataclass
@@ -620,11 +621,10 @@ class Trainer:
         beyond = float(((val < low) | (val > high)).double().mean())
         if beyond < BEYOND_TRAINING_SHARE:
             return ""
-        return (
-            f"; {beyond:.0%} of the validation split's values lie beyond the training split's range (the held-out "
-            "tail of a trending series?): normalise='series' (--normalise series) scales each stream by its own "
-            "statistics and often codes such data far better"
-        )
+        said = f"; {beyond:.0%} of the validation split's values lie beyond the training split's range (the held-out tail of a trending series?)"
+        if self.options.normalise == "series":  # it advised the normalisation the codec already has
+            return said
+        return said + ": normalise='series' (--normalise series) scales each stream by its own statistics and often codes such data far better"
 
     def refit_density(self, rows: int = 8192, lr: float = 0.05) -> None:
         """Maximum-likelihood fit of the density to the quantized training latents (in place,
@@ -1049,6 +1049,7 @@ def train(
             patience=patience,
             checkpoint=checkpoint,
             progress=progress,
+            normalise=normalise,
         )
         trainer = Trainer(config, series, options)
         fit, held = split_series(raw, validation_fraction, seed, window)  # the trainer's split, of the data as given
