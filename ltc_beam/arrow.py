@@ -984,6 +984,18 @@ def encode_chunks(chunks: list[pa.Table], codec, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
+def _input_table(data) -> pa.Table:
+    """A pandas DataFrame (or a RecordBatch) as a table; InputError for anything else."""
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if type(data).__name__ == "DataFrame" and type(data).__module__.split(".")[0] == "pandas":
+        try:
+            return pa.Table.from_pandas(data)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise InputError(f"the DataFrame does not convert to an Arrow table: {exc}") from None
+    raise InputError(f"expected a pyarrow Table or a pandas DataFrame, got {type(data).__name__}")
+
+
 def encode_table(
     table: pa.Table,
     codec,
@@ -998,7 +1010,8 @@ def encode_table(
     batches: list[pa.Table] | None = None,
     pack_shards: int = DEFAULT_PACK_SHARDS,
 ) -> pa.Table:
-    """Compress ``table`` in process (no Beam) into the given layout; ``codec``: a
+    """Compress ``table`` (a pyarrow Table, or a pandas DataFrame: its index is kept as
+    pyarrow keeps it) in process (no Beam) into the given layout; ``codec``: a
     :class:`~ltc_beam.Codec` or its URI.
 
     ``batches`` (optional) gives the input split as the Beam pipeline saw it (for example
@@ -1007,6 +1020,8 @@ def encode_table(
     """
     if isinstance(codec, str):
         codec = load_codec(codec)
+    if not isinstance(table, pa.Table):
+        table = _input_table(table)
     schema = compressed_schema(
         table.schema,
         codec,

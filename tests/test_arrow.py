@@ -178,6 +178,21 @@ def test_without_embedded_codec_needs_codec_and_checks_it(small, vec_codec, wind
         ltc_beam.read_parquet(tmp_path, window_codec[0])
 
 
+def test_a_dataframe_is_written_and_read_back_with_its_index(vec_codec, tmp_path):
+    """write_parquet(DataFrame) raised AttributeError ('DataFrame' object has no attribute 'schema')."""
+    import pandas as pd
+
+    codec, _ = vec_codec
+    names = [f"c{j}" for j in range(8)]
+    frame = pd.DataFrame(np.random.default_rng(3).normal(size=(300, 8)), columns=names, index=pd.date_range("2024", periods=300, freq="min"))
+    ltc_beam.parquet.write_parquet(frame, tmp_path / "f.parquet", codec, columns=names)
+    back = ltc_beam.read_parquet(tmp_path / "f.parquet").to_pandas()
+    assert back.index.equals(frame.index) and list(back.columns) == names
+    assert np.allclose(back.to_numpy(), codec.reconstruct(frame.to_numpy()), atol=1e-6)  # vector mode: record by record
+    with pytest.raises(InputError, match="expected a pyarrow Table or a pandas DataFrame"):
+        arrow.encode_table(frame.to_numpy(), codec, columns=names)
+
+
 def test_scalar_columns_layout(vec_codec):
     codec, _ = vec_codec
     rng = np.random.default_rng(0)
