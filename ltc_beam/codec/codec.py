@@ -638,6 +638,15 @@ class Codec:
                 "which one-record streams cannot carry: encode whole series (the chunk layout)"
             )
         if self.config.mode != "vector" or self.config.window != 1 or not len(arr):
+            if len(arr) > 1 and self.config.vectors_per_block * self.config.window > 1:
+                warnings.warn(
+                    f"each record is a stream of its own, padded to the {self.config.vectors_per_block * self.config.window} "
+                    f"records this codec ({self.config.mode} mode, window {self.config.window}) codes together: many times "
+                    "the rate of encode() (the bundled 2-bit BasicMotions codec: 46 bits/value); one stream per record suits "
+                    "vector-mode codecs of window 1",
+                    UserWarning,
+                    stacklevel=2,
+                )
             return [self.encode(arr[i : i + 1]) for i in range(len(arr))]
         z, specials = self._split(arr)
         symbols, tables, classes = self._symbols(self._quantize(z), per_record=True)
