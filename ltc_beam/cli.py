@@ -15,7 +15,7 @@ import threading
 import warnings
 from typing import NoReturn
 
-from ltc_beam.errors import InputError, LtcError
+from ltc_beam.errors import InputError, LtcError, WindowHint
 from ltc_beam.storage import is_folder
 
 
@@ -87,6 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{data.order_hint} the codec can code windows of consecutive records (telemetry often needs far fewer bits)",
             file=sys.stderr,
         )
+    warnings.filterwarnings("ignore", category=WindowHint)  # the note above says it for the command line
     codec = train(
         data.series,
         lattice=args.lattice,

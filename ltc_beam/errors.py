@@ -120,6 +120,11 @@ def beyond_float32(values) -> "np.ndarray":
         return np.isfinite(arr) & np.isinf(arr.astype(np.float32))
 
 
+class WindowHint(UserWarning):
+    """``train`` codes records one at a time where they follow one another closely: windows
+    of consecutive records (``window="auto"``) often code such series in far fewer bits."""
+
+
 class OffScaleWarning(UserWarning):
     """Much of the data lies outside the range the codec was trained on: it still decodes
     (such values travel exactly or escape), but costs many more bits than it should."""

@@ -205,7 +205,7 @@ def test_training_rejects_bad_arguments():
         ltc_beam.train(data, lattice="e8", mode="vector", latent_dim=6)
     with pytest.raises(ValueError, match="unknown lattice"):
         ltc_beam.train(data, lattice="e9")
-    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):  # said "window must be 'auto' or >= 1 and ..."
+    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):  # said "window must be 'auto' or >= 1 and ..."
         ltc_beam.train(data, steps=0)
     for fraction in (0.0, 1.0, -0.1, math.nan):
         with pytest.raises(ValueError, match="validation_fraction must lie between 0 and 1"):
@@ -424,6 +424,23 @@ def test_training_vectors_hold_what_the_codec_codes_in_place_of_exact_values():
     assert held.tolist() == [[0, 1, 2, 3], [2, 5, 2, 7], [8, 7, 10, 11]]
     assert vectors_of([x], 1, mean, std, hold=False)[:, 0].tolist() == [0, 2, 0, 0, 8, 10]
     assert OUTLIER_Z < 1e9  # the 1e9 above is sent exactly
+
+
+def test_records_that_follow_each_other_coded_one_at_a_time_get_a_window_hint():
+    """Python's window=1 on a time series (Seattle hourly temperatures: 31 % more bits than
+    uniform quantisation + zstd) said nothing; window="auto" took 13 % fewer."""
+    from ltc_beam.errors import WindowHint
+
+    rng = np.random.default_rng(0)
+    walk = np.cumsum(rng.normal(size=(2000, 2)), axis=0)
+    shuffled = walk[rng.permutation(2000)]
+    for data, window, hinted in ((walk, 1, True), ([walk[:1000], walk[1000:]], 1, True), (shuffled, 1, False), (walk, 4, False)):
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            ltc_beam.train(data, lattice="d4", window=window, steps=5, progress=False, calibrate=False)
+        assert any(issubclass(w.category, WindowHint) for w in said) == hinted
+    with pytest.raises(ValueError, match="steps must be an integer"):
+        ltc_beam.train(walk, steps=2.5)
 
 
 def test_lattice_names_are_stored_as_the_library_spells_them():

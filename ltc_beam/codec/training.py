@@ -29,7 +29,7 @@ from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.scaling import NORMALISATIONS, robust_statistics, scaled_pieces
 from ltc_beam.codec.tables import MAX_SYMBOLS
 from ltc_beam.codec.transforms import init_from_pca, principal_axes
-from ltc_beam.errors import BEYOND_FLOAT32, InputError, OffScaleWarning, beyond_float32, column_label, names_said, numeric_array
+from ltc_beam.errors import BEYOND_FLOAT32, InputError, OffScaleWarning, WindowHint, beyond_float32, column_label, names_said, numeric_array
 from ltc_beam.storage import exists, read_bytes, write_bytes
 
 if TYPE_CHECKING:
@@ -97,6 +97,30 @@ def _frame_columns_chosen(data, columns: list[str] | None):
             raise InputError(f"columns= names {names_said(missing)}, which the frame lacks (its columns: {names_said(names)})")
         chosen.append(frame.iloc[:, [names.index(str(c)) for c in columns]])
     return chosen if frames is data else chosen[0]
+
+
+#: Sampled records per series for :func:`warn_if_records_follow_each_other`.
+ORDER_SAMPLE = 100_000
+
+
+def warn_if_records_follow_each_other(series: list[np.ndarray]) -> None:
+    """A :class:`~ltc_beam.errors.WindowHint` where consecutive records correlate (series in
+    time order coded one record at a time): Seattle's hourly temperatures at window 1 took
+    31 % more bits than uniform quantisation + zstd at the same SNR, at ``window="auto"`` 13 %
+    fewer. The CLI says it its own way (it knows the order column, or that none is given)."""
+    from ltc_beam.data import HINT_MIN_CORRELATION, lag_correlation
+
+    parts = [s[:ORDER_SAMPLE] for s in series]
+    codes = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+    with np.errstate(invalid="ignore"):
+        correlation = lag_correlation(np.concatenate(parts), codes if len(parts) > 1 else None)
+    if correlation >= HINT_MIN_CORRELATION:
+        warnings.warn(
+            f"consecutive records correlate (lag-1 correlation {correlation:.2f}), and window=1 codes each on its own: "
+            "window='auto' (or window=T) codes windows of consecutive records, and time series often take far fewer bits so",
+            WindowHint,
+            stacklevel=3,
+        )
 
 
 def as_series(data, columns: list[str] | None = None) -> list[np.ndarray]:
@@ -1000,10 +1024,12 @@ def train(
                 series, stats=(mean, std), bits_per_value=target_bits_per_value, lmbda=lmbda, train_fraction=1 - validation_fraction
             )
             window_choice = {"window": window, "gaussian_bits_per_value": estimates}
-        if not isinstance(window, int) or window < 1:
+        if not isinstance(window, int) or isinstance(window, bool) or window < 1:
             raise ValueError(f"window must be 'auto' or an integer >= 1, got {window!r}")
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:  # 2.5 was taken
+            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        if window == 1 and mode == "block":
+            warn_if_records_follow_each_other(series)
         variances = principal_variances(series, window, mean, std)
         learnable = directions_learnable(series, window, validation_fraction, seed)
         rank = min(numerical_rank(variances), learnable)
