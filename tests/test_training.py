@@ -219,6 +219,8 @@ def test_training_rejects_bad_arguments():
     for bad in (np.zeros((0, 4)), np.zeros((5, 2, 2)), [data, data[:, :3]], np.full((50, 4), np.nan)):
         with pytest.raises(InputError):  # the library's own error for bad data, as encode raises
             ltc_beam.train(bad, steps=5)
+    with pytest.raises(InputError, match="no data"):  # said "all series must have the same number of values"
+        ltc_beam.train([], steps=5)
     for rate in ({"lmbda": math.inf}, {"lmbda": 0.0}, {"target_bits_per_value": math.inf}, {"target_bits_per_value": math.nan}):
         with pytest.raises(ValueError, match="finite number above 0"):  # lmbda=inf failed deep in training: division by zero
             ltc_beam.train(data, steps=5, **rate)
@@ -424,6 +426,19 @@ def test_training_vectors_hold_what_the_codec_codes_in_place_of_exact_values():
     assert held.tolist() == [[0, 1, 2, 3], [2, 5, 2, 7], [8, 7, 10, 11]]
     assert vectors_of([x], 1, mean, std, hold=False)[:, 0].tolist() == [0, 2, 0, 0, 8, 10]
     assert OUTLIER_Z < 1e9  # the 1e9 above is sent exactly
+
+
+def test_a_signal_of_one_value_per_record_is_taken_as_it_comes():
+    """A 1-D array, a pandas Series or a list of numbers was refused ("each series must be a
+    2-D array"), where the CLI takes a 1-D .npy."""
+    import pandas as pd
+
+    signal = np.sin(np.arange(1200) / 15) + 0.1 * np.random.default_rng(0).normal(size=1200)
+    codec = ltc_beam.train(signal, window=4, steps=20, progress=False, calibrate=False)
+    assert codec.config.record_dim == 1 and codec.decode(codec.encode(signal)).shape == (1200, 1)
+    assert codec.encode(pd.Series(signal)) == codec.encode(signal[:, None])
+    assert ltc_beam.train(list(signal[:400]), steps=5, progress=False, calibrate=False).config.record_dim == 1
+    assert ltc_beam.train([signal[:600], signal[600:]], window=4, steps=5, progress=False, calibrate=False).config.record_dim == 1
 
 
 def test_records_that_follow_each_other_coded_one_at_a_time_get_a_window_hint():

@@ -291,6 +291,8 @@ class Codec:
         arr = numeric_array(x)
         if arr.dtype.kind not in "fiu":
             raise InputError(f"expected a numeric array, got dtype {arr.dtype}")
+        if arr.ndim == 1 and self.config.record_dim == 1:  # a signal (a pandas Series): one value per record
+            arr = arr[:, None]
         if arr.ndim != 2 or arr.shape[1] != self.config.record_dim:
             raise InputError(
                 f"expected an array of shape [records, {self.config.record_dim}], got {arr.shape}"

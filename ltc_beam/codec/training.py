@@ -129,7 +129,12 @@ def as_series(data, columns: list[str] | None = None) -> list[np.ndarray]:
     items = data if isinstance(data, (list, tuple)) else [data]
     if isinstance(data, (list, tuple)) and data and all(isinstance(s, (list, tuple)) and np.ndim(s) == 1 for s in data):
         items = [data]  # a list of records (rows, as lists), not of series (arrays)
+    if isinstance(data, (list, tuple)) and data and all(np.ndim(v) == 0 for v in data):
+        items = [data]  # one signal's values
+    if not len(items):
+        raise InputError("no data: give an array [records, values] (or [records] for one signal) or a list of series")
     series = [numeric_array(s, np.float64) for s in items]
+    series = [s[:, None] if s.ndim == 1 else s for s in series]  # a signal (a pandas Series): one value per record
     for i, s in enumerate(series):
         if s.ndim != 2:
             raise InputError(f"each series must be a 2-D array [records, values], got shape {s.shape}")
