@@ -989,9 +989,9 @@ def _input_table(data) -> pa.Table:
     if isinstance(data, pa.RecordBatch):
         return pa.Table.from_batches([data])
     if type(data).__name__ == "DataFrame" and type(data).__module__.split(".")[0] == "pandas":
-        try:
-            return pa.Table.from_pandas(data)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        try:  # the index as a column: it travels with its rows where key and order sort them
+            return pa.Table.from_pandas(data, preserve_index=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             raise InputError(f"the DataFrame does not convert to an Arrow table: {exc}") from None
     raise InputError(f"expected a pyarrow Table or a pandas DataFrame, got {type(data).__name__}")
 
@@ -1010,8 +1010,8 @@ def encode_table(
     batches: list[pa.Table] | None = None,
     pack_shards: int = DEFAULT_PACK_SHARDS,
 ) -> pa.Table:
-    """Compress ``table`` (a pyarrow Table, or a pandas DataFrame: its index is kept as
-    pyarrow keeps it) in process (no Beam) into the given layout; ``codec``: a
+    """Compress ``table`` (a pyarrow Table, or a pandas DataFrame: its index travels as a
+    column with its rows) in process (no Beam) into the given layout; ``codec``: a
     :class:`~ltc_beam.Codec` or its URI.
 
     ``batches`` (optional) gives the input split as the Beam pipeline saw it (for example

@@ -75,7 +75,7 @@ def default_window(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ltc_beam.codec.training import train
+    from ltc_beam.codec.training import records_follow_each_other
 
     if is_folder(args.out):
         raise InputError(f"--out {args.out} is a folder: give the codec file to write (e.g. {args.out.rstrip('/')}/codec.ltc)")
@@ -87,8 +87,27 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{data.order_hint} the codec can code windows of consecutive records (telemetry often needs far fewer bits)",
             file=sys.stderr,
         )
-    warnings.filterwarnings("ignore", category=WindowHint)  # the note above says it for the command line
-    codec = train(
+    elif default_window(args) == 1 and args.mode == "block" and (correlation := records_follow_each_other(data.series)):
+        print(
+            f"ltc-beam train: note: consecutive records correlate in file order (lag-1 correlation {correlation:.2f}); if "
+            "that is their time order, an order column (a row number will do) given as --order-by lets the codec code "
+            "windows of consecutive records (telemetry often needs far fewer bits)",
+            file=sys.stderr,
+        )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=WindowHint)  # the notes say it for the command line
+        codec = _train(args, data)
+    codec.save(args.out)
+    summary = {"codec": args.out, "codec_id": codec.id, **codec.manifest["training"]}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _train(args: argparse.Namespace, data):
+    """``train`` with the command's options."""
+    from ltc_beam.codec.training import train
+
+    return train(
         data.series,
         lattice=args.lattice,
         mode=args.mode,
@@ -111,10 +130,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         calibrate=not args.no_calibrate,
         normalise=args.normalise,
     )
-    codec.save(args.out)
-    summary = {"codec": args.out, "codec_id": codec.id, **codec.manifest["training"]}
-    print(json.dumps(summary, indent=2))
-    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -317,7 +332,8 @@ def run(argv: list[str] | None = None) -> NoReturn:
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:  # None: started with the descriptor closed (`>&-`)
+                stream.flush()
         except (OSError, ValueError):  # a reader gone (`| head`): Python's exit says 120 then
             code = code or 120
     os._exit(code)
@@ -328,7 +344,7 @@ def _reader_gone(stream) -> bool:
     try:
         poller = select.poll()
         poller.register(stream.fileno(), select.POLLOUT)
-        return any(events & select.POLLERR for _, events in poller.poll(0))
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))  # Linux: ERR; BSD, macOS: HUP
     except (AttributeError, OSError, ValueError):  # no poll (Windows), no file descriptor
         return False
 

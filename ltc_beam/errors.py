@@ -80,14 +80,39 @@ def numeric_array(x, dtype=None) -> "np.ndarray":
         if hasattr(x, "columns") and hasattr(x, "to_numpy"):  # a pandas DataFrame
             return _frame_array(x, dtype)
         arr = np.asarray(x)
-        if arr.dtype.kind in "USbc":
-            found = {"b": "bools", "c": "complex numbers"}.get(arr.dtype.kind, "text")
+        found = _not_numbers(arr, x)
+        if found:
             raise InputError(f"expected numbers as [records, values], got {found} (dtype {arr.dtype})")
         return arr if dtype is None else arr.astype(dtype)
     except (ValueError, TypeError) as exc:
         if isinstance(exc, InputError):
             raise
         raise InputError(f"expected numbers as [records, values]: {exc}") from None
+
+
+#: pandas ``infer_dtype`` kinds that hold numbers (None for missing values included).
+NUMBER_KINDS = ("floating", "integer", "mixed-integer-float", "decimal", "empty")
+
+
+def _not_numbers(arr, given) -> str | None:
+    """What ``arr`` (``np.asarray(given)``) holds besides numbers: text, bools, complex
+    numbers, or objects that are not numbers (None: numbers only). Rows given as lists may
+    mix bools into floats, which numpy turns into 1.0 without a word."""
+    import numpy as np
+
+    kind = arr.dtype.kind
+    if kind in "USbc":
+        return {"b": "bools", "c": "complex numbers"}.get(kind, "text")
+    if kind == "O":
+        from pandas.api.types import infer_dtype
+
+        inferred = infer_dtype(arr.ravel(), skipna=True)
+        return None if inferred in NUMBER_KINDS else f"values pandas reads as {inferred}"
+    if isinstance(given, (list, tuple)) and kind in "fiu" and any(
+        isinstance(v, (bool, np.bool_)) for row in given for v in (row if isinstance(row, (list, tuple)) else (row,))
+    ):
+        return "bools"
+    return None
 
 
 def _frame_array(frame, dtype) -> "np.ndarray":
@@ -98,7 +123,7 @@ def _frame_array(frame, dtype) -> "np.ndarray":
     def numbers(column) -> bool:
         kind = column.dtype
         if is_object_dtype(kind):
-            return infer_dtype(column, skipna=True) in ("floating", "integer", "mixed-integer-float", "decimal", "empty")
+            return infer_dtype(column, skipna=True) in NUMBER_KINDS
         return is_numeric_dtype(kind) and not is_bool_dtype(kind) and not is_complex_dtype(kind)
 
     text = [str(name) for name, column in frame.items() if not numbers(column)]

@@ -189,6 +189,11 @@ def test_a_dataframe_is_written_and_read_back_with_its_index(vec_codec, tmp_path
     back = ltc_beam.read_parquet(tmp_path / "f.parquet").to_pandas()
     assert back.index.equals(frame.index) and list(back.columns) == names
     assert np.allclose(back.to_numpy(), codec.reconstruct(frame.to_numpy()), atol=1e-6)  # vector mode: record by record
+    keyed = frame.reset_index(drop=True).set_axis(pd.RangeIndex(1000, 1300))  # an index pyarrow keeps as metadata only
+    keyed["dev"], keyed["t"] = np.where(np.arange(300) % 2, "p", "q"), np.arange(300)
+    ltc_beam.parquet.write_parquet(keyed, tmp_path / "k.parquet", codec, columns=names, key="dev", order_by="t")
+    back = ltc_beam.read_parquet(tmp_path / "k.parquet").to_pandas()  # rows sorted by key and order: the index with them
+    assert (back.index.to_numpy() == back["t"].to_numpy() + 1000).all()
     with pytest.raises(InputError, match="expected a pyarrow Table or a pandas DataFrame"):
         arrow.encode_table(frame.to_numpy(), codec, columns=names)
 

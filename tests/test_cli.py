@@ -16,6 +16,7 @@ import pytest
 import ltc_beam
 from ltc_beam import arrow, testing
 from ltc_beam.cli import main
+from ltc_beam.errors import WindowHint
 from tests.conftest import correlated_series
 from tests.object_store import FolderObjectStore
 from tests.beam_fixtures import block_codec, small, telemetry, vec_codec, window_codec  # noqa: F401
@@ -336,6 +337,16 @@ def test_train_points_at_a_likely_order_column(tmp_path, capsys):
     assert "column 'step' looks like the time order; with --order-by step" in capsys.readouterr().err
     main(["train", str(path), "--out", str(tmp_path / "c.ltc"), "--key", "dev", "--order-by", "step", "--steps", "20", "--quiet"])
     assert "looks like the time order" not in capsys.readouterr().err
+    pq.write_table(table.select(["value"]), tmp_path / "plain.parquet")  # no order column at all: said too, in CLI terms
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        assert main(["train", str(tmp_path / "plain.parquet"), "--out", str(tmp_path / "c.ltc"), "--steps", "20", "--quiet"]) == 0
+    assert "consecutive records correlate in file order" in capsys.readouterr().err
+    assert not any(issubclass(w.category, WindowHint) for w in said)  # the Python hint (window='auto') is not the CLI's advice
+    with warnings.catch_warnings(record=True) as said:  # and the CLI left the hint on for later train() calls
+        warnings.simplefilter("default")
+        ltc_beam.train(table.select(["value"]).to_pandas(), lattice="d4", steps=5, progress=False, calibrate=False)
+    assert any(issubclass(w.category, WindowHint) for w in said)
 
 
 def test_output_directory_never_loses_input_or_other_files(small, vec_codec, tmp_path, capsys):

@@ -213,7 +213,8 @@ def test_training_rejects_bad_arguments():
     with pytest.raises(InputError, match="names 2 columns; the data has 4"):
         ltc_beam.train(data, steps=5, columns=["a", "b"])
     numeric_text, flags, waves = np.array([["1.5", "2"]] * 9), np.ones((9, 2), bool), np.ones((9, 2), complex)  # parsed, taken as 0/1, cut
-    for bad in ([[1.0, 2.0], [3.0]], np.array([["a", "b"]] * 9), numeric_text, flags, waves):  # numpy's own errors were raised
+    mixed = np.array([[1.5, True]] * 9, dtype=object)  # a frame's to_numpy() with a flag column
+    for bad in ([[1.0, 2.0], [3.0]], np.array([["a", "b"]] * 9), numeric_text, flags, waves, mixed, [[1.5, True]] * 9):
         with pytest.raises(InputError, match="expected numbers as"):
             ltc_beam.train(bad, steps=5)
     for bad in (np.zeros((0, 4)), np.zeros((5, 2, 2)), [data, data[:, :3]], np.full((50, 4), np.nan)):
@@ -438,7 +439,8 @@ def test_a_signal_of_one_value_per_record_is_taken_as_it_comes():
     assert codec.config.record_dim == 1 and codec.decode(codec.encode(signal)).shape == (1200, 1)
     assert codec.encode(pd.Series(signal)) == codec.encode(signal[:, None])
     assert ltc_beam.train(list(signal[:400]), steps=5, progress=False, calibrate=False).config.record_dim == 1
-    assert ltc_beam.train([signal[:600], signal[600:]], window=4, steps=5, progress=False, calibrate=False).config.record_dim == 1
+    with pytest.raises(InputError, match="a list of 1-D arrays is ambiguous"):  # rows to encode(); list(x) was read as series
+        ltc_beam.train([signal[:600], signal[600:]], window=4, steps=5, progress=False)
 
 
 def test_records_that_follow_each_other_coded_one_at_a_time_get_a_window_hint():
@@ -456,6 +458,13 @@ def test_records_that_follow_each_other_coded_one_at_a_time_get_a_window_hint():
         assert any(issubclass(w.category, WindowHint) for w in said) == hinted
     with pytest.raises(ValueError, match="steps must be an integer"):
         ltc_beam.train(walk, steps=2.5)
+    ar = np.zeros((200, 8))
+    for t in range(1, 200):
+        ar[t] = 0.6 * ar[t - 1] + rng.normal(size=8)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        chosen = ltc_beam.train(ar, window="auto", steps=np.int64(5), progress=False, calibrate=False)  # numpy steps: refused for a while
+    assert chosen.config.window == 1 and not any(issubclass(w.category, WindowHint) for w in said)  # it was asked for "auto"
 
 
 def test_lattice_names_are_stored_as_the_library_spells_them():
@@ -690,6 +699,12 @@ def test_columns_choose_a_frames_columns_by_name():
     assert ltc_beam.train([frame[:200], frame[200:]], columns=["c"], **options).manifest["columns"] == ["c"]
     with pytest.raises(InputError, match=r"columns= names \['e'\], which the frame lacks"):
         ltc_beam.train(frame, columns=["a", "e"], **options)
+    with pytest.raises(InputError, match=r"columns \['a'\] appear more than once"):
+        ltc_beam.train(frame, columns=["a", "a"], **options)
+    swapped = ltc_beam.train([frame[list("abcd")], frame[list("dcba")]], **options)  # joined by name, not position
+    assert swapped.manifest["columns"] == list("abcd") and swapped.encode(frame) == ltc_beam.train([frame[list("abcd")]] * 2, **options).encode(frame)
+    numbered = pd.DataFrame(frame[list("abcd")].to_numpy(), columns=[0, 1, 2, 3])
+    assert ltc_beam.train(numbered, columns=[3, 1], **options).manifest["columns"] == ["3", "1"]  # as train(numbered[[3, 1]]) names them
 
 
 def test_a_dataframe_gives_its_column_names_and_a_list_of_rows_is_one_series():

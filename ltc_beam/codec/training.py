@@ -12,6 +12,7 @@ import contextlib
 import copy
 import json
 import math
+import numbers
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -79,28 +80,49 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _frame_columns_chosen(data, columns: list[str] | None):
-    """``data`` with a pandas DataFrame's (or a list of them) ``columns`` taken by name, in
-    that order, as ``encode`` takes them: ``columns=`` relabelled a frame's columns by
-    position (its own names in another order gave each column another's statistics: 3.9 dB
-    where 13.2 was due, and no warning)."""
+def _frame_columns_chosen(data, columns: list[str]):
+    """``data`` with a pandas DataFrame's (or each of a list of them) ``columns`` taken by
+    name, in that order, as ``encode`` takes them: ``columns=`` relabelled a frame's columns
+    by position (its own names in another order gave each column another's statistics:
+    3.9 dB where 13.2 was due, and no warning), and frames of one list were joined by
+    position whatever their columns' order."""
     from ltc_beam.codec.codec import frame_columns
 
     frames = data if isinstance(data, (list, tuple)) and data and all(frame_columns(f) is not None for f in data) else [data]
-    if columns is None or frame_columns(frames[0]) is None:
+    if frame_columns(frames[0]) is None:
         return data
-    chosen = []
+    chosen, wanted = [], [str(c) for c in columns]
     for frame in frames:
         names = frame_columns(frame)
-        missing = [c for c in columns if str(c) not in names]
+        missing = [c for c in wanted if c not in names]
         if missing:
             raise InputError(f"columns= names {names_said(missing)}, which the frame lacks (its columns: {names_said(names)})")
-        chosen.append(frame.iloc[:, [names.index(str(c)) for c in columns]])
+        twice = sorted({c for c in wanted if names.count(c) > 1 or wanted.count(c) > 1})
+        if twice:
+            raise InputError(f"columns {names_said(twice)} appear more than once (in the frame or in columns=): name each column once")
+        chosen.append(frame.iloc[:, [names.index(c) for c in wanted]].set_axis(wanted, axis=1))
     return chosen if frames is data else chosen[0]
+
+
+def _whole(value) -> bool:
+    """Whether ``value`` is an integer (a numpy one too), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 #: Sampled records per series for :func:`warn_if_records_follow_each_other`.
 ORDER_SAMPLE = 100_000
+
+
+def records_follow_each_other(series: list[np.ndarray]) -> float | None:
+    """The lag-1 correlation of consecutive records (of each series), where it reaches
+    ``ltc_beam.data.HINT_MIN_CORRELATION``; else None."""
+    from ltc_beam.data import HINT_MIN_CORRELATION, lag_correlation
+
+    parts = [s[:ORDER_SAMPLE] for s in series]
+    codes = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+    with np.errstate(invalid="ignore"):
+        correlation = lag_correlation(np.concatenate(parts), codes if len(parts) > 1 else None)
+    return correlation if correlation >= HINT_MIN_CORRELATION else None
 
 
 def warn_if_records_follow_each_other(series: list[np.ndarray]) -> None:
@@ -108,13 +130,8 @@ def warn_if_records_follow_each_other(series: list[np.ndarray]) -> None:
     time order coded one record at a time): Seattle's hourly temperatures at window 1 took
     31 % more bits than uniform quantisation + zstd at the same SNR, at ``window="auto"`` 13 %
     fewer. The CLI says it its own way (it knows the order column, or that none is given)."""
-    from ltc_beam.data import HINT_MIN_CORRELATION, lag_correlation
-
-    parts = [s[:ORDER_SAMPLE] for s in series]
-    codes = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
-    with np.errstate(invalid="ignore"):
-        correlation = lag_correlation(np.concatenate(parts), codes if len(parts) > 1 else None)
-    if correlation >= HINT_MIN_CORRELATION:
+    correlation = records_follow_each_other(series)
+    if correlation is not None:
         warnings.warn(
             f"consecutive records correlate (lag-1 correlation {correlation:.2f}), and window=1 codes each on its own: "
             "window='auto' (or window=T) codes windows of consecutive records, and time series often take far fewer bits so",
@@ -134,7 +151,10 @@ def as_series(data, columns: list[str] | None = None) -> list[np.ndarray]:
     if not len(items):
         raise InputError("no data: give an array [records, values] (or [records] for one signal) or a list of series")
     series = [numeric_array(s, np.float64) for s in items]
-    series = [s[:, None] if s.ndim == 1 else s for s in series]  # a signal (a pandas Series): one value per record
+    if items is not data:  # one array, Series or list given: a 1-D one is a signal, one value per record
+        series = [s[:, None] if s.ndim == 1 else s for s in series]
+    elif any(s.ndim == 1 for s in series):  # rows to encode(), one-value series to the line below
+        raise InputError("a list of 1-D arrays is ambiguous: np.stack(them) for records of several values, or give each series as [records, 1]")
     for i, s in enumerate(series):
         if s.ndim != 2:
             raise InputError(f"each series must be a 2-D array [records, values], got shape {s.shape}")
@@ -1003,9 +1023,10 @@ def train(
             raise ValueError(f"validation_fraction must lie between 0 and 1 (exclusive), got {validation_fraction}")
         if normalise not in NORMALISATIONS:
             raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}")
-        data = _frame_columns_chosen(data, columns)
-        if columns is None:  # a pandas DataFrame's column names
-            columns = frame_columns(data)
+        first = data[0] if isinstance(data, (list, tuple)) and len(data) else data
+        if frame_columns(first) is not None:  # frames: columns taken by name (in every frame), as encode takes them
+            columns = [str(c) for c in (frame_columns(first) if columns is None else columns)]
+            data = _frame_columns_chosen(data, columns)
         raw = as_series(data, columns)  # what the frozen codec codes (tables, calibration, validation)
         if columns is not None and len(columns) != raw[0].shape[1]:  # the codec then refused its own training data
             raise InputError(f"columns= names {len(columns)} columns; the data has {raw[0].shape[1]} values per record")
@@ -1021,7 +1042,7 @@ def train(
         warn_if_series_scales_differ(series, std, columns)
         warn_if_columns_hold_no_values(series, columns)
         warn_if_flag_columns(series, columns)
-        window_choice = None
+        window_choice, asked = None, window
         if window == "auto":
             from ltc_beam.codec.window_choice import choose_window
 
@@ -1029,11 +1050,12 @@ def train(
                 series, stats=(mean, std), bits_per_value=target_bits_per_value, lmbda=lmbda, train_fraction=1 - validation_fraction
             )
             window_choice = {"window": window, "gaussian_bits_per_value": estimates}
-        if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+        if not _whole(window) or window < 1:
             raise ValueError(f"window must be 'auto' or an integer >= 1, got {window!r}")
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:  # 2.5 was taken
+        if not _whole(steps) or steps < 1:  # 2.5 was taken
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-        if window == 1 and mode == "block":
+        window, steps = int(window), int(steps)
+        if asked == 1 and mode == "block":  # not where window="auto" chose 1
             warn_if_records_follow_each_other(series)
         variances = principal_variances(series, window, mean, std)
         learnable = directions_learnable(series, window, validation_fraction, seed)
