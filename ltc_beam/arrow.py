@@ -1020,8 +1020,10 @@ def encode_table(
     """
     if isinstance(codec, str):
         codec = load_codec(codec)
-    if not isinstance(table, pa.Table):
+    if not isinstance(table, pa.Table):  # a DataFrame's column labels become str names (0 → "0")
         table = _input_table(table)
+        column, key, order_by = (None if name is None else str(name) for name in (column, key, order_by))
+        columns = columns if columns is None or isinstance(columns, str) else [str(c) for c in columns]
     schema = compressed_schema(
         table.schema,
         codec,

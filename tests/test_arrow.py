@@ -196,6 +196,8 @@ def test_a_dataframe_is_written_and_read_back_with_its_index(vec_codec, tmp_path
     assert (back.index.to_numpy() == back["t"].to_numpy() + 1000).all()
     with pytest.raises(InputError, match="expected a pyarrow Table or a pandas DataFrame"):
         arrow.encode_table(frame.to_numpy(), codec, columns=names)
+    numbered = frame.set_axis(range(8), axis=1)  # labels 0..7 name Arrow columns "0".."7"
+    assert arrow.encode_table(numbered, codec, columns=list(range(8))).column(arrow.COUNT).to_pylist() == [300]
 
 
 def test_scalar_columns_layout(vec_codec):

@@ -705,6 +705,9 @@ def test_columns_choose_a_frames_columns_by_name():
     assert swapped.manifest["columns"] == list("abcd") and swapped.encode(frame) == ltc_beam.train([frame[list("abcd")]] * 2, **options).encode(frame)
     numbered = pd.DataFrame(frame[list("abcd")].to_numpy(), columns=[0, 1, 2, 3])
     assert ltc_beam.train(numbered, columns=[3, 1], **options).manifest["columns"] == ["3", "1"]  # as train(numbered[[3, 1]]) names them
+    assert ltc_beam.train(frame, columns="d,a", **options).manifest["columns"] == ["d", "a"]  # as LtcEncode takes them ("yx" was y and x)
+    with pytest.raises(ValueError, match="names no column"):
+        ltc_beam.train(frame, columns=[], **options)
 
 
 def test_a_dataframe_gives_its_column_names_and_a_list_of_rows_is_one_series():
