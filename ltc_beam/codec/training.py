@@ -1025,10 +1025,10 @@ def train(
             raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}")
         if isinstance(columns, str):  # "a,b,c", as LtcEncode and the CLI take them ("yx" was two columns y and x)
             columns = [c for c in columns.split(",") if c]
-        if columns is not None and not len(columns):
-            raise ValueError("columns= names no column: leave it out to take every column")
         first = data[0] if isinstance(data, (list, tuple)) and len(data) else data
         if frame_columns(first) is not None:  # frames: columns taken by name (in every frame), as encode takes them
+            if columns is not None and not len(columns):
+                raise ValueError("columns= names no column: leave it out to take every column of the frame")
             columns = [str(c) for c in (frame_columns(first) if columns is None else columns)]
             data = _frame_columns_chosen(data, columns)
         raw = as_series(data, columns)  # what the frozen codec codes (tables, calibration, validation)
