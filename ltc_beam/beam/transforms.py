@@ -216,7 +216,9 @@ class _Prepare(beam.DoFn):
         self._types = None if schema is None else {f.name: f.type for f in schema}
         # columns schema= makes integers (or integer vectors): kept as they are, None as null
         # (a None inside a list<int16> vector became a NaN no int16 holds)
-        self._integers = frozenset(f.name for f in schema or () if pa.types.is_integer(arrow.item_type(f.type)))
+        self._items = {f.name: arrow.item_type(f.type) for f in schema or ()}  # what schema= makes each field's values
+        self._integers = frozenset(name for name, kind in self._items.items() if pa.types.is_integer(kind))
+        self._halves = frozenset(name for name, kind in self._items.items() if pa.types.is_float16(kind))
         self.dead_letter = dead_letter
         self._specs: dict[bytes, arrow.VectorSpec] = {}
 
@@ -301,7 +303,7 @@ class _Prepare(beam.DoFn):
                     scalar = not arrow.is_list(self.schema.field(col).type)
                 else:
                     scalar = self.record_dim == 1 and not isinstance(value, (list, tuple, np.ndarray))
-                kind = self._value_type(col)
+                kind = self._items.get(col)
                 msg = _check_scalar(value, kind=kind) if scalar else _check_value_list(value, self.record_dim, kind)
                 problem = (col, msg) if msg else None
         else:
@@ -314,7 +316,7 @@ class _Prepare(beam.DoFn):
                 if col not in record:
                     problem = (col, "column missing from record")
                 else:
-                    msg = _check_scalar(record[col], kind=self._value_type(col))
+                    msg = _check_scalar(record[col], kind=self._items.get(col))
                     problem = (col, msg) if msg else None
         for name in (self.key, self.order_by):
             if not problem and name is not None and name not in record:
@@ -333,18 +335,10 @@ class _Prepare(beam.DoFn):
             yield (DEAD, _dead_letter(text, col, None, key, record))
             return
         names = [self.column] if self.column is not None and self.column in record else list(self.columns or self.default_columns)
-        record = {**record, **{c: _as_floats(record[c], self._half(c)) for c in names if c not in self._integers}}
+        record = {**record, **{c: _as_floats(record[c], c in self._halves) for c in names if c not in self._integers}}
         data = arrow.canonical(record)
         kb = arrow.canonical(key) if self.key else b"%" + str(arrow.shard_of(data, self.shards)).encode()
         yield (PART, (kb, (arrow.digest(data), record)))
-
-    def _half(self, column: str) -> bool:
-        kind = self._value_type(column)
-        return kind is not None and pa.types.is_float16(kind)
-
-    def _value_type(self, column: str) -> pa.DataType | None:
-        """The type ``schema=`` gives a coded column's values (a vector's items), or None."""
-        return arrow.item_type(self._types[column]) if self._types and column in self._types else None
 
     def _has_default_columns(self, record: dict) -> bool:
         return bool(self.default_columns) and all(c in record for c in self.default_columns)
@@ -428,16 +422,14 @@ def check_windowing(pcoll) -> bool:
             "(accumulating panes would be coded, and grouped, again in every later pane)"
         )
     fn = windowing.windowfn
-    if isinstance(fn, SlidingWindows) and fn.period.micros < fn.size.micros:  # 1,461 records came out as 2,922
-        copies = -(-fn.size.micros // fn.period.micros)
+    if isinstance(fn, SlidingWindows) and fn.period.micros != fn.size.micros:
+        size, period = fn.size.micros, fn.period.micros
+        if period < size:  # 1,461 records came out as 2,922
+            why = f"hold each record up to {-(-size // period)} times, and LtcEncode would code it once per window"
+        else:  # 200 records: 100 came out, no error
+            why = "leave the records between them in no window, and they would be lost"
         raise InputError(
-            f"sliding windows of {fn.size.micros / 1e6:g} s every {fn.period.micros / 1e6:g} s hold each record up to {copies} times, and LtcEncode "
-            "would code it once per window: window with FixedWindows (or Sessions) before compressing"
-        )
-    if isinstance(fn, SlidingWindows) and fn.period.micros > fn.size.micros:  # 200 records: 100 came out, no error
-        raise InputError(
-            f"sliding windows of {fn.size.micros / 1e6:g} s every {fn.period.micros / 1e6:g} s leave the records between them in no window, "
-            "and they would be lost: window with FixedWindows (or Sessions) before compressing"
+            f"sliding windows of {size / 1e6:g} s every {period / 1e6:g} s {why}: window with FixedWindows (or Sessions) before compressing"
         )
     return fn.is_merging()
 

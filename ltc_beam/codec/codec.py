@@ -360,7 +360,7 @@ class Codec:
         z, exact = self._exact(x32, scales)
         pos = np.flatnonzero(exact.reshape(-1))
         specials = SpecialValues(pos, np.ascontiguousarray(x32).reshape(-1).view(np.uint32)[pos].copy())
-        if self.config.mode == "vector" and self.config.window == 1:  # records coded one by one
+        if self.config.per_record:
             return np.where(exact, 0.0, z), specials
         return filled(z, exact), specials
 
@@ -639,7 +639,7 @@ class Codec:
                 "this codec scales each series by its own statistics (trained with normalise='series'), "
                 "which one-record streams cannot carry: encode whole series (the chunk layout)"
             )
-        if self.config.mode != "vector" or self.config.window != 1 or not len(arr):
+        if not self.config.per_record or not len(arr):
             if len(arr) > 1 and self.config.vectors_per_block * self.config.window > 1:
                 warnings.warn(
                     f"each record is a stream of its own, padded to the {self.config.vectors_per_block * self.config.window} "

@@ -63,6 +63,12 @@ class CodecConfig:
         return self.window * self.record_dim
 
     @property
+    def per_record(self) -> bool:
+        """Whether each record is coded on its own (vector mode, window 1): the record layout
+        needs it, and exactly-sent values leave a 0 in the lossy part, not a neighbour's value."""
+        return self.mode == "vector" and self.window == 1
+
+    @property
     def vectors_per_block(self) -> int:
         """How many consecutive input vectors are coded together (lattice dim in block mode)."""
         return lattices.get(self.lattice).dim if self.mode == "block" else 1

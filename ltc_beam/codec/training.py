@@ -460,7 +460,7 @@ class Trainer:
         # evaluating the very file trained on warned that it spread 5.7x the training std
         mean, std = column_statistics(series)
         n = config.vectors_per_block
-        hold = not (config.mode == "vector" and config.window == 1)  # as the codec fills what it sends exactly
+        hold = not config.per_record  # as the codec fills what it sends exactly
         train_x = vectors_of(train_series, config.window, mean, std, sliding=True, hold=hold)
         self.train_x = torch.as_tensor(train_x, dtype=torch.float32)
         val = vectors_of(val_series, config.window, mean, std, hold=hold) if val_series else np.zeros((0, config.input_dim))
