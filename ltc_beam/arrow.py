@@ -55,7 +55,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ltc_beam.bitstream import record_payload, record_stream
-from ltc_beam.errors import BEYOND_FLOAT32, CodecMismatchError, FormatError, InputError, beyond_float32, names_said, not_numeric
+from ltc_beam.errors import BEYOND_FLOAT32, CodecMismatchError, FormatError, InputError, beyond_float32, is_dataframe, names_said, not_numeric
 
 TABLE_FORMAT = "ltc-beam-table"
 #: Table format version written per layout: 2 when record-layout payloads became compact
@@ -988,7 +988,7 @@ def _input_table(data) -> pa.Table:
     """A pandas DataFrame (or a RecordBatch) as a table; InputError for anything else."""
     if isinstance(data, pa.RecordBatch):
         return pa.Table.from_batches([data])
-    if type(data).__name__ == "DataFrame" and type(data).__module__.split(".")[0] == "pandas":
+    if is_dataframe(data):
         try:  # the index as a column: it travels with its rows where key and order sort them
             return pa.Table.from_pandas(data, preserve_index=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:

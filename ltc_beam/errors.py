@@ -63,6 +63,12 @@ def not_numeric(column: str, found: str) -> InputError:
 BEYOND_FLOAT32 = "value beyond float32's range (±3.4e38): LTC codes float32, where it would decode as ±inf"
 
 
+def is_dataframe(x) -> bool:
+    """Whether ``x`` is a pandas DataFrame, of a subclass too (told without importing pandas)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(x, pandas.DataFrame)
+
+
 def numeric_array(x, dtype=None) -> "np.ndarray":
     """``x`` (an array, rows as lists, a pandas DataFrame, a torch tensor) as a numpy array,
     with numpy's refusals (ragged rows) as :class:`InputError`; text, bools and complex
@@ -77,16 +83,16 @@ def numeric_array(x, dtype=None) -> "np.ndarray":
         if hasattr(x, "detach") and hasattr(x, "numpy"):  # a torch tensor (one that requires grad, a bfloat16 one)
             x = x.detach().cpu()
             x = (x.float() if str(x.dtype) == "torch.bfloat16" else x).numpy()
-        if hasattr(x, "columns") and hasattr(x, "to_numpy"):  # a pandas DataFrame
+        if is_dataframe(x):
             return _frame_array(x, dtype)
         arr = np.asarray(x)
         found = _not_numbers(arr, x)
         if found:
             raise InputError(f"expected numbers as [records, values], got {found} (dtype {arr.dtype})")
         return arr if dtype is None else arr.astype(dtype)
+    except InputError:
+        raise
     except (ValueError, TypeError) as exc:
-        if isinstance(exc, InputError):
-            raise
         raise InputError(f"expected numbers as [records, values]: {exc}") from None
 
 
@@ -104,9 +110,7 @@ def _not_numbers(arr, given) -> str | None:
     if kind in "USbc":
         return {"b": "bools", "c": "complex numbers"}.get(kind, "text")
     if kind == "O":
-        from pandas.api.types import infer_dtype
-
-        inferred = infer_dtype(arr.ravel(), skipna=True)
+        inferred = _inferred(arr.ravel())
         return None if inferred in NUMBER_KINDS else f"values pandas reads as {inferred}"
     if isinstance(given, (list, tuple)) and kind in "fiu" and any(
         isinstance(v, (bool, np.bool_)) for row in given for v in (row if isinstance(row, (list, tuple)) else (row,))
@@ -115,15 +119,22 @@ def _not_numbers(arr, given) -> str | None:
     return None
 
 
+def _inferred(values) -> str:
+    """What pandas reads object ``values`` as (``"floating"``, ``"string"``, …)."""
+    from pandas.api.types import infer_dtype
+
+    return infer_dtype(values, skipna=True)
+
+
 def _frame_array(frame, dtype) -> "np.ndarray":
     """:func:`numeric_array` of a pandas DataFrame."""
     import numpy as np
-    from pandas.api.types import infer_dtype, is_bool_dtype, is_complex_dtype, is_numeric_dtype, is_object_dtype
+    from pandas.api.types import is_bool_dtype, is_complex_dtype, is_numeric_dtype, is_object_dtype
 
     def numbers(column) -> bool:
         kind = column.dtype
         if is_object_dtype(kind):
-            return infer_dtype(column, skipna=True) in NUMBER_KINDS
+            return _inferred(column) in NUMBER_KINDS
         return is_numeric_dtype(kind) and not is_bool_dtype(kind) and not is_complex_dtype(kind)
 
     text = [str(name) for name, column in frame.items() if not numbers(column)]

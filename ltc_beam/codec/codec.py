@@ -30,7 +30,7 @@ from ltc_beam.codec.scaling import SeriesScales
 from ltc_beam.codec.symbols import SymbolMapper
 from ltc_beam.codec.tables import blend_counts, box_tables, share_identical_runs
 from ltc_beam.entropy import SymbolDecoder, SymbolEncoder, SymbolTables
-from ltc_beam.errors import BEYOND_FLOAT32, FormatError, InputError, OffScaleWarning, beyond_float32, column_label, numeric_array
+from ltc_beam.errors import BEYOND_FLOAT32, FormatError, InputError, OffScaleWarning, beyond_float32, column_label, is_dataframe, numeric_array
 
 FORMAT = "ltc-beam-codec"
 #: Version written. 2: the artifact may store rounded tables as log-code differences
@@ -72,7 +72,7 @@ class Quantized:
 def frame_columns(x) -> list[str] | None:
     """The column names of a pandas DataFrame (None for anything else: a pyarrow Table's
     ``columns`` are its data)."""
-    if type(x).__name__ == "DataFrame" and type(x).__module__.split(".")[0] == "pandas":
+    if is_dataframe(x):
         return [str(c) for c in x.columns]
     return None
 
