@@ -781,7 +781,7 @@ class LtcEncode(beam.PTransform):
         return self._result(encoded, prepared, formed)
 
 
-def _file_of(kv: tuple, shards: int) -> tuple:
+def _file_of(kv: tuple, shards: int) -> tuple[int, Any]:
     """``(output file, (series key or bundle key, part))``."""
     kb = kv[0]
     return (int(kb[len(BUNDLE):]) if kb.startswith(BUNDLE) else arrow.shard_of(kb, shards), kv)
