@@ -640,6 +640,18 @@ def table_digest(table: pa.Table) -> bytes:
     return digest(sink.getvalue().to_pybytes())
 
 
+#: The series of every record given ``order_by`` without ``key``: one series in that order,
+#: as ``train`` and ``evaluate`` read such data (each input file was a series of its own:
+#: a time series split over files came back out of order, its windows cut at each file).
+ONE_SERIES = b"="
+
+
+def unkeyed_series(batch: pa.Table, order_by: str | None) -> bytes:
+    """The series key of a batch without ``key``: ``ONE_SERIES`` with ``order_by``, else the
+    batch's own (its content digest)."""
+    return ONE_SERIES if order_by is not None else b"#" + table_digest(batch)
+
+
 def shard_of(key_bytes: bytes, shards: int) -> int:
     return int.from_bytes(digest(key_bytes)[:8], "little") % max(1, shards)
 
@@ -914,8 +926,7 @@ def plan_chunks(
         if batch.num_rows == 0:
             continue
         if key is None:
-            d = table_digest(batch)
-            groups.setdefault(b"#" + d, []).append(batch)
+            groups.setdefault(unkeyed_series(batch, order_by), []).append(batch)
         else:
             for _, kb, part in split_by_key(batch, key):
                 groups.setdefault(kb, []).append(part)

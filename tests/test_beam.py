@@ -509,6 +509,29 @@ def test_window_codec_packs_uneven_series_apart_as_in_process(small, window_code
     assert sum(len(t) for t in _SINKS["dec"]) == uneven.num_rows
 
 
+def test_records_ordered_without_a_key_form_one_series_across_batches(small, block_codec):
+    """``order_by`` without ``key``: every record is one series in that order, as train and
+    evaluate read it, from table batches in any order and from dict records alike (each
+    batch was a series of its own: a time series split over files came back out of order,
+    its windows cut at each file)."""
+    codec, path = block_codec
+    series = small.drop_columns(["device", "ts"]).append_column("ts", pa.array(np.arange(small.num_rows) * 10))
+    opts = dict(column="values", order_by="ts", chunk_size=512)
+    reference = arrow.encode_table(series, codec, **opts)
+    records = series.to_pylist()
+    np.random.default_rng(0).shuffle(records)
+
+    def build(p):
+        collect(p | "Tables" >> beam.Create(batches(series, 700)[::-1]) | "EncodeTables" >> LtcEncode(path, **opts), "tables")
+        collect(p | "Records" >> beam.Create(records) | "EncodeRecords" >> LtcEncode(path, **opts), "records")
+
+    run(build)
+    for name in ("tables", "records"):
+        encoded = pa.concat_tables(_SINKS[name])
+        assert sorted(encoded.column(arrow.PAYLOAD).to_pylist()) == sorted(reference.column(arrow.PAYLOAD).to_pylist())
+        assert sorted(encoded.column("ts").to_pylist()) == reference.column("ts").to_pylist()  # chunks of consecutive records
+
+
 def test_compress_parquet_shards_series_by_key_in_one_shuffle(small, block_codec, tmp_path):
     """``CompressParquet``: each series lands whole in file ``shard_of(key) mod N``, each file's
     tails packed together: the bitstreams of an in-process plan with N packing groups."""

@@ -275,7 +275,7 @@ class _Prepare(beam.DoFn):
             return
         # tables cross the shuffle as Arrow IPC bytes (much cheaper than pickling them)
         if self.key is None:
-            yield (PART, (b"#" + arrow.table_digest(table), arrow.to_ipc(table)))
+            yield (PART, (arrow.unkeyed_series(table, self.order_by), arrow.to_ipc(table)))
         elif self.bundles:  # one message per output file, not per series: a part per series and batch
             # (2,000 devices, 128 batches) took 7 GB for 8M records; the rows of each file are
             # picked by their keys' codes, not gathered from a table per series
@@ -337,7 +337,10 @@ class _Prepare(beam.DoFn):
         names = [self.column] if self.column is not None and self.column in record else list(self.columns or self.default_columns)
         record = {**record, **{c: _as_floats(record[c], c in self._halves) for c in names if c not in self._integers}}
         data = arrow.canonical(record)
-        kb = arrow.canonical(key) if self.key else b"%" + str(arrow.shard_of(data, self.shards)).encode()
+        if self.key:
+            kb = arrow.canonical(key)
+        else:  # without order, records spread over ``shards`` series
+            kb = arrow.ONE_SERIES if self.order_by is not None else b"%" + str(arrow.shard_of(data, self.shards)).encode()
         yield (PART, (kb, (arrow.digest(data), record)))
 
     def _has_default_columns(self, record: dict) -> bool:
@@ -591,6 +594,11 @@ class LtcEncode(beam.PTransform):
     ``{"encoded": ..., "dead_letter": ...}``; dead letters are dicts with ``error`` (names
     the column and row), ``column``, ``row``, ``key`` and ``record``. Without it, the first
     bad record fails the pipeline with that message.
+
+    ``key``: records of one key value form a series; ``order_by`` orders each series (a
+    codec of windows of records needs it). With ``order_by`` alone, every record (of one
+    window, when streaming) is one series; with neither, each input table is a series of its
+    own, and dict records spread over ``pack_shards`` series.
 
     ``schema``: the Arrow schema of ``dict`` / ``Row`` records. Each record's fields are
     checked against it (a value that does not convert, or a float with a fraction for an
