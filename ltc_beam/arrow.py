@@ -1213,8 +1213,19 @@ def decode_table(table: pa.Table, codec=None, *, device: str = "cpu") -> pa.Tabl
             col = pc.list_flatten(col)
         if len(col) != n:
             raise FormatError(f"column {f.name!r} has {len(col)} values for {n} records")
-        cols.append(col.cast(f.type) if col.type != f.type else col)
+        cols.append(as_type(col, f.type))
     return pa.Table.from_arrays(cols, schema=target)
+
+
+def as_type(col: pa.Array | pa.ChunkedArray, to: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    """A pass-through column as its input type again. Parquet keeps the dictionary of string
+    columns only: a dictionary of integers or dates reads back as its values, which Arrow
+    casts to no dictionary (a written file read back failed)."""
+    if col.type == to:
+        return col
+    if pa.types.is_dictionary(to) and not pa.types.is_dictionary(col.type):
+        col = pc.dictionary_encode(col.cast(to.value_type))
+    return col.cast(to) if col.type != to else col
 
 
 def sort_decoded(table: pa.Table, key: str | None, order_by: str | None) -> pa.Table:

@@ -158,9 +158,10 @@ def open_parquet(path: str) -> Iterator[pq.ParquetFile]:
 
 def _leaf_columns(schema: pa.Schema) -> list[tuple[str, str]]:
     """Parquet leaf columns of an Arrow schema as ``(path, physical type)`` (nested lists:
-    ``name.list.element``)."""
+    ``name.list.element``). A table of no batches: ``empty_table`` builds arrays, and has no
+    builder for extension types nor dictionaries of dates."""
     buf = io.BytesIO()
-    pq.write_table(schema.empty_table(), buf)
+    pq.write_table(pa.Table.from_batches([], schema=schema), buf)
     parquet_schema = pq.ParquetFile(io.BytesIO(buf.getvalue())).schema
     return [(parquet_schema.column(i).path, parquet_schema.column(i).physical_type) for i in range(len(parquet_schema))]
 

@@ -351,6 +351,30 @@ def test_parquet_options_round_trip_every_column_kind(tmp_path):
     assert back.drop(["ints"]).equals(t.drop(["ints"])) and back.column("ints").to_pylist() == t.column("ints").to_pylist()
 
 
+@pytest.mark.parametrize("layout", ["chunk", "record"])
+def test_dictionaries_of_numbers_and_extension_types_pass_through_parquet(vec_codec, tmp_path, layout):
+    """Parquet keeps only a string column's dictionary: a dictionary of integers or dates
+    read back as its values, which Arrow casts to no dictionary (a written file that no
+    reader decoded); extension types (UUIDs) and date dictionaries failed the writer."""
+    import uuid
+
+    from ltc_beam.parquet import write_parquet
+
+    codec, _ = vec_codec
+    n = 40
+    passing = {
+        "status": pa.array([200, 404] * (n // 2), pa.int64()).dictionary_encode(),
+        "day": pa.DictionaryArray.from_arrays(pa.array([0, 1] * (n // 2), pa.int8()), pa.array([19000, 19001], pa.date32())),
+        "id": pa.ExtensionArray.from_storage(pa.uuid(), pa.array([uuid.UUID(int=i).bytes for i in range(n)], pa.binary(16))),
+        "row": pa.array(range(n)),
+    }
+    table = pa.table({"values": pa.array(list(np.ones((n, 8), np.float32)), pa.list_(pa.float32(), 8)), **passing})
+    write_parquet(table, str(tmp_path / "t.parquet"), codec, column="values", layout=layout)
+    back = ltc_beam.read_parquet(str(tmp_path / "t.parquet")).sort_by("row")
+    for name, column in passing.items():
+        assert back.schema.field(name).type == column.type and back.column(name).to_pylist() == column.to_pylist()
+
+
 def test_record_payloads_are_compact_and_version_1_tables_still_decode(small, vec_codec):
     codec, _ = vec_codec
     part = small.slice(0, 300)
