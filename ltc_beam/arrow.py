@@ -184,6 +184,9 @@ def check_key_and_order(schema: pa.Schema, spec: VectorSpec, key: str | None, or
     reserved = [name for name in RESERVED if name in schema.names]
     if reserved:
         raise InputError(f"column {reserved[0]!r} is reserved for compressed data: rename it (or is this input compressed already?)")
+    twice = [name for name in dict.fromkeys(schema.names) if schema.names.count(name) > 1]
+    if twice:
+        raise InputError(f"column {twice[0]!r} appears {schema.names.count(twice[0])} times: columns need names of their own")
     check_present(schema, key, order_by)
     for name in (key, order_by):
         if name is not None and name in spec.names:
@@ -701,9 +704,11 @@ def chunks_of_series(table: pa.Table, key: str, order_by: str | None, rows: int)
     codes, _, labels = key_codes(table, key)
     rank = np.empty(len(labels), np.int64)
     rank[sorted(range(len(labels)), key=labels.__getitem__)] = np.arange(len(labels))
-    ranked = table.append_column(" series", pa.array(rank[codes]))
-    order = sort_indices(ranked, [" series"] + ([order_by] if order_by else []))
-    series = np.asarray(ranked.column(" series").take(order))
+    ranks = pa.table({"series": rank[codes]})  # apart from the input: any name may be one of its columns
+    if order_by:
+        ranks = ranks.append_column("order", table.column(order_by))
+    order = sort_indices(ranks, ranks.column_names)
+    series = rank[codes][np.asarray(order)]
     table = table.take(order)
     starts = np.flatnonzero(np.diff(series, prepend=-1))
     lengths = np.diff(np.append(starts, len(series)))

@@ -233,9 +233,10 @@ def codec_copy_bytes(schema: pa.Schema) -> int:
 
 
 def _is_dictionary(schema: pa.Schema, path: str) -> bool:
-    """Whether the top-level field holding Parquet column ``path`` is dictionary-typed anywhere."""
-    field = schema.field(path.split(".")[0])
-    return "dictionary<" in str(field.type)
+    """Whether the top-level field holding Parquet column ``path`` is dictionary-typed anywhere
+    (the longest field name the path starts with: names may hold dots)."""
+    name = max((n for n in schema.names if path == n or path.startswith(n + ".")), key=len)
+    return "dictionary<" in str(schema.field(name).type)
 
 
 def read_parquet(path: str | os.PathLike, codec=None, *, sort: bool = True, device: str = "cpu") -> pa.Table:

@@ -164,6 +164,29 @@ def test_a_dictionary_key_decodes_in_series_order(small, vec_codec, tmp_path):
     assert back.column("ts").equals(want.column("ts"))
 
 
+def test_any_column_names_round_trip_and_a_name_twice_is_refused(small, vec_codec, tmp_path):
+    """A dotted name read as a nested path failed the writer ("Column dot does not exist");
+    a column named " series", the chunker's own helper column once, took over the grouping
+    by key (chunks mixed devices); a name twice failed inside the job."""
+    codec, _ = vec_codec
+    odd = {"dot.ted": pa.array(np.arange(small.num_rows)), " series": pa.array(np.arange(small.num_rows) % 5)}
+    table = small
+    for name, column in odd.items():
+        table = table.append_column(name, column)
+    opts = dict(column="values", key="device", order_by="ts", chunk_size=64)
+    ltc_beam.parquet.write_parquet(table, str(tmp_path / "d.parquet"), codec, **opts)
+    encoded = pq.read_table(tmp_path / "d.parquet")
+    assert encoded.column(arrow.PAYLOAD).equals(arrow.encode_table(small, codec, **opts).column(arrow.PAYLOAD))
+    chunks, _ = arrow.chunks_of_series(table, "device", "ts", 64)  # the Beam path's one sort
+    assert [c.column("seq") for c in chunks] == [c.column("seq") for c in arrow.chunks_of_series(small, "device", "ts", 64)[0]]
+    back = ltc_beam.read_parquet(str(tmp_path / "d.parquet"))
+    want = arrow.sort_decoded(table, "device", "ts")
+    assert back.drop_columns(["values"]).equals(want.drop_columns(["values"]))
+    twice = pa.Table.from_arrays([small.column("values"), small.column("seq"), small.column("seq")], names=["values", "seq", "seq"])
+    with pytest.raises(InputError, match="'seq' appears 2 times"):
+        arrow.encode_table(twice, codec, column="values")
+
+
 def test_without_embedded_codec_needs_codec_and_checks_it(small, vec_codec, window_codec, tmp_path):
     codec, path = vec_codec
     enc = arrow.encode_table(small, codec, column="values", key="device", order_by="ts", embed_codec=False)
