@@ -191,11 +191,11 @@ def check_key_and_order(schema: pa.Schema, spec: VectorSpec, key: str | None, or
     for name in (key, order_by):
         if name is not None and name in spec.names:
             raise InputError(f"column {name!r} is a vector column; key and order_by must be other columns")
-    if key is not None:
-        kind = schema.field(key).type
-        kind = kind.value_type if pa.types.is_dictionary(kind) else kind
-        if pa.types.is_nested(kind) or pa.types.is_floating(kind) and kind.bit_width == 16:
-            raise InputError(f"key column {key!r} has type {kind}: a key must be a number, text, bytes, a boolean or a time")
+    for role, name in (("key", key), ("order", order_by)):  # what records are grouped and sorted by
+        kind = schema.field(name).type if name is not None else None
+        kind = kind.value_type if kind is not None and pa.types.is_dictionary(kind) else kind
+        if kind is not None and (pa.types.is_nested(kind) or pa.types.is_floating(kind) and kind.bit_width == 16):
+            raise InputError(f"{role} column {name!r} has type {kind}: {'a' if role == 'key' else 'an'} {role} must be a number, text, bytes, a boolean or a time")
 
 
 def column_count_error(columns, record_dim: int, codec_columns) -> InputError:

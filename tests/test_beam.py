@@ -161,9 +161,12 @@ def test_dead_letters_name_column_and_row(small, vec_codec):
         collect(out["encoded"], "ok")
         collect(out["dead_letter"], "dead")
 
+    never = pa.array([2**63 - 1] * good.num_rows, pa.timestamp("us"))  # beyond what Python's datetime holds
+    good, bad = good.append_column("valid_until", never), bad.append_column("valid_until", never.slice(0, bad.num_rows))
     result = run(build)
     dead = sorted(_SINKS["dead"], key=lambda d: d["row"])
     assert [d["row"] for d in dead] == [3, 7]
+    assert dead[0]["record"]["valid_until"] == never.cast(pa.string())[0].as_py()  # the job failed on it
     assert all(d["column"] == "values" for d in dead)
     assert "column 'values', row 3" in dead[0]["error"] and "5 values" in dead[0]["error"]
     assert "null" in dead[1]["error"]
@@ -243,6 +246,8 @@ def test_a_key_records_cannot_be_grouped_by_is_refused_by_name(vec_codec, key):
     table = pa.table({"values": [[0.5] * 8] * 20, "nested": [{"s": "a"}] * 20, "listed": [[1]] * 20, "ts": list(range(20))})
     with pytest.raises(Exception, match=f"column '{key}' (is a vector column|has type)"):
         run(lambda p: p | beam.Create([table]) | LtcEncode(path, column="values", key=key, order_by="ts"))
+    with pytest.raises(InputError, match=f"order column '{key}' has type|column '{key}' is a vector column"):  # a traceback from the sort
+        arrow.encode_table(table, vec_codec[0], column="values", order_by=key)
 
 
 def test_input_columns_of_reserved_names_are_refused_before_the_shuffle(vec_codec):

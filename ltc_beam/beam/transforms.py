@@ -85,6 +85,19 @@ def _dead_letter(error: str, column, row, key, record) -> dict:
     return {"error": error, "column": column, "row": row, "key": key, "record": record}
 
 
+def _value(column: pa.ChunkedArray, row: int):
+    """``column[row]`` as a Python value; one Python cannot hold (a timestamp beyond year
+    9999, as an INT64_MAX "never" is) as Arrow's text of it: it failed the whole job."""
+    try:
+        return column[row].as_py()
+    except (OverflowError, ValueError, pa.ArrowException):
+        return column.slice(row, 1).cast(pa.string())[0].as_py()
+
+
+def _row_record(table: pa.Table, row: int) -> dict:
+    return {name: _value(column, row) for name, column in zip(table.column_names, table.columns)}
+
+
 def _check_value_list(value, d: int, kind: pa.DataType | None = None) -> str | None:
     if value is None:
         return "vector is null"
@@ -248,7 +261,7 @@ class _Prepare(beam.DoFn):
         parts = []
         for name in (self.key, self.order_by):
             if name is not None:
-                parts.append(f"{name}={table.column(name)[row].as_py()!r}")
+                parts.append(f"{name}={_value(table.column(name), row)!r}")
         return f" of the input batch ({', '.join(parts)})" if parts else " of the input batch"
 
     def _table(self, table: pa.Table):
@@ -263,8 +276,8 @@ class _Prepare(beam.DoFn):
                 more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
                 raise InputError(f"column {col!r}, row {row}{self._where(table, row)}: {problem}{more}{_remedy(problem)}")
             for row, (col, problem) in bad.items():
-                key = table.column(self.key)[row].as_py() if self.key else None
-                record = table.slice(row, 1).to_pylist()[0]
+                record = _row_record(table, row)
+                key = record[self.key] if self.key else None
                 msg = f"column {col!r}, row {row}{self._where(table, row)}: {problem}"
                 yield (DEAD, _dead_letter(msg, col, row, key, record))
             self.dead.inc(len(bad))
