@@ -415,7 +415,7 @@ def _verify(args, files: list[str], out_files: list[str], codec, partitions: Par
         return {"verify_records_equal": same_rows, **left_out, "verify_unpaired": reason}
     source, decoded = paired
     others = [c for c in source.column_names if c not in names]
-    exact = all(_identical(decoded.column(c), source.column(c).cast(decoded.schema.field(c).type)) for c in others)
+    differing = [c for c in others if not _identical(decoded.column(c), source.column(c).cast(decoded.schema.field(c).type))]
     x, y = _vectors(source, names), _vectors(decoded, names)
     specials = ~np.isfinite(x)
     stored, back = _vectors(source, names, np.float64), _vectors(decoded, names, np.float64)  # float64 columns: as stored
@@ -426,7 +426,8 @@ def _verify(args, files: list[str], out_files: list[str], codec, partitions: Par
     return {
         "verify_records_equal": same_rows,
         **left_out,
-        "verify_other_columns_identical": bool(exact),
+        "verify_other_columns_identical": not differing,
+        **({"verify_columns_differing": differing} if differing else {}),
         "verify_nonfinite_exact": bool(np.array_equal(x[specials].view(np.uint32), y[specials].view(np.uint32))),
         "snr_db": snr_db(stored, back, coded_exactly),
         **by_series,
@@ -453,13 +454,30 @@ def _written(source: pa.Table, decoded: pa.Table, names: list[str]) -> pa.Table:
 
 def _identical(a: pa.ChunkedArray, b: pa.ChunkedArray) -> bool:
     """Whether two columns hold the same values, NaN equal to NaN (Arrow's ``equals`` says a
-    float column with a NaN differs from itself)."""
+    float column with a NaN differs from itself; in lists too, where --verify then reported
+    a column that came back bit for bit as changed)."""
     if a.equals(b):
         return True
-    if not (pa.types.is_floating(a.type) and a.type == b.type and a.is_null().equals(b.is_null())):
+    if a.type != b.type or len(a) != len(b) or not a.is_null().equals(b.is_null()):
         return False
-    x, y = (np.asarray(c.fill_null(0).combine_chunks().to_numpy(zero_copy_only=False), dtype=np.float64) for c in (a, b))
-    return bool(np.array_equal(x, y, equal_nan=True))
+    if pa.types.is_floating(a.type):
+        x, y = (np.asarray(c.fill_null(0).combine_chunks().to_numpy(zero_copy_only=False), dtype=np.float64) for c in (a, b))
+        return bool(np.array_equal(x, y, equal_nan=True))
+    if "float" in str(a.type) or "double" in str(a.type) or "halffloat" in str(a.type):  # floats nested inside
+        step = 1 << 16
+        return all(_same(a.slice(i, step).to_pylist(), b.slice(i, step).to_pylist()) for i in range(0, len(a), step))
+    return False
+
+
+def _same(x, y) -> bool:
+    """Python values equal, NaN equal to NaN at any depth."""
+    if isinstance(x, float) and isinstance(y, float):
+        return x == y or (x != x and y != y)
+    if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+        return len(x) == len(y) and all(_same(u, v) for u, v in zip(x, y))
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(_same(x[k], y[k]) for k in x)
+    return x == y
 
 
 def _paired(source: pa.Table, decoded: pa.Table, keys: list[str], names: list[str]):
@@ -480,7 +498,7 @@ def _sortable(t: pa.DataType) -> bool:
     t = t.value_type if pa.types.is_dictionary(t) else t
     kinds = (pa.types.is_integer, pa.types.is_floating, pa.types.is_temporal, pa.types.is_string,
              pa.types.is_large_string, pa.types.is_boolean, pa.types.is_decimal)
-    return any(kind(t) for kind in kinds)
+    return any(kind(t) for kind in kinds) and not pa.types.is_float16(t)  # no float16 sort kernel
 
 
 def _print_summary(summary: dict, as_json: bool) -> None:
@@ -503,8 +521,14 @@ def cmd_compress(args: argparse.Namespace, beam_args: list[str] | None = None) -
         print("ltc-beam compress: error: records out do not match records in: the output files are removed", file=sys.stderr)
         _remove_outputs(args.output)
         return 1
-    if args.verify and not (summary["verify_records_equal"] and summary.get("verify_nonfinite_exact", True)):
-        said = summary.get("verify_unpaired") or "non-finite values (NaN, inf) did not come back bit for bit"
+    if args.verify and not (
+        summary["verify_records_equal"] and summary.get("verify_nonfinite_exact", True) and summary.get("verify_other_columns_identical", True)
+    ):
+        said = summary.get("verify_unpaired") or (
+            f"pass-through columns {summary['verify_columns_differing']} did not come back as they were"
+            if "verify_columns_differing" in summary
+            else "non-finite values (NaN, inf) did not come back bit for bit"
+        )
         print(f"ltc-beam compress: error: --verify: {said}", file=sys.stderr)
         return 1
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import shutil
 import warnings
@@ -748,12 +749,29 @@ def test_evaluate_codes_the_codec_columns_by_default_as_compress_does(tmp_path, 
 
 
 def test_verify_counts_a_nan_in_a_pass_through_float_column_as_identical(small, vec_codec, tmp_path, capsys):
+    """In lists too (a list<double> with a NaN read as changed), and float16 columns, which
+    Arrow cannot sort, do not fail it (a traceback after the files were written)."""
     temp = np.linspace(10.0, 20.0, small.num_rows)
     temp[::7] = np.nan
-    pq.write_table(small.append_column("temp", pa.array(temp)), tmp_path / "in.parquet")
+    table = small.append_column("temp", pa.array(temp)).append_column("pair", pa.array([[1.0, math.nan]] * small.num_rows))
+    pq.write_table(table.append_column("half", pa.array(temp.astype(np.float16))), tmp_path / "in.parquet")
     assert main(["compress", str(tmp_path / "in.parquet"), "--codec", vec_codec[1], "--output", str(tmp_path / "c"),
                  "--column", "values", "--key", "device", "--order-by", "ts", "--verify", "--json", "--quiet"]) == 0
     assert _summary(capsys)["verify_other_columns_identical"]
+
+
+def test_verify_fails_where_a_pass_through_column_came_back_changed(small, vec_codec, tmp_path, capsys, monkeypatch):
+    """It reported the difference and exited 0 (README: 1 when --verify found a difference)."""
+    import ltc_beam.parquet
+
+    pq.write_table(small, tmp_path / "in.parquet")
+    decode = ltc_beam.parquet.read_parquet  # --verify's decoding, made to change one column
+    monkeypatch.setattr(ltc_beam.parquet, "read_parquet", lambda *a, **k: (t := decode(*a, **k)).set_column(
+        t.schema.get_field_index("seq"), "seq", pa.array(np.zeros(t.num_rows, np.int64))))
+    assert main(["compress", str(tmp_path / "in.parquet"), "--codec", vec_codec[1], "--output", str(tmp_path / "c"),
+                 "--column", "values", "--key", "device", "--order-by", "ts", "--verify", "--json", "--quiet"]) == 1
+    out = capsys.readouterr()
+    assert json.loads(out.out)["verify_columns_differing"] == ["seq"] and "pass-through columns ['seq'] did not come back" in out.err
 
 
 def test_an_output_larger_than_its_input_through_the_embedded_codec_is_warned_about(small, vec_codec, tmp_path):
