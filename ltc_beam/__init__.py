@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = ["Codec", "train", "read_parquet", "__version__"]
+__all__ = ["Codec", "train", "read_parquet", "write_parquet", "__version__"]
 
 #: Public names and the modules that define them, imported on first use, so that the
 #: command line (``ltc-beam --help``) does not wait for torch.
@@ -16,12 +16,13 @@ _LAZY = {
     "Codec": "ltc_beam.codec.codec",
     "train": "ltc_beam.codec.training",
     "read_parquet": "ltc_beam.parquet",
+    "write_parquet": "ltc_beam.parquet",
 }
 
 if TYPE_CHECKING:
     from ltc_beam.codec.codec import Codec
     from ltc_beam.codec.training import train
-    from ltc_beam.parquet import read_parquet
+    from ltc_beam.parquet import read_parquet, write_parquet
 
 
 def __getattr__(name: str):

@@ -381,8 +381,6 @@ def test_dictionaries_of_numbers_and_extension_types_pass_through_parquet(vec_co
     reader decoded); extension types (UUIDs) and date dictionaries failed the writer."""
     import uuid
 
-    from ltc_beam.parquet import write_parquet
-
     codec, _ = vec_codec
     n = 40
     passing = {
@@ -392,7 +390,7 @@ def test_dictionaries_of_numbers_and_extension_types_pass_through_parquet(vec_co
         "row": pa.array(range(n)),
     }
     table = pa.table({"values": pa.array(list(np.ones((n, 8), np.float32)), pa.list_(pa.float32(), 8)), **passing})
-    write_parquet(table, str(tmp_path / "t.parquet"), codec, column="values", layout=layout)
+    ltc_beam.write_parquet(table, str(tmp_path / "t.parquet"), codec, column="values", layout=layout)  # at the top, as read_parquet
     back = ltc_beam.read_parquet(str(tmp_path / "t.parquet")).sort_by("row")
     for name, column in passing.items():
         assert back.schema.field(name).type == column.type and back.column(name).to_pylist() == column.to_pylist()
