@@ -1000,6 +1000,32 @@ def encode_chunks(chunks: list[pa.Table], codec, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
+PANDAS = b"pandas"
+PANDAS_INDEX = "__index_level_0__"  # the field name pandas gives an unnamed index it stores
+
+
+def range_index_as_column(table: pa.Table, first_row: int = 0) -> pa.Table:
+    """``table`` with the pandas RangeIndex its metadata states (``df.to_parquet`` keeps a
+    default index there only) as a column of its rows' labels; ``first_row``: the table's
+    first row in its file. Decoded records come back in series order, not the file's, and
+    ``to_pandas()`` labelled them 0, 1, … afresh: each row with another's label."""
+    meta = table.schema.metadata or {}
+    try:
+        pandas = json.loads(meta[PANDAS])
+        (entry,) = pandas["index_columns"]
+        ranged = isinstance(entry, dict) and entry.get("kind") == "range"
+    except (KeyError, TypeError, ValueError):  # no pandas metadata, or not one index
+        return table
+    name = entry.get("name") if ranged else None
+    field = name if isinstance(name, str) else PANDAS_INDEX
+    if not ranged or field in table.column_names:
+        return table
+    labels = entry["start"] + entry["step"] * (first_row + np.arange(table.num_rows, dtype=np.int64))
+    pandas["index_columns"] = [field]
+    pandas["columns"] = [*pandas.get("columns", []), {"name": name, "field_name": field, "pandas_type": "int64", "numpy_type": "int64", "metadata": None}]
+    return table.append_column(field, pa.array(labels)).replace_schema_metadata({**meta, PANDAS: json.dumps(pandas).encode()})
+
+
 def _input_table(data) -> pa.Table:
     """A pandas DataFrame (or a RecordBatch) as a table; InputError for anything else."""
     if isinstance(data, pa.RecordBatch):
@@ -1040,6 +1066,10 @@ def encode_table(
         table = _input_table(table)
         column, key, order_by = (None if name is None else str(name) for name in (column, key, order_by))
         columns = columns if columns is None or isinstance(columns, str) else [str(c) for c in columns]
+    table = range_index_as_column(table)
+    if batches is not None:
+        starts = np.cumsum([0] + [b.num_rows for b in batches])
+        batches = [range_index_as_column(b, int(start)) for b, start in zip(batches, starts)]
     schema = compressed_schema(
         table.schema,
         codec,

@@ -10,6 +10,7 @@ import shutil
 import warnings
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -746,6 +747,23 @@ def test_evaluate_codes_the_codec_columns_by_default_as_compress_does(tmp_path, 
         assert main([command[0], str(src), "--codec", codec, "--columns", "a,b,year", *command[1:]]) == 2
         said = "are 3 values per record, the codec expects 2 (its columns: ['a', 'b']); name them with --column or --columns"
         assert said in capsys.readouterr().err
+
+
+def test_a_pandas_files_range_index_travels_with_its_rows(small, vec_codec, tmp_path):
+    """``df.to_parquet`` keeps a RangeIndex in the metadata only: decoded rows, sorted by key
+    and order (or grouped by batch without them), were labelled 0, 1, … afresh, every
+    label on another row. It is a column of the compressed data now, in Python too."""
+    frame = small.drop_columns(["values"]).to_pandas().set_axis(pd.RangeIndex(100, 100 + 2 * small.num_rows, 2))
+    frame["values"] = list(arrow.vectors(small, arrow.VectorSpec("values", None, 8)))
+    frame.to_parquet(tmp_path / "in.parquet", row_group_size=700)
+    opts = ["--column", "values", "--key", "device", "--order-by", "ts"]
+    assert main(["compress", str(tmp_path / "in.parquet"), "--codec", vec_codec[1], "--output", str(tmp_path / "c"), "--quiet", *opts]) == 0
+    assert main(["decompress", str(tmp_path / "c"), "--output", str(tmp_path / "d"), "--quiet"]) == 0
+    for back in (pd.read_parquet(tmp_path / "d"), ltc_beam.read_parquet(str(tmp_path / "c")).to_pandas()):
+        assert len(back) == len(frame) and (back["seq"] == frame.loc[back.index, "seq"]).all()
+    table = pa.Table.from_pandas(frame)  # the same metadata, in process
+    back = arrow.decode_table(arrow.encode_table(table, vec_codec[0], column="values", key="device", order_by="ts")).to_pandas()
+    assert (back["seq"] == frame.loc[back.index, "seq"]).all()
 
 
 def test_verify_counts_a_nan_in_a_pass_through_float_column_as_identical(small, vec_codec, tmp_path, capsys):

@@ -46,10 +46,12 @@ class _ReadRowGroups(beam.DoFn):
         number, path = element
         stored = None if self.columns is None else [c for c in self.columns if c not in self.partitions.types]
         with open_parquet(path) as reader:
+            first_row = 0
             for batch, table in enumerate(_batches(reader, path, self.batch_rows, stored)):
                 self.tables.inc()
                 table = self.partitions.add(table, path)
                 table = table if self.columns is None else table.select(self.columns)
+                table, first_row = arrow.range_index_as_column(table, first_row), first_row + table.num_rows
                 # the batch's place in the input: records sharing an order value keep their input order
                 yield table.replace_schema_metadata({**(table.schema.metadata or {}), arrow.META_POSITION: b"%012d.%012d" % (number, batch)})
 
