@@ -139,7 +139,12 @@ def _frame_array(frame, dtype) -> "np.ndarray":
 
     text = [str(name) for name, column in frame.items() if not numbers(column)]
     if text:
-        raise InputError(f"columns {names_said(text)} hold neither floats nor integers: cast them to float32 where they hold numbers")
+        numeric = [name for name, column in frame.items() if numbers(column)]
+        raise InputError(
+            f"columns {names_said(text)} hold neither floats nor integers: select the columns to code "
+            f"(frame[{numeric!r}], or train(…, columns={numeric!r}); times, labels and keys pass through "
+            "write_parquet and LtcEncode uncoded), or cast them to float32 where they hold numbers"
+        )
     types = [t for t in frame.dtypes if isinstance(t, np.dtype) and t.kind == "f"]
     floats = np.result_type(*types) if types and len(types) == len(frame.dtypes) else np.float64
     return frame.to_numpy(dtype=dtype or floats, na_value=np.nan)

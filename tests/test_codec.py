@@ -131,6 +131,9 @@ def test_frames_and_tensors_are_taken_as_arrays_are(codecs):
             codec.encode(frame)
         with pytest.raises(InputError):
             codec.encode(frame.to_numpy())
+    stamped = pd.DataFrame(x).assign(t=pd.date_range("2024", periods=20, freq="h"))  # advised a cast of the times to float32
+    with pytest.raises(InputError, match=r"columns \['t'\] hold neither.*select the columns to code \(frame\[\[0, 1, 2, 3, 4, 5\]\]"):
+        codec.encode(stamped)
 
 
 def test_wrong_codec_is_named(codecs):
