@@ -213,6 +213,19 @@ def test_bad_dict_records(vec_codec):
     assert sum(sum(t.column(arrow.COUNT).to_pylist()) for t in _SINKS["dict_ok"]) == 2
 
 
+def test_records_or_batches_that_form_no_table_name_the_field(vec_codec):
+    """"do not form a table (Expected bytes, got a 'int' object)" and "input batch does not
+    fit the given schema: Integer value … not in range" named no field."""
+    _, path = vec_codec
+    records = [{"dev": "a", "id": i, "tags": [("k", 1), ("j", None)], "v": [0.5] * 8} for i in range(10)]
+    with pytest.raises(Exception, match=r"do not form a table \(field 'tags': "):
+        run(lambda p: p | beam.Create(records) | LtcEncode(path, column="v", key="dev", order_by="id"))
+    table = pa.table({"v": pa.array([[0.5] * 8] * 10, pa.list_(pa.float32())), "n": pa.array([2**63 + 5] * 10, pa.uint64())})
+    schema = pa.schema([("v", pa.list_(pa.float32())), ("n", pa.int64())])
+    with pytest.raises(Exception, match=r"does not fit the given schema \(column 'n': uint64 → int64\)"):
+        run(lambda p: p | beam.Create([table]) | LtcEncode(path, column="v", schema=schema))
+
+
 def test_dict_records_that_do_not_fit_the_given_schema_are_dead_letters(vec_codec):
     """With ``schema=`` a record whose key, order or pass-through value does not convert
     failed the whole job, and an order value of 3.5 for an int64 field was truncated to 3

@@ -367,7 +367,20 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         cast = table.select(schema.names).cast(schema)
         return cast.replace_schema_metadata({**(cast.schema.metadata or {}), arrow.META_POSITION: place}) if place else cast
     except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise InputError(f"input batch does not fit the given schema: {exc}") from exc
+        raise InputError(f"input batch does not fit the given schema{_misfit(table, schema)}: {exc}") from exc
+
+
+def _misfit(table: pa.Table, schema: pa.Schema) -> str:
+    """Which column of ``table`` does not cast to ``schema`` (" (column 'c': int64 → uint64)"), or ""."""
+    for field in schema:
+        if field.name not in table.column_names:
+            return f" (it lacks column {field.name!r})"
+        column = table.column(field.name)
+        try:
+            column.cast(field.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return f" (column {field.name!r}: {column.type} → {field.type})"
+    return ""
 
 
 def _records_table(records: list[dict], schema: pa.Schema | None) -> pa.Table:
@@ -380,10 +393,21 @@ def _records_table(records: list[dict], schema: pa.Schema | None) -> pa.Table:
         return pa.Table.from_pylist(records, schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
         raise InputError(
-            f"the records of one series do not form a table ({exc}): a field holds values of different types "
+            f"the records of one series do not form a table ({_unconverted(records, schema)}{exc}): a field holds values of different types "
             "(floats and lists, numbers and text, …) or out of its type's range. Give schema= to have each "
             "record checked (and dead-lettered) on its own"
         ) from exc
+
+
+def _unconverted(records: list[dict], schema: pa.Schema | None) -> str:
+    """"field 'f': " for the first field whose values form no Arrow array, or ""."""
+    names = schema.names if schema is not None else dict.fromkeys(name for record in records for name in record)
+    for name in names:
+        try:
+            pa.array([record.get(name) for record in records], None if schema is None else schema.field(name).type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            return f"field {name!r}: "
+    return ""
 
 
 def _units(chunks: list[pa.Table], unit_rows: int) -> list[list[pa.Table]]:
