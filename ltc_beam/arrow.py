@@ -21,8 +21,9 @@ The schema's key-value metadata (``schemas/table_metadata.schema.json``) carries
 Chunking is a pure function of the data (not of arrival order or runner), shared by the
 Beam transforms and :func:`encode_table`:
 
-1. records are grouped into *series*: by ``key`` when given; without a key every input
-   batch is its own group (its rows keep their order);
+1. records are grouped into *series*: by ``key`` when given; without a key, all records
+   are one series where ``order_by`` is given (``ONE_SERIES``), else every input batch is
+   its own (its rows keep their order);
 2. a series is ordered by ``order_by`` (stable; batches of one series are first put in
    input order where they carry it, ``ltc.position`` metadata: the file and batch of
    ``ReadParquetTables``, else in the order of their content digests, so ties resolve the
@@ -1004,26 +1005,37 @@ PANDAS = b"pandas"
 PANDAS_INDEX = "__index_level_0__"  # the field name pandas gives an unnamed index it stores
 
 
-def range_index_as_column(table: pa.Table, first_row: int = 0) -> pa.Table:
+def range_index_as_column(table: pa.Table, first_row: int = 0, file_rows: int | None = None) -> pa.Table:
     """``table`` with the pandas RangeIndex its metadata states (``df.to_parquet`` keeps a
-    default index there only) as a column of its rows' labels; ``first_row``: the table's
-    first row in its file. Decoded records come back in series order, not the file's, and
-    ``to_pandas()`` labelled them 0, 1, … afresh: each row with another's label."""
+    default index there only) as a column ``PANDAS_INDEX`` of its rows' labels; ``first_row``:
+    the table's first row in its file of ``file_rows`` rows (default: the table is the file).
+    Decoded records come back in series order, not the file's, and ``to_pandas()`` labelled
+    them 0, 1, … afresh: each row with another's label. A range of another length than the
+    file (a partitioned frame's files, a filtered table) is left as it is, as pyarrow
+    itself then ignores it."""
     meta = table.schema.metadata or {}
     try:
         pandas = json.loads(meta[PANDAS])
         (entry,) = pandas["index_columns"]
-        ranged = isinstance(entry, dict) and entry.get("kind") == "range"
-    except (KeyError, TypeError, ValueError):  # no pandas metadata, or not one index
+        labels = range(entry["start"], entry["stop"], entry["step"]) if entry.get("kind") == "range" else None
+    except (KeyError, TypeError, ValueError, AttributeError):  # no pandas metadata, or not one RangeIndex
         return table
-    name = entry.get("name") if ranged else None
-    field = name if isinstance(name, str) else PANDAS_INDEX
-    if not ranged or field in table.column_names:
+    if labels is None or len(labels) != (table.num_rows if file_rows is None else file_rows) or PANDAS_INDEX in table.column_names:
         return table
-    labels = entry["start"] + entry["step"] * (first_row + np.arange(table.num_rows, dtype=np.int64))
-    pandas["index_columns"] = [field]
-    pandas["columns"] = [*pandas.get("columns", []), {"name": name, "field_name": field, "pandas_type": "int64", "numpy_type": "int64", "metadata": None}]
-    return table.append_column(field, pa.array(labels)).replace_schema_metadata({**meta, PANDAS: json.dumps(pandas).encode()})
+    pandas["index_columns"] = [PANDAS_INDEX]
+    index = {"name": entry.get("name"), "field_name": PANDAS_INDEX, "pandas_type": "int64", "numpy_type": "int64", "metadata": None}
+    pandas["columns"] = [*pandas.get("columns", []), index]
+    rows = np.asarray(labels[first_row : first_row + table.num_rows], np.int64)
+    return table.append_column(PANDAS_INDEX, pa.array(rows)).replace_schema_metadata({**meta, PANDAS: json.dumps(pandas).encode()})
+
+
+def with_range_index_of(schema: pa.Schema, source: pa.Schema) -> pa.Schema:
+    """``schema`` (given for the input) plus the RangeIndex column that
+    :func:`range_index_as_column` gave ``source``, with the pandas metadata that names it."""
+    pandas = (source.metadata or {}).get(PANDAS)
+    if not pandas or PANDAS_INDEX not in source.names or PANDAS_INDEX in schema.names:
+        return schema
+    return schema.append(source.field(PANDAS_INDEX)).with_metadata({**(schema.metadata or {}), PANDAS: pandas})
 
 
 def _input_table(data) -> pa.Table:
@@ -1066,10 +1078,8 @@ def encode_table(
         table = _input_table(table)
         column, key, order_by = (None if name is None else str(name) for name in (column, key, order_by))
         columns = columns if columns is None or isinstance(columns, str) else [str(c) for c in columns]
-    table = range_index_as_column(table)
-    if batches is not None:
-        starts = np.cumsum([0] + [b.num_rows for b in batches])
-        batches = [range_index_as_column(b, int(start)) for b, start in zip(batches, starts)]
+    if batches is None:  # (batches may come from several files: left as they are)
+        table = range_index_as_column(table)
     schema = compressed_schema(
         table.schema,
         codec,

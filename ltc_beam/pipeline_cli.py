@@ -320,7 +320,8 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
 
     if records == 0:
         raise InputError(f"{args.input!r} holds no records: nothing to compress")
-    shards = args.num_shards or auto_shards(bytes_in, codec if args.embed_codec else None)
+    one_series = encode["key"] is None and encode["order_by"] is not None  # (a .npy array's rows too)
+    shards = args.num_shards or (1 if one_series else auto_shards(bytes_in, codec if args.embed_codec else None))
     _prepare_output(args.output, args.input, files)
     start = time.time()
     with _outputs_removed_on_failure(args.output), _Progress(records, "compress", show_progress(args)), grouped_warnings():
@@ -330,10 +331,11 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     out_files = [f for f, _ in outputs]
     if len(out_files) < shards:
         warnings.warn(
-            f"{len(out_files)} of the {shards} output files hold data (their names keep their shard "
-            f"numbers): series (without --key: input batches) go to files by a hash of their key, whole, and a file receives whole "
-            f"chunks of up to {arrow.chunk_rows(codec, args.chunk_size)} records, so few series or few "
-            "chunks fill fewer files",
+            f"{len(out_files)} of the {shards} output files hold data (their names keep their shard numbers): "
+            + ("with --order-by alone every record is one series, and " if one_series else "")
+            + "series (without --key or --order-by: input batches) go to files by a hash of their key, whole, and a "
+            f"file receives whole chunks of up to {arrow.chunk_rows(codec, args.chunk_size)} records, so few series "
+            "or few chunks fill fewer files",
             UserWarning,
             stacklevel=2,
         )
@@ -524,11 +526,11 @@ def cmd_compress(args: argparse.Namespace, beam_args: list[str] | None = None) -
     if args.verify and not (
         summary["verify_records_equal"] and summary.get("verify_nonfinite_exact", True) and summary.get("verify_other_columns_identical", True)
     ):
-        said = summary.get("verify_unpaired") or (
-            f"pass-through columns {summary['verify_columns_differing']} did not come back as they were"
-            if "verify_columns_differing" in summary
-            else "non-finite values (NaN, inf) did not come back bit for bit"
-        )
+        found = [
+            *([] if summary.get("verify_nonfinite_exact", True) else ["non-finite values (NaN, inf) did not come back bit for bit"]),
+            *([f"pass-through columns {summary['verify_columns_differing']} did not come back as they were"] if "verify_columns_differing" in summary else []),
+        ]
+        said = summary.get("verify_unpaired") or "; ".join(found)
         print(f"ltc-beam compress: error: --verify: {said}", file=sys.stderr)
         return 1
     return 0

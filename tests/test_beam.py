@@ -163,10 +163,13 @@ def test_dead_letters_name_column_and_row(small, vec_codec):
 
     never = pa.array([2**63 - 1] * good.num_rows, pa.timestamp("us"))  # beyond what Python's datetime holds
     good, bad = good.append_column("valid_until", never), bad.append_column("valid_until", never.slice(0, bad.num_rows))
+    nested = pa.array([[2**63 - 1]] * good.num_rows, pa.list_(pa.timestamp("us")))  # in a list: no cast to text
+    good, bad = good.append_column("windows", nested), bad.append_column("windows", nested.slice(0, bad.num_rows))
     result = run(build)
     dead = sorted(_SINKS["dead"], key=lambda d: d["row"])
     assert [d["row"] for d in dead] == [3, 7]
     assert dead[0]["record"]["valid_until"] == never.cast(pa.string())[0].as_py()  # the job failed on it
+    assert "9223372036854775807" in dead[0]["record"]["windows"]
     assert all(d["column"] == "values" for d in dead)
     assert "column 'values', row 3" in dead[0]["error"] and "5 values" in dead[0]["error"]
     assert "null" in dead[1]["error"]

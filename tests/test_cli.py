@@ -192,12 +192,13 @@ def test_npy_archive_decodes_in_array_order(block_codec, tmp_path, capsys):
     x[7, 2] = np.nan  # restored bit-exactly, at its own row
     path = tmp_path / "x.npy"
     np.save(path, x)
-    # 150k rows: three input batches of the array, spread over two output shards
-    rc = main(["compress", str(path), "--codec", codec, "--output", str(tmp_path / "c"), "--verify", "--json",
-               "--num-shards", "2"])
+    # 150k rows: three input batches of the array, one series in its order, so one file of the two asked
+    with pytest.warns(UserWarning, match="1 of the 2 output files hold data.*every record is one series"):
+        rc = main(["compress", str(path), "--codec", codec, "--output", str(tmp_path / "c"), "--verify", "--json",
+                   "--num-shards", "2"])
     assert rc == 0
     s = _summary(capsys)
-    assert s["verify_records_equal"] and s["verify_nonfinite_exact"] and s["snr_db"] > 10
+    assert s["verify_records_equal"] and s["verify_nonfinite_exact"] and s["snr_db"] > 10 and s["output_files"] == 1
     decoded = ltc_beam.read_parquet(str(tmp_path / "c"))
     assert decoded.column("row").to_pylist() == list(range(len(x)))
     y = np.asarray(decoded.column("values").combine_chunks().flatten()).reshape(-1, 8)
@@ -764,6 +765,15 @@ def test_a_pandas_files_range_index_travels_with_its_rows(small, vec_codec, tmp_
     table = pa.Table.from_pandas(frame)  # the same metadata, in process
     back = arrow.decode_table(arrow.encode_table(table, vec_codec[0], column="values", key="device", order_by="ts")).to_pandas()
     assert (back["seq"] == frame.loc[back.index, "seq"]).all()
+    halves = table.filter(pa.array(np.arange(len(frame)) % 2 == 1))  # a range of other rows: no labels made up
+    assert arrow.PANDAS_INDEX not in arrow.decode_table(arrow.encode_table(halves, vec_codec[0], column="values")).column_names
+    wide = tmp_path / "wide"  # files of float32 and float64 columns: compress gives the encoder their common schema
+    wide.mkdir()
+    frame.iloc[:1500].to_parquet(wide / "a.parquet")
+    frame.iloc[1500:].astype({"temperature": np.float32}).to_parquet(wide / "b.parquet")
+    assert main(["compress", str(wide), "--codec", vec_codec[1], "--output", str(tmp_path / "w"), "--quiet", *opts]) == 0
+    back = ltc_beam.read_parquet(str(tmp_path / "w")).to_pandas()
+    assert len(back) == len(frame) and (back["seq"] == frame.loc[back.index, "seq"]).all()
 
 
 def test_verify_counts_a_nan_in_a_pass_through_float_column_as_identical(small, vec_codec, tmp_path, capsys):

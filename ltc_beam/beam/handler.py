@@ -53,7 +53,7 @@ class _EncodeSettings:
         """The compressed schema (with metadata) these settings give for ``input_schema``
         (``schema``, when set, stands for the input's)."""
         return arrow.compressed_schema(
-            self.schema or input_schema,
+            input_schema if self.schema is None else arrow.with_range_index_of(self.schema, input_schema),
             codec,
             layout=self.layout,
             column=self.column,

@@ -51,7 +51,9 @@ class _ReadRowGroups(beam.DoFn):
                 self.tables.inc()
                 table = self.partitions.add(table, path)
                 table = table if self.columns is None else table.select(self.columns)
-                table, first_row = arrow.range_index_as_column(table, first_row), first_row + table.num_rows
+                if self.columns is None:  # a pandas file's RangeIndex as a column: it travels with its rows
+                    table = arrow.range_index_as_column(table, first_row, reader.metadata.num_rows)
+                first_row += table.num_rows
                 # the batch's place in the input: records sharing an order value keep their input order
                 yield table.replace_schema_metadata({**(table.schema.metadata or {}), arrow.META_POSITION: b"%012d.%012d" % (number, batch)})
 
@@ -74,7 +76,9 @@ def _batches(reader: pq.ParquetFile, path: str, batch_rows: int, columns=None):
 class ReadParquetTables(beam.PTransform):
     """Parquet file(s) → ``pa.Table`` batches of up to ``batch_rows`` rows, schema metadata kept,
     plus each batch's place in the input (``ltc.position``: ``LtcEncode`` keeps records that
-    share an order value in input order by it, and writes it nowhere).
+    share an order value in input order by it, and writes it nowhere). Without ``columns``, a
+    pandas file's RangeIndex (kept in its metadata only) comes as a column of each row's
+    label, ``__index_level_0__`` (:func:`ltc_beam.arrow.range_index_as_column`).
 
     Files are listed when the pipeline is built (:func:`ltc_beam.parquet.matched_files`:
     a directory's subdirectories too; Hive partition directories become columns,

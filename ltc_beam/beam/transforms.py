@@ -4,7 +4,7 @@ Encoding graph (every arrow keeps records; none relies on ``BatchElements``)::
 
     input (pa.Table / RecordBatch batches, or dict / beam.Row records)
       → Prepare      validate vectors (bad rows: error naming column and row, or dead letter);
-                     split batches by series key (no key: the batch's content digest)
+                     split batches by series key (no key: one series with order_by, else the batch's content digest)
       → GroupByKey   one group per series (per window in streaming)
       → FormChunks   order the series, cut full chunks; the tail goes to packing
       → GroupByKey   tails by pack shard (hash of the series key)
@@ -87,11 +87,16 @@ def _dead_letter(error: str, column, row, key, record) -> dict:
 
 def _value(column: pa.ChunkedArray, row: int):
     """``column[row]`` as a Python value; one Python cannot hold (a timestamp beyond year
-    9999, as an INT64_MAX "never" is) as Arrow's text of it: it failed the whole job."""
+    9999, as an INT64_MAX "never" is, also inside a list or struct) as Arrow's text of it:
+    it failed the whole job."""
+    one = column.slice(row, 1).combine_chunks()
     try:
-        return column[row].as_py()
+        return one[0].as_py()
     except (OverflowError, ValueError, pa.ArrowException):
-        return column.slice(row, 1).cast(pa.string())[0].as_py()
+        try:
+            return one.cast(pa.string())[0].as_py()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # no cast to text (lists, structs)
+            return one.to_string(indent=0, window=1 << 20)
 
 
 def _row_record(table: pa.Table, row: int) -> dict:
@@ -361,11 +366,14 @@ class _Prepare(beam.DoFn):
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``table`` cast to ``schema``, its place in the input (``arrow.META_POSITION``) kept."""
+    """``table`` cast to ``schema``, its place in the input (``arrow.META_POSITION``) kept, and
+    the column of its pandas RangeIndex where the reader made one (with the pandas metadata
+    that names it)."""
     place = arrow.position(table)
+    schema = arrow.with_range_index_of(schema, table.schema)
+    meta = {**(schema.metadata or {}), **({arrow.META_POSITION: place} if place else {})}
     try:
-        cast = table.select(schema.names).cast(schema)
-        return cast.replace_schema_metadata({**(cast.schema.metadata or {}), arrow.META_POSITION: place}) if place else cast
+        return table.select(schema.names).cast(schema).replace_schema_metadata(meta or None)
     except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise InputError(f"input batch does not fit the given schema{_misfit(table, schema)}: {exc}") from exc
 
@@ -506,7 +514,8 @@ class _FormChunks(beam.DoFn):
             if self.late == "dead_letter":
                 self.late_dead.inc(series.num_rows)
                 self.dead.inc(series.num_rows)
-                for row, record in enumerate(series.to_pylist()):
+                for row in range(series.num_rows):
+                    record = _row_record(series, row)
                     key = record.get(self.key) if self.key else None
                     msg = f"record arrived after its window closed (late pane {pane.index}); late='dead_letter'"
                     yield (DEAD, _dead_letter(msg, None, row, key, record))

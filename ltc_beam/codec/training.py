@@ -674,8 +674,12 @@ class Trainer:
         beyond = float(((val < low) | (val > high)).double().mean())
         if beyond < BEYOND_TRAINING_SHARE:
             return ""
-        said = f"; {beyond:.0%} of the validation split's values lie beyond the training split's range (the held-out tail of a trending series?)"
-        if self.options.normalise == "series" or beyond < SERIES_ADVICE_SHARE:  # not the normalisation the codec has
+        trend = beyond >= SERIES_ADVICE_SHARE
+        said = (
+            f"; {beyond:.0%} of the validation split's values lie beyond the training split's range "
+            + ("(the held-out tail of a trending series?)" if trend else "(a livelier or shifted held-out tail?)")
+        )
+        if self.options.normalise == "series" or not trend:  # not the normalisation the codec has
             return said
         return said + (
             ": normalise='series' (--normalise series) scales each stream by its own statistics and often codes "
