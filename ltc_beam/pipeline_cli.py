@@ -332,8 +332,9 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
     if len(out_files) < shards:
         warnings.warn(
             f"{len(out_files)} of the {shards} output files hold data (their names keep their shard numbers): "
-            + ("with --order-by alone every record is one series, and " if one_series else "")
-            + "series (without --key or --order-by: input batches) go to files by a hash of their key, whole, and a "
+            + ("with --order-by alone (or a .npy array) every record is one series, and " if one_series else "")
+            + ("series (without --key or --order-by: input batches)" if encode["key"] is None and encode["order_by"] is None else "series")
+            + " go to files by a hash of their key, whole, and a "
             f"file receives whole chunks of up to {arrow.chunk_rows(codec, args.chunk_size)} records, so few series "
             "or few chunks fill fewer files",
             UserWarning,

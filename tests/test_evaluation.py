@@ -248,6 +248,10 @@ def test_evaluate_warns_when_data_of_the_training_spread_costs_far_more(codecs):
             warnings.simplefilter("always")
             evaluate(codec, [x], voronoi=False)
         assert any("above the" in str(w.message) and "calibrated to" in str(w.message) for w in caught) == warned
+    vector = codecs["vector"]  # the record layout never takes the fallback the calibration may have taken: no "retrain"
+    mean, std = (np.asarray(vector.manifest["normalisation"][k]) for k in ("mean", "std"))
+    with pytest.warns(UserWarning, match="record layout has no sample-coding fallback"):
+        evaluate(vector, [mean + std * np.random.default_rng(0).standard_normal((2000, 6))], voronoi=False, layout="record")
 
 
 def test_off_scale_warnings_are_said_once_per_kind(codecs):
