@@ -304,21 +304,31 @@ def _column_std(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
 MAX_BASELINE_STEP = 4.0
 
 
+#: Steps tried around the coarsest that reaches the asked SNR, as multiples of it: on integer
+#: data neither the SNR nor zstd's size falls steadily with the step (TMY2: 10 % coarser
+#: lost 0.06 dB and saved 4.7 % of the bits, 3 % coarser lost 1.1 dB).
+BASELINE_STEP_FACTORS = (0.97, 1.0, 1.01, 1.02, 1.05, 1.1, 1.2)
+
+
 def quantise_zstd_at(x: np.ndarray, snr: float, exact: np.ndarray | None = None, rows=None) -> tuple[float, float]:
-    """:func:`quantise_zstd` at ``snr`` dB: the coarsest step that reaches it, time-shared with
-    a 1 % coarser one that falls short (a share of the data coded with each: bits and MSE mix
-    linearly) where the SNR jumps between them. The coarsest step alone overshot by up to
-    0.4 dB on real data (its bits then flattered the codec it is compared with)."""
+    """:func:`quantise_zstd` at ``snr`` dB: the cheapest time-sharing of a step that reaches it
+    with one that falls short (a share of the data coded with each: bits and MSE mix
+    linearly), among ``BASELINE_STEP_FACTORS`` times the coarsest step that reaches it; a
+    step alone where none falls short. One step alone overshot by up to 0.4 dB on real data
+    (its bits then flattered the codec it is compared with)."""
     step = coarsest_step(x, snr, exact, rows)
-    bits, reached = quantise_zstd(x, step, exact, rows)
-    if reached <= snr or step >= MAX_BASELINE_STEP:
-        return bits, reached
-    coarser_bits, coarser = quantise_zstd(x, step * 1.01, exact, rows)
-    if coarser >= snr:
-        return bits, reached
-    fine, coarse, target = (10 ** (-s / 10) for s in (reached, coarser, snr))
-    share = (target - fine) / (coarse - fine)  # of the data coded with the coarser step
-    return bits + share * (coarser_bits - bits), snr
+    if step >= MAX_BASELINE_STEP:
+        return quantise_zstd(x, step, exact, rows)
+    points = [quantise_zstd(x, step * f, exact, rows) for f in BASELINE_STEP_FACTORS if step * f <= MAX_BASELINE_STEP]
+    target = 10 ** (-snr / 10)
+    best = min(((bits, reached) for bits, reached in points if reached >= snr), default=max(points, key=lambda p: p[1]))
+    for bits, reached in points:
+        for coarse_bits, coarser in points:
+            fine, coarse = 10 ** (-reached / 10), 10 ** (-coarser / 10)
+            if fine <= target < coarse:
+                share = (target - fine) / (coarse - fine)  # of the data coded with the coarser step
+                best = min(best, (bits + share * (coarse_bits - bits), snr))
+    return best
 
 
 def coarsest_step(x: np.ndarray, snr: float, exact: np.ndarray | None = None, rows=None) -> float:

@@ -137,9 +137,10 @@ def test_baseline_is_uniform_zstd_at_the_same_snr(codecs):
     assert snr == pytest.approx(result["snr_db"]) and 0 < bits < 32  # at LTC's SNR: not above it
     step = coarsest_step(x, result["snr_db"])
     (fine_bits, fine), (coarse_bits, coarse) = quantise_zstd(x, step), quantise_zstd(x, step * 1.01)
-    assert coarse < result["snr_db"] <= fine and coarse_bits <= bits <= fine_bits  # between the two steps
+    assert coarse < result["snr_db"] <= fine  # the SNR lies between the two steps
     share = (10 ** (-result["snr_db"] / 10) - 10 ** (-fine / 10)) / (10 ** (-coarse / 10) - 10 ** (-fine / 10))
-    assert bits == pytest.approx(fine_bits + share * (coarse_bits - fine_bits))
+    assert bits <= fine_bits + share * (coarse_bits - fine_bits) + 1e-12  # their mix, or a cheaper one
+    assert bits >= min(quantise_zstd(x, step * f)[0] for f in (0.97, 1.0, 1.01, 1.02, 1.05, 1.1, 1.2)) - 1e-12
     assert quantise_zstd_at(x, snr + 6)[0] > bits + 0.5  # 6 dB more costs about a bit
     assert "uniform_zstd_bits_per_value" not in evaluate(codecs["block"], [x], voronoi=False)
 
