@@ -178,6 +178,10 @@ def check_present(schema: pa.Schema, *names: str | None) -> None:
             raise InputError(f"column {name!r} not found (columns: {schema.names})")
 
 
+#: Arrow types that ``take`` (reordering rows) has no kernel for.
+_UNTAKEABLE = (pa.types.is_string_view, pa.types.is_binary_view, pa.types.is_list_view, pa.types.is_large_list_view, pa.types.is_run_end_encoded)
+
+
 def check_key_and_order(schema: pa.Schema, spec: VectorSpec, key: str | None, order_by: str | None) -> None:
     """Raise InputError where the key or order column is missing, is a vector column, or (the
     key) is of a type records cannot be grouped by; or where the input holds a column of a
@@ -192,6 +196,10 @@ def check_key_and_order(schema: pa.Schema, spec: VectorSpec, key: str | None, or
     for name in (key, order_by):
         if name is not None and name in spec.names:
             raise InputError(f"column {name!r} is a vector column; key and order_by must be other columns")
+    if key is not None or order_by is not None:  # records are then reordered, which Arrow cannot do to these
+        for f in schema:
+            if any(kind(f.type) for kind in _UNTAKEABLE):
+                raise InputError(f"column {f.name!r} has type {f.type}, whose rows Arrow cannot reorder by key or order: cast it to its plain type (string, binary, list)")
     for role, name in (("key", key), ("order", order_by)):  # what records are grouped and sorted by
         kind = schema.field(name).type if name is not None else None
         kind = kind.value_type if kind is not None and pa.types.is_dictionary(kind) else kind
@@ -685,7 +693,10 @@ def split_by_key(table: pa.Table, key: str) -> list[tuple[object, bytes, pa.Tabl
 def key_codes(table: pa.Table, key: str) -> tuple[np.ndarray, list, list[bytes]]:
     """Each row's code of its ``key`` value (0: null), and for each code the value and its
     :func:`canonical` bytes (the series key bytes)."""
-    encoded = pc.dictionary_encode(table.column(key).combine_chunks())
+    column = table.column(key).combine_chunks()
+    if isinstance(column, pa.ExtensionArray):  # (a UUID key) grouped by its stored bytes
+        column = column.storage
+    encoded = pc.dictionary_encode(column)
     values = [None] + encoded.dictionary.to_pylist()
     return np.asarray(encoded.indices.fill_null(-1)).astype(np.int64) + 1, values, [canonical(v) for v in values]
 
