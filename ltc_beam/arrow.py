@@ -716,11 +716,12 @@ def chunks_of_series(table: pa.Table, key: str, order_by: str | None, rows: int)
     codes, _, labels = key_codes(table, key)
     rank = np.empty(len(labels), np.int64)
     rank[sorted(range(len(labels)), key=labels.__getitem__)] = np.arange(len(labels))
-    ranks = pa.table({"series": rank[codes]})  # apart from the input: any name may be one of its columns
+    series = rank[codes]
+    ranks = pa.table({"series": series})  # apart from the input: any name may be one of its columns
     if order_by:
         ranks = ranks.append_column("order", table.column(order_by))
     order = sort_indices(ranks, ranks.column_names)
-    series = rank[codes][np.asarray(order)]
+    series = series[np.asarray(order)]
     table = table.take(order)
     starts = np.flatnonzero(np.diff(series, prepend=-1))
     lengths = np.diff(np.append(starts, len(series)))

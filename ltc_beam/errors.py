@@ -137,9 +137,10 @@ def _frame_array(frame, dtype) -> "np.ndarray":
             return _inferred(column) in NUMBER_KINDS
         return is_numeric_dtype(kind) and not is_bool_dtype(kind) and not is_complex_dtype(kind)
 
-    text = [str(name) for name, column in frame.items() if not numbers(column)]
+    holds = {name: numbers(column) for name, column in frame.items()}
+    text = [str(name) for name, numeric in holds.items() if not numeric]
     if text:
-        numeric = [name for name, column in frame.items() if numbers(column)]
+        numeric = [name for name, numeric in holds.items() if numeric]
         raise InputError(
             f"columns {names_said(text)} hold neither floats nor integers: select the columns to code "
             f"(frame[{numeric!r}], or train(…, columns={numeric!r}); times, labels and keys pass through "

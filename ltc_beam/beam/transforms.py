@@ -99,8 +99,13 @@ def _value(column: pa.ChunkedArray, row: int):
             return one.to_string(indent=0, window=1 << 20)
 
 
-def _row_record(table: pa.Table, row: int) -> dict:
-    return {name: _value(column, row) for name, column in zip(table.column_names, table.columns)}
+def _records(table: pa.Table) -> list[dict]:
+    """``table``'s rows as dicts (dead letters), by :func:`_value` only where Python cannot
+    hold some value."""
+    try:
+        return table.to_pylist()
+    except (OverflowError, ValueError, pa.ArrowException):
+        return [{name: _value(column, row) for name, column in zip(table.column_names, table.columns)} for row in range(table.num_rows)]
 
 
 def _check_value_list(value, d: int, kind: pa.DataType | None = None) -> str | None:
@@ -280,8 +285,7 @@ class _Prepare(beam.DoFn):
             if not self.dead_letter:
                 more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
                 raise InputError(f"column {col!r}, row {row}{self._where(table, row)}: {problem}{more}{_remedy(problem)}")
-            for row, (col, problem) in bad.items():
-                record = _row_record(table, row)
+            for (row, (col, problem)), record in zip(bad.items(), _records(table.take(list(bad)))):
                 key = record[self.key] if self.key else None
                 msg = f"column {col!r}, row {row}{self._where(table, row)}: {problem}"
                 yield (DEAD, _dead_letter(msg, col, row, key, record))
@@ -514,8 +518,7 @@ class _FormChunks(beam.DoFn):
             if self.late == "dead_letter":
                 self.late_dead.inc(series.num_rows)
                 self.dead.inc(series.num_rows)
-                for row in range(series.num_rows):
-                    record = _row_record(series, row)
+                for row, record in enumerate(_records(series)):
                     key = record.get(self.key) if self.key else None
                     msg = f"record arrived after its window closed (late pane {pane.index}); late='dead_letter'"
                     yield (DEAD, _dead_letter(msg, None, row, key, record))
