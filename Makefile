@@ -27,7 +27,7 @@ bench: install
 
 # The main job: real IMU telemetry (data/basic_motions) through the embedded Beam pipeline
 # (FnApiRunner): load the committed codecs, compress, decompress, print the table, write
-# out/demo/rd.png. `ltc-beam demo --retrain` trains the codecs again (about 20 s).
+# out/demo/rd.png. `ltc-beam demo --retrain` trains the codecs again (about 50 s on 2 cores).
 demo:
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[demo]"
@@ -35,7 +35,7 @@ demo:
 
 # Rate-distortion comparison against SZ3, ZFP, uniform+zstd, FAISS and zstd on two real
 # sensor datasets and i.i.d. Gaussian (docs/benchmarks.md). Each run uses one torch thread,
-# so two run at a time: 12-14 minutes on 2 cores, install included (measured in session 3).
+# so two run at a time: 7-19 minutes on 2 cores (docs/benchmarks.md gives each run's time).
 COMPARE = $(PYTHON) benchmarks/compare.py
 COMPARE_RUNS = compare-basic-motions compare-daphnet compare-gaussian
 .PHONY: bench-compare $(COMPARE_RUNS)

@@ -17,8 +17,8 @@ are canonical unsigned LEB128 below 2**63)::
 
 The framing is compact because telemetry streams are often short (100 records x 6 values
 at ~1.5 bit/value is ~110 bytes of payload): a 2-D stream with fewer than 2**21 records of
-fewer than 128 values and no specials costs 30 bytes of framing (21-byte fixed prefix,
-1 + 3 + 1 varint bytes, 4-byte checksum).  The payload length is implicit (everything
+fewer than 128 values and no specials costs at most 30 bytes of framing (21-byte fixed
+prefix, 1 + (1 to 3) + 1 varint bytes, 4-byte checksum: 28 below 128 records).  The payload length is implicit (everything
 between the header and the last 4 bytes), so the checksum always sits in the last 4 bytes
 and always covers ``[0, len - 4)`` whatever the header says: damage to a length cannot
 move the checksum.  The magic is 3 bytes (like bzip2's ``BZh``): together with the version

@@ -67,11 +67,8 @@ def add_commands(sub) -> None:
         help="lattice-coded streams only (bitstream version 1: readable by releases before the fallback)",
     )
     p.add_argument("--dead-letter", dest="dead_letter", help="write bad records here (JSON lines) and go on")
-    p.add_argument("--runner", default="FnApiRunner", help="FnApiRunner (default), DaskRunner, PortableRunner, DataflowRunner, FlinkRunner ...")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     p.add_argument("--verify", action="store_true", help="decode the output and report SNR and exactness of the other columns")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    p.add_argument("--quiet", action="store_true", help="no progress display (shown only on a terminal)")
+    add_run_options(p)
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser(
@@ -91,19 +88,27 @@ def add_commands(sub) -> None:
         type=positive(int),
         help="regroup the records into N files (default: one decoded file per input file, no shuffle)",
     )
-    p.add_argument("--runner", default="FnApiRunner")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    add_run_options(p)
     p.set_defaults(func=cmd_decompress)
 
     p = sub.add_parser("demo", help="train/load a codec for real IMU telemetry, compress and decompress it with Beam, print a table")
     p.add_argument("--out", default="out/demo", help="working directory (default out/demo)")
     p.add_argument("--retrain", action="store_true", help="train the codecs instead of loading the committed ones")
     p.add_argument("--steps", type=positive(int), default=1000, help="training steps when (re)training")
-    p.add_argument("--runner", default="FnApiRunner")
+    p.add_argument("--runner", default="FnApiRunner", help=RUNNER_HELP)
     p.add_argument("--codec-dir", dest="codec_dir", help="where retrained codecs go (default OUT/codecs)")
     p.set_defaults(func=cmd_demo)
+
+
+RUNNER_HELP = "Beam runner: FnApiRunner (default), DaskRunner, PortableRunner, DataflowRunner, FlinkRunner ..."
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options of a command that runs a Beam pipeline: runner, device, output form."""
+    p.add_argument("--runner", default="FnApiRunner", help=RUNNER_HELP)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress display (shown only on a terminal)")
 
 
 # ---------------------------------------------------------------------- helpers

@@ -658,6 +658,9 @@ class LtcEncode(beam.PTransform):
     ``sample_fallback=False`` keeps every stream lattice-coded (no sample-coding fallback,
     :mod:`ltc_beam.codec.sample_coding`; bitstream version 1 only).
 
+    ``unit_rows``: most records one ``RunInference`` call codes (whole chunks; default
+    65,536). ``pack_shards``: groups the short series' tails are packed in (default 4).
+
     Streaming: the grouping follows the input's windowing, so chunks form per window (and
     key) and flush when the window's trigger fires. Late records that the window still
     admits (its ``allowed_lateness``) arrive in a late pane: ``late="keep"`` (default)
