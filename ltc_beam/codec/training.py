@@ -1010,6 +1010,17 @@ def train(
     (default): one mean and std per column, learnt here. Returns a frozen
     :class:`~ltc_beam.codec.codec.Codec`.
 
+    Architecture: ``latent_dim`` (default: sized to the input and lattice), ``transform``
+    (``"auto"`` = ``"linear"``, or ``"mlp"`` with ``hidden`` units), ``components`` (logistic
+    mixture components of the latent density). Optimisation: ``steps`` (at most; training
+    stops after ``patience`` validations every 100 steps without improvement), ``batch_size``,
+    ``learning_rate`` (default: 2e-3 up to 3 bits/value, halved per extra bit), ``proxy``
+    (quantisation in training: ``"ste"``, ``"noise"``, or ``"auto"``: noise for an MLP),
+    ``validation_fraction`` (held out: whole series where there are three or more, see :func:`split_series`), ``seed``, ``device``,
+    ``checkpoint``/``resume``. Finishing: ``refit_density`` (maximum-likelihood refit of the
+    density on the training latents) and ``calibrate`` (the quantiser scale moved until the
+    target rate is what the validation split codes to).
+
     One thread by default: the model's operations are small, so a second thread gains
     13-20 % on an idle 2-core machine, and loses 5x when another job holds a core
     (BasicMotions, 1,500 steps: 11.8 s on 2 threads vs 13.4 s on 1 alone; 65 s vs 14 s with
