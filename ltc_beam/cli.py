@@ -16,7 +16,7 @@ import warnings
 from typing import NoReturn
 
 from ltc_beam.errors import InputError, LtcError, WindowHint
-from ltc_beam.storage import is_folder
+from ltc_beam.storage import exists, is_folder, open_for_read
 
 
 def show_progress(args: argparse.Namespace) -> bool:
@@ -74,11 +74,28 @@ def default_window(args: argparse.Namespace):
     return "auto" if ordered and args.mode == "block" else 1
 
 
+#: How Parquet and ``.npy`` files start: data that a codec or checkpoint must not overwrite.
+DATA_MAGIC = (b"PAR1", b"\x93NUMPY")
+
+
+def refuse_data_file(option: str, path: str | None) -> None:
+    """Refuse to write a codec or checkpoint over a Parquet or ``.npy`` file (the training
+    data given as ``--output`` was replaced by the codec, exit 0)."""
+    if path is None or not exists(path) or is_folder(path):
+        return
+    with open_for_read(path) as handle:
+        start = handle.read(6)
+    if start.startswith(DATA_MAGIC):
+        raise InputError(f"{option} {path!r} is a data file (Parquet or .npy), which writing would replace: name another file")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from ltc_beam.codec.training import records_follow_each_other
 
     if is_folder(args.out):
         raise InputError(f"--out {args.out} is a folder: give the codec file to write (e.g. {args.out.rstrip('/')}/codec.ltc)")
+    for option, path in (("--output", args.out), ("--checkpoint", args.checkpoint)):
+        refuse_data_file(option, path)
     data = load_input(args)
     print(f"training on {data.records} records x {len(data.columns)} values in {len(data.series)} series", file=sys.stderr)
     if data.order_hint and args.window is None and args.mode == "block":

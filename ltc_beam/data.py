@@ -73,7 +73,7 @@ def load_npy(path: str) -> np.ndarray:
         array = array[:, None]
     if array.ndim != 2 or array.dtype.kind not in "fiu":  # integers decode to the nearest integer
         raise InputError(f"{path}: expected a 2-D array of numbers, got shape {array.shape} dtype {array.dtype}")
-    return array
+    return array.astype(array.dtype.newbyteorder("="), copy=False)  # big-endian (">f4") as native: Arrow takes no other
 
 
 def vector_columns(

@@ -18,6 +18,7 @@ import sys
 import time
 import warnings
 from collections import Counter
+from typing import NoReturn
 
 import numpy as np
 import pyarrow as pa
@@ -27,10 +28,12 @@ from ltc_beam.cli import positive, show_progress
 from ltc_beam.data import common_schema, load_npy, refuse_column_names, warn_if_text_order, warn_if_tied, warn_if_unordered
 from ltc_beam.errors import InputError, grouped_warnings
 from ltc_beam.parquet import (
-    codec_copy_bytes, input_partitions, list_files, matched_files, naming_the_file, open_parquet, read_table, hidden_path,
+    codec_copy_bytes, input_partitions, is_parquet_name, list_files, matched_files, naming_the_file, open_parquet, read_table,
+    hidden_path,
 )
 from ltc_beam.partitions import Partitions
-from ltc_beam.storage import file_size, folder_files, is_folder, is_remote, open_for_write, remove
+from ltc_beam.run_marker import COMPLETE, NOTE, RUNNING, write_note
+from ltc_beam.storage import exists, file_size, folder_files, is_folder, is_remote, open_for_read, open_for_write, remove
 
 PIPELINE_COMMANDS = ("compress", "decompress", "demo")
 
@@ -186,15 +189,20 @@ def _output_files(path: str) -> list[tuple[str, int]]:
 
 
 def _remove_outputs(path: str) -> None:
-    """Remove the files a run writes (or left pending) in output folder ``path``."""
-    remove([f for f, _ in folder_files(path) if LEFTOVER_PATTERN.fullmatch(_name(f))])
+    """Remove the files a run writes (or left pending) in output folder ``path``, and its note."""
+    remove([f for f, _ in folder_files(path) if LEFTOVER_PATTERN.fullmatch(_name(f)) or _name(f) == NOTE])
 
 
-def _prepare_output(path: str, source: str, inputs: list[str]) -> None:
-    """Create the output folder and remove a previous run's files from it; refuse an output
-    folder that holds any input file (they would be deleted or overwritten), or that lies in
-    the input directory ``source`` (the next command on it read the output as input: "lacks
-    ['x0', …] and adds ['ltc_codec', …]", or lossy copies trained on)."""
+def _prepare_output(path: str, source: str, inputs: list[str], command: str) -> None:
+    """Create the output folder and remove a previous run's files from it (where its
+    :mod:`~ltc_beam.run_marker` note says a run wrote them), then note this run as running.
+    Refuse an output folder that holds Parquet files no run wrote (another tool's, or Beam's
+    own of the same names: they would be deleted, or mixed with these), that holds any input
+    file (they would be deleted or overwritten), or that lies in the input directory
+    ``source`` (the next command on it read the output as input: "lacks ['x0', …] and adds
+    ['ltc_codec', …]", or lossy copies trained on)."""
+    if not is_remote(path) and os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"--output {path!r} is a file: name a directory for the output files")
     held = [f for f in inputs if _below(f, path) is not None]
     if held:
         raise InputError(f"--output {path!r} holds input file {held[0]!r}: choose an output directory apart from the input")
@@ -204,9 +212,19 @@ def _prepare_output(path: str, source: str, inputs: list[str]) -> None:
             f"--output {path!r} lies in the input directory {source!r}, where the next command on it would read the "
             "output as input: choose an output directory apart from the input"
         )
+    existing = [_name(f) for f, _ in folder_files(path)]
+    ours = NOTE in existing
+    foreign = [n for n in existing if is_parquet_name(n) and not (ours and LEFTOVER_PATTERN.fullmatch(n))]
+    if foreign:
+        raise InputError(
+            f"--output {path!r} already holds {len(foreign)} Parquet file(s) that no ltc-beam run wrote there "
+            f"({', '.join(map(repr, foreign[:3]))}{', …' if len(foreign) > 3 else ''}): a run replaces only its own "
+            f"earlier output (noted in {NOTE}); choose a new or empty output directory, or remove them"
+        )
     if not is_remote(path):
         os.makedirs(path, exist_ok=True)
     _remove_outputs(path)
+    write_note(path, command, RUNNING)
 
 
 def _below(name: str, folder: str) -> str | None:
@@ -220,6 +238,49 @@ def _below(name: str, folder: str) -> str | None:
         return None
     below = os.path.relpath(name, top)
     return "" if below == "." else below
+
+
+def _check_dead_letter_path(path: str, files: list[str], output: str) -> None:
+    """Refuse a ``--dead-letter`` path whose writing would destroy data. Beam's text sink
+    takes the path as a pattern and, when it finishes, replaces whatever matches it: an input
+    file came back empty, the output folder or any other folder was deleted whole, and
+    ``dl*`` deleted every file it matched. Only a new file or an earlier dead-letter file
+    (JSON lines naming an ``error``) may be written."""
+    def refuse(why: str) -> NoReturn:
+        raise InputError(f"--dead-letter {path!r} {why}: name a new file for the bad records")
+
+    if set(path.removeprefix("file://")) & set("*?[]"):
+        refuse("holds a wildcard character (*?[]), which the writer would expand")
+    if is_folder(path):
+        refuse("is a directory")
+    for name in files:
+        if _below(path, name) == "":
+            refuse(f"is {'the codec' if name == files[-1] else 'an input file'}")
+    if _below(path, output) is not None:
+        refuse(f"lies in the output directory {output!r}")
+    if exists(path) and not _is_dead_letter_file(path):
+        refuse("exists and is not an earlier dead-letter file (JSON lines naming an error)")
+
+
+def _is_dead_letter_file(path: str) -> bool:
+    """Whether the file at ``path`` is empty or starts with a dead-letter JSON line."""
+    with open_for_read(path) as handle:
+        first = handle.readline(1 << 20)
+    if not first.strip():
+        return not first or file_size(path) == len(first)
+    try:
+        record = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "error" in record
+
+
+def _lines(path: str) -> int:
+    """Non-empty lines of the text file at ``path`` (0 where it was not written)."""
+    if not exists(path):
+        return 0
+    with open_for_read(path) as handle:
+        return sum(1 for line in handle if line.strip())
 
 
 @contextlib.contextmanager
@@ -327,7 +388,9 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         raise InputError(f"{args.input!r} holds no records: nothing to compress")
     one_series = encode["key"] is None and encode["order_by"] is not None  # (a .npy array's rows too)
     shards = args.num_shards or (1 if one_series else auto_shards(bytes_in, codec if args.embed_codec else None))
-    _prepare_output(args.output, args.input, files)
+    if args.dead_letter:
+        _check_dead_letter_path(args.dead_letter, files + [args.codec], args.output)
+    _prepare_output(args.output, args.input, files, "compress")
     start = time.time()
     with _outputs_removed_on_failure(args.output), _Progress(records, "compress", show_progress(args)), grouped_warnings():
         result, _ = run(build, args.runner, beam_args)
@@ -360,7 +423,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         "runner": args.runner,
         "records_in": records,
         "records_out": count,
-        "dead_letters": records - count,
+        "dead_letters": _lines(args.dead_letter) if args.dead_letter else 0,
         "values": values,
         "input_bytes": bytes_in,
         "output_bytes": bytes_out,
@@ -526,10 +589,11 @@ def _print_summary(summary: dict, as_json: bool) -> None:
 def cmd_compress(args: argparse.Namespace, beam_args: list[str] | None = None) -> int:
     summary = compress(args, beam_args or [])
     _print_summary(summary, args.json)
-    if summary["records_out"] + (summary["dead_letters"] if args.dead_letter else 0) != summary["records_in"]:
+    if summary["records_out"] + summary["dead_letters"] != summary["records_in"]:
         print("ltc-beam compress: error: records out do not match records in: the output files are removed", file=sys.stderr)
         _remove_outputs(args.output)
         return 1
+    write_note(args.output, "compress", COMPLETE, _output_files(args.output), summary["records_out"])
     if not args.verify:
         return 0
     found = [] if summary.get("verify_nonfinite_exact", True) else ["non-finite values (NaN, inf) did not come back bit for bit"]
@@ -558,7 +622,7 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
     if args.output.endswith(".npy"):
         return _decompress_to_npy(args, records)
     args.output = _output_folder(args.output)
-    _prepare_output(args.output, args.input, files)
+    _prepare_output(args.output, args.input, files, "decompress")
     start = time.time()
     with _outputs_removed_on_failure(args.output), _Progress(records, "decompress", show_progress(args)):
         run(
@@ -582,7 +646,12 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
         "records_per_second": round(out / seconds, 1) if seconds else math.nan,
     }
     _print_summary(summary, args.json)
-    return 0 if out == records else 1
+    if out != records:
+        print("ltc-beam decompress: error: records out do not match records in: the output files are removed", file=sys.stderr)
+        _remove_outputs(args.output)
+        return 1
+    write_note(args.output, "decompress", COMPLETE, out_files, out)
+    return 0
 
 
 def _decompress_to_npy(args: argparse.Namespace, records: int) -> int:
