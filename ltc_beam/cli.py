@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
+import errno
 import json
 import logging
 import math
 import os
 import re
 import select
+import signal
 import sys
 import threading
 import warnings
@@ -287,8 +290,9 @@ def _no_apitools_notice(record: logging.LogRecord) -> bool:
 
 def _no_traceback_of_ours(record: logging.LogRecord) -> bool:
     """Beam logs a worker's exception with its traceback before re-raising it; an ltc-beam
-    error (bad input, bad codec) is then printed once, as a plain message, by ``main``."""
-    return not (record.exc_info and isinstance(record.exc_info[1], LtcError))
+    error (bad input, bad codec) is then printed once, as a plain message, by ``main``, and
+    so is a SIGTERM, by :func:`run`."""
+    return not (record.exc_info and isinstance(record.exc_info[1], (LtcError, SystemExit)))
 
 
 #: Beam loggers that log a failing step's exception before the pipeline re-raises it.
@@ -326,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     except (LtcError, ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
         print(f"ltc-beam {args.command}: error: {in_cli_terms(str(exc))}", file=sys.stderr)
         return 2
+    except (OSError, RuntimeError) as exc:  # Beam re-raises a step's OSError as RuntimeError("OSError: …")
+        if getattr(exc, "errno", None) != errno.ENOSPC and os.strerror(errno.ENOSPC) not in str(exc):
+            raise
+        print(f"ltc-beam {args.command}: error: {exc}", file=sys.stderr)  # the disk is full: no traceback to read
+        return 1
     finally:
         warnings.formatwarning = plain
 
@@ -338,12 +347,17 @@ def run(argv: list[str] | None = None) -> NoReturn:
     release that needs the GIL during teardown aborts the process after the work is done
     ("terminate called without an active exception", exit 134; apache/arrow#34314): half
     of the runs of a command whose last step read such a file, on a busy machine."""
+    with contextlib.suppress(ValueError):  # not the main thread: the runner's handlers stay
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         code = main(argv)
-    except (SystemExit, KeyboardInterrupt):  # --help, usage errors; Ctrl-C: as Python exits
-        raise
-    except BaseException as exc:  # an unexpected error: its traceback, exit 1, as Python gives them
-        if isinstance(exc, BrokenPipeError) and _reader_gone(sys.stdout):  # unbuffered output (PYTHONUNBUFFERED=1) to `| head`
+    except BaseException as exc:
+        if TERMINATED:  # raised where the command stood (inside a Beam step: wrapped): no traceback to read
+            print("ltc-beam: terminated (SIGTERM); an unfinished compress or decompress leaves no output files", file=sys.stderr)
+            code = 128 + signal.SIGTERM
+        elif isinstance(exc, (SystemExit, KeyboardInterrupt)):  # --help, usage errors; Ctrl-C: as Python exits
+            raise
+        elif isinstance(exc, BrokenPipeError) and _reader_gone(sys.stdout):  # unbuffered output (PYTHONUNBUFFERED=1) to `| head`
             code = 120
         else:
             sys.excepthook(*sys.exc_info())
@@ -357,6 +371,19 @@ def run(argv: list[str] | None = None) -> NoReturn:
         except (OSError, ValueError):  # a reader gone (`| head`): Python's exit says 120 then
             code = code or 120
     os._exit(code)
+
+
+#: Set once SIGTERM arrived.
+TERMINATED: list[int] = []
+
+
+def _terminated(signum: int, frame) -> NoReturn:
+    """SIGTERM (what ``timeout``, Kubernetes, systemd and Slurm send) ends the command as
+    Ctrl-C does, through the clean-up of a failed run (its output files removed), with the
+    shell's status for it (143); it killed the process where it stood, leaving the files it
+    had written, which looked like a whole archive."""
+    TERMINATED.append(signum)
+    raise SystemExit(128 + signum)
 
 
 def _reader_gone(stream) -> bool:

@@ -1364,3 +1364,48 @@ def test_a_big_endian_npy_compresses_as_a_native_one(vec_codec, tmp_path, capsys
         assert _summary(capsys)["verify_records_equal"]
         assert main(["decompress", str(tmp_path / name), "--output", str(tmp_path / f"{name}-back.npy"), "--quiet"]) == 0
     assert np.array_equal(np.load(tmp_path / "big-back.npy"), np.load(tmp_path / "native-back.npy"))
+
+
+def test_sigterm_removes_the_runs_files_and_exits_143(tmp_path):
+    """SIGTERM (``timeout``, Kubernetes, Slurm) killed compress where it stood: the files it
+    had written (1 of 8) decompressed to an eighth of the records, exit 0. It now ends the
+    run as Ctrl-C does: its files removed, one line said, the shell's status 143."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    table = pq.read_table(os.path.join(root, "data", "basic_motions", "test.parquet"))
+    recording = np.asarray(table.column("recording"))
+    pq.write_table(pa.concat_tables([table.set_column(0, "recording", pa.array(recording + 1000 * k)) for k in range(50)]),
+                   tmp_path / "in.parquet")  # 200,000 records: several seconds to compress
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "ltc_beam.cli", "compress", str(tmp_path / "in.parquet"), "--output", str(out), "--quiet",
+               "--codec", os.path.join(root, "data", "basic_motions", "codecs", "ltc-e8-w4-2bpv.ltc"),
+               "--key", "recording", "--order-by", "step", "--num-shards", "8"]
+    with subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        while not (out / "_ltc_run.json").exists() and proc.poll() is None:  # the run has begun
+            time.sleep(0.02)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        stderr = proc.stderr.read().decode()
+    assert proc.returncode == 143 and "Traceback" not in stderr, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == "ltc-beam: terminated (SIGTERM); an unfinished compress or decompress leaves no output files"
+    assert os.listdir(out) == []
+
+
+def test_a_full_disk_is_one_error_line(monkeypatch, capsys):
+    """Beam re-raised the writer's ENOSPC as RuntimeError("OSError: … No space left on
+    device"), which reached the user as a traceback; other RuntimeErrors still do."""
+    def full(args, beam_args):
+        raise RuntimeError("OSError: [Errno 28] No space left on device [while running 'Compress/Write']")
+
+    monkeypatch.setattr("ltc_beam.pipeline_cli.compress", full)
+    assert main(["compress", "in.parquet", "--codec", "c.ltc", "--output", "out"]) == 1
+    assert capsys.readouterr().err == (
+        "ltc-beam compress: error: OSError: [Errno 28] No space left on device [while running 'Compress/Write']\n"
+    )
+    monkeypatch.setattr("ltc_beam.pipeline_cli.compress", lambda args, beam_args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(["compress", "in.parquet", "--codec", "c.ltc", "--output", "out"])
