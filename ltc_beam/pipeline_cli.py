@@ -206,10 +206,11 @@ def _prepare_output(path: str, source: str, inputs: list[str], command: str) -> 
     held = [f for f in inputs if _below(f, path) is not None]
     if held:
         raise InputError(f"--output {path!r} holds input file {held[0]!r}: choose an output directory apart from the input")
-    below = _below(path, source)
-    if below is not None and not (below and hidden_path(below)) and is_folder(source):  # _out/, .out/: never read as input
+    folder = _input_folder(source)
+    below = None if folder is None else _below(path, folder)
+    if below is not None and not (below and hidden_path(below)):  # _out/, .out/: never read as input
         raise InputError(
-            f"--output {path!r} lies in the input directory {source!r}, where the next command on it would read the "
+            f"--output {path!r} lies in the input directory {folder!r}, where the next command on it would read the "
             "output as input: choose an output directory apart from the input"
         )
     existing = [_name(f) for f, _ in folder_files(path)]
@@ -225,6 +226,17 @@ def _prepare_output(path: str, source: str, inputs: list[str], command: str) -> 
         os.makedirs(path, exist_ok=True)
     _remove_outputs(path)
     write_note(path, command, RUNNING)
+
+
+def _input_folder(source: str) -> str | None:
+    """The folder input ``source`` reads: itself, or a glob's folder before its first
+    wildcard (``arch/*.parquet``: ``arch``); None for a file."""
+    if is_folder(source):
+        return source
+    if exists(source) or not any(ch in source for ch in "*?["):
+        return None
+    head = source[: min(source.index(ch) for ch in "*?[" if ch in source)]
+    return head[: head.rfind("/") + 1] or "."
 
 
 def _below(name: str, folder: str) -> str | None:
