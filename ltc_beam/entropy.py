@@ -313,6 +313,11 @@ class SymbolTables:
     precision: int = DEFAULT_PRECISION
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    def __getstate__(self) -> dict:
+        """Pickled (and deep-copied) without the coder models it caches: constriction's do
+        not pickle, so a codec that had coded once could not be (``beam.Map(codec.encode)``)."""
+        return {**self.__dict__, "_cache": {}}
+
     def __post_init__(self) -> None:
         try:
             precision = int(self.precision)

@@ -847,3 +847,35 @@ def test_a_cap_set_by_too_few_training_vectors_says_so():
     assert cap < 1 and "72 dB" not in str(caught[0].message)
     with pytest.warns(UserWarning, match="72 dB"):  # the data's own rank sets it: the table resolution is the limit
         assert reachable_target(4.0, variances, 286, spanned=100) == pytest.approx(cap)
+
+
+def test_training_and_loading_leave_the_callers_random_stream_alone(tmp_path):
+    """train() seeded torch's global generator with 0 (every later draw of the caller's was
+    the same whatever they seeded), and Codec.load drew from it."""
+    torch.manual_seed(1234)
+    expected = torch.rand(3)
+    torch.manual_seed(1234)
+    codec = ltc_beam.train(correlated_series(400, 3, seed=2), steps=20, progress=False)
+    codec.save(tmp_path / "c.ltc")
+    ltc_beam.Codec.load(tmp_path / "c.ltc")
+    assert torch.equal(torch.rand(3), expected)
+    again = ltc_beam.train(correlated_series(400, 3, seed=2), steps=20, progress=False)
+    assert again.id == codec.id  # still the seed's own codec
+
+
+def test_a_float64_default_dtype_neither_breaks_nor_changes_a_codec(tmp_path):
+    """Under ``torch.set_default_dtype(torch.float64)`` train, Codec.load then encode failed
+    ("mat1 and mat2 must have the same dtype"); the caller's setting stays theirs."""
+    x = correlated_series(400, 3, seed=2)
+    codec = ltc_beam.train(x, steps=20, progress=False)
+    codec.save(tmp_path / "c.ltc")
+    blob = codec.encode(x)
+    torch.set_default_dtype(torch.float64)
+    try:
+        again = ltc_beam.train(x, steps=20, progress=False)
+        loaded = ltc_beam.Codec.load(tmp_path / "c.ltc")
+        assert torch.get_default_dtype() == torch.float64
+        assert again.id == codec.id and again.encode(x) == loaded.encode(x) == blob
+        assert np.array_equal(loaded.decode(blob), codec.decode(blob))
+    finally:
+        torch.set_default_dtype(torch.float32)

@@ -35,7 +35,7 @@ from safetensors.numpy import save as save_arrays
 from ltc_beam.bitstream import decompress_exactly, stated_size
 from ltc_beam.codec.codec import FORMAT, READABLE_FORMAT_VERSIONS, SERIES_SCALED_FORMAT_VERSION, Codec, content_hash
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig
-from ltc_beam.codec.model import LtcModel
+from ltc_beam.codec.model import LtcModel, float32_default
 from ltc_beam.codec.scaling import NORMALISATIONS
 from ltc_beam.entropy import SymbolTables, bit_lengths
 from ltc_beam.errors import FormatError
@@ -168,7 +168,8 @@ def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
             raise ValueError(f"unknown normalisation {norm['per']!r}")
         if (norm.get("per") == "series") != (manifest["format_version"] == SERIES_SCALED_FORMAT_VERSION):
             raise ValueError(f"format version {manifest['format_version']} does not go with normalisation {norm.get('per', 'column')!r}")
-        model = LtcModel(config, np.asarray(norm["mean"]), np.asarray(norm["std"]))
+        with torch.random.fork_rng(devices=[]), float32_default():  # the caller's random stream and default dtype kept
+            model = LtcModel(config, np.asarray(norm["mean"]), np.asarray(norm["std"]))
         state = {k[6:]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("model.")}
         model.load_state_dict(state)
         tables = SymbolTables.from_arrays({k[7:]: v for k, v in arrays.items() if k.startswith("tables.")})

@@ -258,6 +258,26 @@ class Codec:
         self.model.to(self.device)
         return self
 
+    def _transform(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """The model's ``analysis`` or ``synthesis`` transform of float32 ``x``, float32 out.
+
+        On the CPU it runs in float64 and is rounded to float32 once: torch's float32 matrix
+        products sum in an order that depends on its thread count, so the same stream
+        decoded 5,411 of 24,000 values up to 4.8e-6 apart at 1 and at 4 threads, and
+        16,384-record streams were coded to other bytes (a latent near a cell boundary
+        fell to a neighbouring point). In float64 the orders agree to ~1e-16, far below
+        float32's spacing, so every thread count (a Beam worker's one, a laptop's many)
+        codes the same bytes and decodes the same values, save a sum within ~1e-16 of a
+        float32 rounding boundary. GPUs keep float32 (their bytes may differ anyway:
+        docs/deployment.md)."""
+        transform = getattr(self.model, name)
+        if self.device.type != "cpu":
+            return transform(x)
+        exact = self.__dict__.setdefault("_float64", {})
+        if name not in exact:
+            exact[name] = copy.deepcopy(transform).double()
+        return exact[name](x.double()).float()
+
     # ------------------------------------------------------------------ I/O
     def save(self, uri: str | os.PathLike) -> None:
         from ltc_beam.codec.artifact import write_codec
@@ -395,7 +415,7 @@ class Codec:
     @torch.no_grad()
     def _quantize(self, z: np.ndarray, segments: tuple[int, ...] | None = None) -> Quantized:
         vectors = self._vectors(z, segments)
-        y = self.model.analysis(torch.as_tensor(vectors, dtype=torch.float32, device=self.device))
+        y = self._transform("analysis", torch.as_tensor(vectors, dtype=torch.float32, device=self.device))
         n = self.lattice.dim
         if self.config.mode == "block":
             y = y.T  # [channels, rows]: each lattice point runs across n consecutive rows
@@ -427,7 +447,7 @@ class Codec:
         scales: SeriesScales | None = None, kept: np.ndarray | None = None,
     ) -> np.ndarray:
         """Frame points → records in data units (float32)."""
-        vectors = self.model.synthesis(self._latents(frame, rows).to(self.device)).double().cpu().numpy()
+        vectors = self._transform("synthesis", self._latents(frame, rows).to(self.device)).double().cpu().numpy()
         return self._records(vectors, records, segments, scales, kept)
 
     def _records(
@@ -736,7 +756,7 @@ class Codec:
             else:
                 pending.append((index, *decoded))
         if pending:
-            vectors = self.model.synthesis(torch.cat([p[1] for p in pending]).to(self.device)).double().cpu().numpy()
+            vectors = self._transform("synthesis", torch.cat([p[1] for p in pending]).to(self.device)).double().cpu().numpy()
             start = 0
             for index, latents, records, segments, specials, scales, kept in pending:
                 part = vectors[start : start + len(latents)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -13,6 +14,20 @@ from ltc_beam import lattices
 from ltc_beam.codec.config import CodecConfig
 from ltc_beam.codec.density import LogisticMixtureDensity
 from ltc_beam.codec.transforms import Transform
+
+
+@contextlib.contextmanager
+def float32_default():
+    """Run the block with torch's default dtype float32 (the model's), whatever the caller
+    set: under ``torch.set_default_dtype(torch.float64)`` training and loading failed ("mat1
+    and mat2 must have the same dtype")."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
 
 #: Monte-Carlo averages over fewer effective samples than this are not trusted.
 MIN_EFFECTIVE_SAMPLES = 8.0

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ltc_beam import lattices
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig, default_latent_dim
 from ltc_beam.codec.layout import filled, pad_rows, sliding_windows, to_windows
-from ltc_beam.codec.model import LtcModel
+from ltc_beam.codec.model import LtcModel, float32_default
 from ltc_beam.codec.scaling import NORMALISATIONS, robust_statistics, scaled_pieces
 from ltc_beam.codec.tables import MAX_SYMBOLS
 from ltc_beam.codec.transforms import init_from_pca, principal_axes
@@ -1030,7 +1030,9 @@ def train(
         options = {k: v for k, v in locals().items() if k not in ("data", "lattice")}
         return _better_lattice(data, options)
     lattice = lattices.get(lattice).name  # "E8" was kept as given: a codec of another id than e8's
-    with torch_threads(threads):
+    # the trainer seeds torch's generator (initial weights, noise): the caller's stream is
+    # put back afterwards (it was left seeded with 0: every run drew the same numbers)
+    with torch_threads(threads), torch.random.fork_rng(devices=[]), float32_default():
         from ltc_beam.codec.codec import Codec, frame_columns
 
         if lmbda is not None and target_bits_per_value is not None:
