@@ -67,7 +67,8 @@ def check_finished(folder: str, found: list[tuple[str, int]]) -> None:
             f"{folder!r} is the output of an ltc-beam {command} that did not finish ({NOTE} says "
             f"{note.get('state')!r}): its files hold only part of the records; run the {command} again"
         )
-    sizes = {path.rsplit("/", 1)[-1]: size for path, size in found}
+    top = folder.removeprefix("file://").rstrip("/")
+    sizes = {path.rsplit("/", 1)[-1]: size for path, size in found if path.removeprefix("file://").rsplit("/", 1)[0] == top}
     for name, size in sorted(note.get("files", {}).items()):
         if name not in sizes:
             raise InputError(f"{folder!r}: file {name!r}, written by ltc-beam {command}, is missing ({NOTE} lists it)")
