@@ -263,7 +263,7 @@ def _check_dead_letter_path(path: str, files: list[str], output: str) -> None:
 
     if set(path.removeprefix("file://")) & set("*?[]"):
         refuse("holds a wildcard character (*?[]), which the writer would expand")
-    if is_folder(path):
+    if is_folder(path) or path.endswith(("/", os.sep)):
         refuse("is a directory")
     for name in files:
         if _below(path, name) == "":

@@ -1255,7 +1255,7 @@ def test_dead_letter_paths_whose_writing_would_destroy_data_are_refused(small, v
     sizes = {p: os.path.getsize(p) for p in (src, other, codec)}
     for path, why in ((src, "is an input file"), (codec, "is the codec"), (folder, "is a directory"), (tmp_path, "is a directory"),
                       (out, "lies in the output directory"), (out / "dl.json", "lies in the output directory"),
-                      (tmp_path / "dl*", "wildcard"), (other, "exists and is not an earlier dead-letter file")):
+                      (tmp_path / "dl*", "wildcard"), (f"{tmp_path}/new/", "is a directory"), (other, "exists and is not an earlier dead-letter file")):
         assert main(["compress", str(src), "--dead-letter", str(path), *opts]) == 2, path
         assert why in capsys.readouterr().err
     assert {p: os.path.getsize(p) for p in sizes} == sizes and (folder / "keep.txt").read_text() == "kept"
