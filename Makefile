@@ -35,7 +35,7 @@ demo:
 
 # Rate-distortion comparison against SZ3, ZFP, uniform+zstd, FAISS and zstd on two real
 # sensor datasets and i.i.d. Gaussian (docs/benchmarks.md). Each run uses one torch thread,
-# so two run at a time: 7-19 minutes on 2 cores (docs/benchmarks.md gives each run's time).
+# so two run at a time: 7-21 minutes on 2 cores (docs/benchmarks.md gives each run's time).
 COMPARE = $(PYTHON) benchmarks/compare.py
 COMPARE_RUNS = compare-basic-motions compare-daphnet compare-gaussian
 .PHONY: bench-compare $(COMPARE_RUNS)
