@@ -48,7 +48,8 @@ def matched_files(path: str) -> list[tuple[str, int]]:
         found = _remote_files(path)
     else:
         path = path.removeprefix("file://")
-        if os.path.isdir(path):
+        folder = os.path.isdir(path)
+        if folder:
             names = _folder_parquet_files(path)
         elif os.path.isfile(path):  # a name holding *?[ (run[1].parquet) that exists is that file
             names = [path]
@@ -57,7 +58,7 @@ def matched_files(path: str) -> list[tuple[str, int]]:
         else:
             names = []
         found = [(f, os.path.getsize(f)) for f in names]
-        if os.path.isdir(path):
+        if folder:
             check_finished(path, found)
     if not found:
         raise InputError(f"no Parquet files found at {path!r}")

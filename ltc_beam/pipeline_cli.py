@@ -278,8 +278,8 @@ def _is_dead_letter_file(path: str) -> bool:
     """Whether the file at ``path`` is empty or starts with a dead-letter JSON line."""
     with open_for_read(path) as handle:
         first = handle.readline(1 << 20)
-    if not first.strip():
-        return not first or file_size(path) == len(first)
+    if not first:
+        return True
     try:
         record = json.loads(first)
     except ValueError:

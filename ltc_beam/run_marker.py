@@ -30,7 +30,7 @@ RUNNING, COMPLETE = "running", "complete"
 
 def note_path(folder: str) -> str:
     """Where the note of output folder ``folder`` lies."""
-    return folder.rstrip("/") + "/" + NOTE if is_remote(folder) else folder.removeprefix("file://").rstrip("/") + "/" + NOTE
+    return (folder if is_remote(folder) else folder.removeprefix("file://")).rstrip("/") + "/" + NOTE
 
 
 def write_note(folder: str, command: str, state: str, files: list[tuple[str, int]] = (), records: int | None = None) -> None:

@@ -104,6 +104,7 @@ class Codec:
         )
         self.table_base = check_base(table_base, self.classes, tables, self.config.latent_dim, self.lattice.dim)
         self.device = torch.device(device)
+        self._float64: dict[str, torch.nn.Module] = {}  # the CPU transforms in float64 (see _transform)
         self.mapper = SymbolMapper(self.lattice)
         self._unit = torch.as_tensor(self.lattice.frame_unit, dtype=torch.float32)
         self.id = manifest["codec_id"]
@@ -273,10 +274,9 @@ class Codec:
         transform = getattr(self.model, name)
         if self.device.type != "cpu":
             return transform(x)
-        exact = self.__dict__.setdefault("_float64", {})
-        if name not in exact:
-            exact[name] = copy.deepcopy(transform).double()
-        return exact[name](x.double()).float()
+        if name not in self._float64:
+            self._float64[name] = copy.deepcopy(transform).double()
+        return self._float64[name](x.double()).float()
 
     # ------------------------------------------------------------------ I/O
     def save(self, uri: str | os.PathLike) -> None:
