@@ -303,17 +303,20 @@ def read_parquet(path: str | os.PathLike, codec=None, *, sort: bool = True, devi
 
     ``codec``: a :class:`~ltc_beam.Codec` or codec URI; by default each file's embedded
     codec. With ``sort`` (default) records are put back in series order when the files
-    name a key and/or an order column; otherwise they come in file and row order.
+    name a key and/or an order column; otherwise they come in file and row order. Hive
+    partition folders below ``path`` (``day=…``) become columns the decoded schema lacks.
     """
     tables, info = [], None
     path = os.fspath(path)
     if isinstance(codec, (str, os.PathLike)):  # loaded once, not once per file
         codec = arrow.load_codec(os.fspath(codec), device=device)
-    for name in list_files(path):
+    names = list_files(path)
+    partitions = input_partitions(path, names)
+    for name in names:
         table = read_table(name)
         info = arrow.table_info(table.schema, name)
         try:
-            tables.append(arrow.decode_table(table, codec, device=device))
+            tables.append(partitions.add(arrow.decode_table(table, codec, device=device), name))
         except CodecMismatchError as exc:  # in a folder of many files, name the one
             named = CodecMismatchError(f"{name}: {exc}")
             named.needed, named.supplied = exc.needed, exc.supplied

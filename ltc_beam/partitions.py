@@ -6,8 +6,9 @@ they were lost (a key column ``--key device`` was "not found", and without one t
 records merged). Each input file gets one column per partition name, as
 ``pyarrow.dataset.dataset(path, partitioning="hive")`` reads them: values that are all
 int32 integers as int32, others as strings, ``__HIVE_DEFAULT_PARTITION__`` as null, URI
-escapes decoded. Files compressed by ltc-beam get none (their schema is stored
-with them).
+escapes decoded. Files compressed by ltc-beam get none while compressed (their schema is
+stored with them); decoded, they get those their schema lacks (an archive compressed folder
+by folder into ``day=…`` folders decodes with ``day``, as the raw tree read).
 """
 
 from __future__ import annotations

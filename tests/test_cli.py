@@ -966,6 +966,26 @@ def test_hive_partition_directories_become_columns(small, vec_codec, tmp_path, c
                      "--order-by", "day", "--quiet"]) == 0
 
 
+def test_an_archive_compressed_folder_by_folder_keeps_its_partition_columns(small, vec_codec, tmp_path, capsys):
+    """Days compressed one by one into arch/day=N decoded without ``day`` (the raw tree read
+    with it): decoded files and ``read_parquet`` now get the partition columns they lack."""
+    import pyarrow.dataset as ds
+
+    _, codec = vec_codec
+    table = small.append_column("day", pa.array(np.arange(small.num_rows) % 2 + 1, pa.int32()))
+    ds.write_dataset(table, tmp_path / "raw", format="parquet", partitioning=["day"], partitioning_flavor="hive")
+    for day in (1, 2):
+        assert main(["compress", str(tmp_path / "raw" / f"day={day}"), "--codec", codec, "--output",
+                     str(tmp_path / "arch" / f"day={day}"), "--column", "values", "--quiet"]) == 0
+    keys = [("device", "ascending"), ("ts", "ascending")]
+    expected = ds.dataset(tmp_path / "raw", partitioning="hive").to_table().select(["device", "ts", "day"]).sort_by(keys)
+    assert ltc_beam.read_parquet(str(tmp_path / "arch")).select(["device", "ts", "day"]).sort_by(keys).equals(expected)
+    for name, shards in (("d", []), ("d3", ["--num-shards", "3"])):
+        assert main(["decompress", str(tmp_path / "arch"), "--output", str(tmp_path / name), "--quiet"] + shards) == 0
+        decoded = pa.concat_tables(pq.read_table(f) for f in sorted(glob.glob(str(tmp_path / name / "*.parquet"))))
+        assert decoded.select(["device", "ts", "day"]).sort_by(keys).equals(expected)
+
+
 def test_hive_partition_values_are_typed_as_pyarrow_reads_them(tmp_path):
     from ltc_beam.partitions import base_of, discover
 

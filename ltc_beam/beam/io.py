@@ -23,7 +23,7 @@ from apache_beam.transforms.window import GlobalWindow
 
 from ltc_beam import arrow
 from ltc_beam.beam.handler import NAMESPACE, Decoders, one_torch_thread, resolve_device
-from ltc_beam.beam.transforms import LtcDecode, LtcEncodeShards
+from ltc_beam.beam.transforms import LtcEncodeShards
 from ltc_beam.errors import LtcError
 from ltc_beam.parquet import input_partitions, matched_files, naming_the_file, open_parquet, parquet_options, write_table
 from ltc_beam.partitions import Partitions
@@ -343,7 +343,46 @@ class CompressParquet(beam.PTransform):
 DECODE_BATCH_RECORDS = 1 << 18
 
 
-class _DecodeFile(beam.DoFn):
+def _decoded_batches(path: str, decoders: Decoders, partitions: Partitions):
+    """Compressed file ``path`` → decoded tables of about ``DECODE_BATCH_RECORDS`` records, with
+    the Hive partition columns of its folders that the decoded schema lacks (an archive
+    compressed folder by folder into ``day=…`` folders keeps ``day`` as the raw tree did)."""
+    from ltc_beam.beam import transforms
+
+    with open_parquet(path) as reader:
+        info = arrow.table_info(reader.schema_arrow, path)
+        rows = max(1, DECODE_BATCH_RECORDS // ((info.chunk_size or 1) if info.layout == "chunk" else 1))
+        for table in _batches(reader, path, rows) if reader.metadata.num_rows else [reader.schema_arrow.empty_table()]:
+            try:
+                decoded = decoders.decode(table)
+            except LtcError as exc:  # which of many files (Beam re-raises type(error)(message))
+                raise type(exc)(f"{path}: {exc}") from exc
+            if transforms.progress_callback is not None:
+                transforms.progress_callback(decoded.num_rows)
+            yield partitions.add(decoded, path)
+
+
+class _DecodeFiles(beam.DoFn):
+    """``(i, compressed file)`` → its decoded tables (:func:`_decoded_batches`)."""
+
+    def __init__(self, codec_uri: str | None, device: str, partitions: Partitions):
+        self.codec_uri = codec_uri
+        self.device = device
+        self.partitions = partitions
+
+    def setup(self):
+        one_torch_thread()
+        self.decoders = Decoders(self.codec_uri, resolve_device(self.device))
+        self.records = Metrics.counter(NAMESPACE, "records_decoded")
+
+    def process(self, element):
+        _, path = element
+        for decoded in _decoded_batches(path, self.decoders, self.partitions):
+            self.records.inc(decoded.num_rows)
+            yield decoded
+
+
+class _DecodeFile(_DecodeFiles):
     """``(i, compressed file)`` → decoded file ``PREFIX-IIIII-of-NNNNN.parquet``, batch by
     batch, written under its :func:`~ltc_beam.storage.pending_name` until every file is
     decoded (:func:`_commit`): a failed job leaves no file that looks complete (2 of 3
@@ -352,41 +391,25 @@ class _DecodeFile(beam.DoFn):
     Yields ``(pending name, name)``.
     """
 
-    def __init__(self, prefix: str, count: int, codec_uri: str | None, device: str, compression: str = "zstd"):
+    def __init__(self, prefix: str, count: int, codec_uri: str | None, device: str, partitions: Partitions, compression: str = "zstd"):
+        super().__init__(codec_uri, device, partitions)
         self.prefix = prefix
         self.count = count
-        self.codec_uri = codec_uri
-        self.device = device
         self.compression = compression
 
     def setup(self):
-        one_torch_thread()
-        self.decoders = Decoders(self.codec_uri, resolve_device(self.device))
-        self.records = Metrics.counter(NAMESPACE, "records_decoded")
+        super().setup()
         self.files = Metrics.counter(NAMESPACE, "files_written")
 
     def process(self, element):
-        from ltc_beam.beam import transforms
-
-        index, path = element
-        name = f"{self.prefix}-{index:05d}-of-{self.count:05d}.parquet"
-        with open_parquet(path) as reader:
-            info = arrow.table_info(reader.schema_arrow, path)
-            rows = max(1, DECODE_BATCH_RECORDS // ((info.chunk_size or 1) if info.layout == "chunk" else 1))
-            with open_for_write(pending_name(name)) as handle:
-                writer = None
-                for table in _batches(reader, path, rows) if reader.metadata.num_rows else [reader.schema_arrow.empty_table()]:
-                    try:
-                        decoded = self.decoders.decode(table)
-                    except LtcError as exc:  # which of many files (Beam re-raises type(error)(message))
-                        raise type(exc)(f"{path}: {exc}") from exc
-                    if writer is None:
-                        writer = pq.ParquetWriter(handle, decoded.schema, **parquet_options(decoded.schema, self.compression))
-                    writer.write_table(decoded)
-                    self.records.inc(decoded.num_rows)
-                    if transforms.progress_callback is not None:
-                        transforms.progress_callback(decoded.num_rows)
-                writer.close()
+        name = f"{self.prefix}-{element[0]:05d}-of-{self.count:05d}.parquet"
+        with open_for_write(pending_name(name)) as handle:
+            writer = None
+            for decoded in super().process(element):
+                if writer is None:
+                    writer = pq.ParquetWriter(handle, decoded.schema, **parquet_options(decoded.schema, self.compression))
+                writer.write_table(decoded)
+            writer.close()
         self.files.inc()
         yield pending_name(name), name
 
@@ -405,8 +428,10 @@ class DecompressParquet(beam.PTransform):
     By default every input file becomes one decoded file ``OUTPUT-IIIII-of-NNNNN.parquet``
     (I: the input's place in the sorted file list), read, decoded and written by one worker
     with no shuffle of the data; the files get their names once all are written (only the
-    names are gathered), so a failed job leaves none that looks complete. ``num_shards=N`` instead runs ``LtcDecode`` and regroups the records
-    into N files with ``WriteParquetTables`` (one shuffle of the decoded data).
+    names are gathered), so a failed job leaves none that looks complete. ``num_shards=N``
+    instead regroups the decoded records into N files with ``WriteParquetTables`` (one
+    shuffle of the decoded data). Hive partition folders of the input (``day=…``) become
+    columns where the decoded schema lacks them, as they were columns of the raw tree.
     """
 
     def __init__(self, input: str, output: str, codec_uri: str | None = None, *, num_shards: int | None = None, device="auto"):
@@ -418,19 +443,18 @@ class DecompressParquet(beam.PTransform):
         self.device = device
 
     def expand(self, pbegin):
-        read = ReadParquetTables(self.input)
+        files = ReadParquetTables(self.input).files()
+        partitions = input_partitions(self.input, files)
+        listed = pbegin | "Files" >> beam.Create(list(enumerate(files)))
         if self.num_shards is None:
-            files = read.files()
             return (
-                pbegin
-                | "Files" >> beam.Create(list(enumerate(files)))
-                | "DecodeFiles" >> beam.ParDo(_DecodeFile(output_prefix(self.output), len(files), self.codec_uri, self.device))
+                listed
+                | "DecodeFiles" >> beam.ParDo(_DecodeFile(output_prefix(self.output), len(files), self.codec_uri, self.device, partitions))
                 | "AllDecoded" >> beam.combiners.ToList()
                 | "Commit" >> beam.FlatMap(_commit)
             )
         return (
-            pbegin
-            | "Read" >> read
-            | "LtcDecode" >> LtcDecode(self.codec_uri, device=self.device)
+            listed
+            | "Decode" >> beam.ParDo(_DecodeFiles(self.codec_uri, self.device, partitions)).with_output_types(pa.Table)
             | "Write" >> WriteParquetTables(self.output, self.num_shards)
         )
