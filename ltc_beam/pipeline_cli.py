@@ -632,6 +632,8 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
     if records == 0:
         raise InputError(f"{args.input!r} holds no records: nothing to decompress")
     if args.output.endswith(".npy"):
+        if exists(args.output):  # perhaps the array this archive was compressed from: its lossy copy would replace it
+            raise InputError(f"--output {args.output!r} exists: decompress never replaces an array; remove it or choose a new name")
         return _decompress_to_npy(args, records)
     args.output = _output_folder(args.output)
     _prepare_output(args.output, args.input, files, "decompress")

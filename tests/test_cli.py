@@ -207,6 +207,9 @@ def test_npy_archive_decodes_in_array_order(block_codec, tmp_path, capsys):
     assert main(["decompress", str(tmp_path / "c"), "--output", str(tmp_path / "back.npy"), "--quiet"]) == 0
     back = np.load(tmp_path / "back.npy")
     assert back.shape == x.shape and back.dtype == x.dtype and np.array_equal(back, y, equal_nan=True)
+    # never over an existing array: it may be the one compressed (its lossy copy replaced it)
+    assert main(["decompress", str(tmp_path / "c"), "--output", str(path), "--quiet"]) == 2
+    assert "exists" in capsys.readouterr().err and np.array_equal(np.load(path), x, equal_nan=True)
 
 
 def test_only_npy_archives_decompress_to_npy(small, vec_codec, tmp_path, capsys):
