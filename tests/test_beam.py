@@ -184,11 +184,28 @@ def test_bad_record_fails_the_job_without_dead_letter(small, vec_codec):
     """Saying what to do, for tables and dict records alike (a dict's null vector said only "vector is null")."""
     _, path = vec_codec
     bad = _bad_batch(small.slice(0, 100))
-    with pytest.raises(Exception, match="column 'values', row 3.*dead-letter output"):
+    with pytest.raises(Exception, match=r"column 'values', row 3.*dead-letter output.*dead_letter_path=FILE"):
         run(lambda p: p | beam.Create([bad]) | LtcEncode(path, column="values", key="device", order_by="ts"))
     records = [{"dev": "a", "id": i, "v": None if i == 2 else [0.5] * 8} for i in range(5)]
     with pytest.raises(Exception, match=r"record \(dev='a', id=2\): vector is null; NaN is coded exactly.*dead-letter output"):
         run(lambda p: p | beam.Create(records) | LtcEncode(path, column="v", key="dev", order_by="id"))
+
+
+def test_dead_letter_settings_that_would_lose_records_or_mislead_are_refused(small, vec_codec, tmp_path):
+    """late='dead_letter' without the output dropped late records (180 of 192 came back);
+    the composites' dead_letter=True was a TypeError; encoded rows into WriteParquetTables
+    an AttributeError in the shuffle."""
+    from ltc_beam.beam import CompressParquet, EncodeToParquet
+
+    _, path = vec_codec
+    with pytest.raises(InputError, match="late='dead_letter' sends late records to the dead-letter output"):
+        LtcEncode(path, column="values", key="device", order_by="ts", late="dead_letter")
+    for composite in (lambda: CompressParquet("in", "out/", path, dead_letter=True), lambda: EncodeToParquet("out/", path, dead_letter=True)):
+        with pytest.raises(InputError, match="give dead_letter_path=FILE"):
+            composite()
+    rows = LtcEncode(path, column="values", key="device", order_by="ts", output="rows")
+    with pytest.raises(Exception, match="WriteParquetTables writes pa.Table batches, got dict"):
+        run(lambda p: p | beam.Create([small.slice(0, 50)]) | rows | WriteParquetTables(str(tmp_path / "o") + "/", num_shards=1))
 
 
 def test_bad_dict_records(vec_codec):

@@ -24,7 +24,7 @@ from apache_beam.transforms.window import GlobalWindow
 from ltc_beam import arrow
 from ltc_beam.beam.handler import NAMESPACE, Decoders, one_torch_thread, resolve_device
 from ltc_beam.beam.transforms import LtcEncodeShards
-from ltc_beam.errors import LtcError
+from ltc_beam.errors import InputError, LtcError
 from ltc_beam.parquet import input_partitions, matched_files, naming_the_file, open_parquet, parquet_options, write_table
 from ltc_beam.partitions import Partitions
 from ltc_beam.storage import exists, is_folder, is_remote, open_for_write, pending_name, rename, write_bytes
@@ -126,6 +126,11 @@ class _ShardKey(beam.DoFn):
     def process(self, table, window=beam.DoFn.WindowParam):
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
+        if not isinstance(table, pa.Table):  # LtcEncode(output="rows"): an AttributeError deep in the shuffle
+            raise InputError(
+                f"WriteParquetTables writes pa.Table batches, got {type(table).__name__}: give LtcEncode / LtcDecode "
+                "output='table' (the default) before it"
+            )
         if not table.num_rows:
             return
         slices = min(self.num_shards, table.num_rows)
@@ -273,6 +278,13 @@ def auto_shards(input_bytes: int, codec=None) -> int:
     return max(spread, -(-size // most))
 
 
+def _refuse_dead_letter_flag(encode: dict, name: str) -> None:
+    """``dead_letter=`` is LtcEncode's; the file writers take the file (it was a TypeError,
+    "got multiple values for keyword argument 'dead_letter'")."""
+    if "dead_letter" in encode:
+        raise InputError(f"{name} writes dead letters to a file: give dead_letter_path=FILE (JSON lines), not dead_letter=")
+
+
 class EncodeToParquet(beam.PTransform):
     """Bounded ``pa.Table`` batches → compressed Parquet files ``PREFIX-SSSSS-of-NNNNN.parquet``.
 
@@ -283,6 +295,7 @@ class EncodeToParquet(beam.PTransform):
 
     def __init__(self, output: str, codec_uri: str, *, num_shards: int = MIN_AUTO_SHARDS, dead_letter_path=None, **encode):
         super().__init__()
+        _refuse_dead_letter_flag(encode, type(self).__name__)
         self.output = output
         self.codec_uri = codec_uri
         self.num_shards = num_shards
@@ -317,6 +330,7 @@ class CompressParquet(beam.PTransform):
 
     def __init__(self, input: str, output: str, codec_uri: str, *, num_shards: int | None = None, dead_letter_path=None, **encode):
         super().__init__()
+        _refuse_dead_letter_flag(encode, type(self).__name__)
         self.input = input
         self.output = output
         self.codec_uri = codec_uri

@@ -78,7 +78,10 @@ def _as_dict(element) -> dict:
 def _remedy(problem: str) -> str:
     """What to do about a bad record, said after the problem where it fails the job."""
     hint = f"; {NULL_HINT}" if "null" in problem else ""
-    return f"{hint}; or set bad records aside with a dead-letter output (dead_letter=True, --dead-letter)"
+    return (
+        f"{hint}; or set bad records aside with a dead-letter output (LtcEncode(dead_letter=True), "
+        "EncodeToParquet / CompressParquet(dead_letter_path=FILE), ltc-beam compress --dead-letter FILE)"
+    )
 
 
 def _dead_letter(error: str, column, row, key, record) -> dict:
@@ -700,6 +703,11 @@ class LtcEncode(beam.PTransform):
             columns = [c for c in columns.split(",") if c]
         if late not in LATE_POLICIES:
             raise InputError(f"late must be one of {LATE_POLICIES}, got {late!r}")
+        if late == "dead_letter" and not dead_letter:  # late records went to an output no one had made: lost
+            raise InputError(
+                "late='dead_letter' sends late records to the dead-letter output: make it (dead_letter=True; "
+                "dead_letter_path=FILE for EncodeToParquet / CompressParquet), or keep them (late='keep')"
+            )
         if output not in OUTPUTS:
             raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
         if column is not None and columns is not None:
