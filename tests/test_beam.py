@@ -208,6 +208,26 @@ def test_dead_letter_settings_that_would_lose_records_or_mislead_are_refused(sma
         run(lambda p: p | beam.Create([small.slice(0, 50)]) | rows | WriteParquetTables(str(tmp_path / "o") + "/", num_shards=1))
 
 
+def test_a_second_run_to_the_same_folder_replaces_the_first(small, vec_codec, tmp_path):
+    """The writers left an earlier run's shards that this run did not rewrite (4 shards,
+    then 1 row: 92 old rows read with the new one; CompressParquet twice: twice the
+    records decoded); now they are removed once every file is written."""
+    from ltc_beam.beam import CompressParquet, DecompressParquet
+
+    out = str(tmp_path / "tables") + "/"
+    for tables in ([pa.table({"run": ["a"] * 10, "i": list(range(k * 10, k * 10 + 10))}) for k in range(12)], [pa.table({"run": ["b"], "i": [0]})]):
+        run(lambda p: p | beam.Create(tables) | WriteParquetTables(out, num_shards=4))
+    assert pq.read_table(out).column("run").to_pylist() == ["b"]
+    _, codec = vec_codec
+    for rows, shards in ((1200, 4), (100, 2)):
+        pq.write_table(small.slice(0, rows), tmp_path / "raw.parquet")
+        run(lambda p: p | CompressParquet(str(tmp_path / "raw.parquet"), str(tmp_path / "c") + "/", codec, num_shards=shards,
+                                          column="values", key="device", order_by="ts"))
+        assert ltc_beam.read_parquet(str(tmp_path / "c")).num_rows == rows
+        run(lambda p: p | DecompressParquet(str(tmp_path / "c"), str(tmp_path / "d") + "/"))
+        assert pq.read_table(tmp_path / "d").num_rows == rows
+
+
 def test_bad_dict_records(vec_codec):
     _, path = vec_codec
     records = [

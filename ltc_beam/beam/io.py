@@ -14,12 +14,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindow
+from apache_beam.transforms.window import GlobalWindow, GlobalWindows
 
 from ltc_beam import arrow
 from ltc_beam.beam.handler import NAMESPACE, Decoders, one_torch_thread, resolve_device
@@ -27,7 +28,7 @@ from ltc_beam.beam.transforms import LtcEncodeShards
 from ltc_beam.errors import InputError, LtcError
 from ltc_beam.parquet import input_partitions, matched_files, naming_the_file, open_parquet, parquet_options, write_table
 from ltc_beam.partitions import Partitions
-from ltc_beam.storage import exists, is_folder, is_remote, open_for_write, pending_name, rename, write_bytes
+from ltc_beam.storage import exists, folder_files, is_folder, is_remote, open_for_write, pending_name, remove, rename, write_bytes
 
 
 class _ReadRowGroups(beam.DoFn):
@@ -191,11 +192,42 @@ class _WriteShard(beam.DoFn):
         yield name
 
 
+def earlier_outputs(prefix: str, suffix: str, written: list[str]) -> list[str]:
+    """Files ``PREFIX-SSSSS-of-NNNNN SUFFIX`` beside ``prefix`` (no window in the name) that
+    are not ``written``: an earlier batch run's output to the same place."""
+    folder, base = prefix.rsplit("/", 1)
+    pattern = re.compile(re.escape(base) + r"-\d{5}-of-\d{5}" + re.escape(suffix))
+    kept = set(written)
+    return [f for f, _ in folder_files(folder + "/") if pattern.fullmatch(f.rsplit("/", 1)[-1]) and f not in kept]
+
+
+def _replacing_earlier_runs(written: list[str], prefix: str, suffix: str):
+    """``written`` (every file of the run), once the earlier runs' other files are removed:
+    they were read with these as one data set (4 shards, then 1 row in one: 92 old rows
+    read with the new one)."""
+    remove(earlier_outputs(prefix, suffix, written))
+    yield from sorted(written)
+
+
+def replace_earlier_runs(files, prefix: str, suffix: str = ".parquet"):
+    """``files`` (names written in the global window) → the same names, once all are
+    written and the earlier runs' files of ``prefix`` are removed; windowed writes
+    (streaming: one file set per pane, kept) as they are."""
+    if not isinstance(files.windowing.windowfn, GlobalWindows):
+        return files
+    return files | "AllWritten" >> beam.combiners.ToList() | "ReplaceEarlierRuns" >> beam.FlatMap(
+        _replacing_earlier_runs, prefix, suffix
+    )
+
+
 class WriteParquetTables(beam.PTransform):
     """``pa.Table`` elements → Parquet files ``PREFIX[-window]-SSSSS-of-NNNNN.parquet``.
 
     Returns the PCollection of written file names. Works on windowed (streaming)
-    PCollections too: one file set per window pane.
+    PCollections too: one file set per window pane. In the global window (batch), an
+    earlier run's files of the same prefix that this run did not rewrite are removed once
+    every file is written: shards that get no rows write no file, and the old files read
+    with the new ones as one data set.
     """
 
     def __init__(self, path: str, num_shards: int = 4, *, suffix: str = ".parquet", compression: str = "zstd"):
@@ -208,12 +240,14 @@ class WriteParquetTables(beam.PTransform):
         self.compression = compression
 
     def expand(self, pcoll):
-        return (
+        prefix = output_prefix(self.path)
+        written = (
             pcoll
             | "ShardKey" >> beam.ParDo(_ShardKey(self.num_shards, by_window=pcoll.windowing.windowfn.is_merging()))
             | "GroupShards" >> beam.GroupByKey()
-            | "WriteShards" >> beam.ParDo(_WriteShard(output_prefix(self.path), self.num_shards, self.suffix, self.compression))
+            | "WriteShards" >> beam.ParDo(_WriteShard(prefix, self.num_shards, self.suffix, self.compression))
         )
+        return replace_earlier_runs(written, prefix, self.suffix)
 
 
 def output_prefix(path: str) -> str:
@@ -307,7 +341,8 @@ class EncodeToParquet(beam.PTransform):
             self.codec_uri, num_shards=self.num_shards, dead_letter=self.dead_letter_path is not None, **self.encode
         )
         encoded = result["encoded"] if isinstance(result, dict) else result
-        files = encoded | "WriteShards" >> beam.ParDo(_WriteShard(output_prefix(self.output), self.num_shards))
+        prefix = output_prefix(self.output)
+        files = replace_earlier_runs(encoded | "WriteShards" >> beam.ParDo(_WriteShard(prefix, self.num_shards)), prefix)
         out = {"files": files}
         if isinstance(result, dict):
             out["dead_letter"] = result["dead_letter"]
@@ -466,6 +501,8 @@ class DecompressParquet(beam.PTransform):
                 | "DecodeFiles" >> beam.ParDo(_DecodeFile(output_prefix(self.output), len(files), self.codec_uri, self.device, partitions))
                 | "AllDecoded" >> beam.combiners.ToList()
                 | "Commit" >> beam.FlatMap(_commit)
+                | "AllCommitted" >> beam.combiners.ToList()
+                | "ReplaceEarlierRuns" >> beam.FlatMap(_replacing_earlier_runs, output_prefix(self.output), ".parquet")
             )
         return (
             listed
