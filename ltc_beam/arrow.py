@@ -44,6 +44,7 @@ import datetime
 import hashlib
 import json
 import math
+import os
 import re
 import struct
 import threading
@@ -1084,8 +1085,8 @@ def encode_table(
     Parquet row groups); chunking then matches the pipeline's exactly, which matters only
     without a key or without ``order_by``.
     """
-    if isinstance(codec, str):
-        codec = load_codec(codec)
+    if isinstance(codec, (str, os.PathLike)):
+        codec = load_codec(os.fspath(codec))
     if not isinstance(table, pa.Table):  # a DataFrame's column labels become str names (0 → "0")
         table = _input_table(table)
         column, key, order_by = (None if name is None else str(name) for name in (column, key, order_by))
@@ -1171,8 +1172,8 @@ def codec_for(schema: pa.Schema, codec=None, device: str = "cpu"):
         raise FormatError("table has no 'ltc' metadata: it was not written by ltc-beam (or its metadata was dropped)")
     info = TableInfo.from_json(meta[META])
     if codec is not None:
-        if isinstance(codec, str):
-            codec = load_codec(codec, device=device)
+        if isinstance(codec, (str, os.PathLike)):
+            codec = load_codec(os.fspath(codec), device=device)
         if codec.id != info.codec_id:
             raise CodecMismatchError(info.codec_id, codec.id)
         return codec

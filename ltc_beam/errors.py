@@ -76,7 +76,8 @@ def numeric_array(x, dtype=None) -> "np.ndarray":
     1 and drop an imaginary part). A DataFrame's
     missing values (the ``pd.NA`` of nullable columns) are NaN, which is coded exactly; a
     frame of numpy float columns keeps their widest type (float32 through float64 would
-    quiet a signalling NaN's bits); object columns are taken where they hold numbers."""
+    quiet a signalling NaN's bits); object columns are taken where they hold numbers. A
+    numpy masked array's masked entries are NaN too."""
     import numpy as np
 
     try:
@@ -85,10 +86,14 @@ def numeric_array(x, dtype=None) -> "np.ndarray":
             x = (x.float() if str(x.dtype) == "torch.bfloat16" else x).numpy()
         if is_dataframe(x):
             return _frame_array(x, dtype)
+        if isinstance(x, np.ma.MaskedArray):  # masked entries are missing (their data, often a sentinel, was coded)
+            x = (x if x.dtype.kind == "f" else x.astype(np.float64)).filled(np.nan)
         arr = np.asarray(x)
         found = _not_numbers(arr, x)
         if found:
             raise InputError(f"expected numbers as [records, values], got {found} (dtype {arr.dtype})")
+        if dtype is None and arr.dtype == object:  # numbers and None (missing: NaN), as train takes them
+            dtype = np.float64
         return arr if dtype is None else arr.astype(dtype)
     except InputError:
         raise

@@ -210,6 +210,9 @@ def test_without_embedded_codec_needs_codec_and_checks_it(small, vec_codec, wind
     with pytest.raises(FormatError, match="not embedded"):
         arrow.decode_table(enc)
     assert arrow.decode_table(enc, path).num_rows == small.num_rows  # codec by URI
+    from pathlib import Path  # by pathlib.Path too (an AttributeError: 'PosixPath' object has no attribute 'id')
+    assert arrow.decode_table(enc, Path(path)).num_rows == small.num_rows
+    assert arrow.encode_table(small, Path(path), column="values", key="device", order_by="ts", embed_codec=False).equals(enc)
     with pytest.raises(CodecMismatchError):
         arrow.decode_table(enc, window_codec[0])
     pq.write_table(enc, tmp_path / "part-1.parquet")

@@ -131,6 +131,13 @@ def test_frames_and_tensors_are_taken_as_arrays_are(codecs):
             codec.encode(frame)
         with pytest.raises(InputError):
             codec.encode(frame.to_numpy())
+    objects = x.astype(object)
+    objects[3, 2] = None  # train took it (None: NaN), encode refused it
+    assert codec.encode(objects) == codec.encode(np.where(np.equal(objects, None), np.nan, objects).astype(np.float64))
+    masked = np.ma.masked_array(x, mask=np.zeros(x.shape, bool))
+    masked.data[::2, 0], masked.mask[::2, 0] = -9999.0, True  # a sentinel under the mask was coded (0 dB on the rest)
+    y = codec.decode(codec.encode(masked))
+    assert np.isnan(y[::2, 0]).all() and np.isfinite(np.delete(y, np.s_[::2], axis=0)).all()
     stamped = pd.DataFrame(x).assign(t=pd.date_range("2024", periods=20, freq="h"))  # advised a cast of the times to float32
     with pytest.raises(InputError, match=r"columns \['t'\] hold neither.*select the columns to code \(frame\[\[0, 1, 2, 3, 4, 5\]\]"):
         codec.encode(stamped)

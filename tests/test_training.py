@@ -225,6 +225,17 @@ def test_training_rejects_bad_arguments():
     for rate in ({"lmbda": math.inf}, {"lmbda": 0.0}, {"target_bits_per_value": math.inf}, {"target_bits_per_value": math.nan}):
         with pytest.raises(ValueError, match="finite number above 0"):  # lmbda=inf failed deep in training: division by zero
             ltc_beam.train(data, steps=5, **rate)
+    for rate in ({"lmbda": "0.1"}, {"target_bits_per_value": "2"}):  # a TypeError of '<' between int and str
+        with pytest.raises(ValueError, match="must be a number, got '"):
+            ltc_beam.train(data, steps=5, **rate)
+    for lattice in (None, 8):  # an AttributeError of .strip
+        with pytest.raises(ValueError, match="a lattice is named by text"):
+            ltc_beam.train(data, steps=5, lattice=lattice)
+    # one window of 2,000 records in vector mode trained for minutes in gigabytes (block mode refused it)
+    with pytest.raises(InputError, match="need at least 8 training vectors, got 1: windows of 2000 records"):
+        ltc_beam.train(data.repeat(20, axis=0), mode="vector", window=2000, steps=5)
+    codec = ltc_beam.train(data, mode=" Vector", window="Auto", lattice="E8", steps=5, progress=False)  # as lattice names are taken
+    assert codec.config.mode == "vector" and codec.manifest["training"]["window_choice"]["window"] >= 1
 
 
 def test_density_refit_is_kept_only_when_it_codes_validation_shorter():

@@ -470,8 +470,9 @@ class Trainer:
         val = vectors_of(val_series, config.window, mean, std, hold=hold) if val_series else np.zeros((0, config.input_dim))
         self.val_x = torch.as_tensor(pad_rows(val[:50_000], n), dtype=torch.float32)
         self.validation_vectors = len(val)  # before padding to whole blocks
-        if len(self.train_x) < n:
-            raise InputError(f"need at least {n} training vectors, got {len(self.train_x)}")
+        if len(self.train_x) < max(n, MIN_TRAINING_VECTORS):  # vector mode trained on one window of 20,000 values for minutes
+            fewer = f": windows of {config.window} records make few vectors, give a smaller window" if config.window > 1 else ""
+            raise InputError(f"need at least {max(n, MIN_TRAINING_VECTORS)} training vectors, got {len(self.train_x)}{fewer}")
         if len(val) < FEW_VALIDATION_VECTORS and len(val) * config.input_dim < FEW_VALIDATION_VALUES:
             warnings.warn(
                 f"only {len(val)} validation vectors (and {len(self.train_x)} training vectors): the validation "
@@ -878,6 +879,8 @@ def build_config(
 
 
 DEFAULT_TARGET_BITS = 2.0
+#: Fewest training vectors in either mode (block mode needs a lattice block's worth as well).
+MIN_TRAINING_VECTORS = 8
 #: Most bits one latent value may carry: a logistic density spread over ``MAX_SYMBOLS``
 #: symbols between its 1e-7 tail quantiles has an entropy of about 12.9 bits, and the
 #: symbols beyond a table escape at several times their cost (Daphnet asked for 14
@@ -966,6 +969,12 @@ LATTICE_CHOICE_VALUES = 10_000
 LATTICE_CHOICE_MARGIN_DB = 0.25
 
 
+def _check_number(name: str, value) -> None:
+    """A numeric argument that is None or a number ("2" was a TypeError of '<' between int and str)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+
+
 def train(
     data,
     *,
@@ -1026,7 +1035,10 @@ def train(
     (BasicMotions, 1,500 steps: 11.8 s on 2 threads vs 13.4 s on 1 alone; 65 s vs 14 s with
     a second training beside it).
     """
-    if lattice.strip().lower() == "auto":
+    mode, window = (v.strip().lower() if isinstance(v, str) else v for v in (mode, window))  # "Vector", "Auto"
+    _check_number("lmbda", lmbda)
+    _check_number("target_bits_per_value", target_bits_per_value)
+    if isinstance(lattice, str) and lattice.strip().lower() == "auto":
         options = {k: v for k, v in locals().items() if k not in ("data", "lattice")}
         return _better_lattice(data, options)
     lattice = lattices.get(lattice).name  # "E8" was kept as given: a codec of another id than e8's

@@ -33,6 +33,8 @@ NAMES = ("z<n>", *_NAMED)
 @lru_cache(maxsize=None)
 def get(name: str) -> Lattice:
     """The lattice called ``name`` (case-insensitive); raises ValueError for unknown names."""
+    if not isinstance(name, str):  # None, 8: an AttributeError on .strip
+        raise ValueError(f"a lattice is named by text, such as 'e8' or 'z8' ({', '.join(NAMES)}); got {name!r}")
     key = name.strip().lower()
     match = re.fullmatch(r"z(\d+)", key)
     if match:
