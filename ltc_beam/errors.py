@@ -69,6 +69,15 @@ def is_dataframe(x) -> bool:
     return pandas is not None and isinstance(x, pandas.DataFrame)
 
 
+def named_series_as_frame(x):
+    """A named pandas Series as a one-column DataFrame (so a codec trained on ``df["temp"]``
+    keeps the column name ``temp``, not ``v0``); anything else as it is."""
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(x, pandas.Series) and x.name is not None:
+        return x.to_frame(name=str(x.name))
+    return x
+
+
 def numeric_array(x, dtype=None) -> "np.ndarray":
     """``x`` (an array, rows as lists, a pandas DataFrame, a torch tensor) as a numpy array,
     with numpy's refusals (ragged rows) as :class:`InputError`; text, bools and complex

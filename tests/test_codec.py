@@ -207,6 +207,11 @@ def test_artifact_round_trip_and_integrity(codecs, tmp_path):
             codec_from_bytes(bytes(raw))
     with pytest.raises(FormatError):
         codec_from_bytes(b"\x80\x04not a codec")  # a pickle header is refused, never executed
+    assert Codec.load(open(path, "rb").read()).id == codec.id  # the artifact's bytes ("a bytes-like object is required, not 'str'")
+    with open(tmp_path / "a.parquet", "wb") as f:  # an archive: it embeds a codec but is none
+        f.write(b"PAR1" + bytes(64) + b"PAR1")
+    with pytest.raises(FormatError, match="a Parquet file, not a codec artifact: an archive decodes with ltc_beam.read_parquet"):
+        Codec.load(tmp_path / "a.parquet")
 
 
 def test_artifacts_are_zstd_frames_and_plain_safetensors_still_load(codecs, tmp_path):

@@ -7,6 +7,7 @@ import os
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.special import expit
@@ -235,6 +236,7 @@ def test_training_rejects_bad_arguments():
     with pytest.raises(InputError, match="need at least 8 training vectors, got 1: windows of 2000 records"):
         ltc_beam.train(data.repeat(20, axis=0), mode="vector", window=2000, steps=5)
     codec = ltc_beam.train(data, mode=" Vector", window="Auto", lattice="E8", steps=5, progress=False)  # as lattice names are taken
+    assert ltc_beam.train(pd.Series(data[:, 0], name="temp"), steps=5, progress=False).manifest["columns"] == ["temp"]  # was v0
     assert codec.config.mode == "vector" and codec.manifest["training"]["window_choice"]["window"] >= 1
 
 

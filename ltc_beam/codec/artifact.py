@@ -135,6 +135,11 @@ def _safetensors(data: bytes) -> bytes:
 def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
     """Parse an artifact (compressed or plain safetensors); raises FormatError when it is not
     a valid, intact ltc-beam codec."""
+    if bytes(data[:4]) == b"PAR1":  # an archive names and embeds its codec, but is none
+        raise FormatError(
+            "this is a Parquet file, not a codec artifact: an archive decodes with ltc_beam.read_parquet(path) or "
+            "ltc-beam decompress, with the codec it embeds"
+        )
     data = _safetensors(data)
     try:
         arrays = load_arrays(bytes(data))

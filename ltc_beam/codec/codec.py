@@ -285,9 +285,12 @@ class Codec:
         write_codec(self, os.fspath(uri))
 
     @classmethod
-    def load(cls, uri: str | os.PathLike, device: str = "cpu") -> "Codec":
-        from ltc_beam.codec.artifact import read_codec
+    def load(cls, uri: str | os.PathLike | bytes, device: str = "cpu") -> "Codec":
+        """A codec from its artifact: a path or URI, or the artifact's bytes."""
+        from ltc_beam.codec.artifact import codec_from_bytes, read_codec
 
+        if isinstance(uri, (bytes, bytearray, memoryview)):  # an artifact's bytes (os.fspath said "not 'str'")
+            return codec_from_bytes(uri, device=device)
         return read_codec(os.fspath(uri), device=device)
 
     # ------------------------------------------------------------------ core path

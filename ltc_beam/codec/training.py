@@ -31,6 +31,7 @@ from ltc_beam.codec.scaling import NORMALISATIONS, robust_statistics, scaled_pie
 from ltc_beam.codec.tables import MAX_SYMBOLS
 from ltc_beam.codec.transforms import init_from_pca, principal_axes
 from ltc_beam.errors import BEYOND_FLOAT32, InputError, OffScaleWarning, WindowHint, beyond_float32, column_label, names_said, numeric_array
+from ltc_beam.errors import named_series_as_frame
 from ltc_beam.storage import exists, read_bytes, write_bytes
 
 if TYPE_CHECKING:
@@ -1061,6 +1062,8 @@ def train(
             raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}")
         if isinstance(columns, str):  # "a,b,c", as LtcEncode and the CLI take them ("yx" was two columns y and x)
             columns = [c for c in columns.split(",") if c]
+        if columns is None:
+            data = named_series_as_frame(data)
         first = data[0] if isinstance(data, (list, tuple)) and len(data) else data
         if frame_columns(first) is not None:  # frames: columns taken by name (in every frame), as encode takes them
             if columns is not None and not len(columns):
