@@ -210,10 +210,10 @@ def _replacing_earlier_runs(written: list[str], prefix: str, suffix: str):
 
 
 def replace_earlier_runs(files, prefix: str, suffix: str = ".parquet"):
-    """``files`` (names written in the global window) → the same names, once all are
-    written and the earlier runs' files of ``prefix`` are removed; windowed writes
-    (streaming: one file set per pane, kept) as they are."""
-    if not isinstance(files.windowing.windowfn, GlobalWindows):
+    """``files`` (names written in the global window of a bounded input) → the same names,
+    once all are written and the earlier runs' files of ``prefix`` are removed; windowed or
+    unbounded writes (streaming: one file set per pane, kept) as they are."""
+    if not (files.is_bounded and isinstance(files.windowing.windowfn, GlobalWindows)):
         return files
     return files | "AllWritten" >> beam.combiners.ToList() | "ReplaceEarlierRuns" >> beam.FlatMap(
         _replacing_earlier_runs, prefix, suffix
