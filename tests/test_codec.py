@@ -138,6 +138,10 @@ def test_frames_and_tensors_are_taken_as_arrays_are(codecs):
     masked.data[::2, 0], masked.mask[::2, 0] = -9999.0, True  # a sentinel under the mask was coded (0 dB on the rest)
     y = codec.decode(codec.encode(masked))
     assert np.isnan(y[::2, 0]).all() and np.isfinite(np.delete(y, np.s_[::2], axis=0)).all()
+    named = pd.DataFrame(correlated_series(200, 3, seed=5), columns=list("abc"))
+    trained = ltc_beam.train(named, steps=5, progress=False, calibrate=False)
+    with pytest.raises(InputError, match=r"holds the codec's columns \['a'\] more than once"):  # said "got (200, 4)"
+        trained.encode(pd.concat([named, named[["a"]]], axis=1))
     stamped = pd.DataFrame(x).assign(t=pd.date_range("2024", periods=20, freq="h"))  # advised a cast of the times to float32
     with pytest.raises(InputError, match=r"columns \['t'\] hold neither.*select the columns to code \(frame\[\[0, 1, 2, 3, 4, 5\]\]"):
         codec.encode(stamped)

@@ -237,6 +237,9 @@ def test_training_rejects_bad_arguments():
         ltc_beam.train(data.repeat(20, axis=0), mode="vector", window=2000, steps=5)
     codec = ltc_beam.train(data, mode=" Vector", window="Auto", lattice="E8", steps=5, progress=False)  # as lattice names are taken
     assert ltc_beam.train(pd.Series(data[:, 0], name="temp"), steps=5, progress=False).manifest["columns"] == ["temp"]  # was v0
+    frames = [pd.DataFrame(data, columns=list("abcd")), pd.DataFrame(data, columns=list("abce"))]
+    with pytest.raises(InputError, match=r"frame 1 lacks the first frame's columns \['d'\]"):  # said "columns= names ['d']"
+        ltc_beam.train(frames, steps=5)
     assert codec.config.mode == "vector" and codec.manifest["training"]["window_choice"]["window"] >= 1
 
 

@@ -297,6 +297,8 @@ class Codec:
     def _check(self, x) -> np.ndarray:
         names = frame_columns(x)
         trained = [str(c) for c in self.manifest.get("columns") or []]
+        if names is not None and (twice := sorted({c for c in trained if names.count(c) > 1})):  # said "got (2000, 5)"
+            raise InputError(f"the frame holds the codec's columns {twice} more than once: keep one of each")
         if names is not None and names != trained and trained and set(trained) <= set(names):
             x, names = x[list(self.manifest["columns"])], trained  # a DataFrame's columns taken by name
         if names is not None:  # warn where a DataFrame's columns are not the codec's

@@ -81,21 +81,27 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _frame_columns_chosen(data, columns: list[str]):
+def _frame_columns_chosen(data, columns: list[str], given: bool = True):
     """``data`` with a pandas DataFrame's (or each of a list of them) ``columns`` taken by
     name, in that order, as ``encode`` takes them: ``columns=`` relabelled a frame's columns
     by position (its own names in another order gave each column another's statistics:
     3.9 dB where 13.2 was due, and no warning), and frames of one list were joined by
-    position whatever their columns' order."""
+    position whatever their columns' order. ``given``: whether the caller named ``columns``
+    (else they are the first frame's)."""
     from ltc_beam.codec.codec import frame_columns
 
     frames = data if isinstance(data, (list, tuple)) and data and all(frame_columns(f) is not None for f in data) else [data]
     if frame_columns(frames[0]) is None:
         return data
     chosen, wanted = [], [str(c) for c in columns]
-    for frame in frames:
+    for number, frame in enumerate(frames):
         names = frame_columns(frame)
         missing = [c for c in wanted if c not in names]
+        if missing and not given:  # said "columns= names …" where no columns= was given
+            raise InputError(
+                f"frame {number} lacks the first frame's columns {names_said(missing)} (its columns: {names_said(names)}): "
+                "give frames of the same columns, or name the ones to code with columns="
+            )
         if missing:
             raise InputError(f"columns= names {names_said(missing)}, which the frame lacks (its columns: {names_said(names)})")
         twice = sorted({c for c in wanted if names.count(c) > 1 or wanted.count(c) > 1})
@@ -1068,8 +1074,9 @@ def train(
         if frame_columns(first) is not None:  # frames: columns taken by name (in every frame), as encode takes them
             if columns is not None and not len(columns):
                 raise ValueError("columns= names no column: leave it out to take every column of the frame")
+            given = columns is not None
             columns = [str(c) for c in (frame_columns(first) if columns is None else columns)]
-            data = _frame_columns_chosen(data, columns)
+            data = _frame_columns_chosen(data, columns, given)
         raw = as_series(data, columns)  # what the frozen codec codes (tables, calibration, validation)
         if columns is not None and len(columns) != raw[0].shape[1]:  # the codec then refused its own training data
             raise InputError(f"columns= names {len(columns)} columns; the data has {raw[0].shape[1]} values per record")
