@@ -192,7 +192,7 @@ class _WriteShard(beam.DoFn):
         yield name
 
 
-def earlier_outputs(prefix: str, suffix: str, written: list[str]) -> list[str]:
+def _earlier_outputs(prefix: str, suffix: str, written: list[str]) -> list[str]:
     """Files ``PREFIX-SSSSS-of-NNNNN SUFFIX`` beside ``prefix`` (no window in the name) that
     are not ``written``: an earlier batch run's output to the same place."""
     folder, base = prefix.rsplit("/", 1)
@@ -205,7 +205,7 @@ def _replacing_earlier_runs(written: list[str], prefix: str, suffix: str):
     """``written`` (every file of the run), once the earlier runs' other files are removed:
     they were read with these as one data set (4 shards, then 1 row in one: 92 old rows
     read with the new one)."""
-    remove(earlier_outputs(prefix, suffix, written))
+    remove(_earlier_outputs(prefix, suffix, written))
     yield from sorted(written)
 
 
@@ -463,12 +463,13 @@ class _DecodeFile(_DecodeFiles):
         yield pending_name(name), name
 
 
-def _commit(written: list[tuple[str, str]]):
-    """Every decoded file under its name, once all are written (a retry skips those done)."""
+def _commit(written: list[tuple[str, str]], prefix: str):
+    """Every decoded file under its name, once all are written (a retry skips those done),
+    and the earlier runs' other files of ``prefix`` removed (:func:`_replacing_earlier_runs`)."""
     for pending, name in sorted(written):
         if exists(pending) or not exists(name):
             rename(pending, name)
-        yield name
+    yield from _replacing_earlier_runs([name for _, name in written], prefix, ".parquet")
 
 
 class DecompressParquet(beam.PTransform):
@@ -496,13 +497,12 @@ class DecompressParquet(beam.PTransform):
         partitions = input_partitions(self.input, files)
         listed = pbegin | "Files" >> beam.Create(list(enumerate(files)))
         if self.num_shards is None:
+            prefix = output_prefix(self.output)
             return (
                 listed
-                | "DecodeFiles" >> beam.ParDo(_DecodeFile(output_prefix(self.output), len(files), self.codec_uri, self.device, partitions))
+                | "DecodeFiles" >> beam.ParDo(_DecodeFile(prefix, len(files), self.codec_uri, self.device, partitions))
                 | "AllDecoded" >> beam.combiners.ToList()
-                | "Commit" >> beam.FlatMap(_commit)
-                | "AllCommitted" >> beam.combiners.ToList()
-                | "ReplaceEarlierRuns" >> beam.FlatMap(_replacing_earlier_runs, output_prefix(self.output), ".parquet")
+                | "Commit" >> beam.FlatMap(_commit, prefix)
             )
         return (
             listed
