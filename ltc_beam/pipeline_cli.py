@@ -32,8 +32,8 @@ from ltc_beam.parquet import (
     hidden_path,
 )
 from ltc_beam.partitions import Partitions
-from ltc_beam.run_marker import COMPLETE, NOTE, RUNNING, write_note
-from ltc_beam.storage import exists, file_size, folder_files, is_folder, is_remote, open_for_read, open_for_write, remove
+from ltc_beam.run_marker import COMPLETE, NOTE, RUNNING, read_note, write_note
+from ltc_beam.storage import exists, file_size, folder_files, is_folder, is_remote, open_for_read, open_for_write, remove, rename
 
 PIPELINE_COMMANDS = ("compress", "decompress", "demo")
 
@@ -193,6 +193,46 @@ def _remove_outputs(path: str) -> None:
     remove([f for f, _ in folder_files(path) if LEFTOVER_PATTERN.fullmatch(_name(f)) or _name(f) == NOTE])
 
 
+#: An earlier run's complete output (its files and note), kept aside under hidden names
+#: (``.NAME.kept``, which no reader takes) while a new run writes the folder: put back where
+#: the new run fails, removed once it completes. Removed before the run, a complete archive
+#: was lost to a re-run that then failed on a bad record.
+KEPT_PATTERN = re.compile(r"\.(part(-.+)?-\d{5}-of-\d{5}\.parquet|" + re.escape(NOTE) + r")\.kept")
+
+
+def _kept_name(uri: str) -> str:
+    head, _, name = uri.rpartition("/")
+    return f"{head}/.{name}.kept" if head else f".{name}.kept"
+
+
+def _keep_earlier_output(path: str, note: dict | None) -> None:
+    """Move a complete earlier run's files and note in ``path`` aside (:data:`KEPT_PATTERN`);
+    nothing where files are kept already (a run since then did not finish) or the earlier
+    run did not finish (its files are not a whole output)."""
+    files = [f for f, _ in folder_files(path)]
+    if note is None or note.get("state") != COMPLETE or any(KEPT_PATTERN.fullmatch(_name(f)) for f in files):
+        return
+    for f in files:
+        if OUTPUT_PATTERN.fullmatch(_name(f)) or _name(f) == NOTE:
+            rename(f, _kept_name(f))
+
+
+def _discard_run(path: str) -> None:
+    """Remove this run's files from output folder ``path`` and put back the earlier output
+    it kept aside."""
+    _remove_outputs(path)
+    for f, _ in folder_files(path):
+        if KEPT_PATTERN.fullmatch(_name(f)):
+            head, _, name = f.rpartition("/")
+            rename(f, f"{head}/{name[1:-len('.kept')]}" if head else name[1:-len(".kept")])
+
+
+def _finish_run(path: str, command: str, files: list[tuple[str, int]], records: int) -> None:
+    """Note the run in ``path`` complete and remove the earlier output it kept aside."""
+    write_note(path, command, COMPLETE, files, records)
+    remove([f for f, _ in folder_files(path) if KEPT_PATTERN.fullmatch(_name(f))])
+
+
 def _prepare_output(path: str, source: str, inputs: list[str], command: str) -> None:
     """Create the output folder and remove a previous run's files from it (where its
     :mod:`~ltc_beam.run_marker` note says a run wrote them), then note this run as running.
@@ -215,6 +255,13 @@ def _prepare_output(path: str, source: str, inputs: list[str], command: str) -> 
         )
     existing = [_name(f) for f, _ in folder_files(path)]
     ours = NOTE in existing
+    note = read_note(path) if ours else None
+    if note is not None and note.get("command", command) != command:
+        what = {"compress": "an archive", "decompress": "decoded files"}.get(note.get("command"), "its files")
+        raise InputError(
+            f"--output {path!r} holds the output of an ltc-beam {note.get('command')} ({what}, noted in {NOTE}), which "
+            f"this {command} would replace: choose a new or empty output directory, or remove that one first"
+        )
     foreign = [n for n in existing if is_parquet_name(n) and not (ours and LEFTOVER_PATTERN.fullmatch(n))]
     if foreign:
         raise InputError(
@@ -224,6 +271,7 @@ def _prepare_output(path: str, source: str, inputs: list[str], command: str) -> 
         )
     if not is_remote(path):
         os.makedirs(path, exist_ok=True)
+    _keep_earlier_output(path, note)
     _remove_outputs(path)
     write_note(path, command, RUNNING)
 
@@ -297,13 +345,14 @@ def _lines(path: str) -> int:
 
 @contextlib.contextmanager
 def _outputs_removed_on_failure(path: str):
-    """A failed job leaves no output files: those already written (one decoded file per
-    input file) looked like a complete result (2 of 3 files after a damaged third)."""
+    """A failed job leaves no output files of its own (those already written, one decoded
+    file per input file, looked like a complete result: 2 of 3 files after a damaged third)
+    and puts back the earlier output it kept aside."""
     try:
         yield
     except BaseException:
         try:
-            _remove_outputs(path)
+            _discard_run(path)
         except Exception as exc:  # the job's own error stays the one reported
             warnings.warn(f"the failed run's files in {path} could not be removed: {exc}", UserWarning, stacklevel=3)
         raise
@@ -603,9 +652,9 @@ def cmd_compress(args: argparse.Namespace, beam_args: list[str] | None = None) -
     _print_summary(summary, args.json)
     if summary["records_out"] + summary["dead_letters"] != summary["records_in"]:
         print("ltc-beam compress: error: records out do not match records in: the output files are removed", file=sys.stderr)
-        _remove_outputs(args.output)
+        _discard_run(args.output)
         return 1
-    write_note(args.output, "compress", COMPLETE, _output_files(args.output), summary["records_out"])
+    _finish_run(args.output, "compress", _output_files(args.output), summary["records_out"])
     if not args.verify:
         return 0
     found = [] if summary.get("verify_nonfinite_exact", True) else ["non-finite values (NaN, inf) did not come back bit for bit"]
@@ -662,9 +711,9 @@ def cmd_decompress(args: argparse.Namespace, beam_args: list[str] | None = None)
     _print_summary(summary, args.json)
     if out != records:
         print("ltc-beam decompress: error: records out do not match records in: the output files are removed", file=sys.stderr)
-        _remove_outputs(args.output)
+        _discard_run(args.output)
         return 1
-    write_note(args.output, "decompress", COMPLETE, out_files, out)
+    _finish_run(args.output, "decompress", out_files, out)
     return 0
 
 

@@ -1331,6 +1331,45 @@ def test_output_folders_keep_a_note_that_readers_check(small, vec_codec, tmp_pat
     assert _summary(capsys)["records_out"] == small.num_rows
 
 
+def test_a_run_keeps_the_earlier_output_until_it_completes(small, vec_codec, tmp_path, capsys):
+    """A re-run that fails puts the earlier complete archive back (it was removed before the
+    run: a bad record in the new input left an empty folder), and no command replaces the
+    other's output (a decompress into an archive's folder replaced the archive)."""
+    from ltc_beam import pipeline_cli
+    from ltc_beam.run_marker import NOTE
+
+    _, codec = vec_codec
+    src, bad = tmp_path / "in.parquet", tmp_path / "bad.parquet"
+    pq.write_table(small, src)
+    values = small.column("values").to_pylist()
+    values[7] = values[7][:-1]  # a record one value short: the job fails
+    pq.write_table(small.set_column(small.schema.get_field_index("values"), "values", pa.array(values)), bad)
+    opts = ["--codec", codec, "--column", "values", "--key", "device", "--order-by", "ts", "--json", "--quiet"]
+    comp = tmp_path / "c"
+    assert main(["compress", str(src), "--output", str(comp), *opts, "--num-shards", "2"]) == 0
+    before = {p.name: p.read_bytes() for p in comp.iterdir()}
+    assert main(["compress", str(bad), "--output", str(comp), *opts]) == 2
+    assert "vector has" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in comp.iterdir()} == before
+    assert main(["decompress", str(comp), "--output", str(tmp_path / "d"), "--quiet"]) == 0
+    assert main(["compress", str(src), "--output", str(tmp_path / "c2"), *opts]) == 0
+    capsys.readouterr()
+    for args in (["decompress", str(tmp_path / "c2"), "--output", str(comp), "--quiet"],  # a typo: the other archive
+                 ["compress", str(src), "--output", str(tmp_path / "d"), *opts]):
+        assert main(args) == 2
+        assert "holds the output of an ltc-beam" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in comp.iterdir()} == before
+    pipeline_cli._prepare_output(str(comp), str(src), [str(src)], "compress")  # a run killed once begun
+    assert sorted(p.name for p in comp.iterdir()) == sorted(["." + name + ".kept" for name in before] + [NOTE])
+    with pytest.raises(ltc_beam.errors.InputError, match="did not finish"):
+        ltc_beam.read_parquet(str(comp))
+    assert main(["compress", str(bad), "--output", str(comp), *opts]) == 2  # fails again: the kept archive stays
+    assert {p.name: p.read_bytes() for p in comp.iterdir()} == before
+    assert main(["compress", str(src), "--output", str(comp), *opts]) == 0
+    assert sorted(p.name for p in comp.iterdir()) == [NOTE, "part-00000-of-00001.parquet"]
+    assert ltc_beam.read_parquet(str(comp)).num_rows == small.num_rows
+
+
 def test_a_folder_reads_every_parquet_name_and_warns_of_parquet_left_out(small, tmp_path):
     """Files named .PARQUET or .parq and folders behind symbolic links were left out of a
     folder without a word (4,000 of 20,000 records compressed); a name holding ``[`` was
