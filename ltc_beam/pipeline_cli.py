@@ -514,8 +514,10 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
             UserWarning,
             stacklevel=2,
         )
-    if args.verify:
-        summary.update(_verify(args, files, out_files, codec, partitions))
+    if summary["records_out"] + summary["dead_letters"] == records:  # else cmd_compress discards the run
+        _finish_run(args.output, "compress", outputs, count)
+        if args.verify:  # files read as a reader would: of a finished run
+            summary.update(_verify(args, files, out_files, codec, partitions))
     return summary
 
 
@@ -654,7 +656,6 @@ def cmd_compress(args: argparse.Namespace, beam_args: list[str] | None = None) -
         print("ltc-beam compress: error: records out do not match records in: the output files are removed", file=sys.stderr)
         _discard_run(args.output)
         return 1
-    _finish_run(args.output, "compress", _output_files(args.output), summary["records_out"])
     if not args.verify:
         return 0
     found = [] if summary.get("verify_nonfinite_exact", True) else ["non-finite values (NaN, inf) did not come back bit for bit"]

@@ -55,9 +55,11 @@ def read_note(folder: str) -> dict | None:
     return note
 
 
-def check_finished(folder: str, found: list[tuple[str, int]]) -> None:
+def check_finished(folder: str, found: list[tuple[str, int]], whole: bool = True) -> None:
     """Refuse folder ``folder`` (its Parquet files ``found`` as ``(path, size)``) where its
-    note says the run that wrote it did not finish, or a file it wrote is gone or changed."""
+    note says the run that wrote it did not finish, or a file it wrote changed; read
+    ``whole`` (not some files of it, by name or glob), also where a file it wrote is gone or
+    it holds Parquet files the run did not write."""
     note = read_note(folder)
     if note is None:
         return
@@ -67,9 +69,20 @@ def check_finished(folder: str, found: list[tuple[str, int]]) -> None:
             f"{folder!r} is the output of an ltc-beam {command} that did not finish ({NOTE} says "
             f"{note.get('state')!r}): its files hold only part of the records; run the {command} again"
         )
-    top = folder.removeprefix("file://").rstrip("/")
-    sizes = {path.rsplit("/", 1)[-1]: size for path, size in found if path.removeprefix("file://").rsplit("/", 1)[0] == top}
-    for name, size in sorted(note.get("files", {}).items()):
+    top = folder.removeprefix("file://").rstrip("/") + "/"
+    below = {path.removeprefix("file://")[len(top):]: size for path, size in found if path.removeprefix("file://").startswith(top)}
+    listed = note.get("files", {})
+    stray = sorted(name for name in below if name not in listed)
+    if stray and whole:  # a run writes its files in the folder itself, all listed: these came from elsewhere
+        raise InputError(
+            f"{folder!r} holds {len(stray)} Parquet file(s) that the ltc-beam {command} which wrote it did not write "
+            f"({', '.join(map(repr, stray[:3]))}{', …' if len(stray) > 3 else ''}; {NOTE} lists {len(listed)}): they would "
+            "be read with its output as one data set; move them out, or name the files to read"
+        )
+    sizes = below
+    for name, size in sorted(listed.items()):
+        if name not in sizes and not whole:
+            continue
         if name not in sizes:
             raise InputError(f"{folder!r}: file {name!r}, written by ltc-beam {command}, is missing ({NOTE} lists it)")
         if sizes[name] != size:

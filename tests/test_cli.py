@@ -1370,6 +1370,37 @@ def test_a_run_keeps_the_earlier_output_until_it_completes(small, vec_codec, tmp
     assert ltc_beam.read_parquet(str(comp)).num_rows == small.num_rows
 
 
+def test_a_noted_folder_refuses_files_its_run_did_not_write_and_globs_check_the_note(small, vec_codec, tmp_path, capsys):
+    """A file copied into a complete archive (another codec's, a subfolder of an older
+    archive) was decoded with it as one data set, exit 0; a glob into a killed run's folder
+    read a fraction of the records, exit 0."""
+    from ltc_beam.run_marker import RUNNING, write_note
+
+    _, codec = vec_codec
+    src = tmp_path / "in.parquet"
+    pq.write_table(small, src)
+    opts = ["--codec", codec, "--column", "values", "--key", "device", "--order-by", "ts", "--json", "--quiet"]
+    comp = tmp_path / "c"
+    assert main(["compress", str(src), "--output", str(comp), *opts, "--num-shards", "2"]) == 0
+    first = sorted(comp.glob("part-*.parquet"))[0]
+    for stray in (comp / "part-00007-of-00009.parquet", comp / "old" / "part-00000-of-00001.parquet"):
+        stray.parent.mkdir(exist_ok=True)
+        shutil.copy(first, stray)
+        assert main(["decompress", str(comp), "--output", str(tmp_path / "d"), "--quiet"]) == 2
+        assert f"holds 1 Parquet file(s) that the ltc-beam compress which wrote it did not write ('{stray.relative_to(comp)}'" in capsys.readouterr().err
+        with pytest.raises(ltc_beam.errors.InputError, match="did not write"):
+            ltc_beam.read_parquet(str(comp))
+        assert ltc_beam.read_parquet(str(first)).num_rows < small.num_rows  # files named: read
+        stray.unlink()
+    assert ltc_beam.read_parquet(str(comp / "part-*.parquet")).num_rows == small.num_rows
+    first.write_bytes(first.read_bytes() + b"x")
+    with pytest.raises(ltc_beam.errors.InputError, match="bytes where ltc-beam compress wrote"):
+        ltc_beam.read_parquet(str(comp / "part-*.parquet"))
+    write_note(str(comp), "compress", RUNNING)  # killed with some files written
+    assert main(["decompress", str(comp / "part-*.parquet"), "--output", str(tmp_path / "d"), "--quiet"]) == 2
+    assert "did not finish" in capsys.readouterr().err
+
+
 def test_a_folder_reads_every_parquet_name_and_warns_of_parquet_left_out(small, tmp_path):
     """Files named .PARQUET or .parq and folders behind symbolic links were left out of a
     folder without a word (4,000 of 20,000 records compressed); a name holding ``[`` was
