@@ -285,6 +285,12 @@ def float_values(arr: pa.Array, dtype=np.float32) -> np.ndarray:
     (integers beyond the float's exact range rounded: a safe cast refused 16,777,217)."""
     target = pa.float64() if np.dtype(dtype) == np.float64 else pa.float32()
     out = np.asarray(arr.cast(target, safe=not pa.types.is_integer(arr.type)).to_numpy(zero_copy_only=False), dtype)
+    if pa.types.is_float64(arr.type) and np.isnan(out).any():  # a NaN that narrows to the null's bits
+        nan = np.flatnonzero(np.isnan(out))  # (2**29 float64 NaNs do) stays a NaN: it decoded as null
+        collides = nan[out[nan].astype(np.float32).view(np.uint32) == NULL_BITS]
+        if collides.size:
+            out = out.copy()
+            out[collides] = np.nan
     if arr.null_count:
         out = out.copy()
         out[~np.asarray(arr.is_valid())] = _NULL_FLOAT32  # widened where dtype is float64

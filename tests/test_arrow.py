@@ -493,6 +493,12 @@ def test_null_values_come_back_as_null(vec_codec):
     vectors = pa.table({"v": pa.array([[1.0] * 7 + [None], [None] * 8, [2.0] * 8] * 50, pa.list_(pa.float32()))})
     got = arrow.decode_table(arrow.encode_table(vectors, codec, column="v")).column("v").combine_chunks()
     assert pc.is_null(pc.list_flatten(got)).equals(pc.is_null(pc.list_flatten(vectors.column("v").combine_chunks())))
+    collide = np.array([0x7FF8098A80000123], np.uint64).view(np.float64)  # a NaN that narrows to the null's bits
+    assert collide.astype(np.float32).view(np.uint32)[0] == arrow.NULL_BITS
+    c0 = np.array(columns["c0"].fill_null(0.0))
+    c0[[5, 6]] = collide[0]
+    got = arrow.decode_table(arrow.encode_table(table.set_column(1, "c0", pa.array(c0)), codec, columns=list(columns), order_by="t"))
+    assert got.column("c0").null_count == 0 and np.isnan(got.column("c0").to_numpy()[[5, 6]]).all()  # was null
     from ltc_beam.data import values_of
 
     values, _ = values_of(table, list(columns))  # train and evaluate read nulls as missing values
