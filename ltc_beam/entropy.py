@@ -94,6 +94,8 @@ DEFAULT_ESCAPE_MASS = 2.0**-16
 MIN_PRECISION = 8
 #: Significant bits kept per quantised frequency (see ``SymbolTables.from_probabilities``).
 SIGNIFICANT_BITS = 5
+#: ``SymbolTables.from_probabilities`` quantises at most this many table entries at a time.
+TABLE_CHUNK_ENTRIES = 1 << 22
 #: Largest in-range alphabet accepted (constriction needs K + 1 < 2**24 - 1).
 MAX_SYMBOLS = 1 << 20
 #: Bound on |low| so that ``low - 1`` and ``low + K`` never overflow int64.
@@ -430,6 +432,13 @@ class SymbolTables:
         row = w.sum(axis=1)
         if (row > 1.0 + 1e-9).any():
             raise ValueError(f"pmf rows must sum to <= 1, max row sum is {row.max()!r}")
+        low_arr = np.broadcast_to(np.asarray(low, dtype=np.int64), (T,))
+        step = max(1, TABLE_CHUNK_ENTRIES // n)
+        if T > step:  # rows are quantised each on its own: in slices, the float64 temporaries stay small
+            # (whole, they took 2 GB for 1,750 tables of 10,977 symbols, and the OOM killer at 1,000 columns)
+            parts = [cls.from_probabilities(w[i : i + step], low_arr[i : i + step], precision, escape_mass, significant_bits)
+                     for i in range(0, T, step)]
+            return cls(np.concatenate([part.freqs for part in parts]), low_arr.copy(), precision)
         esc = np.maximum(escape_mass, 1.0 - row)
         counts = np.ones((T, n), np.uint32)  # a symbol past a row's support keeps its one count
         for rows, width in _support_groups(w):
@@ -443,7 +452,6 @@ class SymbolTables:
                 counts[rows, K] = got[:, width]
         if significant_bits is not None:
             counts = _coarsened(counts, total, significant_bits)
-        low_arr = np.broadcast_to(np.asarray(low, dtype=np.int64), (T,))
         return cls(counts, low_arr.copy(), precision)
 
     # ------------------------------------------------------------ (de)serialise

@@ -182,24 +182,28 @@ class Codec:
         configurations = [((pmf, low, layout), static)]
         if pmf.size * 2 * CLASS_COUNT <= MAX_CLASS_TABLE_ENTRIES:  # class tables run up to twice as wide
             configurations.append(self._scale_class_tables(fit))
-        options = []  # (tables, base, classes, prior weight, fitted symbols, validation bits)
+        best = None  # (validation bits, tables, base, classes, prior weight, fitted symbols): only the best is
+        # held (all of them took 4 GB for records of 250 values, and the kernel's OOM killer at 1,000)
+        static_box = self.tables  # the static box tables were built in from_model
+        middle = TABLE_PRIOR_WEIGHTS[len(TABLE_PRIOR_WEIGHTS) // 2]  # without a validation split: static, this weight
         for (box_pmf, box_low, box_layout), (base, classes) in configurations:
             self.table_base, self.classes = base, classes
             symbols, indices = self._coded(fit)
             checked = self._coded(val)
-            box = self.tables if classes is None else SymbolTables.from_probabilities(box_pmf, box_low)
-            candidates = [(box, None)]  # the static box tables were built in from_model
             blended = blend_counts(box_pmf, box_low, symbols, indices, TABLE_PRIOR_WEIGHTS, box_layout)
-            for weight, fitted_pmf in zip(TABLE_PRIOR_WEIGHTS, blended):
-                candidates.append((SymbolTables.from_probabilities(fitted_pmf, box_low), weight))
-            for tables, weight in candidates:
-                fitted = 0 if weight is None else symbols.size
-                options.append((tables, base, classes, weight, fitted, tables.bits(*checked) if val else 0.0))
-        if val:
-            best = min(options, key=lambda o: o[5])
-        else:
-            best = options[1 + len(TABLE_PRIOR_WEIGHTS) // 2]
-        self.tables, self.table_base, self.classes, weight, fitted, _ = best
+            for weight in (None, *TABLE_PRIOR_WEIGHTS):
+                pmf_w = next(blended) if weight is not None else None  # one blended pmf at a time
+                if not val and not (classes is None and weight == middle):
+                    continue
+                if weight is None:
+                    tables = static_box if classes is None else SymbolTables.from_probabilities(box_pmf, box_low)
+                else:
+                    tables = SymbolTables.from_probabilities(pmf_w, box_low)
+                bits = tables.bits(*checked) if val else 0.0
+                if best is None or bits < best[0]:
+                    best = (bits, tables, base, classes, weight, 0 if weight is None else symbols.size)
+                del tables, pmf_w
+        _, self.tables, self.table_base, self.classes, weight, fitted = best
         self.manifest["tables"].update(
             {"count": self.tables.num_tables, "symbols": self.tables.num_symbols, "fitted_symbols": int(fitted), "prior_weight": weight}
         )
