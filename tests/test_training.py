@@ -376,6 +376,25 @@ def test_capped_tables_are_warned_about():
         ltc_beam.train(x, lmbda=1e10, steps=100, progress=False, seed=0)
 
 
+def test_codecs_of_many_tables_cut_the_widest_about_their_middle(monkeypatch):
+    """Tables are stored as wide as the widest: records of 1,000 values with a low-rank
+    direction asked for 17,000 tables of 32,769 symbols (2 GB each) and ran out of memory.
+    Past ``MAX_TABLE_ENTRIES`` the widest are cut about their middle; both tails escape."""
+    from ltc_beam.codec import tables
+
+    assert tables.symbol_cap(10) == tables.MAX_SYMBOLS and tables.symbol_cap(10**9) == 256
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4000, 2)) @ rng.standard_normal((2, 16)) + 1e-3 * rng.standard_normal((4000, 16))
+    monkeypatch.setattr(tables, "MAX_TABLE_ENTRIES", 300 * 256)
+    cap = tables.symbol_cap(tables.table_count(ltc_beam.lattices.get("e8"), "block", 16))
+    assert 256 < cap < 300
+    with pytest.warns(UserWarning, match=f"hit the {cap}-symbol cap"):
+        codec = ltc_beam.train(x, target_bits_per_value=4, steps=60, progress=False, seed=0, calibrate=False)
+    assert codec.tables.num_symbols == cap
+    x_hat = codec.decode(codec.encode(x))
+    assert 10 * np.log10(x.var() / np.mean((x_hat - x) ** 2)) > 20  # both tails escape and come back
+
+
 
 
 def test_auto_window_follows_the_correlation_in_time_and_the_data_size():

@@ -18,6 +18,23 @@ from ltc_beam.lattices import Lattice
 
 TAIL_MASS = 1e-7  # density mass left outside each table's range, per side (coded by escape)
 MAX_SYMBOLS = 1 << 15
+#: Most entries of one codec's tables, which are stored as wide as the widest: past it the
+#: widest tables are cut to ``symbol_cap`` symbols about their middle, and the symbols
+#: beyond escape (records of 1,000 values with one low-rank direction: 17,000 tables of
+#: 32,769 symbols, 2 GB each as integers, and the training ran out of memory).
+MAX_TABLE_ENTRIES = 1 << 26
+
+
+def symbol_cap(tables: int) -> int:
+    """Most symbols per table for a codec of ``tables`` tables (``MAX_SYMBOLS`` for a few
+    thousand tables; at least 256: 8 bits a latent value)."""
+    return int(min(MAX_SYMBOLS, max(256, MAX_TABLE_ENTRIES // max(tables, 1))))
+
+
+def table_count(lattice: Lattice, mode: str, latent_dim: int, classes: int = 1) -> int:
+    """Tables :func:`box_tables` makes (before identical ones are shared)."""
+    per_class = sum(len(chans) * len(lattice.phases[i]) for i, chans in enumerate(coordinate_channels(mode, latent_dim, lattice.dim)))
+    return classes * per_class
 
 
 def coordinate_channels(mode: str, latent_dim: int, n: int) -> list[np.ndarray]:
@@ -61,7 +78,9 @@ def box_tables(
                 for phi in lattice.phases[i]:
                     low = int(np.floor((scale * lo_q[c] - phi) / w))
                     high = int(np.ceil((scale * hi_q[c] - phi) / w))
-                    rows.append((float(scale), int(c), i, float(phi), low, min(high - low + 1, MAX_SYMBOLS)))
+                    rows.append((float(scale), int(c), i, float(phi), low, high - low + 1))
+    cap = symbol_cap(len(rows))
+    rows = [r if r[5] <= cap else r[:4] + (r[4] + (r[5] - cap) // 2, cap) for r in rows]  # cut about the middle
     unit = lattice.frame_unit
     frame_pivots = np.rint(pivots / unit).astype(np.int64)
     groups: dict[tuple, int] = {}

@@ -28,7 +28,8 @@ from ltc_beam.codec.config import OUTLIER_Z, CodecConfig, default_latent_dim
 from ltc_beam.codec.layout import filled, pad_rows, sliding_windows, to_windows
 from ltc_beam.codec.model import LtcModel, float32_default
 from ltc_beam.codec.scaling import NORMALISATIONS, robust_statistics, scaled_pieces
-from ltc_beam.codec.tables import MAX_SYMBOLS
+from ltc_beam.codec.adaptive import CLASS_COUNT
+from ltc_beam.codec.tables import MAX_SYMBOLS, symbol_cap, table_count
 from ltc_beam.codec.transforms import init_from_pca, principal_axes
 from ltc_beam.errors import BEYOND_FLOAT32, InputError, OffScaleWarning, WindowHint, beyond_float32, column_label, names_said, numeric_array
 from ltc_beam.errors import named_series_as_frame
@@ -1428,12 +1429,16 @@ def validation_bits(codec: Codec, series: list[np.ndarray]) -> float:
 
 
 def warn_if_tables_capped(codec):
-    """Warn when some coding table hit ``MAX_SYMBOLS``: its latent needs more resolution than
-    a table holds, and the symbols beyond it escape (bypass-coded, a few times their bits)."""
-    if codec.tables.num_symbols >= MAX_SYMBOLS:
+    """Warn when some coding table hit its symbol cap (``MAX_SYMBOLS``, fewer for codecs of
+    many tables: :func:`~ltc_beam.codec.tables.symbol_cap`): its latent needs more resolution
+    than a table holds, and the symbols beyond it escape (bypass-coded, a few times their bits)."""
+    classes = 1 if codec.classes is None else CLASS_COUNT
+    cap = symbol_cap(table_count(codec.lattice, codec.config.mode, codec.config.latent_dim, classes))
+    if codec.tables.num_symbols >= cap:
+        bits = math.log2(cap) - 1
         warnings.warn(
-            f"some coding tables hit the {MAX_SYMBOLS}-symbol cap: the codec spends more than about "
-            "14 bits on some latent channels and pays escapes for the symbols beyond the tables. "
+            f"some coding tables hit the {cap}-symbol cap: the codec spends more than about "
+            f"{bits:.0f} bits on some latent channels and pays escapes for the symbols beyond the tables. "
             "Ask for fewer bits per value, or check that the data is not of low rank (fewer "
             "latent channels then carry all the bits).",
             stacklevel=3,
