@@ -49,6 +49,7 @@ import re
 import struct
 import threading
 import warnings
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -91,6 +92,12 @@ META = b"ltc"
 META_SCHEMA = b"ltc.schema"
 META_MANIFEST = b"ltc.manifest"
 META_CODEC = b"ltc.codec"
+#: CRC-32 of the entries above but the codec (which has its own id check), written from
+#: session 22: a flipped bit in the footer's ``ltc.schema`` had silently changed a column's
+#: type (a timestamp's unit and zone, float32 values read as float16), and in ``ltc`` lost
+#: the key (series interleaved). Files without it read as before.
+META_CHECK = b"ltc.crc32"
+_CHECKED = (META, META_SCHEMA, META_MANIFEST)
 #: An input batch's place in the input (``ReadParquetTables``: file and batch numbers), by
 #: which the batches of a series are put in order before their records are sorted, so that
 #: records sharing an order value keep their input order across batches; never written out.
@@ -493,17 +500,33 @@ def _beam_option_value(raw: bytes) -> bytes | None:
         return None
 
 
+def metadata_check(meta: dict[bytes, bytes]) -> bytes:
+    """The ``META_CHECK`` value of ``meta``'s checked entries (each length-prefixed)."""
+    crc = 0
+    for key in _CHECKED:
+        value = meta.get(key, b"")
+        crc = zlib.crc32(struct.pack("<Q", len(value)) + value, crc)
+    return b"%08x" % crc
+
+
 def ltc_metadata(schema: pa.Schema) -> dict[bytes, bytes]:
-    """The ``ltc*`` entries of a schema's metadata (also found as Beam schema options)."""
+    """The ``ltc*`` entries of a schema's metadata (also found as Beam schema options);
+    ``FormatError`` where they do not match their checksum (``META_CHECK``)."""
+    names = (*_CHECKED, META_CODEC, META_CHECK)
     meta = schema.metadata or {}
-    out = {k: v for k, v in meta.items() if k in (META, META_SCHEMA, META_MANIFEST, META_CODEC)}
+    out = {k: v for k, v in meta.items() if k in names}
     for k, v in meta.items():
         if k.startswith(BEAM_OPTION_PREFIX):
             name = k[len(BEAM_OPTION_PREFIX) :]
-            if name in (META, META_SCHEMA, META_MANIFEST, META_CODEC) and name not in out:
+            if name in names and name not in out:
                 value = _beam_option_value(v)
                 if value is not None:
                     out[name] = value
+    if META_CHECK in out and out[META_CHECK] != metadata_check(out):
+        raise FormatError(
+            "the table's ltc metadata (its original schema, key and order columns, codec manifest) is damaged: "
+            f"its checksum ({META_CHECK.decode()}) does not match"
+        )
     return out
 
 
@@ -553,6 +576,7 @@ def compressed_schema(
         META_SCHEMA: schema_to_bytes(schema),
         META_MANIFEST: json.dumps(codec.manifest, separators=(",", ":"), sort_keys=True).encode(),
     }
+    meta[META_CHECK] = metadata_check(meta)
     if embed_codec:
         meta[META_CODEC] = embedded_codec(codec)
     return pa.schema(fields, metadata=meta)
@@ -882,6 +906,8 @@ def _unified(schemas: list[pa.Schema]) -> pa.Schema:
     if META_SCHEMA in meta:
         originals = [schema_from_bytes(s.metadata[META_SCHEMA]) for s in schemas]
         meta[META_SCHEMA] = schema_to_bytes(pa.unify_schemas(originals, promote_options="permissive"))
+        if META_CHECK in meta:
+            meta[META_CHECK] = metadata_check(meta)
     return union.with_metadata(meta)
 
 
