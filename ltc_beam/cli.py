@@ -28,6 +28,17 @@ def show_progress(args: argparse.Namespace) -> bool:
     return not args.quiet and not getattr(args, "json", False) and sys.stderr.isatty()
 
 
+def count(text: str) -> int:
+    """argparse type: an integer of 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer of 0 or more, got {text}")
+    return value
+
+
 def positive(kind):
     """argparse type: a finite number of ``kind`` (int or float) above zero."""
 
@@ -108,10 +119,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     elif default_window(args) == 1 and args.mode == "block" and (correlation := records_follow_each_other(data.series)):
+        if args.order_by or args.input.endswith(".npy"):  # in time order already: --window 1 was asked for
+            advice = "--window auto (the default with --order-by) lets the codec code windows of them"
+        else:
+            advice = ("if that is their time order, an order column (a row number will do) given as --order-by lets "
+                      "the codec code windows of them")
         print(
-            f"ltc-beam train: note: consecutive records correlate in file order (lag-1 correlation {correlation:.2f}); if "
-            "that is their time order, an order column (a row number will do) given as --order-by lets the codec code "
-            "windows of consecutive records (telemetry often needs far fewer bits)",
+            f"ltc-beam train: note: consecutive records correlate (lag-1 correlation {correlation:.2f}); {advice} "
+            "(telemetry often needs far fewer bits)",
             file=sys.stderr,
         )
     with warnings.catch_warnings():
@@ -149,6 +164,7 @@ def _train(args: argparse.Namespace, data):
         threads=args.threads,
         calibrate=not args.no_calibrate,
         normalise=args.normalise,
+        max_training_values=args.max_training_values or None,
     )
 
 
@@ -246,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads", type=positive(int), default=1,
         help="torch CPU threads (default 1: a second thread gains ~15%% on an idle machine, loses 5x on a busy one)",
+    )
+    p.add_argument(
+        "--max-training-values", dest="max_training_values", type=count, default=1 << 22,
+        help="train on evenly spread pieces of the data holding about this many values (default 4194304; 0: all of it)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar (shown only on a terminal)")
     p.set_defaults(func=cmd_train)

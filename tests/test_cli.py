@@ -346,8 +346,13 @@ def test_train_points_at_a_likely_order_column(tmp_path, capsys):
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         assert main(["train", str(tmp_path / "plain.parquet"), "--out", str(tmp_path / "c.ltc"), "--steps", "20", "--quiet"]) == 0
-    assert "consecutive records correlate in file order" in capsys.readouterr().err
+    assert "consecutive records correlate (lag-1 correlation" in capsys.readouterr().err
     assert not any(issubclass(w.category, WindowHint) for w in said)  # the Python hint (window='auto') is not the CLI's advice
+    # in time order already (--order-by) with --window 1: it advised the --order-by it had
+    main(["train", str(path), "--out", str(tmp_path / "c.ltc"), "--key", "dev", "--order-by", "step", "--window", "1",
+          "--steps", "20", "--quiet"])
+    err = capsys.readouterr().err
+    assert "--window auto (the default with --order-by)" in err and "given as --order-by" not in err
     with warnings.catch_warnings(record=True) as said:  # and the CLI left the hint on for later train() calls
         warnings.simplefilter("default")
         ltc_beam.train(table.select(["value"]).to_pandas(), lattice="d4", steps=5, progress=False, calibrate=False)

@@ -376,6 +376,25 @@ def test_capped_tables_are_warned_about():
         ltc_beam.train(x, lmbda=1e10, steps=100, progress=False, seed=0)
 
 
+def test_large_data_trains_on_evenly_spread_pieces(monkeypatch):
+    """4e6 records of 8 values held 15 GB in training and ran past 5 minutes: data over
+    ``max_training_values`` trains on pieces spread over all of it, and says so."""
+    from ltc_beam.codec import training
+
+    monkeypatch.setattr(training, "PIECE_VALUES", 400)  # pieces of 256 records (the floor) here
+    series = [correlated_series(3000, 4, seed=s) + 10 * s for s in range(4)]  # 48,000 values
+    kept, sample = training.training_sample(series, 12_000)
+    assert sample == {"values": sum(p.size for p in kept), "of": 48_000, "pieces": len(kept), "piece_records": 256}
+    assert 11_000 <= sample["values"] <= 13_000 and all(len(p) <= 256 for p in kept)
+    assert {round(p.mean() / 10) for p in kept} == {0, 1, 2, 3}  # from every series
+    assert training.training_sample(series, 48_000) == (series, None)
+    with pytest.warns(UserWarning, match="training on 1[0-9],[0-9]{3} of the data's 48,000 values"):
+        codec = ltc_beam.train(series, window=4, steps=40, progress=False, calibrate=False, max_training_values=12_000)
+    assert codec.manifest["training"]["training_sample"]["of"] == 48_000
+    with pytest.raises(ValueError, match="max_training_values"):
+        ltc_beam.train(series, steps=5, progress=False, max_training_values=0)
+
+
 def test_codecs_of_many_tables_cut_the_widest_about_their_middle(monkeypatch):
     """Tables are stored as wide as the widest: records of 1,000 values with a low-rank
     direction asked for 17,000 tables of 32,769 symbols (2 GB each) and ran out of memory.
