@@ -87,6 +87,7 @@ DECODE_BATCH_STREAMS = 4096
 NULL_BITS = 0x7FC04C54
 _NULL_FLOAT32 = np.array([NULL_BITS], np.uint32).view(np.float32)[0]
 NULL_NAN = float(_NULL_FLOAT32)  # the same bits again once narrowed to float32
+_NULL_WIDENED = np.array([NULL_NAN]).view(np.uint64)[0]  # NULL_NAN's float64 bits
 
 META = b"ltc"
 META_SCHEMA = b"ltc.schema"
@@ -292,9 +293,12 @@ def float_values(arr: pa.Array, dtype=np.float32) -> np.ndarray:
     (integers beyond the float's exact range rounded: a safe cast refused 16,777,217)."""
     target = pa.float64() if np.dtype(dtype) == np.float64 else pa.float32()
     out = np.asarray(arr.cast(target, safe=not pa.types.is_integer(arr.type)).to_numpy(zero_copy_only=False), dtype)
-    if pa.types.is_float64(arr.type) and np.isnan(out).any():  # a NaN that narrows to the null's bits
-        nan = np.flatnonzero(np.isnan(out))  # (2**29 float64 NaNs do) stays a NaN: it decoded as null
-        collides = nan[out[nan].astype(np.float32).view(np.uint32) == NULL_BITS]
+    if pa.types.is_float64(arr.type):  # a NaN that narrows to the null's bits (2**29 float64 NaNs do) but is
+        # not the null's own widened bits (Beam's records carry nulls so) stays a NaN: it decoded as null
+        wide = np.asarray(arr.to_numpy(zero_copy_only=False), np.float64)
+        nan = np.flatnonzero(np.isnan(wide))
+        narrows = wide[nan].astype(np.float32).view(np.uint32) == NULL_BITS
+        collides = nan[narrows & (wide[nan].view(np.uint64) != _NULL_WIDENED)]
         if collides.size:
             out = out.copy()
             out[collides] = np.nan
