@@ -43,19 +43,12 @@ READABLE_FORMAT_VERSIONS = (1, 2, 3)
 # How many observations the box pmf is worth per table when tables are fitted to training
 # symbols; the weight (or the box pmf alone) is chosen on the validation split.
 TABLE_PRIOR_WEIGHTS = (16.0, 64.0, 256.0, 1024.0)
-#: Most series the tables are fitted to and chosen on (evenly spread through them): each is
-#: quantised on its own, and 42,000 series of 5-20 records took 200 s per codec frozen.
-MAX_FITTED_SERIES = 4096
-
-
-def spread_out(series: list, most: int) -> list:
-    """``series``, or ``most`` of them evenly spread through it."""
-    if len(series) <= most:
-        return series
-    return [series[i] for i in np.linspace(0, len(series) - 1, most).round().astype(int)]
 # Scale classes are not tried when their tables would exceed this many entries (memory and
 # artifact size; e.g. Λ24 on a wide latent at high rate).
 MAX_CLASS_TABLE_ENTRIES = 1 << 24
+#: Most series the tables are fitted to and chosen on (evenly spread through them): each is
+#: quantised on its own, and 42,000 series of 5-20 records took 200 s per codec frozen.
+MAX_FITTED_SERIES = 4096
 #: Above this fraction of values off the codec's range (outliers sent exactly, latent
 #: symbols escaping the tables), ``encode`` warns: the data is not like the training data.
 OFF_SCALE_FRACTION = 0.01
@@ -69,6 +62,13 @@ OFF_SCALE_SHIFT = 3.0  # ... or a column whose mean lies further than this many 
 #: and ``LtcEncode`` write chunks of thousands of records), so ``decode`` reads a stream
 #: stating more as damaged instead of trying to allocate it.
 MAX_STREAM_VALUES = 1 << 31
+
+
+def spread_out(series: list, most: int) -> list:
+    """``series``, or ``most`` of them evenly spread through it."""
+    if len(series) <= most:
+        return series
+    return [series[i] for i in np.linspace(0, len(series) - 1, most).round().astype(int)]
 
 
 @dataclass
