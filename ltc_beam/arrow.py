@@ -293,12 +293,11 @@ def float_values(arr: pa.Array, dtype=np.float32) -> np.ndarray:
     (integers beyond the float's exact range rounded: a safe cast refused 16,777,217)."""
     target = pa.float64() if np.dtype(dtype) == np.float64 else pa.float32()
     out = np.asarray(arr.cast(target, safe=not pa.types.is_integer(arr.type)).to_numpy(zero_copy_only=False), dtype)
-    if pa.types.is_float64(arr.type):  # a NaN that narrows to the null's bits (2**29 float64 NaNs do) but is
-        # not the null's own widened bits (Beam's records carry nulls so) stays a NaN: it decoded as null
-        wide = np.asarray(arr.to_numpy(zero_copy_only=False), np.float64)
-        nan = np.flatnonzero(np.isnan(wide))
-        narrows = wide[nan].astype(np.float32).view(np.uint32) == NULL_BITS
-        collides = nan[narrows & (wide[nan].view(np.uint64) != _NULL_WIDENED)]
+    nan = np.flatnonzero(np.isnan(out)) if pa.types.is_float64(arr.type) else ()
+    if len(nan):  # a NaN that narrows to the null's bits (2**29 float64 NaNs do) but is not the null's own
+        # widened bits (Beam's records carry nulls so) stays a NaN: it decoded as null
+        wide = (out if out.dtype == np.float64 else np.asarray(arr.to_numpy(zero_copy_only=False), np.float64))[nan]
+        collides = nan[(wide.astype(np.float32).view(np.uint32) == NULL_BITS) & (wide.view(np.uint64) != _NULL_WIDENED)]
         if collides.size:
             out = out.copy()
             out[collides] = np.nan

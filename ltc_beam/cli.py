@@ -164,7 +164,7 @@ def _train(args: argparse.Namespace, data):
         threads=args.threads,
         calibrate=not args.no_calibrate,
         normalise=args.normalise,
-        max_training_values=args.max_training_values or None,
+        **({} if args.max_training_values is None else {"max_training_values": args.max_training_values or None}),
     )
 
 
@@ -264,8 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch CPU threads (default 1: a second thread gains ~15%% on an idle machine, loses 5x on a busy one)",
     )
     p.add_argument(
-        "--max-training-values", dest="max_training_values", type=count, default=1 << 22,
-        help="train on evenly spread pieces of the data holding about this many values (default 4194304; 0: all of it)",
+        "--max-training-values", dest="max_training_values", type=count,
+        help="train on evenly spread pieces of the data holding about this many values (default: train()'s, "
+        "4194304; 0: all of it)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar (shown only on a terminal)")
     p.set_defaults(func=cmd_train)

@@ -205,11 +205,17 @@ def _kept_name(uri: str) -> str:
     return f"{head}/.{name}.kept" if head else f".{name}.kept"
 
 
-def _keep_earlier_output(path: str, note: dict | None) -> None:
-    """Move a complete earlier run's files and note in ``path`` aside (:data:`KEPT_PATTERN`);
-    nothing where files are kept already (a run since then did not finish) or the earlier
-    run did not finish (its files are not a whole output)."""
-    files = [f for f, _ in folder_files(path)]
+def _kept_back(uri: str) -> str:
+    """The name a kept file (:func:`_kept_name`) had."""
+    head, _, name = uri.rpartition("/")
+    name = name[1:].removesuffix(".kept")
+    return f"{head}/{name}" if head else name
+
+
+def _keep_earlier_output(files: list[str], note: dict | None) -> None:
+    """Move a complete earlier run's ``files`` and note aside (:data:`KEPT_PATTERN`); nothing
+    where files are kept already (a run since then did not finish) or the earlier run did
+    not finish (its files are not a whole output)."""
     if note is None or note.get("state") != COMPLETE or any(KEPT_PATTERN.fullmatch(_name(f)) for f in files):
         return
     for f in files:
@@ -223,8 +229,7 @@ def _discard_run(path: str) -> None:
     _remove_outputs(path)
     for f, _ in folder_files(path):
         if KEPT_PATTERN.fullmatch(_name(f)):
-            head, _, name = f.rpartition("/")
-            rename(f, f"{head}/{name[1:-len('.kept')]}" if head else name[1:-len(".kept")])
+            rename(f, _kept_back(f))
 
 
 def _finish_run(path: str, command: str, files: list[tuple[str, int]], records: int) -> None:
@@ -253,7 +258,8 @@ def _prepare_output(path: str, source: str, inputs: list[str], command: str) -> 
             f"--output {path!r} lies in the input directory {folder!r}, where the next command on it would read the "
             "output as input: choose an output directory apart from the input"
         )
-    existing = [_name(f) for f, _ in folder_files(path)]
+    listed = [f for f, _ in folder_files(path)]
+    existing = [_name(f) for f in listed]
     ours = NOTE in existing
     note = read_note(path) if ours else None
     if note is not None and note.get("command", command) != command:
@@ -271,7 +277,7 @@ def _prepare_output(path: str, source: str, inputs: list[str], command: str) -> 
         )
     if not is_remote(path):
         os.makedirs(path, exist_ok=True)
-    _keep_earlier_output(path, note)
+    _keep_earlier_output(listed, note)
     _remove_outputs(path)
     write_note(path, command, RUNNING)
 

@@ -79,13 +79,11 @@ def check_finished(folder: str, found: list[tuple[str, int]], whole: bool = True
             f"({', '.join(map(repr, stray[:3]))}{', …' if len(stray) > 3 else ''}; {NOTE} lists {len(listed)}): they would "
             "be read with its output as one data set; move them out, or name the files to read"
         )
-    sizes = below
     for name, size in sorted(listed.items()):
-        if name not in sizes and not whole:
-            continue
-        if name not in sizes:
-            raise InputError(f"{folder!r}: file {name!r}, written by ltc-beam {command}, is missing ({NOTE} lists it)")
-        if sizes[name] != size:
+        if name not in below:
+            if whole:
+                raise InputError(f"{folder!r}: file {name!r}, written by ltc-beam {command}, is missing ({NOTE} lists it)")
+        elif below[name] != size:
             raise InputError(
-                f"{folder!r}: file {name!r} has {sizes[name]} bytes where ltc-beam {command} wrote {size} ({NOTE})"
+                f"{folder!r}: file {name!r} has {below[name]} bytes where ltc-beam {command} wrote {size} ({NOTE})"
             )

@@ -24,15 +24,16 @@ from safetensors.torch import save as save_tensors
 from tqdm.auto import tqdm
 
 from ltc_beam import lattices
+from ltc_beam.codec.adaptive import CLASS_COUNT
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig, default_latent_dim
 from ltc_beam.codec.layout import filled, pad_rows, sliding_windows, to_windows
 from ltc_beam.codec.model import LtcModel, float32_default
 from ltc_beam.codec.scaling import NORMALISATIONS, robust_statistics, scaled_pieces
-from ltc_beam.codec.adaptive import CLASS_COUNT
 from ltc_beam.codec.tables import MAX_SYMBOLS, symbol_cap, table_count
 from ltc_beam.codec.transforms import init_from_pca, principal_axes
-from ltc_beam.errors import BEYOND_FLOAT32, InputError, OffScaleWarning, WindowHint, beyond_float32, column_label, names_said, numeric_array
-from ltc_beam.errors import named_series_as_frame
+from ltc_beam.errors import (
+    BEYOND_FLOAT32, InputError, OffScaleWarning, WindowHint, beyond_float32, column_label, named_series_as_frame, names_said, numeric_array,
+)
 from ltc_beam.storage import exists, read_bytes, write_bytes
 
 if TYPE_CHECKING:

@@ -132,9 +132,9 @@ def choose_window(
             break
         spectra[t] = (principal_variances(series, t, mean, std), principal_variances(shuffled, t, mean, std))
 
-    def estimate(t: int, distortion: float) -> float:
-        real, null = spectra[t]
-        return (gaussian_rate(real, distortion) - gaussian_rate(null, distortion)) / (t * d) + gaussian_rate(single, distortion) / d
+    def estimates_at(distortion: float) -> dict[int, float]:
+        first = gaussian_rate(single, distortion) / d
+        return {t: first + (gaussian_rate(real, distortion) - gaussian_rate(null, distortion)) / (t * d) for t, (real, null) in spectra.items()}
 
     if lmbda is not None:
         distortion = 1.0 / (2 * math.log(2) * lmbda)  # where d(bits/value)/d(MSE) = -λ at high rate
@@ -142,9 +142,9 @@ def choose_window(
         lo, hi = 1e-12, float(single.max()) or 1.0
         for _ in range(100):
             mid = math.sqrt(lo * hi)
-            lo, hi = (mid, hi) if min(estimate(t, mid) for t in spectra) > bits_per_value else (lo, mid)
+            lo, hi = (mid, hi) if min(estimates_at(mid).values()) > bits_per_value else (lo, mid)
         distortion = math.sqrt(lo * hi)
-    estimates = {t: estimate(t, distortion) for t in spectra}
+    estimates = estimates_at(distortion)
     scores = {
         t: (bits * padding(series, t) + segment_bits(series, t)) * (1 + OVERFIT_COST / windows_per_dim(series, t, train_fraction))
         for t, bits in estimates.items()
