@@ -950,19 +950,38 @@ def test_a_codec_that_has_coded_pickles_and_copies():
 
 
 def test_tables_are_fitted_to_series_spread_through_many(monkeypatch):
-    """Each series is quantised on its own when tables are fitted: 42,000 series of 5-20
-    records took 200 s per codec frozen. Past ``MAX_FITTED_SERIES`` an even spread of them
+    """Each series is quantised as a stream of its own when tables are fitted: 42,000 series
+    of 5-20 records took 200 s per codec frozen. Past ``MAX_FITTED_SERIES`` an even spread of them
     is used; the codec still codes every series."""
     from ltc_beam.codec import codec as codec_module
 
     assert codec_module.spread_out(list(range(10)), 4) == [0, 3, 6, 9]
     assert codec_module.spread_out(list(range(3)), 4) == [0, 1, 2]
     calls = []
-    real = codec_module.Codec._points
+    real = codec_module.Codec._points_of
     monkeypatch.setattr(codec_module, "MAX_FITTED_SERIES", 20)
-    monkeypatch.setattr(codec_module.Codec, "_points", lambda self, s: calls.append(len(s)) or real(self, s))
+    monkeypatch.setattr(codec_module.Codec, "_points_of", lambda self, s, **kw: calls.append(len(s)) or real(self, s, **kw))
     rng = np.random.default_rng(2)
     series = [rng.standard_normal((int(n), 3)) for n in rng.integers(5, 20, 300)]
     codec = ltc_beam.train(series, steps=20, progress=False, calibrate=False, refit_density=False)
-    assert 0 < len(calls) <= 2 * 20 * 2  # fitted and chosen on at most 20 series each, per freeze
+    assert calls and max(calls) <= 20  # fitted and chosen on at most 20 series each, per freeze
     assert codec.decode(codec.encode(series[7])).shape == series[7].shape
+
+
+@pytest.mark.parametrize("mode, window", [("block", 4), ("vector", 1), ("vector", 2)])
+def test_series_are_quantised_together_as_each_alone(mode, window):
+    """Table fitting and the validation code length quantise many series in one pass: the
+    points (and code lengths) of each are those of the series quantised alone, also where
+    records whose every value is special are left out of a series (and where all are)."""
+    rng = np.random.default_rng(5)
+    series = [np.cumsum(rng.standard_normal((int(n), 3)), 0).astype(np.float32) for n in rng.integers(1, 30, 40)]
+    series[3][2:5] = np.nan  # records left out
+    series[4][:] = np.nan  # a series of nothing but specials: coded whole
+    series[6][1, 0] = 1e9  # an outlier, sent exactly
+    codec = ltc_beam.train(series, mode=mode, window=window, steps=20, progress=False, calibrate=False)
+    for leave_out in (False, True):
+        together = codec._points_of(series + [np.zeros((0, 3), np.float32)], leave_out=leave_out)
+        alone = [codec._stream_points(s, leave_out) for s in series]
+        assert [q.rows for q in together] == [q.rows for q in alone]
+        assert all(np.array_equal(a.frame, b.frame) for a, b in zip(together, alone))
+    assert codec.code_lengths(series) == [codec.code_length_bits(s) for s in series]

@@ -484,6 +484,11 @@ def test_training_vectors_hold_what_the_codec_codes_in_place_of_exact_values():
     assert held.tolist() == [[0, 1, 2, 3], [2, 5, 2, 7], [8, 7, 10, 11]]
     assert vectors_of([x], 1, mean, std, hold=False)[:, 0].tolist() == [0, 2, 0, 0, 8, 10]
     assert OUTLIER_Z < 1e9  # the 1e9 above is sent exactly
+    # several series are windowed (and held) each on its own, padded by repeating its last record
+    y = np.array([[np.nan, 1.0], [5.0, np.nan], [7.0, 9.0]])
+    assert vectors_of([x[:1], y], 2, mean, std).tolist() == [[0, 1, 0, 1], [5, 1, 5, 1], [7, 9, 7, 9]]
+    assert vectors_of([x[:3], y[:0], y], 2, mean, std, sliding=True).tolist() == [
+        [0, 1, 2, 3], [2, 3, 2, 5], [5, 1, 5, 1], [5, 1, 7, 9]]
 
 
 def test_a_signal_of_one_value_per_record_is_taken_as_it_comes():

@@ -24,7 +24,7 @@ from ltc_beam.bitstream import SpecialValues, merge_specials, pack, unpack
 from ltc_beam.codec import sample_coding
 from ltc_beam.codec.adaptive import CLASS_COUNT, ScaleClasses, class_scales
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig
-from ltc_beam.codec.layout import filled, from_windows, pad_rows, to_windows
+from ltc_beam.codec.layout import filled, from_windows, pad_rows, pad_runs, series_windows
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.scaling import SeriesScales
 from ltc_beam.codec.symbols import SymbolMapper
@@ -62,6 +62,8 @@ OFF_SCALE_SHIFT = 3.0  # ... or a column whose mean lies further than this many 
 #: and ``LtcEncode`` write chunks of thousands of records), so ``decode`` reads a stream
 #: stating more as damaged instead of trying to allocate it.
 MAX_STREAM_VALUES = 1 << 31
+#: Input vectors per pass of the transform where many series are quantised together.
+TRANSFORM_ROWS = 1 << 16
 
 
 def spread_out(series: list, most: int) -> list:
@@ -186,8 +188,8 @@ class Codec:
         same two kinds with scale classes (:mod:`ltc_beam.codec.adaptive`; unless their tables
         would exceed ``MAX_CLASS_TABLE_ENTRIES``). Without a validation split: static tables
         with the middle prior weight."""
-        fit = [q for q in map(self._points, spread_out(fit_series, MAX_FITTED_SERIES)) if q is not None]
-        val = [q for q in map(self._points, spread_out(validation_series or [], MAX_FITTED_SERIES)) if q is not None]
+        fit = self._points_of(spread_out(fit_series, MAX_FITTED_SERIES))
+        val = self._points_of(spread_out(validation_series or [], MAX_FITTED_SERIES))
         static = (self.table_base, None)
         configurations = [((pmf, low, layout), static)]
         if pmf.size * 2 * CLASS_COUNT <= MAX_CLASS_TABLE_ENTRIES:  # class tables run up to twice as wide
@@ -238,12 +240,47 @@ class Codec:
         )
         return (pmf, low, layout), (base, classes)
 
-    def _points(self, records: np.ndarray) -> Quantized | None:
-        """The lattice points of one series."""
-        if not len(records):
-            return None
-        arr = self._check(records)
-        return self._quantize(self._split(arr.astype(np.float32, copy=False), self._stream_scales(arr, None))[0])
+    @torch.no_grad()
+    def _points_of(self, series: list[np.ndarray], leave_out: bool = False) -> list[Quantized]:
+        """The lattice points of each series that has records, each as a stream of its own,
+        from one pass of the transform and the lattice over all of them (a pass per series
+        took most of the time of fitting tables to 4,096 short series). ``leave_out``: as
+        ``encode`` codes them, records whose every value is special left out (:meth:`_lossy`)."""
+        arrays = [self._check(s) for s in series if len(s)]
+        if self.series_scaled or len(arrays) < 2:  # each series scaled by its own statistics
+            return [self._stream_points(a, leave_out) for a in arrays]
+        lengths = np.array([len(a) for a in arrays])
+        z, specials = self._split(np.concatenate(arrays).astype(np.float32, copy=False), lengths=lengths)
+        if leave_out:
+            gone = np.bincount(specials.positions // self.config.record_dim, minlength=len(z)) == self.config.record_dim
+            series_gone = np.add.reduceat(gone, np.cumsum(lengths) - lengths) == lengths  # such a series is coded whole
+            kept = ~gone | np.repeat(series_gone, lengths)
+            z, lengths = z[kept], np.add.reduceat(kept, np.cumsum(lengths) - lengths)
+        windows = series_windows(z, lengths, self.config.window)
+        vectors, rows = pad_runs(windows, -(-lengths // self.config.window), self.config.vectors_per_block)
+        y = torch.cat([
+            self._transform("analysis", torch.as_tensor(vectors[i : i + TRANSFORM_ROWS], dtype=torch.float32, device=self.device))
+            for i in range(0, len(vectors), TRANSFORM_ROWS)
+        ])
+        n = self.lattice.dim
+        bounds = np.cumsum(rows)
+        if self.config.mode == "block":  # each series' points run across its own rows, channel by channel
+            y = torch.cat([y[a:b].T.reshape(-1, n) for a, b in zip(bounds - rows, bounds)])
+        frame = self.lattice.quantize_frame(y.reshape(-1, n)).cpu().numpy()
+        points = rows * self.config.latent_dim // n
+        return [Quantized(frame=f, rows=int(r)) for f, r in zip(np.split(frame, np.cumsum(points)[:-1]), rows)]
+
+    def _stream_points(self, arr: np.ndarray, leave_out: bool = False) -> Quantized:
+        """The lattice points of checked records ``arr`` (one series), as :meth:`_points_of`."""
+        z, specials = self._split(arr.astype(np.float32, copy=False), self._stream_scales(arr, None))
+        if not leave_out:
+            return self._quantize(z)
+        lossy, inner, _, _ = self._lossy(z, specials, None, (len(arr),))
+        return self._quantize(lossy, inner)
+
+    def code_lengths(self, series: list[np.ndarray]) -> list[float]:
+        """:meth:`code_length_bits` of each series that has records, from one pass over all."""
+        return [float(self.tables.bits(*self._coded([q]))) for q in self._points_of(series, leave_out=True)]
 
     def _coded(self, quantized: list[Quantized]) -> tuple[np.ndarray, np.ndarray]:
         """Every symbol the encoder would write for ``quantized`` and its table (flattened)."""
@@ -393,15 +430,16 @@ class Codec:
             exact[:, constant] |= unit[:, constant] != mean[constant].astype(np.float32)
         return z, exact
 
-    def _split(self, x: np.ndarray, scales: SeriesScales | None = None) -> tuple[np.ndarray, SpecialValues]:
-        """Lossy part in z-scores (specials and outliers filled: :func:`~ltc_beam.codec.layout.filled`) and the exact side channel."""
+    def _split(self, x: np.ndarray, scales: SeriesScales | None = None, lengths=None) -> tuple[np.ndarray, SpecialValues]:
+        """Lossy part in z-scores (specials and outliers filled: :func:`~ltc_beam.codec.layout.filled`,
+        within each series of ``lengths`` records where given) and the exact side channel."""
         x32 = x.astype(np.float32, copy=False)
         z, exact = self._exact(x32, scales)
         pos = np.flatnonzero(exact.reshape(-1))
         specials = SpecialValues(pos, np.ascontiguousarray(x32).reshape(-1).view(np.uint32)[pos].copy())
         if self.config.per_record:
             return np.where(exact, 0.0, z), specials
-        return filled(z, exact), specials
+        return filled(z, exact, lengths), specials
 
     def _segments(self, records: int, segments) -> tuple[int, ...] | None:
         """``segments`` (series lengths of the records, in order) as the stream states them:
@@ -423,12 +461,7 @@ class Codec:
     def _vectors(self, z: np.ndarray, segments: tuple[int, ...] | None) -> np.ndarray:
         """Input vectors of z-scored records: windows of the series (of each segment on its
         own), padded to whole lattice blocks."""
-        window = self.config.window
-        if segments is None:
-            windows = to_windows(z, window)
-        else:
-            bounds = np.cumsum((0,) + segments)
-            windows = np.concatenate([to_windows(z[a:b], window) for a, b in zip(bounds, bounds[1:])])
+        windows = series_windows(z, (len(z),) if segments is None else segments, self.config.window)
         return pad_rows(windows, self.config.vectors_per_block)
 
     @torch.no_grad()

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ltc_beam import lattices
 from ltc_beam.codec.adaptive import CLASS_COUNT
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig, default_latent_dim
-from ltc_beam.codec.layout import filled, pad_rows, sliding_windows, to_windows
+from ltc_beam.codec.layout import filled, pad_rows, series_windows
 from ltc_beam.codec.model import LtcModel, float32_default
 from ltc_beam.codec.scaling import NORMALISATIONS, robust_statistics, scaled_pieces
 from ltc_beam.codec.tables import MAX_SYMBOLS, symbol_cap, table_count
@@ -382,16 +382,16 @@ def vectors_of(
     ``sliding`` takes every window offset (training); otherwise windows are aligned as the
     codec forms them (validation).
     """
-    out = []
-    for s in series:
-        with np.errstate(invalid="ignore", over="ignore"):
-            z = (s - mean) / std
-            exact = ~np.isfinite(z) | (np.abs(z) > OUTLIER_Z)
-        z = np.where(exact, 0.0, z)
-        if hold:
-            z = filled(z, exact)
-        out.append(sliding_windows(z, window) if sliding else to_windows(z, window))
-    return np.concatenate(out) if out else np.zeros((0, window * len(mean)))
+    if not series:
+        return np.zeros((0, window * len(mean)))
+    lengths = [len(s) for s in series]
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = (np.concatenate(series) - mean) / std
+        exact = ~np.isfinite(z) | (np.abs(z) > OUTLIER_Z)
+    z = np.where(exact, 0.0, z)
+    if hold:
+        z = filled(z, exact, lengths)
+    return series_windows(z, lengths, window, sliding)
 
 
 def parameter_groups(model: LtcModel, lr: float, step: float) -> list[dict]:
@@ -1468,7 +1468,7 @@ def calibrate_rate(trainer: Trainer, target: float, measure, series_scaled: bool
 
 def validation_bits(codec: Codec, series: list[np.ndarray]) -> float:
     """Bits per value ``codec`` codes ``series`` in (its tables' exact code length)."""
-    return sum(codec.code_length_bits(s) for s in series) / sum(s.size for s in series)
+    return sum(codec.code_lengths(series)) / sum(s.size for s in series)
 
 
 def warn_if_tables_capped(codec):
