@@ -767,6 +767,9 @@ class Codec:
         shift = np.where(np.isfinite(shift), shift, 0.0)
         moved = int(np.argmax(np.abs(shift)))
         constant = self._constant()
+        # one stream's records, not the whole input (compress and evaluate code many: one
+        # artefact-laden series of 26 read as if all the data were off)
+        these, are, have = (f"the {len(x):,} records of this bitstream", "are", "have") if len(x) > 1 else ("this record", "is", "has")
         varied = np.flatnonzero(constant & (spread > 0))  # its values all travel exactly
         if len(varied):
             column = varied[0]
@@ -774,10 +777,10 @@ class Codec:
                    f"({self.manifest['normalisation']['mean'][column]:.7g}) and varies in this data")
             advice = "Retrain the codec on data where it varies, or leave it out of the coded columns."
         elif np.isfinite(scale) and not 1 / OFF_SCALE_SPREAD <= scale <= OFF_SCALE_SPREAD:
-            why = f"this data is off the codec's training range: column {column_name(self, worst)} spreads {scale:.3g}x its training std"
+            why = f"{these} {are} off the codec's training range: column {column_name(self, worst)} spreads {scale:.3g}x its training std"
             advice = "Retrain the codec on data like this (units, scale)."
         elif abs(shift[moved]) > OFF_SCALE_SHIFT:
-            why = f"this data is off the codec's training range: column {column_name(self, moved)} lies {shift[moved]:+.3g} training std from its training mean"
+            why = f"{these} {are} off the codec's training range: column {column_name(self, moved)} lies {shift[moved]:+.3g} training std from its training mean"
             advice = "Retrain the codec on data like this (units, offsets)."
         else:
             seen = spread[np.isfinite(spread) & ~constant]
@@ -785,7 +788,7 @@ class Codec:
                 f" (its values spread {seen[0]:.3g}x the training std)" if seen.size == 1
                 else f" (its columns spread {seen.min():.3g}-{seen.max():.3g}x their training std)"
             )
-            why = f"this data's tails are heavier than the training data's{spreads}"
+            why = f"{these} {have} heavier tails than the training data{spreads}"
             advice = "Retrain the codec on more data like this."
         warnings.warn(f"{why}: {' and '.join(said)}. {advice}", OffScaleWarning, stacklevel=stacklevel)
 
