@@ -212,6 +212,27 @@ def warn_if_rate_far(result: dict, layout: str = "chunk") -> None:
         )
 
 
+#: ``evaluate`` says so when the streams' fixed frames take this share of the rate or more
+#: (a river's 254 test values in one stream: 0.9 of its 3.9 bits/value).
+FRAME_SHARE_NOTE = 0.2
+
+
+def warn_if_frames_dominate(result: dict, layout: str = "chunk") -> None:
+    """Warn when the bitstreams' fixed frames (magic, codec id, shape, checksum: about 28
+    bytes each) take a good part of the rate: a cost of too few values per stream, which no
+    codec setting (nor the training's calibrated rate) accounts for."""
+    share = result["frame_bits_per_value"] / result["bits_per_value"] if result["bits_per_value"] else 0.0
+    if layout != "chunk" or share < FRAME_SHARE_NOTE:
+        return
+    warnings.warn(
+        f"the bitstreams' fixed frames take {result['frame_bits_per_value']:.3g} of these {result['bits_per_value']:.3g} "
+        f"bits/value ({100 * share:.0f} %): {result['n_values'] / result['streams']:.0f} values per stream. A frame's cost is "
+        "fixed, so streams of more values (more records per series or chunk: --chunk-size) pay less of it per value",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 #: ``evaluate`` warns when the median series' own SNR lies this many dB below the overall SNR
 #: (Grunfeld's 11 firms: 3.0 dB against 21.2; BasicMotions' recordings: 14.5 against 18.5).
 SERIES_SNR_GAP = 10.0
@@ -385,7 +406,8 @@ def evaluate(
     ``constant_columns_max_abs_error``; with several series, each one's own SNR
     (:func:`series_snr`); ``spread_vs_training`` and the codec's calibrated rate. Warnings
     (unless ``warn_spread`` is False: training codes its own splits): data spread far from
-    the training data's, and series decoded far below the overall SNR.
+    the training data's, series decoded far below the overall SNR, and stream frames that
+    take a good part of the rate.
     """
     values = sum(s.size for s in series)
     if not values:
@@ -437,6 +459,7 @@ def evaluate(
     if warn_spread:
         warn_if_series_lost(codec, result)
         warn_if_rate_far(result, layout)
+        warn_if_frames_dominate(result, layout)
     if baseline:  # the values LTC sends exactly travel exactly in the baseline too
         rows, stated = None, 0
         if codec.series_scaled:  # a grid per series, its statistics paid as LTC pays them

@@ -255,6 +255,22 @@ def test_evaluate_warns_when_data_of_the_training_spread_costs_far_more(codecs):
         evaluate(vector, [mean + std * np.random.default_rng(0).standard_normal((2000, 6))], voronoi=False, layout="record")
 
 
+def test_evaluate_says_when_stream_frames_take_much_of_the_rate(codecs):
+    """A river's 254 test values in one stream missed the codec's rate by the frame's 28
+    bytes (0.9 of 3.9 bits/value), and nothing said why."""
+    codec = codecs["block"]
+    for length, warned in ((12, True), (2000, False)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = evaluate(codec, [correlated_series(length, 6, seed=11)], voronoi=False)
+        said = [str(w.message) for w in caught if "fixed frames take" in str(w.message)]
+        assert (result["frame_bits_per_value"] >= 0.2 * result["bits_per_value"]) == warned
+        assert len(said) == warned
+        if warned:
+            assert said[0].startswith(f"the bitstreams' fixed frames take {result['frame_bits_per_value']:.3g} of these "
+                                      f"{result['bits_per_value']:.3g} bits/value") and "72 values per stream" in said[0]
+
+
 def test_off_scale_warnings_are_said_once_per_kind(codecs):
     """Each chunk warned on its own: 37 near-identical lines for one compress. The warning
     names the stream's records, not the data: one artefact-laden series of 26 read as if the
