@@ -39,6 +39,14 @@ bits/value at 18.7 dB vs T=32 (now) 0.77 at 19.1 dB, B=1 T=16 1.50 at 25.2 vs T=
 25.8; ECG (6,000 / 1,500) B=0.5 T=8 0.79 at 17.2 vs T=16 0.77 at 18.4, B=1 1.22 at 24.0 vs
 1.35 at 25.9; BasicMotions B=4 T=2 4.11 at 30.6 vs T=4 4.04 at 30.7. Ties within 2 %
 (BasicMotions B=3 T=4/2, Daphnet B=3 and 4 T=4/2, B=0.5 T=4/8) went either way.
+
+T=64 is a candidate from session 23 (for records of at most 4 values, with at least about
+19,300 records of one value). On held-out data (CLI defaults, ``--window 32`` against
+``--window 64``, bits/value at equal SNR interpolated along 7-point curves): a PPG pulse
+recording (54,780 / 13,696 records), where the rule now picks 64 at 0.5-2 bits/value,
+−12 / −9 / −9 / −7 % at 20 / 25 / 30 / 35 dB (1 bit/value asked: 0.82 at 25.0 dB with
+T=32, 0.84 at 27.5 with T=64); PigCVP (26 series of 2,000 records), 64 at every rate,
+−4 to −5 % at 20-30 dB, −1 % from 35 dB. i.i.d. data stays at 1, AR(1) at 16-32.
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ import numpy as np
 
 from ltc_beam.codec.training import column_statistics, principal_variances
 
-CANDIDATES = (1, 2, 4, 8, 16, 32)
+CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
 MAX_INPUT_DIM = 256
 MIN_WINDOWS_PER_DIM = 4
 OVERFIT_COST = 1.0
