@@ -97,6 +97,9 @@ def float32_below(steps: np.ndarray) -> np.ndarray:
 
 #: Grids tried for each column's values, coarsest first: integers, then decimals.
 QUANTA = tuple(10.0**-k for k in range(7))
+#: Rows a grid is first tried on (columns off it there are off it): all seven grids on all of
+#: 2**21 float values took a quarter of a matched E8 codec's encode time.
+GRID_PROBE_ROWS = 4096
 
 
 def grid_quanta(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -114,10 +117,12 @@ def grid_quanta(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
     quanta = np.zeros(x.shape[1])
     open_ = keep.any(axis=0)
     for quantum in QUANTA:
-        on_grid = (np.abs(values - np.round(values / quantum) * quantum) <= tolerance).all(axis=0)
-        found = open_ & on_grid & (size < quantum * 2**24) & (quantum > 16 * tolerance)
-        quanta[found] = quantum
-        open_ &= ~found
+        columns = np.flatnonzero(open_ & (size < quantum * 2**24) & (quantum > 16 * tolerance))
+        for rows in (slice(0, GRID_PROBE_ROWS), slice(None)):  # the first rows rule out most columns cheaply
+            part = values[rows, columns]
+            columns = columns[(np.abs(part - np.round(part / quantum) * quantum) <= tolerance[columns]).all(axis=0)]
+        quanta[columns] = quantum
+        open_[columns] = False
     return quanta
 
 
