@@ -395,6 +395,26 @@ def test_large_data_trains_on_evenly_spread_pieces(monkeypatch):
         ltc_beam.train(series, steps=5, progress=False, max_training_values=0)
 
 
+def test_many_short_series_calibrate_on_whole_series(monkeypatch):
+    """The rate calibration coded a prefix of each series: 100,000 series of 5-20 records were
+    cut to 1-3 records each, which windows of 8 code at far more bits per value, and a codec
+    asked for 2 bits/value coded the whole data at 1.31. It now codes evenly spread pieces,
+    short series whole."""
+    from ltc_beam.codec import training
+    from ltc_beam.evaluation import evaluate
+
+    rng = np.random.default_rng(3)
+    series = [np.cumsum(rng.standard_normal((int(n), 4)), axis=0) for n in rng.integers(5, 21, 4000)]  # 200,000 values
+    kept = training.calibration_series(series, 20_000)
+    assert 19_000 <= sum(p.size for p in kept) <= 21_000
+    whole = [[len(p) == len(s) and np.shares_memory(p, s) for s in series[i * 9 : i * 11 + 12]] for i, p in enumerate(kept)]
+    assert all(map(any, whole))  # series whole, evenly spread
+    monkeypatch.setattr(training, "CALIBRATION_VALUES", 20_000)
+    codec = ltc_beam.train(series, window=8, target_bits_per_value=2.0, steps=150, progress=False, lattice="e8")
+    result = evaluate(codec, series, voronoi=False, warn_spread=False)
+    assert result["bits_per_value"] - result["frame_bits_per_value"] == pytest.approx(2.0, rel=0.1)
+
+
 def test_codecs_of_many_tables_cut_the_widest_about_their_middle(monkeypatch):
     """Tables are stored as wide as the widest: records of 1,000 values with a low-rank
     direction asked for 17,000 tables of 32,769 symbols (2 GB each) and ran out of memory.

@@ -993,6 +993,17 @@ MAX_TRAINING_VALUES = 1 << 22
 PIECE_VALUES, MIN_PIECE_RECORDS = 1 << 16, 256
 
 
+def spread_pieces(series: list[np.ndarray], budget: int) -> tuple[list[np.ndarray], int, int]:
+    """Evenly spread pieces of ``series`` holding about ``budget`` values: each series cut into
+    pieces of ``PIECE_VALUES`` values (at least ``MIN_PIECE_RECORDS`` records; a shorter
+    series is one piece, whole), every k-th piece kept in data order; with the pieces' length
+    in records and how many pieces there were."""
+    rows = max(MIN_PIECE_RECORDS, PIECE_VALUES // series[0].shape[1])
+    pieces = [s[i : i + rows] for s in series for i in range(0, len(s), rows)]
+    keep = budget / sum(s.size for s in series)
+    return [p for j, p in enumerate(pieces) if math.floor((j + 1) * keep) > math.floor(j * keep)], rows, len(pieces)
+
+
 def training_sample(series: list[np.ndarray], budget: int | None) -> tuple[list[np.ndarray], dict | None]:
     """``series``, or where they hold over ``budget`` values, evenly spread pieces of them
     (each series cut into pieces of ``PIECE_VALUES`` values, every k-th piece kept in data
@@ -1001,14 +1012,10 @@ def training_sample(series: list[np.ndarray], budget: int | None) -> tuple[list[
     total = sum(s.size for s in series)
     if budget is None or total <= budget:
         return series, None
-    d = series[0].shape[1]
-    rows = max(MIN_PIECE_RECORDS, PIECE_VALUES // d)
-    pieces = [s[i : i + rows] for s in series for i in range(0, len(s), rows)]
-    keep = budget / total
-    chosen = [p for j, p in enumerate(pieces) if math.floor((j + 1) * keep) > math.floor(j * keep)]
+    chosen, rows, count = spread_pieces(series, budget)
     kept = sum(p.size for p in chosen)
     warnings.warn(
-        f"training on {kept:,} of the data's {total:,} values: {len(chosen):,} of its {len(pieces):,} pieces of up to "
+        f"training on {kept:,} of the data's {total:,} values: {len(chosen):,} of its {count:,} pieces of up to "
         f"{rows:,} records, evenly spread (max_training_values={budget:,}; --max-training-values 0 or "
         "max_training_values=None trains on all of it, at about 4 GB of memory per 1e7 values)",
         UserWarning,
@@ -1313,7 +1320,7 @@ def _gain_at_equal_rate(first: dict, second: dict, target: float) -> float | Non
 def record_coded_validation(codec: Codec, series: list[np.ndarray]) -> None:
     """Replace the manifest's ``training.validation`` (the model's estimate: the learned
     density on the validation vectors) by what the frozen codec does with the validation
-    series (a prefix of each beyond about 2**20 values, as for the rate calibration), chunked
+    series (evenly spread pieces beyond about 2**20 values, as for the rate calibration), chunked
     and framed as ``compress`` would (``ltc_beam.evaluation.evaluate``): bits per value of
     the bitstreams, of their fixed frames and of the tables' code length alone (per-stream
     costs weigh on a small split: ItalyPowerDemand's 240 values in 4 streams, 7.9 bits/value
@@ -1362,9 +1369,9 @@ RATE_TOLERANCE = 0.03
 CALIBRATION_TRIES = 6
 MISSED_TARGET = 0.1  # a calibrated rate further than this fraction from the target is warned about
 MAX_CALIBRATION_OCTAVES = 2.0  # the scale stays within 2**±this of the trained one
-CALIBRATION_VALUES = 1 << 20  # values of the training data coded per try (a prefix of each series)
-#: ... times this for series-scaled codecs, whose prefixes misrepresent the data: each is scaled
-#: by its own, narrower statistics (50 random-walk devices, 2.4M values, asked 1 bit/value:
+CALIBRATION_VALUES = 1 << 20  # values of the training data coded per try (evenly spread pieces)
+#: ... times this for series-scaled codecs: each series is scaled by its own statistics, and a
+#: part of one by narrower ones (50 random-walk devices, 2.4M values, asked 1 bit/value:
 #: calibrated to 1.02 on 43 % prefixes, the whole series then coded at 0.78).
 SERIES_CALIBRATION_FACTOR = 4
 
@@ -1386,12 +1393,13 @@ def scale_latents(model: LtcModel, octaves: float) -> None:
 
 
 def calibration_series(series: list[np.ndarray], values: int = CALIBRATION_VALUES) -> list[np.ndarray]:
-    """``series``, or a prefix of each (the same fraction) when they hold over ``values`` values."""
-    total = sum(s.size for s in series)
-    if total <= values:
+    """``series``, or where they hold over ``values`` values, evenly spread pieces of them
+    (:func:`spread_pieces`): short series whole. Until session 23 a prefix of each (the same
+    fraction), which cut 100,000 series of 5-20 records to 1-3 records each; windows of 8 cost
+    those far more per value, and a codec asked for 2 bits/value coded the whole data at 1.31."""
+    if sum(s.size for s in series) <= values:
         return series
-    keep = values / total
-    return [s[: max(1, math.ceil(len(s) * keep))] for s in series if len(s)]
+    return spread_pieces([s for s in series if len(s)], values)[0]
 
 
 def coded_bits_per_value(codec: Codec, series: list[np.ndarray]) -> float:
