@@ -166,12 +166,18 @@ def series_snr(x: np.ndarray, x_hat: np.ndarray, exact: np.ndarray, owners: np.n
     series of very different scales can read 50 dB while most series decode below 0 dB of
     their own (M1 yearly; ``train(normalise="series")`` codes each at its own scale)."""
     order = np.argsort(owners, kind="stable")
-    bounds = np.flatnonzero(np.diff(owners[order])) + 1
-    snrs = []
-    for rows in np.split(order, bounds):
-        ok = np.isfinite(x[rows]) & ~exact[rows]
-        if _varying(x[rows], ok).any():
-            snrs.append(_decibels(normalised_mse(x[rows], x_hat[rows], exact[rows])[0]))
+    # :func:`normalised_mse` of every series at once (one call per series took 13 s of 100,000)
+    x, x_hat, ok = np.asarray(x, np.float64)[order], x_hat[order], np.isfinite(x[order]) & ~exact[order]
+    starts = np.flatnonzero(np.diff(owners[order], prepend=owners[order][:1] - 1)) if len(x) else np.zeros(0, np.int64)
+    lengths = np.diff(np.append(starts, len(x)))
+    count = np.maximum(np.add.reduceat(ok, starts), 1)
+    mean = np.add.reduceat(np.where(ok, x, 0.0), starts) / count
+    variance = np.add.reduceat(np.where(ok, x - np.repeat(mean, lengths, axis=0), 0.0) ** 2, starts) / count
+    mse = np.add.reduceat(np.where(ok, x - np.where(ok, x_hat, 0), 0.0) ** 2, starts) / count
+    varying = np.maximum.reduceat(np.where(ok, x, -np.inf), starts) > np.minimum.reduceat(np.where(ok, x, np.inf), starts)
+    kept = varying.any(axis=1)  # series with no varying column left out
+    ratios = np.where(varying, mse / np.where(varying, variance, 1.0), 0.0)[kept]
+    snrs = [_decibels(v) for v in ratios.sum(axis=1) / varying[kept].sum(axis=1)]
     if len(snrs) < 2:
         return {}
     return {"series": len(snrs), "series_snr_db_median": float(np.median(snrs)), "series_snr_db_min": float(min(snrs))}

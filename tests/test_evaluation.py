@@ -271,6 +271,27 @@ def test_evaluate_says_when_stream_frames_take_much_of_the_rate(codecs):
                                       f"{result['bits_per_value']:.3g} bits/value") and "72 values per stream" in said[0]
 
 
+def test_series_snr_is_each_series_normalised_mse():
+    """Each series' SNR is :func:`normalised_mse` of its records (missing, exact and constant
+    columns left out as there; series with no varying column left out), worked out for all
+    series at once."""
+    from ltc_beam.evaluation import series_snr
+
+    rng = np.random.default_rng(4)
+    owners = rng.integers(0, 30, 600) * 3 - 7
+    x = rng.standard_normal((600, 3)) * rng.uniform(0.1, 100, 600)[:, None]
+    x[rng.random((600, 3)) < 0.1] = np.nan
+    x[owners == -7, 1] = 2.5  # a column constant in one series
+    x[owners == 20] = 4.0  # a series of nothing but constants: left out
+    x_hat = x + rng.standard_normal((600, 3)) * 0.1
+    exact = rng.random((600, 3)) < 0.05
+    own = [snr_db(x[owners == o], x_hat[owners == o], exact[owners == o]) for o in np.unique(owners) if o != 20]
+    result = series_snr(x, x_hat, exact, owners)
+    assert result["series"] == len(own) == 29
+    assert result["series_snr_db_median"] == pytest.approx(np.median(own), rel=1e-12)
+    assert result["series_snr_db_min"] == pytest.approx(min(own), rel=1e-12)
+
+
 def test_off_scale_warnings_are_said_once_per_kind(codecs):
     """Each chunk warned on its own: 37 near-identical lines for one compress. The warning
     names the stream's records, not the data: one artefact-laden series of 26 read as if the
