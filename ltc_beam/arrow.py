@@ -741,24 +741,32 @@ def files_of_rows(table: pa.Table, key: str, files: int) -> np.ndarray:
     return np.array([shard_of(label, files) for label in labels])[codes]
 
 
-def chunks_of_series(table: pa.Table, key: str, order_by: str | None, rows: int) -> tuple[list[pa.Table], int]:
-    """``table``'s rows as :func:`split_by_key`, :func:`order_series` (one part per series),
-    :func:`cut` and :func:`pack_tails` would chunk them (the same chunks, in the same order),
-    and the records tied in order (:func:`tied_records`), with one sort of the whole table
-    instead of a table per series (500,000 records of 31,250 series: compress 26.3 → 22.4 s,
-    the same bytes)."""
+def sorted_series(table: pa.Table, key: str, order_by: str | None) -> tuple[pa.Table, np.ndarray, np.ndarray, np.ndarray, list[bytes]]:
+    """``table`` sorted by series (their key bytes), each series by ``order_by`` (ties, or
+    without it all, in input order); each row's series rank, each series' first row, length
+    and key bytes."""
     codes, _, labels = key_codes(table, key)
+    by_label = sorted(range(len(labels)), key=labels.__getitem__)
     rank = np.empty(len(labels), np.int64)
-    rank[sorted(range(len(labels)), key=labels.__getitem__)] = np.arange(len(labels))
+    rank[by_label] = np.arange(len(labels))
     series = rank[codes]
     ranks = pa.table({"series": series})  # apart from the input: any name may be one of its columns
     if order_by:
         ranks = ranks.append_column("order", table.column(order_by))
     order = sort_indices(ranks, ranks.column_names)
     series = series[np.asarray(order)]
-    table = table.take(order)
     starts = np.flatnonzero(np.diff(series, prepend=-1))
     lengths = np.diff(np.append(starts, len(series)))
+    return table.take(order), series, starts, lengths, [labels[by_label[r]] for r in series[starts]]
+
+
+def chunks_of_series(table: pa.Table, key: str, order_by: str | None, rows: int) -> tuple[list[pa.Table], int]:
+    """``table``'s rows as :func:`split_by_key`, :func:`order_series` (one part per series),
+    :func:`cut` and :func:`pack_tails` would chunk them (the same chunks, in the same order),
+    and the records tied in order (:func:`tied_records`), with one sort of the whole table
+    instead of a table per series (500,000 records of 31,250 series: compress 26.3 → 22.4 s,
+    the same bytes)."""
+    table, series, starts, lengths, _ = sorted_series(table, key, order_by)
     tied = 0
     if order_by is not None and len(series) > 1:  # equal neighbours within a series
         tied = int((_equal_neighbours(table.column(order_by)) & (series[1:] == series[:-1])).sum())
@@ -975,6 +983,9 @@ def plan_chunks(
 ) -> list[pa.Table]:
     """In-process chunking identical to the Beam transforms' (the same batches → the same
     chunks; batches that carry no ``META_POSITION`` order their ties by content, as in Beam)."""
+    filled = [b for b in batches if b.num_rows]
+    if key is not None and len(filled) == 1:  # one sort of the whole batch, not a table per series
+        return _plan_one_batch(without_position(filled[0]), key, order_by, rows, pack_shards)
     groups: dict[bytes, list[pa.Table]] = {}
     for batch in batches:
         if batch.num_rows == 0:
@@ -993,6 +1004,22 @@ def plan_chunks(
             tails.setdefault(shard_of(kb, pack_shards), []).append((kb, rest))
     for shard in sorted(tails):
         full += pack_tails(tails[shard], rows)
+    return full
+
+
+def _plan_one_batch(table: pa.Table, key: str, order_by: str | None, rows: int, pack_shards: int) -> list[pa.Table]:
+    """:func:`plan_chunks` of one batch (whose series order their ties as the input does):
+    100,000 short series took 9 s as a table per series."""
+    table, _, starts, lengths, labels = sorted_series(table, key, order_by)
+    full, tails = [], {}
+    for start, length, label in zip(starts.tolist(), lengths.tolist(), labels):
+        whole = length // rows
+        full += [table.slice(start + i * rows, rows) for i in range(whole)]
+        if length % rows:
+            tails.setdefault(shard_of(label, pack_shards), []).append(np.arange(start + whole * rows, start + length))
+    for shard in sorted(tails):
+        chunks, rest = cut(table.take(pa.array(np.concatenate(tails[shard]))), rows)
+        full += chunks + ([rest] if rest is not None else [])
     return full
 
 

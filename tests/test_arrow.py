@@ -343,15 +343,19 @@ def test_layout_and_order_rules(small, window_codec, block_codec):
 def test_chunking_is_independent_of_batching(small, block_codec):
     codec, _ = block_codec
     rows = arrow.chunk_rows(codec, 200)
-    whole = arrow.plan_chunks([small], key="device", order_by="ts", rows=rows)
-    batches = [small.slice(i, 700) for i in range(0, small.num_rows, 700)]
-    shuffled = arrow.plan_chunks(batches[::-1], key="device", order_by="ts", rows=rows)
-    assert [c.num_rows for c in whole] == [c.num_rows for c in shuffled]
-    for a, b in zip(whole, shuffled):
-        assert a.drop(["values"]).equals(b.drop(["values"]))
-        assert same_bits(values_of(a), values_of(b))  # NaN-safe
-    # short series are packed: far fewer chunks than devices
-    assert len(whole) < 30 and sum(c.num_rows for c in whole) == small.num_rows
+    devices = sorted(set(small.column("device").to_pylist()))
+    names = {d: None if i % 7 == 0 else f"n{len(devices) - i}" for i, d in enumerate(devices)}  # another key order
+    named = small.append_column("name", pa.array([names[d] for d in small.column("device").to_pylist()]))
+    for table, key, shards in ((small, "device", 4), (named, "name", 3)):  # one batch: one sort of it all
+        whole = arrow.plan_chunks([table], key=key, order_by="ts", rows=rows, pack_shards=shards)
+        batches = [table.slice(i, 700) for i in range(0, table.num_rows, 700)]
+        shuffled = arrow.plan_chunks(batches[::-1], key=key, order_by="ts", rows=rows, pack_shards=shards)
+        assert [c.num_rows for c in whole] == [c.num_rows for c in shuffled]
+        for a, b in zip(whole, shuffled):
+            assert a.drop(["values"]).equals(b.drop(["values"]))
+            assert same_bits(values_of(a), values_of(b))  # NaN-safe
+        # short series are packed: far fewer chunks than devices
+        assert len(whole) < 30 and sum(c.num_rows for c in whole) == table.num_rows
 
 
 def test_written_parquet_compresses_pass_through_columns(small, vec_codec, tmp_path):
