@@ -204,7 +204,7 @@ def grouped_warnings():
     finally:
         groups: dict[tuple, list] = {}
         for w in caught:
-            kind = re.sub(rf"({_QUOTED})|\d+(\.\d+)?(e[-+]?\d+)?", lambda m: "'…'" if m.group(1) else "#", str(w.message))
+            kind = re.sub(rf"({_QUOTED})|\d+(,\d{{3}})*(\.\d+)?(e[-+]?\d+)?", lambda m: "'…'" if m.group(1) else "#", str(w.message))
             groups.setdefault((w.category, kind), []).append(w)
         modules = {getattr(m, "__file__", None): name for name, m in list(sys.modules.items())}
         for (category, _), said in groups.items():

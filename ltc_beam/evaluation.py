@@ -233,7 +233,8 @@ def warn_if_frames_dominate(result: dict, layout: str = "chunk") -> None:
     warnings.warn(
         f"the bitstreams' fixed frames take {result['frame_bits_per_value']:.3g} of these {result['bits_per_value']:.3g} "
         f"bits/value ({100 * share:.0f} %): {result['n_values'] / result['streams']:.0f} values per stream. A frame's cost is "
-        "fixed, so streams of more values (more records per series or chunk: --chunk-size) pay less of it per value",
+        "fixed: it weighs less on more values per stream (longer series, or where series are longer than a chunk, larger "
+        "chunks: --chunk-size)",
         UserWarning,
         stacklevel=3,
     )

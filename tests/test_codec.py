@@ -969,10 +969,18 @@ def test_tables_are_fitted_to_series_spread_through_many(monkeypatch):
 
 
 @pytest.mark.parametrize("mode, window", [("block", 4), ("vector", 1), ("vector", 2)])
-def test_series_are_quantised_together_as_each_alone(mode, window):
-    """Table fitting and the validation code length quantise many series in one pass: the
-    points (and code lengths) of each are those of the series quantised alone, also where
-    records whose every value is special are left out of a series (and where all are)."""
+def test_series_are_quantised_together_as_each_alone(mode, window, monkeypatch):
+    """Table fitting and the validation code length quantise many series in one pass (of
+    groups of them): the points (and code lengths) of each are those of the series quantised
+    alone, also where records whose every value is special are left out of a series (and
+    where all are)."""
+    from ltc_beam.codec import codec as codec_module
+    from ltc_beam.codec.layout import series_windows
+
+    x = np.arange(10.0).reshape(5, 2)  # one series' windows: its records in turn, the last one repeated
+    assert series_windows(x, [5], 2).tolist() == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 8, 9]]
+    assert series_windows(x, [5], 4, sliding=True).tolist() == [[0, 1, 2, 3, 4, 5, 6, 7], [2, 3, 4, 5, 6, 7, 8, 9]]
+    monkeypatch.setattr(codec_module, "TRANSFORM_VALUES", 200)  # groups of a few series
     rng = np.random.default_rng(5)
     series = [np.cumsum(rng.standard_normal((int(n), 3)), 0).astype(np.float32) for n in rng.integers(1, 30, 40)]
     series[3][2:5] = np.nan  # records left out

@@ -97,9 +97,11 @@ def test_data_far_off_the_training_scale_is_warned_about(codecs):
     with warnings.catch_warnings():
         warnings.simplefilter("error", OffScaleWarning)
         codec.encode(x)  # data like the training data: silent
-    with pytest.warns(OffScaleWarning, match="training range"):
+    with pytest.warns(OffScaleWarning, match="the 2,000 records of this bitstream are off the codec's training range"):
         blob = codec.encode(x * 1000)
     assert np.array_equal(codec.decode(blob)[np.abs(x * 1000) > 1e3], (x * 1000).astype(np.float32)[np.abs(x * 1000) > 1e3])
+    with pytest.warns(OffScaleWarning, match=r"the 2,000 records of these bitstreams \(one each\) are off"):
+        codecs["vector"].encode_each(x * 1000)  # a stream per record
 
 
 def test_a_column_without_finite_values_is_left_out_of_the_snr():
@@ -319,8 +321,8 @@ def test_grouped_warnings_say_the_other_columns_they_name():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with grouped_warnings():
-            for name, shift in (("c1", 30), ("c7", 31), ("c1", 29)):  # as the codec says it
-                warnings.warn(f"the 2,000 records of this bitstream are off the codec's training range: column '{name}' lies +{shift} training std from its training mean", UserWarning)
+            for name, shift, n in (("c1", 30, 2000), ("c7", 31, 26), ("c1", 29, 1500)):  # as the codec says it
+                warnings.warn(f"the {n:,} records of this bitstream are off the codec's training range: column '{name}' lies +{shift} training std from its training mean", UserWarning)
     assert [str(w.message) for w in caught] == [
         "the 2,000 records of this bitstream are off the codec's training range: column 'c1' lies +30 training std from its training mean "
         "(2 more like this; also about 'c7')",

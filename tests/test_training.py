@@ -409,6 +409,8 @@ def test_many_short_series_calibrate_on_whole_series(monkeypatch):
     assert 19_000 <= sum(p.size for p in kept) <= 21_000
     whole = [[len(p) == len(s) and np.shares_memory(p, s) for s in series[i * 9 : i * 11 + 12]] for i, p in enumerate(kept)]
     assert all(map(any, whole))  # series whole, evenly spread
+    wide = [np.zeros((256, 4100)), np.ones((256, 4100))]  # each piece (256 records at least) over the budget
+    assert [p.mean() for p in training.calibration_series(wide, 1 << 20)] == [1.0]  # one kept, not none
     monkeypatch.setattr(training, "CALIBRATION_VALUES", 20_000)
     codec = ltc_beam.train(series, window=8, target_bits_per_value=2.0, steps=150, progress=False, lattice="e8")
     result = evaluate(codec, series, voronoi=False, warn_spread=False)

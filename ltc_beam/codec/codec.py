@@ -47,7 +47,7 @@ TABLE_PRIOR_WEIGHTS = (16.0, 64.0, 256.0, 1024.0)
 # artifact size; e.g. Λ24 on a wide latent at high rate).
 MAX_CLASS_TABLE_ENTRIES = 1 << 24
 #: Most series the tables are fitted to and chosen on (evenly spread through them): each is
-#: quantised on its own, and 42,000 series of 5-20 records took 200 s per codec frozen.
+#: a stream of its own, and 42,000 series of 5-20 records took 200 s per codec frozen.
 MAX_FITTED_SERIES = 4096
 #: Above this fraction of values off the codec's range (outliers sent exactly, latent
 #: symbols escaping the tables), ``encode`` warns: the data is not like the training data.
@@ -62,8 +62,8 @@ OFF_SCALE_SHIFT = 3.0  # ... or a column whose mean lies further than this many 
 #: and ``LtcEncode`` write chunks of thousands of records), so ``decode`` reads a stream
 #: stating more as damaged instead of trying to allocate it.
 MAX_STREAM_VALUES = 1 << 31
-#: Input vectors per pass of the transform where many series are quantised together.
-TRANSFORM_ROWS = 1 << 16
+#: Input values per pass of the transform and lattice where many series are quantised together.
+TRANSFORM_VALUES = 1 << 20
 
 
 def spread_out(series: list, most: int) -> list:
@@ -243,9 +243,13 @@ class Codec:
     @torch.no_grad()
     def _points_of(self, series: list[np.ndarray], leave_out: bool = False) -> list[Quantized]:
         """The lattice points of each series that has records, each as a stream of its own,
-        from one pass of the transform and the lattice over all of them (a pass per series
-        took most of the time of fitting tables to 4,096 short series). ``leave_out``: as
-        ``encode`` codes them, records whose every value is special left out (:meth:`_lossy`)."""
+        from a pass of the transform and the lattice over groups of series of about
+        ``TRANSFORM_VALUES`` input values (a pass per series took most of the time of fitting
+        tables to 4,096 short series; one over all held 15x their latents at once). The same
+        points as each series alone, save where a group holds a latent so far out that the
+        lattice search runs in float64 (:meth:`~ltc_beam.lattices.base.Lattice.quantize_frame`).
+        ``leave_out``: records whose every value is special left out, as ``encode`` does
+        (:meth:`_lossy`)."""
         arrays = [self._check(s) for s in series if len(s)]
         if self.series_scaled or len(arrays) < 2:  # each series scaled by its own statistics
             return [self._stream_points(a, leave_out) for a in arrays]
@@ -258,17 +262,21 @@ class Codec:
             z, lengths = z[kept], np.add.reduceat(kept, np.cumsum(lengths) - lengths)
         windows = series_windows(z, lengths, self.config.window)
         vectors, rows = pad_runs(windows, -(-lengths // self.config.window), self.config.vectors_per_block)
-        y = torch.cat([
-            self._transform("analysis", torch.as_tensor(vectors[i : i + TRANSFORM_ROWS], dtype=torch.float32, device=self.device))
-            for i in range(0, len(vectors), TRANSFORM_ROWS)
-        ])
-        n = self.lattice.dim
         bounds = np.cumsum(rows)
-        if self.config.mode == "block":  # each series' points run across its own rows, channel by channel
-            y = torch.cat([y[a:b].T.reshape(-1, n) for a, b in zip(bounds - rows, bounds)])
-        frame = self.lattice.quantize_frame(y.reshape(-1, n)).cpu().numpy()
-        points = rows * self.config.latent_dim // n
-        return [Quantized(frame=f, rows=int(r)) for f, r in zip(np.split(frame, np.cumsum(points)[:-1]), rows)]
+        group = (bounds - rows) * self.config.input_dim // TRANSFORM_VALUES  # consecutive series
+        n = self.lattice.dim
+        out = []
+        for g in np.unique(group):
+            members = np.flatnonzero(group == g)
+            first, last = int(bounds[members[0]] - rows[members[0]]), int(bounds[members[-1]])
+            y = self._transform("analysis", torch.as_tensor(vectors[first:last], dtype=torch.float32, device=self.device))
+            ends = bounds[members] - first
+            if self.config.mode == "block":  # each series' points run across its own rows, channel by channel
+                y = torch.cat([y[a:b].T.reshape(-1, n) for a, b in zip(ends - rows[members], ends)])
+            frame = self.lattice.quantize_frame(y.reshape(-1, n)).cpu().numpy()
+            points = rows[members] * self.config.latent_dim // n
+            out += [Quantized(frame=f, rows=int(r)) for f, r in zip(np.split(frame, np.cumsum(points)[:-1]), rows[members])]
+        return out
 
     def _stream_points(self, arr: np.ndarray, leave_out: bool = False) -> Quantized:
         """The lattice points of checked records ``arr`` (one series), as :meth:`_points_of`."""
@@ -735,12 +743,15 @@ class Codec:
             at = slice(bounds[r], bounds[r + 1])
             out.append(pack(self.id, (1, d), payload, SpecialValues(specials.positions[at] - r * d, specials.bits[at])))
             escapes += escaped
-        self._warn_if_off_scale(arr, specials, escapes, symbols.size)
+        self._warn_if_off_scale(arr, specials, escapes, symbols.size, streams=len(arr))
         return out
 
     def _warn_if_off_scale(
-        self, x: np.ndarray, specials: SpecialValues, escapes: int, symbols: int, scales: SeriesScales | None = None, stacklevel: int = 3
+        self, x: np.ndarray, specials: SpecialValues, escapes: int, symbols: int, scales: SeriesScales | None = None,
+        stacklevel: int = 3, streams: int = 1,
     ) -> None:
+        """Warn when many of ``x``'s values (the records of ``streams`` bitstreams) are sent
+        exactly or escape the tables, naming the likeliest cause."""
         if x.size < OFF_SCALE_MIN_VALUES:
             return
         limit = OFF_SCALE_FRACTION * x.size
@@ -769,7 +780,8 @@ class Codec:
         constant = self._constant()
         # one stream's records, not the whole input (compress and evaluate code many: one
         # artefact-laden series of 26 read as if all the data were off)
-        these, are, have = (f"the {len(x):,} records of this bitstream", "are", "have") if len(x) > 1 else ("this record", "is", "has")
+        where = "of this bitstream" if streams == 1 else "of these bitstreams (one each)"
+        these, are, have = (f"the {len(x):,} records {where}", "are", "have") if len(x) > 1 else ("this record", "is", "has")
         varied = np.flatnonzero(constant & (spread > 0))  # its values all travel exactly
         if len(varied):
             column = varied[0]

@@ -997,11 +997,13 @@ def spread_pieces(series: list[np.ndarray], budget: int) -> tuple[list[np.ndarra
     """Evenly spread pieces of ``series`` holding about ``budget`` values: each series cut into
     pieces of ``PIECE_VALUES`` values (at least ``MIN_PIECE_RECORDS`` records; a shorter
     series is one piece, whole), every k-th piece kept in data order; with the pieces' length
-    in records and how many pieces there were."""
+    in records and how many pieces there were. At least one piece is kept (the middle one
+    where the budget holds less than a piece: records of thousands of values)."""
     rows = max(MIN_PIECE_RECORDS, PIECE_VALUES // series[0].shape[1])
     pieces = [s[i : i + rows] for s in series for i in range(0, len(s), rows)]
     keep = budget / sum(s.size for s in series)
-    return [p for j, p in enumerate(pieces) if math.floor((j + 1) * keep) > math.floor(j * keep)], rows, len(pieces)
+    chosen = [p for j, p in enumerate(pieces) if math.floor((j + 1) * keep) > math.floor(j * keep)]
+    return chosen or [pieces[len(pieces) // 2]], rows, len(pieces)
 
 
 def training_sample(series: list[np.ndarray], budget: int | None) -> tuple[list[np.ndarray], dict | None]:
