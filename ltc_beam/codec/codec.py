@@ -287,7 +287,7 @@ class Codec:
         return self._quantize(lossy, inner)
 
     def code_lengths(self, series: list[np.ndarray]) -> list[float]:
-        """:meth:`code_length_bits` of each series that has records, from one pass over all."""
+        """:meth:`code_length_bits` of each series that has records, quantised in groups (:meth:`_points_of`)."""
         return [float(self.tables.bits(*self._coded([q]))) for q in self._points_of(series, leave_out=True)]
 
     def _coded(self, quantized: list[Quantized]) -> tuple[np.ndarray, np.ndarray]:
