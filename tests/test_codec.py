@@ -992,4 +992,33 @@ def test_series_are_quantised_together_as_each_alone(mode, window, monkeypatch):
         alone = [codec._stream_points(s, leave_out) for s in series]
         assert [q.rows for q in together] == [q.rows for q in alone]
         assert all(np.array_equal(a.frame, b.frame) for a, b in zip(together, alone))
-    assert codec.code_lengths(series) == [codec.code_length_bits(s) for s in series]
+    assert codec.series_code_length(series) == pytest.approx(sum(codec.code_length_bits(s) for s in series), rel=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["block", "vector"])
+def test_symbols_of_many_streams_are_each_streams_in_turn(mode):
+    """Table fitting takes the symbols of thousands of streams at once: each stream's class
+    symbols, then its points' symbols and their tables, as the encoder writes them, with
+    scale classes and without."""
+    rng = np.random.default_rng(6)
+    series = [np.cumsum(rng.standard_normal((int(n), 3)), 0) for n in rng.integers(1, 90, 25)]
+    codec = ltc_beam.train(series, mode=mode, window=2, steps=20, progress=False, calibrate=False)
+    quantized = codec._points_of(series)
+    n, c, rows = codec.lattice.dim, codec.config.latent_dim, quantized[0].rows
+    one = (np.repeat(np.arange(c), rows // n)[:, None].repeat(n, axis=1) if mode == "block"
+           else np.tile(np.arange(c).reshape(-1, n), (rows, 1)))  # a stream's layout, as encode writes it
+    assert np.array_equal(codec._channels(rows), one)
+    assert np.array_equal(codec._channels([rows, rows]), np.concatenate([one, one]))
+    _, (base, classes) = codec._scale_class_tables(quantized)
+    first = np.arange(rows // n) * n // classes.rows if mode == "block" else np.arange(rows) // classes.rows
+    assert np.array_equal(classes.point_segments(rows), np.tile(first, c) if mode == "block" else np.repeat(first, c // n))
+    for codec.table_base, codec.classes in ((base, classes), (base[:1], None)):
+        expected_symbols, expected_tables = [], []
+        for q in quantized:
+            symbols, tables, chosen = codec._symbols(q)
+            expected_symbols += [chosen, symbols.reshape(-1)]
+            expected_tables += [np.full(chosen.size, classes.table), tables.reshape(-1)]
+        symbols, tables = codec._coded(quantized)
+        assert np.array_equal(symbols, np.concatenate(expected_symbols))
+        assert np.array_equal(tables, np.concatenate(expected_tables))
+        assert (codec.classes is None) == (symbols.size == sum(q.frame.size for q in quantized))

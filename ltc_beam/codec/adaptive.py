@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ltc_beam.codec.layout import places
+
 CLASS_COUNT = 9
 REFERENCE_CLASS = 6  # scale 1; classes span scales 1/8 … 2 in steps of √2
 MIN_SEGMENT_VALUES = 128
@@ -74,14 +76,16 @@ class ScaleClasses:
     def segments(self, rows: int) -> int:
         return -(-rows // self.rows)
 
-    def point_segments(self, rows: int) -> np.ndarray:
-        """Segment of every lattice point of an array of ``rows`` latent rows (coding layout)."""
+    def point_segments(self, rows) -> np.ndarray:
+        """Segment of every lattice point of an array of ``rows`` latent rows (coding layout),
+        or of arrays of ``rows[i]`` rows each, one after another (each counted from 0)."""
+        rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
         if self.mode == "block":
             per_channel = rows // self.lattice_dim  # point c * per_channel + j covers rows j*n … j*n+n-1
-            first_row = np.arange(per_channel) * self.lattice_dim
-            return np.tile(first_row // self.rows, self.latent_dim)
+            owner, index = places(per_channel * self.latent_dim)
+            return (index % per_channel[owner]) * self.lattice_dim // self.rows
         per_row = self.latent_dim // self.lattice_dim
-        return np.repeat(np.arange(rows) // self.rows, per_row)
+        return places(rows * per_row)[1] // per_row // self.rows
 
     def choose(self, latents: np.ndarray, channels: np.ndarray, segment: np.ndarray, segments: int) -> np.ndarray:
         """Class of each segment of lattice points ``latents[P, n]``: the scale nearest (in

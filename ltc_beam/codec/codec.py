@@ -24,7 +24,7 @@ from ltc_beam.bitstream import SpecialValues, merge_specials, pack, unpack
 from ltc_beam.codec import sample_coding
 from ltc_beam.codec.adaptive import CLASS_COUNT, ScaleClasses, class_scales
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig
-from ltc_beam.codec.layout import filled, from_windows, pad_rows, pad_runs, series_windows
+from ltc_beam.codec.layout import filled, from_windows, pad_rows, pad_runs, places, series_windows
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.scaling import SeriesScales
 from ltc_beam.codec.symbols import SymbolMapper
@@ -286,18 +286,39 @@ class Codec:
         lossy, inner, _, _ = self._lossy(z, specials, None, (len(arr),))
         return self._quantize(lossy, inner)
 
-    def code_lengths(self, series: list[np.ndarray]) -> list[float]:
-        """:meth:`code_length_bits` of each series that has records, quantised in groups (:meth:`_points_of`)."""
-        return [float(self.tables.bits(*self._coded([q]))) for q in self._points_of(series, leave_out=True)]
+    def series_code_length(self, series: list[np.ndarray]) -> float:
+        """The sum of :meth:`code_length_bits` of each series (each a stream of its own), worked
+        out for all at once (:meth:`_points_of`, :meth:`_coded`; the same up to float rounding)."""
+        return float(self.tables.bits(*self._coded(self._points_of(series, leave_out=True))))
 
     def _coded(self, quantized: list[Quantized]) -> tuple[np.ndarray, np.ndarray]:
-        """Every symbol the encoder would write for ``quantized`` and its table (flattened)."""
-        symbols, indices = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-        for q in quantized:
-            s, t, classes = self._symbols(q)
-            symbols += [classes, s.reshape(-1)]
-            indices += [np.full(classes.size, self.classes.table if classes.size else 0), t.reshape(-1)]
-        return np.concatenate(symbols), np.concatenate(indices)
+        """Every symbol the encoder would write for the streams ``quantized`` (each stream's
+        class symbols, then its points' symbols) and its table (flattened), worked out for all
+        streams at once (:meth:`_symbols` of one stream at a time took 8 of the 80 s of
+        training on 100,000 short series)."""
+        if not quantized:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        frame = np.concatenate([q.frame for q in quantized])
+        rows = np.array([q.rows for q in quantized], dtype=np.int64)
+        symbols, phases = self.mapper.split(frame)
+        channels = self._channels(rows)
+        coordinates = np.arange(self.lattice.dim)
+        if self.classes is None:
+            return symbols.reshape(-1), (self.table_base[0, channels, coordinates] + phases).reshape(-1)
+        counts, points = self.classes.segments(rows), rows * self.config.latent_dim // self.lattice.dim
+        segment = self.classes.point_segments(rows) + (np.cumsum(counts) - counts)[places(points)[0]]
+        classes = self.classes.choose(frame * self.lattice.frame_unit, channels, segment, int(counts.sum()))
+        tables = self.table_base[classes[segment][:, None], channels, coordinates] + phases
+        size = counts + points * self.lattice.dim
+        start = np.cumsum(size) - size
+        owner, index = places(counts)
+        at_class = start[owner] + index
+        owner, index = places(points * self.lattice.dim)
+        at_point = (start + counts)[owner] + index
+        out = np.empty((2, int(size.sum())), np.int64)
+        out[0, at_class], out[1, at_class] = classes, self.classes.table
+        out[0, at_point], out[1, at_point] = symbols.reshape(-1), tables.reshape(-1)
+        return out[0], out[1]
 
     def tensors(self) -> dict[str, np.ndarray]:
         """Everything numeric the codec needs, as plain arrays (weights, tables)."""
@@ -482,14 +503,15 @@ class Codec:
         frame = self.lattice.quantize_frame(y.reshape(-1, n))
         return Quantized(frame=frame.cpu().numpy(), rows=len(vectors))
 
-    def _channels(self, rows: int) -> np.ndarray:
-        """Latent channel of every coordinate of every point, ``[P, n]``."""
+    def _channels(self, rows) -> np.ndarray:
+        """Latent channel of every coordinate of every point, ``[P, n]``, of a stream of
+        ``rows`` latent rows (or of streams of ``rows[i]`` rows each, one after another)."""
         n, c = self.lattice.dim, self.config.latent_dim
-        if self.config.mode == "block":
-            per_channel = rows // n
-            return np.repeat(np.arange(c), per_channel)[:, None].repeat(n, axis=1)
-        groups = np.arange(c).reshape(-1, n)  # [c / n, n]
-        return np.tile(groups, (rows, 1))
+        rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
+        owner, index = places(rows * c // n)  # each point's stream and place in it
+        if self.config.mode == "block":  # a channel's points, then the next channel's
+            return np.repeat((index // (rows // n)[owner])[:, None], n, axis=1)
+        return np.arange(c).reshape(-1, n)[index % (c // n)]  # each row's points, channel groups in turn
 
     def _latents(self, frame: np.ndarray, rows: int) -> torch.Tensor:
         """Frame points → latent lattice points ``[rows, latent_dim]`` (model layout), always

@@ -1478,7 +1478,7 @@ def calibrate_rate(trainer: Trainer, target: float, measure, series_scaled: bool
 
 def validation_bits(codec: Codec, series: list[np.ndarray]) -> float:
     """Bits per value ``codec`` codes ``series`` in (its tables' exact code length)."""
-    return sum(codec.code_lengths(series)) / sum(s.size for s in series)
+    return codec.series_code_length(series) / sum(s.size for s in series)
 
 
 def warn_if_tables_capped(codec):
