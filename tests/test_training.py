@@ -874,6 +874,20 @@ def test_the_default_lattice_spares_z_where_e8_misses_the_target_on_validation(m
     assert choice["validation"]["e8"]["bits_per_value"] > 2.2
 
 
+def test_the_lattice_choice_works_out_the_window_once(monkeypatch):
+    """Both lattices' runs chose the window (the same one, at up to 9 s on 100,000 short
+    series): the second takes the first's choice, and its manifest says so as the first's."""
+    from ltc_beam.codec import window_choice
+
+    calls, real = [], window_choice.choose_window
+    monkeypatch.setattr(window_choice, "choose_window", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((10_000, 8)) * np.geomspace(4.0, 0.05, 8)) @ np.linalg.qr(rng.standard_normal((8, 8)))[0]
+    codec = ltc_beam.train(x, window="auto", target_bits_per_value=1.0, steps=150, progress=False)
+    assert set(codec.manifest["training"]["lattice_choice"]["validation"]) == {"e8", "z1"}
+    assert len(calls) == 1 and codec.manifest["training"]["window_choice"]["window"] == codec.config.window
+
+
 def test_the_default_lattice_is_chosen_on_the_validation_split(tmp_path):
     """E8 loses to Z where most latent channels carry a fraction of a bit (2 x 4 image
     patches at 1 bit/value: 21.2 dB against 22.2): lattice="auto" trains both and keeps the

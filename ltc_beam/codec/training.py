@@ -1276,7 +1276,11 @@ def _better_lattice(data, options: dict) -> "Codec":
     else:
         if options["checkpoint"]:  # each lattice's run checkpoints on its own
             options = {**options, "checkpoint": f"{options['checkpoint']}.{LATTICE_CHOICES[1]}"}
-        second, second_said = _train_quietly(data, LATTICE_CHOICES[1], options)
+        chose = training.get("window_choice")  # the lattice changes nothing of it: not worked out again
+        second, second_said = _train_quietly(data, LATTICE_CHOICES[1], {**options, "window": chose["window"]} if chose else options)
+        if chose:  # as the first run said it (window=1 given would hint at windows: auto chose 1)
+            second.manifest["training"]["window_choice"] = chose
+            second_said = [w for w in second_said if not issubclass(w.category, WindowHint)]
         other = second.manifest["training"].get("validation") or {}
         gain = _gain_at_equal_rate(held, other, target)
         if gain is not None and gain >= LATTICE_CHOICE_MARGIN_DB:
