@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--window", type=window_option, default=None,
         help="records per input vector (T), or auto: chosen from the data's correlation in time and its "
-        "size (1, 2, 4 ... 32); default auto in block mode with --order-by or a .npy input, else 1",
+        "size (1, 2, 4 ... 64); default auto in block mode with --order-by or a .npy input, else 1",
     )
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--lmbda", type=positive(float), help="rate-distortion trade-off λ (loss = bits + λ·MSE)")

@@ -445,14 +445,16 @@ def test_auto_window_follows_the_correlation_in_time_and_the_data_size():
     iid = rng.standard_normal((20_000, 4))
     walk = np.cumsum(rng.standard_normal((20_000, 4)), axis=0)
     assert choose_window([iid], bits_per_value=2.0)[0] == 1
-    t, estimates = choose_window([walk], bits_per_value=2.0)
+    t, estimates, scores = choose_window([walk], bits_per_value=2.0)
     assert t >= 8 and estimates[str(t)] < 0.5 * estimates["1"]
     # estimated where the best window costs the target (the codec's operating point), not
     # where single records would: that coarser distortion hid the gain of long windows
     assert min(estimates.values()) == pytest.approx(2.0, rel=1e-3) and estimates["1"] > 5.0
     assert choose_window([walk[:2_000]], bits_per_value=2.0)[0] < t  # fewer windows: shorter ones
     codec = ltc_beam.train(walk[:6_000], window="auto", steps=150, progress=False, seed=0)
-    assert codec.config.window == codec.manifest["training"]["window_choice"]["window"] > 1
+    chose = codec.manifest["training"]["window_choice"]  # what T was chosen on: the penalised estimates
+    assert codec.config.window == chose["window"] > 1 and set(chose["penalised_bits_per_value"]) == set(chose["gaussian_bits_per_value"])
+    assert chose["penalised_bits_per_value"][str(chose["window"])] <= 1.01 * min(chose["penalised_bits_per_value"].values()) + 1e-4
     # correlated series of 5 records: windows of 2 would gain 7 % on the Gaussian estimate,
     # but pad every series by a record and state its length in the stream (measured, e8
     # block at 2 bits/value: T=1 2.09 bits at 16.7 dB, T=2 2.61 at 18.1 dB)
@@ -460,8 +462,8 @@ def test_auto_window_follows_the_correlation_in_time_and_the_data_size():
     pieces = [x[i : i + 5] for i in range(0, 30_000, 5)]
     assert padding(pieces, 4) == pytest.approx(1.3) and padding([x], 4) == 1.0
     assert segment_bits(pieces, 2) == pytest.approx(8 / 15) and segment_bits(pieces, 1) == 0
-    t, estimates = choose_window(pieces, bits_per_value=2.0)
-    assert t == 1 and estimates["2"] < 0.95 * estimates["1"]
+    t, estimates, scores = choose_window(pieces, bits_per_value=2.0)
+    assert t == 1 and estimates["2"] < 0.95 * estimates["1"] and scores["2"] > scores["1"] > estimates["1"]
     # short series at levels of their own: windows code each level once, records each time
     levels = [rng.standard_normal((1, 3)) + 0.1 * np.cumsum(rng.standard_normal((5, 3)), axis=0) for _ in range(4000)]
     assert choose_window(levels, bits_per_value=2.0)[0] >= 2

@@ -1147,10 +1147,10 @@ def train(
         if window == "auto":
             from ltc_beam.codec.window_choice import choose_window
 
-            window, estimates = choose_window(
+            window, estimates, scores = choose_window(
                 series, stats=(mean, std), bits_per_value=target_bits_per_value, lmbda=lmbda, train_fraction=1 - validation_fraction
             )
-            window_choice = {"window": window, "gaussian_bits_per_value": estimates}
+            window_choice = {"window": window, "gaussian_bits_per_value": estimates, "penalised_bits_per_value": scores}
         if not _whole(window) or window < 1:
             raise ValueError(f"window must be 'auto' or an integer >= 1, got {window!r}")
         if not _whole(steps) or steps < 1:  # 2.5 was taken

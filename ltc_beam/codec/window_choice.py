@@ -115,10 +115,11 @@ def choose_window(
     bits_per_value: float | None = None,
     lmbda: float | None = None,
     train_fraction: float = 0.85,
-) -> tuple[int, dict]:
-    """``(T, estimated bits/value per candidate T, before the data penalty)`` for data coded at about
-    ``bits_per_value``, or at the distortion a rate–distortion weight ``lmbda`` picks;
-    ``stats``: the columns' ``(mean, std)`` when already known (``column_statistics``).
+) -> tuple[int, dict, dict]:
+    """``(T, estimated bits/value per candidate T, the same with the padding, segment and
+    data penalties: what T is chosen on)`` for data coded at about ``bits_per_value``, or at
+    the distortion a rate–distortion weight ``lmbda`` picks; ``stats``: the columns'
+    ``(mean, std)`` when already known (``column_statistics``).
 
     Each estimate is corrected by the same estimate on the records shuffled across the data
     set, in series of the same lengths (no correlation in time, same sample size): the
@@ -159,4 +160,4 @@ def choose_window(
     }
     best = min(scores.values())
     chosen = min(t for t, score in scores.items() if score <= best * (1 + TOLERANCE) + 1e-12)
-    return chosen, {str(t): round(b, 4) for t, b in estimates.items()}
+    return chosen, {str(t): round(b, 4) for t, b in estimates.items()}, {str(t): round(b, 4) for t, b in scores.items()}
