@@ -1,8 +1,9 @@
 """Encode and decode speed (MB/s of float32 input) of LTC codecs, with zstd and SZ3 alongside.
 
-Trains small codecs (z8 and e8 in vector mode, e8 and Λ24 in block mode) on a correlated
-8-channel signal, then times encode and decode of ``--values`` values with 1 and 2 torch
-threads. zstd (level 3, lossless) and SZ3 (pysz, absolute error bound giving a similar
+Trains small codecs (z8 and e8 in vector mode, e8 and Λ24 in block mode, and e8 in block
+mode with ``window="auto"``, as ``train`` makes it for series) on a correlated 8-channel
+signal, then times encode and decode of ``--values`` values with 1 and 2 torch threads (the
+windowed codec also without the sample-coding fallback). zstd (level 3, lossless) and SZ3 (pysz, absolute error bound giving a similar
 error) run on the same array in the same process.
 
     python benchmarks/codec_speed.py --out benchmarks/results/codec_speed.json
@@ -24,7 +25,7 @@ import zstandard
 import ltc_beam
 from report import write_report
 
-CODECS = [("z8", "vector"), ("e8", "vector"), ("e8", "block"), ("leech", "block")]
+CODECS = [("z8", "vector", 1), ("e8", "vector", 1), ("e8", "block", 1), ("leech", "block", 1), ("e8", "block", "auto")]
 
 
 def signal(records: int, channels: int, seed: int) -> np.ndarray:
@@ -70,21 +71,23 @@ def main() -> None:
     train = signal(40_000, channels, seed=3)
     mb = x.nbytes / 1e6
     rows = []
-    for (lattice, mode), transform in itertools.product(CODECS, args.transforms.split(",")):
+    for (lattice, mode, window), transform in itertools.product(CODECS, args.transforms.split(",")):
         torch.set_num_threads(2)
         codec = ltc_beam.train(
-            train, lattice=lattice, mode=mode, target_bits_per_value=args.target_bits, steps=args.steps,
+            train, lattice=lattice, mode=mode, window=window, target_bits_per_value=args.target_bits, steps=args.steps,
             transform=transform, progress=False,
         )
-        for threads in (1, 2):
+        for threads, fallback in [(1, True), (2, True)] + ([(2, False)] if window != 1 else []):
             torch.set_num_threads(threads)
+            codec.sample_fallback = fallback
             t_enc, blob = best_time(lambda: codec.encode(x), args.repeats)
             t_dec, out = best_time(lambda: codec.decode(blob), args.repeats)
             mse = float(np.mean((out - x) ** 2))
             row = {
-                "codec": f"ltc-{lattice}-{mode}",
+                "codec": f"ltc-{lattice}-{mode}" + (f"-w{codec.config.window}" if window != 1 else ""),
                 "transform": codec.config.transform,
                 "threads": threads,
+                "sample_fallback": fallback,
                 "encode_mb_s": mb / t_enc,
                 "decode_mb_s": mb / t_dec,
                 "bits_per_value": 8 * len(blob) / x.size,
