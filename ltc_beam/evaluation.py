@@ -78,25 +78,30 @@ def normalised_mse(x: np.ndarray, x_hat: np.ndarray, exact: np.ndarray | None = 
     column is constant, nmse is their mean plain MSE."""
     x = np.asarray(x, dtype=np.float64)
     ok = np.isfinite(x) if exact is None else np.isfinite(x) & ~exact
-    err = np.where(ok, x - np.where(ok, x_hat, 0), 0.0) ** 2
-    count = np.maximum(ok.sum(0), 1)
-    mean = np.where(ok, x, 0).sum(0) / count
-    variance = (np.where(ok, x - mean, 0.0) ** 2).sum(0) / count
-    mse_col = err.sum(0) / count
-    present = ok.any(0)  # a column without finite values has no error to count
-    varying = _varying(x, ok)
+    if not len(x):
+        return 0.0, 0.0
+    err, variance, count, varying = (a[0] for a in _segment_columns(x, x_hat, ok, np.zeros(1, np.int64)))
+    mse_col = err / np.maximum(count, 1)
+    present = count > 0  # a column without finite values has no error to count
     if varying.any():
         nmse = float(np.mean(mse_col[varying] / variance[varying]))
     else:
         nmse = float(np.mean(mse_col[present])) if present.any() else 0.0
-    return nmse, float(err.sum() / max(ok.sum(), 1))
+    return nmse, float(err.sum() / max(count.sum(), 1))
 
 
-def _varying(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """Per column of ``x``: two of its ``ok`` values differ. Told by the values, not the
-    variance: a constant column's float64 variance can read 1e-35, and its float32 decode's
-    error then -265 dB."""
-    return np.where(ok, x, -np.inf).max(0) > np.where(ok, x, np.inf).min(0)
+def _segment_columns(x: np.ndarray, x_hat: np.ndarray, ok: np.ndarray, starts: np.ndarray):
+    """For each segment of rows of float64 ``x`` (from each of ``starts`` to the next) and
+    each column, over its ``ok`` values: the squared error's sum, the variance, the count,
+    and whether two of them differ (told by the values, not the variance: a constant
+    column's float64 variance can read 1e-35, and its float32 decode's error then -265 dB)."""
+    lengths = np.diff(np.append(starts, len(x)))
+    count = np.add.reduceat(ok, starts, axis=0)
+    mean = np.add.reduceat(np.where(ok, x, 0.0), starts, axis=0) / np.maximum(count, 1)
+    variance = np.add.reduceat(np.where(ok, x - np.repeat(mean, lengths, axis=0), 0.0) ** 2, starts, axis=0) / np.maximum(count, 1)
+    err = np.add.reduceat(np.where(ok, x - np.where(ok, x_hat, 0), 0.0) ** 2, starts, axis=0)
+    varying = np.maximum.reduceat(np.where(ok, x, -np.inf), starts, axis=0) > np.minimum.reduceat(np.where(ok, x, np.inf), starts, axis=0)
+    return err, variance, count, varying
 
 
 def constant_columns(x: np.ndarray, x_hat: np.ndarray) -> dict:
@@ -170,17 +175,14 @@ def series_snr(x: np.ndarray, x_hat: np.ndarray, exact: np.ndarray, owners: np.n
     series of very different scales can read 50 dB while most series decode below 0 dB of
     their own (M1 yearly; ``train(normalise="series")`` codes each at its own scale)."""
     order = np.argsort(owners, kind="stable")
+    if not len(order):
+        return {}
     # :func:`normalised_mse` of every series at once (one call per series took 13 s of 100,000)
-    x, x_hat, ok = np.asarray(x, np.float64)[order], x_hat[order], np.isfinite(x[order]) & ~exact[order]
-    starts = np.flatnonzero(np.diff(owners[order], prepend=owners[order][:1] - 1)) if len(x) else np.zeros(0, np.int64)
-    lengths = np.diff(np.append(starts, len(x)))
-    count = np.maximum(np.add.reduceat(ok, starts), 1)
-    mean = np.add.reduceat(np.where(ok, x, 0.0), starts) / count
-    variance = np.add.reduceat(np.where(ok, x - np.repeat(mean, lengths, axis=0), 0.0) ** 2, starts) / count
-    mse = np.add.reduceat(np.where(ok, x - np.where(ok, x_hat, 0), 0.0) ** 2, starts) / count
-    varying = np.maximum.reduceat(np.where(ok, x, -np.inf), starts) > np.minimum.reduceat(np.where(ok, x, np.inf), starts)
+    x, ok = np.asarray(x, np.float64)[order], np.isfinite(x[order]) & ~exact[order]
+    starts = np.flatnonzero(np.diff(owners[order], prepend=owners[order][:1] - 1))
+    err, variance, count, varying = _segment_columns(x, x_hat[order], ok, starts)
     kept = varying.any(axis=1)  # series with no varying column left out
-    ratios = np.where(varying, mse / np.where(varying, variance, 1.0), 0.0)[kept]
+    ratios = np.where(varying, err / np.maximum(count, 1) / np.where(varying, variance, 1.0), 0.0)[kept]
     snrs = [_decibels(v) for v in ratios.sum(axis=1) / varying[kept].sum(axis=1)]
     if len(snrs) < 2:
         return {}

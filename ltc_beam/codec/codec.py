@@ -256,7 +256,7 @@ class Codec:
         lengths = np.array([len(a) for a in arrays])
         z, specials = self._split(np.concatenate(arrays).astype(np.float32, copy=False), lengths=lengths)
         if leave_out:
-            gone = np.bincount(specials.positions // self.config.record_dim, minlength=len(z)) == self.config.record_dim
+            gone = self._gone_records(specials, len(z))
             series_gone = np.add.reduceat(gone, np.cumsum(lengths) - lengths) == lengths  # such a series is coded whole
             kept = ~gone | np.repeat(series_gone, lengths)
             z, lengths = z[kept], np.add.reduceat(kept, np.cumsum(lengths) - lengths)
@@ -556,9 +556,12 @@ class Codec:
     def _kept_records(self, specials: SpecialValues, records: int) -> np.ndarray | None:
         """The records with a value on the lossy path, where some have none (every value
         special: a NaN row of a sensor merged onto a shared clock) and others do; else None."""
-        counts = np.bincount(specials.positions // self.config.record_dim, minlength=records)
-        gone = counts == self.config.record_dim
+        gone = self._gone_records(specials, records)
         return ~gone if gone.any() and not gone.all() else None
+
+    def _gone_records(self, specials: SpecialValues, records: int) -> np.ndarray:
+        """The records whose every value is special."""
+        return np.bincount(specials.positions // self.config.record_dim, minlength=records) == self.config.record_dim
 
     def _lossy(self, z: np.ndarray, specials: SpecialValues, segments: tuple[int, ...] | None, lengths: tuple[int, ...]):
         """``(records to code, their segments as the windows see them, kept mask or None, the

@@ -1008,9 +1008,7 @@ def spread_pieces(series: list[np.ndarray], budget: int) -> tuple[list[np.ndarra
 
 def training_sample(series: list[np.ndarray], budget: int | None) -> tuple[list[np.ndarray], dict | None]:
     """``series``, or where they hold over ``budget`` values, evenly spread pieces of them
-    (each series cut into pieces of ``PIECE_VALUES`` values, every k-th piece kept in data
-    order, a short series as one piece) holding about ``budget`` values, with a warning; and
-    what was kept (None where all was)."""
+    (:func:`spread_pieces`), with a warning; and what was kept (None where all was)."""
     total = sum(s.size for s in series)
     if budget is None or total <= budget:
         return series, None
