@@ -276,6 +276,22 @@ def bit_lengths(counts: np.ndarray) -> np.ndarray:
     return np.frexp(np.asarray(counts, dtype=np.float64))[1]
 
 
+def log_codes(freqs: np.ndarray) -> np.ndarray:
+    """Monotone codes of frequencies rounded to 5 significant bits: ``f`` below 32 is its own
+    code, above ``16 * e + (f >> e)`` with ``e = bit_length(f) - 5`` (frequencies below 2**16
+    take codes below 224: one byte)."""
+    f = np.asarray(freqs).astype(np.int64)
+    e = np.maximum(bit_lengths(f) - 5, 0)
+    return 16 * e + (f >> e)
+
+
+def from_log_codes(code: np.ndarray) -> np.ndarray:
+    """The frequency of each of :func:`log_codes`' codes (exact for frequencies of up to 5 significant bits)."""
+    code = np.asarray(code).astype(np.int64)
+    e = np.maximum(code // 16 - 1, 0)
+    return (code - 16 * e) << e
+
+
 def _coarsened(counts: np.ndarray, total: int, bits: int) -> np.ndarray:
     """``counts`` (rows summing to ``total``) rounded half up to ``bits`` significant bits,
     each row's largest rounded count (first of ties) changed so the row sums to ``total``

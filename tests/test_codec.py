@@ -22,6 +22,7 @@ from ltc_beam import Codec
 from ltc_beam.bitstream import unpack
 from ltc_beam.codec.artifact import codec_from_bytes, codec_to_bytes
 from ltc_beam.codec.codec import MAX_COLUMN_ERROR_GROWTH
+from ltc_beam.entropy import from_log_codes, log_codes
 from ltc_beam.errors import CodecMismatchError, FormatError, InputError, OffScaleWarning
 from tests.conftest import correlated_series, switching_series
 
@@ -259,7 +260,7 @@ def test_tables_are_stored_as_log_code_differences(codecs, monkeypatch):
     unrounded = rng.integers(1 << 12, 1 << 20, size=(40, 50))
     assert np.array_equal(artifact.freqs_from_log_delta(artifact.log_delta_freqs(unrounded)), unrounded)
     assert artifact._zstd_bytes(artifact.log_delta_freqs(unrounded).values()) > artifact._zstd_bytes([unrounded.astype(np.uint32)])
-    rounded = artifact._from_log_codes(artifact._log_codes(unrounded))
+    rounded = from_log_codes(log_codes(unrounded))
     rounded[:, 0] = unrounded[:, 0]  # one wide frequency per row
     assert np.array_equal(artifact.freqs_from_log_delta(artifact.log_delta_freqs(rounded)), rounded)
     parts = artifact.log_delta_freqs(rounded)
@@ -554,7 +555,9 @@ def test_sample_coding_trades_error_between_columns_at_ltc_mean_error(codecs):
     mine, theirs = (((y - x) ** 2).mean(axis=0) / std**2 for y in (codec.decode(blob), ltc))
     assert unpack(blob).sample_coded and mine.mean() <= theirs.mean() * (1 + 1e-6)
     assert (mine > 1.01 * theirs).any() and (mine <= MAX_COLUMN_ERROR_GROWTH * theirs).all()  # traded ...
-    assert mine.max() < 1.1 * mine.min() < theirs.max()  # ... for (nearly) equal errors
+    # ... for (nearly) equal errors: steps within GRID (3 %) of each other's, and a column's
+    # error is not monotone in its step (one at 0.89x the mean here)
+    assert mine.max() < 1.15 * mine.min() < theirs.max()
 
 
 def test_sample_coding_is_never_longer_and_skips_short_streams(codecs):
@@ -568,6 +571,22 @@ def test_sample_coding_is_never_longer_and_skips_short_streams(codecs):
     codec.sample_fallback = True
     short = _piecewise_constant(sample_coding.MIN_RECORDS - 1, 6, seed=4)
     assert not unpack(codec.encode(short)).sample_coded
+
+
+def test_sample_coding_codes_noise_like_differences_in_tables(codecs, monkeypatch):
+    """A correlated series through a window-1 codec: its quantised differences are
+    noise-like, which per-column tables code nearer their entropy than zstd (4,676 bytes
+    against 4,943; LTC alone 5,900)."""
+    from ltc_beam.codec import sample_coding
+
+    codec = copy.copy(codecs["vector"])
+    x = correlated_series(3000, 6, seed=9).astype(np.float32)
+    blob = codec.encode(x)
+    frame = unpack(blob)
+    assert frame.sample_coded and frame.payload[0] & sample_coding.TABLED
+    np.testing.assert_array_equal(codec.decode(blob), codec.reconstruct(x))
+    monkeypatch.setattr(sample_coding, "encode_tabled", lambda ints: None)  # zstd alone
+    assert len(blob) < 0.97 * len(codec.encode(x))
 
 
 def test_damaged_sample_coded_payload_is_a_format_error(codecs):
@@ -738,7 +757,8 @@ def test_sample_coding_packs_small_integers_in_one_byte():
     rng = np.random.default_rng(3)
     z = np.cumsum(rng.integers(-20, 21, size=(5000, 2)), axis=0) * 0.01
     steps, offsets = np.full(2, 0.01), np.zeros(2)
-    payload, z_hat = sample_coding.encode_samples(z, steps, offsets)
+    candidate, z_hat = sample_coding.encode_samples(z, steps, offsets)
+    payload = sample_coding.payload_of(candidate.q, steps, candidate.order)  # its zstd payload
     assert payload[0] & sample_coding.DIFFERENCES and payload[1] == 1  # differences, one byte each
     assert np.array_equal(sample_coding.decode_samples(payload, z.shape, offsets), z_hat)
     assert np.allclose(z_hat, z)
@@ -753,7 +773,8 @@ def test_sample_coding_keeps_a_series_level_out_of_its_differences():
     rng = np.random.default_rng(5)
     z = 50.0 + np.cumsum(rng.integers(-3, 4, size=(400, 2)), axis=0) * 0.01
     steps, offsets = np.full(2, 0.01), np.zeros(2)
-    payload, z_hat = sample_coding.encode_samples(z, steps, offsets)
+    candidate, z_hat = sample_coding.encode_samples(z, steps, offsets)
+    payload = sample_coding.payload_of(candidate.q, steps, candidate.order)
     assert payload[0] & sample_coding.DIFFERENCES and payload[1] == 1
     assert np.array_equal(sample_coding.decode_samples(payload, z.shape, offsets), z_hat)
 
@@ -806,12 +827,13 @@ def test_integer_data_coded_finer_than_its_grid_travels_exactly():
 def test_sample_coding_tries_the_grid_of_values_written_with_few_decimals():
     """Readings on a 1/26 grid written with 3 decimals: their integers on the 0.001 grid
     repeat patterns that a coarser step breaks, so coding them exactly is shorter than
-    coding them lossily (3.40 bits/value, max error 0.012, before; Wiimote: 4.14 → 4.11)."""
+    coding them lossily (3.40 bits/value, max error 0.012, before; Wiimote: 4.14 → 4.11).
+    At 7 bits/value: 3,040 bytes exact, 3,109 lossy in tables (at 6, lossy in tables wins)."""
     rng = np.random.default_rng(4)
     x = np.round(np.cumsum(rng.integers(-2, 3, size=(4000, 2)), axis=0) / 26, 3).astype(np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        codec = ltc_beam.train(x, mode="vector", target_bits_per_value=6.0, steps=100, progress=False)
+        codec = ltc_beam.train(x, mode="vector", target_bits_per_value=7.0, steps=100, progress=False)
     blob = codec.encode(x)
     assert unpack(blob).sample_coded and len(blob) * 8 / x.size < 3.2
     assert np.abs(codec.decode(blob) - x).max() < 1e-6  # exact but for float rounding of zeros

@@ -37,7 +37,7 @@ from ltc_beam.codec.codec import FORMAT, READABLE_FORMAT_VERSIONS, SERIES_SCALED
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig
 from ltc_beam.codec.model import LtcModel, float32_default
 from ltc_beam.codec.scaling import NORMALISATIONS
-from ltc_beam.entropy import SymbolTables, bit_lengths
+from ltc_beam.entropy import SymbolTables, from_log_codes, log_codes
 from ltc_beam.errors import FormatError
 from ltc_beam.storage import is_folder, is_remote, read_bytes, write_bytes
 
@@ -52,26 +52,13 @@ LOG_ARRAYS = ("tables.freqs_log_delta", "tables.freqs_wide_at", "tables.freqs_wi
 MAX_LOG_CODE = 16 * 19 + 31  # the code of the largest frequency below 2**24
 
 
-def _log_codes(freqs: np.ndarray) -> np.ndarray:
-    """Monotone codes of frequencies rounded to 5 significant bits: ``f`` below 32 is its own
-    code, above ``16 * e + (f >> e)`` with ``e = bit_length(f) - 5``."""
-    f = freqs.astype(np.int64)
-    e = np.maximum(bit_lengths(f) - 5, 0)
-    return 16 * e + (f >> e)
-
-
-def _from_log_codes(code: np.ndarray) -> np.ndarray:
-    e = np.maximum(code // 16 - 1, 0)
-    return (code - 16 * e) << e
-
-
 def log_delta_freqs(freqs: np.ndarray) -> dict[str, np.ndarray]:
-    """The tables as row differences of :func:`_log_codes` (zigzag, low and high byte
+    """The tables as row differences of :func:`~ltc_beam.entropy.log_codes` (zigzag, low and high byte
     planes), plus the flat positions and values of the frequencies with more than 5
     significant bits (each row's largest; every one of a row kept exact)."""
     f = freqs.astype(np.int64)
-    code = _log_codes(f)
-    wide = np.flatnonzero(_from_log_codes(code).reshape(-1) != f.reshape(-1))
+    code = log_codes(f)
+    wide = np.flatnonzero(from_log_codes(code).reshape(-1) != f.reshape(-1))
     step = np.diff(code, axis=1, prepend=0)
     zigzag = np.where(step >= 0, 2 * step, -2 * step - 1)
     planes = np.stack([zigzag & 255, zigzag >> 8]).astype(np.uint8)
@@ -90,7 +77,7 @@ def freqs_from_log_delta(arrays: dict[str, np.ndarray]) -> np.ndarray:
     code = np.cumsum((zigzag >> 1) ^ -(zigzag & 1), axis=1)
     if code.size and (int(code.min()) < 1 or int(code.max()) > MAX_LOG_CODE):
         raise FormatError(f"{where} are out of range")
-    freqs = _from_log_codes(code).astype(np.uint32)
+    freqs = from_log_codes(code).astype(np.uint32)
     if at.size and (int(at[0]) < 0 or int(at[-1]) >= freqs.size or (np.diff(at) <= 0).any()):
         raise FormatError(f"{where}: wide frequencies out of order or outside the tables")
     freqs.reshape(-1)[at] = wide

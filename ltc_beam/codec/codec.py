@@ -696,9 +696,9 @@ class Codec:
         equal = sample_coding.column_steps(on_grid, keep, np.where(varying, mean, target))
         if equal is not None:
             trials.append(np.maximum(sample_coding.float32_below(equal), floor))
+        best = None  # the shortest trial that fits, ranked by quick sizes: one slow compression in all
         for trial in trials:
-            coded, z_hat = sample_coding.encode_samples(z, trial, offsets)
-            alternative = pack(self.id, z.shape, coded, specials, sample_coded=True)
+            candidate, z_hat = sample_coding.encode_samples(z, trial, offsets)
             decoded = self._data_units(z_hat)
             errors = self._column_errors(z, decoded, keep)
             fits = (
@@ -706,8 +706,12 @@ class Codec:
                 and errors[varying].sum() <= mean * varying.sum()
                 and (errors <= MAX_COLUMN_ERROR_GROWTH * target).all()
             )
-            if len(alternative) < len(blob) and fits:
-                blob, out = alternative, decoded
+            if fits and (best is None or candidate.size < best[0].size):
+                best = candidate, decoded
+        if best is not None:
+            alternative = pack(self.id, z.shape, best[0].payload(), specials, sample_coded=True)
+            if len(alternative) < len(blob):
+                blob, out = alternative, best[1]
         return blob, out
 
     def _grid_offsets(self) -> np.ndarray:

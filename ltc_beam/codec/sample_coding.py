@@ -11,8 +11,10 @@ The encoder always codes a stream with LTC first. For streams of at least
 ``MIN_RECORDS`` records a cheap probe (:func:`hopeless`) first rules out data LTC codes
 well; otherwise it quantises the z-scored samples of each column with the largest uniform
 step whose squared error on that column is at most LTC's, codes the integers (as they are,
-or as differences down the records; record by record or column by column: whichever is
-shortest) as one zstandard frame, and keeps that payload only if the whole stream gets
+or as differences down the records) as one zstandard frame (record by record or column by
+column) or with per-column tables and ANS (:mod:`ltc_beam.codec.sample_tables`: noise-like
+integers, which zstd codes well above their entropy), whichever is shortest, and keeps that
+payload only if the whole stream gets
 shorter at no more mean error over the columns (each within ``MAX_COLUMN_ERROR_GROWTH``
 of its own, in ``ltc_beam.codec.codec``); besides the steps that meet each column's own
 error it tries one error for every column at LTC's mean, and the grid of columns written
@@ -27,6 +29,7 @@ import struct
 import numpy as np
 import zstandard
 
+from ltc_beam.codec.sample_tables import decode_tabled, encode_tabled, entropy_bytes
 from ltc_beam.errors import FormatError
 
 #: Shortest stream tried (64 until session 14: a 36-record, 23-column stream of trending
@@ -48,8 +51,10 @@ OFFSET_ORDERS = (2, 3)
 #: difference, a series' level forced int16 on every integer: 2.20 instead of 1.90
 #: bits/value on hourly temperatures); bit ``BY_COLUMN``: column by column (poll averages:
 #: 3.67 instead of 3.97); bit ``FLOAT32_STEPS``: the steps are float32 (4 bytes a column).
-DIFFERENCES, BY_COLUMN, IMPLIED, FLOAT32_STEPS = 1, 2, 4, 8
-IMPLIED_ORDERS = tuple(range(4, 8)) + tuple(range(12, 16))
+#: From session 24, bit ``TABLED`` (with ``BY_COLUMN`` clear): the integers ANS-coded with
+#: per-column tables (:mod:`ltc_beam.codec.sample_tables`) instead of one zstandard frame.
+DIFFERENCES, BY_COLUMN, IMPLIED, FLOAT32_STEPS, TABLED = 1, 2, 4, 8, 16
+IMPLIED_ORDERS = tuple(range(4, 8)) + tuple(range(12, 16)) + (20, 21, 28, 29)
 #: Bytes per integer; 1 from session 13 (readers before it refuse such payloads): int16
 #: for differences that fit int8 cost that membrane recording 2.74 bits/value, int8 2.04.
 WIDTHS = (1, 2, 4, 8)
@@ -130,8 +135,9 @@ def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int, f
     """Whether sample coding has no chance against a ``budget``-byte LTC payload: the
     differences quantised with the rule's steps (``sqrt(12 * target)``, widened by
     ``1 / sqrt(share of values off the grid's 0)``, at least ``floor``) take over
-    ``PROBE_MARGIN`` x ``budget`` bytes at zstd level 1. Cheap, and it spares the step
-    search and the real trial on the data LTC codes well."""
+    ``PROBE_MARGIN`` x ``budget`` bytes at zstd level 1 and in their columns' order-0
+    entropy (what :data:`TABLED` payloads come near). Cheap, and it spares the step search
+    and the real trial on the data LTC codes well."""
     if not np.isfinite(target).all():
         return True  # an unbounded error budget leaves no finite step to store
     values, held, start = _rule(z, keep, target)
@@ -143,8 +149,10 @@ def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int, f
     off_grid = np.maximum((values != 0).sum(axis=0), 1) / np.maximum(keep.sum(axis=0), 1)
     # all of z, as the payload codes it (positions outside keep hold their neighbours' values)
     q = np.round(np.where(held, 0.0, z) / np.where(held, 1.0, start / np.sqrt(np.minimum(off_grid, 1.0)))).astype(np.int64)
-    _, raw = packed_ints(np.diff(q, axis=0))
-    return len(zstandard.ZstdCompressor(level=1).compress(raw)) > PROBE_MARGIN * budget
+    differences = np.diff(q, axis=0)
+    _, raw = packed_ints(differences)
+    size = min(len(zstandard.ZstdCompressor(level=1).compress(raw)), entropy_bytes(differences))
+    return size > PROBE_MARGIN * budget
 
 
 def _rule(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -165,31 +173,60 @@ def held_columns(z: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return ~(low < np.where(keep, z, -np.inf).max(axis=0, initial=-np.inf)), low
 
 
-def encode_samples(z: np.ndarray, steps: np.ndarray, offsets: np.ndarray) -> tuple[bytes, np.ndarray]:
+def encode_samples(z: np.ndarray, steps: np.ndarray, offsets: np.ndarray) -> tuple["SampleCandidate", np.ndarray]:
     """z-scores ``[N, d]`` quantised with ``steps`` on the grid through ``offsets`` (per
     column; the codec's z-score of the value 0, so that exact zeros of sparse telemetry cost
-    no error; not stored) → (payload in the shortest of the ``IMPLIED_ORDERS``, the z-scores
-    :func:`decode_samples` gives back from it)."""
+    no error; not stored) → (its payloads sized up cheaply, the z-scores
+    :func:`decode_samples` gives back from them)."""
     q = np.round((z - offsets) / steps).astype(np.int64)
-    narrow = bool((steps.astype(np.float32).astype(np.float64) == steps).all())
-    orders = [IMPLIED + (FLOAT32_STEPS if narrow else 0) + k for k in range(4)]
-    best = min(orders, key=lambda order: len(payload_of(q, steps, order, RANKING_LEVEL)))  # a quick ranking first
-    return payload_of(q, steps, best), q * steps + offsets
+    return SampleCandidate(q, steps), q * steps + offsets
 
 
 #: zstd level at which the orders are ranked before the chosen one is compressed at
 #: ``ZSTD_LEVEL`` (all four at level 15 made sample coding 1.4-3x slower to encode).
 RANKING_LEVEL = 3
+#: Integers (all columns) up to which a candidate's zstd payload is compressed at
+#: ``ZSTD_LEVEL`` when it is sized up (a few ms); beyond, candidates are ranked by their
+#: size at ``RANKING_LEVEL`` and only the chosen one is compressed at ``ZSTD_LEVEL`` (one
+#: such compression of 2**21 values takes a second; estimates of it from the first records
+#: were 3-10 % off).
+EXACT_VALUES = 1 << 16
 
 
-def payload_of(q: np.ndarray, steps: np.ndarray, order: int, level: int = ZSTD_LEVEL) -> bytes:
-    """The payload of grid integers ``q`` ``[N, d]`` in one of the ``IMPLIED_ORDERS``."""
+class SampleCandidate:
+    """One quantisation's payloads: both :data:`TABLED` ones, and the zstd order ranked at
+    ``RANKING_LEVEL``, compressed at ``ZSTD_LEVEL`` up front where small. ``size`` ranks
+    candidates; :meth:`payload` is the shortest."""
+
+    def __init__(self, q: np.ndarray, steps: np.ndarray):
+        self.q, self.steps = q, steps
+        narrow = bool((steps.astype(np.float32).astype(np.float64) == steps).all())
+        base = IMPLIED + (FLOAT32_STEPS if narrow else 0)
+        tabled = [payload for k in (0, DIFFERENCES) if (payload := payload_of(q, steps, base + TABLED + k)) is not None]
+        self.tabled = min(tabled, key=len, default=None)
+        ranked = {base + k: len(payload_of(q, steps, base + k, RANKING_LEVEL)) for k in range(4)}
+        self.order = min(ranked, key=ranked.get)
+        self.zstd = payload_of(q, steps, self.order) if q.size <= EXACT_VALUES else None
+        zstd_size = ranked[self.order] if self.zstd is None else len(self.zstd)
+        self.size = zstd_size if self.tabled is None else min(zstd_size, len(self.tabled))
+
+    def payload(self) -> bytes:
+        zstd = self.zstd if self.zstd is not None else payload_of(self.q, self.steps, self.order)
+        return zstd if self.tabled is None or len(zstd) < len(self.tabled) else self.tabled
+
+
+def payload_of(q: np.ndarray, steps: np.ndarray, order: int, level: int = ZSTD_LEVEL) -> bytes | None:
+    """The payload of grid integers ``q`` ``[N, d]`` in one of the ``IMPLIED_ORDERS`` (None for a
+    :data:`TABLED` order whose tables cannot hold them)."""
     ints, first = q, b""
     if order & DIFFERENCES:
         width, row = packed_ints(q[:1])
         ints, first = np.diff(q, axis=0), bytes([width]) + row
-    width, raw = packed_ints(ints.T if order & BY_COLUMN else ints)
     head = steps.astype("<f4" if order & FLOAT32_STEPS else "<f8").tobytes()
+    if order & TABLED:
+        data = encode_tabled(ints)
+        return None if data is None else _HEADER.pack(order, 1) + head + first + data
+    width, raw = packed_ints(ints.T if order & BY_COLUMN else ints)
     return _HEADER.pack(order, width) + head + first + zstandard.ZstdCompressor(level=level).compress(raw)
 
 
@@ -235,7 +272,7 @@ def decode_samples(payload: bytes, shape: tuple[int, int], offsets: np.ndarray) 
         end = _header_ends(payload, head + 1 + d * payload[head])
         first = np.frombuffer(payload, f"<i{payload[head]}", count=d, offset=head + 1).astype(np.int64)
         head, records = end, records - 1
-    ints = _integers(payload[head:], records * d, width)
+    ints = decode_tabled(payload[head:], records, d) if order & TABLED else _integers(payload[head:], records * d, width)
     if order in IMPLIED_ORDERS:
         ints = ints.reshape(d, records).T if order & BY_COLUMN else ints.reshape(records, d)
         if first is not None:
