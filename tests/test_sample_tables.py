@@ -51,6 +51,7 @@ def test_rare_outliers_are_escapes_not_table_entries():
 
 def test_integers_beyond_a_table_range_are_left_to_zstd():
     assert encode_tabled(np.array([[2**62], [0]])) is None
+    assert encode_tabled(np.array([[-(2**63)], [0]])) is None
 
 
 def test_damaged_tables_are_format_errors():

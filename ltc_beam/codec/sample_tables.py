@@ -39,7 +39,7 @@ _VALUES = from_log_codes(np.arange(MAX_CODE + 1))
 def encode_tabled(ints: np.ndarray) -> bytes | None:
     """Integers ``[M, d]`` → tables and ANS words; None where a table's range cannot be
     stored (integers beyond ±2**62)."""
-    if ints.size and int(np.abs(ints).max()) >= 1 << 62:
+    if ints.size and not -(1 << 62) < int(ints.min()) <= int(ints.max()) < 1 << 62:  # (abs wraps at int64's least)
         return None
     head, lows, codes = bytearray(), [], []
     for column in ints.T:
