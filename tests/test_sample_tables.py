@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import zstandard
 
+from ltc_beam.bitstream import read_varint, varint
 from ltc_beam.codec import sample_coding
-from ltc_beam.codec.sample_tables import MAX_WIDTH, decode_tabled, encode_tabled, entropy_bytes, least_bytes
+from ltc_beam.codec.sample_tables import MAX_WIDTH, PACKED, PLAIN, decode_tabled, encode_tabled, entropy_bytes, least_bytes
 from ltc_beam.errors import FormatError
 
 
@@ -57,18 +58,32 @@ def test_integers_beyond_a_table_range_are_left_to_zstd():
 
 
 def test_damaged_tables_are_format_errors():
-    ints = np.random.default_rng(6).integers(-5, 6, (500, 2))
-    good = encode_tabled(ints)
-    width = good[1] + 1  # low varint of one byte, then width - 1
+    rng = np.random.default_rng(6)
+    plain = encode_tabled(rng.integers(-5, 6, (500, 2)))
+    assert plain[0] == PLAIN and plain[2] + 1 < MAX_WIDTH  # kind, low varint of one byte, width - 1
     damaged = {
-        "cut in the tables": good[:5],
-        "a table wider than allowed": good[:1] + bytes([0xFF, 0x7F]) + good[2:],
-        "a code above the largest": good[:2] + bytes([255]) + good[3:],
-        "words cut": good[:-2],
-        "words added": good + b"\x01\x00\x00\x00",
-        "a non-canonical varint": bytes([0x80, 0x00]) + good[1:],
+        "an unknown kind of tables": bytes([7]) + plain[1:],
+        "cut in the tables": plain[:6],
+        "a table wider than allowed": plain[:2] + bytes([0xFF, 0x7F]) + plain[3:],
+        "a code above the largest": plain[:3] + bytes([255]) + plain[4:],
+        "words cut": plain[:-2],
+        "words added": plain + b"\x01\x00\x00\x00",
+        "a non-canonical varint": plain[:1] + bytes([0x80, 0x00]) + plain[2:],
     }
-    assert width < MAX_WIDTH
     for what, data in damaged.items():
         with pytest.raises(FormatError):
+            decode_tabled(data, 500, 2)
+    ints = rng.integers(-40, 41, (300, 40))  # forty alike tables: packed
+    packed = encode_tabled(ints)
+    assert packed[0] == PACKED and np.array_equal(decode_tabled(packed, *ints.shape), ints)
+    size, start = read_varint(memoryview(packed), 1, len(packed), "length")
+    rest = packed[start + size :]  # the ANS words
+    small, big = zstandard.compress(b"\x00\x00\x00"), zstandard.compress(bytes(40 * 5000))
+    for what, data in {
+        "frame cut": packed[: start + size - 3],
+        "frame longer than the payload": packed[:1] + varint(len(packed)) + packed[start:],
+        "a frame of other tables": packed[:1] + varint(len(small)) + small + rest,
+        "a frame stating too much": packed[:1] + varint(len(big)) + big + rest,
+    }.items():
+        with pytest.raises(FormatError, match="table"):
             decode_tabled(data, *ints.shape)
