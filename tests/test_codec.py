@@ -682,6 +682,25 @@ def test_sample_coded_payloads_of_earlier_orders_still_decode():
             sample_coding.decode_samples(damaged, (3, 2), codecs)
 
 
+def test_sample_coding_probe_weighs_the_entropy_the_tables_come_near():
+    """Small noise-like differences (1.4 bits of entropy each, 1.46x that at zstd level 1):
+    the trial runs where their entropy is within ``ENTROPY_MARGIN`` of the lattice payload
+    (tables may win; zstd level 1 alone called it hopeless), not where it is 1.2x above it."""
+    from ltc_beam.codec import sample_coding
+    from ltc_beam.codec.sample_tables import entropy_bytes
+
+    rng = np.random.default_rng(7)
+    z = np.cumsum(rng.standard_normal((20_000, 3)), axis=0) * 0.005
+    keep, target = np.ones_like(z, bool), np.full(3, 0.01**2 / 12)  # the rule's step: 0.01
+    differences = np.diff(np.round(z / 0.01).astype(np.int64), axis=0)
+    entropy = entropy_bytes(differences)
+    zstd = len(zstandard.ZstdCompressor(level=1).compress(sample_coding.packed_ints(differences)[1]))
+    near, far = int(entropy / 1.05), int(entropy / 1.2)
+    assert zstd > sample_coding.PROBE_MARGIN * near  # hopeless by zstd alone ...
+    assert not sample_coding.hopeless(z, keep, target, near)  # ... not by the entropy
+    assert sample_coding.hopeless(z, keep, target, far)
+
+
 def test_sample_coding_gives_up_on_an_unbounded_error_budget():
     from ltc_beam.codec import sample_coding
 
