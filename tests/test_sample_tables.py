@@ -87,3 +87,24 @@ def test_damaged_tables_are_format_errors():
     }.items():
         with pytest.raises(FormatError, match="table"):
             decode_tabled(data, *ints.shape)
+
+
+def test_a_wide_column_costs_the_narrow_ones_next_to_nothing():
+    """Every column's table is padded to the widest; at 2**16 the padding took 3.9 % more
+    for eight columns of 5 integers beside one of 4,000."""
+    rng = np.random.default_rng(8)
+    narrow, wide = rng.integers(-2, 3, (20_000, 8)), rng.integers(0, 4000, (20_000, 1))
+    together = len(encode_tabled(np.concatenate([narrow, wide], axis=1)))
+    assert together < 1.002 * (len(encode_tabled(narrow)) + len(encode_tabled(wide)))
+
+
+def test_entropy_of_integers_spread_beyond_int64_differences():
+    assert entropy_bytes(np.array([[-(2**63)], [2**63 - 1]])) == 0.25  # two values, one bit each
+
+
+def test_tabled_payloads_state_width_one():
+    steps = np.array([0.5, 0.25])
+    payload = sample_coding.payload_of(np.array([[1, 2], [3, 4]]), steps, sample_coding.IMPLIED + sample_coding.FLOAT32_STEPS + sample_coding.TABLED)
+    assert sample_coding.payload_steps(payload, 2)[1] == 1
+    with pytest.raises(FormatError):
+        sample_coding.payload_steps(payload[:1] + bytes([2]) + payload[2:], 2)

@@ -696,22 +696,23 @@ class Codec:
         equal = sample_coding.column_steps(on_grid, keep, np.where(varying, mean, target))
         if equal is not None:
             trials.append(np.maximum(sample_coding.float32_below(equal), floor))
-        best = None  # the shortest trial that fits, ranked by quick sizes: one slow compression in all
+        fitting = []
         for trial in trials:
             candidate, z_hat = sample_coding.encode_samples(z, trial, offsets)
             decoded = self._data_units(z_hat)
             errors = self._column_errors(z, decoded, keep)
-            fits = (
+            if (
                 (errors[~varying] <= target[~varying]).all()
                 and errors[varying].sum() <= mean * varying.sum()
                 and (errors <= MAX_COLUMN_ERROR_GROWTH * target).all()
-            )
-            if fits and (best is None or candidate.size < best[0].size):
-                best = candidate, decoded
-        if best is not None:
-            alternative = pack(self.id, z.shape, best[0].payload(), specials, sample_coded=True)
+            ):
+                fitting.append((candidate, decoded))
+        # shortest (by the candidates' quick sizes) first: the first that beats the lattice
+        # stream is kept, so a large stream mostly takes one slow compression
+        for candidate, decoded in sorted(fitting, key=lambda pair: pair[0].size):
+            alternative = pack(self.id, z.shape, candidate.payload(), specials, sample_coded=True)
             if len(alternative) < len(blob):
-                blob, out = alternative, best[1]
+                return alternative, decoded
         return blob, out
 
     def _grid_offsets(self) -> np.ndarray:

@@ -250,7 +250,7 @@ def payload_steps(payload: bytes, d: int) -> tuple[int, int, np.ndarray, int]:
     if len(payload) < _HEADER.size:
         raise FormatError(f"sample-coded payload of {len(payload)} bytes is shorter than its header")
     order, width = _HEADER.unpack_from(payload, 0)
-    if order not in ORDERS + OFFSET_ORDERS + IMPLIED_ORDERS or width not in WIDTHS:
+    if order not in ORDERS + OFFSET_ORDERS + IMPLIED_ORDERS or width not in WIDTHS or (order & TABLED and width != 1):
         raise FormatError(f"sample-coded payload: unknown integer order {order} or width {width}")
     step_bytes = 4 if order in IMPLIED_ORDERS and order & FLOAT32_STEPS else 8
     head = _header_ends(payload, _HEADER.size + step_bytes * d)
