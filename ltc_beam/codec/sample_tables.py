@@ -53,12 +53,12 @@ def encode_tabled(ints: np.ndarray) -> bytes | None:
     stored (integers beyond ±2**62)."""
     if ints.size and not -(1 << 62) < int(ints.min()) <= int(ints.max()) < 1 << 62:  # (abs wraps at int64's least)
         return None
-    head, lows, codes = bytearray(), [], []
-    for column in ints.T:
-        low, code = _table(column)
+    lows, codes = [list(part) for part in zip(*(_table(column) for column in ints.T))] or ([], [])
+    width = max((code.size - 1 for code in codes), default=1)
+    codes = [_widened(column, low, code, width) for column, low, code in zip(ints.T, lows, codes)]
+    head = bytearray()
+    for low, code in zip(lows, codes):
         head += varint(2 * low if low >= 0 else -2 * low - 1) + varint(code.size - 2) + code.astype(np.uint8).tobytes()
-        lows.append(low)
-        codes.append(code)
     encoder = SymbolEncoder(_tables(lows, codes))
     for j, column in enumerate(ints.T):
         encoder.encode(column, np.full(column.size, j))
@@ -157,11 +157,28 @@ def _table(column: np.ndarray) -> tuple[int, np.ndarray]:
             bits += escapes * (ESCAPE_BITS - np.log2(escapes / total))
         if best is None or bits < best[0]:
             best = bits, low, high, inside, escapes
-    _, low, high, inside, escapes = best
+    return best[1], _codes(values, counts, best[1], best[2])
+
+
+def _codes(values: np.ndarray, counts: np.ndarray, low: int, high: int) -> np.ndarray:
+    """The bytes of the weights of the integers ``low`` … ``high`` and of the escape (the rest),
+    from a column's distinct ``values`` and their ``counts``."""
+    inside = (values >= low) & (values <= high)
     weights = np.zeros(high - low + 2, np.int64)
     weights[values[inside] - low] = counts[inside]
-    weights[-1] = escapes
-    return low, _nearest_codes(weights * (1 << WEIGHT_BITS) // max(total, 1) + (weights > 0))
+    weights[-1] = counts.sum() - counts[inside].sum()
+    return _nearest_codes(weights * (1 << WEIGHT_BITS) // max(int(counts.sum()), 1) + (weights > 0))
+
+
+def _widened(column: np.ndarray, low: int, code: np.ndarray, width: int) -> np.ndarray:
+    """A column's table bytes widened to its largest integer below ``low + width`` (the
+    widest column's width): every table is padded to that width, and an integer there would
+    be coded in range at a frequency of 1 (24 bits), not as an escape."""
+    values, counts = np.unique(column, return_counts=True)
+    below = values[values < low + width]
+    if not below.size or int(below[-1]) < low + code.size - 1:
+        return code
+    return _codes(values, counts, low, int(below[-1]))
 
 
 def _nearest_codes(weights: np.ndarray) -> np.ndarray:
