@@ -140,8 +140,8 @@ def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int, f
     differences quantised with the rule's steps (``sqrt(12 * target)``, widened by
     ``1 / sqrt(share of values off the grid's 0)``, at least ``floor``) take over
     ``PROBE_MARGIN`` x ``budget`` bytes at zstd level 1 and ``ENTROPY_MARGIN`` x ``budget``
-    in their columns' order-0 entropy (what :data:`TABLED` payloads come near). Cheap, and it spares the step search
-    and the real trial on the data LTC codes well."""
+    in their columns' order-0 entropy (what :data:`TABLED` payloads come near). Cheap, and
+    it spares the step search and the real trial on the data LTC codes well."""
     if not np.isfinite(target).all():
         return True  # an unbounded error budget leaves no finite step to store
     values, held, start = _rule(z, keep, target)
@@ -191,14 +191,14 @@ def encode_samples(z: np.ndarray, steps: np.ndarray, offsets: np.ndarray) -> tup
 RANKING_LEVEL = 3
 #: Integers (all columns) up to which a candidate's zstd payload is compressed at
 #: ``ZSTD_LEVEL`` when it is sized up (a few ms); beyond, candidates are ranked by their
-#: size at ``RANKING_LEVEL`` and only the chosen one is compressed at ``ZSTD_LEVEL`` (one
-#: such compression of 2**21 values takes a second; estimates of it from the first records
-#: were 3-10 % off).
+#: size at ``RANKING_LEVEL`` and compressed at ``ZSTD_LEVEL`` in that order only until one
+#: beats the lattice stream (one such compression of 2**21 values takes a second; estimates
+#: of it from the first records were 3-10 % off).
 EXACT_VALUES = 1 << 16
 
 
 class SampleCandidate:
-    """One quantisation's payloads: both :data:`TABLED` ones, and the zstd order ranked at
+    """One quantisation's payloads: the :data:`TABLED` ones that may be shorter, and the zstd order ranked at
     ``RANKING_LEVEL``, compressed at ``ZSTD_LEVEL`` up front where small. ``size`` ranks
     candidates; :meth:`payload` is the shortest."""
 
