@@ -354,6 +354,16 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
+def zigzag(value: int) -> int:
+    """A signed integer as the unsigned one a varint holds: 0, -1, 1, -2 ... → 0, 1, 2, 3 ..."""
+    return 2 * value if value >= 0 else -2 * value - 1
+
+
+def unzigzag(value: int) -> int:
+    """Inverse of :func:`zigzag`."""
+    return (value >> 1) ^ -(value & 1)
+
+
 def pack(
     codec_id: str,
     shape: tuple[int, ...],

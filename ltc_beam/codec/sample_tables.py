@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import zstandard
 
-from ltc_beam.bitstream import decompress_exactly, read_varint, stated_size, varint
+from ltc_beam.bitstream import decompress_exactly, read_varint, stated_size, unzigzag, varint, zigzag
 from ltc_beam.entropy import SymbolDecoder, SymbolEncoder, SymbolTables, from_log_codes, log_codes
 from ltc_beam.errors import FormatError
 
@@ -53,12 +53,17 @@ def encode_tabled(ints: np.ndarray) -> bytes | None:
     stored (integers beyond ±2**62)."""
     if ints.size and not -(1 << 62) < int(ints.min()) <= int(ints.max()) < 1 << 62:  # (abs wraps at int64's least)
         return None
-    lows, codes = [list(part) for part in zip(*(_table(column) for column in ints.T))] or ([], [])
+    distinct = [np.unique(column, return_counts=True) for column in ints.T]
+    lows, codes = [], []
+    for values, counts in distinct:
+        low, code = _table(values, counts)
+        lows.append(low)
+        codes.append(code)
     width = max((code.size - 1 for code in codes), default=1)
-    codes = [_widened(column, low, code, width) for column, low, code in zip(ints.T, lows, codes)]
+    codes = [_widened(values, counts, low, code, width) for (values, counts), low, code in zip(distinct, lows, codes)]
     head = bytearray()
     for low, code in zip(lows, codes):
-        head += varint(2 * low if low >= 0 else -2 * low - 1) + varint(code.size - 2) + code.astype(np.uint8).tobytes()
+        head += varint(zigzag(low)) + varint(code.size - 2) + code.astype(np.uint8).tobytes()
     encoder = SymbolEncoder(_tables(lows, codes))
     for j, column in enumerate(ints.T):
         encoder.encode(column, np.full(column.size, j))
@@ -98,7 +103,7 @@ def _read_tables(buf: memoryview, offset: int, d: int) -> tuple[list[int], list[
     """``d`` columns' tables from ``offset``: (lows, codes, the offset after them)."""
     lows, codes = [], []
     for _ in range(d):
-        zigzag, offset = _read_varint(buf, offset, "table low")
+        low, offset = _read_varint(buf, offset, "table low")
         width, offset = _read_varint(buf, offset, "table width")
         width += 1
         if width > MAX_WIDTH or offset + width + 1 > len(buf):
@@ -106,7 +111,7 @@ def _read_tables(buf: memoryview, offset: int, d: int) -> tuple[list[int], list[
         code = np.frombuffer(buf, np.uint8, count=width + 1, offset=offset).astype(np.int64)
         if int(code.max()) > MAX_CODE:
             raise FormatError(f"sample-coded payload: table byte {int(code.max())} above {MAX_CODE}")
-        lows.append((zigzag >> 1) ^ -(zigzag & 1))
+        lows.append(unzigzag(low))
         codes.append(code)
         offset += width + 1
     return lows, codes, offset
@@ -133,13 +138,13 @@ def least_bytes(ints: np.ndarray) -> float:
     return entropy_bytes(ints) + 4 * ints.shape[1]
 
 
-def _table(column: np.ndarray) -> tuple[int, np.ndarray]:
-    """A column's table: its lowest integer and the bytes of its in-range weights and escape,
-    the range chosen among ``TRIMS`` by estimated bits (table bytes, coded integers, escapes)."""
-    if not column.size:
+def _table(values: np.ndarray, counts: np.ndarray) -> tuple[int, np.ndarray]:
+    """A column's table, from its distinct ``values`` and their ``counts``: its lowest integer
+    and the bytes of its in-range weights and escape, the range chosen among ``TRIMS`` by
+    estimated bits (table bytes, coded integers, escapes)."""
+    if not values.size:
         return 0, np.zeros(2, np.int64)
-    values, counts = np.unique(column, return_counts=True)
-    total = column.size
+    total = int(counts.sum())
     cumulative = np.cumsum(counts)
     middle = int(values[np.searchsorted(cumulative, total / 2)])  # the median
     best = None
@@ -156,7 +161,7 @@ def _table(column: np.ndarray) -> tuple[int, np.ndarray]:
         if escapes:
             bits += escapes * (ESCAPE_BITS - np.log2(escapes / total))
         if best is None or bits < best[0]:
-            best = bits, low, high, inside, escapes
+            best = bits, low, high
     return best[1], _codes(values, counts, best[1], best[2])
 
 
@@ -170,11 +175,10 @@ def _codes(values: np.ndarray, counts: np.ndarray, low: int, high: int) -> np.nd
     return _nearest_codes(weights * (1 << WEIGHT_BITS) // max(int(counts.sum()), 1) + (weights > 0))
 
 
-def _widened(column: np.ndarray, low: int, code: np.ndarray, width: int) -> np.ndarray:
+def _widened(values: np.ndarray, counts: np.ndarray, low: int, code: np.ndarray, width: int) -> np.ndarray:
     """A column's table bytes widened to its largest integer below ``low + width`` (the
     widest column's width): every table is padded to that width, and an integer there would
     be coded in range at a frequency of 1 (24 bits), not as an escape."""
-    values, counts = np.unique(column, return_counts=True)
     below = values[values < low + width]
     if not below.size or int(below[-1]) < low + code.size - 1:
         return code

@@ -19,7 +19,7 @@ from functools import cached_property
 import numpy as np
 
 from ltc_beam.codec.config import OUTLIER_FRACTION, OUTLIER_SPREADS
-from ltc_beam.bitstream import read_varint, varint
+from ltc_beam.bitstream import read_varint, unzigzag, varint, zigzag
 from ltc_beam.errors import FormatError
 
 #: A segment's mean is stated to within half this fraction of its std.
@@ -75,10 +75,6 @@ def _bfloat16(std: np.ndarray) -> np.ndarray:
 
 def _from_bfloat16(code: np.ndarray) -> np.ndarray:
     return (np.asarray(code, np.uint32) << 16).view(np.float32).astype(np.float64)
-
-
-def _zigzag(k: int) -> int:
-    return 2 * k if k >= 0 else -2 * k - 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,7 +150,7 @@ class SeriesScales:
         out = bytearray()
         for code, mean, std in zip(codes.reshape(-1), self.mean.reshape(-1), self.std.reshape(-1)):
             out += struct.pack("<H", int(code))
-            out += struct.pack("<f", mean) if code == 0 else varint(_zigzag(int(round(mean / (std / MEAN_STEPS)))))
+            out += struct.pack("<f", mean) if code == 0 else varint(zigzag(int(round(mean / (std / MEAN_STEPS)))))
         return bytes(out)
 
     @classmethod
@@ -178,7 +174,7 @@ class SeriesScales:
                 at += 4
             else:
                 z, at = read_varint(memoryview(payload), at, len(payload), "series statistic")
-                mean[i] = (z >> 1 if z % 2 == 0 else -(z >> 1) - 1) * (std[i] / MEAN_STEPS)
+                mean[i] = unzigzag(z) * (std[i] / MEAN_STEPS)
         if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std >= 0).all()):
             raise FormatError("bitstream is damaged: its series statistics are not finite, or a std is negative")
         shape = (len(lengths), columns)
