@@ -13,7 +13,8 @@ well; otherwise it quantises the z-scored samples of each column with the larges
 step whose squared error on that column is at most LTC's, codes the integers (as they are,
 or as differences down the records) as one zstandard frame (record by record or column by
 column) or with per-column tables and ANS (:mod:`ltc_beam.codec.sample_tables`: noise-like
-integers, which zstd codes well above their entropy), whichever is shortest, and keeps that
+integers, which zstd codes well above their entropy; there also as each column's differences
+of its own order, :mod:`ltc_beam.codec.sample_prediction`), whichever is shortest, and keeps that
 payload only if the whole stream gets
 shorter at no more mean error over the columns (each within ``MAX_COLUMN_ERROR_GROWTH``
 of its own, in ``ltc_beam.codec.codec``); besides the steps that meet each column's own
@@ -29,7 +30,8 @@ import struct
 import numpy as np
 import zstandard
 
-from ltc_beam.codec.sample_tables import decode_tabled, encode_tabled, entropy_bytes, least_bytes
+from ltc_beam.codec.sample_prediction import MAX_ORDER, predictor_orders, residuals, restored
+from ltc_beam.codec.sample_tables import column_entropies, decode_tabled, encode_tabled, least_bytes
 from ltc_beam.errors import FormatError
 
 #: Shortest stream tried (64 until session 14: a 36-record, 23-column stream of trending
@@ -57,8 +59,11 @@ OFFSET_ORDERS = (2, 3)
 #: 3.67 instead of 3.97); bit ``FLOAT32_STEPS``: the steps are float32 (4 bytes a column).
 #: From session 24, bit ``TABLED`` (with ``BY_COLUMN`` clear): the integers ANS-coded with
 #: per-column tables (:mod:`ltc_beam.codec.sample_tables`) instead of one zstandard frame.
-DIFFERENCES, BY_COLUMN, IMPLIED, FLOAT32_STEPS, TABLED = 1, 2, 4, 8, 16
-IMPLIED_ORDERS = tuple(range(4, 8)) + tuple(range(12, 16)) + (20, 21, 28, 29)
+#: From session 25, bit ``PREDICTED`` (with ``TABLED``; ``DIFFERENCES`` and ``BY_COLUMN``
+#: clear): each column coded as the differences of its own order
+#: (:mod:`ltc_beam.codec.sample_prediction`), the orders stored.
+DIFFERENCES, BY_COLUMN, IMPLIED, FLOAT32_STEPS, TABLED, PREDICTED = 1, 2, 4, 8, 16, 32
+IMPLIED_ORDERS = tuple(range(4, 8)) + tuple(range(12, 16)) + (20, 21, 28, 29, 52, 60)
 #: Bytes per integer; 1 from session 13 (readers before it refuse such payloads): int16
 #: for differences that fit int8 cost that membrane recording 2.74 bits/value, int8 2.04.
 WIDTHS = (1, 2, 4, 8)
@@ -140,7 +145,8 @@ def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int, f
     differences quantised with the rule's steps (``sqrt(12 * target)``, widened by
     ``1 / sqrt(share of values off the grid's 0)``, at least ``floor``) take over
     ``PROBE_MARGIN`` x ``budget`` bytes at zstd level 1 and ``ENTROPY_MARGIN`` x ``budget``
-    in their columns' order-0 entropy (what :data:`TABLED` payloads come near). Cheap, and
+    in their columns' order-0 entropy, each column's first or second differences whichever
+    is less (what :data:`TABLED` payloads come near). Cheap, and
     it spares the step search and the real trial on the data LTC codes well."""
     if not np.isfinite(target).all():
         return True  # an unbounded error budget leaves no finite step to store
@@ -156,7 +162,10 @@ def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int, f
     differences = np.diff(q, axis=0)
     _, raw = packed_ints(differences)
     zstd = len(zstandard.ZstdCompressor(level=1).compress(raw))
-    return zstd > PROBE_MARGIN * budget and entropy_bytes(differences) > ENTROPY_MARGIN * budget
+    if zstd <= PROBE_MARGIN * budget:
+        return False
+    bits = np.minimum(column_entropies(differences), column_entropies(np.diff(differences, axis=0)))
+    return float(bits.sum()) / 8 > ENTROPY_MARGIN * budget
 
 
 def _rule(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -210,8 +219,12 @@ class SampleCandidate:
         self.order = min(ranked, key=ranked.get)
         # tables only where they may be shorter (16 records of 1,000 columns: 0.3 s to lose)
         head = _HEADER.size + steps.size * (4 if narrow else 8)
-        hopeful = [k for k, ints in ((0, q), (DIFFERENCES, np.diff(q, axis=0))) if head + least_bytes(ints) < ranked[self.order]]
-        tabled = [payload for k in hopeful if (payload := payload_of(q, steps, base + TABLED + k)) is not None]
+        self.predictors = predictor_orders(q)
+        tries = [(0, q, head), (DIFFERENCES, np.diff(q, axis=0), head)]
+        if self.predictors.max(initial=0) > 1 or np.unique(self.predictors).size > 1:  # not one of the two above
+            tries.append((PREDICTED, residuals(q, self.predictors)[1], head + q.shape[1]))
+        hopeful = [k for k, ints, size in tries if size + least_bytes(ints) < ranked[self.order]]
+        tabled = [payload for k in hopeful if (payload := payload_of(q, steps, base + TABLED + k, predictors=self.predictors)) is not None]
         self.tabled = min(tabled, key=len, default=None)
         self.zstd = payload_of(q, steps, self.order) if q.size <= EXACT_VALUES else None
         zstd_size = ranked[self.order] if self.zstd is None else len(self.zstd)
@@ -222,13 +235,19 @@ class SampleCandidate:
         return zstd if self.tabled is None or len(zstd) < len(self.tabled) else self.tabled
 
 
-def payload_of(q: np.ndarray, steps: np.ndarray, order: int, level: int = ZSTD_LEVEL) -> bytes | None:
+def payload_of(q: np.ndarray, steps: np.ndarray, order: int, level: int = ZSTD_LEVEL, predictors: np.ndarray | None = None) -> bytes | None:
     """The payload of grid integers ``q`` ``[N, d]`` in one of the ``IMPLIED_ORDERS`` (None for a
-    :data:`TABLED` order whose tables cannot hold them)."""
+    :data:`TABLED` order whose tables cannot hold them); a :data:`PREDICTED` one with the
+    columns' ``predictors`` (by default :func:`predictor_orders`)."""
     ints, first = q, b""
     if order & DIFFERENCES:
         width, row = packed_ints(q[:1])
         ints, first = np.diff(q, axis=0), bytes([width]) + row
+    elif order & PREDICTED:
+        predictors = predictor_orders(q) if predictors is None else predictors
+        rows, ints = residuals(q, predictors)
+        width, packed = packed_ints(rows)
+        first = predictors.astype(np.uint8).tobytes() + (bytes([width]) + packed if len(rows) else b"")
     head = steps.astype("<f4" if order & FLOAT32_STEPS else "<f8").tobytes()
     if order & TABLED:
         data = encode_tabled(ints)
@@ -272,23 +291,42 @@ def decode_samples(payload: bytes, shape: tuple[int, int], offsets: np.ndarray) 
             raise FormatError("sample-coded payload: grid offsets must be finite")
     elif order in ORDERS:
         offsets = np.zeros(d)
-    first = None
-    if order in IMPLIED_ORDERS and order & DIFFERENCES:
-        if records == 0 or len(payload) < head + 1 or payload[head] not in WIDTHS:
-            raise FormatError("sample-coded payload: its first record is missing or of an unknown width")
-        end = _header_ends(payload, head + 1 + d * payload[head])
-        first = np.frombuffer(payload, f"<i{payload[head]}", count=d, offset=head + 1).astype(np.int64)
-        head, records = end, records - 1
+    first = predictors = None
+    if order in IMPLIED_ORDERS and order & PREDICTED:
+        head = _header_ends(payload, head + d)
+        predictors = np.frombuffer(payload, np.uint8, count=d, offset=head - d).astype(np.int64)
+        if (predictors > MAX_ORDER).any():
+            raise FormatError(f"sample-coded payload: a column's order is above {MAX_ORDER}")
+    if order in IMPLIED_ORDERS and order & (DIFFERENCES | PREDICTED):
+        rows = 1 if order & DIFFERENCES else int(predictors.max(initial=0))
+        if records < rows:
+            raise FormatError(f"sample-coded payload: {rows} first records apart in a stream of {records}")
+        first, head = _first_records(payload, head, rows, d)
+        records -= rows
     ints = decode_tabled(payload[head:], records, d) if order & TABLED else _integers(payload[head:], records * d, width)
     if order in IMPLIED_ORDERS:
         ints = ints.reshape(d, records).T if order & BY_COLUMN else ints.reshape(records, d)
-        if first is not None:
-            ints = np.cumsum(np.concatenate([first[None], ints]), axis=0)
+        if predictors is not None:
+            ints = restored(first, ints, predictors)
+        elif first is not None:
+            ints = np.cumsum(np.concatenate([first, ints]), axis=0)
     else:
         ints = ints.reshape(records, d)
         if order % 2:
             ints = np.cumsum(ints, axis=0)
     return ints * steps + offsets
+
+
+def _first_records(payload: bytes, head: int, rows: int, d: int) -> tuple[np.ndarray, int]:
+    """The ``rows`` first records' integers ``[rows, d]`` at ``head`` (a width byte, then
+    them; nothing for 0 rows) and the offset after them; FormatError when they are missing
+    or of an unknown width."""
+    if not rows:
+        return np.zeros((0, d), np.int64), head
+    if len(payload) < head + 1 or payload[head] not in WIDTHS:
+        raise FormatError("sample-coded payload: its first records are missing or of an unknown width")
+    end = _header_ends(payload, head + 1 + rows * d * payload[head])
+    return np.frombuffer(payload, f"<i{payload[head]}", count=rows * d, offset=head + 1).astype(np.int64).reshape(rows, d), end
 
 
 def _header_ends(payload: bytes, end: int) -> int:

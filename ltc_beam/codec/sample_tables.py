@@ -119,16 +119,25 @@ def _read_tables(buf: memoryview, offset: int, d: int) -> tuple[list[int], list[
 
 def entropy_bytes(ints: np.ndarray) -> float:
     """The order-0 entropy of each column of integers ``[M, d]``, summed, in bytes (tables not counted)."""
+    return float(column_entropies(ints).sum()) / 8
+
+
+def column_entropies(ints: np.ndarray) -> np.ndarray:
+    """The order-0 entropy of each column of integers ``[M, d]``, in bits (``d`` floats)."""
+    d = ints.shape[1]
     if not ints.size:
-        return 0.0
+        return np.zeros(d)
     low = ints.min(axis=0)
     span = max(int(high) - int(least) for high, least in zip(ints.max(axis=0), low)) + 1  # (int64 would wrap)
-    if span * ints.shape[1] <= 4 * ints.size:  # all columns' counts in one pass
-        counts = np.bincount(((ints - low) + span * np.arange(ints.shape[1])).ravel())
+    if span * d <= 4 * ints.size:  # all columns' counts in one pass
+        counts = np.bincount(((ints - low) + span * np.arange(d)).ravel(), minlength=span * d)
+        columns = np.repeat(np.arange(d), span)
     else:
-        counts = np.unique(np.stack([np.broadcast_to(np.arange(ints.shape[1]), ints.shape).ravel(), ints.ravel()]), axis=1, return_counts=True)[1]
-    counts = counts[counts > 0]
-    return -float((counts * np.log2(counts / ints.shape[0])).sum()) / 8
+        pairs, counts = np.unique(np.stack([np.broadcast_to(np.arange(d), ints.shape).ravel(), ints.ravel()]), axis=1, return_counts=True)
+        columns = pairs[0]
+    seen = counts > 0
+    bits = counts[seen] * np.log2(counts[seen] / ints.shape[0])
+    return -np.bincount(columns[seen], weights=bits, minlength=d)
 
 
 def least_bytes(ints: np.ndarray) -> float:
