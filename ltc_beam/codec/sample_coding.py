@@ -30,6 +30,7 @@ import struct
 import numpy as np
 import zstandard
 
+from ltc_beam.codec.sample_contexts import decode_contexted, encode_contexted
 from ltc_beam.codec.sample_prediction import MAX_ORDER, predictor_orders, residuals, restored
 from ltc_beam.codec.sample_tables import column_entropies, decode_tabled, encode_tabled, least_bytes
 from ltc_beam.errors import FormatError
@@ -61,9 +62,14 @@ OFFSET_ORDERS = (2, 3)
 #: per-column tables (:mod:`ltc_beam.codec.sample_tables`) instead of one zstandard frame.
 #: From session 25, bit ``PREDICTED`` (with ``TABLED``; ``DIFFERENCES`` and ``BY_COLUMN``
 #: clear): each column coded as the differences of its own order
-#: (:mod:`ltc_beam.codec.sample_prediction`), the orders stored.
-DIFFERENCES, BY_COLUMN, IMPLIED, FLOAT32_STEPS, TABLED, PREDICTED = 1, 2, 4, 8, 16, 32
-IMPLIED_ORDERS = tuple(range(4, 8)) + tuple(range(12, 16)) + (20, 21, 28, 29, 52, 60)
+#: (:mod:`ltc_beam.codec.sample_prediction`), the orders stored; with bit ``CONTEXTS`` too,
+#: those differences coded with geometric tables that follow the activity of the columns
+#: before (:mod:`ltc_beam.codec.sample_contexts`) instead of per-column tables.
+DIFFERENCES, BY_COLUMN, IMPLIED, FLOAT32_STEPS, TABLED, PREDICTED, CONTEXTS = 1, 2, 4, 8, 16, 32, 64
+IMPLIED_ORDERS = tuple(range(4, 8)) + tuple(range(12, 16)) + (20, 21, 28, 29, 52, 60, 116, 124)
+#: Most integers (all columns) tried with :data:`CONTEXTS` (0.2 s to encode 2**21 of them,
+#: four times per-column tables).
+CONTEXT_VALUES = 1 << 20
 #: Bytes per integer; 1 from session 13 (readers before it refuse such payloads): int16
 #: for differences that fit int8 cost that membrane recording 2.74 bits/value, int8 2.04.
 WIDTHS = (1, 2, 4, 8)
@@ -221,9 +227,12 @@ class SampleCandidate:
         head = _HEADER.size + steps.size * (4 if narrow else 8)
         self.predictors = predictor_orders(q)
         tries = [(0, q, head), (DIFFERENCES, np.diff(q, axis=0), head)]
+        predicted = residuals(q, self.predictors)[1]
         if self.predictors.max(initial=0) > 1 or np.unique(self.predictors).size > 1:  # not one of the two above
-            tries.append((PREDICTED, residuals(q, self.predictors)[1], head + q.shape[1]))
+            tries.append((PREDICTED, predicted, head + q.shape[1]))
         hopeful = [k for k, ints, size in tries if size + least_bytes(ints) < ranked[self.order]]
+        if q.shape[1] > 1 and q.size <= CONTEXT_VALUES:  # (may come below the order-0 entropy)
+            hopeful.append(PREDICTED + CONTEXTS)
         tabled = [payload for k in hopeful if (payload := payload_of(q, steps, base + TABLED + k, predictors=self.predictors)) is not None]
         self.tabled = min(tabled, key=len, default=None)
         self.zstd = payload_of(q, steps, self.order) if q.size <= EXACT_VALUES else None
@@ -250,7 +259,7 @@ def payload_of(q: np.ndarray, steps: np.ndarray, order: int, level: int = ZSTD_L
         first = predictors.astype(np.uint8).tobytes() + (bytes([width]) + packed if len(rows) else b"")
     head = steps.astype("<f4" if order & FLOAT32_STEPS else "<f8").tobytes()
     if order & TABLED:
-        data = encode_tabled(ints)
+        data = encode_contexted(ints) if order & CONTEXTS else encode_tabled(ints)
         return None if data is None else _HEADER.pack(order, 1) + head + first + data
     width, raw = packed_ints(ints.T if order & BY_COLUMN else ints)
     return _HEADER.pack(order, width) + head + first + zstandard.ZstdCompressor(level=level).compress(raw)
@@ -303,7 +312,10 @@ def decode_samples(payload: bytes, shape: tuple[int, int], offsets: np.ndarray) 
             raise FormatError(f"sample-coded payload: {rows} first records apart in a stream of {records}")
         first, head = _first_records(payload, head, rows, d)
         records -= rows
-    ints = decode_tabled(payload[head:], records, d) if order & TABLED else _integers(payload[head:], records * d, width)
+    if order & CONTEXTS:
+        ints = decode_contexted(payload[head:], records, d)
+    else:
+        ints = decode_tabled(payload[head:], records, d) if order & TABLED else _integers(payload[head:], records * d, width)
     if order in IMPLIED_ORDERS:
         ints = ints.reshape(d, records).T if order & BY_COLUMN else ints.reshape(records, d)
         if predictors is not None:

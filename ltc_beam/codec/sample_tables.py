@@ -12,7 +12,7 @@ integers) minus one, and one :func:`~ltc_beam.entropy.log_codes` byte per in-ran
 and one for the escape, either as they are (first byte ``PLAIN``) or as one zstandard
 frame (``PACKED``, then the varint of the frame's length), whichever is shorter; then the ANS words of :class:`~ltc_beam.entropy.SymbolEncoder`, one step per
 column (all its integers in record order). The weights the bytes stand for are scaled to
-frequencies summing to ``2**PRECISION`` with integer arithmetic alone (:func:`_frequencies`), so encoder and
+frequencies summing to ``2**PRECISION`` with integer arithmetic alone (:func:`frequencies`), so encoder and
 decoder build the same tables on every machine.
 """
 
@@ -210,13 +210,13 @@ def _tables(lows: list[int], codes: list[np.ndarray]) -> SymbolTables:
         weights = np.zeros(width + 1, np.int64)
         weights[: code.size - 1] = _VALUES[code[:-1]]
         weights[-1] = _VALUES[code[-1]]
-        freqs[j] = _frequencies(weights)
+        freqs[j] = frequencies(weights)
     if not codes:
-        freqs[0] = _frequencies(np.zeros(width + 1, np.int64))
+        freqs[0] = frequencies(np.zeros(width + 1, np.int64))
     return SymbolTables(freqs, np.array(lows or [0], np.int64), PRECISION)
 
 
-def _frequencies(weights: np.ndarray) -> np.ndarray:
+def frequencies(weights: np.ndarray) -> np.ndarray:
     """Integer weights → frequencies of at least 1 summing to ``2**PRECISION``: one count
     each, the rest shared in proportion (rounded down), the leftover one each to the
     largest remainders (first of ties). Integer arithmetic only."""

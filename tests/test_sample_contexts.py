@@ -1,0 +1,89 @@
+"""Sample-coding integers ANS-coded with activity-classed geometric tables (ltc_beam.codec.sample_contexts)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ltc_beam.codec import sample_coding
+from ltc_beam.codec.sample_contexts import (
+    ACTIVITY_BITS,
+    CLASSES_BELOW,
+    MAX_WIDTH,
+    column_classes,
+    decode_contexted,
+    encode_contexted,
+)
+from ltc_beam.bitstream import read_varint
+from ltc_beam.errors import FormatError
+
+
+def _bursty(records: int, d: int, seed: int = 0) -> np.ndarray:
+    """Channels that rest and get busy together (a walking subject's accelerometers)."""
+    rng = np.random.default_rng(seed)
+    level = np.repeat(np.exp(1.5 * rng.standard_normal(-(-records // 200))), 200)[:records]
+    return np.round(rng.laplace(size=(records, d)) * level[:, None] * 3).astype(np.int64)
+
+
+@pytest.mark.parametrize(
+    "ints",
+    [
+        _bursty(3000, 4),
+        _bursty(500, 1, seed=1),
+        np.zeros((0, 3), np.int64),
+        np.array([[7, -3, 2**40]]),
+        np.concatenate([_bursty(990, 2, seed=2), np.random.default_rng(3).integers(-(10**9), 10**9, (10, 2))]),  # escapes
+        np.full((50, 3), 5),
+        100 + _bursty(400, 2, seed=4),  # off 0: a centre
+    ],
+    ids=["bursty", "one-column", "empty", "one-record", "escapes", "constant", "centred"],
+)
+def test_contexted_round_trip(ints):
+    data = encode_contexted(ints)
+    assert np.array_equal(decode_contexted(data, *ints.shape), ints)
+
+
+def test_beyond_the_range_is_refused():
+    assert encode_contexted(np.array([[2**62, 0]])) is None
+
+
+def test_classes_are_octaves_of_the_activity_around_each_record():
+    columns = 2
+    mean = columns << ACTIVITY_BITS
+    activity = np.full(100, mean)
+    activity[50:] *= 4  # two octaves up from record 50 on (its window reaches back 3 records)
+    classes = column_classes(activity, columns)
+    assert set(classes[:47]) == {CLASSES_BELOW} and set(classes[50:]) == {CLASSES_BELOW + 2}
+    assert set(column_classes(np.zeros(10, np.int64), columns)) == {0}  # at rest: the lowest class
+
+
+def test_activity_classes_beat_per_column_tables_on_bursty_channels():
+    """Busy and quiet stretches coded with their own scales: well below per-column tables,
+    and sample coding picks them."""
+    ints = np.cumsum(_bursty(4000, 6, seed=5), axis=0)
+    contexted = sample_coding.payload_of(ints, np.ones(6), sample_coding.IMPLIED + sample_coding.TABLED + sample_coding.PREDICTED + sample_coding.CONTEXTS)
+    tabled = sample_coding.payload_of(ints, np.ones(6), sample_coding.IMPLIED + sample_coding.TABLED + sample_coding.DIFFERENCES)
+    assert len(contexted) < 0.93 * len(tabled)
+    np.testing.assert_array_equal(sample_coding.decode_samples(contexted, ints.shape, np.zeros(6)), ints)
+    chosen = sample_coding.SampleCandidate(ints, np.ones(6)).payload()
+    assert chosen[0] & sample_coding.CONTEXTS and len(chosen) <= len(contexted)
+
+
+def test_damaged_contexted_data_is_a_format_error():
+    ints = _bursty(600, 3, seed=6)
+    good = encode_contexted(ints)
+    start = read_varint(memoryview(good), 0, len(good), "width")[1]  # column 0: centre 0, one class
+    assert good[start] == 0 and good[start + 1] == 1
+    second = start + 1 + 1 + 2  # column 1's centre varint (one byte), then its class count
+    damaged = {
+        "empty": b"",
+        "width too large": bytes([0x80, 0x10]) + good[start:],  # 2048
+        "first column with two classes": good[: start + 1] + bytes([2]) + good[start + 2 :],
+        "class count off": good[: second + 1] + bytes([good[second + 1] + 1]) + good[second + 2 :],
+        "header cut": good[: start + 6],
+        "words cut": good[:-3],
+    }
+    for what, data in damaged.items():
+        with pytest.raises(FormatError):
+            decode_contexted(data, *ints.shape)
+    assert MAX_WIDTH // 2 == 2048
