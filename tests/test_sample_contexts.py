@@ -9,12 +9,13 @@ from ltc_beam.codec import sample_coding
 from ltc_beam.codec.sample_contexts import (
     ACTIVITY_BITS,
     CLASSES_BELOW,
+    LIMIT,
     MAX_WIDTH,
     column_classes,
     decode_contexted,
     encode_contexted,
 )
-from ltc_beam.bitstream import read_varint
+from ltc_beam.bitstream import read_varint, varint, zigzag
 from ltc_beam.errors import FormatError
 
 
@@ -43,8 +44,11 @@ def test_contexted_round_trip(ints):
     assert np.array_equal(decode_contexted(data, *ints.shape), ints)
 
 
-def test_beyond_the_range_is_refused():
-    assert encode_contexted(np.array([[2**62, 0]])) is None
+def test_beyond_the_limit_is_refused():
+    inside = np.array([[LIMIT, -LIMIT], [LIMIT - 1, 0], [-LIMIT, LIMIT]])
+    assert np.array_equal(decode_contexted(encode_contexted(inside), 3, 2), inside)
+    assert encode_contexted(np.array([[LIMIT + 1, 0]])) is None
+    assert encode_contexted(np.array([[0, -LIMIT - 1]])) is None
 
 
 def test_classes_are_octaves_of_the_activity_around_each_record():
@@ -81,6 +85,7 @@ def test_damaged_contexted_data_is_a_format_error():
         "first column with two classes": good[: start + 1] + bytes([2]) + good[start + 2 :],
         "class count off": good[: second + 1] + bytes([good[second + 1] + 1]) + good[second + 2 :],
         "header cut": good[: start + 6],
+        "centre beyond the limit": good[:start] + varint(zigzag(LIMIT + 1)) + good[start + 1 :],
         "words cut": good[:-3],
     }
     for what, data in damaged.items():

@@ -128,3 +128,18 @@ def test_a_narrow_column_codes_its_rare_far_integers_in_its_table_when_padded_pa
     together = np.concatenate([narrow, wide], axis=1)
     assert np.array_equal(decode_tabled(encode_tabled(together), *together.shape), together)
     assert decode_tabled(encode_tabled(np.zeros((3, 0), np.int64)), 3, 0).shape == (3, 0)
+
+
+def test_frequencies_of_many_tables_are_each_tables_own():
+    """One call for a stack of tables gives each row what it gives alone (sums 2**24, at
+    least 1 each, zeros counted as ones), as the contexted coder builds them."""
+    from ltc_beam.codec.sample_tables import PRECISION, frequencies
+
+    rng = np.random.default_rng(7)
+    weights = rng.integers(0, 1 << 32, (6, 9))
+    weights[1] = 0
+    weights[2] = (rng.random(9) < 0.3) * 5
+    stacked = frequencies(weights)
+    assert (stacked.sum(axis=1) == 1 << PRECISION).all() and stacked.min() >= 1
+    assert all(np.array_equal(stacked[i], frequencies(weights[i])) for i in range(6))
+    assert len(set(frequencies(weights[1]).tolist())) <= 2  # all ones, the leftover spread evenly

@@ -37,8 +37,12 @@ CLASS_COUNT = CLASSES_BELOW + CLASSES_ABOVE + 1
 THETA_BITS, ACTIVITY_BITS = 16, 8
 #: Largest magnitude counted in an activity (escapes may be far larger).
 ACTIVITY_CAP = 1 << 20
-#: Most table entries built for one stream (tables x width).
-MAX_ENTRIES = 1 << 22
+#: Most table entries built for one stream (tables x width): about 60 MB while they are built.
+MAX_ENTRIES = 1 << 21
+#: Largest magnitude of an integer or centre (so that ``|x - centre|`` and a table's ends fit int64).
+LIMIT = (1 << 62) - MAX_WIDTH
+#: Most integers in a stream (so that every window's activity stays below 2**53, exact in float64).
+MAX_VALUES = 1 << 40
 _HEAD = 1 << 32  # weight of a table's centre
 
 
@@ -63,11 +67,11 @@ def column_classes(activity: np.ndarray, columns: int) -> np.ndarray:
 
 def encode_contexted(ints: np.ndarray) -> bytes | None:
     """Integers ``[M, d]`` → header and ANS words; None where the tables would be too large
-    or the integers are beyond ±2**62."""
+    or an integer is beyond ±``LIMIT``."""
     records, d = ints.shape
-    if ints.size and not -(1 << 62) < int(ints.min()) <= int(ints.max()) < 1 << 62:
+    if ints.size >= MAX_VALUES or (ints.size and not -LIMIT <= int(ints.min()) <= int(ints.max()) <= LIMIT):
         return None
-    centres = np.median(ints, axis=0).round().astype(np.int64) if records else np.zeros(d, np.int64)
+    centres = np.sort(ints, axis=0)[(records - 1) // 2] if records else np.zeros(d, np.int64)  # a median, exactly
     magnitudes = np.abs(ints - centres)
     width = int(min(magnitudes.max(initial=0), MAX_WIDTH // 2 - 1))
     ranks, thetas = _classes_and_parameters(magnitudes)
@@ -86,6 +90,8 @@ def encode_contexted(ints: np.ndarray) -> bytes | None:
 def decode_contexted(data: bytes, records: int, d: int) -> np.ndarray:
     """Inverse of :func:`encode_contexted` for ``records`` x ``d`` integers; FormatError when it does not parse."""
     buf = memoryview(data)
+    if records * d >= MAX_VALUES:
+        raise FormatError(f"sample-coded payload: {records} x {d} integers are too many for activity classes")
     width, offset = read_varint(buf, 0, len(buf), "sample-coded payload: table width")
     if width >= MAX_WIDTH // 2:
         raise FormatError(f"sample-coded payload: tables of width {width} (below {MAX_WIDTH // 2})")
@@ -95,6 +101,8 @@ def decode_contexted(data: bytes, records: int, d: int) -> np.ndarray:
         if offset >= len(buf) or not min(records, 1) <= buf[offset] <= (CLASS_COUNT if j else 1) or offset + 1 + 2 * buf[offset] > len(buf):
             raise FormatError("sample-coded payload: a column's classes are missing or too many")
         count = buf[offset]
+        if abs(unzigzag(centre)) > LIMIT:
+            raise FormatError(f"sample-coded payload: a column centre beyond ±{LIMIT}")
         centres[j] = unzigzag(centre)
         thetas.append(np.frombuffer(buf, "<u2", count=count, offset=offset + 1).astype(np.int64))
         offset += 1 + 2 * count
@@ -111,6 +119,8 @@ def decode_contexted(data: bytes, records: int, d: int) -> np.ndarray:
         if present.size != thetas[j].size:
             raise FormatError(f"sample-coded payload: column {j} states {thetas[j].size} classes, its records fall in {present.size}")
         ints[:, j] = decoder.decode(first[j] + rank)
+        if records and not -LIMIT <= int(ints[:, j].min()) <= int(ints[:, j].max()) <= LIMIT:
+            raise FormatError(f"sample-coded payload: an integer beyond ±{LIMIT}")
         activity += activity_ratios(np.minimum(np.abs(ints[:, j] - centres[j]), ACTIVITY_CAP))
     decoder.finish()
     return ints
@@ -148,7 +158,7 @@ def _tables(centres: np.ndarray, thetas: list[np.ndarray], width: int, ranks: li
     for k in range(1, width + 1):
         tail[:, k] = (tail[:, k - 1] * theta) >> THETA_BITS
     weights = np.concatenate([tail[:, :0:-1], tail, np.maximum(tail[:, -1:], 1)], axis=1)  # escape: about the rest
-    freqs = np.stack([frequencies(row) for row in weights]) if theta.size else frequencies(np.ones((2 * width + 2,), np.int64))[None]
+    freqs = frequencies(weights) if theta.size else frequencies(np.ones((1, 2 * width + 2), np.int64))
     lows = np.repeat(centres - width, [t.size for t in thetas]) if theta.size else np.zeros(1, np.int64)
     first = np.cumsum([0] + [t.size for t in thetas])
     return SymbolTables(freqs, lows, PRECISION), [first[j] + rank for j, rank in enumerate(ranks or [])]

@@ -217,18 +217,21 @@ def _tables(lows: list[int], codes: list[np.ndarray]) -> SymbolTables:
 
 
 def frequencies(weights: np.ndarray) -> np.ndarray:
-    """Integer weights → frequencies of at least 1 summing to ``2**PRECISION``: one count
-    each, the rest shared in proportion (rounded down), the leftover one each to the
-    largest remainders (first of ties). Integer arithmetic only."""
-    spare = (1 << PRECISION) - weights.size
-    total = int(weights.sum())
-    if total == 0:
-        weights, total = np.ones_like(weights), weights.size
-    share, remainder = np.divmod(weights * spare, total)
+    """Integer weights (each row of the last axis one table) → frequencies of at least 1
+    summing to ``2**PRECISION`` per row: one count each, the rest shared in proportion
+    (rounded down), the leftover one each to the largest remainders (first of ties); a row
+    of zeros counts as ones. Integer arithmetic only."""
+    rows = np.atleast_2d(weights)
+    n = rows.shape[-1]
+    total = rows.sum(axis=-1, keepdims=True)
+    rows = np.where(total == 0, 1, rows)
+    total = np.where(total == 0, n, total)
+    share, remainder = np.divmod(rows * ((1 << PRECISION) - n), total)
     freqs = 1 + share
-    leftover = (1 << PRECISION) - int(freqs.sum())
-    freqs[np.argsort(-remainder, kind="stable")[:leftover]] += 1
-    return freqs
+    leftover = (1 << PRECISION) - freqs.sum(axis=-1, keepdims=True)
+    order = np.argsort(-remainder, axis=-1, kind="stable")
+    np.put_along_axis(freqs, order, np.take_along_axis(freqs, order, axis=-1) + (np.arange(n) < leftover), axis=-1)
+    return freqs.reshape(weights.shape)
 
 
 def _read_varint(buf: memoryview, offset: int, what: str) -> tuple[int, int]:
