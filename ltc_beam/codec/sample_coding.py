@@ -227,9 +227,8 @@ class SampleCandidate:
         head = _HEADER.size + steps.size * (4 if narrow else 8)
         self.predictors = predictor_orders(q)
         tries = [(0, q, head), (DIFFERENCES, np.diff(q, axis=0), head)]
-        predicted = residuals(q, self.predictors)[1]
         if self.predictors.max(initial=0) > 1 or np.unique(self.predictors).size > 1:  # not one of the two above
-            tries.append((PREDICTED, predicted, head + q.shape[1]))
+            tries.append((PREDICTED, residuals(q, self.predictors)[1], head + q.shape[1]))
         hopeful = [k for k, ints, size in tries if size + least_bytes(ints) < ranked[self.order]]
         if q.shape[1] > 1 and q.size <= CONTEXT_VALUES:  # (may come below the order-0 entropy)
             hopeful.append(PREDICTED + CONTEXTS)

@@ -25,7 +25,7 @@ import numpy as np
 
 from ltc_beam.bitstream import read_varint, unzigzag, varint, zigzag
 from ltc_beam.codec.sample_tables import MAX_WIDTH, PRECISION, frequencies
-from ltc_beam.entropy import SymbolDecoder, SymbolEncoder, SymbolTables
+from ltc_beam.entropy import SymbolDecoder, SymbolEncoder, SymbolTables, bit_lengths
 from ltc_beam.errors import FormatError
 
 #: Records either side of a record whose activity sets its class (the measured best of 0, 1, 3, 7).
@@ -47,21 +47,25 @@ _HEAD = 1 << 32  # weight of a table's centre
 
 
 def activity_ratios(magnitudes: np.ndarray) -> np.ndarray:
-    """One column's ``|integers - centre|`` (capped at ``ACTIVITY_CAP``) → each over the
-    column's mean magnitude, in fixed point (``ACTIVITY_BITS``). Integers only."""
-    return (magnitudes * (magnitudes.size << ACTIVITY_BITS)) // max(int(magnitudes.sum()), 1)
+    """One column's ``|integers - centre|``, capped at ``ACTIVITY_CAP`` → each over the
+    column's mean (capped) magnitude, in fixed point (``ACTIVITY_BITS``). Integers only."""
+    capped = np.minimum(magnitudes, ACTIVITY_CAP)
+    return (capped * (capped.size << ACTIVITY_BITS)) // max(int(capped.sum()), 1)
 
 
 def column_classes(activity: np.ndarray, columns: int) -> np.ndarray:
     """Classes (0 … ``CLASS_COUNT - 1``) of the records of the next column, from the summed
-    :func:`activity_ratios` of the ``columns >= 1`` columns before it: the octave of each
-    record's activity over the ``HALF_WINDOW`` records either side against its mean."""
+    :func:`activity_ratios` of the ``columns`` columns before it: the octave of each
+    record's activity over the ``HALF_WINDOW`` records either side against its mean; all 0
+    for the first column."""
     records = activity.size
+    if not columns:
+        return np.zeros(records, np.int64)
     cumulative = np.concatenate([[0], np.cumsum(activity)])
     index = np.arange(records)
     end, start = np.minimum(index + HALF_WINDOW + 1, records), np.maximum(index - HALF_WINDOW, 0)
     mean = (end - start) * columns << ACTIVITY_BITS  # the window's activity at every column's mean
-    octave = _bit_lengths(cumulative[end] - cumulative[start]) - _bit_lengths(mean)
+    octave = bit_lengths(cumulative[end] - cumulative[start]) - bit_lengths(mean)  # exact: below 2**53
     return np.clip(octave, -CLASSES_BELOW, CLASSES_ABOVE) + CLASSES_BELOW
 
 
@@ -114,14 +118,13 @@ def decode_contexted(data: bytes, records: int, d: int) -> np.ndarray:
     activity = np.zeros(records, np.int64)
     first = np.cumsum([0] + [t.size for t in thetas])
     for j in range(d):
-        classes = column_classes(activity, j) if j else np.zeros(records, np.int64)
-        present, rank = _present(classes)
+        present, rank = _present(column_classes(activity, j))
         if present.size != thetas[j].size:
             raise FormatError(f"sample-coded payload: column {j} states {thetas[j].size} classes, its records fall in {present.size}")
         ints[:, j] = decoder.decode(first[j] + rank)
         if records and not -LIMIT <= int(ints[:, j].min()) <= int(ints[:, j].max()) <= LIMIT:
             raise FormatError(f"sample-coded payload: an integer beyond ±{LIMIT}")
-        activity += activity_ratios(np.minimum(np.abs(ints[:, j] - centres[j]), ACTIVITY_CAP))
+        activity += activity_ratios(np.abs(ints[:, j] - centres[j]))
     decoder.finish()
     return ints
 
@@ -133,12 +136,12 @@ def _classes_and_parameters(magnitudes: np.ndarray) -> tuple[list[np.ndarray], l
     activity = np.zeros(records, np.int64)
     ranks, thetas = [], []
     for j in range(d):
-        present, rank = _present(column_classes(activity, j) if j else np.zeros(records, np.int64))
+        rank = _present(column_classes(activity, j))[1]
         mean = np.bincount(rank, weights=magnitudes[:, j].astype(np.float64)) / np.maximum(np.bincount(rank), 1)
         theta = np.where(mean > 0, (np.sqrt(1 + mean * mean) - 1) / np.maximum(mean, 1e-300), 0.0)
         ranks.append(rank)
         thetas.append(np.minimum(np.round(theta * (1 << THETA_BITS)), (1 << THETA_BITS) - 1).astype(np.int64))
-        activity += activity_ratios(np.minimum(magnitudes[:, j], ACTIVITY_CAP))
+        activity += activity_ratios(magnitudes[:, j])
     return ranks, thetas
 
 
@@ -163,7 +166,3 @@ def _tables(centres: np.ndarray, thetas: list[np.ndarray], width: int, ranks: li
     first = np.cumsum([0] + [t.size for t in thetas])
     return SymbolTables(freqs, lows, PRECISION), [first[j] + rank for j, rank in enumerate(ranks or [])]
 
-
-def _bit_lengths(values: np.ndarray) -> np.ndarray:
-    """``int.bit_length`` of non-negative int64s below 2**53 (0 for 0): exact through float64."""
-    return np.frexp(values.astype(np.float64))[1].astype(np.int64)
