@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from ltc_beam.codec import sample_coding
+from ltc_beam.codec import sample_contexts
 from ltc_beam.codec.sample_contexts import (
     ACTIVITY_BITS,
     CLASSES_BELOW,
+    HISTOGRAM,
     LIMIT,
     MAX_WIDTH,
     column_classes,
@@ -92,3 +94,59 @@ def test_damaged_contexted_data_is_a_format_error():
         with pytest.raises(FormatError):
             decode_contexted(data, *ints.shape)
     assert MAX_WIDTH // 2 == 2048
+
+
+def _with_two_levels(records: int, seed: int) -> np.ndarray:
+    """Two bursty columns and, between them, a status-like one of two far-apart levels,
+    which no two-sided geometric table about its median fits."""
+    rng = np.random.default_rng(seed)
+    ints = _bursty(records, 3, seed=seed)
+    ints[:, 1] = rng.choice([-40, 40], records) + rng.integers(-1, 2, records)
+    return ints
+
+
+def _markers(data: bytes, d: int) -> list[int]:
+    """Each column's class count byte (or HISTOGRAM) of a contexted payload."""
+    offset, markers = read_varint(memoryview(data), 0, len(data), "width")[1], []
+    for _ in range(d):
+        offset = read_varint(memoryview(data), offset, len(data), "centre")[1]
+        markers.append(data[offset])
+        offset += 1 + (0 if data[offset] == HISTOGRAM else 2 * data[offset])
+    return markers
+
+
+def test_a_column_the_geometric_shape_fits_badly_takes_a_stored_table(monkeypatch):
+    """A column of two levels is coded with a stored table of its own, the bursty ones with
+    their classes; the payload decodes exactly and is shorter than with classes throughout."""
+    ints = _with_two_levels(3000, seed=7)
+    mixed = encode_contexted(ints)
+    assert np.array_equal(decode_contexted(mixed, *ints.shape), ints)
+    markers = _markers(mixed, 3)
+    assert markers[1] == HISTOGRAM and markers[0] == 1 and 1 < markers[2] < HISTOGRAM
+    monkeypatch.setattr(sample_contexts, "_shapes", lambda ints, thetas, *tables: thetas)
+    assert len(mixed) < 0.9 * len(encode_contexted(ints))
+
+
+def test_bursty_columns_after_the_first_keep_their_classes():
+    """(The first has no classes: its mixture of scales may fit a stored table better.)"""
+    ints = _bursty(3000, 4, seed=8)
+    assert HISTOGRAM not in _markers(encode_contexted(ints), 4)[1:]
+
+
+def test_damaged_stored_tables_are_a_format_error():
+    ints = _with_two_levels(800, seed=9)
+    good = encode_contexted(ints)
+    assert _markers(good, 3)[1] == HISTOGRAM
+    start = read_varint(memoryview(good), 0, len(good), "width")[1]
+    second = start + 1 + 1 + 2  # column 1's centre varint (one byte), then its marker
+    third = second + 2  # column 2's centre, marker, classes: then the stored tables
+    tables = third + 2 + 2 * good[third + 1]
+    damaged = {
+        "no tables": good[:tables],
+        "tables neither plain nor packed": good[:tables] + bytes([7]) + good[tables + 1 :],
+        "marker on a column with classes": good[: third + 1] + bytes([HISTOGRAM]) + good[third + 2 :],
+        "first column stored, tables missing": good[: start + 1] + bytes([HISTOGRAM]) + good[start + 4 : tables],
+    }
+    for what, data in damaged.items():
+        with pytest.raises(FormatError):
+            decode_contexted(data, *ints.shape)

@@ -114,16 +114,16 @@ def test_a_narrow_column_codes_its_rare_far_integers_in_its_table_when_padded_pa
     """Rare integers left to the escape by a narrow column's trimmed table, within the width
     it is padded to: they would be coded in range at a frequency of 1 (24 bits each); its
     table now reaches them (a Daphnet split at 37.6 dB: 23,140 -> 23,007 bytes)."""
-    from ltc_beam.codec.sample_tables import _table, _widened
+    from ltc_beam.codec.sample_tables import column_table, widened
 
     rng = np.random.default_rng(9)
     narrow = rng.integers(-2, 3, (20_000, 1))
     narrow[rng.choice(20_000, 20, replace=False), 0] = 150 + rng.integers(0, 3, 20)
     values, counts = np.unique(narrow[:, 0], return_counts=True)
-    low, code = _table(values, counts)
+    low, code = column_table(values, counts)
     assert (low, code.size - 1) == (-2, 5)  # the far ones left to the escape ...
-    assert _widened(values, counts, low, code, 400).size - 1 == int(narrow.max()) + 3  # ... until padded past them
-    assert _widened(values, counts, low, code, 100) is code
+    assert widened(values, counts, low, code, 400).size - 1 == int(narrow.max()) + 3  # ... until padded past them
+    assert widened(values, counts, low, code, 100) is code
     wide = rng.integers(0, 400, (20_000, 1))
     together = np.concatenate([narrow, wide], axis=1)
     assert np.array_equal(decode_tabled(encode_tabled(together), *together.shape), together)

@@ -64,7 +64,8 @@ OFFSET_ORDERS = (2, 3)
 #: clear): each column coded as the differences of its own order
 #: (:mod:`ltc_beam.codec.sample_prediction`), the orders stored; with bit ``CONTEXTS`` too,
 #: those differences coded with geometric tables that follow the activity of the columns
-#: before (:mod:`ltc_beam.codec.sample_contexts`) instead of per-column tables.
+#: before (:mod:`ltc_beam.codec.sample_contexts`; from session 26 a column may take a stored
+#: table of its own there) instead of per-column tables.
 DIFFERENCES, BY_COLUMN, IMPLIED, FLOAT32_STEPS, TABLED, PREDICTED, CONTEXTS = 1, 2, 4, 8, 16, 32, 64
 IMPLIED_ORDERS = tuple(range(4, 8)) + tuple(range(12, 16)) + (20, 21, 28, 29, 52, 60, 116, 124)
 #: Most integers (all columns) tried with :data:`CONTEXTS` (0.2 s to encode 2**21 of them,

@@ -56,65 +56,87 @@ def encode_tabled(ints: np.ndarray) -> bytes | None:
     distinct = [np.unique(column, return_counts=True) for column in ints.T]
     lows, codes = [], []
     for values, counts in distinct:
-        low, code = _table(values, counts)
+        low, code = column_table(values, counts)
         lows.append(low)
         codes.append(code)
     width = max((code.size - 1 for code in codes), default=1)
-    codes = [_widened(values, counts, low, code, width) for (values, counts), low, code in zip(distinct, lows, codes)]
-    head = bytearray()
-    for low, code in zip(lows, codes):
-        head += varint(zigzag(low)) + varint(code.size - 2) + code.astype(np.uint8).tobytes()
-    encoder = SymbolEncoder(_tables(lows, codes))
+    codes = [widened(values, counts, low, code, width) for (values, counts), low, code in zip(distinct, lows, codes)]
+    encoder = SymbolEncoder(stored_tables(lows, codes))
     for j, column in enumerate(ints.T):
         encoder.encode(column, np.full(column.size, j))
-    packed = zstandard.ZstdCompressor(level=TABLES_ZSTD_LEVEL).compress(bytes(head))
-    if len(packed) + len(varint(len(packed))) < len(head):
-        return bytes([PACKED]) + varint(len(packed)) + packed + encoder.finish()
-    return bytes([PLAIN]) + bytes(head) + encoder.finish()
+    return tables_block(lows, codes) + encoder.finish()
 
 
 def decode_tabled(data: bytes, records: int, d: int) -> np.ndarray:
     """Inverse of :func:`encode_tabled` for ``records`` x ``d`` integers; FormatError when it does not parse."""
     buf = memoryview(data)
-    if not len(buf) or buf[0] not in (PLAIN, PACKED):
-        raise FormatError("sample-coded payload: its tables are neither plain nor packed")
-    if buf[0] == PLAIN:
-        lows, codes, offset = _read_tables(buf, 1, d)
-    else:
-        size, start = _read_varint(buf, 1, "tables' frame length")
-        offset = start + size
-        if offset > len(buf):
-            raise FormatError(f"sample-coded payload: a tables' frame of {size} bytes does not fit")
-        frame = bytes(buf[start:offset])
-        stated = stated_size(frame, "sample-coded payload's tables")
-        if stated > d * (MAX_WIDTH + 21):
-            raise FormatError(f"sample-coded payload: tables of {stated} bytes for {d} columns")
-        tables = memoryview(decompress_exactly(frame, stated, "sample-coded payload's tables"))
-        lows, codes, end = _read_tables(tables, 0, d)
-        if end != len(tables):
-            raise FormatError("sample-coded payload: bytes left after its tables")
-    decoder = SymbolDecoder(buf[offset:], _tables(lows, codes))
+    lows, codes, offset = read_tables_block(buf, 0, d)
+    decoder = SymbolDecoder(buf[offset:], stored_tables(lows, codes))
     ints = np.stack([decoder.decode(np.full(records, j)) for j in range(d)], axis=1) if d else np.zeros((records, 0), np.int64)
     decoder.finish()
     return ints
+
+
+def tables_block(lows: list[int], codes: list[np.ndarray]) -> bytes:
+    """Tables as stored: ``PLAIN`` and their :func:`table_bytes`, or ``PACKED``, the varint
+    of a zstandard frame's length and that frame of them, whichever is shorter."""
+    head = b"".join(table_bytes(low, code) for low, code in zip(lows, codes))
+    packed = zstandard.ZstdCompressor(level=TABLES_ZSTD_LEVEL).compress(head)
+    if len(packed) + len(varint(len(packed))) < len(head):
+        return bytes([PACKED]) + varint(len(packed)) + packed
+    return bytes([PLAIN]) + head
+
+
+def read_tables_block(buf: memoryview, offset: int, d: int) -> tuple[list[int], list[np.ndarray], int]:
+    """Inverse of :func:`tables_block` for ``d`` tables at ``offset``: (lows, codes, the
+    offset after them); FormatError when they do not parse."""
+    if offset >= len(buf) or buf[offset] not in (PLAIN, PACKED):
+        raise FormatError("sample-coded payload: its tables are neither plain nor packed")
+    if buf[offset] == PLAIN:
+        return _read_tables(buf, offset + 1, d)
+    size, start = _read_varint(buf, offset + 1, "tables' frame length")
+    end = start + size
+    if end > len(buf):
+        raise FormatError(f"sample-coded payload: a tables' frame of {size} bytes does not fit")
+    frame = bytes(buf[start:end])
+    stated = stated_size(frame, "sample-coded payload's tables")
+    if stated > d * (MAX_WIDTH + 21):
+        raise FormatError(f"sample-coded payload: tables of {stated} bytes for {d} columns")
+    tables = memoryview(decompress_exactly(frame, stated, "sample-coded payload's tables"))
+    lows, codes, used = _read_tables(tables, 0, d)
+    if used != len(tables):
+        raise FormatError("sample-coded payload: bytes left after its tables")
+    return lows, codes, end
 
 
 def _read_tables(buf: memoryview, offset: int, d: int) -> tuple[list[int], list[np.ndarray], int]:
     """``d`` columns' tables from ``offset``: (lows, codes, the offset after them)."""
     lows, codes = [], []
     for _ in range(d):
-        low, offset = _read_varint(buf, offset, "table low")
-        width, offset = _read_varint(buf, offset, "table width")
-        width += 1
-        if width > MAX_WIDTH or offset + width + 1 > len(buf):
-            raise FormatError(f"sample-coded payload: a table of {width} integers does not fit (at most {MAX_WIDTH})")
-        code = np.frombuffer(buf, np.uint8, count=width + 1, offset=offset).astype(np.int64)
-        if int(code.max()) > MAX_CODE:
-            raise FormatError(f"sample-coded payload: table byte {int(code.max())} above {MAX_CODE}")
-        lows.append(unzigzag(low))
+        low, code, offset = _read_table(buf, offset)
+        lows.append(low)
         codes.append(code)
-        offset += width + 1
     return lows, codes, offset
+
+
+def table_bytes(low: int, code: np.ndarray) -> bytes:
+    """One column's stored table: the zigzag varint of ``low``, the varint of its width minus
+    one, and its bytes (in-range integers, then the escape)."""
+    return varint(zigzag(low)) + varint(code.size - 2) + code.astype(np.uint8).tobytes()
+
+
+def _read_table(buf: memoryview, offset: int) -> tuple[int, np.ndarray, int]:
+    """Inverse of :func:`table_bytes` at ``offset``: (low, bytes, the offset after it);
+    FormatError when it does not fit or holds a byte above ``MAX_CODE``."""
+    low, offset = _read_varint(buf, offset, "table low")
+    width, offset = _read_varint(buf, offset, "table width")
+    width += 1
+    if width > MAX_WIDTH or offset + width + 1 > len(buf):
+        raise FormatError(f"sample-coded payload: a table of {width} integers does not fit (at most {MAX_WIDTH})")
+    code = np.frombuffer(buf, np.uint8, count=width + 1, offset=offset).astype(np.int64)
+    if int(code.max()) > MAX_CODE:
+        raise FormatError(f"sample-coded payload: table byte {int(code.max())} above {MAX_CODE}")
+    return unzigzag(low), code, offset + width + 1
 
 
 def entropy_bytes(ints: np.ndarray) -> float:
@@ -147,7 +169,7 @@ def least_bytes(ints: np.ndarray) -> float:
     return entropy_bytes(ints) + 4 * ints.shape[1]
 
 
-def _table(values: np.ndarray, counts: np.ndarray) -> tuple[int, np.ndarray]:
+def column_table(values: np.ndarray, counts: np.ndarray) -> tuple[int, np.ndarray]:
     """A column's table, from its distinct ``values`` and their ``counts``: its lowest integer
     and the bytes of its in-range weights and escape, the range chosen among ``TRIMS`` by
     estimated bits (table bytes, coded integers, escapes)."""
@@ -184,7 +206,7 @@ def _codes(values: np.ndarray, counts: np.ndarray, low: int, high: int) -> np.nd
     return _nearest_codes(weights * (1 << WEIGHT_BITS) // max(int(counts.sum()), 1) + (weights > 0))
 
 
-def _widened(values: np.ndarray, counts: np.ndarray, low: int, code: np.ndarray, width: int) -> np.ndarray:
+def widened(values: np.ndarray, counts: np.ndarray, low: int, code: np.ndarray, width: int) -> np.ndarray:
     """A column's table bytes widened to its largest integer below ``low + width`` (the
     widest column's width): every table is padded to that width, and an integer there would
     be coded in range at a frequency of 1 (24 bits), not as an escape."""
@@ -202,18 +224,20 @@ def _nearest_codes(weights: np.ndarray) -> np.ndarray:
     return np.where(weights == 0, 0, np.where(closer_below & (below > 0), below, above))
 
 
-def _tables(lows: list[int], codes: list[np.ndarray]) -> SymbolTables:
+def stored_tables(lows: list[int], codes: list[np.ndarray]) -> SymbolTables:
     """SymbolTables of every column's weights, padded (weight 0) to the widest; FormatError on bad bounds."""
     width = max((code.size - 1 for code in codes), default=1)
-    freqs = np.zeros((max(len(codes), 1), width + 1), np.int64)
-    for j, code in enumerate(codes):
-        weights = np.zeros(width + 1, np.int64)
-        weights[: code.size - 1] = _VALUES[code[:-1]]
-        weights[-1] = _VALUES[code[-1]]
-        freqs[j] = frequencies(weights)
-    if not codes:
-        freqs[0] = frequencies(np.zeros(width + 1, np.int64))
-    return SymbolTables(freqs, np.array(lows or [0], np.int64), PRECISION)
+    weights = np.stack([table_weights(code, width) for code in codes]) if codes else np.zeros((1, width + 1), np.int64)
+    return SymbolTables(frequencies(weights), np.array(lows or [0], np.int64), PRECISION)
+
+
+def table_weights(code: np.ndarray, width: int) -> np.ndarray:
+    """The weights a table's bytes stand for, padded with zeros to ``width`` in-range
+    integers (``width + 1`` weights, the escape's last)."""
+    weights = np.zeros(width + 1, np.int64)
+    weights[: code.size - 1] = _VALUES[code[:-1]]
+    weights[-1] = _VALUES[code[-1]]
+    return weights
 
 
 def frequencies(weights: np.ndarray) -> np.ndarray:
