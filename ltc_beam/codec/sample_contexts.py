@@ -109,7 +109,6 @@ def encode_contexted(ints: np.ndarray) -> bytes | None:
     stored = [c for c in columns if isinstance(c, tuple)]
     if stored:
         head += tables_block([low for low, _ in stored], [code for _, code in stored])
-    if stored:
         tables, ids = _tables(centres, columns, width, ranks)
     encoder = SymbolEncoder(tables)
     for j in range(d):
