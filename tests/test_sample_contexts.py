@@ -38,8 +38,9 @@ def _bursty(records: int, d: int, seed: int = 0) -> np.ndarray:
         np.concatenate([_bursty(990, 2, seed=2), np.random.default_rng(3).integers(-(10**9), 10**9, (10, 2))]),  # escapes
         np.full((50, 3), 5),
         100 + _bursty(400, 2, seed=4),  # off 0: a centre
+        np.stack([np.random.default_rng(5).choice([-4000, 0, 4000], 900), _bursty(900, 1, seed=5)[:, 0] * 700], axis=1),
     ],
-    ids=["bursty", "one-column", "empty", "one-record", "escapes", "constant", "centred"],
+    ids=["bursty", "one-column", "empty", "one-record", "escapes", "constant", "centred", "stored-past-the-width"],
 )
 def test_contexted_round_trip(ints):
     data = encode_contexted(ints)
