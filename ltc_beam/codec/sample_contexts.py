@@ -15,7 +15,8 @@ shorter than with classes throughout. Where whole-stream per-column tables are s
 still, sample coding keeps those.
 
 Layout (``schemas/BITSTREAM.md``, "Sample-coded payload"): the width varint ``W`` (class
-tables cover ``centre - W`` … ``centre + W``, the rest escapes), then per column the zigzag
+tables cover ``centre - W`` … ``centre + W``, padded to the widest stored table; the rest
+escapes), then per column the zigzag
 varint of its centre, a byte with the number ``n`` of its classes, and ``n`` little-endian
 u16 parameters, one per class present in it in increasing order, or the byte ``HISTOGRAM``
 for a column with a stored table; then those columns' tables (as
@@ -25,6 +26,8 @@ arithmetic alone, so encoder and decoder agree on every machine.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import numpy as np
 import zstandard
@@ -86,22 +89,22 @@ def encode_contexted(ints: np.ndarray) -> bytes | None:
     """Integers ``[M, d]`` → header and ANS words; None where the tables would be too large
     or an integer is beyond ±``LIMIT``. Each column takes its classes' geometric tables or
     one stored table of its own (:mod:`ltc_beam.codec.sample_tables`), whichever codes it
-    in fewer bits, header included."""
+    in fewer bits by estimate (its header, a stored table's packed size, included)."""
     records, d = ints.shape
     if ints.size >= MAX_VALUES or (ints.size and not -LIMIT <= int(ints.min()) <= int(ints.max()) <= LIMIT):
         return None
     centres = np.sort(ints, axis=0)[(records - 1) // 2] if records else np.zeros(d, np.int64)  # a median, exactly
     magnitudes = np.abs(ints - centres)
     width = int(min(magnitudes.max(initial=0), MAX_WIDTH // 2 - 1))
-    if d * (2 * width + 2) > MAX_ENTRIES:  # (a table or more per column: spares the classes)
+    if d * (2 * width + 2) > MAX_ENTRIES:  # (a table or more per column with records: spares the classes)
         return None
     ranks, thetas = _classes_and_parameters(magnitudes)
     if _entries(thetas, width) > MAX_ENTRIES:
         return None
     tables, ids = _tables(centres, thetas, width, ranks)
     columns = _shapes(ints, thetas, width, tables, ids)
-    if _entries(columns, width) > MAX_ENTRIES:
-        return None
+    if _entries(columns, width) > MAX_ENTRIES:  # (a stored table one wider than the classes' at the limit)
+        columns = thetas
     head = bytearray(varint(width))
     for centre, column in zip(centres, columns):
         shape = bytes([HISTOGRAM]) if isinstance(column, tuple) else bytes([column.size]) + column.astype("<u2").tobytes()
@@ -140,8 +143,12 @@ def decode_contexted(data: bytes, records: int, d: int) -> np.ndarray:
         columns.append(np.frombuffer(buf, "<u2", count=count, offset=offset + 1).astype(np.int64))
         offset += 1 + 2 * count
     stored = [j for j, column in enumerate(columns) if column is None]
-    if stored:
-        lows, codes, offset = read_tables_block(buf, offset, len(stored))
+    if stored:  # (tables that could not all fit are refused before they are unpacked)
+        tables = sum(_counts(c for c in columns if c is not None)) + len(stored)
+        widest = min(MAX_WIDTH, MAX_ENTRIES // tables - 1)
+        if widest < 2 * width + 1:
+            raise FormatError("sample-coded payload: its tables are too large")
+        lows, codes, offset = read_tables_block(buf, offset, len(stored), widest)
         if max(abs(low) for low in lows) > LIMIT:
             raise FormatError(f"sample-coded payload: a table's low beyond ±{LIMIT}")
         for j, low, code in zip(stored, lows, codes):
@@ -213,7 +220,7 @@ def _shapes(ints: np.ndarray, thetas: list[np.ndarray], width: int, geometric: S
     return columns
 
 
-def _counts(columns: list[Shape]) -> list[int]:
+def _counts(columns: Iterable[Shape]) -> list[int]:
     """Each column's number of tables: its classes', or one stored table."""
     return [1 if isinstance(c, tuple) else c.size for c in columns]
 

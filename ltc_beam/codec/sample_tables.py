@@ -87,33 +87,34 @@ def tables_block(lows: list[int], codes: list[np.ndarray]) -> bytes:
     return bytes([PLAIN]) + head
 
 
-def read_tables_block(buf: memoryview, offset: int, d: int) -> tuple[list[int], list[np.ndarray], int]:
-    """Inverse of :func:`tables_block` for ``d`` tables at ``offset``: (lows, codes, the
-    offset after them); FormatError when they do not parse."""
+def read_tables_block(buf: memoryview, offset: int, d: int, widest: int = MAX_WIDTH) -> tuple[list[int], list[np.ndarray], int]:
+    """Inverse of :func:`tables_block` for ``d`` tables at ``offset``, none of over
+    ``widest`` integers: (lows, codes, the offset after them); FormatError when they do not
+    parse (or a packed frame states more bytes than such tables take)."""
     if offset >= len(buf) or buf[offset] not in (PLAIN, PACKED):
         raise FormatError("sample-coded payload: its tables are neither plain nor packed")
     if buf[offset] == PLAIN:
-        return _read_tables(buf, offset + 1, d)
+        return _read_tables(buf, offset + 1, d, widest)
     size, start = _read_varint(buf, offset + 1, "tables' frame length")
     end = start + size
     if end > len(buf):
         raise FormatError(f"sample-coded payload: a tables' frame of {size} bytes does not fit")
     frame = bytes(buf[start:end])
     stated = stated_size(frame, "sample-coded payload's tables")
-    if stated > d * (MAX_WIDTH + 21):
+    if stated > d * (widest + 21):
         raise FormatError(f"sample-coded payload: tables of {stated} bytes for {d} columns")
     tables = memoryview(decompress_exactly(frame, stated, "sample-coded payload's tables"))
-    lows, codes, used = _read_tables(tables, 0, d)
+    lows, codes, used = _read_tables(tables, 0, d, widest)
     if used != len(tables):
         raise FormatError("sample-coded payload: bytes left after its tables")
     return lows, codes, end
 
 
-def _read_tables(buf: memoryview, offset: int, d: int) -> tuple[list[int], list[np.ndarray], int]:
+def _read_tables(buf: memoryview, offset: int, d: int, widest: int = MAX_WIDTH) -> tuple[list[int], list[np.ndarray], int]:
     """``d`` columns' tables from ``offset``: (lows, codes, the offset after them)."""
     lows, codes = [], []
     for _ in range(d):
-        low, code, offset = _read_table(buf, offset)
+        low, code, offset = _read_table(buf, offset, widest)
         lows.append(low)
         codes.append(code)
     return lows, codes, offset
@@ -125,14 +126,14 @@ def table_bytes(low: int, code: np.ndarray) -> bytes:
     return varint(zigzag(low)) + varint(code.size - 2) + code.astype(np.uint8).tobytes()
 
 
-def _read_table(buf: memoryview, offset: int) -> tuple[int, np.ndarray, int]:
+def _read_table(buf: memoryview, offset: int, widest: int) -> tuple[int, np.ndarray, int]:
     """Inverse of :func:`table_bytes` at ``offset``: (low, bytes, the offset after it);
-    FormatError when it does not fit or holds a byte above ``MAX_CODE``."""
+    FormatError when it does not fit, is wider than ``widest`` or holds a byte above ``MAX_CODE``."""
     low, offset = _read_varint(buf, offset, "table low")
     width, offset = _read_varint(buf, offset, "table width")
     width += 1
-    if width > MAX_WIDTH or offset + width + 1 > len(buf):
-        raise FormatError(f"sample-coded payload: a table of {width} integers does not fit (at most {MAX_WIDTH})")
+    if width > widest or offset + width + 1 > len(buf):
+        raise FormatError(f"sample-coded payload: a table of {width} integers does not fit (at most {widest})")
     code = np.frombuffer(buf, np.uint8, count=width + 1, offset=offset).astype(np.int64)
     if int(code.max()) > MAX_CODE:
         raise FormatError(f"sample-coded payload: table byte {int(code.max())} above {MAX_CODE}")
