@@ -226,14 +226,14 @@ class SampleCandidate:
         self.order = min(ranked, key=ranked.get)
         # tables only where they may be shorter (16 records of 1,000 columns: 0.3 s to lose)
         head = _HEADER.size + steps.size * (4 if narrow else 8)
-        self.predictors = predictor_orders(q)
+        predictors = predictor_orders(q)
         tries = [(0, q, head), (DIFFERENCES, np.diff(q, axis=0), head)]
-        if self.predictors.max(initial=0) > 1 or np.unique(self.predictors).size > 1:  # not one of the two above
-            tries.append((PREDICTED, residuals(q, self.predictors)[1], head + q.shape[1]))
+        if predictors.max(initial=0) > 1 or np.unique(predictors).size > 1:  # not one of the two above
+            tries.append((PREDICTED, residuals(q, predictors)[1], head + q.shape[1]))
         hopeful = [k for k, ints, size in tries if size + least_bytes(ints) < ranked[self.order]]
         if q.shape[1] > 1 and q.size <= CONTEXT_VALUES:  # (may come below the order-0 entropy)
             hopeful.append(PREDICTED + CONTEXTS)
-        tabled = [payload for k in hopeful if (payload := payload_of(q, steps, base + TABLED + k, predictors=self.predictors)) is not None]
+        tabled = [payload for k in hopeful if (payload := payload_of(q, steps, base + TABLED + k, predictors=predictors)) is not None]
         self.tabled = min(tabled, key=len, default=None)
         self.zstd = payload_of(q, steps, self.order) if q.size <= EXACT_VALUES else None
         zstd_size = ranked[self.order] if self.zstd is None else len(self.zstd)
@@ -314,8 +314,10 @@ def decode_samples(payload: bytes, shape: tuple[int, int], offsets: np.ndarray) 
         records -= rows
     if order & CONTEXTS:
         ints = decode_contexted(payload[head:], records, d)
+    elif order & TABLED:
+        ints = decode_tabled(payload[head:], records, d)
     else:
-        ints = decode_tabled(payload[head:], records, d) if order & TABLED else _integers(payload[head:], records * d, width)
+        ints = _integers(payload[head:], records * d, width)
     if order in IMPLIED_ORDERS:
         ints = ints.reshape(d, records).T if order & BY_COLUMN else ints.reshape(records, d)
         if predictors is not None:

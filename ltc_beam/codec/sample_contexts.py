@@ -159,7 +159,7 @@ def decode_contexted(data: bytes, records: int, d: int) -> np.ndarray:
     decoder = SymbolDecoder(buf[offset:], tables)
     ints = np.zeros((records, d), np.int64)
     activity = np.zeros(records, np.int64)
-    first = np.cumsum([0, *_counts(columns)])
+    first = _first_tables(columns)
     for j, column in enumerate(columns):
         if isinstance(column, tuple):
             rank = np.zeros(records, np.int64)
@@ -200,7 +200,7 @@ def _present(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _shapes(ints: np.ndarray, thetas: list[np.ndarray], width: int, geometric: SymbolTables, ids: list[np.ndarray]) -> list[Shape]:
     """Each column's tables: its classes' parameters (``thetas``, the ``geometric`` tables,
     each record's table ``ids``), or ``(low, bytes)`` of one stored table where that codes it
-    in fewer bits (its bytes counted)."""
+    in fewer bits (its bytes counted as estimated packed)."""
     estimator = zstandard.ZstdCompressor(level=ESTIMATE_LEVEL)
     floors = column_entropies(ints)  # no stored table codes a column in fewer bits
     classed = [geometric.bits(column, ids[j]) for j, column in enumerate(ints.T)]
@@ -223,6 +223,11 @@ def _shapes(ints: np.ndarray, thetas: list[np.ndarray], width: int, geometric: S
 def _counts(columns: Iterable[Shape]) -> list[int]:
     """Each column's number of tables: its classes', or one stored table."""
     return [1 if isinstance(c, tuple) else c.size for c in columns]
+
+
+def _first_tables(columns: list[Shape]) -> np.ndarray:
+    """The number of each column's first table (tables are numbered column by column)."""
+    return np.cumsum([0, *_counts(columns)])
 
 
 def _entries(columns: list[Shape], width: int) -> int:
@@ -256,6 +261,6 @@ def _tables(centres: np.ndarray, columns: list[Shape], width: int, ranks: list[n
             weights.extend(next(geometric) for _ in range(column.size))
             lows.extend([centre - width] * column.size)
     freqs = frequencies(np.stack(weights)) if weights else frequencies(np.ones((1, symbols + 1), np.int64))
-    first = np.cumsum([0, *_counts(columns)])
+    first = _first_tables(columns)
     tables = SymbolTables(freqs, np.array(lows or [0], np.int64), PRECISION)
     return tables, [first[j] + (0 if isinstance(columns[j], tuple) else rank) for j, rank in enumerate(ranks or [])]

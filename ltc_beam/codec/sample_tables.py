@@ -110,7 +110,7 @@ def read_tables_block(buf: memoryview, offset: int, d: int, widest: int = MAX_WI
     return lows, codes, end
 
 
-def _read_tables(buf: memoryview, offset: int, d: int, widest: int = MAX_WIDTH) -> tuple[list[int], list[np.ndarray], int]:
+def _read_tables(buf: memoryview, offset: int, d: int, widest: int) -> tuple[list[int], list[np.ndarray], int]:
     """``d`` columns' tables from ``offset``: (lows, codes, the offset after them)."""
     lows, codes = [], []
     for _ in range(d):
