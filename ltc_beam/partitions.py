@@ -6,7 +6,8 @@ they were lost (a key column ``--key device`` was "not found", and without one t
 records merged). Each input file gets one column per partition name, as
 ``pyarrow.dataset.dataset(path, partitioning="hive")`` reads them: values that are all
 int32 integers as int32, others as strings, ``__HIVE_DEFAULT_PARTITION__`` as null, URI
-escapes decoded. Files compressed by ltc-beam get none while compressed (their schema is
+escapes decoded; except that a name the integer would not write back (``site=007``,
+``n=+5``, ``n=-0``) keeps its column as text (pyarrow reads 7: the folder's name is lost). Files compressed by ltc-beam get none while compressed (their schema is
 stored with them); decoded, they get those their schema lacks (an archive compressed folder
 by folder into ``day=…`` folders decodes with ``day``, as the raw tree read).
 """
@@ -21,7 +22,7 @@ import pyarrow as pa
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 _SEGMENT = re.compile(r"([^=/\\]+)=([^/\\]*)")
-_INTEGER = re.compile(r"-?\d+")
+_INTEGER = re.compile(r"0|-?[1-9]\d*")  # as str(int) writes it: no leading zeros, no "+", no "-0"
 _INT32 = (-(1 << 31), 1 << 31)
 
 
@@ -85,7 +86,8 @@ def discover(base: str, files: list[str]) -> Partitions:
 
 
 def _type_of(texts: list[str | None]) -> pa.DataType:
-    """int32 where every value is a plain int32 integer (pyarrow's inference), else string."""
+    """int32 where every value is an int32 integer written as ``str`` writes it (pyarrow's
+    inference, less zero-padded names), else string."""
     present = [t for t in texts if t is not None]
     if present and all(_INTEGER.fullmatch(t) and _INT32[0] <= int(t) < _INT32[1] for t in present):
         return pa.int32()

@@ -1005,6 +1005,11 @@ def test_hive_partition_values_are_typed_as_pyarrow_reads_them(tmp_path):
     assert second.column_names == ["v", "site", "n", "big"] and second.column("n").to_pylist() == [-2, -2]
     assert second.column("site").null_count == 2
     assert base_of(f"{tmp_path}/in/*/n=*/**/*.parquet") == f"{tmp_path}/in/" and not discover(files[0], files[:1])
+    for padded in ("007", "+5", "-0"):  # pyarrow reads 7, 5, 0: the folder's name would not survive
+        found = discover(f"{tmp_path}/in", [f"{tmp_path}/in/site={padded}/x.parquet", f"{tmp_path}/in/site=12/y.parquet"])
+        assert found.types == {"site": pa.string()}
+        assert found.add(pa.table({"v": [1.0]}), f"{tmp_path}/in/site={padded}/x.parquet").column("site").to_pylist() == [padded]
+    assert discover(f"{tmp_path}/in", [f"{tmp_path}/in/site=0/x.parquet", f"{tmp_path}/in/site=-12/y.parquet"]).types == {"site": pa.int32()}
 
 
 def test_evaluate_measures_the_record_layout_as_compress_writes_it(small, vec_codec, tmp_path, capsys):
