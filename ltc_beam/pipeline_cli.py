@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from ltc_beam import arrow
 from ltc_beam.cli import positive, show_progress
+from ltc_beam.progress import progress_bar
 from ltc_beam.data import common_schema, load_npy, refuse_column_names, warn_if_text_order, warn_if_tied, warn_if_unordered
 from ltc_beam.errors import InputError, grouped_warnings
 from ltc_beam.parquet import (
@@ -111,7 +112,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runner", default="FnApiRunner", help=RUNNER_HELP)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    p.add_argument("--quiet", action="store_true", help="no progress display (shown only on a terminal)")
+    p.add_argument("--quiet", action="store_true", help="no progress display (a bar on a terminal, a line a minute in a log)")
 
 
 # ---------------------------------------------------------------------- helpers
@@ -140,14 +141,10 @@ def npy_batches(table: pa.Table) -> list[pa.Table]:
 
 
 class _Progress:
-    """A tqdm bar fed by the pipeline's Account steps when they run in this process."""
+    """A progress bar (:mod:`ltc_beam.progress`) fed by the pipeline's Account steps when they run in this process."""
 
     def __init__(self, total: int, desc: str, enabled: bool):
-        self.bar = None
-        if enabled:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit="rec", file=sys.stderr)
+        self.bar = progress_bar(True, total=total, desc=desc, unit="rec") if enabled else None
 
     def __enter__(self):
         from ltc_beam.beam import transforms

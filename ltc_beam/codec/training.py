@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
-from tqdm.auto import tqdm
 
 from ltc_beam import lattices
 from ltc_beam.codec.adaptive import CLASS_COUNT
@@ -34,6 +33,7 @@ from ltc_beam.codec.transforms import init_from_pca, principal_axes
 from ltc_beam.errors import (
     BEYOND_FLOAT32, InputError, OffScaleWarning, WindowHint, beyond_float32, column_label, named_series_as_frame, names_said, numeric_array,
 )
+from ltc_beam.progress import progress_bar
 from ltc_beam.storage import exists, read_bytes, write_bytes
 
 if TYPE_CHECKING:
@@ -620,7 +620,7 @@ class Trainer:
 
     def run(self) -> TrainingSummary:
         """Train until ``steps`` or early stopping; keep the best validated model."""
-        bar = tqdm(total=self.options.steps, initial=self.step, disable=tqdm_disable(self.options.progress), desc="train", unit="step")
+        bar = progress_bar(self.options.progress, total=self.options.steps, initial=self.step, desc="train", unit="step")
         going = self.step < self.options.steps and self.stale < self.options.patience
         while going:
             going = self.advance()
@@ -946,11 +946,6 @@ def default_learning_rate(target_bits_per_value: float | None) -> float:
     return max(1e-4, BASE_LEARNING_RATE * min(1.0, 2.0 ** -(target_bits_per_value - 3.0)))
 
 
-def tqdm_disable(progress: bool | None) -> bool | None:
-    """tqdm's ``disable`` for ``progress`` (``None``: tqdm shows bars on a terminal only)."""
-    return None if progress is None else not progress
-
-
 @contextlib.contextmanager
 def torch_threads(threads: int | None):
     """Run the block with ``threads`` torch CPU threads (``None``: unchanged)."""
@@ -1062,7 +1057,7 @@ def train(
     data (:mod:`ltc_beam.codec.window_choice`; the choice is in the manifest's training
     summary). ``threads``: torch CPU threads while training (``None``: torch's default,
     one per core). ``progress``: bars on stderr; ``None`` (default) when it is a terminal only,
-    so logs get none. ``normalise="series"``: each series (each chunk of a long one) is
+    so logs get none; ``True`` a line a minute in a log (:mod:`ltc_beam.progress`). ``normalise="series"``: each series (each chunk of a long one) is
     brought to unit scale by its own mean and std, which the stream carries (about 4 bytes
     per value column and series: :mod:`ltc_beam.codec.scaling`), so panels of series of very
     different levels and spreads code every series at an SNR of its own; ``"column"``
@@ -1221,7 +1216,7 @@ def train(
         # after the steps: codecs frozen (tables fitted to the training symbols) and coded; an
         # off-scale warning there would be about the training data itself (a small split
         # escapes some tables), with advice to retrain: the small-split warnings say it right
-        finish = tqdm(desc="finish", disable=tqdm_disable(progress), bar_format="{desc} [{elapsed}]")
+        finish = progress_bar(progress, desc="finish", bar_format="{desc} [{elapsed}]")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OffScaleWarning)
             if refit_density and held:
