@@ -681,6 +681,11 @@ def test_sample_coded_payloads_of_earlier_orders_still_decode():
         damaged = payload[: 2 + 8 * 2] + struct.pack("<d", np.inf) + payload[2 + 8 * 3 :]
         with pytest.raises(FormatError, match="offsets must be finite"):
             sample_coding.decode_samples(damaged, (3, 2), codecs)
+        huge = payload[:2] + struct.pack("<d", 1e308) + payload[2 + 8 :]  # 3 * 1e308: inf, with a RuntimeWarning
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(FormatError, match="float64's range"):
+                sample_coding.decode_samples(huge, (3, 2), codecs)
 
 
 def test_sample_coding_probe_weighs_the_entropy_the_tables_come_near():

@@ -328,7 +328,11 @@ def decode_samples(payload: bytes, shape: tuple[int, int], offsets: np.ndarray) 
         ints = ints.reshape(records, d)
         if order % 2:
             ints = np.cumsum(ints, axis=0)
-    return ints * steps + offsets
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = ints * steps + offsets
+    if not np.isfinite(z).all():  # an encoder's integers times its steps stay finite
+        raise FormatError("sample-coded payload: integers times steps pass float64's range: it is damaged")
+    return z
 
 
 def _first_records(payload: bytes, head: int, rows: int, d: int) -> tuple[np.ndarray, int]:
