@@ -272,8 +272,47 @@ def test_evaluate_warns_when_data_of_the_training_spread_costs_far_more(codecs):
         assert any("above the" in str(w.message) and "calibrated to" in str(w.message) for w in caught) == warned
     vector = codecs["vector"]  # the record layout never takes the fallback the calibration may have taken: no "retrain"
     mean, std = (np.asarray(vector.manifest["normalisation"][k]) for k in ("mean", "std"))
-    with pytest.warns(UserWarning, match="record layout has no sample-coding fallback"):
-        evaluate(vector, [mean + std * np.random.default_rng(0).standard_normal((2000, 6))], voronoi=False, layout="record")
+    noise = mean + std * np.random.default_rng(0).standard_normal((2000, 6))
+    with pytest.warns(UserWarning, match="take no sample-coding fallback"):
+        evaluate(vector, [noise], voronoi=False, layout="record")
+    vector.sample_fallback = False  # as evaluate --no-sample-fallback: the calibration had it
+    try:
+        with pytest.warns(UserWarning, match="take no sample-coding fallback"):
+            evaluate(vector, [noise], voronoi=False)
+    finally:
+        vector.sample_fallback = True
+
+
+def test_a_narrower_spread_does_not_hide_a_rate_far_above(codecs):
+    """A column spreading 0.43x its training std was warned of ("the rate follows the
+    spread") and the rate warning left out, though the data cost 44 % more (pvlib's soiling
+    inputs): a narrower spread lowers the rate, so it does not explain that."""
+    codec = codecs["block"]
+    mean, std = (np.asarray(codec.manifest["normalisation"][k]) for k in ("mean", "std"))
+    noise = mean + std * np.random.default_rng(0).standard_normal((2000, 6)) * np.array([0.4, 1, 1, 1, 1, 1])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluate(codec, [noise], voronoi=False)
+    said = [str(w.message) for w in caught]
+    assert any("spreads 0.4" in m for m in said) and any("narrower spread, which lowers the rate" in m for m in said)
+
+
+def test_rate_warning_on_few_values_wants_a_larger_excess():
+    """Under ``RATE_WARNING_VALUES`` values a stream's header and tables weigh more: 1.25x
+    says nothing there, 2x and a bit per value more does (492 macro values at 3.6x said
+    nothing before)."""
+    from ltc_beam.evaluation import warn_if_rate_far
+
+    def warned(values: int, paid: float) -> bool:
+        result = {"codec_calibrated_bits_per_value": 2.0, "n_values": values, "spread_vs_training": 1.0,
+                  "mean_shift_vs_training": 0.0, "bits_per_value": paid + 0.5, "frame_bits_per_value": 0.5}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warn_if_rate_far(result)
+        return bool(caught)
+
+    assert warned(1000, 2.6) and not warned(999, 2.6) and warned(999, 4.1) and not warned(999, 3.9)
+    assert not warned(199, 7.2) and warned(492, 7.2)
 
 
 def test_evaluate_says_when_stream_frames_take_much_of_the_rate(codecs):
