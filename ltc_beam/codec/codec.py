@@ -698,6 +698,7 @@ class Codec:
             trials.append(np.maximum(sample_coding.float32_below(equal), floor))
         fitting = []
         for trial in trials:
+            trial = sample_coding.float32_where_same(trial, on_grid, keep)
             candidate, z_hat = sample_coding.encode_samples(z, trial, offsets)
             decoded = self._data_units(z_hat)
             errors = self._column_errors(z, decoded, keep)

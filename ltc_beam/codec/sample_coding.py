@@ -116,6 +116,23 @@ def float32_below(steps: np.ndarray) -> np.ndarray:
     return np.where(narrow > 0, narrow.astype(np.float64), steps)  # below float32's range: as it was
 
 
+def float32_where_same(steps: np.ndarray, z: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``steps`` with each one that float32 does not hold (a column's grid, such as 0.1 / std)
+    replaced by its nearest float32 where that quantises the column's values in ``keep`` to
+    the same integers: the payload then stores every step in 4 bytes instead of 8 (48 of the
+    373 bytes of 41 quarterly records of 12 macro figures), each value moving by a float32
+    rounding of itself at most."""
+    near = steps.astype(np.float32).astype(np.float64)
+    loose = np.flatnonzero((near != steps) & (near > 0) & np.isfinite(near))
+    if not loose.size:
+        return steps
+    part = np.where(keep[:, loose], z[:, loose], 0.0)
+    same = (np.round(part / steps[loose]) == np.round(part / near[loose])).all(axis=0)
+    out = steps.copy()
+    out[loose[same]] = near[loose[same]]
+    return out
+
+
 #: Grids tried for each column's values, coarsest first: integers, then decimals.
 QUANTA = tuple(10.0**-k for k in range(7))
 #: Rows a grid is first tried on (columns off it there are off it): all seven grids on all of
