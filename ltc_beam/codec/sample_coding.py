@@ -204,6 +204,14 @@ def _rule(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> tuple[np.ndarr
     return values, held, np.where(held, size, np.sqrt(12 * np.maximum(target, 0.0)))
 
 
+def column_variances(z: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Each column's variance over ``keep`` (1.0 where it has none: constant or empty)."""
+    count = np.maximum(keep.sum(axis=0), 1)
+    mean = np.where(keep, z, 0.0).sum(axis=0) / count
+    variance = np.where(keep, (z - mean) ** 2, 0.0).sum(axis=0) / count
+    return np.where(variance > 0, variance, 1.0)
+
+
 def held_columns(z: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Which columns hold one value over ``keep`` (or none), and each column's least value there."""
     low = np.where(keep, z, np.inf).min(axis=0, initial=np.inf)
