@@ -17,7 +17,8 @@ integers, which zstd codes well above their entropy; there also as each column's
 of its own order, :mod:`ltc_beam.codec.sample_prediction`), whichever is shortest, and keeps that
 payload only if the whole stream gets
 shorter at no lower SNR (mean error relative to each column's variance in the stream; each
-within ``MAX_COLUMN_ERROR_GROWTH`` of its own or of the stream's, in ``ltc_beam.codec.codec``);
+within ``MAX_COLUMN_ERROR_GROWTH`` of its own or, up to 4x its own, of the stream's, in
+``ltc_beam.codec.codec``);
 besides the steps that meet each column's own error it tries one error for every column at
 LTC's mean, in z-scores and relative to the columns' variances, and the grid of columns
 written with few decimals. The decoder reads which one it got from the bitstream's flags
