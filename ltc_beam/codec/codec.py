@@ -57,6 +57,10 @@ OFF_SCALE_FRACTION = 0.01
 #: it or, where larger, of the stream's mean relative error times its variance (the stream's
 #: SNR), that one taken at most this factor squared (6 dB) above LTC's: 8x LTC's at most.
 MAX_COLUMN_ERROR_GROWTH = 2.0
+#: ... and tries one error relative to the columns' variances in the stream (besides one in
+#: z-scores) where the largest is this many times the smallest: closer, the two trials'
+#: bits differ by under about 0.015 bit/value, and each trial costs encode time.
+RELATIVE_TRIAL_SPREAD = 1.5
 OFF_SCALE_MIN_VALUES = 1000  # smaller inputs are not judged (one record proves nothing)
 OFF_SCALE_SPREAD = 2.0  # a column spreading beyond this factor of its training std (either way) is off scale
 OFF_SCALE_SHIFT = 3.0  # ... or a column whose mean lies further than this many training std from its training mean
@@ -689,20 +693,24 @@ class Codec:
             # the grid itself: its integers may repeat patterns a coarser step breaks (Wiimote
             # readings, 1/26 to 3 decimals: 4.01 bits/value exact, 4.14 at 45.5 dB on a coarser step)
             trials.append(exact)
-        # one error for every column that varies, at LTC's mean: in z-scores, or relative to
-        # each column's variance in this stream (every column at the stream's SNR, the SNR
-        # ltc-beam reports); LTC's errors differ between columns, and at an equal mean equal
-        # ones cost fewer bits (weather at 4 bits/value: 4.21 at 40.0 dB with LTC's errors
-        # column by column, 3.83 at 39.9 with equal z errors; pvlib's soiling inputs, whose
-        # test split's variances are 0.19-1.9x the training's: 2.32 bits/value at 22.7 dB, 1.90
-        # at 22.8 equal to their variance, uniform + zstd 1.77). Kept at no more mean error
-        # relative to the columns' variances; a constant column at no more than its own, and
-        # none above ``MAX_COLUMN_ERROR_GROWTH`` times its LTC error or the stream's.
+        # one error for every column that varies, at LTC's SNR (its mean error relative to the
+        # columns' variances in this stream, the SNR ltc-beam reports): in z-scores, and where
+        # the variances differ enough to matter also relative to them (every column at that
+        # SNR). LTC's errors differ between columns, and at an equal mean equal ones cost
+        # fewer bits (weather at 4 bits/value: 4.21 at 40.0 dB with LTC's errors column by
+        # column, 3.83 at 39.9 with equal z errors; pvlib's soiling inputs, whose test split's
+        # variances are 0.19-1.9x the training's: 2.32 bits/value at 22.7 dB, 1.90 at 22.8
+        # equal to their variance, uniform + zstd 1.77). Kept at no lower SNR; a constant
+        # column at no more than its own error, and none above ``MAX_COLUMN_ERROR_GROWTH``
+        # times its LTC error or the stream's.
         varying = ~held
         spread = sample_coding.column_variances(z, keep)
         relative = target / spread
-        for share in (np.ones_like(spread), spread):
-            level = (target[varying] / share[varying]).mean() if varying.any() else 0.0
+        shares = [np.ones_like(spread)]
+        if varying.any() and spread[varying].max() > RELATIVE_TRIAL_SPREAD * spread[varying].min():
+            shares.append(spread)
+        for share in shares:
+            level = relative[varying].sum() / (share[varying] / spread[varying]).sum() if varying.any() else 0.0
             equal = sample_coding.column_steps(on_grid, keep, np.where(varying, level * share, target))
             if equal is not None:
                 trials.append(np.maximum(sample_coding.float32_below(equal), floor))
