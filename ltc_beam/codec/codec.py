@@ -669,8 +669,8 @@ class Codec:
         """The sample-coded stream and its reconstruction where that is shorter than the LTC
         ``blob`` (payload ``budget`` bytes) at no more mean error relative to the variances of
         the columns that vary in it (no lower SNR), none above ``MAX_COLUMN_ERROR_GROWTH`` times
-        its LTC error or the stream's (at most 4x its LTC error), and no more error on the
-        others; else ``blob, out``."""
+        its LTC error or the stream's (that taken at most 4x its LTC error), and no more error
+        on the others; else ``blob, out``."""
         keep = np.ones(z.size, bool)
         keep[specials.positions] = False
         keep = keep.reshape(z.shape)
