@@ -7,9 +7,10 @@ records merged). Each input file gets one column per partition name, as
 ``pyarrow.dataset.dataset(path, partitioning="hive")`` reads them: values that are all
 int32 integers as int32, others as strings, ``__HIVE_DEFAULT_PARTITION__`` as null, URI
 escapes decoded; except that a name the integer would not write back (``site=007``,
-``n=+5``, ``n=-0``) keeps its column as text (pyarrow reads 7: the folder's name is lost). Files compressed by ltc-beam get none while compressed (their schema is
-stored with them); decoded, they get those their schema lacks (an archive compressed folder
-by folder into ``day=…`` folders decodes with ``day``, as the raw tree read).
+``n=+5``, ``n=-0``) keeps its column as text (pyarrow reads 7: the folder's name is lost).
+Files compressed by ltc-beam get none while compressed (their schema is stored with them);
+decoded, they get those their schema lacks (an archive compressed folder by folder into
+``day=…`` folders decodes with ``day``, as the raw tree read).
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ import pyarrow as pa
 
 from ltc_beam import arrow
 from ltc_beam.cli import positive, show_progress
-from ltc_beam.progress import progress_bar
 from ltc_beam.data import common_schema, load_npy, refuse_column_names, warn_if_text_order, warn_if_tied, warn_if_unordered
 from ltc_beam.errors import InputError, grouped_warnings
 from ltc_beam.parquet import (
@@ -33,6 +32,7 @@ from ltc_beam.parquet import (
     hidden_path,
 )
 from ltc_beam.partitions import Partitions
+from ltc_beam.progress import progress_bar
 from ltc_beam.run_marker import COMPLETE, NOTE, RUNNING, read_note, write_note
 from ltc_beam.storage import exists, file_size, folder_files, is_folder, is_remote, open_for_read, open_for_write, remove, rename
 

@@ -686,7 +686,8 @@ class Codec:
         if steps is None:
             return blob, out
         held = sample_coding.held_columns(on_grid, keep)[0]  # coded exactly at their own value's step
-        floor = np.where(held, 0.0, floor)
+        # the one step no float32 may hold is a grid's: at its nearest float32 where the integers stay
+        floor = sample_coding.float32_where_same(np.where(held, 0.0, floor), on_grid, keep)
         steps = np.maximum(sample_coding.float32_below(steps), floor)
         trials = [steps]
         if (floor > 0).any() and not np.array_equal(exact := np.where(floor > 0, floor, steps), steps):
@@ -705,29 +706,28 @@ class Codec:
         # times its LTC error or the stream's.
         varying = ~held
         spread = sample_coding.column_variances(z, keep)
-        relative = target / spread
+        relative = target[varying] / spread[varying]  # LTC's, whose mean the SNR is
         shares = [np.ones_like(spread)]
         if varying.any() and spread[varying].max() > RELATIVE_TRIAL_SPREAD * spread[varying].min():
             shares.append(spread)
         for share in shares:
-            level = relative[varying].sum() / (share[varying] / spread[varying]).sum() if varying.any() else 0.0
+            level = relative.sum() / (share[varying] / spread[varying]).sum() if varying.any() else 0.0
             equal = sample_coding.column_steps(on_grid, keep, np.where(varying, level * share, target))
             if equal is not None:
                 trials.append(np.maximum(sample_coding.float32_below(equal), floor))
         # the stream's error at a column's variance, up to 4x its LTC error: a column all but
         # constant in this stream (an idle sensor's noise) weighs most in the mean, and the
         # others' errors grew 30-60x at an equal mean
-        stream = relative[varying].mean() * spread if varying.any() else target
+        stream = relative.mean() * spread if varying.any() else target
         bound = MAX_COLUMN_ERROR_GROWTH * np.maximum(target, np.minimum(stream, MAX_COLUMN_ERROR_GROWTH**2 * target))
         fitting = []
         for trial in trials:
-            trial = sample_coding.float32_where_same(trial, on_grid, keep)
             candidate, z_hat = sample_coding.encode_samples(z, trial, offsets)
             decoded = self._data_units(z_hat)
             errors = self._column_errors(z, decoded, keep)
             if (
                 (errors[~varying] <= target[~varying]).all()
-                and (errors[varying] / spread[varying]).sum() <= relative[varying].sum()
+                and (errors[varying] / spread[varying]).sum() <= relative.sum()
                 and (errors <= bound).all()
             ):
                 fitting.append((candidate, decoded))

@@ -1057,10 +1057,11 @@ def train(
     data (:mod:`ltc_beam.codec.window_choice`; the choice is in the manifest's training
     summary). ``threads``: torch CPU threads while training (``None``: torch's default,
     one per core). ``progress``: bars on stderr; ``None`` (default) when it is a terminal only,
-    so logs get none; ``True`` a line a minute in a log (:mod:`ltc_beam.progress`). ``normalise="series"``: each series (each chunk of a long one) is
-    brought to unit scale by its own mean and std, which the stream carries (about 4 bytes
-    per value column and series: :mod:`ltc_beam.codec.scaling`), so panels of series of very
-    different levels and spreads code every series at an SNR of its own; ``"column"``
+    so logs get none; ``True`` a line a minute in a log (:mod:`ltc_beam.progress`).
+    ``normalise="series"``: each series (each chunk of a long one) is brought to unit scale
+    by its own mean and std, which the stream carries (about 4 bytes per value column and
+    series: :mod:`ltc_beam.codec.scaling`), so panels of series of very different levels and
+    spreads code every series at an SNR of its own; ``"column"``
     (default): one mean and std per column, learnt here. Returns a frozen
     :class:`~ltc_beam.codec.codec.Codec`.
 
