@@ -67,9 +67,10 @@ OFFSET_ORDERS = (2, 3)
 #: (:mod:`ltc_beam.codec.sample_prediction`), the orders stored; with bit ``CONTEXTS`` too,
 #: those differences coded with geometric tables that follow the activity of the columns
 #: before (:mod:`ltc_beam.codec.sample_contexts`; from session 26 a column may take a stored
-#: table of its own there) instead of per-column tables.
-DIFFERENCES, BY_COLUMN, IMPLIED, FLOAT32_STEPS, TABLED, PREDICTED, CONTEXTS = 1, 2, 4, 8, 16, 32, 64
-IMPLIED_ORDERS = tuple(range(4, 8)) + tuple(range(12, 16)) + (20, 21, 28, 29, 52, 60, 116, 124)
+#: table of its own there) instead of per-column tables. From session 28, bit ``RECENT`` (with
+#: ``CONTEXTS``): a record's class also follows its own column's records before it.
+DIFFERENCES, BY_COLUMN, IMPLIED, FLOAT32_STEPS, TABLED, PREDICTED, CONTEXTS, RECENT = 1, 2, 4, 8, 16, 32, 64, 128
+IMPLIED_ORDERS = tuple(range(4, 8)) + tuple(range(12, 16)) + (20, 21, 28, 29, 52, 60, 116, 124, 244, 252)
 #: Most integers (all columns) tried with :data:`CONTEXTS` (0.2 s to encode 2**21 of them,
 #: four times per-column tables).
 CONTEXT_VALUES = 1 << 20
@@ -258,8 +259,8 @@ class SampleCandidate:
         if predictors.max(initial=0) > 1 or np.unique(predictors).size > 1:  # not one of the two above
             tries.append((PREDICTED, residuals(q, predictors)[1], head + q.shape[1]))
         hopeful = [k for k, ints, size in tries if size + least_bytes(ints) < ranked[self.order]]
-        if q.shape[1] > 1 and q.size <= CONTEXT_VALUES:  # (may come below the order-0 entropy)
-            hopeful.append(PREDICTED + CONTEXTS)
+        if q.size <= CONTEXT_VALUES:  # (may come below the order-0 entropy)
+            hopeful.append(PREDICTED + CONTEXTS + RECENT)
         tabled = [payload for k in hopeful if (payload := payload_of(q, steps, base + TABLED + k, predictors=predictors)) is not None]
         self.tabled = min(tabled, key=len, default=None)
         self.zstd = payload_of(q, steps, self.order) if q.size <= EXACT_VALUES else None
@@ -286,7 +287,12 @@ def payload_of(q: np.ndarray, steps: np.ndarray, order: int, level: int = ZSTD_L
         first = predictors.astype(np.uint8).tobytes() + (bytes([width]) + packed if len(rows) else b"")
     head = steps.astype("<f4" if order & FLOAT32_STEPS else "<f8").tobytes()
     if order & TABLED:
-        data = encode_contexted(ints) if order & CONTEXTS else encode_tabled(ints)
+        if order & CONTEXTS:
+            coded = encode_contexted(ints, bool(order & RECENT))
+            data, recent = coded if coded is not None else (None, False)
+            order = order | RECENT if recent else order & ~RECENT  # (readers before it read this one)
+        else:
+            data = encode_tabled(ints)
         return None if data is None else _HEADER.pack(order, 1) + head + first + data
     width, raw = packed_ints(ints.T if order & BY_COLUMN else ints)
     return _HEADER.pack(order, width) + head + first + zstandard.ZstdCompressor(level=level).compress(raw)
@@ -340,7 +346,7 @@ def decode_samples(payload: bytes, shape: tuple[int, int], offsets: np.ndarray) 
         first, head = _first_records(payload, head, rows, d)
         records -= rows
     if order & CONTEXTS:
-        ints = decode_contexted(payload[head:], records, d)
+        ints = decode_contexted(payload[head:], records, d, bool(order & RECENT))
     elif order & TABLED:
         ints = decode_tabled(payload[head:], records, d)
     else:
