@@ -242,16 +242,17 @@ def test_recent_classes_are_octaves_of_the_records_before_in_the_lane():
     own[20:] *= 4
     index = np.arange(records)
     none = (np.zeros(records, np.int64), np.zeros(records, np.int64))  # the first column: none before it
-    classes = recent_classes(own, index, index % lane, none)
+    classes = recent_classes(own, index, index % lane, *sample_contexts.across_parts(none))
     assert set(classes[index % lane == 0]) == {CLASSES_BELOW}  # a lane's first record: the mean's class
     assert set(classes[1:20]) == {CLASSES_BELOW} and set(classes[22:32]) == {CLASSES_BELOW + 2}
     assert classes[21] == CLASSES_BELOW + 1  # (1 + 4) / 2: the octave of 2.5
     step = index[3::lane]  # the decoder's step 3 finds the same classes
-    assert np.array_equal(recent_classes(own, step, 3, (none[0][step], none[1][step])), classes[step])
+    theirs, start = sample_contexts.across_parts(none)
+    assert np.array_equal(recent_classes(own, step, 3, theirs[step], start[step]), classes[step])
     # after a column: the mean with its mean activity; at a lane's start, column_classes'
     activity = np.full(records, 16 << ACTIVITY_BITS)  # 16x the mean around every record
     across = sample_contexts.window_activity(activity, 1)
-    later = recent_classes(np.full(records, 1 << ACTIVITY_BITS), index, index % lane, across)
+    later = recent_classes(np.full(records, 1 << ACTIVITY_BITS), index, index % lane, *sample_contexts.across_parts(across))
     assert set(later[index % lane == 0]) == set(column_classes(activity, 1)) == {CLASSES_BELOW + 4}
     assert set(later[index % lane > 0]) == {CLASSES_BELOW + 3}  # (1 + 16) / 2: the octave of 8.5
 

@@ -20,9 +20,11 @@ among dust readings) gains little from theirs. With ``recent`` (from session 28)
 records just before each (:func:`recent_classes`), which a decoder learns only record by
 record: such a column is cut into lanes, and each step decodes one record of every lane, so
 it costs :func:`lane_length` (at least 16) steps, not one per record. On 74 codecs of 14
-datasets (``ltc-beam evaluate``) 24 streams came out shorter and none longer: PigCVP blood
-pressure alone at 1-4 bits/value by 1.0-1.8 %, Daphnet's nine channels by 1.1-1.9 %, pvlib's
-soiling inputs by 1.4-4.5 %. The cap bounds decoding time on wide streams.
+datasets (``ltc-beam evaluate``) 21 streams came out shorter and none longer: PigCVP blood
+pressure alone at 1-4 bits/value by 1.0-1.8 %, Daphnet's nine channels by 1.1-1.8 %, pvlib's
+soiling inputs by 1.4-4.5 %. Decoding such streams took 1.5-7x as long (Daphnet 13.6 -> 7.1
+MB/s on one core, PigCVP 23 -> 15); ``MAX_RECENT_COLUMNS`` and ``MIN_RECENT_SAVING`` bound
+that.
 
 Layout (``schemas/BITSTREAM.md``, "Sample-coded payload"): the width varint ``W`` (class
 tables cover ``centre - W`` … ``centre + W``, padded to the widest stored table; the rest
@@ -79,8 +81,10 @@ RECENT_RECORDS = 2
 #: :func:`lane_length` records, one record of every lane per step (a step costs a call, not
 #: per record; a lane's first record has no records before it: 16 kept 90 % of 64's gain).
 MIN_LANE, MAX_LANES = 16, 4096
-#: With ``recent``: most columns given such classes (each costs ``lane_length`` decoding steps).
-MAX_RECENT_COLUMNS = 4
+#: With ``recent``: most columns given such classes, and the least share of a column's bits
+#: they must save (each costs ``lane_length`` decoding steps: on Daphnet a column saving 1 %
+#: doubled its decoding time).
+MAX_RECENT_COLUMNS, MIN_RECENT_SAVING = 4, 0.02
 #: With ``recent``: the bit of a column's class count byte that says its classes are recent ones.
 RECENT_FLAG = 0x80
 #: Most integers coded with ``recent`` (so that an activity stays below 2**48).
@@ -122,21 +126,31 @@ def lane_length(records: int) -> int:
     return min(records, max(MIN_LANE, -(-records // MAX_LANES)))
 
 
-def recent_classes(own: np.ndarray, index: np.ndarray, position, across: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def across_parts(across: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """What :func:`recent_classes` takes of the columns before a column (``across``: their
+    :func:`window_activity`): each record's mean activity of theirs (-1 for the first
+    column, which has none), and its :func:`column_classes` (the mean's class for the first column)."""
+    window, seen = across
+    theirs = np.where(seen > 0, np.minimum(window // np.maximum(seen, 1), _AVERAGE_CAP), -1)
+    octave = bit_lengths(window) - bit_lengths(seen << ACTIVITY_BITS)
+    return theirs, np.where(seen > 0, np.minimum(np.maximum(octave, -CLASSES_BELOW), CLASSES_ABOVE), 0) + CLASSES_BELOW
+
+
+def recent_classes(own: np.ndarray, index: np.ndarray, position, theirs: np.ndarray, start: np.ndarray) -> np.ndarray:
     """Recent classes of the records ``index`` (at ``position`` in their lanes) of a column:
     the octave, against the mean, of the mean of its own activity (``own``: its
     :func:`activity_ratios`, known there) over the ``RECENT_RECORDS`` records before each in
-    its lane and, for a column after the first, the mean activity of the columns before it
-    around it (``across``: :func:`window_activity` at ``index``); at a lane's start the
-    classes of :func:`column_classes`. Integers only."""
+    its lane and, where present, ``theirs`` (:func:`across_parts` at ``index``); at a lane's
+    first record ``start`` (its :func:`column_classes`; the mean's class for the first
+    column). Integers only."""
     count = np.minimum(position, RECENT_RECORDS)
+    if not np.any(count):
+        return start
     total = sum(own[np.maximum(index - back, 0)] * (position >= back) for back in range(1, RECENT_RECORDS + 1))
     mine = np.minimum(total // np.maximum(count, 1), _AVERAGE_CAP)
-    window, seen = across
-    theirs = np.minimum(window // np.maximum(seen, 1), _AVERAGE_CAP)
-    mean = np.where(seen > 0, (mine + theirs) // 2, mine)
-    octave = np.where(count > 0, bit_lengths(mean) - (ACTIVITY_BITS + 1), bit_lengths(window) - bit_lengths(seen << ACTIVITY_BITS))
-    return np.where((count > 0) | (seen > 0), np.minimum(np.maximum(octave, -CLASSES_BELOW), CLASSES_ABOVE), 0) + CLASSES_BELOW
+    mean = np.where(theirs >= 0, (mine + theirs) // 2, mine)
+    octave = np.minimum(np.maximum(bit_lengths(mean) - (ACTIVITY_BITS + 1), -CLASSES_BELOW), CLASSES_ABOVE)
+    return np.where(count > 0, octave + CLASSES_BELOW, start)
 
 
 def encode_contexted(ints: np.ndarray, recent: bool = False) -> tuple[bytes, bool] | None:
@@ -157,7 +171,7 @@ def encode_contexted(ints: np.ndarray, recent: bool = False) -> tuple[bytes, boo
     width = int(min(magnitudes.max(initial=0), MAX_WIDTH // 2 - 1))
     if d * (2 * width + 2) > MAX_ENTRIES:  # (a table or more per column with records: spares the classes)
         return None
-    classes, flagged = _all_classes(magnitudes, False)[0], np.zeros(d, bool)
+    classes, flagged = _all_classes(magnitudes, False), np.zeros(d, bool)
     if recent and records:
         classes, flagged = _recent_where_shorter(ints, centres, magnitudes, width, classes)
     ranks, thetas = _ranks_and_parameters(magnitudes, classes)
@@ -275,12 +289,13 @@ def _recent_head(buf: memoryview, offset: int, count: int, records: int) -> tupl
 def _decode_recent(decoder: SymbolDecoder, first: int, mask: int, scale: int, centre: int, across: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """A column's integers coded with recent classes, lane step by lane step (:func:`recent_classes`)."""
     records = across[0].size
+    theirs, start = across_parts(across)
     rank = np.full(CLASS_COUNT, -1, np.int64)
     present = np.flatnonzero([(mask >> c) & 1 for c in range(CLASS_COUNT)])
     rank[present] = np.arange(present.size)
     out, own = np.zeros(records, np.int64), np.zeros(records, np.int64)
     for position, index in enumerate(_lane_steps(records)):
-        ranks = rank[recent_classes(own, index, position, (across[0][index], across[1][index]))]
+        ranks = rank[recent_classes(own, index, position, theirs[index], start[index])]
         if (ranks < 0).any():
             raise FormatError("sample-coded payload: a record falls in a class its column does not state")
         out[index] = values = decoder.decode(first + ranks)
@@ -296,29 +311,28 @@ def _check_range(values: np.ndarray) -> None:
         raise FormatError(f"sample-coded payload: an integer beyond ±{LIMIT}")
 
 
-def _all_classes(magnitudes: np.ndarray, recent: bool) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Each column's records' classes as the decoder finds them, those of
-    :func:`column_classes` or (``recent``) of :func:`recent_classes`; and each column's
-    :func:`activity_ratios`."""
+def _all_classes(magnitudes: np.ndarray, recent: bool) -> list[np.ndarray]:
+    """Each column's records' classes as the decoder finds them: those of
+    :func:`column_classes`, or (``recent``) of :func:`recent_classes`."""
     records, d = magnitudes.shape
     activity = np.zeros(records, np.int64)
     index = np.arange(records)
-    classes, ratios = [], []
+    classes = []
     for j in range(d):
-        ratios.append(activity_ratios(magnitudes[:, j]))
+        own = activity_ratios(magnitudes[:, j])
         if recent:
-            classes.append(recent_classes(ratios[j], index, index % lane_length(records), window_activity(activity, j)))
+            classes.append(recent_classes(own, index, index % lane_length(records), *across_parts(window_activity(activity, j))))
         else:
             classes.append(column_classes(activity, j))
-        activity += ratios[j]
-    return classes, ratios
+        activity += own
+    return classes
 
 
 def _recent_where_shorter(ints, centres, magnitudes, width, plain) -> tuple[list[np.ndarray], np.ndarray]:
-    """Each column's classes: its recent ones where they code it in fewer bits by estimate
-    (their mask and scale included) than ``plain``, for the ``MAX_RECENT_COLUMNS`` columns
-    they shorten most; and which columns took them."""
-    recent = _all_classes(magnitudes, True)[0]
+    """Each column's classes: its recent ones where they code it in fewer bits by estimate,
+    their mask and scale included, than ``plain`` (by ``MIN_RECENT_SAVING`` of those), for
+    the ``MAX_RECENT_COLUMNS`` columns they shorten most; and which columns took them."""
+    recent = _all_classes(magnitudes, True)
     bits = []
     for classes in (plain, recent):
         ranks, thetas = _ranks_and_parameters(magnitudes, classes)
@@ -328,7 +342,7 @@ def _recent_where_shorter(ints, centres, magnitudes, width, plain) -> tuple[list
     saving = bits[0] - bits[1] - head
     flagged = np.zeros(ints.shape[1], bool)
     flagged[np.argsort(-saving, kind="stable")[:MAX_RECENT_COLUMNS]] = True
-    flagged &= saving > 0
+    flagged &= saving > MIN_RECENT_SAVING * bits[0]
     return [r if f else p for p, r, f in zip(plain, recent, flagged)], flagged
 
 
