@@ -307,6 +307,7 @@ def _decode_recent(decoder: SymbolDecoder, first: int, mask: int, scale: int, ce
 
 
 def _check_range(values: np.ndarray) -> None:
+    """FormatError where a decoded integer lies beyond ±``LIMIT`` (the encoder writes none)."""
     if values.size and not -LIMIT <= int(values.min()) <= int(values.max()) <= LIMIT:
         raise FormatError(f"sample-coded payload: an integer beyond ±{LIMIT}")
 
@@ -328,7 +329,9 @@ def _all_classes(magnitudes: np.ndarray, recent: bool) -> list[np.ndarray]:
     return classes
 
 
-def _recent_where_shorter(ints, centres, magnitudes, width, plain) -> tuple[list[np.ndarray], np.ndarray]:
+def _recent_where_shorter(
+    ints: np.ndarray, centres: np.ndarray, magnitudes: np.ndarray, width: int, plain: list[np.ndarray]
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Each column's classes: its recent ones where they code it in fewer bits by estimate,
     their mask and scale included, than ``plain`` (by ``MIN_RECENT_SAVING`` of those), for
     the ``MAX_RECENT_COLUMNS`` columns they shorten most; and which columns took them."""
