@@ -353,7 +353,30 @@ def test_series_snr_is_each_series_normalised_mse():
     result = series_snr(x, x_hat, exact, owners)
     assert result["series"] == len(own) == 29
     assert result["series_snr_db_median"] == pytest.approx(np.median(own), rel=1e-12)
+    assert result["series_snr_db_lower_median"] == pytest.approx(np.sort(own)[14], rel=1e-12)  # 29 series: the median
     assert result["series_snr_db_min"] == pytest.approx(min(own), rel=1e-12)
+
+
+def test_half_the_series_far_below_the_overall_snr_is_warned_of():
+    """Two series, one at a tenth of the other's scale, coded with one error: the small one
+    decodes about 17 dB below the overall SNR. Their median (their mean in dB) lay within 10
+    dB of the overall figure and said nothing; half the series is warned of."""
+    from types import SimpleNamespace
+
+    from ltc_beam.evaluation import series_snr, warn_if_series_lost
+
+    rng = np.random.default_rng(5)
+    owners = np.repeat([0, 1], 500)
+    x = rng.standard_normal((1000, 2)) * np.where(owners == 0, 10.0, 1.0)[:, None]
+    x_hat = x + rng.standard_normal((1000, 2)) * 0.5
+    result = {"snr_db": snr_db(x, x_hat, np.zeros_like(x, bool)), **series_snr(x, x_hat, np.zeros_like(x, bool), owners)}
+    assert result["snr_db"] - result["series_snr_db_median"] < 10 < result["snr_db"] - result["series_snr_db_lower_median"]
+    with pytest.warns(UserWarning, match="half of the 2 series"):
+        warn_if_series_lost(SimpleNamespace(series_scaled=False), result)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_series_lost(SimpleNamespace(series_scaled=True), result)  # each series at its own scale there
+        warn_if_series_lost(SimpleNamespace(series_scaled=False), {**result, "series_snr_db_lower_median": result["snr_db"] - 9})
 
 
 def test_off_scale_warnings_are_said_once_per_kind(codecs):
