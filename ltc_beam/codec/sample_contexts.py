@@ -82,8 +82,9 @@ RECENT_RECORDS = 2
 #: per record; a lane's first record has no records before it: 16 kept 90 % of 64's gain).
 MIN_LANE, MAX_LANES = 16, 4096
 #: With ``recent``: most columns given such classes, and the least share of a column's bits
-#: they must save (each costs ``lane_length`` decoding steps: on Daphnet a column saving 1 %
-#: doubled its decoding time).
+#: they must save (each costs ``lane_length`` decoding steps: without that share, Daphnet's
+#: test chunks decoded in 22.0 ms instead of 17.4 for 0.08 % fewer bytes, TMY3's in 6.2 ms
+#: instead of 4.4).
 MAX_RECENT_COLUMNS, MIN_RECENT_SAVING = 4, 0.02
 #: With ``recent``: the bit of a column's class count byte that says its classes are recent ones.
 RECENT_FLAG = 0x80
