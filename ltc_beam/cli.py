@@ -73,6 +73,25 @@ def load_input(args: argparse.Namespace, default_columns: tuple[str, ...] = ()):
     )
 
 
+def trained_order(args: argparse.Namespace, codec, command: str) -> None:
+    """A windowed codec needs its records in series order: where neither ``--order-by`` nor
+    a ``.npy`` input gives it, take the key and order columns it was trained with
+    (``ltc-beam train`` records them) where the input holds them, and say so."""
+    from ltc_beam.arrow import window_needs_order
+    from ltc_beam.data import input_column_names
+
+    trained = codec.manifest.get("series_columns") or {}
+    if args.order_by is not None or args.input.endswith(".npy") or not window_needs_order(codec) or not trained.get("order_by"):
+        return
+    key = args.key if args.key is not None else trained.get("key")
+    names = input_column_names(args.input)
+    if trained["order_by"] not in names or (key is not None and key not in names):
+        return
+    args.key, args.order_by = key, trained["order_by"]
+    given = f" --key {key}" if key is not None else ""
+    print(f"ltc-beam {command}: note: --order-by {args.order_by}{given}, as the codec was trained", file=sys.stderr)
+
+
 def window_option(text: str):
     """argparse type of ``--window``: a positive integer or ``auto``."""
     return "auto" if text == "auto" else positive(int)(text)
@@ -132,6 +151,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=WindowHint)  # the notes say it for the command line
         codec = _train(args, data)
+    codec.remember_series_columns(args.key, args.order_by)
     codec.save(args.out)
     summary = {"codec": args.out, "codec_id": codec.id, **codec.manifest["training"]}
     print(json.dumps(summary, indent=2))
@@ -177,6 +197,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     codec = Codec.load(args.codec)
     codec.sample_fallback = args.sample_fallback
+    trained_order(args, codec, "evaluate")
     if window_needs_order(codec) and args.order_by is None and not args.input.endswith(".npy"):
         raise InputError(window_order_message(codec))  # as compress: file order is no series order
     args.columns = in_codec_order(args.columns, codec)

@@ -64,6 +64,17 @@ def input_bytes(path: str) -> int:
     return file_size(path) if path.endswith(".npy") else sum(size for _, size in matched_files(path))
 
 
+def input_column_names(path: str) -> set[str]:
+    """The column names of a Parquet input's first file (none where it has none)."""
+    from ltc_beam.parquet import list_files, open_parquet
+
+    files = list_files(path)
+    if not files:
+        return set()
+    with open_parquet(files[0]) as file:
+        return set(file.schema_arrow.names)
+
+
 def load_npy(path: str) -> np.ndarray:
     """A ``.npy`` INPUT (local path or URI) as a 2-D array of floats or integers: rows are
     records, in order (a 1-D array is one value per record)."""

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from ltc_beam import arrow
-from ltc_beam.cli import positive, show_progress
+from ltc_beam.cli import positive, show_progress, trained_order
 from ltc_beam.data import common_schema, load_npy, refuse_column_names, warn_if_text_order, warn_if_tied, warn_if_unordered
 from ltc_beam.errors import InputError, grouped_warnings
 from ltc_beam.parquet import (
@@ -397,6 +397,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
 
     args.output = _output_folder(args.output)
     codec = arrow.load_codec(args.codec)
+    trained_order(args, codec, "compress")
     columns = [c for c in args.columns.split(",") if c] if args.columns else None
     encode = dict(
         column=args.column,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import glob
 import json
 import math
@@ -18,6 +19,7 @@ import pytest
 import ltc_beam
 from ltc_beam import arrow, testing
 from ltc_beam.cli import main
+from ltc_beam.codec.codec import Codec
 from ltc_beam.errors import WindowHint
 from tests.conftest import correlated_series
 from tests.object_store import FolderObjectStore
@@ -156,6 +158,39 @@ def test_windowed_codecs_need_the_order_in_evaluate_as_in_compress(small, window
         assert "codes windows of 4 consecutive records: give --order-by" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "in.parquet"), "--codec", codec, "--column", "values", "--key", "device",
                  "--order-by", "ts", "--json", "--no-voronoi"]) == 0
+
+
+def test_windowed_codecs_take_the_order_they_were_trained_with(small, window_codec, tmp_path, capsys):
+    """``ltc-beam train`` records its --key and --order-by; a windowed codec given no order
+    takes them where the input holds them (it was refused: "give --order-by"), and says so."""
+    codec, _ = window_codec
+    codec = copy.deepcopy(codec)
+    codec.remember_series_columns("device", "ts")
+    path = str(tmp_path / "ordered.ltc")
+    codec.save(path)
+    assert Codec.load(path).manifest["series_columns"] == {"key": "device", "order_by": "ts"}
+    pq.write_table(small, tmp_path / "in.parquet")
+    given = ["--column", "values", "--key", "device", "--order-by", "ts"]
+    assert main(["evaluate", str(tmp_path / "in.parquet"), "--codec", path, "--json", "--no-voronoi", *given]) == 0
+    explicit = _summary(capsys)
+    assert main(["evaluate", str(tmp_path / "in.parquet"), "--codec", path, "--json", "--no-voronoi", "--column", "values"]) == 0
+    out = capsys.readouterr()
+    assert "--order-by ts --key device, as the codec was trained" in out.err
+    assert json.loads(out.out)["bits_per_value"] == explicit["bits_per_value"]
+    assert main(["compress", str(tmp_path / "in.parquet"), "--codec", path, "--output", str(tmp_path / "c"), "--column", "values", "--verify", "--json"]) == 0
+    assert _summary(capsys)["verify_records_equal"]
+    pq.write_table(small.drop_columns(["ts"]), tmp_path / "no_ts.parquet")  # not there: refused as before
+    assert main(["evaluate", str(tmp_path / "no_ts.parquet"), "--codec", path, "--column", "values"]) == 2
+    assert "give --order-by" in capsys.readouterr().err
+
+
+def test_train_records_its_key_and_order_column(small, tmp_path, capsys):
+    pq.write_table(small, tmp_path / "in.parquet")
+    out = str(tmp_path / "c.ltc")
+    assert main(["train", str(tmp_path / "in.parquet"), "--out", out, "--column", "values", "--key", "device", "--order-by", "ts",
+                 "--window", "4", "--lattice", "e8", "--steps", "10", "--no-calibrate", "--quiet"]) == 0
+    capsys.readouterr()
+    assert Codec.load(out).manifest["series_columns"] == {"key": "device", "order_by": "ts"}
 
 
 def test_inputs_without_records_are_refused_with_a_message(vec_codec, tmp_path, capsys):

@@ -326,6 +326,15 @@ class Codec:
         out[0, at_point], out[1, at_point] = symbols.reshape(-1), tables.reshape(-1)
         return out[0], out[1]
 
+    def remember_series_columns(self, key: str | None, order_by: str | None) -> None:
+        """Record the series key and order column of the data the codec was trained on
+        (``ltc-beam train`` does; ``evaluate`` and ``compress`` take them where a windowed
+        codec is given no order); the id, a content hash, follows."""
+        if order_by is None:
+            return
+        self.manifest["series_columns"] = {"key": key, "order_by": order_by}
+        self.manifest["codec_id"] = self.id = self.content_hash()
+
     def tensors(self) -> dict[str, np.ndarray]:
         """Everything numeric the codec needs, as plain arrays (weights, tables)."""
         out = {f"model.{k}": v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
