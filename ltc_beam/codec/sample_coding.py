@@ -287,12 +287,13 @@ def payload_of(q: np.ndarray, steps: np.ndarray, order: int, level: int = ZSTD_L
         first = predictors.astype(np.uint8).tobytes() + (bytes([width]) + packed if len(rows) else b"")
     head = steps.astype("<f4" if order & FLOAT32_STEPS else "<f8").tobytes()
     if order & TABLED:
-        if order & CONTEXTS:
-            coded = encode_contexted(ints, bool(order & RECENT))
-            data, recent = coded if coded is not None else (None, False)
+        if not order & CONTEXTS:
+            data = encode_tabled(ints)
+        elif (coded := encode_contexted(ints, bool(order & RECENT))) is not None:
+            data, recent = coded
             order = order | RECENT if recent else order & ~RECENT  # (readers before it read this one)
         else:
-            data = encode_tabled(ints)
+            data = None
         return None if data is None else _HEADER.pack(order, 1) + head + first + data
     width, raw = packed_ints(ints.T if order & BY_COLUMN else ints)
     return _HEADER.pack(order, width) + head + first + zstandard.ZstdCompressor(level=level).compress(raw)

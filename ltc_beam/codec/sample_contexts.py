@@ -172,13 +172,16 @@ def encode_contexted(ints: np.ndarray, recent: bool = False) -> tuple[bytes, boo
     width = int(min(magnitudes.max(initial=0), MAX_WIDTH // 2 - 1))
     if d * (2 * width + 2) > MAX_ENTRIES:  # (a table or more per column with records: spares the classes)
         return None
-    classes, flagged = _all_classes(magnitudes, False), np.zeros(d, bool)
-    if recent and records:
-        classes, flagged = _recent_where_shorter(ints, centres, magnitudes, width, classes)
+    classes, latest = _all_classes(magnitudes, recent and records > 0)
     ranks, thetas = _ranks_and_parameters(magnitudes, classes)
     if _entries(thetas, width) > MAX_ENTRIES:
         return None
     tables, ids = _tables(centres, thetas, width, ranks)
+    flagged = np.zeros(d, bool)
+    if latest is not None:
+        (classes, ranks, thetas), flagged = _with_recent(ints, centres, magnitudes, width, (classes, ranks, thetas), tables, ids, latest)
+        if flagged.any():
+            tables, ids = _tables(centres, thetas, width, ranks)
     columns = _shapes(ints, thetas, width, tables, ids)
     if _entries(columns, width) > MAX_ENTRIES:  # (a stored table one wider than the classes' at the limit)
         columns = thetas
@@ -313,41 +316,55 @@ def _check_range(values: np.ndarray) -> None:
         raise FormatError(f"sample-coded payload: an integer beyond ±{LIMIT}")
 
 
-def _all_classes(magnitudes: np.ndarray, recent: bool) -> list[np.ndarray]:
+def _all_classes(magnitudes: np.ndarray, recent: bool) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
     """Each column's records' classes as the decoder finds them: those of
-    :func:`column_classes`, or (``recent``) of :func:`recent_classes`."""
+    :func:`column_classes` and (``recent``, records present) those of :func:`recent_classes`."""
     records, d = magnitudes.shape
     activity = np.zeros(records, np.int64)
     index = np.arange(records)
-    classes = []
+    plain, latest = [], []
     for j in range(d):
         own = activity_ratios(magnitudes[:, j])
-        if recent:
-            classes.append(recent_classes(own, index, index % lane_length(records), *across_parts(window_activity(activity, j))))
+        if recent:  # (one window sum for both: a recent column's lane starts take column_classes')
+            theirs, start = across_parts(window_activity(activity, j))
+            plain.append(start if j else np.zeros(records, np.int64))
+            latest.append(recent_classes(own, index, index % lane_length(records), theirs, start))
         else:
-            classes.append(column_classes(activity, j))
+            plain.append(column_classes(activity, j))
         activity += own
-    return classes
+    return plain, latest if recent else None
 
 
-def _recent_where_shorter(
-    ints: np.ndarray, centres: np.ndarray, magnitudes: np.ndarray, width: int, plain: list[np.ndarray]
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """Each column's classes: its recent ones where they code it in fewer bits by estimate,
-    their mask and scale included, than ``plain`` (by ``MIN_RECENT_SAVING`` of those), for
-    the ``MAX_RECENT_COLUMNS`` columns they shorten most; and which columns took them."""
-    recent = _all_classes(magnitudes, True)
-    bits = []
-    for classes in (plain, recent):
-        ranks, thetas = _ranks_and_parameters(magnitudes, classes)
-        tables, ids = _tables(centres, thetas, width, ranks)
-        bits.append(np.array([tables.bits(ints[:, j], ids[j]) + 16 * thetas[j].size for j in range(ints.shape[1])]))
+def _with_recent(
+    ints: np.ndarray, centres: np.ndarray, magnitudes: np.ndarray, width: int,
+    plain: tuple[list, list, list], tables: SymbolTables, ids: list, latest: list[np.ndarray],
+) -> tuple[tuple[list, list, list], np.ndarray]:
+    """``plain``'s (classes, ranks, parameters), coded with ``tables`` and ``ids``, with the
+    recent classes ``latest`` in the columns they code in fewer bits by estimate, their mask
+    and scale included (by ``MIN_RECENT_SAVING`` of the column's bits), the
+    ``MAX_RECENT_COLUMNS`` they shorten most; and which columns took them. None take them
+    where their tables would pass ``MAX_ENTRIES``."""
+    d = ints.shape[1]
+    none = np.zeros(d, bool)
+    ranks, thetas = _ranks_and_parameters(magnitudes, latest)
+    if _entries(thetas, width) > MAX_ENTRIES:
+        return plain, none
+    recent_tables, recent_ids = _tables(centres, thetas, width, ranks)
+    before = _column_bits(ints, tables, ids, plain[2])
     head = np.array([8 * (2 + len(varint(_scale(m)))) for m in magnitudes.T])
-    saving = bits[0] - bits[1] - head
-    flagged = np.zeros(ints.shape[1], bool)
+    saving = before - _column_bits(ints, recent_tables, recent_ids, thetas) - head
+    flagged = none.copy()
     flagged[np.argsort(-saving, kind="stable")[:MAX_RECENT_COLUMNS]] = True
-    flagged &= saving > MIN_RECENT_SAVING * bits[0]
-    return [r if f else p for p, r, f in zip(plain, recent, flagged)], flagged
+    flagged &= saving > MIN_RECENT_SAVING * before
+    mixed = tuple([r if f else p for p, r, f in zip(kept, taken, flagged)] for kept, taken in zip(plain, (latest, ranks, thetas)))
+    if not flagged.any() or _entries(mixed[2], width) > MAX_ENTRIES:
+        return plain, none
+    return mixed, flagged
+
+
+def _column_bits(ints: np.ndarray, tables: SymbolTables, ids: list, thetas: list[np.ndarray]) -> np.ndarray:
+    """Each column's estimated bits under its tables, its classes' parameters included."""
+    return np.array([tables.bits(ints[:, j], ids[j]) + 16 * thetas[j].size for j in range(ints.shape[1])])
 
 
 def _scale(magnitudes: np.ndarray) -> int:
