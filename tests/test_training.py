@@ -618,6 +618,44 @@ def test_training_goes_back_to_its_pca_start_only_when_far_below_it():
     assert trainer.validate()["snr_db"] > scrambled["snr_db"] + 3
 
 
+def test_the_start_is_kept_where_it_codes_the_validation_split_better():
+    """The coded start check keeps a trained model that codes the held-out split better than
+    the PCA start at equal rate, as it was; thrown off by 1.5 dB (less than the 3 dB the
+    model-estimate check forgives) it goes back to the start, whose state it then holds."""
+    from ltc_beam.codec.training import keep_the_start_if_coded_better, split_series
+
+    data = correlated_series(3000, 6, seed=5)
+    config = build_config(6, lattice="e8", mode="block", window=2, latent_dim=None, transform="linear")
+    options = TrainingOptions(target_bits_per_value=3.0, steps=200, eval_every=50, progress=False)
+    trainer = Trainer(config, [data], options)
+    trainer.run()
+    fit, held = split_series([data], options.validation_fraction, options.seed, config.window)
+
+    def freeze(model):
+        return Codec.from_model(model, fit_series=fit, validation_series=held)
+
+    trained = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    check = keep_the_start_if_coded_better(trainer, freeze, held)
+    assert not check["kept_start"] and check["coded"]["start_gain_db_at_equal_rate"] < 0
+    for name, tensor in trainer.model.state_dict().items():
+        assert torch.equal(tensor, trained[name]), name
+
+    base = trainer.validate()["snr_db"]
+    noise = torch.randn(trained["analysis.linear.weight"].shape, generator=torch.Generator().manual_seed(1))
+    scale = trained["analysis.linear.weight"].abs().mean() * 1e-3
+    while trainer.validate()["snr_db"] > base - 1.5:  # noise on the analysis weights until 1.5 dB lost
+        with torch.no_grad():
+            trainer.model.analysis.linear.weight.copy_(trained["analysis.linear.weight"] + scale * noise)
+        scale *= 1.1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert trainer.keep_the_start_if_far_better()["kept_start"] is False
+    check = keep_the_start_if_coded_better(trainer, freeze, held)
+    assert check["kept_start"] and check["coded"]["start_gain_db_at_equal_rate"] > 0
+    for name, tensor in trainer.model.state_dict().items():
+        assert torch.equal(tensor, trainer.start_state[name]), name
+
+
 def test_training_far_below_its_start_stops_early():
     """Past 30 % of the steps, a model 6 dB below its start (at the target rate) stops
     training: the start check would drop it anyway (wide embeddings spent 68 s on one)."""
