@@ -1333,8 +1333,8 @@ def keep_the_start_if_coded_better(trainer: Trainer, freeze, held: list[np.ndarr
 
     :meth:`Trainer.keep_the_start_if_far_better` judges on the model's own rate estimate,
     where the start's quick density fit costs it 1-4 dB (BasicMotions, E8 block T=4, 2-5
-    bits/value: +1.3 to +4.5 dB for training there, within ±0.3 dB of the start coded on the
-    test split), so it only catches collapses. At high SNR training drifts below its start
+    bits/value: +1.2 to +4.5 dB for training there, within 0.15 dB of the start at equal
+    rate coded on the test split), so it only catches collapses. At high SNR training drifts below its start
     (Daphnet, 3-5 bits/value asked: the start coded the test split 0.5-0.7 dB better at
     equal rate; seismometer counts in windows of 64 at 2 bits/value: 2.13 bits/value at 39.3 dB
     against 2.19 at 38.1)."""
