@@ -1210,8 +1210,6 @@ def train(
         if resume and checkpoint and exists(checkpoint):
             trainer.load_checkpoint(checkpoint)
         summary = trainer.run().to_dict()
-        if held and options.target_bits_per_value is not None and not summary["start_check"]["kept_start"]:
-            summary["start_check"].update(keep_the_start_if_coded_better(trainer, freeze, held))
         if window_choice is not None:
             summary["window_choice"] = window_choice
         if sample is not None:
@@ -1222,6 +1220,9 @@ def train(
         finish = progress_bar(progress, desc="finish", bar_format="{desc} [{elapsed}]")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OffScaleWarning)
+            if held and options.target_bits_per_value is not None and not summary["start_check"]["kept_start"]:
+                finish.set_description_str("finish: the trained model against its PCA start, both coded")
+                summary["start_check"].update(keep_the_start_if_coded_better(trainer, freeze, held))
             if refit_density and held:
                 finish.set_description_str("finish: density refit, kept if the codec codes the validation split shorter")
                 summary["density_refit"] = refit_density_if_shorter(trainer, freeze, held)
