@@ -182,6 +182,7 @@ def faiss_points(train: list[np.ndarray], series: list[np.ndarray], *, windows=(
                 continue
             index = faiss.IndexPQ(dim, m, nbits)
             index.pq.cp.seed = seed
+            index.pq.cp.min_points_per_centroid = 1  # below FAISS's 39 it printed a warning per training
             index.train(tr)
             codes = index.sa_encode(te)
             rec = _unwindow(index.sa_decode(codes), series, window)
