@@ -1054,10 +1054,19 @@ def test_tables_are_fitted_to_series_spread_through_many(monkeypatch):
 
     assert codec_module.spread_out(list(range(10)), 4) == [0, 3, 6, 9]
     assert codec_module.spread_out(list(range(3)), 4) == [0, 1, 2]
-    calls = []
-    real = codec_module.Codec._points_of
+    calls, freezing = [], []
+    real, real_freeze = codec_module.Codec._points_of, codec_module.Codec.__dict__["from_model"].__func__
+
+    def from_model(cls, *args, **kw):  # the calls made while a codec is frozen (not the code lengths of held-out series)
+        freezing.append(True)
+        try:
+            return real_freeze(cls, *args, **kw)
+        finally:
+            freezing.pop()
+
     monkeypatch.setattr(codec_module, "MAX_FITTED_SERIES", 20)
-    monkeypatch.setattr(codec_module.Codec, "_points_of", lambda self, s, **kw: calls.append(len(s)) or real(self, s, **kw))
+    monkeypatch.setattr(codec_module.Codec, "from_model", classmethod(from_model))
+    monkeypatch.setattr(codec_module.Codec, "_points_of", lambda self, s, **kw: (freezing and calls.append(len(s))) or real(self, s, **kw))
     rng = np.random.default_rng(2)
     series = [rng.standard_normal((int(n), 3)) for n in rng.integers(5, 20, 300)]
     codec = ltc_beam.train(series, steps=20, progress=False, calibrate=False, refit_density=False)
