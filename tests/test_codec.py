@@ -872,6 +872,35 @@ def test_integer_data_coded_finer_than_its_grid_travels_exactly():
     assert len(blob) < len(lattice_coded) and not np.array_equal(codec.decode(lattice_coded), x)
 
 
+def test_sample_coding_takes_steps_just_above_a_grid_down_to_it(monkeypatch):
+    """A step between one and two grids of an integer column gathers one or two integers
+    into each code, unevenly: hardly fewer bits than the grid's, and errors where the grid
+    has none. Taken down to the grid, the stream spends a few more bits for more SNR than
+    6 dB per bit would buy (pvlib soiling at 3 bits/value: 2.52 at 31.9 dB → 2.83 at 34.8)."""
+    from ltc_beam.codec import sample_coding
+    from ltc_beam.evaluation import snr_db
+
+    rng = np.random.default_rng(4)
+    x = np.clip(np.cumsum(rng.integers(-2, 3, (4000, 2)), axis=0), -60, 60).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        codec = ltc_beam.train(x, mode="block", target_bits_per_value=3.5, steps=100, progress=False)
+    grid = 1 / np.asarray(codec.manifest["normalisation"]["std"])
+    tried, encode_samples = [], sample_coding.encode_samples
+    monkeypatch.setattr(sample_coding, "encode_samples", lambda z, steps, offsets: tried.append(steps / grid) or encode_samples(z, steps, offsets))
+    coded = {}
+    for multiples in (0, sample_coding.GRID_MULTIPLES):  # 0: no step taken down
+        monkeypatch.setattr(sample_coding, "GRID_MULTIPLES", multiples)
+        tried.clear()
+        blob = codec.encode(x)
+        assert unpack(blob).sample_coded
+        coded[multiples] = (len(blob) * 8 / x.size, snr_db(x, codec.decode(blob)), np.concatenate(tried))
+    (bits, snr, steps), (bits_grid, snr_grid, steps_grid) = coded.values()
+    assert ((steps > 1.01) & (steps < 1.99)).any()  # the case: steps just above the grid
+    assert not ((steps_grid > 1.01) & (steps_grid < 1.99)).any()
+    assert snr_grid > snr and bits_grid - bits < (snr_grid - snr) / 6.02
+
+
 def test_sample_coding_tries_the_grid_of_values_written_with_few_decimals():
     """Readings on a 1/26 grid written with 3 decimals: their integers on the 0.001 grid
     repeat patterns that a coarser step breaks, so coding them exactly is shorter than
@@ -901,13 +930,14 @@ def test_grid_steps_are_stored_in_four_bytes_where_the_integers_stay():
     x = np.round(np.cumsum(rng.normal(size=(400, 6)), axis=0), 1).astype(np.float32)  # one decimal
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        codec = ltc_beam.train(x, mode="vector", target_bits_per_value=8.0, steps=50, progress=False, calibrate=False)
+        # 7 bits/value: some columns at their grid, others coarser (at 8 all take the grid)
+        codec = ltc_beam.train(x, mode="vector", target_bits_per_value=7.0, steps=50, progress=False, calibrate=False)
     blob = codec.encode(x)
     frame = unpack(blob)
     assert frame.sample_coded
     order, _, steps, _ = sample_coding.payload_steps(frame.payload, 6)
     on_grid = np.isclose(steps * np.asarray(codec.manifest["normalisation"]["std"]), 0.1, rtol=1e-6)
-    assert order & sample_coding.FLOAT32_STEPS and 0 < on_grid.sum() < 6  # columns at their grid, others finer-stepped
+    assert order & sample_coding.FLOAT32_STEPS and 0 < on_grid.sum() < 6  # columns at their grid, others coarser-stepped
     error = np.abs(codec.decode(blob) - x)[:, on_grid]
     assert error.max() <= 1e-6 * np.abs(x).max()  # the grid's values, but for float32 rounding
 

@@ -46,6 +46,10 @@ MIN_RECORDS = 16
 ZSTD_LEVEL = 15
 #: Step search: ``sqrt(12 * target) * GRID ** k`` for k from ``-GRID_BELOW`` to ``GRID_ABOVE`` (x 63).
 GRID, GRID_ABOVE, GRID_BELOW = 1.03, 140, 80
+#: Steps below this many times a column's grid of values are taken down to the grid
+#: (:func:`onto_grid`; 4 and 8, rounding down to a whole number of grids, changed more
+#: streams for no better balance over 74 codecs of 15 real datasets).
+GRID_MULTIPLES = 2
 PROBE_MARGIN = 1.35
 #: The same for the differences' order-0 entropy, which tables come near (1.35 let the
 #: default windowed codec's streams of an AR(1) signal, entropy 1.25x LTC's payload, through
@@ -117,6 +121,17 @@ def float32_below(steps: np.ndarray) -> np.ndarray:
     narrow = steps.astype(np.float32)
     narrow = np.where(narrow.astype(np.float64) > steps, np.nextafter(narrow, np.float32(0)), narrow)
     return np.where(narrow > 0, narrow.astype(np.float64), steps)  # below float32's range: as it was
+
+
+def onto_grid(steps: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """``steps`` (each at least its column's grid ``floor``; 0 where a column has none) with
+    each below ``GRID_MULTIPLES`` grids taken down to the grid itself: such a step gathers
+    one or two grid values into each integer, unevenly, so the rate hardly falls below the
+    grid's while the error grows from none. pvlib soiling inputs at 3 bits/value asked:
+    2.52 bits/value at 31.9 dB with PM2.5 at 1.9x its grid, 2.83 at 34.8 dB with it exact
+    (at 6 dB per bit, 0.16 bits/value fewer for that SNR)."""
+    near = (floor > 0) & (steps < GRID_MULTIPLES * floor)
+    return np.where(near, floor, steps)
 
 
 def float32_where_same(steps: np.ndarray, z: np.ndarray, keep: np.ndarray) -> np.ndarray:
