@@ -697,7 +697,7 @@ class Codec:
         held = sample_coding.held_columns(on_grid, keep)[0]  # coded exactly at their own value's step
         # the one step no float32 may hold is a grid's: at its nearest float32 where the integers stay
         floor = sample_coding.float32_where_same(np.where(held, 0.0, floor), on_grid, keep)
-        steps = sample_coding.onto_grid(np.maximum(sample_coding.float32_below(steps), floor), floor)
+        steps = sample_coding.onto_grid(steps, floor)
         trials = [steps]
         if (floor > 0).any() and not np.array_equal(exact := np.where(floor > 0, floor, steps), steps):
             # the grid itself: its integers may repeat patterns a coarser step breaks (Wiimote
@@ -723,7 +723,7 @@ class Codec:
             level = relative.sum() / (share[varying] / spread[varying]).sum() if varying.any() else 0.0
             equal = sample_coding.column_steps(on_grid, keep, np.where(varying, level * share, target))
             if equal is not None:
-                trials.append(sample_coding.onto_grid(np.maximum(sample_coding.float32_below(equal), floor), floor))
+                trials.append(sample_coding.onto_grid(equal, floor))
         # the stream's error at a column's variance, up to 4x its LTC error: a column all but
         # constant in this stream (an idle sensor's noise) weighs most in the mean, and the
         # others' errors grew 30-60x at an equal mean

@@ -93,11 +93,15 @@ RECENT_VALUES = 1 << 20
 _AVERAGE_CAP = 1 << 50  # a mean activity counts at most this (far above the top class)
 
 
-def activity_ratios(magnitudes: np.ndarray) -> np.ndarray:
+def activity_ratios(magnitudes: np.ndarray, records: int | None = None, scale: int | None = None) -> np.ndarray:
     """One column's ``|integers - centre|``, capped at ``ACTIVITY_CAP`` → each over the
-    column's mean (capped) magnitude, in fixed point (``ACTIVITY_BITS``). Integers only."""
+    column's mean (capped) magnitude, in fixed point (``ACTIVITY_BITS``). Integers only.
+    ``records`` and ``scale`` (:func:`_scale`): the column's, where ``magnitudes`` are some
+    of its records (a recent column's decoder learns them lane step by lane step)."""
     capped = np.minimum(magnitudes, ACTIVITY_CAP)
-    return (capped * (capped.size << ACTIVITY_BITS)) // max(int(capped.sum()), 1)
+    records = capped.size if records is None else records
+    scale = int(capped.sum()) if scale is None else scale
+    return (capped * (records << ACTIVITY_BITS)) // max(scale, 1)
 
 
 def column_classes(activity: np.ndarray, columns: int) -> np.ndarray:
@@ -304,7 +308,7 @@ def _decode_recent(decoder: SymbolDecoder, first: int, mask: int, scale: int, ce
             raise FormatError("sample-coded payload: a record falls in a class its column does not state")
         out[index] = values = decoder.decode(first + ranks)
         _check_range(values)
-        own[index] = (np.minimum(np.abs(values - centre), ACTIVITY_CAP) * (records << ACTIVITY_BITS)) // max(scale, 1)
+        own[index] = activity_ratios(np.abs(values - centre), records, scale)
     if _scale(np.abs(out - centre)) != scale:
         raise FormatError("sample-coded payload: a column's integers do not hold the scale it states")
     return out
