@@ -1220,12 +1220,15 @@ def train(
         finish = progress_bar(progress, desc="finish", bar_format="{desc} [{elapsed}]")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OffScaleWarning)
+            coded = None  # the kept model's validation bits, where the start check took them
             if held and options.target_bits_per_value is not None and not summary["start_check"]["kept_start"]:
                 finish.set_description_str("finish: the trained model against its PCA start, both coded")
-                summary["start_check"].update(keep_the_start_if_coded_better(trainer, freeze, held))
+                check = keep_the_start_if_coded_better(trainer, freeze, held)
+                summary["start_check"].update(check)
+                coded = (check["coded"]["start"][0] if check["kept_start"] else check["coded"]["trained"])["bits_per_value"]
             if refit_density and held:
                 finish.set_description_str("finish: density refit, kept if the codec codes the validation split shorter")
-                summary["density_refit"] = refit_density_if_shorter(trainer, freeze, held)
+                summary["density_refit"] = refit_density_if_shorter(trainer, freeze, held, coded)
             if calibrate and options.target_bits_per_value is not None:
                 data = calibration_series(raw, CALIBRATION_VALUES * (SERIES_CALIBRATION_FACTOR if normalise == "series" else 1))
                 finish.set_description_str(f"finish: rate calibration to {options.target_bits_per_value:g} bits/value")
@@ -1393,12 +1396,14 @@ def record_coded_validation(codec: Codec, series: list[np.ndarray]) -> None:
         )
 
 
-def refit_density_if_shorter(trainer: Trainer, freeze, held: list[np.ndarray]) -> dict:
+def refit_density_if_shorter(trainer: Trainer, freeze, held: list[np.ndarray], before: float | None = None) -> dict:
     """:meth:`Trainer.refit_density`, kept only if the codec frozen from it codes the
     validation split ``held`` shorter (judged on the tables finally chosen, not on the box
-    pmf the refit optimises); otherwise the density is restored."""
+    pmf the refit optimises); otherwise the density is restored. ``before``: the model's
+    :func:`validation_bits` as it stands, where known."""
     state = copy.deepcopy(trainer.model.density.state_dict())
-    before = validation_bits(freeze(copy.deepcopy(trainer.model)), held)
+    if before is None:
+        before = validation_bits(freeze(copy.deepcopy(trainer.model)), held)
     trainer.refit_density()
     after = validation_bits(freeze(copy.deepcopy(trainer.model)), held)
     kept = after < before
