@@ -544,17 +544,21 @@ class SymbolTables:
         cost under ``ESCAPE_HEAD_FREQS`` and its ``n`` mantissa bits.  The coder's actual
         output is this plus a small overhead (see ``SymbolEncoder``).
         """
+        return float(self.symbol_bits(values, tables).sum())
+
+    def symbol_bits(self, values: Any, tables: Any) -> np.ndarray:
+        """The code length in bits of each of ``values`` under its table (:meth:`bits`, term by term)."""
         vals = _as_int64(values, "values")
         idx = self._check_tables(tables, vals.size)
         if vals.size == 0:
-            return 0.0
+            return np.zeros(0)
         sym = self._symbols(vals, idx)
-        total = float((self.precision - np.log2(self.freqs[idx, sym].astype(np.float64))).sum())
+        out = self.precision - np.log2(self.freqs[idx, sym].astype(np.float64))
         esc = np.flatnonzero(sym == self.num_symbols)
         if esc.size:
             head, n, _ = self._escape_parts(vals[esc], idx[esc])
-            total += float(_ESCAPE_HEAD_NLOG2[head].sum()) + float(n.sum())
-        return total
+            out[esc] += _ESCAPE_HEAD_NLOG2[head] + n
+        return out
 
 
 def bits(values: Any, tables: Any, symbol_tables: SymbolTables) -> float:

@@ -20,9 +20,10 @@ import zstandard
 import ltc_beam
 from ltc_beam import Codec
 from ltc_beam.bitstream import unpack
+from ltc_beam.codec import adaptive
 from ltc_beam.codec.artifact import codec_from_bytes, codec_to_bytes
 from ltc_beam.codec.codec import MAX_COLUMN_ERROR_GROWTH
-from ltc_beam.entropy import from_log_codes, log_codes
+from ltc_beam.entropy import SymbolTables, from_log_codes, log_codes
 from ltc_beam.errors import CodecMismatchError, FormatError, InputError, OffScaleWarning
 from tests.conftest import correlated_series, switching_series
 
@@ -331,6 +332,45 @@ def test_scale_classes_follow_the_signal_energy(codecs, name):
     assert codec.code_length_bits(held_out) < 0.9 * static.code_length_bits(held_out)
 
 
+@pytest.mark.parametrize("name", ["classes_vector", "classes_block"])
+def test_each_segment_takes_the_cheapest_class_near_the_energy_rules(codecs, name, monkeypatch):
+    """Of the energy rule's class and its neighbours, a segment takes the one whose tables
+    code it (points and class symbol) in the fewest bits: fewer bits in all than the energy
+    rule alone, and the stream still decodes to the codec's reconstruction."""
+    codec = codecs[name]
+    monkeypatch.setattr(codec, "sample_fallback", False)  # the lattice stream, whatever sample coding makes
+    held_out = np.concatenate(switching_series(3000, 6, seed=9))
+    q = codec._quantize(codec._split(held_out)[0])
+    blob, chosen, cheapest = codec.encode(held_out), codec._symbols(q)[2], codec.code_length_bits(held_out)
+    np.testing.assert_array_equal(codec.decode(blob), codec.reconstruct(held_out))
+    monkeypatch.setattr(adaptive, "NEIGHBOURS", 0)
+    energy = codec._symbols(q)[2]
+    assert cheapest < codec.code_length_bits(held_out) and 0 < (chosen != energy).sum() < chosen.size
+    assert np.abs(chosen - energy).max() <= 1 and len(blob) < len(codec.encode(held_out))
+
+
+def test_scale_classes_come_in_each_segment_size_and_the_shorter_is_kept(codecs):
+    """A codec's class tables are tried with segments of each size of ``SEGMENT_VALUES``
+    (distinct sizes once: block mode takes whole blocks) and the one that codes the
+    validation split shortest is kept."""
+    vector, block = codecs["classes_vector"], codecs["classes_block"]
+    rows = {name: [c.rows for _, (_, c) in codec._scale_class_tables(codec._points_of(switching_series(600, 6, seed=3)))]
+            for name, codec in (("vector", vector), ("block", block))}
+    assert rows["vector"] == [-(-v // vector.config.latent_dim) for v in adaptive.SEGMENT_VALUES] == [8, 16]
+    assert rows["block"] == [8, 16]  # 12 latent values a row, whole blocks of 8 rows
+    assert adaptive.segment_rows("block", 8, 36, 64) == adaptive.segment_rows("block", 8, 36, 128) == 8  # one size
+    fit, validation = switching_series(3000, 6, seed=5), switching_series(1200, 6, seed=6)
+    sizes = {}
+    for values in adaptive.SEGMENT_VALUES:
+        monkeypatch = pytest.MonkeyPatch()
+        monkeypatch.setattr(adaptive, "SEGMENT_VALUES", (values,))
+        one = Codec.from_model(vector.model, fit_series=fit, validation_series=validation)
+        monkeypatch.undo()
+        sizes[one.classes.rows] = one.series_code_length(validation)
+    both = Codec.from_model(vector.model, fit_series=fit, validation_series=validation)
+    assert both.classes.rows == min(sizes, key=sizes.get) and both.series_code_length(validation) == min(sizes.values())
+
+
 def test_scale_class_codec_survives_save_and_load(codecs, tmp_path):
     codec = codecs["classes_block"]
     path = tmp_path / "classes.ltc"  # a pathlib.Path (a TypeError before session 14)
@@ -551,6 +591,7 @@ def test_sample_coding_trades_error_between_columns_at_ltc_snr(codecs):
     0.19-1.9x the training's: 2.32 bits/value at 22.7 dB, then 1.90 at 22.8): the fallback
     takes them, a column above twice its LTC error only up to twice the stream's."""
     codec = copy.copy(codecs["block"])
+    codec.rd_quantization = False  # its nearest points leave the uneven column errors this needs
     x = _piecewise_constant(3000, 6, seed=3)
     codec.sample_fallback = False
     ltc = codec.reconstruct(x)
@@ -572,6 +613,7 @@ def test_an_idle_column_does_not_set_the_others_error(codecs):
     the others' errors grew 30-60x. A column's error may follow the stream's to 8x its LTC
     error at most; here every column stays within 2x."""
     codec = copy.copy(codecs["block"])
+    codec.rd_quantization = False  # the nearest points' column errors, the case measured above
     std, mean = (np.asarray(codec.manifest["normalisation"][k]) for k in ("std", "mean"))
     x = correlated_series(3000, 6, seed=5).astype(np.float32)
     x[:, 1] = mean[1] + 1e-3 * std[1] * np.random.default_rng(0).standard_normal(len(x))
@@ -1123,6 +1165,7 @@ def test_series_are_quantised_together_as_each_alone(mode, window, monkeypatch):
     series[4][:] = np.nan  # a series of nothing but specials: coded whole
     series[6][1, 0] = 1e9  # an outlier, sent exactly
     codec = ltc_beam.train(series, mode=mode, window=window, steps=20, progress=False, calibrate=False)
+    codec.rd_quantization = False  # series_code_length measures the nearest points
     for leave_out in (False, True):
         together = codec._points_of(series + [np.zeros((0, 3), np.float32)], leave_out=leave_out)
         alone = [codec._stream_points(s, leave_out) for s in series]
@@ -1145,7 +1188,8 @@ def test_symbols_of_many_streams_are_each_streams_in_turn(mode):
            else np.tile(np.arange(c).reshape(-1, n), (rows, 1)))  # a stream's layout, as encode writes it
     assert np.array_equal(codec._channels(rows), one)
     assert np.array_equal(codec._channels([rows, rows]), np.concatenate([one, one]))
-    _, (base, classes) = codec._scale_class_tables(quantized)
+    (pmf, low, _), (base, classes) = codec._scale_class_tables(quantized)[0]
+    codec.tables = SymbolTables.from_probabilities(pmf, low)  # the class choice weighs bits under them
     first = np.arange(rows // n) * n // classes.rows if mode == "block" else np.arange(rows) // classes.rows
     assert np.array_equal(classes.point_segments(rows), np.tile(first, c) if mode == "block" else np.repeat(first, c // n))
     for codec.table_base, codec.classes in ((base, classes), (base[:1], None)):

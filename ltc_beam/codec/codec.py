@@ -21,7 +21,7 @@ import torch
 
 from ltc_beam import __version__
 from ltc_beam.bitstream import SpecialValues, merge_specials, pack, unpack
-from ltc_beam.codec import sample_coding
+from ltc_beam.codec import rd_quantization, sample_coding
 from ltc_beam.codec.adaptive import CLASS_COUNT, ScaleClasses, class_scales
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig
 from ltc_beam.codec.layout import filled, from_windows, pad_rows, pad_runs, places, series_windows
@@ -129,6 +129,10 @@ class Codec:
         #: Let ``encode`` sample-code a stream when that is shorter at no more error per
         #: column (:mod:`ltc_beam.codec.sample_coding`); the decoder needs no setting.
         self.sample_fallback = True
+        #: Let ``encode`` move a lattice point to a cheaper one where that saves more bits than
+        #: its extra error is worth (:mod:`ltc_beam.codec.rd_quantization`); the decoder needs
+        #: no setting.
+        self.rd_quantization = True
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -191,36 +195,34 @@ class Codec:
     def _fit_tables(self, pmf, low, layout, fit_series, validation_series) -> None:
         """Choose the tables that code ``validation_series`` shortest among: the box pmf, the
         box pmf blended with the training symbols' counts (``TABLE_PRIOR_WEIGHTS``), and the
-        same two kinds with scale classes (:mod:`ltc_beam.codec.adaptive`; unless their tables
-        would exceed ``MAX_CLASS_TABLE_ENTRIES``). Without a validation split: static tables
-        with the middle prior weight."""
+        same two kinds with scale classes of each segment size (:mod:`ltc_beam.codec.adaptive`;
+        unless their tables would exceed ``MAX_CLASS_TABLE_ENTRIES``). Without a validation
+        split: static tables with the middle prior weight."""
         fit = self._points_of(spread_out(fit_series, MAX_FITTED_SERIES))
         val = self._points_of(spread_out(validation_series or [], MAX_FITTED_SERIES))
         static = (self.table_base, None)
         configurations = [((pmf, low, layout), static)]
         if pmf.size * 2 * CLASS_COUNT <= MAX_CLASS_TABLE_ENTRIES:  # class tables run up to twice as wide
-            configurations.append(self._scale_class_tables(fit))
+            configurations += self._scale_class_tables(fit)
         best = None  # (validation bits, tables, base, classes, prior weight, fitted symbols): only the best is
         # held (all of them took 4 GB for records of 250 values, and the kernel's OOM killer at 1,000)
         static_box = self.tables  # the static box tables were built in from_model
         middle = TABLE_PRIOR_WEIGHTS[len(TABLE_PRIOR_WEIGHTS) // 2]  # without a validation split: static, this weight
         for (box_pmf, box_low, box_layout), (base, classes) in configurations:
-            self.table_base, self.classes = base, classes
+            box = static_box if classes is None else SymbolTables.from_probabilities(box_pmf, box_low)
+            self.tables, self.table_base, self.classes = box, base, classes  # classes are chosen under the tables
             symbols, indices = self._coded(fit)
-            checked = self._coded(val)
+            static_val = self._coded(val) if classes is None else None
             blended = blend_counts(box_pmf, box_low, symbols, indices, TABLE_PRIOR_WEIGHTS, box_layout)
             for weight in (None, *TABLE_PRIOR_WEIGHTS):
                 pmf_w = next(blended) if weight is not None else None  # one blended pmf at a time
                 if not val and not (classes is None and weight == middle):
                     continue
-                if weight is None:
-                    tables = static_box if classes is None else SymbolTables.from_probabilities(box_pmf, box_low)
-                else:
-                    tables = SymbolTables.from_probabilities(pmf_w, box_low)
-                bits = tables.bits(*checked) if val else 0.0
+                self.tables = box if weight is None else SymbolTables.from_probabilities(pmf_w, box_low)
+                bits = self.tables.bits(*(static_val if classes is None else self._coded(val))) if val else 0.0
                 if best is None or bits < best[0]:
-                    best = (bits, tables, base, classes, weight, 0 if weight is None else symbols.size)
-                del tables, pmf_w
+                    best = (bits, self.tables, base, classes, weight, 0 if weight is None else symbols.size)
+                del pmf_w
         _, self.tables, self.table_base, self.classes, weight, fitted = best
         self.manifest["tables"].update(
             {"count": self.tables.num_tables, "symbols": self.tables.num_symbols, "fitted_symbols": int(fitted), "prior_weight": weight}
@@ -229,8 +231,9 @@ class Codec:
         if self.classes is not None:
             self.manifest["tables"]["classes"] = self.classes.to_dict()
 
-    def _scale_class_tables(self, fit: list[Quantized]):
-        """Box pmfs of the scaled densities plus a uniform class-symbol table, and the classes."""
+    def _scale_class_tables(self, fit: list[Quantized]) -> list[tuple]:
+        """Box pmfs of the scaled densities plus a uniform class-symbol table, with the classes
+        of each segment size (:meth:`ScaleClasses.fit`)."""
         points = [q.frame * self.lattice.frame_unit for q in fit]
         channels = [self._channels(q.rows) for q in fit]
         pmf, low, base, layout = box_tables(self.model.density, self.lattice, self.config.mode, class_scales())
@@ -239,12 +242,12 @@ class Codec:
         pmf[-1, :CLASS_COUNT] = 1.0 / CLASS_COUNT
         low = np.append(low, 0)
         layout = layout.append(CLASS_COUNT)
-        classes = ScaleClasses.fit(
+        sizes = ScaleClasses.fit(
             np.concatenate(points) if points else np.zeros((0, self.lattice.dim)),
             np.concatenate(channels) if channels else np.zeros((0, self.lattice.dim), np.int64),
             self.config.mode, self.lattice.dim, self.config.latent_dim, table=len(low) - 1,
         )
-        return (pmf, low, layout), (base, classes)
+        return [((pmf, low, layout), (base, classes)) for classes in sizes]
 
     @torch.no_grad()
     def _points_of(self, series: list[np.ndarray], leave_out: bool = False) -> list[Quantized]:
@@ -288,13 +291,15 @@ class Codec:
         """The lattice points of checked records ``arr`` (one series), as :meth:`_points_of`."""
         z, specials = self._split(arr.astype(np.float32, copy=False), self._stream_scales(arr, None))
         if not leave_out:
-            return self._quantize(z)
+            return self._quantize(z, nearest=True)
         lossy, inner, _, _ = self._lossy(z, specials, None, (len(arr),))
-        return self._quantize(lossy, inner)
+        return self._quantize(lossy, inner, nearest=True)
 
     def series_code_length(self, series: list[np.ndarray]) -> float:
-        """The sum of :meth:`code_length_bits` of each series (each a stream of its own), worked
-        out for all at once (:meth:`_points_of`, :meth:`_coded`; the same up to float rounding)."""
+        """The sum of :meth:`code_length_bits` of each series (each a stream of its own) with
+        nearest-point quantisation (``rd_quantization`` off: what training compares models
+        on), worked out for all at once (:meth:`_points_of`, :meth:`_coded`; the same up to
+        float rounding)."""
         return float(self.tables.bits(*self._coded(self._points_of(series, leave_out=True))))
 
     def _coded(self, quantized: list[Quantized]) -> tuple[np.ndarray, np.ndarray]:
@@ -313,8 +318,7 @@ class Codec:
             return symbols.reshape(-1), (self.table_base[0, channels, coordinates] + phases).reshape(-1)
         counts, points = self.classes.segments(rows), rows * self.config.latent_dim // self.lattice.dim
         segment = self.classes.point_segments(rows) + (np.cumsum(counts) - counts)[places(points)[0]]
-        classes = self.classes.choose(frame * self.lattice.frame_unit, channels, segment, int(counts.sum()))
-        tables = self.table_base[classes[segment][:, None], channels, coordinates] + phases
+        classes, tables = self._classes(frame, symbols, phases, channels, segment, int(counts.sum()))
         size = counts + points * self.lattice.dim
         start = np.cumsum(size) - size
         owner, index = places(counts)
@@ -509,14 +513,42 @@ class Codec:
         return pad_rows(windows, self.config.vectors_per_block)
 
     @torch.no_grad()
-    def _quantize(self, z: np.ndarray, segments: tuple[int, ...] | None = None) -> Quantized:
+    def _quantize(
+        self, z: np.ndarray, segments: tuple[int, ...] | None = None, nearest: bool = False, per_record: bool = False
+    ) -> Quantized:
+        """The lattice points of normalised records ``z``: the encoder's (:meth:`_rd_points`,
+        while ``rd_quantization``; ``per_record`` as :meth:`_symbols`), or with ``nearest``
+        the nearest points (what training and table fitting measure)."""
         vectors = self._vectors(z, segments)
         y = self._transform("analysis", torch.as_tensor(vectors, dtype=torch.float32, device=self.device))
         n = self.lattice.dim
         if self.config.mode == "block":
             y = y.T  # [channels, rows]: each lattice point runs across n consecutive rows
-        frame = self.lattice.quantize_frame(y.reshape(-1, n))
-        return Quantized(frame=frame.cpu().numpy(), rows=len(vectors))
+        y = y.reshape(-1, n)
+        q = Quantized(frame=self.lattice.quantize_frame(y).cpu().numpy(), rows=len(vectors))
+        return q if nearest or not self.rd_quantization else self._rd_points(q, y, per_record)
+
+    def _rd_points(self, q: Quantized, y: torch.Tensor, per_record: bool) -> Quantized:
+        """``q`` with each point replaced where a cheaper one costs less in error plus rate
+        (:mod:`ltc_beam.codec.rd_quantization`)."""
+        moving = np.flatnonzero(q.frame.any(axis=1))  # the origin is the cheapest point there is
+        _, tables, _ = self._symbols(q, per_record)
+        _, phases = self.mapper.split(q.frame)
+        base = (tables - phases)[moving]  # each coordinate's table, less its phase
+
+        def bits(frame: np.ndarray) -> np.ndarray:
+            symbols, phases = self.mapper.split(frame)
+            return self.tables.symbol_bits(symbols.reshape(-1), (base + phases).reshape(-1)).reshape(symbols.shape).sum(axis=1)
+
+        columns = (self.model.synthesis.linear.weight.detach().double().cpu().numpy() ** 2).sum(axis=0)
+        weights, unit = columns[self._channels(q.rows)], np.asarray(self.lattice.frame_unit, np.float64)
+        lam = rd_quantization.multiplier(self.lattice, columns)
+        y = y[torch.as_tensor(moving, device=y.device)]
+        nearest = q.frame[moving]
+        candidates = [np.zeros_like(nearest)] + [self.lattice.quantize_frame(y * s).cpu().numpy() for s in rd_quantization.SHRINK]
+        frame = q.frame.copy()
+        frame[moving] = rd_quantization.cheapest_points(y.double().cpu().numpy(), nearest, candidates, unit, weights[moving], bits, lam)
+        return Quantized(frame=frame, rows=q.rows)
 
     def _channels(self, rows) -> np.ndarray:
         """Latent channel of every coordinate of every point, ``[P, n]``, of a stream of
@@ -636,9 +668,26 @@ class Codec:
             segment, count = np.repeat(np.arange(q.rows), self.config.latent_dim // self.lattice.dim), q.rows
         else:
             segment, count = self.classes.point_segments(q.rows), self.classes.segments(q.rows)
-        latents = q.frame * self.lattice.frame_unit
-        classes = self.classes.choose(latents, channels, segment, count)
-        return symbols, self.table_base[classes[segment][:, None], channels, coordinates] + phases, classes
+        classes, tables = self._classes(q.frame, symbols, phases, channels, segment, count)
+        return symbols, tables, classes
+
+    def _classes(
+        self, frame: np.ndarray, symbols: np.ndarray, phases: np.ndarray, channels: np.ndarray, segment: np.ndarray, count: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The class of each of ``count`` segments (:meth:`ScaleClasses.choose`, weighing bits
+        under the current tables) and the table of every symbol ``[P, n]``."""
+        coordinates = np.arange(self.lattice.dim)
+        class_bits = self.tables.symbol_bits(np.arange(CLASS_COUNT), np.full(CLASS_COUNT, self.classes.table))
+
+        def tables_of(classes: np.ndarray) -> np.ndarray:
+            return self.table_base[classes[segment][:, None], channels, coordinates] + phases
+
+        def bits_under(classes: np.ndarray) -> np.ndarray:
+            bits = self.tables.symbol_bits(symbols.reshape(-1), tables_of(classes).reshape(-1))
+            return np.bincount(segment, weights=bits.reshape(symbols.shape).sum(axis=1), minlength=count) + class_bits[classes]
+
+        classes = self.classes.choose(frame * self.lattice.frame_unit, channels, segment, count, bits_under)
+        return classes, tables_of(classes)
 
     # ------------------------------------------------------------------ public API
     def encode(self, x, segments=None) -> bytes:
@@ -794,7 +843,7 @@ class Codec:
                 )
             return [self.encode(arr[i : i + 1]) for i in range(len(arr))]
         z, specials = self._split(arr)
-        symbols, tables, classes = self._symbols(self._quantize(z), per_record=True)
+        symbols, tables, classes = self._symbols(self._quantize(z, per_record=True), per_record=True)
         points = self.config.latent_dim // self.lattice.dim  # lattice points per record
         d = self.config.record_dim
         owner = specials.positions // d
@@ -978,7 +1027,7 @@ class Codec:
             return 0.0
         x32 = arr[:windows].astype(np.float32, copy=False)
         z, _ = self._split(x32, self._scales(x32, (windows,)))
-        q = self._quantize(z)
+        q = self._quantize(z, nearest=True)
         y_hat = self._latents(q.frame, q.rows).double()
         model = copy.deepcopy(self.model).cpu().double()
         bits, weak = model.voronoi_bits_estimate(y_hat, samples=samples)
