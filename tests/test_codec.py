@@ -346,7 +346,7 @@ def test_each_segment_takes_the_cheapest_class_near_the_energy_rules(codecs, nam
     monkeypatch.setattr(adaptive, "NEIGHBOURS", 0)
     energy = codec._symbols(q)[2]
     assert cheapest < codec.code_length_bits(held_out) and 0 < (chosen != energy).sum() < chosen.size
-    assert np.abs(chosen - energy).max() <= 1 and len(blob) < len(codec.encode(held_out))
+    assert np.abs(chosen - energy).max() <= 2 and len(blob) < len(codec.encode(held_out))
 
 
 def test_scale_classes_come_in_each_segment_size_and_the_shorter_is_kept(codecs):

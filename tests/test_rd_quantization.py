@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 
 import numpy as np
 import pytest
@@ -14,8 +15,8 @@ from ltc_beam.codec import rd_quantization
 from ltc_beam import lattices
 from ltc_beam.codec.rd_quantization import cheapest_points, granular_error, multiplier
 from ltc_beam.codec.training import scale_latents
+from ltc_beam.data import load
 
-from tests.conftest import switching_series
 
 
 def test_each_point_takes_the_candidate_of_least_error_plus_rate():
@@ -50,26 +51,30 @@ def test_the_multiplier_is_the_high_rate_slope_of_the_lattice():
 
 
 def test_the_encoder_codes_below_the_nearest_point_curve():
-    """At about 1 bit/value, the chosen points' stream lies below the rate–distortion curve
-    of nearest-point quantisation (the same model at finer and coarser quantizer steps): fewer
-    bits at its SNR. It decodes to what the encoder reconstructs, and code_length_bits counts
-    the chosen points."""
-    fit, validation = switching_series(3000, 6, seed=1), switching_series(1200, 6, seed=2)
-    trained = ltc_beam.train(fit, lattice="e8", mode="vector", target_bits_per_value=1.0, steps=150, progress=False, seed=0)
-    x = np.concatenate(switching_series(2000, 6, seed=7))
+    """Daphnet's accelerometers (the shipped split) near 10 dB: the chosen points' stream lies
+    well below the rate–distortion curve of nearest-point quantisation (the same model at
+    finer and coarser quantizer steps): fewer bits at its SNR. It decodes to what the encoder
+    reconstructs, and code_length_bits counts the chosen points."""
+    root = os.path.join(os.path.dirname(__file__), "..", "data", "daphnet")
+    fit, validation = (load(os.path.join(root, f"daphnet_s06r02e0_{name}.parquet"), column="values", key="segment",
+                            order_by="step").series for name in ("train", "test"))
+    trained = ltc_beam.train(fit, lattice="e8", mode="vector", window=8, target_bits_per_value=0.6, steps=300,
+                             progress=False, seed=0)
+    x = np.concatenate(validation)
+    lengths = [len(s) for s in validation]
 
     def point(octaves: float, rd: bool) -> tuple[float, float]:
         model = copy.deepcopy(trained.model)
         scale_latents(model, octaves)
-        codec = Codec.from_model(model, fit_series=fit, validation_series=validation)
+        codec = Codec.from_model(model, fit_series=fit[:8], validation_series=fit[8:])
         codec.sample_fallback, codec.rd_quantization = False, rd
-        blob = codec.encode(x)
+        blob = codec.encode(x, lengths)
         decoded = codec.decode(blob)
-        np.testing.assert_array_equal(decoded, codec.reconstruct(x))
-        assert 0 < 8 * len(blob) - codec.code_length_bits(x) < 8 * 64  # the framing and the coder's flush
+        np.testing.assert_array_equal(decoded, codec.reconstruct(x, lengths))
+        assert 0 < 8 * len(blob) - codec.code_length_bits(x, lengths) < 8 * 64  # the framing and the coder's flush
         return 8 * len(blob) / x.size, 10 * math.log10(np.mean(x.var(axis=0)) / np.mean((decoded - x) ** 2))
 
     curve = sorted(point(octaves, rd=False) for octaves in (-0.5, -0.25, 0.0))
     bits, snr = point(0.0, rd=True)
     assert bits < curve[-1][0] and curve[0][1] < snr < curve[-1][1]
-    assert bits < np.interp(snr, [s for _, s in curve], [b for b, _ in curve])
+    assert bits < 0.96 * np.interp(snr, [s for _, s in curve], [b for b, _ in curve])

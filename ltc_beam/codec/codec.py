@@ -513,12 +513,10 @@ class Codec:
         return pad_rows(windows, self.config.vectors_per_block)
 
     @torch.no_grad()
-    def _quantize(
-        self, z: np.ndarray, segments: tuple[int, ...] | None = None, nearest: bool = False, per_record: bool = False
-    ) -> Quantized:
+    def _quantize(self, z: np.ndarray, segments: tuple[int, ...] | None = None, nearest: bool = False) -> Quantized:
         """The lattice points of normalised records ``z``: the encoder's (:meth:`_rd_points`,
-        while ``rd_quantization``; ``per_record`` as :meth:`_symbols`), or with ``nearest``
-        the nearest points (what training and table fitting measure)."""
+        while ``rd_quantization``), or with ``nearest`` the nearest points (what training and
+        table fitting measure)."""
         vectors = self._vectors(z, segments)
         y = self._transform("analysis", torch.as_tensor(vectors, dtype=torch.float32, device=self.device))
         n = self.lattice.dim
@@ -526,22 +524,25 @@ class Codec:
             y = y.T  # [channels, rows]: each lattice point runs across n consecutive rows
         y = y.reshape(-1, n)
         q = Quantized(frame=self.lattice.quantize_frame(y).cpu().numpy(), rows=len(vectors))
-        return q if nearest or not self.rd_quantization else self._rd_points(q, y, per_record)
+        return q if nearest or not self.rd_quantization else self._rd_points(q, y)
 
-    def _rd_points(self, q: Quantized, y: torch.Tensor, per_record: bool) -> Quantized:
+    def _rd_points(self, q: Quantized, y: torch.Tensor) -> Quantized:
         """``q`` with each point replaced where a cheaper one costs less in error plus rate
         (:mod:`ltc_beam.codec.rd_quantization`)."""
         moving = np.flatnonzero(q.frame.any(axis=1))  # the origin is the cheapest point there is
-        _, tables, _ = self._symbols(q, per_record)
-        _, phases = self.mapper.split(q.frame)
-        base = (tables - phases)[moving]  # each coordinate's table, less its phase
+        channels = self._channels(q.rows)
+        if self.classes is None:
+            scale = 0
+        else:  # each point's own energy class, not its segment's: a point codes alike in any stream
+            scale = self.classes.nearest(q.frame[moving] * self.lattice.frame_unit, channels[moving], np.arange(moving.size), moving.size)[:, None]
+        base = self.table_base[scale, channels[moving], np.arange(self.lattice.dim)]  # each coordinate's table, less its phase
 
         def bits(frame: np.ndarray) -> np.ndarray:
             symbols, phases = self.mapper.split(frame)
             return self.tables.symbol_bits(symbols.reshape(-1), (base + phases).reshape(-1)).reshape(symbols.shape).sum(axis=1)
 
         columns = (self.model.synthesis.linear.weight.detach().double().cpu().numpy() ** 2).sum(axis=0)
-        weights, unit = columns[self._channels(q.rows)], np.asarray(self.lattice.frame_unit, np.float64)
+        weights, unit = columns[channels], np.asarray(self.lattice.frame_unit, np.float64)
         lam = rd_quantization.multiplier(self.lattice, columns)
         y = y[torch.as_tensor(moving, device=y.device)]
         nearest = q.frame[moving]
@@ -843,7 +844,7 @@ class Codec:
                 )
             return [self.encode(arr[i : i + 1]) for i in range(len(arr))]
         z, specials = self._split(arr)
-        symbols, tables, classes = self._symbols(self._quantize(z, per_record=True), per_record=True)
+        symbols, tables, classes = self._symbols(self._quantize(z), per_record=True)
         points = self.config.latent_dim // self.lattice.dim  # lattice points per record
         d = self.config.record_dim
         owner = specials.positions // d
