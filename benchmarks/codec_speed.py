@@ -2,8 +2,9 @@
 
 Trains small codecs (z8 and e8 in vector mode, e8 and Λ24 in block mode, and e8 in block
 mode with ``window="auto"``, as ``train`` makes it for series) on a correlated 8-channel
-signal, then times encode and decode of ``--values`` values with 1 and 2 torch threads (the
-windowed codec also without the sample-coding fallback). zstd (level 3, lossless) and SZ3 (pysz, absolute error bound giving a similar
+signal, then times encode and decode of ``--values`` values with 1 and 2 torch threads, and
+with 2 threads also with nearest points (no rate–distortion quantisation; and the windowed
+codec without the sample-coding fallback). zstd (level 3, lossless) and SZ3 (pysz, absolute error bound giving a similar
 error) run on the same array in the same process.
 
     python benchmarks/codec_speed.py --out benchmarks/results/codec_speed.json
@@ -77,9 +78,10 @@ def main() -> None:
             train, lattice=lattice, mode=mode, window=window, target_bits_per_value=args.target_bits, steps=args.steps,
             transform=transform, progress=False,
         )
-        for threads, fallback in [(1, True), (2, True)] + ([(2, False)] if window != 1 else []):
+        settings = [(1, True, True), (2, True, True), (2, True, False)] + ([(2, False, True)] if window != 1 else [])
+        for threads, fallback, rd in settings:
             torch.set_num_threads(threads)
-            codec.sample_fallback = fallback
+            codec.sample_fallback, codec.rd_quantization = fallback, rd
             t_enc, blob = best_time(lambda: codec.encode(x), args.repeats)
             t_dec, out = best_time(lambda: codec.decode(blob), args.repeats)
             mse = float(np.mean((out - x) ** 2))
@@ -88,6 +90,7 @@ def main() -> None:
                 "transform": codec.config.transform,
                 "threads": threads,
                 "sample_fallback": fallback,
+                "rd_quantization": rd,
                 "encode_mb_s": mb / t_enc,
                 "decode_mb_s": mb / t_dec,
                 "bits_per_value": 8 * len(blob) / x.size,

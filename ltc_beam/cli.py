@@ -196,7 +196,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ltc_beam.evaluation import evaluate
 
     codec = Codec.load(args.codec)
-    codec.sample_fallback = args.sample_fallback
+    codec.sample_fallback, codec.rd_quantization = args.sample_fallback, args.rd_quantization
     trained_order(args, codec, "evaluate")
     if window_needs_order(codec) and args.order_by is None and not args.input.endswith(".npy"):
         raise InputError(window_order_message(codec))  # as compress: file order is no series order
@@ -300,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-sample-fallback", dest="sample_fallback", action="store_false",
         help="lattice-coded streams only, as compress --no-sample-fallback",
+    )
+    p.add_argument(
+        "--nearest-points", dest="rd_quantization", action="store_false",
+        help="code the nearest lattice points, as compress --nearest-points",
     )
     p.add_argument(
         "--baseline", action="store_true",

@@ -38,7 +38,9 @@ def one_torch_thread() -> None:
 class _EncodeSettings:
     """What the encoder needs besides the codec (plain values: pickled to every worker)."""
 
-    def __init__(self, *, layout, column, columns, key, order_by, chunk_size, embed_codec, schema, sample_fallback=True):
+    def __init__(
+        self, *, layout, column, columns, key, order_by, chunk_size, embed_codec, schema, sample_fallback=True, rd_quantization=True
+    ):
         self.layout = layout
         self.column = column
         self.columns = columns
@@ -47,6 +49,7 @@ class _EncodeSettings:
         self.chunk_size = chunk_size
         self.embed_codec = embed_codec
         self.sample_fallback = sample_fallback
+        self.rd_quantization = rd_quantization
         self.schema = schema
 
     def compressed_schema(self, input_schema: pa.Schema, codec) -> pa.Schema:
@@ -141,6 +144,7 @@ class Encoder:
 
         self.codec = Codec.load(codec_uri).to(device)
         self.codec.sample_fallback = settings.sample_fallback
+        self.codec.rd_quantization = settings.rd_quantization
         self.settings = settings
         self._schemas: dict[bytes, pa.Schema] = {}
         self._lock = threading.Lock()
