@@ -13,6 +13,7 @@ import ltc_beam
 from ltc_beam import Codec
 from ltc_beam.codec import rd_quantization
 from ltc_beam import lattices
+from ltc_beam.codec.codec import RD_EXCHANGE_DB
 from ltc_beam.codec.rd_quantization import cheapest_points, granular_error, multiplier
 from ltc_beam.codec.training import scale_latents
 from ltc_beam.data import load
@@ -60,6 +61,7 @@ def test_the_encoder_codes_below_the_nearest_point_curve():
                             order_by="step").series for name in ("train", "test"))
     trained = ltc_beam.train(fit, lattice="e8", mode="vector", window=8, target_bits_per_value=0.6, steps=300,
                              progress=False, seed=0)
+    assert trained.rd_quantization and trained.manifest["encoder"]["rd_quantization"]  # chosen on its validation split
     x = np.concatenate(validation)
     lengths = [len(s) for s in validation]
 
@@ -78,3 +80,18 @@ def test_the_encoder_codes_below_the_nearest_point_curve():
     bits, snr = point(0.0, rd=True)
     assert bits < curve[-1][0] and curve[0][1] < snr < curve[-1][1]
     assert bits < 0.96 * np.interp(snr, [s for _, s in curve], [b for b, _ in curve])
+
+
+def test_a_codec_keeps_it_only_where_it_codes_its_validation_split_better():
+    """On i.i.d. Gaussian records the choice trades SNR for bits at more than 6.02 dB per
+    bit (the high-rate exchange), worse than a finer step would: the codec keeps the nearest
+    points, and says why in its manifest."""
+    rng = np.random.default_rng(0)
+    codec = ltc_beam.train(rng.standard_normal((20_000, 16)), lattice="e8", mode="block", target_bits_per_value=2.0,
+                           steps=300, progress=False, seed=0)
+    chosen = codec.manifest["encoder"]
+    nearest, rd = chosen["validation"]["nearest"], chosen["validation"]["rd"]
+    assert rd["bits_per_value"] < nearest["bits_per_value"] and rd["snr_db"] < nearest["snr_db"]
+    assert rd["bits_per_value"] + (nearest["snr_db"] - rd["snr_db"]) / RD_EXCHANGE_DB > nearest["bits_per_value"]
+    assert not chosen["rd_quantization"] and not codec.rd_quantization
+    assert not Codec.from_model(codec.model).rd_quantization  # no validation split: nearest points

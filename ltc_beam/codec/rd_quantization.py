@@ -20,6 +20,11 @@ gain measured (Daphnet, E8 vector T=8, five codecs of 0.4–0.8 bits/value on th
 split: 1.078 → 0.986 bits/value at 10 dB, −8.5 %; FACTOR 0.5 / 1.5 / 2: 1.013 / 0.979 /
 0.984).
 
+It does not help everywhere: on i.i.d. Gaussian records it trades SNR for bits at over 8 dB
+per bit, worse than a finer step (+1.4 % bits at equal SNR at 11 dB). A codec therefore keeps
+it only where freezing finds it coding the validation split better
+(:meth:`ltc_beam.codec.codec.Codec._choose_rd_quantization`).
+
 The decoder is unchanged: it reads points, whichever the encoder chose.
 """
 
