@@ -196,7 +196,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ltc_beam.evaluation import evaluate
 
     codec = Codec.load(args.codec)
-    codec.sample_fallback, codec.rd_quantization = args.sample_fallback, args.rd_quantization
+    codec.sample_fallback = args.sample_fallback
+    codec.rd_quantization &= args.rd_quantization  # --nearest-points, else as the codec chose
     trained_order(args, codec, "evaluate")
     if window_needs_order(codec) and args.order_by is None and not args.input.endswith(".npy"):
         raise InputError(window_order_message(codec))  # as compress: file order is no series order

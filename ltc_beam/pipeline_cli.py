@@ -412,7 +412,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         chunk_size=args.chunk_size,
         embed_codec=args.embed_codec,
         sample_fallback=args.sample_fallback,
-        rd_quantization=args.rd_quantization,
+        rd_quantization=None if args.rd_quantization else False,  # --nearest-points, else as the codec chose
         device=args.device,
     )
     if args.input.endswith(".npy"):

@@ -468,10 +468,14 @@ def test_no_sample_fallback_keeps_every_stream_lattice_coded(vec_codec, tmp_path
 
 
 def test_nearest_points_turns_the_rate_distortion_choice_off(vec_codec, tmp_path, capsys):
-    """``--nearest-points`` (compress, evaluate) codes the nearest lattice points: more bits
-    and more SNR than the default's rate–distortion choice, the same as the codec's own
-    encoder with ``rd_quantization`` off."""
-    trained, codec = vec_codec
+    """``--nearest-points`` (compress, evaluate) codes the nearest lattice points where the
+    codec chose rate–distortion quantisation: more bits and more SNR than the default, the
+    same as the codec's own encoder with ``rd_quantization`` off."""
+    trained = copy.deepcopy(vec_codec[0])
+    trained.manifest["encoder"] = {"rd_quantization": True}  # as if freezing had chosen it
+    trained.manifest["codec_id"] = trained.id = trained.content_hash()
+    codec = str(tmp_path / "rd.ltc")
+    trained.save(codec)
     norm = trained.manifest["normalisation"]
     x = (np.asarray(norm["mean"]) + np.asarray(norm["std"]) * np.random.default_rng(2).normal(0, 1, (3000, 8))).astype(np.float32)
     path = tmp_path / "x.npy"

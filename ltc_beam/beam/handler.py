@@ -39,7 +39,7 @@ class _EncodeSettings:
     """What the encoder needs besides the codec (plain values: pickled to every worker)."""
 
     def __init__(
-        self, *, layout, column, columns, key, order_by, chunk_size, embed_codec, schema, sample_fallback=True, rd_quantization=True
+        self, *, layout, column, columns, key, order_by, chunk_size, embed_codec, schema, sample_fallback=True, rd_quantization=None
     ):
         self.layout = layout
         self.column = column
@@ -144,7 +144,8 @@ class Encoder:
 
         self.codec = Codec.load(codec_uri).to(device)
         self.codec.sample_fallback = settings.sample_fallback
-        self.codec.rd_quantization = settings.rd_quantization
+        if settings.rd_quantization is not None:  # else as the codec chose when frozen
+            self.codec.rd_quantization = settings.rd_quantization
         self.settings = settings
         self._schemas: dict[bytes, pa.Schema] = {}
         self._lock = threading.Lock()

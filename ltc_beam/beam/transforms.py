@@ -661,7 +661,9 @@ class LtcEncode(beam.PTransform):
     ``sample_fallback=False`` keeps every stream lattice-coded (no sample-coding fallback,
     :mod:`ltc_beam.codec.sample_coding`; bitstream version 1 only). ``rd_quantization=False``
     codes the nearest lattice points (no rate–distortion choice,
-    :mod:`ltc_beam.codec.rd_quantization`: more bits at low rate, encoding 2-3x as fast).
+    :mod:`ltc_beam.codec.rd_quantization`: more bits at low rate, encoding 2-3x as fast),
+    ``True`` makes the choice whatever the codec chose when it was frozen; ``None``
+    (default): as the codec chose.
 
     ``unit_rows``: most records one ``RunInference`` call codes (whole chunks; default
     65,536). ``pack_shards``: groups the short series' tails are packed in (default 4).
@@ -691,7 +693,7 @@ class LtcEncode(beam.PTransform):
         device: str = "auto",
         embed_codec: bool = True,
         sample_fallback: bool = True,
-        rd_quantization: bool = True,
+        rd_quantization: bool | None = None,
         dead_letter: bool = False,
         late: str = "keep",
         schema: pa.Schema | None = None,

@@ -37,7 +37,7 @@ def LtcEncode(
     embed_codec: bool = True,
     device: str = "auto",
     sample_fallback: bool = True,
-    rd_quantization: bool = True,
+    rd_quantization: Optional[bool] = None,
 ):
     """Compress record batches with the LTC codec at URI ``codec`` (see ltc_beam.beam.LtcEncode);
     ``chunk_size`` 0 takes the default, like the empty strings of the optional names."""
@@ -52,7 +52,7 @@ def LtcEncode(
         embed_codec=bool(embed_codec),
         device=device,
         sample_fallback=bool(sample_fallback),
-        rd_quantization=bool(rd_quantization),
+        rd_quantization=None if rd_quantization is None else bool(rd_quantization),
     )
 
 
