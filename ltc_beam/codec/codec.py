@@ -191,23 +191,19 @@ class Codec:
         per value once each dB of SNR it loses is counted as ``1 / RD_EXCHANGE_DB`` bit (the
         high-rate exchange). Measured: Daphnet at 10 dB −8.5 % at equal SNR, i.i.d. Gaussian at
         11 dB +1.4 %. The choice and both measurements go in the manifest (``encoder``)."""
+        from ltc_beam.evaluation import snr_db  # the SNR every command reports (evaluation imports this module)
+
         arrays = [self._check(s) for s in series if len(s)]
         if not arrays:
             return
         x = np.concatenate(arrays)
-        finite = np.isfinite(x)
-        variance = np.array([np.var(x[finite[:, c], c]) if finite[:, c].any() else 0.0 for c in range(x.shape[1])])
-        varying = variance > 0
         fallback, measured = self.sample_fallback, {}
         self.sample_fallback = False
         try:
             for rd in (False, True):
                 self.rd_quantization = rd
                 blob, out = self._encode(x, reconstruct=True, segments=[len(a) for a in arrays])
-                error = np.where(finite, (out.astype(np.float64) - np.where(finite, x, 0.0)) ** 2, 0.0)
-                mse = error.sum(axis=0) / np.maximum(finite.sum(axis=0), 1)
-                nmse = float(np.mean(mse[varying] / variance[varying])) if varying.any() else 0.0
-                measured[rd] = (8.0 * len(blob) / x.size, 10.0 * math.log10(1.0 / nmse) if nmse > 0 else math.inf)
+                measured[rd] = (8.0 * len(blob) / x.size, snr_db(x, out))
         finally:
             self.sample_fallback = fallback
         (bits, snr), (rd_bits, rd_snr) = measured[False], measured[True]
@@ -577,7 +573,7 @@ class Codec:
 
         def bits(frame: np.ndarray) -> np.ndarray:
             symbols, phases = self.mapper.split(frame)
-            return self.tables.symbol_bits(symbols.reshape(-1), (base + phases).reshape(-1)).reshape(symbols.shape).sum(axis=1)
+            return self._point_bits(symbols, base + phases)
 
         columns = (self.model.synthesis.linear.weight.detach().double().cpu().numpy() ** 2).sum(axis=0)
         weights, unit = columns[channels], np.asarray(self.lattice.frame_unit, np.float64)
@@ -588,6 +584,10 @@ class Codec:
         frame = q.frame.copy()
         frame[moving] = rd_quantization.cheapest_points(y.double().cpu().numpy(), nearest, candidates, unit, weights[moving], bits, lam)
         return Quantized(frame=frame, rows=q.rows)
+
+    def _point_bits(self, symbols: np.ndarray, tables: np.ndarray) -> np.ndarray:
+        """Code length of each lattice point ``[P]``: its symbols ``[P, n]`` under their tables."""
+        return self.tables.symbol_bits(symbols.reshape(-1), tables.reshape(-1)).reshape(symbols.shape).sum(axis=1)
 
     def _channels(self, rows) -> np.ndarray:
         """Latent channel of every coordinate of every point, ``[P, n]``, of a stream of
@@ -722,8 +722,7 @@ class Codec:
             return self.table_base[classes[segment][:, None], channels, coordinates] + phases
 
         def bits_under(classes: np.ndarray) -> np.ndarray:
-            bits = self.tables.symbol_bits(symbols.reshape(-1), tables_of(classes).reshape(-1))
-            return np.bincount(segment, weights=bits.reshape(symbols.shape).sum(axis=1), minlength=count) + class_bits[classes]
+            return np.bincount(segment, weights=self._point_bits(symbols, tables_of(classes)), minlength=count) + class_bits[classes]
 
         classes = self.classes.choose(frame * self.lattice.frame_unit, channels, segment, count, bits_under)
         return classes, tables_of(classes)
