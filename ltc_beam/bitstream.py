@@ -7,11 +7,14 @@ opaque bytes produced by the codec (``ltc_beam.entropy``).
 Layout (version 1; version 2 is the same with flags bit 1 set: a sample-coded payload,
 ``ltc_beam.codec.sample_coding``; version 3 with flags bit 2 set: the records are several
 series, each windowed on its own; version 4 with flags bit 3 set (bit 2 optional): the
-records whose every value is special are left out of the payload; little-endian, varints
-are canonical unsigned LEB128 below 2**63)::
+records whose every value is special are left out of the payload; version 5 with flags bit 4
+set (the others optional): the records that repeat the record before them are left out, a
+repeats block (``ltc_beam.repeats``) states where, and everything after it describes the
+records kept; little-endian, varints are canonical unsigned LEB128 below 2**63)::
 
     magic "LTC" | version u8 | flags u8 | codec id 16 raw bytes | ndim varint |
-    shape varint[ndim] | [segment count varint | segment lengths varint[count]] (only
+    shape varint[ndim] | [repeats length varint | repeats block] (only when flags bit 4) |
+    [segment count varint | segment lengths varint[count]] (only
     when flags bit 2) | [specials_length varint | specials]  (only when flags bit 0) |
     payload (runs to the checksum) | checksum u32 (CRC-32 of every byte before it)
 
@@ -49,6 +52,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import zstandard
 
+from . import repeats
 from .errors import CodecMismatchError, FormatError
 
 __all__ = [
@@ -58,6 +62,7 @@ __all__ = [
     "FLAG_SPECIALS",
     "FLAG_SAMPLE_CODED",
     "FLAG_SEGMENTS",
+    "FLAG_REPEATS",
     "CODEC_ID_LENGTH",
     "CODEC_ID_BYTES",
     "MAX_NDIM",
@@ -85,7 +90,10 @@ SEGMENTED_VERSION = 3
 #: Version 4 is version 3 plus flags bit 3 (records whose every value is special are left out
 #: of the payload; segments optional); writers use it only for streams that leave some out.
 SKIPPING_VERSION = 4
-SUPPORTED_VERSIONS = (1, 2, 3, 4)
+#: Version 5 is version 4 plus flags bit 4 (the records that repeat the record before them are
+#: left out; every other flag optional); writers use it only for streams that leave some out.
+REPEATING_VERSION = 5
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)
 #: flags bit 0: a specials block (and its length) is present.
 FLAG_SPECIALS = 0x01
 #: flags bit 1 (version 2): the payload is sample-coded (``ltc_beam.codec.sample_coding``),
@@ -99,11 +107,16 @@ FLAG_SEGMENTS = 0x04
 #: flags bit 3 (version 4): the records whose every value is in the specials block are not
 #: in the payload; the decoder finds them from the specials mask.
 FLAG_SKIPPED = 0x08
+#: flags bit 4 (version 5): a repeats block follows the shape; the records it names (each
+#: bit for bit the record before it) are not in the rest of the stream, which describes the
+#: records kept (segments, specials, payload), and decode as the record before them.
+FLAG_REPEATS = 0x10
 KNOWN_FLAGS = {
     1: FLAG_SPECIALS, 2: FLAG_SPECIALS | FLAG_SAMPLE_CODED, 3: FLAG_SPECIALS | FLAG_SEGMENTS,
     4: FLAG_SPECIALS | FLAG_SEGMENTS | FLAG_SKIPPED,
+    5: FLAG_SPECIALS | FLAG_SAMPLE_CODED | FLAG_SEGMENTS | FLAG_SKIPPED | FLAG_REPEATS,
 }
-REQUIRED_FLAG = {2: FLAG_SAMPLE_CODED, 3: FLAG_SEGMENTS, 4: FLAG_SKIPPED}
+REQUIRED_FLAG = {2: FLAG_SAMPLE_CODED, 3: FLAG_SEGMENTS, 4: FLAG_SKIPPED, 5: FLAG_REPEATS}
 #: The codec id is 32 lowercase hex characters in the API and 16 raw bytes in the stream.
 CODEC_ID_LENGTH = 32
 CODEC_ID_BYTES = CODEC_ID_LENGTH // 2
@@ -132,11 +145,12 @@ class Field(NamedTuple):
 
 
 #: The container layout, in order; mirrored (and checked by tests) in schemas/BITSTREAM.md.
-#: Variables: shape_size (bytes of the ndim shape varints), segment_count_size and
-#: segment_lengths_size (bytes of the segment count varint and of the lengths varints, 0
-#: when flags bit 2 is clear), specials_length_size (bytes of the specials_length varint, 0
-#: when flags bit 0 is clear), specials_length, payload_length (implicit: whatever lies
-#: between the header and the checksum).
+#: Variables: shape_size (bytes of the ndim shape varints), repeats_length_size and
+#: repeats_length (bytes of the repeats_length varint and of the repeats block, 0 when flags
+#: bit 4 is clear), segment_count_size and segment_lengths_size (bytes of the segment count
+#: varint and of the lengths varints, 0 when flags bit 2 is clear), specials_length_size
+#: (bytes of the specials_length varint, 0 when flags bit 0 is clear), specials_length,
+#: payload_length (implicit: whatever lies between the header and the checksum).
 LAYOUT: tuple[Field, ...] = (
     Field("magic", "0", "3", "bytes[3]"),
     Field("version", "3", "1", "u8"),
@@ -144,19 +158,21 @@ LAYOUT: tuple[Field, ...] = (
     Field("codec_id", "5", "16", "bytes[16]"),
     Field("ndim", "21", "1", "varint"),
     Field("shape", "22", "shape_size", "varint[ndim]"),
-    Field("segment_count", "22 + shape_size", "segment_count_size", "varint"),
-    Field("segment_lengths", "22 + shape_size + segment_count_size", "segment_lengths_size", "varint[segment_count]"),
-    Field("specials_length", "22 + shape_size + segment_count_size + segment_lengths_size", "specials_length_size", "varint"),
-    Field("specials", "22 + shape_size + segment_count_size + segment_lengths_size + specials_length_size", "specials_length", "bytes[specials_length]"),
+    Field("repeats_length", "22 + shape_size", "repeats_length_size", "varint"),
+    Field("repeats", "22 + shape_size + repeats_length_size", "repeats_length", "bytes[repeats_length]"),
+    Field("segment_count", "22 + shape_size + repeats_length_size + repeats_length", "segment_count_size", "varint"),
+    Field("segment_lengths", "22 + shape_size + repeats_length_size + repeats_length + segment_count_size", "segment_lengths_size", "varint[segment_count]"),
+    Field("specials_length", "22 + shape_size + repeats_length_size + repeats_length + segment_count_size + segment_lengths_size", "specials_length_size", "varint"),
+    Field("specials", "22 + shape_size + repeats_length_size + repeats_length + segment_count_size + segment_lengths_size + specials_length_size", "specials_length", "bytes[specials_length]"),
     Field(
         "payload",
-        "22 + shape_size + segment_count_size + segment_lengths_size + specials_length_size + specials_length",
+        "22 + shape_size + repeats_length_size + repeats_length + segment_count_size + segment_lengths_size + specials_length_size + specials_length",
         "payload_length",
         "bytes[payload_length]",
     ),
     Field(
         "checksum",
-        "22 + shape_size + segment_count_size + segment_lengths_size + specials_length_size + specials_length + payload_length",
+        "22 + shape_size + repeats_length_size + repeats_length + segment_count_size + segment_lengths_size + specials_length_size + specials_length + payload_length",
         "4",
         "u32",
     ),
@@ -228,8 +244,14 @@ class Frame:
     payload: bytes
     specials: SpecialValues
     sample_coded: bool = False
-    segments: tuple[int, ...] | None = None  # series lengths (flags bit 2), summing to shape[0]
+    segments: tuple[int, ...] | None = None  # series lengths (flags bit 2), summing to coded_records
     skipped: bool = False  # flags bit 3: records whose every value is special are not in the payload
+    repeated: tuple[int, ...] = ()  # flags bit 4: records left out as repeats of the record before them
+
+    @property
+    def coded_records(self) -> int:
+        """Records the segments, specials and payload describe: ``shape[0]`` less the repeats."""
+        return self.shape[0] - len(self.repeated)
 
     @property
     def numel(self) -> int:
@@ -373,13 +395,17 @@ def pack(
     sample_coded: bool = False,
     segments: tuple[int, ...] | None = None,
     skipped: bool = False,
+    repeated: Any = None,
 ) -> bytes:
     """Frame a payload (see module docstring and schemas/BITSTREAM.md): entropy-coded lattice
     symbols (version 1), with ``sample_coded`` a sample-coded one (version 2, flags bit 1),
     or with ``segments`` (at least two series lengths, summing to the records of a 2-D
     shape) symbols of records windowed series by series (version 3, flags bit 2); with
     ``skipped``, the records whose every value is in ``specials`` are not in the payload
-    (version 4, flags bit 3; segments optional)."""
+    (version 4, flags bit 3; segments optional); with ``repeated`` (increasing record
+    indices, at least one), those records of a 2-D shape are left out as repeats of the
+    record before them and segments, specials and payload describe the others (version 5,
+    flags bit 4)."""
     _check_codec_id(codec_id, "codec_id")
     shape = tuple(int(s) for s in shape)
     if len(shape) > MAX_NDIM:
@@ -394,6 +420,17 @@ def pack(
     if numel > MAX_NUMEL:
         raise ValueError(f"shape {shape} has more than 2**63 - 1 values")
     payload = bytes(payload)
+    repeats_part: list[bytes] = []
+    if repeated is not None:
+        repeated = np.asarray(repeated, np.int64)
+        if len(shape) != 2 or not repeated.size or repeated[0] < 1 or repeated[-1] >= shape[0] or (np.diff(repeated) < 1).any():
+            raise ValueError(f"repeated records must be increasing indices 1 to records - 1 of a 2-D shape, got {repeated.size} for {shape}")
+        block = repeats.to_bytes(repeated)
+        repeats_part = [varint(len(block)), block]
+        shape_coded = (shape[0] - repeated.size, shape[1])
+        numel = shape_coded[0] * shape_coded[1]
+    else:
+        shape_coded = shape
     if specials is not None and len(specials):
         if int(specials.positions[-1]) >= numel:
             raise ValueError(f"special-value position {int(specials.positions[-1])} outside shape {shape}")
@@ -410,8 +447,8 @@ def pack(
         version = SAMPLE_CODED_VERSION
     if segments is not None:
         segments = tuple(int(n) for n in segments)
-        if len(shape) != 2 or len(segments) < 2 or min(segments) < 1 or sum(segments) != shape[0]:
-            raise ValueError(f"segments must be >= 2 positive lengths summing to the records of a 2-D shape, got {len(segments)} for {shape}")
+        if len(shape) != 2 or len(segments) < 2 or min(segments) < 1 or sum(segments) != shape_coded[0]:
+            raise ValueError(f"segments must be >= 2 positive lengths summing to the coded records of a 2-D shape, got {len(segments)} for {shape}")
         flags |= FLAG_SEGMENTS
         version = SEGMENTED_VERSION
         segments_part = [varint(len(segments)), *(varint(n) for n in segments)]
@@ -420,10 +457,14 @@ def pack(
             raise ValueError("a sample-coded stream codes every record: it skips none")
         flags |= FLAG_SKIPPED
         version = SKIPPING_VERSION
+    if repeats_part:
+        flags |= FLAG_REPEATS
+        version = REPEATING_VERSION
     parts = [
         FIXED_HEADER.pack(MAGIC, version, flags, bytes.fromhex(codec_id)),
         varint(len(shape)),
         *(varint(s) for s in shape),
+        *repeats_part,
         *segments_part,
         *specials_part,
         payload,
@@ -506,7 +547,7 @@ def read_varint(buf: memoryview, offset: int, end: int, what: str) -> tuple[int,
 def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None = None) -> Frame:
     """Parse and verify a bitstream.
 
-    Raises ``FormatError`` for anything that is not an intact ltc-beam bitstream (versions 1-4)
+    Raises ``FormatError`` for anything that is not an intact ltc-beam bitstream (versions 1-5)
     (with what is wrong and at which offset), and ``CodecMismatchError`` when the intact
     stream names a codec other than ``expected_codec_id``.
     """
@@ -553,6 +594,14 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
     for i in range(ndim):
         s, off = read_varint(buf, off, end, f"shape[{i}]")
         shape.append(s)
+    repeated = np.zeros(0, np.int64)
+    if flags & FLAG_REPEATS:
+        length_off = off
+        repeats_length, off = read_varint(buf, off, end, "repeats_length")
+        if ndim != 2:
+            raise FormatError(f"repeats block at offset {length_off} in a stream of shape {tuple(shape)}: only 2-D streams repeat records")
+        _need(buf, off, repeats_length, "the repeats block", end)
+        repeats_off, off = off, off + repeats_length
     segments = None
     if flags & FLAG_SEGMENTS:
         count_off = off
@@ -563,7 +612,7 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
         for i in range(count):
             n, off = read_varint(buf, off, end, f"segment_lengths[{i}]")
             lengths.append(n)
-        if min(lengths) < 1 or sum(lengths) != shape[0]:
+        if min(lengths) < 1 or sum(lengths) > shape[0] or not flags & FLAG_REPEATS and sum(lengths) != shape[0]:
             raise FormatError(f"segment lengths at offset {count_off} are not positive or do not sum to shape[0] = {shape[0]}")
         segments = tuple(lengths)
     has_specials = bool(flags & FLAG_SPECIALS)
@@ -596,6 +645,12 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
         raise FormatError(f"shape {tuple(shape)} at offset {shape_off} has more than 2**63 - 1 values")
     if expected_codec_id is not None and codec_id != expected_codec_id:
         raise CodecMismatchError(codec_id, expected_codec_id)
+    if flags & FLAG_REPEATS:
+        where = f"repeats block at offset {repeats_off}"
+        repeated = repeats.from_bytes(bytes(buf[repeats_off : repeats_off + repeats_length]), shape[0], where)
+        numel = (shape[0] - repeated.size) * shape[1]
+        if segments is not None and sum(segments) != shape[0] - repeated.size:
+            raise FormatError(f"segment lengths do not sum to the {shape[0] - repeated.size} records the {where} leaves")
     if has_specials:
         specials = _decode_specials(buf[specials_off : specials_off + specials_length], numel, specials_off)
     else:
@@ -604,4 +659,17 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
     return Frame(
         codec_id=codec_id, shape=tuple(shape), payload=payload, specials=specials,
         sample_coded=bool(flags & FLAG_SAMPLE_CODED), segments=segments, skipped=bool(flags & FLAG_SKIPPED),
+        repeated=tuple(repeated.tolist()),
+    )
+
+
+def with_repeats(blob: bytes, records: int, repeated: np.ndarray) -> bytes:
+    """The stream of ``records`` records whose ``repeated`` ones (increasing indices, each a
+    repeat of the record before it) are left out of ``blob``, the stream of the others."""
+    frame = unpack(blob)
+    if len(frame.shape) != 2 or frame.shape[0] + len(repeated) != records or frame.repeated:
+        raise ValueError(f"a stream of {frame.shape} does not hold the {records - len(repeated)} records kept of {records}")
+    return pack(
+        frame.codec_id, (records, frame.shape[1]), frame.payload, frame.specials, sample_coded=frame.sample_coded,
+        segments=frame.segments, skipped=frame.skipped, repeated=repeated,
     )

@@ -76,7 +76,7 @@ def test_schema_tables_match_code(heading, layout):
 
 
 @pytest.mark.parametrize("layout,variables", [
-    (bs.LAYOUT, ("shape_size", "segment_count_size", "segment_lengths_size", "specials_length_size", "specials_length", "payload_length")),
+    (bs.LAYOUT, ("shape_size", "repeats_length_size", "repeats_length", "segment_count_size", "segment_lengths_size", "specials_length_size", "specials_length", "payload_length")),
     (bs.SPECIALS_LAYOUT, ("numel", "M")),
 ])
 def test_layout_fields_are_contiguous(layout, variables):
@@ -156,6 +156,8 @@ def sample_blobs():
         pack(CID, (9,), b"", SpecialValues(np.arange(9), np.full(9, 0x7FC00000, np.uint32))),
         pack(CID, x.shape, rng.bytes(30), sp, segments=(4, 9)),
         pack(CID, (300, 2), rng.bytes(7), segments=(1, 200, 99)),
+        pack(CID, x.shape, rng.bytes(30), SpecialValues(sp.positions[:2], sp.bits[:2]), segments=(4, 6), repeated=np.array([1, 5, 12])),
+        pack(CID, (900, 3), rng.bytes(20), repeated=np.arange(1, 800, 3)),
     ]
 
 
@@ -174,6 +176,20 @@ def test_real_streams_follow_the_schema_tables(blob):
         shape.append(value)
         off += size
     env = {"shape_size": off - evaluate(rows["shape"]["Offset"], {})}
+    env["repeats_length"] = env["repeats_length_size"] = 0
+    if flags & 16:
+        env["repeats_length"], env["repeats_length_size"] = read_leb128(blob, off)
+        off += env["repeats_length_size"] + env["repeats_length"]
+        block = blob[off - env["repeats_length"] : off]
+        raw = block[1:] if block[0] == 0 else zstandard.ZstdDecompressor().decompress(block[1:])
+        values, at = [], 0
+        while at < len(raw):
+            value, size = read_leb128(raw, at)
+            values.append(value)
+            at += size
+        assert values[0] == len(values) - 1 and tuple(np.cumsum(values[1:]).tolist()) == frame.repeated
+    else:
+        assert frame.repeated == ()
     env["segment_count_size"] = env["segment_lengths_size"] = 0
     if flags & 4:
         count, env["segment_count_size"] = read_leb128(blob, off)
@@ -184,7 +200,7 @@ def test_real_streams_follow_the_schema_tables(blob):
             lengths.append(value)
             off += size
             env["segment_lengths_size"] += size
-        assert tuple(lengths) == frame.segments and blob[3] == 3
+        assert tuple(lengths) == frame.segments and blob[3] == (5 if flags & 16 else 3)
     else:
         assert frame.segments is None
     if flags & 1:
@@ -200,21 +216,21 @@ def test_real_streams_follow_the_schema_tables(blob):
         return blob[off : off + size]
 
     assert field("magic") == b"LTC"
-    assert field("version") == (b"\x03" if flags & 4 else b"\x01")
+    assert field("version") == (b"\x05" if flags & 16 else b"\x03" if flags & 4 else b"\x01")
     assert field("codec_id") == bytes.fromhex(frame.codec_id)
     assert tuple(shape) == frame.shape
     assert field("payload") == frame.payload
     end = evaluate(rows["checksum"]["Offset"], env)
     assert struct.unpack("<I", field("checksum"))[0] == zlib.crc32(blob[:end])
     assert len(blob) == end + 4 == (
-        26 + env["shape_size"] + env["segment_count_size"] + env["segment_lengths_size"]
+        26 + env["shape_size"] + env["repeats_length_size"] + env["repeats_length"] + env["segment_count_size"] + env["segment_lengths_size"]
         + env["specials_length_size"] + env["specials_length"] + env["payload_length"]
     )
     assert bool(flags & 1) == (len(frame.specials) > 0) == (env["specials_length"] > 0)
     if env["specials_length"]:
         raw = zstandard.ZstdDecompressor().decompress(field("specials"))
         srows = {r["Field"]: r for r in parse_table("Specials block")}
-        senv = {"numel": frame.numel, "M": len(frame.specials)}
+        senv = {"numel": frame.coded_records * frame.shape[1] if frame.repeated else frame.numel, "M": len(frame.specials)}
         moff, msize = evaluate(srows["mask"]["Offset"], senv), evaluate(srows["mask"]["Size"], senv)
         boff, bsize = evaluate(srows["bits"]["Offset"], senv), evaluate(srows["bits"]["Size"], senv)
         assert len(raw) == boff + bsize
@@ -493,10 +509,10 @@ def test_parsed_headers_are_canonical():
 
 def test_unknown_version_lists_supported_versions():
     blob = bytearray(pack(CID, (1,), b""))
-    blob[3] = 5
+    blob[3] = 6
     with pytest.raises(FormatError) as info:
         unpack(refresh_crc(blob))
-    assert "version 5" in str(info.value) and str(info.value).endswith("supports versions: 1, 2, 3, 4")
+    assert "version 6" in str(info.value) and str(info.value).endswith("supports versions: 1, 2, 3, 4, 5")
 
 
 def test_streams_that_skip_records_are_version_4_and_flag_bit_3():

@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from ltc_beam import lattices
+from ltc_beam import lattices, repeats
 from ltc_beam.codec.adaptive import CLASS_COUNT
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig, default_latent_dim
 from ltc_beam.codec.layout import filled, pad_rows, series_windows
@@ -184,6 +184,18 @@ MAX_LMBDA_FACTOR = 1e4
 #: windows hold many values: 39 windows of 32 records, 1,248 values, warned needlessly).
 FEW_VALIDATION_VECTORS = 100
 FEW_VALIDATION_VALUES = 1000
+
+
+#: The model learns from the records that do not repeat the one before where at least this
+#: many remain (else, e.g. for a constant stream, from the records as given).
+MIN_DISTINCT_RECORDS = 512
+
+
+def distinct_series(series: list[np.ndarray]) -> list[np.ndarray]:
+    """Each series less the records that repeat the record before them (what ``encode``
+    codes, :mod:`ltc_beam.repeats`), where ``MIN_DISTINCT_RECORDS`` remain; else ``series``."""
+    distinct = [repeats.distinct(s) for s in series]
+    return distinct if sum(len(s) for s in distinct) >= MIN_DISTINCT_RECORDS else series
 
 
 def split_series(series: list[np.ndarray], fraction: float, seed: int, window: int = 1) -> tuple[list, list]:
@@ -1131,7 +1143,7 @@ def train(
             series, stated = scaled_pieces(raw, default_chunk_records(raw[0].shape[1]))
             warn_if_statistics_cost(stated, raw)
         else:
-            series = raw
+            series = distinct_series(raw)
         mean, std = column_statistics(series)
         warn_if_float32_limits(mean, std, columns)
         warn_if_series_scales_differ(series, std, columns)

@@ -1,0 +1,112 @@
+"""Records that repeat the record before them, bit for bit.
+
+Telemetry often holds them: a sensor read faster than it updates, a logger's sample and
+hold, forward-filled gaps (BasicMotions: 10.9 % of its records repeat the one before). A
+stream may leave them out of its payload and state their places in a *repeats block*
+(bitstream version 5, flags bit 4; ``schemas/BITSTREAM.md``): the decoder copies the
+record before each, so a repeated record decodes exactly as the record it repeats (the
+same error) and costs only its place in the block.
+
+Block layout: ``method u8`` then, for method 0, ``count varint | gap varint[count]`` raw,
+for method 1 the same bytes as one zstandard frame stating its content size (whichever is
+shorter). ``gap_k = position_k - position_(k-1)`` with ``position_0 = 0``: the positions
+(record indices, each at least 1) strictly increase.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import zstandard
+
+from .errors import FormatError
+
+RAW, ZSTD = 0, 1
+ZSTD_LEVEL = 3
+
+
+def repeated(x: np.ndarray) -> np.ndarray:
+    """Positions (int64, increasing) of the records of ``x`` ``[N, d]`` whose float32 bit
+    patterns equal the record's before them (NaN payloads included; -0.0 is not 0.0)."""
+    if x.ndim != 2 or len(x) < 2 or not x.shape[1]:
+        return np.zeros(0, np.int64)
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    return np.flatnonzero((bits[1:] == bits[:-1]).all(axis=1)) + 1
+
+
+def distinct(x: np.ndarray) -> np.ndarray:
+    """``x`` without the records that repeat the record before them."""
+    return np.delete(x, repeated(x), axis=0)
+
+
+def sources(records: int, positions: np.ndarray) -> np.ndarray:
+    """For each of ``records`` records, the index among the kept records of the one it
+    decodes as (itself, or the last kept record before it)."""
+    kept = np.ones(records, bool)
+    kept[positions] = False
+    return np.cumsum(kept) - 1
+
+
+def kept_segments(segments: tuple[int, ...] | None, positions: np.ndarray) -> tuple[int, ...] | None:
+    """Series lengths counted in kept records (series left without any dropped)."""
+    if segments is None:
+        return None
+    ends = np.cumsum(segments)
+    dropped = np.bincount(np.searchsorted(ends, positions, side="right"), minlength=len(segments))
+    return tuple(int(n) for n in np.asarray(segments) - dropped[: len(segments)] if n)
+
+
+def _varints(values: np.ndarray) -> bytes:
+    """Canonical LEB128 of non-negative int64 ``values``, one after another."""
+    values = np.asarray(values, np.uint64)
+    sizes = 1 + sum((values >= np.uint64(1 << (7 * k))).astype(np.int64) for k in range(1, 9))
+    owner = np.repeat(np.arange(len(values)), sizes)
+    place = np.arange(owner.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    groups = (values[owner] >> (7 * place).astype(np.uint64)) & np.uint64(0x7F)
+    more = place < sizes[owner] - 1
+    return (groups | (more.astype(np.uint64) << np.uint64(7))).astype(np.uint8).tobytes()
+
+
+def _read_varints(raw: bytes, where: str) -> np.ndarray:
+    """The canonical LEB128 varints (each below 2**63) that make up ``raw``; FormatError else."""
+    b = np.frombuffer(raw, np.uint8)
+    if not b.size or b[-1] >= 0x80:
+        raise FormatError(f"{where}: truncated varint")
+    ends = np.flatnonzero(b < 0x80)
+    sizes = np.diff(ends, prepend=-1)
+    if sizes.max() > 9 or ((sizes > 1) & (b[ends] == 0)).any():
+        raise FormatError(f"{where}: a varint is not canonical or not below 2**63")
+    owner = np.repeat(np.arange(len(ends)), sizes)
+    place = np.arange(b.size) - np.repeat(ends - sizes + 1, sizes)
+    values = np.zeros(len(ends), np.uint64)
+    np.add.at(values, owner, (b & 0x7F).astype(np.uint64) << (7 * place).astype(np.uint64))
+    return values.astype(np.int64)
+
+
+def to_bytes(positions: np.ndarray) -> bytes:
+    """The repeats block of ``positions`` (at least one, each at least 1, increasing)."""
+    gaps = np.diff(np.asarray(positions, np.int64), prepend=0)
+    raw = _varints(np.concatenate([[len(gaps)], gaps]))
+    packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(raw)
+    return bytes([ZSTD]) + packed if len(packed) < len(raw) else bytes([RAW]) + raw
+
+
+def from_bytes(block: bytes, records: int, where: str) -> np.ndarray:
+    """The positions a repeats block states for a stream of ``records`` records; FormatError
+    where they are not 1 to ``records`` - 1 increasing places, or the block is damaged."""
+    from .bitstream import decompress_exactly, stated_size
+
+    if not block or block[0] not in (RAW, ZSTD):
+        raise FormatError(f"{where}: unknown method {block[0] if block else None}")
+    raw = block[1:]
+    if block[0] == ZSTD:
+        size = stated_size(raw, where)
+        if size > 10 * records + 10:  # a count and a gap per record at most, each below 2**63
+            raise FormatError(f"{where}: states {size} bytes, impossible for {records} records")
+        raw = decompress_exactly(raw, size, where)
+    values = _read_varints(raw, where)
+    count, gaps = int(values[0]), values[1:]
+    if not 1 <= count < records or len(gaps) != count:
+        raise FormatError(f"{where}: {len(gaps)} gaps for {count} repeated records in a stream of {records}")
+    if gaps.min() < 1 or gaps.max() >= records or (positions := np.cumsum(gaps))[-1] >= records:
+        raise FormatError(f"{where}: repeated records are not increasing places 1 to {records - 1}")
+    return positions
