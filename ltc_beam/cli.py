@@ -198,6 +198,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     codec = Codec.load(args.codec)
     codec.sample_fallback = args.sample_fallback
     codec.rd_quantization &= args.rd_quantization  # --nearest-points, else as the codec chose
+    codec.leave_out_repeats = args.leave_out_repeats
     trained_order(args, codec, "evaluate")
     if window_needs_order(codec) and args.order_by is None and not args.input.endswith(".npy"):
         raise InputError(window_order_message(codec))  # as compress: file order is no series order
@@ -305,6 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--nearest-points", dest="rd_quantization", action="store_false",
         help="code the nearest lattice points, as compress --nearest-points",
+    )
+    p.add_argument(
+        "--keep-repeats", dest="leave_out_repeats", action="store_false",
+        help="code every record, as compress --keep-repeats",
     )
     p.add_argument(
         "--baseline", action="store_true",

@@ -431,7 +431,8 @@ def evaluate(
     chunks :func:`archive_chunks` forms (``streams`` of them; pass the series ``keys`` and
     the archive's number of files as ``pack_shards`` for its exact packing): the ``ltc_payload`` bytes of a compressed archive;
     ``frame_bits_per_value`` of it are the streams' fixed frames (a cost of the stream count);
-    ``sample_coded_streams`` of them took the sample-coding fallback;
+    ``sample_coded_streams`` of them took the sample-coding fallback; ``repeated_records``
+    were left out of them as repeats of the record before them (:mod:`ltc_beam.repeats`);
     ``model_bits_per_value`` is the exact LTC code length under the codec's tables; with
     ``baseline``, ``uniform_zstd_bits_per_value`` is what :func:`quantise_zstd_at` needs for
     the same data at the same SNR (is LTC the right codec for this data?); ``nmse`` is the mean over columns of MSE / variance (variance of this
@@ -450,7 +451,7 @@ def evaluate(
     kept = [i for i, s in enumerate(series) if len(s)]
     planned = _planned(codec, [series[i] for i in kept], chunk_size, None if keys is None else [keys[i] for i in kept], pack_shards)
     chunks = [_chunk(c, series[kept[0]].shape[1]) for c in planned]
-    nbytes, frame_bytes, model_bits, decoded, exactly, sample_coded = 0, 0, 0.0, [], [], 0
+    nbytes, frame_bytes, model_bits, decoded, exactly, sample_coded, repeated = 0, 0, 0.0, [], [], 0, 0
     scales = [codec.series_scales(x, segments) for x, segments in chunks]  # None unless series-scaled
     arrow.check_layout(codec, layout)
     with grouped_warnings():  # once per kind, not once per chunk
@@ -462,6 +463,7 @@ def evaluate(
             nbytes += stored
             frame_bytes += frame.fixed_bytes - (len(blob) - stored)
             sample_coded += frame.sample_coded
+            repeated += len(frame.repeated)
         model_bits += codec.code_length_bits(x, segments)
         decoded.append(np.concatenate(codec.decode_each(blobs)))
         exactly.append(codec.exactly_coded(x, segments))
@@ -479,6 +481,7 @@ def evaluate(
         "n_values": int(values),
         "streams": sum(len(blobs) for _, _, blobs in coded),
         "sample_coded_streams": int(sample_coded),
+        "repeated_records": int(repeated),
         "bits_per_value": 8.0 * nbytes / values,
         "frame_bits_per_value": 8.0 * frame_bytes / values,
         "model_bits_per_value": model_bits / values,

@@ -68,11 +68,16 @@ def add_commands(sub) -> None:
     p.add_argument("--no-embed-codec", dest="embed_codec", action="store_false", help="do not embed the codec in each file")
     p.add_argument(
         "--no-sample-fallback", dest="sample_fallback", action="store_false",
-        help="lattice-coded streams only (bitstream version 1: readable by releases before the fallback)",
+        help="lattice-coded streams only (no version-2 stream: readable by releases before the fallback)",
     )
     p.add_argument(
         "--nearest-points", dest="rd_quantization", action="store_false",
         help="code the nearest lattice points (no rate-distortion choice: more bits at low rate, encoding 2-3x as fast)",
+    )
+    p.add_argument(
+        "--keep-repeats", dest="leave_out_repeats", action="store_false",
+        help="code every record, also those that repeat the record before them bit for bit (no version-5 stream: "
+        "readable by releases before it)",
     )
     p.add_argument("--dead-letter", dest="dead_letter", help="write bad records here (JSON lines) and go on")
     p.add_argument("--verify", action="store_true", help="decode the output and report SNR and exactness of the other columns")
@@ -413,6 +418,7 @@ def compress(args: argparse.Namespace, beam_args: list[str]) -> dict:
         embed_codec=args.embed_codec,
         sample_fallback=args.sample_fallback,
         rd_quantization=None if args.rd_quantization else False,  # --nearest-points, else as the codec chose
+        leave_out_repeats=args.leave_out_repeats,
         device=args.device,
     )
     if args.input.endswith(".npy"):

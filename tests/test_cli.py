@@ -494,6 +494,30 @@ def test_nearest_points_turns_the_rate_distortion_choice_off(vec_codec, tmp_path
     assert scored[True]["bits_per_value"] == pytest.approx(8 * len(nearest.encode(x)) / x.size, abs=0.01)
 
 
+def test_keep_repeats_codes_every_record(vec_codec, tmp_path, capsys):
+    """By default, records repeating the record before them are left out of the streams
+    (version 5) where that is shorter; ``--keep-repeats`` (compress, evaluate) codes them all."""
+    trained, codec = vec_codec
+    norm = trained.manifest["normalisation"]
+    x = (np.asarray(norm["mean"]) + np.asarray(norm["std"]) * np.random.default_rng(3).normal(0, 1, (3000, 8))).astype(np.float32)
+    x[1::3] = x[0::3]  # every third record read twice
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    compressed, scored = {}, {}
+    for flag in ([], ["--keep-repeats"]):
+        out = tmp_path / f"c{len(flag)}"
+        assert main(["compress", str(path), "--codec", codec, "--output", str(out), "--json", "--quiet", *flag]) == 0
+        bits = _summary(capsys)["bits_per_value"]
+        payloads = pa.concat_tables([pq.read_table(f) for f in glob.glob(str(out / "*.parquet"))]).column(arrow.PAYLOAD).to_pylist()
+        compressed[bool(flag)] = (bits, {p[3] for p in payloads})  # chunk payloads are whole streams
+        assert main(["evaluate", str(path), "--codec", codec, "--json", "--no-voronoi", *flag]) == 0
+        summary = _summary(capsys)
+        scored[bool(flag)] = (summary["bits_per_value"], summary["repeated_records"])
+    assert compressed[False][1] == {5} and 5 not in compressed[True][1]
+    assert scored[False][1] == 1000 and scored[True][1] == 0
+    assert compressed[False][0] < 0.8 * compressed[True][0] and scored[False][0] < 0.8 * scored[True][0]
+
+
 def test_errors_name_command_line_options(vec_codec, tmp_path, capsys):
     from ltc_beam.cli import in_cli_terms
 

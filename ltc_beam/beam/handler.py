@@ -39,7 +39,8 @@ class _EncodeSettings:
     """What the encoder needs besides the codec (plain values: pickled to every worker)."""
 
     def __init__(
-        self, *, layout, column, columns, key, order_by, chunk_size, embed_codec, schema, sample_fallback=True, rd_quantization=None
+        self, *, layout, column, columns, key, order_by, chunk_size, embed_codec, schema, sample_fallback=True, rd_quantization=None,
+        leave_out_repeats=True,
     ):
         self.layout = layout
         self.column = column
@@ -50,6 +51,7 @@ class _EncodeSettings:
         self.embed_codec = embed_codec
         self.sample_fallback = sample_fallback
         self.rd_quantization = rd_quantization
+        self.leave_out_repeats = leave_out_repeats
         self.schema = schema
 
     def compressed_schema(self, input_schema: pa.Schema, codec) -> pa.Schema:
@@ -144,6 +146,7 @@ class Encoder:
 
         self.codec = Codec.load(codec_uri).to(device)
         self.codec.sample_fallback = settings.sample_fallback
+        self.codec.leave_out_repeats = settings.leave_out_repeats
         if settings.rd_quantization is not None:  # else as the codec chose when frozen
             self.codec.rd_quantization = settings.rd_quantization
         self.settings = settings

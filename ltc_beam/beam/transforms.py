@@ -659,11 +659,13 @@ class LtcEncode(beam.PTransform):
     is null in the others.
 
     ``sample_fallback=False`` keeps every stream lattice-coded (no sample-coding fallback,
-    :mod:`ltc_beam.codec.sample_coding`; bitstream version 1 only). ``rd_quantization=False``
+    :mod:`ltc_beam.codec.sample_coding`; no version-2 stream). ``rd_quantization=False``
     codes the nearest lattice points (no rate–distortion choice,
     :mod:`ltc_beam.codec.rd_quantization`: more bits at low rate, encoding 2-3x as fast),
     ``True`` makes the choice whatever the codec chose when it was frozen; ``None``
-    (default): as the codec chose.
+    (default): as the codec chose. ``leave_out_repeats=False`` codes every record, also those
+    that repeat the record before them (:mod:`ltc_beam.repeats`; no version-5 stream, so
+    releases before it read the output).
 
     ``unit_rows``: most records one ``RunInference`` call codes (whole chunks; default
     65,536). ``pack_shards``: groups the short series' tails are packed in (default 4).
@@ -694,6 +696,7 @@ class LtcEncode(beam.PTransform):
         embed_codec: bool = True,
         sample_fallback: bool = True,
         rd_quantization: bool | None = None,
+        leave_out_repeats: bool = True,
         dead_letter: bool = False,
         late: str = "keep",
         schema: pa.Schema | None = None,
@@ -731,6 +734,7 @@ class LtcEncode(beam.PTransform):
         self.embed_codec = embed_codec
         self.sample_fallback = sample_fallback
         self.rd_quantization = rd_quantization
+        self.leave_out_repeats = leave_out_repeats
         self.dead_letter = dead_letter
         self.late = late
         self.schema = schema
@@ -755,6 +759,7 @@ class LtcEncode(beam.PTransform):
             schema=self.schema,
             sample_fallback=self.sample_fallback,
             rd_quantization=self.rd_quantization,
+            leave_out_repeats=self.leave_out_repeats,
         )
 
     def output_schema(self, input_schema: pa.Schema) -> pa.Schema:

@@ -38,6 +38,7 @@ def LtcEncode(
     device: str = "auto",
     sample_fallback: bool = True,
     rd_quantization: Optional[bool] = None,
+    leave_out_repeats: bool = True,
 ):
     """Compress record batches with the LTC codec at URI ``codec`` (see ltc_beam.beam.LtcEncode);
     ``chunk_size`` 0 takes the default, like the empty strings of the optional names."""
@@ -53,6 +54,7 @@ def LtcEncode(
         device=device,
         sample_fallback=bool(sample_fallback),
         rd_quantization=None if rd_quantization is None else bool(rd_quantization),
+        leave_out_repeats=bool(leave_out_repeats),
     )
 
 
