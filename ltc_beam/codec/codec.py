@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ltc_beam import __version__, repeats
-from ltc_beam.bitstream import SpecialValues, merge_specials, pack, unpack, with_repeats
+from ltc_beam.bitstream import Frame, SpecialValues, merge_specials, pack, unpack, with_repeats
 from ltc_beam.codec import rd_quantization, sample_coding
 from ltc_beam.codec.adaptive import CLASS_COUNT, ScaleClasses, class_scales
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig
@@ -336,7 +336,17 @@ class Codec:
 
     def _without_repeats(self, arr: np.ndarray) -> np.ndarray:
         """``arr`` less the records that repeat the record before them, where ``encode`` may leave them out."""
-        return repeats.distinct(arr) if self.leave_out_repeats and not self.series_scaled else arr
+        return self._repeats_left_out(arr, None)[0]
+
+    def _repeats_left_out(self, arr: np.ndarray, segments) -> tuple[np.ndarray, tuple[int, ...] | None, np.ndarray]:
+        """``(the other records, their segments, the indices of the repeats)`` of checked
+        records ``arr``: without the records that repeat the record before them where
+        ``encode`` may leave them out (:mod:`ltc_beam.repeats`), else ``arr`` as it is."""
+        repeated = repeats.repeated(arr) if self.leave_out_repeats and not self.series_scaled else np.zeros(0, np.int64)
+        if not repeated.size:
+            return arr, segments, repeated
+        kept_segments = None if segments is None else repeats.kept_segments(self._series_lengths(len(arr), segments), repeated)
+        return np.delete(arr, repeated, axis=0), kept_segments, repeated
 
     def series_code_length(self, series: list[np.ndarray]) -> float:
         """The sum of :meth:`code_length_bits` of each series (each a stream of its own) with
@@ -750,13 +760,12 @@ class Codec:
         steps took 420 bytes without them, 242 with them); codecs scaling each series by its
         own statistics code every record."""
         whole = self._encode_kept(arr, reconstruct, segments)
-        repeated = repeats.repeated(arr) if self.leave_out_repeats and not self.series_scaled else np.zeros(0, np.int64)
+        kept, kept_segments, repeated = self._repeats_left_out(arr, segments)
         if not repeated.size:
             return whole
-        kept_segments = None if segments is None else repeats.kept_segments(self._series_lengths(len(arr), segments), repeated)
         with warnings.catch_warnings():  # the whole stream's encode said it
             warnings.simplefilter("ignore", OffScaleWarning)
-            blob, out = self._encode_kept(np.delete(arr, repeated, axis=0), reconstruct, kept_segments)
+            blob, out = self._encode_kept(kept, reconstruct, kept_segments)
         framed = with_repeats(blob, len(arr), repeated)
         if len(framed) >= len(whole[0]):
             return whole
@@ -997,7 +1006,8 @@ class Codec:
         pending = []  # (index, latents, records, segments, specials, scales, kept)
         repeated = {}  # index: the frame, where it leaves out repeated records
         for index, blob in enumerate(blobs):
-            frame, decoded = self._decode_points(blob)
+            frame = unpack(blob, expected_codec_id=self.id)
+            decoded = self._decode_points(frame)
             if frame.repeated:
                 repeated[index] = frame
             if isinstance(decoded, np.ndarray):
@@ -1015,15 +1025,10 @@ class Codec:
             out[index] = out[index][repeats.sources(frame.shape[0], np.asarray(frame.repeated))]
         return out
 
-    def _decode_points(self, blob: bytes):
-        """One stream's frame and its kept records when no transform is needed (sample-coded
-        or empty), else the frame and ``(latents, records, segments, specials, scales, kept)``
-        for :meth:`decode_each` to finish."""
-        frame = unpack(blob, expected_codec_id=self.id)
-        return frame, self._decode_frame(frame)
-
-    def _decode_frame(self, frame):
-        """:meth:`_decode_points` of an unpacked stream."""
+    def _decode_points(self, frame: Frame):
+        """An unpacked stream's records (its kept ones, where it leaves out repeats) when no
+        transform is needed (sample-coded or empty), else ``(latents, records, segments,
+        specials, scales, kept)`` for :meth:`decode_each` to finish."""
         if len(frame.shape) != 2 or frame.shape[1] != self.config.record_dim:
             raise FormatError(f"bitstream shape {frame.shape} does not fit records of {self.config.record_dim} values")
         if frame.numel > MAX_STREAM_VALUES:
@@ -1084,10 +1089,7 @@ class Codec:
         shorter (``sample_fallback``): ``8 * len(encode(x))`` is what a stream takes (a
         geophone codec: 5.11 bits/value here, 3.34 in its stream). Records that repeat the
         record before them are not counted (streams leave them out where that is shorter)."""
-        arr = self._check(x)
-        if self.leave_out_repeats and not self.series_scaled and (repeated := repeats.repeated(arr)).size:
-            lengths = self._series_lengths(len(arr), segments)
-            arr, segments = np.delete(arr, repeated, axis=0), None if segments is None else repeats.kept_segments(lengths, repeated)
+        arr, segments, _ = self._repeats_left_out(self._check(x), segments)
         if not len(arr):
             return 0.0
         z, specials = self._split(arr.astype(np.float32, copy=False), self._stream_scales(arr, segments))
