@@ -524,7 +524,8 @@ def test_encode_each_gives_the_streams_of_record_by_record_encoding(codecs, name
 @pytest.mark.parametrize("name", ["vector", "block_window", "classes_block"])
 def test_decode_each_decodes_every_kind_of_stream_as_decode_does(codecs, name):
     """One batched synthesis over streams of one record, many records, none, series
-    windowed apart, specials and a sample-coded stream gives each stream its own decode."""
+    windowed apart, specials, a sample-coded stream and one leaving out repeated records
+    gives each stream its own decode."""
     codec = codecs[name]
     x = correlated_series(700, 6, seed=11).astype(np.float32)
     x[5, 1] = np.nan
@@ -534,8 +535,15 @@ def test_decode_each_decodes_every_kind_of_stream_as_decode_does(codecs, name):
         blobs = [codec.encode(x[:1]), codec.encode(x[1:400]), codec.encode(x[:0]), codec.encode(x[400:700], (120, 180))]
     finally:
         codec.sample_fallback = True
-    blobs.append(codec.encode(flat))
+    codec.leave_out_repeats = False  # the flat stretches' records repeat: this stream codes them all
+    try:
+        blobs.append(codec.encode(flat))
+    finally:
+        codec.leave_out_repeats = True
     assert unpack(blobs[-1]).sample_coded and not unpack(blobs[1]).sample_coded
+    twice = np.repeat(x[:200], 2, axis=0)  # and a stream that leaves out repeated records
+    blobs.append(codec.encode(twice))
+    assert unpack(blobs[-1]).repeated
     batched = codec.decode_each(blobs)
     for blob, got in zip(blobs, batched, strict=True):
         alone = codec.decode(blob)
