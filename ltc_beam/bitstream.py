@@ -584,6 +584,8 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
     if version in REQUIRED_FLAG and not flags & REQUIRED_FLAG[version]:
         bit = REQUIRED_FLAG[version].bit_length() - 1
         raise FormatError(f"version {version} stream without flags bit {bit} at offset {m + 1}: writers use version 1 for it")
+    if flags & FLAG_SAMPLE_CODED and flags & (FLAG_SEGMENTS | FLAG_SKIPPED):  # version 5 defines all three
+        raise FormatError(f"flags 0x{flags:02x} at offset {m + 1}: a sample-coded stream codes every record as one series")
     off = FIXED_HEADER.size
     ndim_off = off
     ndim, off = read_varint(buf, off, end, "ndim")

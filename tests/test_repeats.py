@@ -62,6 +62,18 @@ def test_damaged_blocks_are_format_errors(block, why):
         repeats.from_bytes(block, 10, "block")
 
 
+def test_a_version_5_stream_is_sample_coded_or_segmented_not_both():
+    from ltc_beam.bitstream import FLAG_SAMPLE_CODED, FLAG_SEGMENTS, pack
+    from tests.test_bitstream import CID, refresh_crc
+
+    blob = bytearray(pack(CID, (30, 2), b"", segments=(10, 17), repeated=np.array([4, 9, 20])))
+    assert blob[3] == 5 and unpack(bytes(blob)).segments == (10, 17)
+    blob[4] |= FLAG_SAMPLE_CODED
+    with pytest.raises(FormatError, match="sample-coded stream codes every record"):
+        unpack(refresh_crc(blob))
+    assert blob[4] & FLAG_SEGMENTS
+
+
 @pytest.mark.parametrize("name", ["vector", "block_window", "classes_block"])
 def test_a_stream_leaves_out_repeated_records_and_decodes_them_as_copies(codecs, name):
     codec = codecs[name]
