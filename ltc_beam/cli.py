@@ -227,6 +227,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ltc_beam.pipeline_cli import add_commands, add_encoder_options
+
     parser = argparse.ArgumentParser(prog="ltc-beam", description="Lattice transform coding for Beam pipelines")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -299,18 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", required=True, help="codec artifact (*.ltc): local path or any Beam FileSystems URI")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-voronoi", dest="no_voronoi", action="store_true", help="skip the Monte-Carlo rate estimate")
-    p.add_argument(
-        "--no-sample-fallback", dest="sample_fallback", action="store_false",
-        help="lattice-coded streams only, as compress --no-sample-fallback",
-    )
-    p.add_argument(
-        "--nearest-points", dest="rd_quantization", action="store_false",
-        help="code the nearest lattice points, as compress --nearest-points",
-    )
-    p.add_argument(
-        "--keep-repeats", dest="leave_out_repeats", action="store_false",
-        help="code every record, as compress --keep-repeats",
-    )
+    add_encoder_options(p, like_compress=True)
     p.add_argument(
         "--baseline", action="store_true",
         help="also report uniform quantisation + zstd-19 at the same SNR on the same data (uniform_zstd_bits_per_value)",
@@ -329,8 +320,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="code the records as compress --layout would: in chunks (default), or one bitstream per record",
     )
     p.set_defaults(func=cmd_evaluate)
-
-    from ltc_beam.pipeline_cli import add_commands
 
     add_commands(sub)  # compress, decompress, demo (Beam pipelines)
     return parser

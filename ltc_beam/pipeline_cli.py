@@ -40,6 +40,22 @@ PIPELINE_COMMANDS = ("compress", "decompress", "demo")
 
 
 # ---------------------------------------------------------------------- arguments
+#: The encoder's switches (flag, Codec attribute it turns off, what compress says of it).
+ENCODER_OPTIONS = (
+    ("--no-sample-fallback", "sample_fallback", "lattice-coded streams only (no version-2 stream: readable by releases before the fallback)"),
+    ("--nearest-points", "rd_quantization", "code the nearest lattice points (no rate-distortion choice: more bits at low rate, encoding 2-3x as fast)"),
+    ("--keep-repeats", "leave_out_repeats", "code every record, also those that repeat the record before them bit for bit (no version-5 stream: "
+     "readable by releases before it)"),
+)
+
+
+def add_encoder_options(p: argparse.ArgumentParser, like_compress: bool = False) -> None:
+    """The encoder's switches (``ENCODER_OPTIONS``); ``like_compress``: for another command,
+    said to do as compress's."""
+    for flag, dest, text in ENCODER_OPTIONS:
+        p.add_argument(flag, dest=dest, action="store_false", help=f"as compress {flag}: {text}" if like_compress else text)
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser(
         "compress",
@@ -66,19 +82,7 @@ def add_commands(sub) -> None:
         help="output files (default: one per 128 MiB of input, at least 4 (fewer under 64 MiB, one under 16 MiB; up to 512 MiB per file for a codec of megabytes, which every file embeds); a file's input is held by one worker)",
     )
     p.add_argument("--no-embed-codec", dest="embed_codec", action="store_false", help="do not embed the codec in each file")
-    p.add_argument(
-        "--no-sample-fallback", dest="sample_fallback", action="store_false",
-        help="lattice-coded streams only (no version-2 stream: readable by releases before the fallback)",
-    )
-    p.add_argument(
-        "--nearest-points", dest="rd_quantization", action="store_false",
-        help="code the nearest lattice points (no rate-distortion choice: more bits at low rate, encoding 2-3x as fast)",
-    )
-    p.add_argument(
-        "--keep-repeats", dest="leave_out_repeats", action="store_false",
-        help="code every record, also those that repeat the record before them bit for bit (no version-5 stream: "
-        "readable by releases before it)",
-    )
+    add_encoder_options(p)
     p.add_argument("--dead-letter", dest="dead_letter", help="write bad records here (JSON lines) and go on")
     p.add_argument("--verify", action="store_true", help="decode the output and report SNR and exactness of the other columns")
     add_run_options(p)

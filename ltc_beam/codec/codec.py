@@ -297,9 +297,10 @@ class Codec:
         ``leave_out``: records whose every value is special left out, as ``encode`` does
         (:meth:`_lossy`). Records that repeat the record before them are left out (as
         ``encode`` leaves them out where naming them is shorter)."""
-        arrays = [self._without_repeats(self._check(s)) for s in series if len(s)]
+        arrays = [self._check(s) for s in series if len(s)]
         if self.series_scaled or len(arrays) < 2:  # each series scaled by its own statistics
             return [self._stream_points(a, leave_out) for a in arrays]
+        arrays = [self._without_repeats(a) for a in arrays]
         lengths = np.array([len(a) for a in arrays])
         z, specials = self._split(np.concatenate(arrays).astype(np.float32, copy=False), lengths=lengths)
         if leave_out:
