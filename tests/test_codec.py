@@ -349,26 +349,22 @@ def test_each_segment_takes_the_cheapest_class_near_the_energy_rules(codecs, nam
     assert np.abs(chosen - energy).max() <= 2 and len(blob) < len(codec.encode(held_out))
 
 
-def test_scale_classes_come_in_each_segment_size_and_the_shorter_is_kept(codecs):
+def test_scale_classes_come_in_each_segment_size_and_follow_the_data_s_pace(codecs):
     """A codec's class tables are tried with segments of each size of ``SEGMENT_VALUES``
-    (distinct sizes once: block mode takes whole blocks) and the one that codes the
-    validation split shortest is kept."""
+    (one latent row, ≥ 64 and ≥ 128 latent values; distinct sizes once: block mode takes
+    whole blocks), and the size kept follows how fast the data's amplitude changes: one row
+    where it switches every 2 records, the longest where it switches every 300."""
     vector, block = codecs["classes_vector"], codecs["classes_block"]
     rows = {name: [c.rows for _, (_, c) in codec._scale_class_tables(codec._points_of(switching_series(600, 6, seed=3)))]
             for name, codec in (("vector", vector), ("block", block))}
-    assert rows["vector"] == [-(-v // vector.config.latent_dim) for v in adaptive.SEGMENT_VALUES] == [8, 16]
+    assert vector.config.latent_dim == 8 and rows["vector"] == [1, 8, 16]
     assert rows["block"] == [8, 16]  # 12 latent values a row, whole blocks of 8 rows
-    assert adaptive.segment_rows("block", 8, 36, 64) == adaptive.segment_rows("block", 8, 36, 128) == 8  # one size
-    fit, validation = switching_series(3000, 6, seed=5), switching_series(1200, 6, seed=6)
-    sizes = {}
-    for values in adaptive.SEGMENT_VALUES:
-        monkeypatch = pytest.MonkeyPatch()
-        monkeypatch.setattr(adaptive, "SEGMENT_VALUES", (values,))
-        one = Codec.from_model(vector.model, fit_series=fit, validation_series=validation)
-        monkeypatch.undo()
-        sizes[one.classes.rows] = one.series_code_length(validation)
-    both = Codec.from_model(vector.model, fit_series=fit, validation_series=validation)
-    assert both.classes.rows == min(sizes, key=sizes.get) and both.series_code_length(validation) == min(sizes.values())
+    assert adaptive.segment_rows("block", 8, 36, 1) == adaptive.segment_rows("block", 8, 36, 128) == 8  # one size
+    kept = {}
+    for period in (2, 300):
+        fit, validation = switching_series(3000, 6, seed=5, period=period), switching_series(1200, 6, seed=6, period=period)
+        kept[period] = Codec.from_model(vector.model, fit_series=fit, validation_series=validation).classes.rows
+    assert kept == {2: 1, 300: 16}
 
 
 def test_scale_class_codec_survives_save_and_load(codecs, tmp_path):
@@ -937,7 +933,7 @@ def test_sample_coding_takes_steps_just_above_a_grid_down_to_it(monkeypatch):
     x = np.clip(np.cumsum(rng.integers(-2, 3, (4000, 2)), axis=0), -60, 60).astype(np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        codec = ltc_beam.train(x, mode="block", target_bits_per_value=3.5, steps=100, progress=False)
+        codec = ltc_beam.train(x, mode="block", target_bits_per_value=3.0, steps=100, progress=False)
     grid = 1 / np.asarray(codec.manifest["normalisation"]["std"])
     tried, encode_samples = [], sample_coding.encode_samples
     monkeypatch.setattr(sample_coding, "encode_samples", lambda z, steps, offsets: tried.append(steps / grid) or encode_samples(z, steps, offsets))

@@ -14,7 +14,8 @@ of its own, so the decoder knows each point's tables before it needs them. The c
 encoder's alone (the decoder reads it), so it may change without breaking old streams.
 
 Segments hold at least ``SEGMENT_VALUES[i]`` latent values (whole latent rows, whole blocks
-in block mode); the codec keeps the size that codes its validation split shortest. Side
+in block mode); the codec keeps the size whose tables code its training and validation
+splits shortest (:meth:`ltc_beam.codec.codec.Codec._segment_size`). Side
 information: at most ``log2(CLASS_COUNT)`` bits per segment (< 0.05 bit per latent value,
 less once entropy-coded with the class table fitted to the training classes).
 """
@@ -31,7 +32,7 @@ from ltc_beam.codec.layout import places
 CLASS_COUNT = 9
 REFERENCE_CLASS = 6  # scale 1; classes span scales 1/8 … 2 in steps of √2
 NEIGHBOURS = 2  # classes tried on either side of the energy rule's (1: up to 7 % more bits where the tables were fitted with 2; 3 or more: as 2)
-SEGMENT_VALUES = (64, 128)  # least latent values per segment, the sizes a codec chooses from
+SEGMENT_VALUES = (1, 64, 128)  # least latent values per segment, the sizes a codec chooses from (1: one row)
 
 
 def class_scales() -> np.ndarray:
