@@ -351,20 +351,55 @@ def test_each_segment_takes_the_cheapest_class_near_the_energy_rules(codecs, nam
 
 def test_scale_classes_come_in_each_segment_size_and_follow_the_data_s_pace(codecs):
     """A codec's class tables are tried with segments of each size of ``SEGMENT_VALUES``
-    (one latent row, ≥ 64 and ≥ 128 latent values; distinct sizes once: block mode takes
-    whole blocks), and the size kept follows how fast the data's amplitude changes: one row
+    (one latent row, ≥ 64 and ≥ 128 latent values, and in block mode one lattice point's
+    rows; distinct sizes once), and the size kept follows how fast the data's amplitude changes: one row
     where it switches every 2 records, the longest where it switches every 300."""
     vector, block = codecs["classes_vector"], codecs["classes_block"]
     rows = {name: [c.rows for _, (_, c) in codec._scale_class_tables(codec._points_of(switching_series(600, 6, seed=3)))]
             for name, codec in (("vector", vector), ("block", block))}
     assert vector.config.latent_dim == 8 and rows["vector"] == [1, 8, 16]
-    assert rows["block"] == [8, 16]  # 12 latent values a row, whole blocks of 8 rows
-    assert adaptive.segment_rows("block", 8, 36, 1) == adaptive.segment_rows("block", 8, 36, 128) == 8  # one size
+    assert block.config.latent_dim == 12 and rows["block"] == [1, 6, 8, 11]  # and one point's 8 rows
+    assert adaptive.segment_sizes("block", 24, 36) == [1, 2, 4, 24] and adaptive.segment_sizes("vector", 8, 128) == [1]
     kept = {}
     for period in (2, 300):
         fit, validation = switching_series(3000, 6, seed=5, period=period), switching_series(1200, 6, seed=6, period=period)
         kept[period] = Codec.from_model(vector.model, fit_series=fit, validation_series=validation).classes.rows
     assert kept == {2: 1, 300: 16}
+
+
+def test_block_segments_may_cut_lattice_points_in_codec_format_4(codecs, tmp_path, monkeypatch):
+    """In block mode a segment of one latent row cuts each e8 point (8 rows of a channel):
+    every coordinate takes its own row's class. Such a codec is format version 4 (earlier
+    readers refuse it), survives save and load, and its streams decode as ``reconstruct``;
+    a manifest that states another version for it (or 4 for whole-point segments) is refused.
+    On data whose amplitude switches every 4 records it codes held-out records shorter than
+    segments of whole points."""
+    model = codecs["classes_block"].model
+    fit, validation = switching_series(3000, 6, seed=5, period=4), switching_series(1200, 6, seed=6, period=4)
+    held_out = np.concatenate(switching_series(1200, 6, seed=7, period=4))
+    monkeypatch.setattr(adaptive, "segment_sizes", lambda mode, n, latent: [n])
+    whole = Codec.from_model(model, fit_series=fit, validation_series=validation)
+    monkeypatch.setattr(adaptive, "segment_sizes", lambda mode, n, latent: [1])
+    cut = Codec.from_model(model, fit_series=fit, validation_series=validation)
+    assert whole.classes.rows == 8 and not whole.classes.splits_points and whole.manifest["format_version"] == 2
+    assert cut.classes.rows == 1 and cut.classes.splits_points and cut.manifest["format_version"] == 4
+    q = cut._quantize(cut._z_scores(held_out))
+    symbols, tables, classes = cut._symbols(q)
+    _, phases = cut.mapper.split(q.frame)
+    n, per_channel = cut.lattice.dim, q.rows // cut.lattice.dim
+    row = (np.arange(len(symbols)) % per_channel * n)[:, None] + np.arange(n)
+    assert np.array_equal(tables - phases, cut.table_base[classes[row], cut._channels(q.rows), np.arange(n)])
+    assert len(set(classes[row].flat)) > 1 and (classes[row] != classes[row][:, :1]).any()  # points cut
+    blob = cut.encode(held_out)
+    assert len(blob) < len(whole.encode(held_out))
+    path = tmp_path / "cut.ltc"
+    cut.save(path)
+    loaded = Codec.load(path)
+    assert loaded.id == cut.id and loaded.manifest["format_version"] == 4
+    np.testing.assert_array_equal(loaded.decode(blob), cut.reconstruct(held_out))
+    for codec, version in ((cut, 2), (whole, 4)):
+        with pytest.raises(ValueError, match="format version"):
+            Codec(codec.model, codec.tables, codec.table_base, {**codec.manifest, "format_version": version})
 
 
 def test_scale_class_codec_survives_save_and_load(codecs, tmp_path):
@@ -1197,8 +1232,11 @@ def test_symbols_of_many_streams_are_each_streams_in_turn(mode):
     assert np.array_equal(codec._channels([rows, rows]), np.concatenate([one, one]))
     (pmf, low, _), (base, classes) = codec._scale_class_tables(quantized)[0]
     codec.tables = SymbolTables.from_probabilities(pmf, low)  # the class choice weighs bits under them
-    first = np.arange(rows // n) * n // classes.rows if mode == "block" else np.arange(rows) // classes.rows
-    assert np.array_equal(classes.point_segments(rows), np.tile(first, c) if mode == "block" else np.repeat(first, c // n))
+    if mode == "block":  # coordinate i of a channel's point j lies in row j * n + i
+        expected = np.tile((np.arange(rows // n)[:, None] * n + np.arange(n)) // classes.rows, (c, 1))
+    else:  # every coordinate of a point lies in its row
+        expected = np.repeat(np.arange(rows) // classes.rows, c).reshape(-1, n)
+    assert np.array_equal(classes.symbol_segments(rows), expected)
     for codec.table_base, codec.classes in ((base, classes), (base[:1], None)):
         expected_symbols, expected_tables = [], []
         for q in quantized:

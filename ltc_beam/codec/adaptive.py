@@ -13,9 +13,15 @@ bits than the energy rule alone). The class of every segment is coded first, wit
 of its own, so the decoder knows each point's tables before it needs them. The choice is the
 encoder's alone (the decoder reads it), so it may change without breaking old streams.
 
-Segments hold at least ``SEGMENT_VALUES[i]`` latent values (whole latent rows, whole blocks
-in block mode); the codec keeps the size whose tables code its training and validation
-splits shortest (:meth:`ltc_beam.codec.codec.Codec._segment_size`). Side
+Segments hold at least ``SEGMENT_VALUES[i]`` latent values in whole latent rows (in block
+mode also one lattice point's rows); the codec keeps the size whose tables code its training
+and validation splits shortest (:meth:`ltc_beam.codec.codec.Codec._segment_size`). In block
+mode a lattice point runs down ``n`` rows of one channel, and a segment boundary may cut it:
+each coordinate then takes the class of its own row's segment (the decoder knows every
+class before the points). Until session 32 block-mode segments were whole points (8 rows
+for ``e8``, 24 for ``leech``); cutting them codes BasicMotions' test split about 1 % shorter
+(``e8`` block T=4 at 2 and 3.5 bits/value: 2 rows against 8, the tables unchanged), and such
+codecs are written as codec format version 4, which earlier readers refuse. Side
 information: at most ``log2(CLASS_COUNT)`` bits per segment (< 0.05 bit per latent value,
 less once entropy-coded with the class table fitted to the training classes).
 """
@@ -40,11 +46,11 @@ def class_scales() -> np.ndarray:
     return 2.0 ** ((np.arange(CLASS_COUNT) - REFERENCE_CLASS) / 2.0)
 
 
-def segment_rows(mode: str, lattice_dim: int, latent_dim: int, values: int) -> int:
-    """Rows per segment: at least ``values`` latent values, whole blocks in block mode."""
-    unit = lattice_dim if mode == "block" else 1
-    rows = -(-values // latent_dim)
-    return -(-rows // unit) * unit
+def segment_sizes(mode: str, lattice_dim: int, latent_dim: int) -> list[int]:
+    """Rows per segment a codec chooses from: each of ``SEGMENT_VALUES`` in whole latent rows
+    and, in block mode, one lattice point's ``lattice_dim`` rows; distinct, in order."""
+    rows = [-(-values // latent_dim) for values in SEGMENT_VALUES] + ([lattice_dim] if mode == "block" else [])
+    return sorted(set(rows))
 
 
 @dataclass(frozen=True)
@@ -74,34 +80,42 @@ class ScaleClasses:
     @classmethod
     def fit(cls, latents: np.ndarray, channels: np.ndarray, mode: str, lattice_dim: int, latent_dim: int, table: int) -> list["ScaleClasses"]:
         """Reference energies from the training lattice points ``latents[P, n]`` of ``channels[P, n]``;
-        one ``ScaleClasses`` for each distinct segment size of ``SEGMENT_VALUES``."""
+        one ``ScaleClasses`` for each segment size of :func:`segment_sizes`."""
         sq = np.bincount(channels.reshape(-1), weights=latents.reshape(-1) ** 2, minlength=latent_dim)
         count = np.bincount(channels.reshape(-1), minlength=latent_dim)
         reference = np.where(count > 0, sq / np.maximum(count, 1), 1.0)
         reference = np.where(reference > 0, reference, 1.0)
-        rows = dict.fromkeys(segment_rows(mode, lattice_dim, latent_dim, v) for v in SEGMENT_VALUES)
-        return [cls(mode, lattice_dim, latent_dim, r, reference, table) for r in rows]
+        return [cls(mode, lattice_dim, latent_dim, r, reference, table) for r in segment_sizes(mode, lattice_dim, latent_dim)]
+
+    @property
+    def splits_points(self) -> bool:
+        """Whether a segment boundary may cut a lattice point (block mode, segments that are
+        not whole points): codec format version 4."""
+        return self.mode == "block" and self.rows % self.lattice_dim != 0
 
     def segments(self, rows: int) -> int:
         return -(-rows // self.rows)
 
-    def point_segments(self, rows) -> np.ndarray:
-        """Segment of every lattice point of an array of ``rows`` latent rows (coding layout),
-        or of arrays of ``rows[i]`` rows each, one after another (each counted from 0)."""
+    def symbol_segments(self, rows) -> np.ndarray:
+        """Segment of every coordinate ``[P, n]`` of the lattice points of an array of
+        ``rows`` latent rows (coding layout), or of arrays of ``rows[i]`` rows each, one
+        after another (each counted from 0): its latent row's."""
         rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
+        n = self.lattice_dim
         if self.mode == "block":
-            per_channel = rows // self.lattice_dim  # point c * per_channel + j covers rows j*n … j*n+n-1
+            per_channel = rows // n  # point c * per_channel + j covers rows j*n … j*n+n-1
             owner, index = places(per_channel * self.latent_dim)
-            return (index % per_channel[owner]) * self.lattice_dim // self.rows
-        per_row = self.latent_dim // self.lattice_dim
-        return places(rows * per_row)[1] // per_row // self.rows
+            return (((index % per_channel[owner]) * n)[:, None] + np.arange(n)) // self.rows
+        per_row = self.latent_dim // n
+        return np.repeat((places(rows * per_row)[1] // per_row // self.rows)[:, None], n, axis=1)
 
     def nearest(self, latents: np.ndarray, channels: np.ndarray, segment: np.ndarray, segments: int) -> np.ndarray:
-        """Class of each segment of lattice points ``latents[P, n]`` by energy: the scale nearest
-        (in log) to the segment's RMS relative to the training reference."""
-        energy = (latents**2 / self.reference[channels]).sum(axis=1)
-        total = np.bincount(segment, weights=energy, minlength=segments)
-        count = np.bincount(segment, minlength=segments) * latents.shape[1]
+        """Class of each segment of the coordinates of lattice points ``latents[P, n]``
+        (``segment[P, n]``) by energy: the scale nearest (in log) to the segment's RMS
+        relative to the training reference."""
+        energy = latents**2 / self.reference[channels]
+        total = np.bincount(segment.reshape(-1), weights=energy.reshape(-1), minlength=segments)
+        count = np.bincount(segment.reshape(-1), minlength=segments)
         mean = total / np.maximum(count, 1)
         with np.errstate(divide="ignore"):
             k = np.rint(np.log2(mean)) + REFERENCE_CLASS

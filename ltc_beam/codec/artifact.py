@@ -33,7 +33,9 @@ from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
 
 from ltc_beam.bitstream import decompress_exactly, stated_size
-from ltc_beam.codec.codec import FORMAT, READABLE_FORMAT_VERSIONS, SERIES_SCALED_FORMAT_VERSION, Codec, content_hash
+from ltc_beam.codec.codec import (
+    FORMAT, READABLE_FORMAT_VERSIONS, SERIES_SCALED_FORMAT_VERSION, SPLIT_CLASSES_FORMAT_VERSION, Codec, content_hash,
+)
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig
 from ltc_beam.codec.model import LtcModel, float32_default
 from ltc_beam.codec.scaling import NORMALISATIONS
@@ -158,7 +160,10 @@ def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
         _check_normalisation(manifest, config.record_dim)
         if norm.get("per", "column") not in NORMALISATIONS:
             raise ValueError(f"unknown normalisation {norm['per']!r}")
-        if (norm.get("per") == "series") != (manifest["format_version"] == SERIES_SCALED_FORMAT_VERSION):
+        series = norm.get("per") == "series"
+        if (manifest["format_version"] == SERIES_SCALED_FORMAT_VERSION and not series) or (
+            series and manifest["format_version"] not in (SERIES_SCALED_FORMAT_VERSION, SPLIT_CLASSES_FORMAT_VERSION)
+        ):
             raise ValueError(f"format version {manifest['format_version']} does not go with normalisation {norm.get('per', 'column')!r}")
         with torch.random.fork_rng(devices=[]), float32_default():  # the caller's random stream and default dtype kept
             model = LtcModel(config, np.asarray(norm["mean"]), np.asarray(norm["std"]))

@@ -39,7 +39,11 @@ FORMAT_VERSION = 2
 #: Version written for series-scaled codecs only (``normalisation.per == "series"``), whose
 #: streams a version-2 reader would decode wrongly instead of refusing.
 SERIES_SCALED_FORMAT_VERSION = 3
-READABLE_FORMAT_VERSIONS = (1, 2, 3)
+#: Version written for codecs whose scale-class segments cut block-mode lattice points
+#: (:attr:`ScaleClasses.splits_points`; series-scaled or not), whose streams earlier readers
+#: would decode wrongly instead of refusing.
+SPLIT_CLASSES_FORMAT_VERSION = 4
+READABLE_FORMAT_VERSIONS = (1, 2, 3, 4)
 # How many observations the box pmf is worth per table when tables are fitted to training
 # symbols; the weight (or the box pmf alone) is chosen on the validation split.
 TABLE_PRIOR_WEIGHTS = (16.0, 64.0, 256.0, 1024.0)
@@ -125,6 +129,9 @@ class Codec:
             classes, self.config.mode, self.lattice.dim, self.config.latent_dim
         )
         self.table_base = check_base(table_base, self.classes, tables, self.config.latent_dim, self.lattice.dim)
+        if (self.classes is not None and self.classes.splits_points) != (manifest.get("format_version") == SPLIT_CLASSES_FORMAT_VERSION):
+            raise ValueError(f"format version {manifest.get('format_version')} does not go with scale-class segments of "
+                             f"{None if self.classes is None else self.classes.rows} rows in {self.config.mode} mode")
         self.device = torch.device(device)
         self._float64: dict[str, torch.nn.Module] = {}  # the CPU transforms in float64 (see _transform)
         self.mapper = SymbolMapper(self.lattice)
@@ -267,6 +274,8 @@ class Codec:
         self.manifest["tables"].pop("classes", None)
         if self.classes is not None:
             self.manifest["tables"]["classes"] = self.classes.to_dict()
+            if self.classes.splits_points:
+                self.manifest["format_version"] = SPLIT_CLASSES_FORMAT_VERSION
 
     def _segment_size(self, configurations: list[tuple], fit: list[Quantized], val: list[Quantized]) -> list[tuple]:
         """Of the scale-class ``configurations`` (one per segment size), the one whose tables,
@@ -388,7 +397,7 @@ class Codec:
         if self.classes is None:
             return symbols.reshape(-1), (self.table_base[0, channels, coordinates] + phases).reshape(-1)
         counts, points = self.classes.segments(rows), rows * self.config.latent_dim // self.lattice.dim
-        segment = self.classes.point_segments(rows) + (np.cumsum(counts) - counts)[places(points)[0]]
+        segment = self.classes.symbol_segments(rows) + (np.cumsum(counts) - counts)[places(points)[0]][:, None]
         classes, tables = self._classes(frame, symbols, phases, channels, segment, int(counts.sum()))
         size = counts + points * self.lattice.dim
         start = np.cumsum(size) - size
@@ -605,7 +614,8 @@ class Codec:
         if self.classes is None:
             scale = 0
         else:  # each point's own energy class, not its segment's: a point codes alike in any stream
-            scale = self.classes.nearest(q.frame[moving] * self.lattice.frame_unit, channels[moving], np.arange(moving.size), moving.size)[:, None]
+            own = np.repeat(np.arange(moving.size)[:, None], self.lattice.dim, axis=1)
+            scale = self.classes.nearest(q.frame[moving] * self.lattice.frame_unit, channels[moving], own, moving.size)[:, None]
         base = self.table_base[scale, channels[moving], np.arange(self.lattice.dim)]  # each coordinate's table, less its phase
 
         def bits(frame: np.ndarray) -> np.ndarray:
@@ -741,9 +751,9 @@ class Codec:
         if self.classes is None:
             return symbols, self.table_base[0, channels, coordinates] + phases, np.zeros(0, np.int64)
         if per_record:
-            segment, count = np.repeat(np.arange(q.rows), self.config.latent_dim // self.lattice.dim), q.rows
+            segment, count = np.repeat(np.arange(q.rows), self.config.latent_dim)[:, None].reshape(-1, self.lattice.dim), q.rows
         else:
-            segment, count = self.classes.point_segments(q.rows), self.classes.segments(q.rows)
+            segment, count = self.classes.symbol_segments(q.rows), self.classes.segments(q.rows)
         classes, tables = self._classes(q.frame, symbols, phases, channels, segment, count)
         return symbols, tables, classes
 
@@ -751,15 +761,17 @@ class Codec:
         self, frame: np.ndarray, symbols: np.ndarray, phases: np.ndarray, channels: np.ndarray, segment: np.ndarray, count: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """The class of each of ``count`` segments (:meth:`ScaleClasses.choose`, weighing bits
-        under the current tables) and the table of every symbol ``[P, n]``."""
+        under the current tables; ``segment[P, n]`` each symbol's) and the table of every
+        symbol ``[P, n]``."""
         coordinates = np.arange(self.lattice.dim)
         class_bits = self.tables.symbol_bits(np.arange(CLASS_COUNT), np.full(CLASS_COUNT, self.classes.table))
 
         def tables_of(classes: np.ndarray) -> np.ndarray:
-            return self.table_base[classes[segment][:, None], channels, coordinates] + phases
+            return self.table_base[classes[segment], channels, coordinates] + phases
 
         def bits_under(classes: np.ndarray) -> np.ndarray:
-            return np.bincount(segment, weights=self._point_bits(symbols, tables_of(classes)), minlength=count) + class_bits[classes]
+            bits = self.tables.symbol_bits(symbols.reshape(-1), tables_of(classes).reshape(-1))
+            return np.bincount(segment.reshape(-1), weights=bits, minlength=count) + class_bits[classes]
 
         classes = self.classes.choose(frame * self.lattice.frame_unit, channels, segment, count, bits_under)
         return classes, tables_of(classes)
@@ -1078,15 +1090,15 @@ class Codec:
         rows = self._rows(records if kept is None else int(kept.sum()), segments)
         n = self.lattice.dim
         channels = self._channels(rows)
-        point_class = np.zeros(len(channels), np.int64)
+        symbol_class = np.zeros(channels.shape, np.int64)
         if self.classes is not None:
             classes = decoder.decode(np.full(self.classes.segments(rows), self.classes.table))
             if classes.size and (classes.min() < 0 or classes.max() >= CLASS_COUNT):
                 raise FormatError("bitstream is damaged: scale class out of range")
-            point_class = classes[self.classes.point_segments(rows)]
+            symbol_class = classes[self.classes.symbol_segments(rows)]
         builder = self.mapper.start(len(channels))
         for i in range(n):
-            tables = self.table_base[point_class, channels[:, i], i] + builder.phases()
+            tables = self.table_base[symbol_class[:, i], channels[:, i], i] + builder.phases()
             builder.push(decoder.decode(tables))
         decoder.finish()
         return self._latents(builder.frame, rows), records, segments, frame.specials, scales, kept
