@@ -751,7 +751,7 @@ class Codec:
         if self.classes is None:
             return symbols, self.table_base[0, channels, coordinates] + phases, np.zeros(0, np.int64)
         if per_record:
-            segment, count = np.repeat(np.arange(q.rows), self.config.latent_dim)[:, None].reshape(-1, self.lattice.dim), q.rows
+            segment, count = np.repeat(np.arange(q.rows), self.config.latent_dim).reshape(-1, self.lattice.dim), q.rows
         else:
             segment, count = self.classes.symbol_segments(q.rows), self.classes.segments(q.rows)
         classes, tables = self._classes(q.frame, symbols, phases, channels, segment, count)
