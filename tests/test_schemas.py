@@ -80,6 +80,23 @@ def test_codec_manifests_validate(vec_codec, window_codec, block_codec, codecs):
         jsonschema.validate(dict(classes, tables={**classes["tables"], "classes": broken}), schema)
 
 
+def test_format_4_manifests_validate(codecs, monkeypatch):
+    """A codec whose block-mode class segments cut lattice points (codec format version 4)
+    validates; version 3 is for series-scaled codecs only."""
+    from ltc_beam.codec import adaptive
+    from ltc_beam.codec.codec import Codec
+    from tests.conftest import switching_series
+
+    monkeypatch.setattr(adaptive, "segment_sizes", lambda mode, n, latent: [1])
+    manifest = Codec.from_model(codecs["classes_block"].model, fit_series=switching_series(1200, 6, seed=5, period=4),
+                                validation_series=switching_series(600, 6, seed=6, period=4)).manifest
+    assert manifest["format_version"] == 4 and manifest["tables"]["classes"]["segment_rows"] == 1
+    schema = load("codec_manifest.schema.json")
+    jsonschema.validate(manifest, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(dict(manifest, format_version=3), schema)
+
+
 def test_bitstream_doc_is_present():
     assert (SCHEMAS / "BITSTREAM.md").exists()
 
