@@ -286,9 +286,10 @@ class Codec:
         size."""
         if len(configurations) < 2:
             return configurations
-        bits = []
-        for (pmf, low, layout), (base, classes) in configurations:
-            self.tables, self.table_base, self.classes = SymbolTables.from_probabilities(pmf, low), base, classes
+        (pmf, low, layout), _ = configurations[0]  # one box pmf for every size (:meth:`_scale_class_tables`)
+        box, bits = SymbolTables.from_probabilities(pmf, low), []
+        for _, (base, classes) in configurations:
+            self.tables, self.table_base, self.classes = box, base, classes
             symbols, indices = self._coded(fit)
             self.tables = SymbolTables.from_probabilities(next(blend_counts(pmf, low, symbols, indices, (MIDDLE_PRIOR_WEIGHT,), layout)), low)
             bits.append(self.tables.bits(*self._coded(fit + val)))
@@ -618,9 +619,9 @@ class Codec:
             scale = self.classes.nearest(q.frame[moving] * self.lattice.frame_unit, channels[moving], own, moving.size)[:, None]
         base = self.table_base[scale, channels[moving], np.arange(self.lattice.dim)]  # each coordinate's table, less its phase
 
-        def bits(frame: np.ndarray) -> np.ndarray:
+        def bits(frame: np.ndarray) -> np.ndarray:  # each point's code length
             symbols, phases = self.mapper.split(frame)
-            return self._point_bits(symbols, base + phases)
+            return self.tables.symbol_bits(symbols.reshape(-1), (base + phases).reshape(-1)).reshape(symbols.shape).sum(axis=1)
 
         columns = (self.model.synthesis.linear.weight.detach().double().cpu().numpy() ** 2).sum(axis=0)
         weights, unit = columns[channels], np.asarray(self.lattice.frame_unit, np.float64)
@@ -631,10 +632,6 @@ class Codec:
         frame = q.frame.copy()
         frame[moving] = rd_quantization.cheapest_points(y.double().cpu().numpy(), nearest, candidates, unit, weights[moving], bits, lam)
         return Quantized(frame=frame, rows=q.rows)
-
-    def _point_bits(self, symbols: np.ndarray, tables: np.ndarray) -> np.ndarray:
-        """Code length of each lattice point ``[P]``: its symbols ``[P, n]`` under their tables."""
-        return self.tables.symbol_bits(symbols.reshape(-1), tables.reshape(-1)).reshape(symbols.shape).sum(axis=1)
 
     def _channels(self, rows) -> np.ndarray:
         """Latent channel of every coordinate of every point, ``[P, n]``, of a stream of
