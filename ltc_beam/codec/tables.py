@@ -136,9 +136,9 @@ def blend_counts(
     (the counts are taken once); the box pmf is the prior worth ``w`` observations. A table's
     counts are read from its group's histogram of frame values (every coordinate and phase
     of the group contributes), kernel-smoothed (:func:`kernel_smoothed`), restricted to the
-    table's coset: up to n × phases more observations per table in block mode. Measured on i.i.d. Gaussian (Λ24, block mode,
-    1 bit/value), with per-table counts: the box pmf codes 0.021 bit/value more than these
-    tables, which sit within 0.01 bit of the Voronoi entropy.
+    table's coset: up to n × phases more observations per table in block mode. Measured on
+    i.i.d. Gaussian (Λ24, block mode, 1 bit/value), with per-table counts: the box pmf codes
+    0.021 bit/value more than these tables, which sit within 0.01 bit of the Voronoi entropy.
     """
     counts = layout.pooled_counts(low, symbols, tables, pmf.shape[1])
     seen = counts.sum(axis=1)
