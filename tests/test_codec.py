@@ -453,7 +453,8 @@ def test_fitted_tables_pool_a_group_s_frame_values(codecs):
 def test_training_counts_are_kernel_smoothed_where_they_sample_a_density():
     """Counts of a density sampled a few hundred times come much nearer to it once smoothed
     (Silverman's bandwidth), their sum kept; a spike (low rate: nearly every symbol 0) and
-    the groups not named (the class-symbol table's) stay as they are."""
+    the groups not named (the class-symbol table's) stay as they are; values of different
+    remainders of the lattice's period keep their own masses."""
     from ltc_beam.codec.tables import kernel_smoothed
 
     true = np.exp(-0.5 * ((np.arange(201) - 100) / 12.0) ** 2)
@@ -466,6 +467,16 @@ def test_training_counts_are_kernel_smoothed_where_they_sample_a_density():
     assert out[:201].sum() == pytest.approx(400.0) and (out[:201] > 0).sum() > (sample > 0).sum()
     np.testing.assert_array_equal(out[201:222], spike)
     np.testing.assert_array_equal(out[222:], sample)
+    # E8 in vector mode: a channel whose partners are quiet lies on the integer coset far more
+    # often than on the half-integer one (even frame values 3x the odd ones); smoothed with the
+    # lattice's period, each remainder keeps its mass and the pattern, the shape shared
+    skewed = sample * np.where(np.arange(201) % 2 == 0, 1.5, 0.5)
+    kept = kernel_smoothed(skewed, np.array([0]), np.array([201]), np.array([0]), period=2)
+    for r in (0, 1):
+        assert kept[r::2].sum() == pytest.approx(skewed[r::2].sum())
+    assert (kept[90:110:2] > 2 * kept[91:111:2]).all()
+    blurred = kernel_smoothed(skewed, np.array([0]), np.array([201]), np.array([0]))  # period 1: the pattern goes
+    assert (blurred[90:110:2] < 1.5 * blurred[91:111:2]).all()
 
 
 def test_scale_classes_are_skipped_when_their_tables_would_be_too_large(monkeypatch):

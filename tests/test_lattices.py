@@ -181,6 +181,21 @@ def test_phases(name):
         assert torch.allclose(rest, torch.round(rest), rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_frame_period_is_the_least_multiple_of_the_axes_in_the_lattice(name):
+    """m · e_j is a lattice point (the nearest point to itself) for m = frame_period and
+    every axis j; for every smaller m some axis misses (E8: 2 in real units, 4 frame units)."""
+    lattice = get(name)
+    m, unit = lattice.frame_period, torch.from_numpy(lattice.frame_unit)
+
+    def on_lattice(k: int) -> bool:
+        axes = k * torch.eye(lattice.dim, dtype=torch.float64) * unit
+        return torch.equal(lattice.quantize_frame(axes), k * torch.eye(lattice.dim, dtype=torch.int64))
+
+    assert on_lattice(m) and not any(on_lattice(k) for k in range(1, m))
+    assert m == {"z": 1, "d4": 2, "e8": 4, "leech": 8}.get(name[0] if name.startswith("z") else name, m)
+
+
 def test_leech_and_e8_coding_pivots_match_the_design():
     """DESIGN.md §2: E8 diag (½,1,…,1,2); Λ24 pivots (1, 2×11, 4×11, 8)/√8, ≤ 8 phases."""
     assert np.allclose(get("e8").coding_pivots, [0.5, 1, 1, 1, 1, 1, 1, 2])

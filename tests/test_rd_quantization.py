@@ -59,7 +59,7 @@ def test_the_encoder_codes_below_the_nearest_point_curve():
     root = os.path.join(os.path.dirname(__file__), "..", "data", "daphnet")
     fit, validation = (load(os.path.join(root, f"daphnet_s06r02e0_{name}.parquet"), column="values", key="segment",
                             order_by="step").series for name in ("train", "test"))
-    trained = ltc_beam.train(fit, lattice="e8", mode="vector", window=8, target_bits_per_value=0.6, steps=300,
+    trained = ltc_beam.train(fit, lattice="e8", mode="vector", window=8, target_bits_per_value=0.5, steps=300,
                              progress=False, seed=0)
     assert trained.rd_quantization and trained.manifest["encoder"]["rd_quantization"]  # chosen on its validation split
     x = np.concatenate(validation)

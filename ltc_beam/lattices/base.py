@@ -67,6 +67,25 @@ class Lattice(ABC):
         return self._upper.copy()
 
     @property
+    def frame_period(self) -> int:
+        """The least m with m · Z^n inside the frame lattice: its points, and so the share of
+        each coset in a coordinate's values, repeat with this period along every axis."""
+        m = 1
+        while not all(self._holds(m * row) for row in np.eye(self.dim, dtype=np.int64)):
+            m += 1
+        return m
+
+    def _holds(self, v: np.ndarray) -> bool:
+        """Whether the integer frame vector ``v`` is a point of the frame lattice."""
+        v = v.copy()
+        for i in range(self.dim):  # the basis is upper triangular: coordinate i fixes row i's coefficient
+            k, rest = divmod(int(v[i]), int(self._upper[i, i]))
+            if rest:
+                return False
+            v -= k * self._upper[i]
+        return True
+
+    @property
     def phase_steps(self) -> np.ndarray:
         """Per coordinate, the frame spacing of its phases (phases = pivot / step of them)."""
         return self._steps.copy()
