@@ -133,10 +133,13 @@ def test_the_shorter_of_the_streams_with_and_without_repeats_is_kept(codecs):
 
 
 def test_training_sees_each_series_without_its_repeats():
-    """The model learns from the records encode codes; the tables count their points alone."""
+    """The model learns from the records encode codes; the tables count their points alone.
+    (The finishing steps judged on the validation split are off: its records, held out
+    evenly through the series, are not the same ones in the doubled data.)"""
     x = correlated_series(900, 3, seed=4)
     doubled = np.repeat(x, 2, axis=0)  # every record twice
-    common = dict(lattice="e8", mode="vector", target_bits_per_value=2.0, steps=30, progress=False, seed=0, calibrate=False)
+    common = dict(lattice="e8", mode="vector", target_bits_per_value=2.0, steps=30, progress=False, seed=0, calibrate=False,
+                  refit_density=False)
     once, twice = ltc_beam.train(x, **common), ltc_beam.train(doubled, **common)
     model = [k for k in once.tensors() if k.startswith("model.")]
     assert len(model) > 5 and all(np.array_equal(once.tensors()[k], twice.tensors()[k]) for k in model)
