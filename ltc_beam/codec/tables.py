@@ -226,11 +226,12 @@ def kernel_smoothed(histogram: np.ndarray, start: np.ndarray, span: np.ndarray, 
             continue
         reach = int(np.ceil(4 * width))
         kernel = np.exp(-0.5 * (np.arange(-reach, reach + 1) / width) ** 2)
-        mass = np.array([part[r::period].sum() for r in range(period)])
-        shapes = part / np.where(mass > 0, mass, 1.0)[x % period]  # each remainder's values sum to 1
+        remainder = x % period
+        mass = np.bincount(remainder, weights=part, minlength=period)
+        shapes = part / np.where(mass > 0, mass, 1.0)[remainder]  # each remainder's values sum to 1
         smooth = np.convolve(np.pad(shapes, reach), kernel, mode="valid")
-        for r in np.flatnonzero(mass):
-            out[start[g] + r : start[g] + span[g] : period] = smooth[r::period] * (mass[r] / smooth[r::period].sum())
+        scale = mass / np.maximum(np.bincount(remainder, weights=smooth, minlength=period), np.finfo(float).tiny)
+        out[start[g] : start[g] + span[g]] = smooth * scale[remainder]  # each remainder back to its own mass
     return out
 
 
