@@ -17,7 +17,7 @@ from ltc_beam import Codec
 from ltc_beam import lattices
 from ltc_beam.codec.config import CodecConfig
 from ltc_beam.codec.model import LtcModel
-from ltc_beam.codec.training import Trainer, TrainingOptions, build_config
+from ltc_beam.codec.training import LIVELIER_VALIDATION, Trainer, TrainingOptions, build_config
 from ltc_beam.errors import InputError
 from ltc_beam.storage import exists
 from tests.conftest import correlated_series
@@ -711,6 +711,25 @@ def test_a_codec_decoding_its_validation_split_below_0_db_is_warned_about():
     with pytest.warns(UserWarning, match=r"decodes its validation split at -\d+\.\d dB, worse than each column's mean"):
         record_coded_validation(codec, [unlike])
     assert codec.manifest["training"]["validation"]["snr_db"] < 0
+
+
+def test_a_validation_split_coding_well_above_the_calibrated_rate_is_warned_about():
+    """A 9-axis IMU asked for 0.5 bits/value coded its held-out tail at 0.77 and its test
+    split at 0.65, and train said nothing. Here the last 15 % of a series (the validation
+    split of windowed codecs) is 4x as loud: warned; the same series without it: not."""
+    rng = np.random.default_rng(0)
+    louder = np.where(np.arange(6000) < 5100, 1.0, 4.0)[:, None]
+    for data, loud in ((rng.normal(size=(6000, 4)), False), (rng.normal(size=(6000, 4)) * louder, True)):
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            codec = ltc_beam.train(data, lattice="e8", window=4, target_bits_per_value=1.0, steps=50, progress=False)
+        training = codec.manifest["training"]
+        coded = training["validation"]["bits_per_value"] - training["validation"]["frame_bits_per_value"]
+        assert (coded > LIVELIER_VALIDATION * training["rate_calibration"]["bits_per_value"]) == loud
+        warned = [str(w.message) for w in said if "codes its validation split at" in str(w.message)]
+        assert len(warned) == loud
+        if loud:
+            assert f"{coded:.3g} bits/value" in warned[0] and "livelier or shifted" in warned[0]
 
 
 def test_a_column_whose_float32_spacing_caps_the_snr_is_warned_about():

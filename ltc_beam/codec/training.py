@@ -1258,6 +1258,7 @@ def train(
             codec = freeze(trainer.model, summary)
             if held:
                 record_coded_validation(codec, held)
+                warn_if_validation_costs_more(codec)
         finish.set_description_str("finish: done")
         finish.close()
         return warn_if_tables_capped(codec)
@@ -1408,6 +1409,35 @@ def record_coded_validation(codec: Codec, series: list[np.ndarray]) -> None:
         )
 
 
+#: The validation split coding more than this factor of the calibrated rate is warned about
+#: (BasicMotions' held-out recordings: 0.34-0.88 of it; i.i.d. Gaussian 0.98-1.02; Daphnet's
+#: calmer first half held out from its own tail: 1.10-1.63, and its test half costs more).
+LIVELIER_VALIDATION = 1.3
+
+
+def warn_if_validation_costs_more(codec: Codec) -> None:
+    """Warn when the validation split (less its frames) codes at over ``LIVELIER_VALIDATION``
+    times the rate the calibration reached on the training records: the asked rate is then
+    not what records like the held-out ones (the tail of each series, or whole series) cost
+    (a 9-axis IMU asked for 0.5 bits/value: validation 0.77; its test split, the last fifth of
+    the series, 0.65)."""
+    training = codec.manifest["training"]
+    calibrated = (training.get("rate_calibration") or {}).get("bits_per_value")
+    held = training.get("validation") or {}
+    if not calibrated or "bits_per_value" not in held:
+        return
+    coded = held["bits_per_value"] - held.get("frame_bits_per_value", 0.0)
+    if coded > LIVELIER_VALIDATION * calibrated:
+        warnings.warn(
+            f"the codec codes its validation split at {coded:.3g} bits/value ({coded / calibrated - 1:+.0%}), where the "
+            f"rate calibration reached {calibrated:.3g} on the training records: the held-out records (the tail of each "
+            "series, or whole series) are livelier or shifted, and new records like them will cost about as much. "
+            "Train on records like those to be compressed, or ask for a lower rate",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def refit_density_if_shorter(trainer: Trainer, freeze, held: list[np.ndarray], before: float | None = None) -> dict:
     """:meth:`Trainer.refit_density`, kept only if the codec frozen from it codes the
     validation split ``held`` shorter (judged on the tables finally chosen, not on the box
@@ -1552,7 +1582,8 @@ def warn_if_tables_capped(codec):
             f"some coding tables hit the {cap}-symbol cap: the codec spends more than about "
             f"{bits:.0f} bits on some latent channels and pays escapes for the symbols beyond the tables. "
             "Ask for fewer bits per value, or check that the data is not of low rank (fewer "
-            "latent channels then carry all the bits).",
+            "latent channels then carry all the bits) or of a wide dynamic range (loud stretches, such as a "
+            "seismic event, far above a quiet background that sets the step).",
             stacklevel=3,
         )
     return codec
