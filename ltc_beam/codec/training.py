@@ -1555,7 +1555,7 @@ def calibrate_rate(trainer: Trainer, target: float, measure, series_scaled: bool
             f"quantizer scale moves at most {MAX_CALIBRATION_OCTAVES:g} octaves from the trained one "
             f"(tries: {', '.join(f'{r:.3g}' for _, r in tries)}). Data whose rate barely answers the step "
             "(piecewise-constant or integer-valued data whose streams the sample-coding fallback takes, "
-            "a few rare spikes over a flat level" + ("; short series, whose own statistics take much of it" if series_scaled else "")
+            "a few rare spikes or events over a flat or quiet level" + ("; short series, whose own statistics take much of it" if series_scaled else "")
             + ") stops short; train with lmbda= (--lmbda) to set the trade-off directly",
             stacklevel=3,
         )
