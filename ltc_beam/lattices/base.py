@@ -7,6 +7,8 @@ of ``M``, so integer coordinates ``k`` with ``y_hat = L @ k`` are computed exact
 
 from __future__ import annotations
 
+import functools
+import itertools
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -66,24 +68,17 @@ class Lattice(ABC):
         """Upper-triangular integer basis (rows) of the frame lattice; its diagonal holds the pivots."""
         return self._upper.copy()
 
-    @property
+    @functools.cached_property
     def frame_period(self) -> int:
         """The least m with m · Z^n inside the frame lattice: its points, and so the share of
         each coset in a coordinate's values, repeat with this period along every axis."""
-        m = 1
-        while not all(self._holds(m * row) for row in np.eye(self.dim, dtype=np.int64)):
-            m += 1
-        return m
-
-    def _holds(self, v: np.ndarray) -> bool:
-        """Whether the integer frame vector ``v`` is a point of the frame lattice."""
-        v = v.copy()
-        for i in range(self.dim):  # the basis is upper triangular: coordinate i fixes row i's coefficient
-            k, rest = divmod(int(v[i]), int(self._upper[i, i]))
-            if rest:
-                return False
-            v -= k * self._upper[i]
-        return True
+        axes = torch.eye(self.dim, dtype=torch.float64) * torch.from_numpy(self._unit)
+        for m in itertools.count(1):
+            try:
+                self.to_integer(m * axes)  # refuses a point off the lattice
+            except ValueError:
+                continue
+            return m
 
     @property
     def phase_steps(self) -> np.ndarray:
