@@ -301,6 +301,36 @@ def test_a_narrower_spread_does_not_hide_a_rate_far_above(codecs):
     assert any("spreads 0.4" in m for m in said) and any("narrower spread, which lowers the rate" in m for m in said)
 
 
+def test_a_shifted_or_wider_column_still_hears_what_the_data_costs_in_all(codecs):
+    """The spread and level warnings name one column each, and the rate warning stayed
+    silent beside them: a CO2 record 0.374x as spread (which reads as fewer bits) and 2.31
+    training std above its training mean cost 2.9x the calibrated rate, and no warning said
+    the figure. Now the rate warning gives it and names what raises the rate (the level, a
+    wider spread; not the narrower one)."""
+    codec = copy.copy(codecs["block"])
+    codec.sample_fallback = False
+    mean, std = (np.asarray(codec.manifest["normalisation"][k]) for k in ("mean", "std"))
+    x = correlated_series(2000, 6, seed=11)
+    calm = x.copy()
+    calm[:, 0] = mean[0] + 0.4 * (x[:, 0] - mean[0])  # narrower: alone, it lowers the rate
+    shifted = calm + 4.0 * std * (np.arange(6) == 2)
+    for data, causes in (
+        (x, []),
+        (shifted, ["a column's mean lies +3.9", "training mean (the warnings above)"]),
+        (x + 3.0 * (x - mean), ["a column spreads 4"]),
+    ):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = evaluate(codec, [data], voronoi=False)
+        said = [str(w.message) for w in caught if "calibrated to on its training data" in str(w.message)]
+        paid = result["bits_per_value"] - result["frame_bits_per_value"]
+        assert bool(said) == bool(causes) == (paid > 1.25 * result["codec_calibrated_bits_per_value"])
+        for cause in causes:
+            assert cause in said[0] and f"costs {paid:.3g} bits/value" in said[0]
+        if data is shifted:
+            assert "spreads" not in said[0] and any("spreads 0.4" in str(w.message) for w in caught)
+
+
 def test_rate_warning_on_few_values_wants_a_larger_excess():
     """Under ``RATE_WARNING_VALUES`` values a stream's header and tables weigh more: 1.25x
     says nothing there, 2x and a bit per value more does (492 macro values at 3.6x said
