@@ -123,7 +123,7 @@ def refuse_data_file(option: str, path: str | None) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ltc_beam.codec.training import records_follow_each_other
+    from ltc_beam.codec.training_data import records_follow_each_other
 
     if is_folder(args.out):
         raise InputError(f"--out {args.out} is a folder: give the codec file to write (e.g. {args.out.rstrip('/')}/codec.ltc)")

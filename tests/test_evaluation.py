@@ -465,7 +465,7 @@ def test_a_column_constant_within_series_is_constant_to_the_snr_and_the_scale_wa
     """A per-series label (a float constant in each series) read as varying 1e17x less than
     the column (its std 1e-17, not 0): train advised normalise='series', and the series' own
     SNR read -265 dB (its float32 decode's error against a variance of 1e-35)."""
-    from ltc_beam.codec.training import warn_if_series_scales_differ
+    from ltc_beam.codec.training_data import warn_if_series_scales_differ
     from ltc_beam.evaluation import normalised_mse
 
     label = 0.7

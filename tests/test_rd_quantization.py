@@ -15,7 +15,7 @@ from ltc_beam.codec import rd_quantization
 from ltc_beam import lattices
 from ltc_beam.codec.codec import RD_EXCHANGE_DB
 from ltc_beam.codec.rd_quantization import cheapest_points, granular_error, multiplier
-from ltc_beam.codec.training import scale_latents
+from ltc_beam.codec.finishing import scale_latents
 from ltc_beam.data import load
 
 

@@ -213,10 +213,10 @@ def test_series_codecs_calibrate_on_whole_series(monkeypatch):
     """Prefixes of series misrepresent a series-scaled codec (each is scaled by its own,
     narrower statistics): 50 random-walk devices asked 1 bit/value were calibrated to 1.02
     on 43 % prefixes and coded whole at 0.78. They take 4x the calibration budget."""
-    from ltc_beam.codec import training
+    from ltc_beam.codec import finishing
     from ltc_beam.evaluation import evaluate
 
-    monkeypatch.setattr(training, "CALIBRATION_VALUES", 20_000)  # the data: 3.2x that, prefixes before
+    monkeypatch.setattr(finishing, "CALIBRATION_VALUES", 20_000)  # the data: 3.2x that, prefixes before
     rng = np.random.default_rng(0)
     walks = [np.cumsum(rng.standard_normal((4000, 4)), axis=0) * rng.uniform(1, 50) + 0.3 * rng.standard_normal((4000, 4))
              for _ in range(4)]  # before: calibrated to 1.03, coded at 0.655

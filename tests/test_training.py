@@ -17,7 +17,8 @@ from ltc_beam import Codec
 from ltc_beam import lattices
 from ltc_beam.codec.config import CodecConfig
 from ltc_beam.codec.model import LtcModel
-from ltc_beam.codec.training import LIVELIER_VALIDATION, Trainer, TrainingOptions, build_config
+from ltc_beam.codec.finishing import LIVELIER_VALIDATION
+from ltc_beam.codec.training import Trainer, TrainingOptions, build_config
 from ltc_beam.errors import InputError
 from ltc_beam.storage import exists
 from tests.conftest import correlated_series
@@ -144,7 +145,7 @@ def basic_motions_train() -> list[np.ndarray]:
 def test_the_coded_rate_of_the_training_data_meets_the_target(mode, target):
     # BasicMotions: training steers λ on the density's estimate, 20-25 % above what the
     # frozen tables code; the calibration closes the gap on the real bytes.
-    from ltc_beam.codec.training import RATE_TOLERANCE, coded_bits_per_value
+    from ltc_beam.codec.finishing import RATE_TOLERANCE, coded_bits_per_value
 
     series = basic_motions_train()
     common = dict(lattice="e8", mode=mode, target_bits_per_value=target, steps=300, progress=False, seed=0)
@@ -159,7 +160,7 @@ def test_the_coded_rate_of_the_training_data_meets_the_target(mode, target):
 
 @pytest.mark.parametrize("transform", ["linear", "mlp"])
 def test_scaling_the_latents_changes_only_the_quantizer_step(transform):
-    from ltc_beam.codec.training import scale_latents
+    from ltc_beam.codec.finishing import scale_latents
 
     config = build_config(6, lattice="e8", mode="vector", window=1, latent_dim=None, transform=transform, hidden=8)
     model = LtcModel(config, np.zeros(6), np.ones(6)).double()
@@ -244,7 +245,7 @@ def test_training_rejects_bad_arguments():
 
 
 def test_density_refit_is_kept_only_when_it_codes_validation_shorter():
-    from ltc_beam.codec.training import split_series
+    from ltc_beam.codec.training_data import split_series
 
     data = correlated_series(6000, 8, seed=8)
     _, validation = split_series([data], 0.15, 0)
@@ -269,7 +270,7 @@ def test_density_refit_is_kept_only_when_it_codes_validation_shorter():
 
 
 def test_the_reported_validation_is_what_the_frozen_codec_codes(tmp_path):
-    from ltc_beam.codec.training import split_series
+    from ltc_beam.codec.training_data import split_series
     from ltc_beam.evaluation import archive_chunks, evaluate
 
     data = [correlated_series(n, 4, seed=n) for n in range(300, 330)]
@@ -320,7 +321,7 @@ def test_rare_glitches_do_not_set_the_scale_and_travel_exactly():
 
 
 def test_a_heavy_tail_is_not_taken_for_outliers():
-    from ltc_beam.codec.training import column_statistics
+    from ltc_beam.codec.training_data import column_statistics
 
     rng = np.random.default_rng(5)
     x = rng.standard_normal((20_000, 2)) * 0.01
@@ -379,15 +380,15 @@ def test_capped_tables_are_warned_about():
 def test_large_data_trains_on_evenly_spread_pieces(monkeypatch):
     """4e6 records of 8 values held 15 GB in training and ran past 5 minutes: data over
     ``max_training_values`` trains on pieces spread over all of it, and says so."""
-    from ltc_beam.codec import training
+    from ltc_beam.codec import training_data
 
-    monkeypatch.setattr(training, "PIECE_VALUES", 400)  # pieces of 256 records (the floor) here
+    monkeypatch.setattr(training_data, "PIECE_VALUES", 400)  # pieces of 256 records (the floor) here
     series = [correlated_series(3000, 4, seed=s) + 10 * s for s in range(4)]  # 48,000 values
-    kept, sample = training.training_sample(series, 12_000)
+    kept, sample = training_data.training_sample(series, 12_000)
     assert sample == {"values": sum(p.size for p in kept), "of": 48_000, "pieces": len(kept), "piece_records": 256}
     assert 11_000 <= sample["values"] <= 13_000 and all(len(p) <= 256 for p in kept)
     assert {round(p.mean() / 10) for p in kept} == {0, 1, 2, 3}  # from every series
-    assert training.training_sample(series, 48_000) == (series, None)
+    assert training_data.training_sample(series, 48_000) == (series, None)
     with pytest.warns(UserWarning, match="training on 1[0-9],[0-9]{3} of the data's 48,000 values"):
         codec = ltc_beam.train(series, window=4, steps=40, progress=False, calibrate=False, max_training_values=12_000)
     assert codec.manifest["training"]["training_sample"]["of"] == 48_000
@@ -400,18 +401,18 @@ def test_many_short_series_calibrate_on_whole_series(monkeypatch):
     cut to 1-3 records each, which windows of 8 code at far more bits per value, and a codec
     asked for 2 bits/value coded the whole data at 1.31. It now codes evenly spread pieces,
     short series whole."""
-    from ltc_beam.codec import training
+    from ltc_beam.codec import finishing
     from ltc_beam.evaluation import evaluate
 
     rng = np.random.default_rng(3)
     series = [np.cumsum(rng.standard_normal((int(n), 4)), axis=0) for n in rng.integers(5, 21, 4000)]  # 200,000 values
-    kept = training.calibration_series(series, 20_000)
+    kept = finishing.calibration_series(series, 20_000)
     assert 19_000 <= sum(p.size for p in kept) <= 21_000
     whole = [[len(p) == len(s) and np.shares_memory(p, s) for s in series[i * 9 : i * 11 + 12]] for i, p in enumerate(kept)]
     assert all(map(any, whole))  # series whole, evenly spread
     wide = [np.zeros((256, 4100)), np.ones((256, 4100))]  # each piece (256 records at least) over the budget
-    assert [p.mean() for p in training.calibration_series(wide, 1 << 20)] == [1.0]  # one kept, not none
-    monkeypatch.setattr(training, "CALIBRATION_VALUES", 20_000)
+    assert [p.mean() for p in finishing.calibration_series(wide, 1 << 20)] == [1.0]  # one kept, not none
+    monkeypatch.setattr(finishing, "CALIBRATION_VALUES", 20_000)
     codec = ltc_beam.train(series, window=8, target_bits_per_value=2.0, steps=150, progress=False, lattice="e8")
     result = evaluate(codec, series, voronoi=False, warn_spread=False)
     assert result["bits_per_value"] - result["frame_bits_per_value"] == pytest.approx(2.0, rel=0.1)
@@ -581,7 +582,7 @@ def test_auto_transform_is_linear_through_the_straight_through_estimator():
 def test_a_missed_rate_target_is_warned_about():
     """Calibration moves the scale at most MAX_CALIBRATION_OCTAVES: a rate that does not
     answer (here a measure stuck at 0.9 bits) ends in a warning, not a silent miss."""
-    from ltc_beam.codec.training import MAX_CALIBRATION_OCTAVES, calibrate_rate
+    from ltc_beam.codec.finishing import MAX_CALIBRATION_OCTAVES, calibrate_rate
 
     data = correlated_series(2000, 6, seed=3)
     config = build_config(6, lattice="e8", mode="block", window=1, latent_dim=None, transform="linear")
@@ -622,7 +623,8 @@ def test_the_start_is_kept_where_it_codes_the_validation_split_better():
     """The coded start check keeps a trained model that codes the held-out split better than
     the PCA start at equal rate, as it was; thrown off by 1.5 dB (less than the 3 dB the
     model-estimate check forgives) it goes back to the start, whose state it then holds."""
-    from ltc_beam.codec.training import keep_the_start_if_coded_better, split_series
+    from ltc_beam.codec.finishing import keep_the_start_if_coded_better
+    from ltc_beam.codec.training_data import split_series
 
     data = correlated_series(3000, 6, seed=5)
     config = build_config(6, lattice="e8", mode="block", window=2, latent_dim=None, transform="linear")
@@ -698,7 +700,7 @@ def test_falling_behind_on_a_trending_series_names_the_validation_tail():
 def test_a_codec_decoding_its_validation_split_below_0_db_is_warned_about():
     """pd_speech's 750 voice features (180 records) gave a codec at -7.5 dB on its own
     validation split, worse than each column's mean, saved without a word about it."""
-    from ltc_beam.codec.training import record_coded_validation
+    from ltc_beam.codec.finishing import record_coded_validation
 
     rng = np.random.default_rng(0)
     base = rng.normal(size=(3000, 2)) @ rng.normal(size=(2, 6))  # rank 2 in 6 columns
@@ -790,7 +792,7 @@ def test_series_shorter_than_the_window_count_as_one_padded_vector_each():
 def test_series_of_very_different_scales_are_warned_about():
     """One normalisation per column: a panel of series from 1 to 1e5 in scale read 50 dB
     overall while most series decoded below 0 dB of their own, without a word."""
-    from ltc_beam.codec.training import column_statistics, warn_if_series_scales_differ
+    from ltc_beam.codec.training_data import column_statistics, warn_if_series_scales_differ
 
     rng = np.random.default_rng(5)
     panel = [np.cumsum(rng.normal(size=(40, 2)), axis=0) * np.array([10.0 ** (i % 6), 1.0]) for i in range(30)]
@@ -978,7 +980,7 @@ def test_the_default_lattice_is_chosen_on_the_validation_split(tmp_path):
 def test_records_coded_one_by_one_hold_out_records_spread_through_the_data():
     """Window 1: the validation records are spread evenly through a series (a table sorted by
     class held out its last class as the tail); windows of records keep the tail."""
-    from ltc_beam.codec.training import split_series
+    from ltc_beam.codec.training_data import split_series
 
     data = np.arange(200, dtype=float)[:, None]
     train, held = split_series([data], 0.15, 0)

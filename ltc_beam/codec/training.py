@@ -3,7 +3,9 @@
 Generalisation is part of training: a validation split is held out (whole series when
 there are several), the best checkpoint by validation loss is kept, and training stops
 early when validation stops improving. ``target_bits_per_value`` adapts λ by dual ascent
-during the first part of training, then freezes it.
+during the first part of training, then freezes it. The data's checks and splits are
+:mod:`ltc_beam.codec.training_data`'s; the steps after training (the start check, the
+density refit, the rate calibration, the coded validation) :mod:`ltc_beam.codec.finishing`'s.
 """
 
 from __future__ import annotations
@@ -22,17 +24,22 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from ltc_beam import lattices, repeats
-from ltc_beam.codec.adaptive import CLASS_COUNT
+from ltc_beam import lattices
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig, default_latent_dim
+from ltc_beam.codec.finishing import (
+    MISSED_TARGET, calibrate_on_training_records, keep_the_start_if_coded_better, record_coded_validation, refit_density_if_shorter,
+    snr_gain, warn_if_tables_capped, warn_if_validation_costs_more,
+)
 from ltc_beam.codec.layout import filled, pad_rows, series_windows
 from ltc_beam.codec.model import LtcModel, float32_default
-from ltc_beam.codec.scaling import NORMALISATIONS, robust_statistics, scaled_pieces
-from ltc_beam.codec.tables import MAX_SYMBOLS, symbol_cap, table_count
-from ltc_beam.codec.transforms import init_from_pca, principal_axes
-from ltc_beam.errors import (
-    BEYOND_FLOAT32, InputError, OffScaleWarning, WindowHint, beyond_float32, column_label, named_series_as_frame, names_said, numeric_array,
+from ltc_beam.codec.scaling import NORMALISATIONS, scaled_pieces
+from ltc_beam.codec.training_data import (
+    MAX_TRAINING_VALUES, as_series, column_statistics, distinct_series, frame_columns_chosen, split_series, training_sample,
+    warn_if_columns_hold_no_values, warn_if_flag_columns, warn_if_float32_limits, warn_if_records_follow_each_other,
+    warn_if_series_scales_differ, warn_if_statistics_cost, whole_number,
 )
+from ltc_beam.codec.transforms import init_from_pca, principal_axes
+from ltc_beam.errors import InputError, OffScaleWarning, WindowHint, named_series_as_frame
 from ltc_beam.progress import progress_bar
 from ltc_beam.storage import exists, read_bytes, write_bytes
 
@@ -83,100 +90,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _frame_columns_chosen(data, columns: list[str], given: bool = True):
-    """``data`` with a pandas DataFrame's (or each of a list of them) ``columns`` taken by
-    name, in that order, as ``encode`` takes them: ``columns=`` relabelled a frame's columns
-    by position (its own names in another order gave each column another's statistics:
-    3.9 dB where 13.2 was due, and no warning), and frames of one list were joined by
-    position whatever their columns' order. ``given``: whether the caller named ``columns``
-    (else they are the first frame's)."""
-    from ltc_beam.codec.codec import frame_columns
-
-    frames = data if isinstance(data, (list, tuple)) and data and all(frame_columns(f) is not None for f in data) else [data]
-    if frame_columns(frames[0]) is None:
-        return data
-    chosen, wanted = [], [str(c) for c in columns]
-    for number, frame in enumerate(frames):
-        names = frame_columns(frame)
-        missing = [c for c in wanted if c not in names]
-        if missing and not given:  # said "columns= names …" where no columns= was given
-            raise InputError(
-                f"frame {number} lacks the first frame's columns {names_said(missing)} (its columns: {names_said(names)}): "
-                "give frames of the same columns, or name the ones to code with columns="
-            )
-        if missing:
-            raise InputError(f"columns= names {names_said(missing)}, which the frame lacks (its columns: {names_said(names)})")
-        twice = sorted({c for c in wanted if names.count(c) > 1 or wanted.count(c) > 1})
-        if twice:
-            raise InputError(f"columns {names_said(twice)} appear more than once (in the frame or in columns=): name each column once")
-        chosen.append(frame.iloc[:, [names.index(c) for c in wanted]].set_axis(wanted, axis=1))
-    return chosen if frames is data else chosen[0]
-
-
-def _whole(value) -> bool:
-    """Whether ``value`` is an integer (a numpy one too), not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-#: Sampled records per series for :func:`warn_if_records_follow_each_other`.
-ORDER_SAMPLE = 100_000
-
-
-def records_follow_each_other(series: list[np.ndarray]) -> float | None:
-    """The lag-1 correlation of consecutive records (of each series), where it reaches
-    ``ltc_beam.data.HINT_MIN_CORRELATION``; else None."""
-    from ltc_beam.data import HINT_MIN_CORRELATION, lag_correlation
-
-    parts = [s[:ORDER_SAMPLE] for s in series]
-    codes = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
-    with np.errstate(invalid="ignore"):
-        correlation = lag_correlation(np.concatenate(parts), codes if len(parts) > 1 else None)
-    return correlation if correlation >= HINT_MIN_CORRELATION else None
-
-
-def warn_if_records_follow_each_other(series: list[np.ndarray]) -> None:
-    """A :class:`~ltc_beam.errors.WindowHint` where consecutive records correlate (series in
-    time order coded one record at a time): Seattle's hourly temperatures at window 1 took
-    31 % more bits than uniform quantisation + zstd at the same SNR, at ``window="auto"`` 13 %
-    fewer. The CLI says it its own way (it knows the order column, or that none is given)."""
-    correlation = records_follow_each_other(series)
-    if correlation is not None:
-        warnings.warn(
-            f"consecutive records correlate (lag-1 correlation {correlation:.2f}), and window=1 codes each on its own: "
-            "window='auto' (or window=T) codes windows of consecutive records, and time series often take far fewer bits so",
-            WindowHint,
-            stacklevel=3,
-        )
-
-
-def as_series(data, columns: list[str] | None = None) -> list[np.ndarray]:
-    """One ``[N, d]`` array or a list of them (one per series) → list of float64 arrays
-    (``columns``: their names, for messages)."""
-    items = data if isinstance(data, (list, tuple)) else [data]
-    if isinstance(data, (list, tuple)) and data and all(isinstance(s, (list, tuple)) and np.ndim(s) == 1 for s in data):
-        items = [data]  # a list of records (rows, as lists), not of series (arrays)
-    if isinstance(data, (list, tuple)) and data and all(np.ndim(v) == 0 for v in data):
-        items = [data]  # one signal's values
-    if not len(items):
-        raise InputError("no data: give an array [records, values] (or [records] for one signal) or a list of series")
-    series = [numeric_array(s, np.float64) for s in items]
-    if items is not data:  # one array, Series or list given: a 1-D one is a signal, one value per record
-        series = [s[:, None] if s.ndim == 1 else s for s in series]
-    elif any(s.ndim == 1 for s in series):  # rows to encode(), one-value series to the line below
-        raise InputError("a list of 1-D arrays is ambiguous: np.stack(them) for records of several values, or give each series as [records, 1]")
-    for i, s in enumerate(series):
-        if s.ndim != 2:
-            raise InputError(f"each series must be a 2-D array [records, values], got shape {s.shape}")
-        wide = np.argwhere(beyond_float32(s))
-        if len(wide):
-            row, col = map(int, wide[0])
-            where = f"series {i}, record {row}, column {column_label(columns, col)}"
-            raise InputError(f"{where} ({float(s[row, col])!r}; {len(wide)} such values): {BEYOND_FLOAT32}")
-    if len({s.shape[1] for s in series}) != 1:
-        raise InputError("all series must have the same number of values per record")
-    return [s for s in series if len(s)] or series[:1]  # empty series hold nothing to learn
-
-
 #: Adapting λ stays within this factor of the high-resolution estimate it starts from
 #: (±6.6 bits per latent channel: far beyond any target the estimate could miss).
 MAX_LMBDA_FACTOR = 1e4
@@ -184,199 +97,6 @@ MAX_LMBDA_FACTOR = 1e4
 #: windows hold many values: 39 windows of 32 records, 1,248 values, warned needlessly).
 FEW_VALIDATION_VECTORS = 100
 FEW_VALIDATION_VALUES = 1000
-
-
-#: The model learns from the records that do not repeat the one before where at least this
-#: many remain (else, e.g. for a constant stream, from the records as given).
-MIN_DISTINCT_RECORDS = 512
-
-
-def distinct_series(series: list[np.ndarray]) -> list[np.ndarray]:
-    """Each series less the records that repeat the record before them (what ``encode``
-    codes, :mod:`ltc_beam.repeats`), where ``MIN_DISTINCT_RECORDS`` remain; else ``series``."""
-    distinct = [repeats.distinct(s) for s in series]
-    return distinct if sum(len(s) for s in distinct) >= MIN_DISTINCT_RECORDS else series
-
-
-def split_series(series: list[np.ndarray], fraction: float, seed: int, window: int = 1) -> tuple[list, list]:
-    """Hold out whole series when there are several; of one or two series, the tail of each
-    where windows of records are coded (``window`` > 1: they need consecutive records),
-    else records spread evenly through it (``fraction`` of them, in order). A tail misleads
-    on tables sorted by something else: wine's rows, sorted by class, held out one class
-    (validation 3.5 dB against 13.5 on new data, and training fell back to its start)."""
-    if len(series) >= 3:
-        order = np.random.default_rng(seed).permutation(len(series))
-        held = max(1, int(round(fraction * len(series))))
-        return [series[i] for i in sorted(order[held:])], [series[i] for i in sorted(order[:held])]
-    train, val = [], []
-    for s in series:
-        held = np.zeros(len(s), bool)
-        if len(s) > 1:
-            count = max(1, int(round(fraction * len(s))))
-            if window > 1:
-                held[len(s) - count :] = True
-            else:  # evenly spaced, the last record among them (as in the tail split)
-                held[len(s) - 1 - np.round(np.arange(count) * (len(s) / count)).astype(int)] = True
-        train.append(s[~held])
-        val.append(s[held])
-    return train, [v for v in val if len(v)]
-
-
-def column_statistics(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column mean and standard deviation over finite values (std of a constant is 1),
-    leaving out rare absurd outliers (:func:`~ltc_beam.codec.scaling.outlier_mask`): ten 1e6 glitches among 5,000
-    unit-scale values made the std 45,000 and the codec reconstructed the rest of that
-    column at −77 dB."""
-    stacked = np.concatenate(series) if series else np.zeros((0, 0))
-    if stacked.size == 0:
-        raise InputError("training data holds no records")
-    if not np.isfinite(stacked).any():
-        raise InputError("training data has no finite values")
-    mean, std = robust_statistics(stacked)  # a column with no finite value: 0 and 1
-    return mean, np.where(std > 0, std, 1.0)
-
-
-def warn_if_columns_hold_no_values(series: list[np.ndarray], columns: list[str] | None = None) -> None:
-    """Warn about columns with no finite value in the training data (all NaN, say): the
-    codec learns nothing of them; they are coded as constant columns."""
-    finite = np.zeros(series[0].shape[1], bool)
-    for s in series:
-        finite |= np.isfinite(s).any(axis=0)
-    for j in np.flatnonzero(~finite):
-        name = column_label(columns, j)
-        warnings.warn(
-            f"column {name} holds no finite value in the training data: the codec treats it as a constant "
-            "column, so its NaN and infinite values decode exactly and any finite value it holds later is sent "
-            "exactly (32 bits each); leave it out (columns=) if it carries nothing",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
-#: A varying column of at most this many distinct values (a flag, a category) is warned about.
-FEW_LEVELS = 4
-
-
-def warn_if_flag_columns(series: list[np.ndarray], columns: list[str] | None = None, sample: int = 4096) -> None:
-    """Warn, once, about coded columns that take only a few distinct values (flags,
-    categories) among others that do not: inside the coded vector they draw bits and error
-    from the others (electricity demand with a 0/1 work-day flag, 4 bits/value asked: 1.53
-    bits/value at 28.6 dB; without it 4.21 at 39.6). Not where they are most of the columns
-    (a binary image: nothing else to take bits from). Columns showing more levels in the
-    first ``sample`` records are not counted further; the rest are counted in blocks, until
-    they show more."""
-    head, rows = [], 0
-    for s in series:
-        if rows >= sample:
-            break
-        head.append(s[: sample - rows])
-        rows += len(head[-1])
-    head = np.concatenate(head)
-    flags = {}
-    for j in range(head.shape[1]):
-        levels = _few_levels(series, j) if len(np.unique(head[:, j])) <= FEW_LEVELS else None
-        if levels is not None and len(levels) > 1:
-            flags[f"column {column_label(columns, j)}"] = levels
-    if flags and 2 * len(flags) < head.shape[1]:
-        said = "; ".join(f"{name}: {', '.join(f'{v:g}' for v in levels)}" for name, levels in flags.items())
-        warnings.warn(
-            f"{len(flags)} coded column(s) take only {FEW_LEVELS} or fewer distinct values ({said}): a flag or category "
-            "codes poorly inside the vector, drawing bits and error from the other columns; keep it out of the coded "
-            "values (a column of its own, which compress passes through exactly) unless it must be coded",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
-def _few_levels(series: list[np.ndarray], j: int, block: int = 1 << 14) -> list[float] | None:
-    """The distinct finite values of column ``j``, counted block by block; None as soon as
-    there are more than ``FEW_LEVELS``."""
-    levels: set = set()
-    for s in series:
-        for start in range(0, len(s), block):
-            values = s[start : start + block, j]
-            levels.update(np.unique(values[np.isfinite(values)])[: FEW_LEVELS + 1].tolist())
-            if len(levels) > FEW_LEVELS:
-                return None
-    return sorted(levels)
-
-
-#: A column whose float32 resolution caps its SNR below this (dB) is warned about.
-FLOAT32_CAP_DB = 40.0
-
-
-def warn_if_float32_limits(mean: np.ndarray, std: np.ndarray, columns: list[str] | None = None) -> None:
-    """Warn about columns whose spread is small next to their level (meter readings, epoch
-    times): values are coded as float32, whose spacing near the level caps the SNR. A sine
-    of amplitude 2 on an offset of 1e8 decoded at 0 dB without a word."""
-    level = np.maximum(np.abs(mean) + 3 * std, np.finfo(np.float32).tiny)
-    spacing = 2.0 ** (np.floor(np.log2(level)) - 23)  # float32's (24-bit significands; np.spacing overflows near its limit)
-    with np.errstate(divide="ignore"):
-        cap = 10 * np.log10(12 * std**2 / spacing**2)
-    for j in np.flatnonzero(cap < FLOAT32_CAP_DB):
-        name = column_label(columns, j)
-        warnings.warn(
-            f"column {name}: values near {mean[j]:.7g} spread only {std[j]:.3g}; as float32 (the codec's value "
-            f"type) they are {spacing[j]:.3g} apart there, which caps the SNR near {cap[j]:.0f} dB. Subtract the "
-            f"level (e.g. store the value minus {mean[j]:.4g}) before training and compressing.",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
-#: A series varying this many times less than its column loses ~40 dB of SNR of its own ...
-SERIES_SCALE_GAP = 100.0
-#: ... and a warning is due when at least this share of the series (of 3 values or more) do.
-SERIES_SCALE_SHARE = 0.1
-
-
-#: ``train(normalise="series")`` warns when the series' statistics alone take this many bits per value.
-STATISTICS_WARNING = 0.5
-
-
-def warn_if_statistics_cost(stated: int, series: list[np.ndarray]) -> None:
-    """Warn when the series' own statistics (``stated`` bytes) cost much of the rate: short
-    series pay about 4 bytes per column each (300 series of 1-3 records: 19.8 bits/value;
-    El Niño as 12-month years: 4.67 where one normalisation per column pays 2.11)."""
-    values = sum(s.size for s in series)
-    bits = 8 * stated / max(values, 1)
-    if bits > STATISTICS_WARNING:
-        median = float(np.median([len(s) for s in series]))
-        warnings.warn(
-            f"the series' own statistics (normalise='series') cost about {bits:.2g} bits/value here, on top of the "
-            f"codec's ({len(series)} series of {median:g} records in the median; a one-record series travels exactly): "
-            "with normalise='column' they cost nothing, though series far smaller than their column lose their SNR",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
-def warn_if_series_scales_differ(series: list[np.ndarray], std: np.ndarray, columns: list[str] | None = None) -> None:
-    """Warn about columns where many series vary ``SERIES_SCALE_GAP`` times less than the
-    column: one normalisation per column codes them at an SNR of their own that much lower.
-    M1 yearly (181 series, values 2 to 2e7) read 50 dB over the test split while 38 of its
-    41 series decoded below 0 dB of their own."""
-    long = [s for s in series if len(s) >= 3]
-    if len(long) < 3:
-        return
-    finite = [np.where(np.isfinite(s), s, np.nan) for s in long]
-    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN series
-        own = np.array([np.nanstd(f, axis=0) for f in finite])
-        # a constant series (a stuck or idle sensor, a per-series label) has no scale of its own
-        # to restore: told by its values, not its std (1e-17 for 24 equal floats)
-        varies = np.array([np.nanmax(f, axis=0) > np.nanmin(f, axis=0) for f in finite])
-    small = varies & (own * SERIES_SCALE_GAP < std)
-    for j in np.flatnonzero(small.mean(0) >= SERIES_SCALE_SHARE):
-        name = column_label(columns, j)
-        warnings.warn(
-            f"column {name}: {small[:, j].sum()} of {len(long)} series vary over {SERIES_SCALE_GAP:g}x less than "
-            f"the column (std {std[j]:.3g}; theirs down to {own[small[:, j], j].min():.3g}): one normalisation per column "
-            f"codes them {20 * math.log10(SERIES_SCALE_GAP):.0f} dB or more below the SNR the column reports. Train "
-            "with normalise='series' (--normalise series): each series is then coded at its own scale.",
-            UserWarning,
-            stacklevel=3,
-        )
 
 
 def vectors_of(
@@ -738,7 +458,7 @@ class Trainer:
     def refit_synthesis(self, rows: int = REFIT_ROWS) -> bool:
         """Least-squares fit of a linear synthesis transform to the quantized training
         latents (the rate does not depend on it), kept only if the validation error falls.
-        After :func:`calibrate_rate` moved the step, the decoder trained for the old one is
+        After :func:`~ltc_beam.codec.finishing.calibrate_rate` moved the step, the decoder trained for the old one is
         off by the new quantization error. Fitted on up to ``rows`` training vectors, in
         lattice blocks spread evenly over the training set. Returns whether it was kept
         (MLP synthesis: no fit)."""
@@ -991,46 +711,6 @@ def _check_number(name: str, value) -> None:
         raise ValueError(f"{name} must be a number, got {value!r}")
 
 
-#: Most values ``train`` learns from by default: 4e6 records of 8 values held 15 GB (every
-#: window as float64, the tables' symbols) and ran past 5 minutes, where 1,500 steps of 256
-#: vectors see about 400,000 vectors whatever the data size.
-MAX_TRAINING_VALUES = 1 << 22
-#: Values per piece of a sampled series (at least ``MIN_PIECE_RECORDS`` records, so windows
-#: and series structure survive).
-PIECE_VALUES, MIN_PIECE_RECORDS = 1 << 16, 256
-
-
-def spread_pieces(series: list[np.ndarray], budget: int) -> tuple[list[np.ndarray], int, int]:
-    """Evenly spread pieces of ``series`` holding about ``budget`` values: each series cut into
-    pieces of ``PIECE_VALUES`` values (at least ``MIN_PIECE_RECORDS`` records; a shorter
-    series is one piece, whole), every k-th piece kept in data order; with the pieces' length
-    in records and how many pieces there were. At least one piece is kept (the middle one
-    where the budget holds less than a piece: records of thousands of values)."""
-    rows = max(MIN_PIECE_RECORDS, PIECE_VALUES // series[0].shape[1])
-    pieces = [s[i : i + rows] for s in series for i in range(0, len(s), rows)]
-    keep = budget / sum(s.size for s in series)
-    chosen = [p for j, p in enumerate(pieces) if math.floor((j + 1) * keep) > math.floor(j * keep)]
-    return chosen or [pieces[len(pieces) // 2]], rows, len(pieces)
-
-
-def training_sample(series: list[np.ndarray], budget: int | None) -> tuple[list[np.ndarray], dict | None]:
-    """``series``, or where they hold over ``budget`` values, evenly spread pieces of them
-    (:func:`spread_pieces`), with a warning; and what was kept (None where all was)."""
-    total = sum(s.size for s in series)
-    if budget is None or total <= budget:
-        return series, None
-    chosen, rows, count = spread_pieces(series, budget)
-    kept = sum(p.size for p in chosen)
-    warnings.warn(
-        f"training on {kept:,} of the data's {total:,} values: {len(chosen):,} of its {count:,} pieces of up to "
-        f"{rows:,} records, evenly spread (max_training_values={budget:,}; --max-training-values 0 or "
-        "max_training_values=None trains on all of it, at about 4 GB of memory per 1e7 values)",
-        UserWarning,
-        stacklevel=3,
-    )
-    return chosen, {"values": kept, "of": total, "pieces": len(chosen), "piece_records": rows}
-
-
 def train(
     data,
     *,
@@ -1083,7 +763,7 @@ def train(
     stops after ``patience`` validations every 100 steps without improvement), ``batch_size``,
     ``learning_rate`` (default: 2e-3 up to 3 bits/value, halved per extra bit), ``proxy``
     (quantisation in training: ``"ste"``, ``"noise"``, or ``"auto"``: noise for an MLP),
-    ``validation_fraction`` (held out: whole series where there are three or more, see :func:`split_series`), ``seed``, ``device``,
+    ``validation_fraction`` (held out: whole series where there are three or more, see :func:`~ltc_beam.codec.training_data.split_series`), ``seed``, ``device``,
     ``checkpoint``/``resume``. Finishing: ``refit_density`` (maximum-likelihood refit of the
     density on the training latents) and ``calibrate`` (the quantiser scale moved until the
     target rate is what the validation split codes to).
@@ -1130,11 +810,11 @@ def train(
                 raise ValueError("columns= names no column: leave it out to take every column of the frame")
             given = columns is not None
             columns = [str(c) for c in (frame_columns(first) if columns is None else columns)]
-            data = _frame_columns_chosen(data, columns, given)
+            data = frame_columns_chosen(data, columns, given)
         raw = as_series(data, columns)  # what the frozen codec codes (tables, calibration, validation)
         if columns is not None and len(columns) != raw[0].shape[1]:  # the codec then refused its own training data
             raise InputError(f"columns= names {len(columns)} columns; the data has {raw[0].shape[1]} values per record")
-        if max_training_values is not None and (not _whole(max_training_values) or max_training_values < 1):
+        if max_training_values is not None and (not whole_number(max_training_values) or max_training_values < 1):
             raise ValueError(f"max_training_values must be an integer >= 1 or None, got {max_training_values!r}")
         raw, sample = training_sample(raw, max_training_values)
         if normalise == "series":  # pieces as compress chunks them, each scaled as the codec scales it
@@ -1157,9 +837,9 @@ def train(
                 series, stats=(mean, std), bits_per_value=target_bits_per_value, lmbda=lmbda, train_fraction=1 - validation_fraction
             )
             window_choice = {"window": window, "gaussian_bits_per_value": estimates, "penalised_bits_per_value": scores}
-        if not _whole(window) or window < 1:
+        if not whole_number(window) or window < 1:
             raise ValueError(f"window must be 'auto' or an integer >= 1, got {window!r}")
-        if not _whole(steps) or steps < 1:  # 2.5 was taken
+        if not whole_number(steps) or steps < 1:  # 2.5 was taken
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
         window, steps = int(window), int(steps)
         if asked == 1 and mode == "block":  # not where window="auto" chose 1
@@ -1242,15 +922,9 @@ def train(
                 finish.set_description_str("finish: density refit, kept if the codec codes the validation split shorter")
                 summary["density_refit"] = refit_density_if_shorter(trainer, freeze, held, coded)
             if calibrate and options.target_bits_per_value is not None:
-                data = calibration_series(raw, CALIBRATION_VALUES * (SERIES_CALIBRATION_FACTOR if normalise == "series" else 1))
-                finish.set_description_str(f"finish: rate calibration to {options.target_bits_per_value:g} bits/value")
-
-                def measure(model: LtcModel) -> float:
-                    bits = coded_bits_per_value(freeze(copy.deepcopy(model)), data)
-                    finish.set_description_str(f"finish: rate calibration to {options.target_bits_per_value:g} bits/value: coded {bits:.3f}")
-                    return bits
-
-                summary["rate_calibration"] = calibrate_rate(trainer, options.target_bits_per_value, measure, normalise == "series")
+                summary["rate_calibration"] = calibrate_on_training_records(
+                    trainer, options.target_bits_per_value, raw, freeze, normalise == "series", finish
+                )
             else:
                 summary["synthesis_refit"] = trainer.refit_synthesis()
             summary["validation"] = trainer.validate()
@@ -1320,270 +994,11 @@ def _train_quietly(data, lattice: str, options: dict) -> tuple["Codec", list]:
     return codec, said
 
 
-#: dB per bit/value at which a codec at a higher rate is moved down to the other's rate
-#: (measured slopes around 0.5-1 bit/value: 8.6-15.4), and at which one at a lower rate is
-#: moved up (6.02, the high-rate slope): the second lattice must win under either.
-SLOPES_DB_PER_BIT = (15.0, 6.02)
-
-
 def _gain_at_equal_rate(first: dict, second: dict, target: float) -> float | None:
-    """:func:`_snr_gain`; None where either codec missed the target by over
+    """:func:`~ltc_beam.codec.finishing.snr_gain`; None where either codec missed the target by over
     ``MISSED_TARGET`` or has no finite SNR (no fair comparison)."""
     if second.get("snr_db") is None or any(abs(v["bits_per_value"] - target) > MISSED_TARGET * target for v in (first, second)):
         return None
-    return _snr_gain(first, second)
+    return snr_gain(first, second)
 
 
-def _snr_gain(first: dict, second: dict) -> float:
-    """The second codec's SNR over the first's at the first's rate, on the slope least
-    favourable to the second (``SLOPES_DB_PER_BIT``)."""
-    more = second["bits_per_value"] - first["bits_per_value"]
-    return second["snr_db"] - first["snr_db"] - (SLOPES_DB_PER_BIT[0] if more > 0 else SLOPES_DB_PER_BIT[1]) * more
-
-
-def keep_the_start_if_coded_better(trainer: Trainer, freeze, held: list[np.ndarray]) -> dict:
-    """Go back to the PCA start where it codes the validation split ``held`` better than the
-    trained model at equal rate: each frozen (tables fitted to the training symbols, as the
-    codec will have them) and its exact code length taken, with the model's SNR on the same
-    split; the start also at a second quantizer scale, one secant step towards the trained
-    rate, its SNR at that rate read off the line through its two points.
-
-    :meth:`Trainer.keep_the_start_if_far_better` judges on the model's own rate estimate,
-    where the start's quick density fit costs it 1-4 dB (BasicMotions, E8 block T=4, 2-5
-    bits/value: +1.2 to +4.5 dB for training there, within 0.15 dB of the start at equal
-    rate coded on the test split), so it only catches collapses. At high SNR training drifts below its start
-    (Daphnet, 3-5 bits/value asked: the start coded the test split 0.5-0.7 dB better at
-    equal rate; seismometer counts in windows of 64 at 2 bits/value: 2.13 bits/value at 39.3 dB
-    against 2.19 at 38.1)."""
-    model, config = trainer.model, trainer.config
-
-    def coded() -> dict:
-        snr = trainer.validate()["snr_db"]
-        return {"bits_per_value": validation_bits(freeze(copy.deepcopy(model)), held), "snr_db": snr}
-
-    trained = coded()
-    state = copy.deepcopy(model.state_dict())
-    model.load_state_dict(trainer.start_state)
-    start = [coded()]
-    octaves = (trained["bits_per_value"] - start[0]["bits_per_value"]) * config.input_dim / config.latent_dim
-    scale_latents(model, float(np.clip(octaves, -MAX_CALIBRATION_OCTAVES, MAX_CALIBRATION_OCTAVES)))
-    start.append(coded())
-    (b0, s0), (b1, s1) = ((p["bits_per_value"], p["snr_db"]) for p in start)
-    if abs(b1 - b0) > 1e-6:
-        gain = s0 + (s1 - s0) * (trained["bits_per_value"] - b0) / (b1 - b0) - trained["snr_db"]
-    else:  # the rate did not answer the scale
-        gain = _snr_gain(trained, start[0])
-    model.load_state_dict(trainer.start_state if gain > 0 else state)
-    return {"coded": {"trained": trained, "start": start, "start_gain_db_at_equal_rate": gain}, "kept_start": gain > 0}
-
-
-def record_coded_validation(codec: Codec, series: list[np.ndarray]) -> None:
-    """Replace the manifest's ``training.validation`` (the model's estimate: the learned
-    density on the validation vectors) by what the frozen codec does with the validation
-    series (evenly spread pieces beyond about 2**20 values, as for the rate calibration), chunked
-    and framed as ``compress`` would (``ltc_beam.evaluation.evaluate``): bits per value of
-    the bitstreams, of their fixed frames and of the tables' code length alone (per-stream
-    costs weigh on a small split: ItalyPowerDemand's 240 values in 4 streams, 7.9 bits/value
-    of which 3.7 frames, 1.8 code length), SNR of the decoded records. The estimate stays, as
-    ``model_estimate``; the two part where the tables or windows code differently (a
-    JapaneseVowels codec estimated 0.98 bits at 15.7 dB and coded 1.92 at 10.3 before
-    packed series were windowed apart). The codec id is recomputed."""
-    from ltc_beam.evaluation import evaluate
-
-    coded = evaluate(codec, calibration_series(series), voronoi=False, warn_spread=False)  # at most about 2**20 values
-    training = codec.manifest["training"]
-    training["validation"] = {
-        **{k: coded[k] for k in ("bits_per_value", "frame_bits_per_value", "model_bits_per_value", "nmse")},
-        "snr_db": coded["snr_db"] if math.isfinite(coded["snr_db"]) else None,  # exact: no finite dB
-        "streams": coded["streams"], "model_estimate": training.get("validation"),
-    }
-    codec.manifest["codec_id"] = codec.id = codec.content_hash()
-    if coded["snr_db"] < 0:  # pd_speech's 750 voice features, 180 records: -7.5 dB, saved without a word
-        warnings.warn(
-            f"the codec decodes its validation split at {coded['snr_db']:.1f} dB, worse than each column's mean "
-            f"would (0 dB): what it learned from {training.get('train_vectors')} training vectors of "
-            f"{codec.config.input_dim} values does not carry to records it did not see. Train on more records, or "
-            "check that the held-out ones (whole series, or the tail of each) are like the rest",
-            UserWarning,
-            stacklevel=2,
-        )
-
-
-#: The validation split coding more than this factor of the calibrated rate is warned about
-#: (BasicMotions' held-out recordings: 0.34-0.88 of it; i.i.d. Gaussian 0.98-1.02; Daphnet's
-#: calmer first half held out from its own tail: 1.10-1.63, and its test half costs more).
-LIVELIER_VALIDATION = 1.3
-
-
-def warn_if_validation_costs_more(codec: Codec) -> None:
-    """Warn when the validation split (less its frames) codes at over ``LIVELIER_VALIDATION``
-    times the rate the calibration reached on the training records: the asked rate is then
-    not what records like the held-out ones (the tail of each series, or whole series) cost
-    (a 9-axis IMU asked for 0.5 bits/value: validation 0.77; its test split, the last fifth of
-    the series, 0.65)."""
-    training = codec.manifest["training"]
-    calibrated = (training.get("rate_calibration") or {}).get("bits_per_value")
-    held = training.get("validation") or {}
-    if not calibrated or "bits_per_value" not in held:
-        return
-    coded = held["bits_per_value"] - held.get("frame_bits_per_value", 0.0)
-    if coded > LIVELIER_VALIDATION * calibrated:
-        warnings.warn(
-            f"the codec codes its validation split at {coded:.3g} bits/value ({coded / calibrated - 1:+.0%}), where the "
-            f"rate calibration reached {calibrated:.3g} on the training records: the held-out records (the tail of each "
-            "series, or whole series) are livelier or shifted, and new records like them will cost about as much. "
-            "Train on records like those to be compressed, or ask for a lower rate",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
-def refit_density_if_shorter(trainer: Trainer, freeze, held: list[np.ndarray], before: float | None = None) -> dict:
-    """:meth:`Trainer.refit_density`, kept only if the codec frozen from it codes the
-    validation split ``held`` shorter (judged on the tables finally chosen, not on the box
-    pmf the refit optimises); otherwise the density is restored. ``before``: the model's
-    :func:`validation_bits` as it stands, where known."""
-    state = copy.deepcopy(trainer.model.density.state_dict())
-    if before is None:
-        before = validation_bits(freeze(copy.deepcopy(trainer.model)), held)
-    trainer.refit_density()
-    after = validation_bits(freeze(copy.deepcopy(trainer.model)), held)
-    kept = after < before
-    if not kept:
-        trainer.model.density.load_state_dict(state)
-    return {"validation_bits_before": before, "validation_bits_after": after, "kept": kept}
-
-
-#: ``train`` moves the quantizer scale until the frozen codec codes its data within this
-#: fraction of ``target_bits_per_value`` (or for ``CALIBRATION_TRIES`` tries).
-RATE_TOLERANCE = 0.03
-CALIBRATION_TRIES = 6
-MISSED_TARGET = 0.1  # a calibrated rate further than this fraction from the target is warned about
-MAX_CALIBRATION_OCTAVES = 2.0  # the scale stays within 2**±this of the trained one
-CALIBRATION_VALUES = 1 << 20  # values of the training data coded per try (evenly spread pieces)
-#: ... times this for series-scaled codecs: each series is scaled by its own statistics, and a
-#: part of one by narrower ones (50 random-walk devices, 2.4M values, asked 1 bit/value:
-#: calibrated to 1.02 on 43 % prefixes, the whole series then coded at 0.78).
-SERIES_CALIBRATION_FACTOR = 4
-
-
-@torch.no_grad()
-def scale_latents(model: LtcModel, octaves: float) -> None:
-    """Multiply the latents by ``2**octaves`` (in place): the analysis output and the
-    density grow by it, the synthesis input shrinks by it, so only the quantizer's step
-    relative to the latents changes: each active latent channel gains ``octaves`` bits."""
-    factor = 2.0**octaves
-    analysis, synthesis = model.analysis, model.synthesis
-    for layer in [analysis.linear] + ([analysis.mlp[-1]] if analysis.mlp is not None else []):
-        layer.weight.mul_(factor)
-        layer.bias.mul_(factor)
-    for layer in [synthesis.linear] + ([synthesis.mlp[0]] if synthesis.mlp is not None else []):
-        layer.weight.div_(factor)
-    model.density.means.mul_(factor)
-    model.density.log_scales.add_(math.log(factor))
-
-
-def calibration_series(series: list[np.ndarray], values: int = CALIBRATION_VALUES) -> list[np.ndarray]:
-    """``series``, or where they hold over ``values`` values, evenly spread pieces of them
-    (:func:`spread_pieces`): short series whole. Until session 23 a prefix of each (the same
-    fraction), which cut 100,000 series of 5-20 records to 1-3 records each; windows of 8 cost
-    those far more per value, and a codec asked for 2 bits/value coded the whole data at 1.31."""
-    if sum(s.size for s in series) <= values:
-        return series
-    return spread_pieces([s for s in series if len(s)], values)[0]
-
-
-def coded_bits_per_value(codec: Codec, series: list[np.ndarray]) -> float:
-    """Bits per value of the bitstreams ``codec`` writes for ``series`` as ``compress`` chunks
-    them, less each bitstream's fixed frame (magic, codec id, shape, checksum: the data
-    size's cost, not the codec's; exact values, series lengths and the payload count)."""
-    from ltc_beam.bitstream import unpack
-    from ltc_beam.evaluation import archive_chunks
-
-    bits = values = 0
-    for x, segments in archive_chunks(codec, series):
-        blob = codec.encode(x, segments)
-        bits += 8 * (len(blob) - unpack(blob).fixed_bytes)
-        values += x.size
-    return bits / values
-
-
-def calibrate_rate(trainer: Trainer, target: float, measure, series_scaled: bool = False) -> dict:
-    """Scale the trained model's latents (:func:`scale_latents`, in place) until
-    ``measure(model)`` (the coded bits per value) is within ``RATE_TOLERANCE`` of ``target``.
-
-    Training steers λ on its rate estimate (the learned density on noisy or rounded
-    training batches); the frozen codec's tables code differently (20-25 % fewer bits on
-    BasicMotions), so the last step is taken on the real code length: secant steps on
-    log2(scale), safeguarded by bisection once the target is bracketed, each try with its
-    decoder refit (:meth:`Trainer.refit_synthesis`: the sample-coding fallback matches the
-    decoder's error, so the rate depends on it too). The best try is kept. Returns the tries
-    ``[(octaves, bits per value)]`` and the chosen one.
-    """
-    model = trainer.model
-    trainer.refit_synthesis()
-    tries = [(0.0, measure(model))]
-    states = [copy.deepcopy(model.state_dict())]
-    slope = model.config.latent_dim / model.config.input_dim  # bits/value per octave if every channel is active
-    for _ in range(CALIBRATION_TRIES):
-        u, r = tries[-1]
-        if min(abs(r - target) for _, r in tries) <= RATE_TOLERANCE * target:
-            break
-        if len(tries) > 1:
-            (u0, r0), (u1, r1) = tries[-2], tries[-1]
-            if abs(r1 - r0) > 1e-9:
-                slope = max(1e-3, (r1 - r0) / (u1 - u0))
-        step = u + (target - r) / slope
-        below = [t for t in tries if t[1] < target]
-        above = [t for t in tries if t[1] >= target]
-        if below and above:  # bracketed: stay inside the bracket
-            low, high = max(below)[0], min(above)[0]
-            if not min(low, high) < step < max(low, high):
-                step = 0.5 * (low + high)
-        step = float(np.clip(step, -MAX_CALIBRATION_OCTAVES, MAX_CALIBRATION_OCTAVES))
-        if any(abs(step - t[0]) < 1e-6 for t in tries):
-            break
-        scale_latents(model, step - u)  # the model stands at the last try's scale
-        trainer.refit_synthesis()
-        tries.append((step, measure(model)))
-        states.append(copy.deepcopy(model.state_dict()))
-    best = min(range(len(tries)), key=lambda i: abs(tries[i][1] - target))
-    model.load_state_dict(states[best])
-    if abs(tries[best][1] - target) > MISSED_TARGET * target:
-        warnings.warn(
-            f"rate calibration stopped at {tries[best][1]:.3g} bits/value for a target of {target:g}: the "
-            f"quantizer scale moves at most {MAX_CALIBRATION_OCTAVES:g} octaves from the trained one "
-            f"(tries: {', '.join(f'{r:.3g}' for _, r in tries)}). Data whose rate barely answers the step "
-            "(piecewise-constant or integer-valued data whose streams the sample-coding fallback takes, "
-            "a few rare spikes or events over a flat or quiet level" + ("; short series, whose own statistics take much of it" if series_scaled else "")
-            + ") stops short; train with lmbda= (--lmbda) to set the trade-off directly",
-            stacklevel=3,
-        )
-    return {
-        "target_bits_per_value": target, "octaves": tries[best][0], "bits_per_value": tries[best][1],
-        "tries": [list(t) for t in tries],  # JSON's shape: the manifest reads back equal
-    }
-
-
-def validation_bits(codec: Codec, series: list[np.ndarray]) -> float:
-    """Bits per value ``codec`` codes ``series`` in (its tables' exact code length)."""
-    return codec.series_code_length(series) / sum(s.size for s in series)
-
-
-def warn_if_tables_capped(codec):
-    """Warn when some coding table hit its symbol cap (``MAX_SYMBOLS``, fewer for codecs of
-    many tables: :func:`~ltc_beam.codec.tables.symbol_cap`): its latent needs more resolution
-    than a table holds, and the symbols beyond it escape (bypass-coded, a few times their bits)."""
-    classes = 1 if codec.classes is None else CLASS_COUNT
-    cap = symbol_cap(table_count(codec.lattice, codec.config.mode, codec.config.latent_dim, classes))
-    if codec.tables.num_symbols >= cap:
-        bits = math.log2(cap) - 1
-        warnings.warn(
-            f"some coding tables hit the {cap}-symbol cap: the codec spends more than about "
-            f"{bits:.0f} bits on some latent channels and pays escapes for the symbols beyond the tables. "
-            "Ask for fewer bits per value, or check that the data is not of low rank (fewer "
-            "latent channels then carry all the bits) or of a wide dynamic range (loud stretches, such as a "
-            "seismic event, far above a quiet background that sets the step).",
-            stacklevel=3,
-        )
-    return codec

@@ -55,7 +55,8 @@ import math
 
 import numpy as np
 
-from ltc_beam.codec.training import column_statistics, principal_variances
+from ltc_beam.codec.training import principal_variances
+from ltc_beam.codec.training_data import column_statistics
 
 CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
 MAX_INPUT_DIM = 256
