@@ -13,7 +13,7 @@ from ltc_beam import arrow
 from ltc_beam.bitstream import record_payload, unpack
 from ltc_beam.codec.codec import Codec, column_name
 from ltc_beam.codec.scaling import robust_statistics
-from ltc_beam.codec.sample_coding import packed_ints
+from ltc_beam.codec.sample_coding import grid_quanta, packed_ints
 from ltc_beam.codec.training_data import STATISTICS_WARNING
 from ltc_beam.errors import grouped_warnings
 
@@ -325,9 +325,9 @@ def _decibels(nmse: float) -> float:
     return -10 * math.log10(nmse)
 
 
-def quantise_zstd(x: np.ndarray, step: float, exact: np.ndarray | None = None, rows=None) -> tuple[float, float]:
+def quantise_zstd(x: np.ndarray, step: float | np.ndarray, exact: np.ndarray | None = None, rows=None) -> tuple[float, float]:
     """The classical yardstick: uniform scalar quantisation of ``x`` ``[N, d]`` (per-column
-    step ``step`` x the column's std) + zstd-19 over the integers, in the shortest of three
+    step ``step``, one for all or one per column, x the column's std) + zstd-19 over the integers, in the shortest of three
     layouts (record by record; column by column; column by column as first differences
     along the records), each in the smallest integer type that holds it:
     ``(bits per value, SNR dB)``. Record by record in int32 alone, it read Daphnet at 4.79
@@ -394,11 +394,15 @@ def quantise_zstd_at(x: np.ndarray, snr: float, exact: np.ndarray | None = None,
     with one that falls short (a share of the data coded with each: bits and MSE mix
     linearly), among ``BASELINE_STEP_FACTORS`` times the coarsest step that reaches it; a
     step alone where none falls short. One step alone overshot by up to 0.4 dB on real data
-    (its bits then flattered the codec it is compared with)."""
+    (its bits then flattered the codec it is compared with). Data whose columns all lie on a
+    grid (integers, a few decimals) also try that grid (:func:`grid_steps`): coded exactly,
+    digits' 8x8 images took 2.71 bits/value, where the steps that reach 150 dB took 4.96."""
     step = coarsest_step(x, snr, exact, rows)
     if step >= MAX_BASELINE_STEP:
         return quantise_zstd(x, step, exact, rows)
     points = [quantise_zstd(x, step * f, exact, rows) for f in BASELINE_STEP_FACTORS if step * f <= MAX_BASELINE_STEP]
+    if (on_grid := grid_steps(x, exact, rows)) is not None:
+        points.append(quantise_zstd(x, on_grid, exact, rows))
     target = 10 ** (-snr / 10)
     best = min(((bits, reached) for bits, reached in points if reached >= snr), default=max(points, key=lambda p: p[1]))
     for bits, reached in points:
@@ -408,6 +412,21 @@ def quantise_zstd_at(x: np.ndarray, snr: float, exact: np.ndarray | None = None,
                 share = (target - fine) / (coarse - fine)  # of the data coded with the coarser step
                 best = min(best, (bits + share * (coarse_bits - bits), snr))
     return best
+
+
+def grid_steps(x: np.ndarray, exact: np.ndarray | None = None, rows=None) -> np.ndarray | None:
+    """Per column, the step (in column std, as :func:`quantise_zstd` takes it) of the grid its
+    values lie on (:func:`~ltc_beam.codec.sample_coding.grid_quanta`: integers or a few
+    decimals), which codes them exactly; None where some column lies on none, or for a
+    series-scaled codec's ``rows`` (a grid per series)."""
+    if rows is not None:
+        return None
+    x = np.asarray(x, dtype=np.float64)
+    ok = np.isfinite(x) if exact is None else np.isfinite(x) & ~exact
+    quanta = grid_quanta(x, ok)
+    if not (quanta[ok.any(axis=0)] > 0).all():
+        return None
+    return np.where(quanta > 0, quanta, 1.0) / _column_std(x, ok)
 
 
 def coarsest_step(x: np.ndarray, snr: float, exact: np.ndarray | None = None, rows=None) -> float:
