@@ -18,7 +18,7 @@ import threading
 import warnings
 from typing import NoReturn
 
-from ltc_beam.errors import InputError, LtcError, WindowHint
+from ltc_beam.errors import InputError, LtcError, WindowHint, names_said
 from ltc_beam.storage import exists, is_folder, open_for_read
 
 
@@ -85,8 +85,16 @@ def trained_order(args: argparse.Namespace, codec, command: str) -> None:
         return
     key = args.key if args.key is not None else trained.get("key")
     names = input_column_names(args.input)
-    if trained["order_by"] not in names or (key is not None and key not in names):
-        return
+    lacking = [c for c in (key, trained["order_by"]) if c is not None and c not in names]
+    if lacking:  # the window check would ask for --order-by alone, where the data may not be the codec's at all
+        values = codec.manifest.get("columns") or []
+        other = not (args.column or args.columns) and values and not set(values) & set(names)
+        raise InputError(
+            f"this codec codes windows of {codec.config.window} consecutive records and was trained with"
+            f"{f' --key {key}' if key is not None else ''} --order-by {trained['order_by']}, which this input lacks "
+            f"(its columns: {names_said(sorted(names))}): give --order-by (and --key) for its series order"
+            + (f"; nor does it hold the codec's value columns ({names_said(values)}): is this the codec for this data?" if other else "")
+        )
     args.key, args.order_by = key, trained["order_by"]
     given = f" --key {key}" if key is not None else ""
     print(f"ltc-beam {command}: note: --order-by {args.order_by}{given}, as the codec was trained", file=sys.stderr)

@@ -181,7 +181,13 @@ def test_windowed_codecs_take_the_order_they_were_trained_with(small, window_cod
     assert _summary(capsys)["verify_records_equal"]
     pq.write_table(small.drop_columns(["ts"]), tmp_path / "no_ts.parquet")  # not there: refused as before
     assert main(["evaluate", str(tmp_path / "no_ts.parquet"), "--codec", path, "--column", "values"]) == 2
-    assert "give --order-by" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "trained with --key device --order-by ts, which this input lacks" in said and "give --order-by" in said
+    assert "is this the codec" not in said
+    # another data set's file: its columns are none of the codec's (it asked for --order-by alone)
+    pq.write_table(pa.table({"country": ["a", "b"], "year": [1, 2], "rate": [1.5, 2.5]}), tmp_path / "other.parquet")
+    assert main(["evaluate", str(tmp_path / "other.parquet"), "--codec", path]) == 2
+    assert "nor does it hold the codec's value columns" in capsys.readouterr().err
 
 
 def test_train_records_its_key_and_order_column(small, tmp_path, capsys):
