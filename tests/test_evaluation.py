@@ -367,6 +367,24 @@ def test_a_shifted_or_wider_column_still_hears_what_the_data_costs_in_all(codecs
             assert "spreads" not in said[0] and any("spreads 0.4" in str(w.message) for w in caught)
 
 
+def test_the_rate_warning_names_series_short_for_the_codec_s_windows():
+    """Fertility rates trained on 43-year series, tested on 11-year ones through windows of
+    16: 31 % of the records coded only filled each series' last window, and the warning said
+    "its structure differs"."""
+    from ltc_beam.evaluation import padding_share, warn_if_rate_far
+
+    assert padding_share([np.zeros((11, 1))] * 3, 16) == pytest.approx(5 / 16)
+    assert padding_share([np.zeros((32, 1)), np.zeros((0, 1))], 16) == 0.0 and padding_share([], 4) == 0.0
+    result = {"codec_calibrated_bits_per_value": 0.7, "n_values": 2409, "spread_vs_training": 1.0,
+              "mean_shift_vs_training": 0.0, "bits_per_value": 1.4, "frame_bits_per_value": 0.01}
+    for share, short in ((5 / 16, True), (0.1, False)):
+        with pytest.warns(UserWarning) as caught:
+            warn_if_rate_far(result, padded=(share, 16, 11.0))
+        said = str(caught[0].message)
+        assert ("short for the codec's windows of 16 records (11 records in the median: 31%" in said) == short
+        assert ("its structure differs" in said) != short
+
+
 def test_rate_warning_on_few_values_wants_a_larger_excess():
     """Under ``RATE_WARNING_VALUES`` values a stream's header and tables weigh more: 1.25x
     says nothing there, 2x and a bit per value more does (492 macro values at 3.6x said
@@ -435,14 +453,15 @@ def test_half_the_series_far_below_the_overall_snr_is_warned_of():
     owners = np.repeat([0, 1], 500)
     x = rng.standard_normal((1000, 2)) * np.where(owners == 0, 10.0, 1.0)[:, None]
     x_hat = x + rng.standard_normal((1000, 2)) * 0.5
-    result = {"snr_db": snr_db(x, x_hat, np.zeros_like(x, bool)), **series_snr(x, x_hat, np.zeros_like(x, bool), owners)}
+    result = {"snr_db": snr_db(x, x_hat, np.zeros_like(x, bool)), "n_values": x.size, **series_snr(x, x_hat, np.zeros_like(x, bool), owners)}
+    codec = SimpleNamespace(series_scaled=False, config=SimpleNamespace(record_dim=2))
     assert result["snr_db"] - result["series_snr_db_median"] < 10 < result["snr_db"] - result["series_snr_db_lower_median"]
     with pytest.warns(UserWarning, match="half of the 2 series"):
-        warn_if_series_lost(SimpleNamespace(series_scaled=False), result)
+        warn_if_series_lost(codec, result)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        warn_if_series_lost(SimpleNamespace(series_scaled=True), result)  # each series at its own scale there
-        warn_if_series_lost(SimpleNamespace(series_scaled=False), {**result, "series_snr_db_lower_median": result["snr_db"] - 9})
+        warn_if_series_lost(SimpleNamespace(series_scaled=True, config=codec.config), result)  # each series at its own scale there
+        warn_if_series_lost(codec, {**result, "series_snr_db_lower_median": result["snr_db"] - 9})
 
 
 def test_off_scale_warnings_are_said_once_per_kind(codecs):
