@@ -15,6 +15,7 @@ from ltc_beam.codec.codec import Codec, column_name
 from ltc_beam.codec.scaling import robust_statistics
 from ltc_beam.codec.sample_coding import grid_quanta, packed_ints
 from ltc_beam.codec.training_data import STATISTICS_WARNING
+from ltc_beam.codec.window_choice import padding_share
 from ltc_beam.errors import grouped_warnings
 
 _SERIES, _ORDER, _VALUES, _INDEX = "series", "order", "values", "index"
@@ -207,13 +208,6 @@ SMALL_RATE_WARNING, SMALL_RATE_WARNING_VALUES = 2.0, 200
 #: Share of padding records among the coded ones (each series' last window filled up) above
 #: which the rate warning names short series as the likely cause.
 PADDING_WARNING = 0.2
-
-
-def padding_share(series: list[np.ndarray], window: int) -> float:
-    """Share of the records a windowed codec codes that only fill each series' last window."""
-    lengths = np.array([len(s) for s in series if len(s)])
-    coded = (-(-lengths // window) * window).sum() if lengths.size else 0
-    return float(1 - lengths.sum() / coded) if coded else 0.0
 
 
 def warn_if_rate_far(

@@ -588,9 +588,13 @@ def test_a_missed_rate_target_is_warned_about():
     config = build_config(6, lattice="e8", mode="block", window=1, latent_dim=None, transform="linear")
     trainer = Trainer(config, [data], TrainingOptions(target_bits_per_value=2.0, steps=10, progress=False))
     trainer.run()
-    with pytest.warns(UserWarning, match=r"stopped at 0\.9 bits/value for a target of 2.*at most 2 octaves"):
+    with pytest.warns(UserWarning, match=r"stopped at 0\.9 bits/value for a target of 2.*at most 2 octaves") as caught:
         report = calibrate_rate(trainer, 2.0, lambda model: 0.9)
     assert report["bits_per_value"] == 0.9 and max(abs(u) for u, _ in report["tries"]) <= MAX_CALIBRATION_OCTAVES
+    assert "series short for windows" not in str(caught[0].message)
+    # fertility rates, 43-year series in windows of 16: the padding of each last window was no listed cause
+    with pytest.warns(UserWarning, match=r"series short for windows of 1 records, 10% of the coded records filling"):
+        calibrate_rate(trainer, 2.0, lambda model: 0.9, padded=0.1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         calibrate_rate(trainer, 2.0, lambda model: 2.05)  # within tolerance: quiet

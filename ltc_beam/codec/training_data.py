@@ -250,8 +250,6 @@ def warn_if_float32_limits(mean: np.ndarray, std: np.ndarray, columns: list[str]
 
 #: A series varying this many times less than its column loses ~40 dB of SNR of its own ...
 SERIES_SCALE_GAP = 100.0
-
-
 #: ... and a warning is due when at least this share of the series (of 3 values or more) do.
 SERIES_SCALE_SHARE = 0.1
 
@@ -309,8 +307,6 @@ def warn_if_series_scales_differ(series: list[np.ndarray], std: np.ndarray, colu
 #: window as float64, the tables' symbols) and ran past 5 minutes, where 1,500 steps of 256
 #: vectors see about 400,000 vectors whatever the data size.
 MAX_TRAINING_VALUES = 1 << 22
-
-
 #: Values per piece of a sampled series (at least ``MIN_PIECE_RECORDS`` records, so windows
 #: and series structure survive).
 PIECE_VALUES, MIN_PIECE_RECORDS = 1 << 16, 256

@@ -95,6 +95,13 @@ def padding(series: list[np.ndarray], window: int) -> float:
     return float(1 + PADDING_COST * pad / max(1, lengths.sum()))
 
 
+def padding_share(series: list[np.ndarray], window: int) -> float:
+    """Share of the records a windowed codec codes that only fill each series' last window."""
+    lengths = np.array([len(s) for s in series if len(s)])
+    coded = (-(-lengths // window) * window).sum() if lengths.size else 0
+    return float(1 - lengths.sum() / coded) if coded else 0.0
+
+
 def segment_bits(series: list[np.ndarray], window: int) -> float:
     """Bits per value that the series lengths of segmented streams add (series that are not
     a whole number of windows; an upper bound: long series have streams of their own)."""
