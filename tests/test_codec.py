@@ -413,6 +413,25 @@ def test_scale_class_codec_survives_save_and_load(codecs, tmp_path):
     np.testing.assert_array_equal(loaded.decode(codec.encode(x)), codec.reconstruct(x))
 
 
+def test_blended_tables_are_the_dense_formula_computed_within_each_table_s_range(codecs):
+    """``blend_counts`` works within each table's in-range symbols (tables as wide as the
+    widest are mostly padding: 98.5 % for a 28-column codec); past them counts and box pmf
+    are 0, so every entry is what the dense formula gives, bit for bit."""
+    from ltc_beam.codec.adaptive import class_scales
+    from ltc_beam.codec.tables import blend_counts, box_tables
+
+    codec = codecs["block"]
+    pmf, low, base, layout = box_tables(codec.model.density, codec.lattice, codec.config.mode, class_scales())
+    assert len(np.unique(layout.count)) > 1  # tables of several widths
+    rng = np.random.default_rng(0)
+    tables = rng.integers(0, len(low), 5000)
+    symbols = low[tables] + rng.integers(0, np.maximum(layout.count[tables], 1))
+    counts = layout.pooled_counts(low, symbols, tables, pmf.shape[1])
+    weights = (16.0, 1024.0)
+    for weight, fitted in zip(weights, blend_counts(pmf, low, symbols, tables, weights, layout)):
+        assert np.array_equal(fitted, (counts + weight * pmf) / (counts.sum(axis=1) + weight)[:, None])
+
+
 def test_static_artifacts_of_earlier_builds_still_load():
     # An artifact written before scale classes existed (2-D table bases, no "classes").
     codec = Codec.load(os.path.join(os.path.dirname(__file__), "data", "codec_0.1.0_static_e8.ltc"))
