@@ -188,8 +188,9 @@ def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int, f
     differences quantised with the rule's steps (``sqrt(12 * target)``, widened by
     ``1 / sqrt(share of values off the grid's 0)``, at least ``floor``) take over
     ``PROBE_MARGIN`` x ``budget`` bytes at zstd level 1 and ``ENTROPY_MARGIN`` x ``budget``
-    in their columns' order-0 entropy, each column's first or second differences whichever
-    is less (what :data:`TABLED` payloads come near). Cheap, and
+    in their columns' order-0 entropy, each column's integers or their first or second
+    differences whichever is least (what :data:`TABLED` payloads come near); the integers
+    themselves are probed at level 1 too. Cheap, and
     it spares the step search and the real trial on the data LTC codes well."""
     if not np.isfinite(target).all():
         return True  # an unbounded error budget leaves no finite step to store
@@ -203,11 +204,13 @@ def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int, f
     # all of z, as the payload codes it (positions outside keep hold their neighbours' values)
     q = np.round(np.where(held, 0.0, z) / np.where(held, 1.0, start / np.sqrt(np.minimum(off_grid, 1.0)))).astype(np.int64)
     differences = np.diff(q, axis=0)
-    _, raw = packed_ints(differences)
-    zstd = len(zstandard.ZstdCompressor(level=1).compress(raw))
-    if zstd <= PROBE_MARGIN * budget:
-        return False
-    bits = np.minimum(column_entropies(differences), column_entropies(np.diff(differences, axis=0)))
+    # the integers themselves too: records in no order (feature vectors, images) differ from
+    # each other by more than they vary (LFW faces, 40 test images of 625 pixels: 1.84
+    # bits/value with LTC, ruled out here on their differences; 1.04 with uniform + zstd)
+    for ints in (differences, q):
+        if len(zstandard.ZstdCompressor(level=1).compress(packed_ints(ints)[1])) <= PROBE_MARGIN * budget:
+            return False
+    bits = np.minimum.reduce([column_entropies(q), column_entropies(differences), column_entropies(np.diff(differences, axis=0))])
     return float(bits.sum()) / 8 > ENTROPY_MARGIN * budget
 
 
