@@ -867,18 +867,21 @@ def test_sample_coding_probe_weighs_the_entropy_the_tables_come_near():
 def test_sample_coding_probe_weighs_records_in_no_order_as_they_are():
     """Feature vectors and images follow no order: their differences down the records hold
     more than the values themselves, and the probe, which weighed differences alone, ruled
-    sample coding out for 40 LFW faces (LTC 1.84 bits/value, uniform + zstd 1.04)."""
+    sample coding out for them. The integers as they are now pass where zstd level 1 already
+    codes them within the lattice payload (not merely near it: i.i.d. Gaussian came to 1.33x,
+    and its trials, all lost, took encoding from 22.8 to 3.0 MB/s)."""
     from ltc_beam.codec import sample_coding
-    from ltc_beam.codec.sample_tables import entropy_bytes
 
-    z = np.random.default_rng(8).standard_normal((20_000, 3))
-    keep, target = np.ones_like(z, bool), np.full(3, 1.0 / 12)  # the rule's step: 1
+    rng = np.random.default_rng(8)
+    z = rng.integers(-20, 20, (8, 16))[rng.integers(0, 8, 20_000)].astype(np.float64)  # 8 kinds of record, in no order
+    keep, target = np.ones_like(z, bool), np.full(16, 1.0 / 12)  # the rule's step: 1
     q = np.round(z).astype(np.int64)
-    budget = int(entropy_bytes(q) * 1.02)
-    differences = np.diff(q, axis=0)
-    assert entropy_bytes(differences) > sample_coding.ENTROPY_MARGIN * budget  # hopeless by differences alone ...
+    values = len(zstandard.ZstdCompressor(level=1).compress(sample_coding.packed_ints(q)[1]))
+    differences = len(zstandard.ZstdCompressor(level=1).compress(sample_coding.packed_ints(np.diff(q, axis=0))[1]))
+    budget = int(values / 0.98)
+    assert differences > sample_coding.PROBE_MARGIN * budget  # hopeless by differences alone ...
     assert not sample_coding.hopeless(z, keep, target, budget)  # ... not by the values
-    assert sample_coding.hopeless(z, keep, target, int(entropy_bytes(q) / 1.2))
+    assert sample_coding.hopeless(z, keep, target, int(values / 1.05))
 
 
 def test_sample_coding_gives_up_on_an_unbounded_error_budget():

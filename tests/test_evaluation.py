@@ -546,7 +546,6 @@ def test_integer_columns_are_scored_as_the_integers_their_type_holds():
     # whose PCA start would decode this data within it)
     codec = ltc_beam.train(x, steps=20, progress=False, calibrate=False, columns=["u"], lmbda=3.0)
     codec.rd_quantization = False  # the nearest points overshoot; rate-distortion quantisation draws them in
-    codec.sample_fallback = False  # ... and sample coding, which takes these records in no order, keeps to the grid
     lossy = codec.decode(codec.encode(x)).astype(np.float64)
     assert lossy.min() < -0.5 and lossy.max() > 255.5 and snr_db(x, np.round(lossy)) < snr_db(x, np.clip(np.round(lossy), 0, 255))  # rounding alone differs
     table = pa.table({"u": x[:, 0].astype(np.uint8)})
