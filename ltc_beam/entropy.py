@@ -235,15 +235,20 @@ def _largest_first(frac: np.ndarray, rest: np.ndarray) -> np.ndarray:
     return picked
 
 
-def _support_groups(w: np.ndarray):
-    """``(rows, width)`` groups covering every row of ``w``: each row's nonzero entries lie in
-    its first ``width`` columns (widths rounded up to powers of two, so few groups)."""
+def _support_groups(w: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """:func:`width_groups` of the rows of ``w`` by their support (the columns up to their
+    last nonzero entry)."""
     T, K = w.shape
     nonzero = w != 0
-    support = np.where(nonzero.any(axis=1), K - np.argmax(nonzero[:, ::-1], axis=1), 1)
-    width = np.minimum(K, 1 << np.ceil(np.log2(support)).astype(np.int64))
-    for value in np.unique(width):
-        yield np.flatnonzero(width == value), int(value)
+    return width_groups(np.where(nonzero.any(axis=1), K - np.argmax(nonzero[:, ::-1], axis=1), 1), K)
+
+
+def width_groups(support: np.ndarray, most: int) -> list[tuple[np.ndarray, int]]:
+    """``(rows, width)`` groups covering every row: each row's entries that matter (its first
+    ``support`` ones) lie in the group's first ``width`` columns, widths rounded up to powers
+    of two (so few groups) and at most ``most``."""
+    width = np.minimum(most, 1 << np.ceil(np.log2(np.maximum(support, 1))).astype(np.int64))
+    return [(np.flatnonzero(width == value), int(value)) for value in np.unique(width)]
 
 
 def _quantised(block: np.ndarray, total: int, n: int) -> np.ndarray | None:

@@ -220,9 +220,9 @@ def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int, f
     # differences down the records vary more than the values), at a margin of their own, and
     # first on a prefix: the whole array at level 1 took 10-20 % of a stream's encode time
     rows = max(1, ORDERLESS_PROBE_VALUES // max(q.shape[1], 1))
-    if rows >= len(q) or _level_one_bytes(q[:rows]) <= PREFIX_SLACK * ORDERLESS_PROBE_MARGIN * budget * rows / len(q):
-        if _level_one_bytes(q) <= ORDERLESS_PROBE_MARGIN * budget:
-            return False
+    near = rows >= len(q) or _level_one_bytes(q[:rows]) <= PREFIX_SLACK * ORDERLESS_PROBE_MARGIN * budget * rows / len(q)
+    if near and _level_one_bytes(q) <= ORDERLESS_PROBE_MARGIN * budget:
+        return False
     bits = np.minimum(column_entropies(differences), column_entropies(np.diff(differences, axis=0)))
     return float(bits.sum()) / 8 > ENTROPY_MARGIN * budget
 

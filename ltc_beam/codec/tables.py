@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ltc_beam.codec.density import LogisticMixtureDensity
+from ltc_beam.entropy import width_groups
 from ltc_beam.lattices import Lattice
 
 TAIL_MASS = 1e-7  # density mass left outside each table's range, per side (coded by escape)
@@ -143,7 +144,7 @@ def blend_counts(
     """
     counts = layout.pooled_counts(low, symbols, tables, pmf.shape[1])
     seen = counts.sum(axis=1)
-    groups = width_groups(np.minimum(layout.count, pmf.shape[1]))
+    groups = width_groups(layout.count, pmf.shape[1])
     for weight in prior_weights:
         # within each table's in-range symbols only: past them counts and box pmf are 0, and
         # tables as wide as the widest are mostly that (a 28-column codec: 1,393 tables of
@@ -152,13 +153,6 @@ def blend_counts(
         for rows, width in groups:
             blended[rows, :width] = (counts[rows, :width] + weight * pmf[rows, :width]) / (seen[rows] + weight)[:, None]
         yield blended
-
-
-def width_groups(count: np.ndarray) -> list[tuple[np.ndarray, int]]:
-    """``(rows, width)`` groups covering every table of ``count`` in-range symbols, each
-    table's within the group's ``width`` (its count rounded up to a power of two: few groups)."""
-    width = 1 << np.ceil(np.log2(np.maximum(count, 1))).astype(np.int64)
-    return [(np.flatnonzero(width == w), int(w)) for w in np.unique(width)]
 
 
 @dataclass(frozen=True)

@@ -87,19 +87,24 @@ def windows_per_dim(series: list[np.ndarray], window: int, train_fraction: float
     return sum(len(s) // window for s in series) * train_fraction / (window * d)
 
 
+def padding_records(series: list[np.ndarray], window: int) -> tuple[int, int]:
+    """``(records, padding records)`` of ``series`` coded in whole windows (each series'
+    last window filled up)."""
+    lengths = np.array([len(s) for s in series], dtype=np.int64)
+    return int(lengths.sum()), int((-lengths % window).sum())
+
+
 def padding(series: list[np.ndarray], window: int) -> float:
     """Relative cost of coding ``series`` in whole windows: 1 plus ``PADDING_COST`` per
     padding record per record."""
-    lengths = np.array([len(s) for s in series])
-    pad = (-lengths % window).sum()
-    return float(1 + PADDING_COST * pad / max(1, lengths.sum()))
+    records, pad = padding_records(series, window)
+    return float(1 + PADDING_COST * pad / max(1, records))
 
 
 def padding_share(series: list[np.ndarray], window: int) -> float:
     """Share of the records a windowed codec codes that only fill each series' last window."""
-    lengths = np.array([len(s) for s in series if len(s)])
-    coded = (-(-lengths // window) * window).sum() if lengths.size else 0
-    return float(1 - lengths.sum() / coded) if coded else 0.0
+    records, pad = padding_records(series, window)
+    return pad / (records + pad) if records + pad else 0.0
 
 
 def segment_bits(series: list[np.ndarray], window: int) -> float:
