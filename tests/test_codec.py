@@ -692,9 +692,9 @@ def test_sample_coding_trades_error_between_columns_at_ltc_snr(codecs):
     variance = (x / std).var(axis=0)
     mine, theirs = (((y - x) ** 2).mean(axis=0) / std**2 / variance for y in (codec.decode(blob), ltc))
     assert unpack(blob).sample_coded and mine.mean() <= theirs.mean() * (1 + 1e-6)
-    assert (mine > MAX_COLUMN_ERROR_GROWTH * theirs).any() and (mine <= MAX_COLUMN_ERROR_GROWTH * theirs.mean()).all()  # traded ...
-    # ... for (nearly) equal SNRs: steps within GRID (3 %) of each other's, and a column's
-    # error is not monotone in its step
+    assert (mine > 1.5 * theirs).any() and (mine <= MAX_COLUMN_ERROR_GROWTH * theirs.mean()).all()  # traded ...
+    # ... for (nearly) equal SNRs: steps of 8 significant bits, and a column's error is not
+    # monotone in its step
     assert mine.max() < 1.15 * mine.min() < theirs.max()
 
 
@@ -882,6 +882,80 @@ def test_sample_coding_probe_weighs_records_in_no_order_as_they_are():
     assert differences > sample_coding.PROBE_MARGIN * budget  # hopeless by differences alone ...
     assert not sample_coding.hopeless(z, keep, target, budget)  # ... not by the values
     assert sample_coding.hopeless(z, keep, target, int(values / 1.05))
+
+
+def test_sample_coding_probe_weighs_records_in_no_order_at_one_error_relative_to_each_column():
+    """The lattice's errors may differ widely between columns (40 LFW faces: 625 pixels),
+    and at those errors the integers took 1.18x the lattice payload at level 1, ruled out,
+    where the trial at one error for every column relative to its variance came to 0.77x
+    and its stream to 25 % fewer bytes than the lattice's. The probe tries that error too."""
+    from ltc_beam.codec import sample_coding
+
+    rng = np.random.default_rng(9)
+    kinds = rng.standard_normal((8, 40))
+    z = kinds[rng.integers(0, 8, 4000)] + 0.01 * rng.standard_normal((4000, 40))  # 8 kinds, noisy, in no order
+    keep = np.ones_like(z, bool)
+    target = np.where(np.arange(40) < 20, 1e-6, 0.02)  # half the columns kept to their noise
+    rule = np.round(z / np.sqrt(12 * target)).astype(np.int64)
+    equal = np.round(z / np.sqrt(12 * target.mean() * z.var(axis=0))).astype(np.int64)
+    rule_bytes, equal_bytes = (len(zstandard.ZstdCompressor(level=1).compress(sample_coding.packed_ints(q)[1])) for q in (rule, equal))
+    budget = 2 * equal_bytes
+    assert rule_bytes > 2 * sample_coding.PROBE_MARGIN * budget  # hopeless at the lattice's column errors ...
+    assert not sample_coding.hopeless(z, keep, target, budget)  # ... not at one relative error
+    assert sample_coding.hopeless(z, keep, target, equal_bytes // 2)
+
+
+def test_sample_coding_steps_are_the_largest_of_eight_significant_bits_that_meet_each_target():
+    from ltc_beam.codec import sample_coding
+
+    rng = np.random.default_rng(10)
+    z = rng.standard_normal((5000, 4)) * [1.0, 3.0, 0.01, 1e5]
+    keep, target = np.ones_like(z, bool), np.array([0.01, 0.3, 1e-7, 1e6])
+    steps = sample_coding.column_steps(z, keep, target)
+    code = sample_coding.short_code(steps)
+    assert np.array_equal(sample_coding.short_step(code), steps)  # 8 significant bits
+    for larger in (False, True):
+        trial = sample_coding.short_step(code + larger)
+        error = ((np.round(z / trial) * trial - z) ** 2).mean(axis=0)
+        assert (error <= target).all() != larger  # each the largest that meets its target
+    assert np.array_equal(steps.astype(np.float32).view(np.uint32) & 0xFFFF, np.zeros(4, np.uint32))  # float32, low bytes 0
+
+
+def test_many_columns_store_their_steps_packed():
+    """Steps of 8 significant bits share their low bytes, and a payload stores them packed
+    (``PACKED_STEPS``) where that is shorter: 300 columns' float32 steps take 1,200 bytes
+    as they are."""
+    from ltc_beam.codec import sample_coding
+
+    rng = np.random.default_rng(11)
+    steps = sample_coding.short_step(sample_coding.short_code(np.exp(rng.uniform(-3, 1, 300))))
+    q = rng.integers(-50, 50, (40, 300))
+    for order in (sample_coding.IMPLIED + sample_coding.FLOAT32_STEPS, sample_coding.IMPLIED + sample_coding.FLOAT32_STEPS + sample_coding.TABLED, sample_coding.IMPLIED):
+        payload = sample_coding.payload_of(q, steps, order)
+        assert payload[1] & sample_coding.PACKED_STEPS
+        read_order, width, read, head = sample_coding.payload_steps(payload, 300)
+        assert np.array_equal(read, steps) and width in sample_coding.WIDTHS and head < 2 + 300 * (4 if order & sample_coding.FLOAT32_STEPS else 8) // 2
+        np.testing.assert_array_equal(sample_coding.decode_samples(payload, q.shape, np.zeros(300)), q * steps)
+    few = sample_coding.payload_of(q[:, :3], steps[:3], sample_coding.IMPLIED + sample_coding.FLOAT32_STEPS)
+    assert not few[1] & sample_coding.PACKED_STEPS  # 12 bytes as they are: shorter than packed
+
+
+def test_damaged_packed_steps_are_a_format_error():
+    from ltc_beam.codec import sample_coding
+
+    steps = np.full(200, 0.5)
+    payload = sample_coding.payload_of(np.ones((20, 200), np.int64), steps, sample_coding.IMPLIED + sample_coding.FLOAT32_STEPS)
+    size = int.from_bytes(payload[2:6], "little")
+    for damaged in (
+        payload[:6 + size // 2],  # cut inside the steps
+        payload[:2] + (size + 9).to_bytes(4, "little") + payload[6:],  # a count past the frame's end
+        payload[:2] + (size - 1).to_bytes(4, "little") + payload[6:],  # a frame cut short
+    ):
+        with pytest.raises(FormatError):
+            sample_coding.decode_samples(damaged, (20, 200), np.zeros(200))
+    wrong = sample_coding.payload_of(np.ones((20, 100), np.int64), steps[:100], sample_coding.IMPLIED + sample_coding.FLOAT32_STEPS)
+    with pytest.raises(FormatError, match="expected"):  # another number of columns' steps
+        sample_coding.payload_steps(wrong, 200)
 
 
 def test_sample_coding_gives_up_on_an_unbounded_error_budget():

@@ -28,10 +28,12 @@ written with few decimals. The decoder reads which one it got from the bitstream
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import numpy as np
 import zstandard
 
+from ltc_beam.bitstream import decompress_exactly, stated_size
 from ltc_beam.codec.sample_contexts import decode_contexted, encode_contexted
 from ltc_beam.codec.sample_prediction import MAX_ORDER, predictor_orders, residuals, restored
 from ltc_beam.codec.sample_tables import column_entropies, decode_tabled, encode_tabled, least_bytes
@@ -44,7 +46,7 @@ MIN_RECORDS = 16
 #: 2.04 bits/value at level 6, 1.88 at 15 (2.4 ms), 1.87 at 19 (4.6 ms); ACSF1: 19 is 3 %
 #: shorter than 6.
 ZSTD_LEVEL = 15
-#: Step search: ``sqrt(12 * target) * GRID ** k`` for k from ``-GRID_BELOW`` to ``GRID_ABOVE`` (x 63).
+#: Step search: from ``sqrt(12 * target) * GRID ** -GRID_BELOW`` to ``... * GRID ** GRID_ABOVE`` (x 63).
 GRID, GRID_ABOVE, GRID_BELOW = 1.03, 140, 80
 #: Steps below this many times a column's grid of values are taken down to the grid
 #: (:func:`onto_grid`; 4 and 8, rounding down to a whole number of grids, changed more
@@ -91,39 +93,68 @@ CONTEXT_VALUES = 1 << 20
 #: Bytes per integer; 1 from session 13 (readers before it refuse such payloads): int16
 #: for differences that fit int8 cost that membrane recording 2.74 bits/value, int8 2.04.
 WIDTHS = (1, 2, 4, 8)
+#: Width byte bit, from session 36 (readers before it refuse such payloads): the steps are
+#: stored packed, a ``u32`` byte count and then one zstandard frame of their bytes in planes
+#: (byte 0 of every step, then byte 1, ...), where that is shorter. :func:`column_steps`
+#: picks steps of 8 significant bits, whose low bytes are 0: 625 pixel steps of 40 LFW faces
+#: took 2,500 bytes as float32, where the integers took 3,900.
+PACKED_STEPS = 0x80
 _HEADER = struct.Struct("<BB")
+_STEP_BYTES = struct.Struct("<I")
 
 
 def column_steps(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> np.ndarray | None:
-    """Per column, about the largest step (to within ``GRID``) whose rounding error (mean
-    square over ``keep``) is at most ``target``: a bisection over ``sqrt(12 * target) *
-    GRID ** k``, k from ``-GRID_BELOW`` to ``GRID_ABOVE`` (a column of mostly exact zeros
-    meets its target at steps far above the rule's: Covid3Month, 82 % zeros, 3.4x); a column
-    of one value takes that value's size (:func:`_rule`). None when some column cannot meet
-    its target even at the smallest step (a target of 0 on varying values, or data far
-    coarser than the rule expects)."""
+    """Per column, the largest step of ``STEP_BITS`` significant bits whose rounding error
+    (mean square over ``keep``) is at most ``target``: a bisection over those numbers from
+    ``sqrt(12 * target) * GRID ** -GRID_BELOW`` to ``... * GRID ** GRID_ABOVE`` (a column of
+    mostly exact zeros meets its target at steps far above the rule's: Covid3Month, 82 %
+    zeros, 3.4x); a column of one value takes that value's size (:func:`_rule`). None when
+    some column cannot meet its target even at the smallest step (a target of 0 on varying
+    values, or data far coarser than the rule expects)."""
     values, held, start = _rule(z, keep, target)
     if (~held & (start == 0)).any():
         return None
     count = np.maximum(keep.sum(axis=0), 1)
 
-    def meets(columns: np.ndarray, k: np.ndarray) -> np.ndarray:
-        trial = start[columns] * GRID ** k.astype(np.float64)
+    def meets(columns: np.ndarray, code: np.ndarray) -> np.ndarray:
+        trial = short_step(code)
         v = values[:, columns]
         return ((np.round(v / trial) * trial - v) ** 2).sum(axis=0) / count[columns] <= target[columns]
 
     varying = np.flatnonzero(~held)
-    good = np.full(varying.size, -GRID_BELOW)
+    good = short_code(start[varying] * GRID**-GRID_BELOW, up=True)
     if not meets(varying, good).all():
         return None
-    bad = np.full(varying.size, GRID_ABOVE + 1)
+    bad = short_code(start[varying] * GRID**GRID_ABOVE) + 1
     while (open_ := np.flatnonzero(bad - good > 1)).size:
         mid = (good[open_] + bad[open_]) // 2
         ok = meets(varying[open_], mid)
         good[open_[ok]], bad[open_[~ok]] = mid[ok], mid[~ok]
     steps = start.copy()
-    steps[varying] = start[varying] * GRID ** good.astype(np.float64)
+    steps[varying] = short_step(good)
     return steps
+
+
+#: Significant bits of the steps :func:`column_steps` picks (0.4-0.8 % apart; the payload
+#: packs them to about a byte each, :data:`PACKED_STEPS`). Until session 36 the steps were
+#: ``sqrt(12 * target) * GRID ** k``, 3 % apart, stored in 4 bytes each.
+STEP_BITS = 8
+
+
+def short_code(x: np.ndarray, up: bool = False) -> np.ndarray:
+    """The code of the largest number of ``STEP_BITS`` significant bits at most ``x`` (> 0;
+    with ``up``, the least at least ``x``): increasing with the number it stands for
+    (:func:`short_step`)."""
+    fraction, exponent = np.frexp(x)
+    significand = np.floor(np.ldexp(fraction, STEP_BITS)).astype(np.int64)
+    code = exponent.astype(np.int64) * (1 << (STEP_BITS - 1)) + significand - (1 << (STEP_BITS - 1))
+    return code + (up & (short_step(code) < x))
+
+
+def short_step(code: np.ndarray) -> np.ndarray:
+    """The number of ``STEP_BITS`` significant bits that ``code`` stands for (:func:`short_code`)."""
+    half = 1 << (STEP_BITS - 1)
+    return np.ldexp((half + code % half).astype(np.float64), code // half - STEP_BITS)
 
 
 def float32_below(steps: np.ndarray) -> np.ndarray:
@@ -200,7 +231,8 @@ def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int, f
     ``PROBE_MARGIN`` x ``budget`` bytes at zstd level 1 and ``ENTROPY_MARGIN`` x ``budget``
     in their columns' order-0 entropy, each column's first or second differences whichever
     is less (what :data:`TABLED` payloads come near), and the integers themselves take over
-    ``ORDERLESS_PROBE_MARGIN`` x ``budget`` at level 1. Cheap, and
+    ``ORDERLESS_PROBE_MARGIN`` x ``budget`` at level 1, with the rule's steps and at one error
+    for every column relative to its variance in the stream. Cheap, and
     it spares the step search and the real trial on the data LTC codes well."""
     if not np.isfinite(target).all():
         return True  # an unbounded error budget leaves no finite step to store
@@ -211,20 +243,44 @@ def hopeless(z: np.ndarray, keep: np.ndarray, target: np.ndarray, budget: int, f
         return True
     # values exactly on the grid's 0 cost no error: the rest may take a coarser step
     off_grid = np.maximum((values != 0).sum(axis=0), 1) / np.maximum(keep.sum(axis=0), 1)
-    # all of z, as the payload codes it (positions outside keep hold their neighbours' values)
-    q = np.round(np.where(held, 0.0, z) / np.where(held, 1.0, start / np.sqrt(np.minimum(off_grid, 1.0)))).astype(np.int64)
+    widen = 1.0 / np.sqrt(np.minimum(off_grid, 1.0))
+    q = _probe_integers(z, held, start * widen)
     differences = np.diff(q, axis=0)
     if _level_one_bytes(differences) <= PROBE_MARGIN * budget:
         return False
     # the integers themselves too (records in no order, such as feature vectors, whose
-    # differences down the records vary more than the values), at a margin of their own, and
-    # first on a prefix: the whole array at level 1 took 10-20 % of a stream's encode time
-    rows = max(1, ORDERLESS_PROBE_VALUES // max(q.shape[1], 1))
-    near = rows >= len(q) or _level_one_bytes(q[:rows]) <= PREFIX_SLACK * ORDERLESS_PROBE_MARGIN * budget * rows / len(q)
-    if near and _level_one_bytes(q) <= ORDERLESS_PROBE_MARGIN * budget:
+    # differences down the records vary more than the values), also at one error for every
+    # column relative to its variance, the trial that codes such records shortest (40 LFW
+    # faces: 0.77x the lattice payload, 1.18x at the lattice's own column errors)
+    def equal(part: slice) -> np.ndarray:
+        spread = column_variances(z[part], keep[part])
+        steps = np.sqrt(12 * (target / spread)[~held].mean() * spread)
+        return np.maximum(steps, 0.0 if floor is None else floor) * widen
+
+    tries = [lambda part: start * widen] + ([equal] if (~held).any() else [])
+    if any(_orderless_near(z, held, steps, budget) for steps in tries):
         return False
     bits = np.minimum(column_entropies(differences), column_entropies(np.diff(differences, axis=0)))
     return float(bits.sum()) / 8 > ENTROPY_MARGIN * budget
+
+
+def _probe_integers(z: np.ndarray, held: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """All of ``z`` (positions outside keep hold their neighbours' values, as the payload codes
+    them) quantised with ``steps``, the columns of one value to 0."""
+    return np.round(np.where(held, 0.0, z) / np.where(held, 1.0, steps)).astype(np.int64)
+
+
+def _orderless_near(z: np.ndarray, held: np.ndarray, steps: Callable[[slice], np.ndarray], budget: int) -> bool:
+    """Whether ``z`` quantised with ``steps(records)`` takes at most ``ORDERLESS_PROBE_MARGIN``
+    x ``budget`` bytes at zstd level 1, judged first on a prefix (the whole array at level 1
+    took 10-20 % of a stream's encode time)."""
+    rows = max(1, ORDERLESS_PROBE_VALUES // max(z.shape[1], 1))
+    if rows < len(z):
+        prefix = slice(0, rows)
+        if _level_one_bytes(_probe_integers(z[prefix], held, steps(prefix))) > PREFIX_SLACK * ORDERLESS_PROBE_MARGIN * budget * rows / len(z):
+            return False
+    whole = slice(None)
+    return _level_one_bytes(_probe_integers(z, held, steps(whole))) <= ORDERLESS_PROBE_MARGIN * budget
 
 
 def _level_one_bytes(ints: np.ndarray) -> int:
@@ -290,7 +346,7 @@ class SampleCandidate:
         ranked = {base + k: len(payload_of(q, steps, base + k, RANKING_LEVEL)) for k in range(4)}
         self.order = min(ranked, key=ranked.get)
         # tables only where they may be shorter (16 records of 1,000 columns: 0.3 s to lose)
-        head = _HEADER.size + steps.size * (4 if narrow else 8)
+        head = _HEADER.size + len(step_block(steps, base)[1])
         predictors = predictor_orders(q)
         tries = [(0, q, head), (DIFFERENCES, np.diff(q, axis=0), head)]
         if predictors.max(initial=0) > 1 or np.unique(predictors).size > 1:  # not one of the two above
@@ -322,7 +378,7 @@ def payload_of(q: np.ndarray, steps: np.ndarray, order: int, level: int = ZSTD_L
         rows, ints = residuals(q, predictors)
         width, packed = packed_ints(rows)
         first = predictors.astype(np.uint8).tobytes() + (bytes([width]) + packed if len(rows) else b"")
-    head = steps.astype("<f4" if order & FLOAT32_STEPS else "<f8").tobytes()
+    packed, head = step_block(steps, order)
     if order & TABLED:
         if not order & CONTEXTS:
             data = encode_tabled(ints)
@@ -331,9 +387,20 @@ def payload_of(q: np.ndarray, steps: np.ndarray, order: int, level: int = ZSTD_L
             order = order | RECENT if recent else order & ~RECENT  # (readers before it read this one)
         else:
             data = None
-        return None if data is None else _HEADER.pack(order, 1) + head + first + data
+        return None if data is None else _HEADER.pack(order, 1 | packed) + head + first + data
     width, raw = packed_ints(ints.T if order & BY_COLUMN else ints)
-    return _HEADER.pack(order, width) + head + first + zstandard.ZstdCompressor(level=level).compress(raw)
+    return _HEADER.pack(order, width | packed) + head + first + zstandard.ZstdCompressor(level=level).compress(raw)
+
+
+def step_block(steps: np.ndarray, order: int) -> tuple[int, bytes]:
+    """The steps as a payload stores them: ``(PACKED_STEPS, packed bytes)`` where packing is
+    shorter, else ``(0, their float32 or float64 bytes)`` (:data:`FLOAT32_STEPS` in ``order``)."""
+    raw = steps.astype("<f4" if order & FLOAT32_STEPS else "<f8").tobytes()
+    planes = np.frombuffer(raw, np.uint8).reshape(steps.size, -1).T.tobytes()
+    packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(planes)
+    if _STEP_BYTES.size + len(packed) < len(raw):
+        return PACKED_STEPS, _STEP_BYTES.pack(len(packed)) + packed
+    return 0, raw
 
 
 def packed_ints(ints: np.ndarray, widths: tuple[int, ...] = WIDTHS) -> tuple[int, bytes]:
@@ -349,14 +416,31 @@ def payload_steps(payload: bytes, d: int) -> tuple[int, int, np.ndarray, int]:
     if len(payload) < _HEADER.size:
         raise FormatError(f"sample-coded payload of {len(payload)} bytes is shorter than its header")
     order, width = _HEADER.unpack_from(payload, 0)
+    packed = order in IMPLIED_ORDERS and bool(width & PACKED_STEPS)
+    if packed:
+        width &= ~PACKED_STEPS
     if order not in ORDERS + OFFSET_ORDERS + IMPLIED_ORDERS or width not in WIDTHS or (order & TABLED and width != 1):
         raise FormatError(f"sample-coded payload: unknown integer order {order} or width {width}")
     step_bytes = 4 if order in IMPLIED_ORDERS and order & FLOAT32_STEPS else 8
-    head = _header_ends(payload, _HEADER.size + step_bytes * d)
-    steps = np.frombuffer(payload, f"<f{step_bytes}", count=d, offset=_HEADER.size).astype(np.float64)
+    if packed:
+        steps, head = _packed_steps(payload, d, step_bytes)
+    else:
+        head = _header_ends(payload, _HEADER.size + step_bytes * d)
+        steps = np.frombuffer(payload, f"<f{step_bytes}", count=d, offset=_HEADER.size).astype(np.float64)
     if not (np.isfinite(steps).all() and (steps > 0).all()):
         raise FormatError("sample-coded payload: quantisation steps must be finite and positive")
     return order, width, steps, head
+
+
+def _packed_steps(payload: bytes, d: int, step_bytes: int) -> tuple[np.ndarray, int]:
+    """The ``d`` steps of a :data:`PACKED_STEPS` block after the header, and the offset after it."""
+    start = _header_ends(payload, _HEADER.size + _STEP_BYTES.size)
+    end = _header_ends(payload, start + _STEP_BYTES.unpack_from(payload, _HEADER.size)[0])
+    frame, size, where = bytes(payload[start:end]), step_bytes * d, "sample-coded payload's packed steps"
+    if stated_size(frame, where) != size:
+        raise FormatError(f"{where} state {stated_size(frame, where)} bytes, {size} expected")
+    planes = np.frombuffer(decompress_exactly(frame, size, where), np.uint8).reshape(step_bytes, d)
+    return np.ascontiguousarray(planes.T).view(f"<f{step_bytes}").reshape(d).astype(np.float64), end
 
 
 def decode_samples(payload: bytes, shape: tuple[int, int], offsets: np.ndarray) -> np.ndarray:
