@@ -48,6 +48,10 @@ MIN_RECORDS = 16
 ZSTD_LEVEL = 15
 #: Step search: from ``sqrt(12 * target) * GRID ** -GRID_BELOW`` to ``... * GRID ** GRID_ABOVE`` (x 63).
 GRID, GRID_ABOVE, GRID_BELOW = 1.03, 140, 80
+#: Significant bits of the steps :func:`column_steps` picks (0.4-0.8 % apart; the payload
+#: packs them to about a byte each, :data:`PACKED_STEPS`). Until session 36 the steps were
+#: ``sqrt(12 * target) * GRID ** k``, 3 % apart, stored in 4 bytes each.
+STEP_BITS = 8
 #: Steps below this many times a column's grid of values are taken down to the grid
 #: (:func:`onto_grid`; 4 and 8, rounding down to a whole number of grids, changed more
 #: streams for no better balance over 74 codecs of 15 real datasets).
@@ -133,12 +137,6 @@ def column_steps(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> np.ndar
     steps = start.copy()
     steps[varying] = short_step(good)
     return steps
-
-
-#: Significant bits of the steps :func:`column_steps` picks (0.4-0.8 % apart; the payload
-#: packs them to about a byte each, :data:`PACKED_STEPS`). Until session 36 the steps were
-#: ``sqrt(12 * target) * GRID ** k``, 3 % apart, stored in 4 bytes each.
-STEP_BITS = 8
 
 
 def short_code(x: np.ndarray, up: bool = False) -> np.ndarray:
