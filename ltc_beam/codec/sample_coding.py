@@ -139,6 +139,41 @@ def column_steps(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> np.ndar
     return steps
 
 
+def shared_steps(z: np.ndarray, keep: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+    """Per column a step in proportion to the rule's for ``target`` (each of ``STEP_BITS``
+    significant bits), one factor for all columns that vary: the largest (of ``STEP_BITS``
+    bits too) whose rounding errors, weighted by ``weights``, sum to at most the targets'
+    weighted sum; the others as :func:`column_steps` takes them. Where a column's error
+    strays from the rule's ``step**2 / 12`` (coarse steps on peaked or bounded values), the
+    steps that meet each column's error differ, and one factor codes shorter at the same
+    weighted sum: 40 LFW faces at 13.5 dB, steps 0.63-1.03x the rule's, 3,712 bytes at
+    zstd level 19 against 3,302 at one factor. None as for :func:`column_steps`."""
+    values, held, start = _rule(z, keep, target)
+    if (~held & (start == 0)).any():
+        return None
+    varying = np.flatnonzero(~held)
+    v, rule, weight = values[:, varying], start[varying], weights[varying]
+    count = np.maximum(keep[:, varying].sum(axis=0), 1)
+    budget = float((weight * target[varying]).sum())
+
+    def steps_at(code: int) -> np.ndarray:
+        return short_step(short_code(short_step(np.int64(code)) * rule))
+
+    def meets(code: int) -> bool:
+        trial = steps_at(code)
+        return float((weight * ((np.round(v / trial) * trial - v) ** 2).sum(axis=0) / count).sum()) <= budget
+
+    good, bad = int(short_code(GRID**-GRID_BELOW, up=True)), int(short_code(GRID**GRID_ABOVE)) + 1
+    if not meets(good):
+        return None
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if meets(mid) else (good, mid)
+    steps = start.copy()
+    steps[varying] = steps_at(good)
+    return steps
+
+
 def short_code(x: np.ndarray, up: bool = False) -> np.ndarray:
     """The code of the largest number of ``STEP_BITS`` significant bits at most ``x`` (> 0;
     with ``up``, the least at least ``x``): increasing with the number it stands for
