@@ -20,8 +20,8 @@ shorter at no lower SNR (mean error relative to each column's variance in the st
 within ``MAX_COLUMN_ERROR_GROWTH`` of its own or, up to 4x its own, of the stream's, in
 ``ltc_beam.codec.codec``);
 besides the steps that meet each column's own error it tries one error for every column at
-LTC's mean, in z-scores and relative to the columns' variances, and the grid of columns
-written with few decimals. The decoder reads which one it got from the bitstream's flags
+LTC's mean, in z-scores and relative to the columns' variances, each also as one step factor
+for all columns (:func:`shared_steps`), and the grid of columns written with few decimals. The decoder reads which one it got from the bitstream's flags
 (``schemas/BITSTREAM.md``).
 """
 
