@@ -17,7 +17,7 @@ from ltc_beam import Codec
 from ltc_beam import lattices
 from ltc_beam.codec.config import CodecConfig
 from ltc_beam.codec.model import LtcModel
-from ltc_beam.codec.finishing import LIVELIER_VALIDATION
+from ltc_beam.codec.finishing import LIVELIER_VALIDATION, SLOPES_DB_PER_BIT, start_gain
 from ltc_beam.codec.training import Trainer, TrainingOptions, build_config
 from ltc_beam.errors import InputError
 from ltc_beam.storage import exists
@@ -660,6 +660,19 @@ def test_the_start_is_kept_where_it_codes_the_validation_split_better():
     assert check["kept_start"] and check["coded"]["start_gain_db_at_equal_rate"] > 0
     for name, tensor in trainer.model.state_dict().items():
         assert torch.equal(tensor, trainer.start_state[name]), name
+
+
+def test_the_start_s_gain_is_read_off_its_line_only_between_its_points():
+    """Stock prices at 0.5 bits/value: the start's two points 0.007 bits/value and 0.7 dB
+    apart, the trained model 0.15 bits/value beyond; their line claimed +13.4 dB and kept a
+    start that coded the test split in 9 % more bits at the same SNR."""
+    start = [{"bits_per_value": 0.162, "snr_db": 19.76}, {"bits_per_value": 0.169, "snr_db": 20.46}]
+    trained = {"bits_per_value": 0.322, "snr_db": 21.55}
+    assert start_gain(trained, start) == pytest.approx(20.46 + SLOPES_DB_PER_BIT[1] * 0.153 - 21.55)  # -0.17: not kept
+    between = {"bits_per_value": 0.165, "snr_db": 19.9}
+    assert start_gain(between, start) == pytest.approx(19.76 + 0.7 * 3 / 7 - 19.9)
+    below = {"bits_per_value": 0.10, "snr_db": 18.0}  # down from the nearer on the steeper slope
+    assert start_gain(below, start) == pytest.approx(19.76 - SLOPES_DB_PER_BIT[0] * 0.062 - 18.0)
 
 
 def test_training_far_below_its_start_stops_early():

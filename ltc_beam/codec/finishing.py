@@ -38,12 +38,26 @@ def snr_gain(first: dict, second: dict) -> float:
     return second["snr_db"] - first["snr_db"] - (SLOPES_DB_PER_BIT[0] if more > 0 else SLOPES_DB_PER_BIT[1]) * more
 
 
+def start_gain(trained: dict, start: list[dict]) -> float:
+    """The start's SNR over the trained model's at the trained rate, from the start's two
+    points (``bits_per_value``, ``snr_db``): on the line through them where they bracket that
+    rate, else from the nearer on the slope least favourable to the start (:func:`snr_gain`; a
+    secant through points 0.007 bits/value and 0.7 dB apart, carried 0.15 bits/value on,
+    claimed +13.4 dB for a start that coded stock prices in 9 % more bits)."""
+    (b0, s0), (b1, s1) = ((p["bits_per_value"], p["snr_db"]) for p in start)
+    rate = trained["bits_per_value"]
+    if abs(b1 - b0) > 1e-6 and min(b0, b1) <= rate <= max(b0, b1):
+        return s0 + (s1 - s0) * (rate - b0) / (b1 - b0) - trained["snr_db"]
+    return snr_gain(trained, min(start, key=lambda p: abs(p["bits_per_value"] - rate)))
+
+
 def keep_the_start_if_coded_better(trainer: Trainer, freeze, held: list[np.ndarray]) -> dict:
     """Go back to the PCA start where it codes the validation split ``held`` better than the
     trained model at equal rate: each frozen (tables fitted to the training symbols, as the
     codec will have them) and its exact code length taken, with the model's SNR on the same
     split; the start also at a second quantizer scale, one secant step towards the trained
-    rate, its SNR at that rate read off the line through its two points.
+    rate, its SNR at that rate read off the line through its two points where they bracket
+    it (else :func:`snr_gain` from the nearer).
 
     :meth:`~ltc_beam.codec.training.Trainer.keep_the_start_if_far_better` judges on the model's own rate estimate,
     where the start's quick density fit costs it 1-4 dB (BasicMotions, E8 block T=4, 2-5
@@ -65,11 +79,7 @@ def keep_the_start_if_coded_better(trainer: Trainer, freeze, held: list[np.ndarr
     octaves = (trained["bits_per_value"] - start[0]["bits_per_value"]) * config.input_dim / config.latent_dim
     scale_latents(model, float(np.clip(octaves, -MAX_CALIBRATION_OCTAVES, MAX_CALIBRATION_OCTAVES)))
     start.append(coded())
-    (b0, s0), (b1, s1) = ((p["bits_per_value"], p["snr_db"]) for p in start)
-    if abs(b1 - b0) > 1e-6:
-        gain = s0 + (s1 - s0) * (trained["bits_per_value"] - b0) / (b1 - b0) - trained["snr_db"]
-    else:  # the rate did not answer the scale
-        gain = snr_gain(trained, start[0])
+    gain = start_gain(trained, start)
     model.load_state_dict(trainer.start_state if gain > 0 else state)
     return {"coded": {"trained": trained, "start": start, "start_gain_db_at_equal_rate": gain}, "kept_start": gain > 0}
 
