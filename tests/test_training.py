@@ -751,6 +751,21 @@ def test_a_validation_split_coding_well_above_the_calibrated_rate_is_warned_abou
             assert f"{coded:.3g} bits/value" in warned[0] and "livelier or shifted" in warned[0]
 
 
+def test_the_livelier_validation_warning_asks_for_a_lower_rate_only_where_the_calibration_reached_its_target():
+    """Job-training panels at 0.5 bits/value: the calibration stopped at 1.23 and said so,
+    then this warning asked for a lower rate, which would not have lowered it."""
+    from types import SimpleNamespace
+
+    from ltc_beam.codec.finishing import warn_if_validation_costs_more
+
+    for target, lower in ((0.5, False), (1.2, True)):
+        training = {"rate_calibration": {"target_bits_per_value": target, "bits_per_value": 1.23},
+                    "validation": {"bits_per_value": 3.4, "frame_bits_per_value": 0.0}}
+        with pytest.warns(UserWarning, match="livelier or shifted") as said:
+            warn_if_validation_costs_more(SimpleNamespace(manifest={"training": training}))
+        assert ("ask for a lower rate" in str(said[0].message)) == lower
+
+
 def test_a_column_whose_float32_spacing_caps_the_snr_is_warned_about():
     """A sine of amplitude 2 on a level of 1e8 (float32 spacing 8 there) is named; the same
     sine on a level of 1e3 is not."""
