@@ -944,12 +944,17 @@ def test_a_flag_column_among_the_coded_values_is_named():
     x[:, 2] = (np.arange(3000) // 48) % 7 < 5  # a work-day flag of half-hourly records
     with pytest.warns(UserWarning, match=r"1 coded column\(s\) take only 4 or fewer distinct values \(column 2: 0, 1\): a flag"):
         ltc_beam.train(x, steps=20, progress=False, calibrate=False, lattice="e8")
+    many = np.hstack([correlated_series(3000, 12, seed=3), np.tile(x[:, 2:], 8)])  # 8 flags: 6 named, the rest counted
+    with pytest.warns(UserWarning, match=r"8 coded column\(s\).*column 17: 0, 1; and 2 more\)"):
+        ltc_beam.train(many, steps=20, progress=False, calibrate=False, lattice="e8")
     x[:, 2] = np.round(rng.normal(size=3000) * 3)  # integers of many levels: no flag
     flags = (rng.random((3000, 4)) < 0.5).astype(float)  # mostly flags (a binary image): nothing to say
+    sparse = np.where(np.arange(3000)[:, None] == [[7, 900]], 93.0, 0.0)  # a border pixel lit twice: no flag
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         ltc_beam.train(x, steps=20, progress=False, calibrate=False, lattice="e8")
         ltc_beam.train(np.hstack([flags, x[:, :2]]), steps=20, progress=False, calibrate=False, lattice="e8")
+        ltc_beam.train(np.hstack([x, sparse[:, :1]]), steps=20, progress=False, calibrate=False, lattice="e8")
     assert not [w for w in said if "distinct values" in str(w.message)]
 
 
