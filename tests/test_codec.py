@@ -951,6 +951,19 @@ def test_shared_steps_take_one_factor_for_all_columns_at_the_weighted_error():
     assert np.ptp(each[1:] / rule) > 0.1  # each column at its own error: steps far from one factor
 
 
+def test_capped_targets_share_one_level_where_no_cap_binds():
+    from ltc_beam.codec import sample_coding
+
+    share, spread = np.array([1.0, 1.0, 2.0, 0.5]), np.array([1.0, 4.0, 2.0, 0.5])
+    cap = np.array([0.05, 1.0, 1.0, 1.0])
+    targets = sample_coding.capped_targets(share, spread, cap, total=0.4)
+    assert targets[0] == 0.05 and (targets <= cap).all()  # the first at its cap ...
+    assert np.ptp(targets[1:] / share[1:]) < 1e-12 and (targets / spread).sum() == pytest.approx(0.4)  # ... the others at one level
+    assert np.array_equal(sample_coding.capped_targets(share, spread, cap, total=100.0), cap)  # every column at its cap
+    free = sample_coding.capped_targets(share, spread, np.full(4, np.inf), total=0.4)
+    assert np.ptp(free / share) < 1e-12 and (free / spread).sum() == pytest.approx(0.4)
+
+
 def test_many_columns_store_their_steps_packed():
     """Steps of 8 significant bits share their low bytes, and a payload stores them packed
     (``PACKED_STEPS``) where that is shorter: 300 columns' float32 steps take 1,200 bytes

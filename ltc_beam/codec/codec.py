@@ -871,19 +871,21 @@ class Codec:
         shares = [np.ones_like(spread)]
         if varying.any() and spread[varying].max() > RELATIVE_TRIAL_SPREAD * spread[varying].min():
             shares.append(spread)
-        for share in shares:
-            level = relative.sum() / (share[varying] / spread[varying]).sum() if varying.any() else 0.0
-            equal = np.where(varying, level * share, target)
-            # each column at that error, and one step factor for all at that mean error
-            # (sample_coding.shared_steps: 40 LFW faces 4,478 -> 3,351 bytes at the same SNR)
-            for steps in (sample_coding.column_steps(on_grid, keep, equal), sample_coding.shared_steps(on_grid, keep, equal, 1 / spread)):
-                if steps is not None:
-                    trials.append(sample_coding.onto_grid(steps, floor))
         # the stream's error at a column's variance, up to 4x its LTC error: a column all but
         # constant in this stream (an idle sensor's noise) weighs most in the mean, and the
         # others' errors grew 30-60x at an equal mean
         stream = relative.mean() * spread if varying.any() else target
         bound = MAX_COLUMN_ERROR_GROWTH * np.maximum(target, np.minimum(stream, MAX_COLUMN_ERROR_GROWTH**2 * target))
+        for share in shares:
+            equal = target.copy()  # (constant columns at their own)
+            if varying.any():  # one error for all, none above twice its LTC error
+                cap = MAX_COLUMN_ERROR_GROWTH * target[varying]
+                equal[varying] = sample_coding.capped_targets(share[varying], spread[varying], cap, relative.sum())
+            # each column at that error, and one step factor for all at that mean error
+            # (sample_coding.shared_steps: 40 LFW faces 4,478 -> 3,351 bytes at the same SNR)
+            for steps in (sample_coding.column_steps(on_grid, keep, equal), sample_coding.shared_steps(on_grid, keep, equal, 1 / spread)):
+                if steps is not None:
+                    trials.append(sample_coding.onto_grid(steps, floor))
         fitting = []
         for trial in trials:
             candidate, z_hat = sample_coding.encode_samples(z, trial, offsets)

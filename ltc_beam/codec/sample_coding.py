@@ -139,6 +139,27 @@ def column_steps(z: np.ndarray, keep: np.ndarray, target: np.ndarray) -> np.ndar
     return steps
 
 
+def capped_targets(share: np.ndarray, spread: np.ndarray, cap: np.ndarray, total: float) -> np.ndarray:
+    """Per column the error ``min(level * share, cap)``, the level such that the errors
+    relative to ``spread`` sum to ``total`` (each at its cap where even they sum to less):
+    one error for every column, as far as each column's cap allows. MNIST's pixels through a
+    codec at 2 bits/value: at one error relative to each column's variance, 12 columns rose
+    past their bound, and the stream kept the lattice errors' trial, 1.19 bits/value; capped
+    at twice their lattice errors 1.10 (at their whole bound, up to 8x, 0.93)."""
+    weight = share / spread
+    order = np.argsort(cap / share, kind="stable")
+    knee = (cap / share)[order]
+    capped = np.concatenate([[0.0], np.cumsum((cap / spread)[order])])  # k columns at their cap
+    rest = np.concatenate([np.cumsum(weight[order][::-1])[::-1], [0.0]])  # the others' weight
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = (total - capped) / rest
+    below = np.concatenate([[0.0], knee])  # the level must lie between the last knee passed and the next
+    fits = (level[:-1] >= below[:-1]) & (level[:-1] <= knee)
+    if not fits.any():
+        return cap.copy()
+    return np.minimum(level[:-1][np.argmax(fits)] * share, cap)
+
+
 def shared_steps(z: np.ndarray, keep: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
     """Per column a step in proportion to the rule's for ``target`` (each of ``STEP_BITS``
     significant bits), one factor for all columns that vary: the largest (of ``STEP_BITS``
