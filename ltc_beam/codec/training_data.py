@@ -207,7 +207,7 @@ def warn_if_flag_columns(series: list[np.ndarray], columns: list[str] | None = N
         if len(values) > FEW_LEVELS or len(values) < 2 or np.sort(counts)[-2] < FLAG_SHARE * len(head):
             continue
         levels = _few_levels(series, j)
-        if levels is not None:
+        if levels is not None and len(levels) > 1:  # (missing values are no level)
             flags[f"column {column_label(columns, j)}"] = levels
     if flags and 2 * len(flags) < head.shape[1]:
         said = "; ".join(f"{name}: {', '.join(f'{v:g}' for v in levels)}" for name, levels in list(flags.items())[:FLAGS_NAMED])
