@@ -664,8 +664,9 @@ def test_the_start_is_kept_where_it_codes_the_validation_split_better():
 
 def test_the_start_s_gain_is_read_off_its_line_only_between_its_points():
     """Stock prices at 0.5 bits/value: the start's two points 0.007 bits/value and 0.7 dB
-    apart, the trained model 0.15 bits/value beyond; their line claimed +13.4 dB and kept a
-    start that coded the test split in 9 % more bits at the same SNR."""
+    apart (100 dB per bit), the trained model 0.15 bits/value beyond; their line claimed
+    +13.4 dB and kept a start that coded the test split in 9 % more bits at the same SNR. A
+    line of a slope codecs have is still carried on."""
     start = [{"bits_per_value": 0.162, "snr_db": 19.76}, {"bits_per_value": 0.169, "snr_db": 20.46}]
     trained = {"bits_per_value": 0.322, "snr_db": 21.55}
     assert start_gain(trained, start) == pytest.approx(20.46 + SLOPES_DB_PER_BIT[1] * 0.153 - 21.55)  # -0.17: not kept
@@ -673,6 +674,8 @@ def test_the_start_s_gain_is_read_off_its_line_only_between_its_points():
     assert start_gain(between, start) == pytest.approx(19.76 + 0.7 * 3 / 7 - 19.9)
     below = {"bits_per_value": 0.10, "snr_db": 18.0}  # down from the nearer on the steeper slope
     assert start_gain(below, start) == pytest.approx(19.76 - SLOPES_DB_PER_BIT[0] * 0.062 - 18.0)
+    likely = [{"bits_per_value": 3.0, "snr_db": 26.0}, {"bits_per_value": 3.5, "snr_db": 29.5}]  # 7 dB per bit
+    assert start_gain({"bits_per_value": 4.0, "snr_db": 32.5}, likely) == pytest.approx(0.5)  # the line, carried on
 
 
 def test_training_far_below_its_start_stops_early():

@@ -41,13 +41,16 @@ def snr_gain(first: dict, second: dict) -> float:
 def start_gain(trained: dict, start: list[dict]) -> float:
     """The start's SNR over the trained model's at the trained rate, from the start's two
     points (``bits_per_value``, ``snr_db``): on the line through them where they bracket that
-    rate, else from the nearer on the slope least favourable to the start (:func:`snr_gain`; a
-    secant through points 0.007 bits/value and 0.7 dB apart, carried 0.15 bits/value on,
-    claimed +13.4 dB for a start that coded stock prices in 9 % more bits)."""
+    rate or its slope is one a codec's curve has (``SLOPES_DB_PER_BIT``), else from the nearer
+    on the slope least favourable to the start (:func:`snr_gain`; a line through points 0.007
+    bits/value and 0.7 dB apart, 100 dB per bit, carried 0.15 bits/value on, claimed +13.4 dB
+    for a start that coded stock prices in 9 % more bits)."""
     (b0, s0), (b1, s1) = ((p["bits_per_value"], p["snr_db"]) for p in start)
     rate = trained["bits_per_value"]
-    if abs(b1 - b0) > 1e-6 and min(b0, b1) <= rate <= max(b0, b1):
-        return s0 + (s1 - s0) * (rate - b0) / (b1 - b0) - trained["snr_db"]
+    if abs(b1 - b0) > 1e-6:
+        slope = (s1 - s0) / (b1 - b0)
+        if min(b0, b1) <= rate <= max(b0, b1) or SLOPES_DB_PER_BIT[1] <= slope <= SLOPES_DB_PER_BIT[0]:
+            return s0 + slope * (rate - b0) - trained["snr_db"]
     return snr_gain(trained, min(start, key=lambda p: abs(p["bits_per_value"] - rate)))
 
 
@@ -56,8 +59,7 @@ def keep_the_start_if_coded_better(trainer: Trainer, freeze, held: list[np.ndarr
     trained model at equal rate: each frozen (tables fitted to the training symbols, as the
     codec will have them) and its exact code length taken, with the model's SNR on the same
     split; the start also at a second quantizer scale, one secant step towards the trained
-    rate, its SNR at that rate read off the line through its two points where they bracket
-    it (else :func:`snr_gain` from the nearer).
+    rate, its SNR at that rate read off the line through its two points (:func:`start_gain`).
 
     :meth:`~ltc_beam.codec.training.Trainer.keep_the_start_if_far_better` judges on the model's own rate estimate,
     where the start's quick density fit costs it 1-4 dB (BasicMotions, E8 block T=4, 2-5
