@@ -435,6 +435,15 @@ def test_codecs_of_many_tables_cut_the_widest_about_their_middle(monkeypatch):
     assert codec.tables.num_symbols == cap
     x_hat = codec.decode(codec.encode(x))
     assert 10 * np.log10(x.var() / np.mean((x_hat - x) ** 2)) > 20  # both tails escape and come back
+    # fewer bits per value are advised only where the rate reached the one asked (MNIST, 4 asked: 1.97)
+    from ltc_beam.codec.finishing import warn_if_tables_capped
+
+    for reached, advised in ((3.95, True), (1.97, False)):
+        codec.manifest["training"]["rate_calibration"] = {"target_bits_per_value": 4.0, "bits_per_value": reached}
+        with pytest.warns(UserWarning, match=f"hit the {cap}-symbol cap") as said:
+            warn_if_tables_capped(codec)
+        assert ("Ask for fewer bits per value" in str(said[0].message)) == advised
+        assert advised or "stopped at 1.97 bits/value of the 4 asked" in str(said[0].message)
 
 
 

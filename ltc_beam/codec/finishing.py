@@ -298,10 +298,17 @@ def warn_if_tables_capped(codec):
     cap = symbol_cap(table_count(codec.lattice, codec.config.mode, codec.config.latent_dim, classes))
     if codec.tables.num_symbols >= cap:
         bits = math.log2(cap) - 1
+        calibration = codec.manifest.get("training", {}).get("rate_calibration") or {}
+        reached, asked = calibration.get("bits_per_value"), calibration.get("target_bits_per_value")
+        # where the rate stopped well below the one asked, fewer bits per value are no remedy
+        # (MNIST asked for 4 bits/value: 1.97, and this said "Ask for fewer bits per value")
+        short = reached is not None and asked is not None and reached < (1 - RATE_TOLERANCE) * asked
         warnings.warn(
             f"some coding tables hit the {cap}-symbol cap: the codec spends more than about "
             f"{bits:.0f} bits on some latent channels and pays escapes for the symbols beyond the tables. "
-            "Ask for fewer bits per value, or check that the data is not of low rank (fewer "
+            + (f"Its rate stopped at {reached:.3g} bits/value of the {asked:.3g} asked, so a few channels take most of "
+               "the bits: check" if short else "Ask for fewer bits per value, or check")
+            + " that the data is not of low rank (fewer "
             "latent channels then carry all the bits) or of a wide dynamic range (loud stretches, such as a "
             "seismic event, far above a quiet background that sets the step).",
             stacklevel=3,
