@@ -155,11 +155,11 @@ def training_spread(codec: Codec, x: np.ndarray, exact: np.ndarray, warn: bool =
             UserWarning,
             stacklevel=3,
         )
-    # one series' own mean helps only where the series are many (one trending series: 19.5 -> 12.6
-    # dB) and long enough for their statistics to cost little (grunfeld's 11 firms, 4 test years
-    # each: 5.09 -> 11.27 bits/value, 27.1 -> 11.9 dB, following this advice)
-    own_mean = not codec.series_scaled and series >= 2 and 32.0 * series / max(len(x), 1) <= STATISTICS_WARNING
     if warn and abs(shift[moved]) > SHIFT_WARNING:
+        # one series' own mean helps only where the series are many (one trending series: 19.5 ->
+        # 12.6 dB) and long enough for their statistics to cost little (grunfeld's 11 firms, 4
+        # test years each: 5.09 -> 11.27 bits/value, 27.1 -> 11.9 dB, following this advice)
+        own_mean = not codec.series_scaled and series >= 2 and statistics_bits(len(x) / series) <= STATISTICS_WARNING
         warnings.warn(
             f"the mean of column {column_name(codec, moved)} lies {shift[moved]:+.3g} training std from its training mean: "
             f"the codec pays for the offset (more bits than {rate}); retrain on data like this"
@@ -325,6 +325,12 @@ def warn_if_frames_dominate(result: dict, layout: str = "chunk") -> None:
 SERIES_SNR_GAP = 10.0
 
 
+def statistics_bits(records: float) -> float:
+    """Bits per value that a series' own statistics (4 bytes per column) cost over ``records``
+    records."""
+    return 32.0 / max(records, 1.0)
+
+
 def warn_if_series_lost(codec: Codec, result: dict) -> None:
     """Warn when half the series or more decode far below the SNR over all of them: the
     column's spread, which sets the step, is mostly the series' differences in level or
@@ -339,7 +345,7 @@ def warn_if_series_lost(codec: Codec, result: dict) -> None:
     if codec.series_scaled or lower is None or not result["snr_db"] - lower > SERIES_SNR_GAP:
         return  # a series-scaled codec codes each at its own scale: the overall figure then weighs levels
     records = result["n_values"] / (result["series"] * codec.config.record_dim)
-    statistics = 32.0 / max(records, 1.0)  # bits per value of 4 bytes per column and series
+    statistics = statistics_bits(records)
     advice = (
         "retrain with normalise='series' (--normalise series) to code each series at its own scale"
         if statistics <= STATISTICS_WARNING
@@ -581,8 +587,8 @@ def evaluate(
     }
     if warn_spread:
         warn_if_series_lost(codec, result)
-        lengths = [len(series[i]) for i in kept]
-        padded = (padding_share([series[i] for i in kept], codec.config.window), codec.config.window, float(np.median(lengths)))
+        coded = [series[i] for i in kept]
+        padded = (padding_share(coded, codec.config.window), codec.config.window, float(np.median([len(s) for s in coded])))
         warn_if_rate_far(result, layout, codec.sample_fallback, padded)
         warn_if_frames_dominate(result, layout)
     if baseline:  # the values LTC sends exactly travel exactly in the baseline too

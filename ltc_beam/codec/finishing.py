@@ -124,22 +124,26 @@ def record_coded_validation(codec: Codec, series: list[np.ndarray]) -> None:
 LIVELIER_VALIDATION = 1.3
 
 
+def calibrated_rate(codec: Codec) -> tuple[float | None, float | None]:
+    """``(bits per value the rate calibration reached, its target)``, None where it did not run."""
+    calibration = codec.manifest.get("training", {}).get("rate_calibration") or {}
+    return calibration.get("bits_per_value"), calibration.get("target_bits_per_value")
+
+
 def warn_if_validation_costs_more(codec: Codec) -> None:
     """Warn when the validation split (less its frames) codes at over ``LIVELIER_VALIDATION``
     times the rate the calibration reached on the training records: the asked rate is then
     not what records like the held-out ones (the tail of each series, or whole series) cost
     (a 9-axis IMU asked for 0.5 bits/value: validation 0.77; its test split, the last fifth of
     the series, 0.65)."""
-    training = codec.manifest["training"]
-    calibration = training.get("rate_calibration") or {}
-    calibrated = calibration.get("bits_per_value")
-    held = training.get("validation") or {}
+    calibrated, asked = calibrated_rate(codec)
+    held = codec.manifest["training"].get("validation") or {}
     if not calibrated or "bits_per_value" not in held:
         return
     coded = held["bits_per_value"] - held.get("frame_bits_per_value", 0.0)
     # where the calibration stopped above its target, a lower target would not lower the rate
     # (it said so just before: "rate calibration stopped at 1.23 bits/value for a target of 0.5")
-    stopped_above = calibrated > (1 + RATE_TOLERANCE) * calibration.get("target_bits_per_value", calibrated)
+    stopped_above = asked is not None and calibrated > (1 + RATE_TOLERANCE) * asked
     if coded > LIVELIER_VALIDATION * calibrated:
         warnings.warn(
             f"the codec codes its validation split at {coded:.3g} bits/value ({coded / calibrated - 1:+.0%}), where the "
@@ -298,8 +302,7 @@ def warn_if_tables_capped(codec):
     cap = symbol_cap(table_count(codec.lattice, codec.config.mode, codec.config.latent_dim, classes))
     if codec.tables.num_symbols >= cap:
         bits = math.log2(cap) - 1
-        calibration = codec.manifest.get("training", {}).get("rate_calibration") or {}
-        reached, asked = calibration.get("bits_per_value"), calibration.get("target_bits_per_value")
+        reached, asked = calibrated_rate(codec)
         # where the rate stopped well below the one asked, fewer bits per value are no remedy
         # (MNIST asked for 4 bits/value: 1.97, and this said "Ask for fewer bits per value")
         short = reached is not None and asked is not None and reached < (1 - RATE_TOLERANCE) * asked

@@ -27,6 +27,7 @@ for all columns (:func:`shared_steps`), and the grid of columns written with few
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable
 
@@ -449,9 +450,14 @@ def payload_of(q: np.ndarray, steps: np.ndarray, order: int, level: int = ZSTD_L
 def step_block(steps: np.ndarray, order: int) -> tuple[int, bytes]:
     """The steps as a payload stores them: ``(PACKED_STEPS, packed bytes)`` where packing is
     shorter, else ``(0, their float32 or float64 bytes)`` (:data:`FLOAT32_STEPS` in ``order``)."""
-    raw = steps.astype("<f4" if order & FLOAT32_STEPS else "<f8").tobytes()
-    planes = np.frombuffer(raw, np.uint8).reshape(steps.size, -1).T.tobytes()
-    packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(planes)
+    return _stored_steps(steps.astype("<f4" if order & FLOAT32_STEPS else "<f8").tobytes(), steps.size)
+
+
+@functools.lru_cache(maxsize=16)
+def _stored_steps(raw: bytes, d: int) -> tuple[int, bytes]:
+    """:func:`step_block` of the steps' bytes ``raw`` (``d`` of them), once per candidate: each
+    of its payload orders stores the same steps."""
+    packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(np.frombuffer(raw, np.uint8).reshape(d, -1).T.tobytes())
     if _STEP_BYTES.size + len(packed) < len(raw):
         return PACKED_STEPS, _STEP_BYTES.pack(len(packed)) + packed
     return 0, raw
