@@ -600,7 +600,7 @@ def check_layout(codec, layout: str) -> None:
         raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     cfg = codec.config
     if layout == "record" and codec.series_scaled:
-        raise InputError("the record layout cannot carry the statistics of a codec trained with --normalise series; use layout='chunk'")
+        raise InputError("the record layout cannot carry the statistics of a codec trained with normalise='series'; use layout='chunk'")
     if layout == "record" and not cfg.per_record:
         raise InputError(
             f"the record layout needs a vector-mode codec with window 1 (this codec: mode {cfg.mode}, "

@@ -366,15 +366,25 @@ def _no_traceback_of_ours(record: logging.LogRecord) -> bool:
 BEAM_ERROR_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.worker.sdk_worker")
 
 
-_API_ARGUMENT = re.compile(r"\b(column|columns|key|order_by|codec)=(?=[\s,.:;)]|$)")
-_API_CHOICE = re.compile(r"\b(mode|layout|lattice)='(\w+)'")
+#: Library arguments that are command-line options of the same name, in a message as
+#: ``order_by=``, ``mode='block'`` or ``window=4``: the command line says ``--order-by``,
+#: ``--mode block``, ``--window 4``.
+_API_ARGUMENT = re.compile(
+    r"\b(column|columns|key|order_by|codec|mode|layout|lattice|window|normalise|lmbda|chunk_size|max_training_values)="
+    r"(?:'([\w-]+)'|(\d[\d,.]*\d|\d))?(?=[\s,.:;)]|$)"
+)
+#: Library settings the command line spells otherwise.
+_API_SPELLED = {"max_training_values=None": "--max-training-values 0"}
 
 
 def in_cli_terms(message: str) -> str:
     """A library message as the command line says it: ``order_by=`` becomes ``--order-by``,
-    ``mode='block'`` ``--mode block``."""
-    message = _API_CHOICE.sub(lambda m: f"--{m.group(1)} {m.group(2)}", message)
-    return _API_ARGUMENT.sub(lambda m: "--" + m.group(1).replace("_", "-"), message)
+    ``mode='block'`` ``--mode block``, ``window=4`` ``--window 4``."""
+    for api, cli in _API_SPELLED.items():
+        message = message.replace(api, cli)
+    return _API_ARGUMENT.sub(
+        lambda m: "--" + m.group(1).replace("_", "-") + "".join(f" {v}" for v in m.groups()[1:] if v), message
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

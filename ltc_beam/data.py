@@ -93,7 +93,7 @@ def vector_columns(
     """Which columns hold the values: the one given, the ones given, the ``default`` ones (a
     codec's columns) where the table has them all, or found by type."""
     if column and columns:
-        raise InputError("give --column or --columns, not both")
+        raise InputError("give column= or columns=, not both")
     if column:
         return [column]
     if columns:
@@ -113,13 +113,13 @@ def vector_columns(
             cast = f"; integer columns {ints} are coded only where named (decoded to the nearest integer)"
         raise InputError(
             f"cannot tell which columns hold the vectors (list columns: {lists}, float columns: {floats}); "
-            f"name them with --column or --columns{cast}"
+            f"name them with column= or columns={cast}"
         )
     others = [f.name for f in table.schema if (pa.types.is_integer(f.type) or pa.types.is_decimal(f.type)) and f.name not in exclude]
     if others:
         warnings.warn(
             f"the float columns {floats} are coded; the number columns {others} are not (compress passes them "
-            "through exactly): name the columns to code with --columns (integers decode to the nearest integer)",
+            "through exactly): name the columns to code with columns= (integers decode to the nearest integer)",
             UserWarning,
             stacklevel=4,
         )

@@ -163,7 +163,7 @@ def training_spread(codec: Codec, x: np.ndarray, exact: np.ndarray, warn: bool =
         warnings.warn(
             f"the mean of column {column_name(codec, moved)} lies {shift[moved]:+.3g} training std from its training mean: "
             f"the codec pays for the offset (more bits than {rate}); retrain on data like this"
-            + (", or with normalise='series' (--normalise series: each series scaled by its own mean)" if own_mean else ""),
+            + (", or with normalise='series' (each series scaled by its own mean)" if own_mean else ""),
             UserWarning,
             stacklevel=3,
         )
@@ -249,16 +249,16 @@ def warn_if_rate_far(
         # record-layout streams never take: the codec's own training data paid 45 % more that way
         # (appliance power lattice-coded: 1.88 bits/value against 0.48 calibrated, fallback on)
         why = (
-            "these streams take no sample-coding fallback (the record layout, or --no-sample-fallback), which the "
-            "calibration's streams may have taken (evaluate --layout chunk with the fallback tells the two apart), or its "
+            "these streams take no sample-coding fallback (layout='record', or the fallback turned off), which the "
+            "calibration's streams may have taken (evaluating with layout='chunk' and the fallback on tells the two apart), or its "
             "structure differs"
         )
     elif padded is not None and padded[0] > PADDING_WARNING:
         share, window, median = padded
         why = (
             f"its series are short for the codec's windows of {window} records ({median:g} records in the median: "
-            f"{share:.0%} of the records coded only fill a series' last window); a codec trained with a shorter window "
-            "(--window) codes series like these in fewer bits"
+            f"{share:.0%} of the records coded only fill a series' last window); a codec trained with a shorter "
+            "window= codes series like these in fewer bits"
         )
     else:
         why = "its structure differs (correlations, shape, series lengths); retrain on data like this for that rate"
@@ -290,7 +290,7 @@ def warn_if_baseline_wins(result: dict) -> None:
     warnings.warn(
         f"uniform quantisation + zstd codes this data in {plain:.3g} bits/value at the same SNR, {100 * (1 - plain / ltc):.0f} % "
         f"fewer than the codec's {ltc:.3g}: a codec trained on more data like this, at this rate (and for series in "
-        "time order with --window auto), may do better; else a classical codec serves this data better",
+        "time order with window='auto'), may do better; else a classical codec serves this data better",
         UserWarning,
         stacklevel=3,
     )
@@ -312,7 +312,7 @@ def warn_if_frames_dominate(result: dict, layout: str = "chunk") -> None:
         f"the bitstreams' fixed frames take {result['frame_bits_per_value']:.3g} of these {result['bits_per_value']:.3g} "
         f"bits/value ({100 * share:.0f} %): {result['n_values'] / result['streams']:.0f} values per stream. A frame's cost is "
         "fixed: it weighs less on more values per stream (longer series, or where series are longer than a chunk, larger "
-        "chunks: --chunk-size)",
+        "chunks: chunk_size=)",
         UserWarning,
         stacklevel=3,
     )
@@ -347,7 +347,7 @@ def warn_if_series_lost(codec: Codec, result: dict) -> None:
     records = result["n_values"] / (result["series"] * codec.config.record_dim)
     statistics = statistics_bits(records)
     advice = (
-        "retrain with normalise='series' (--normalise series) to code each series at its own scale"
+        "retrain with normalise='series' to code each series at its own scale"
         if statistics <= STATISTICS_WARNING
         else f"normalise='series' would code each at its own scale, but these series are short ({records:.3g} records in "
         f"the mean) and their own statistics would cost about {statistics:.2g} bits/value on top: a codec trained for "

@@ -529,6 +529,9 @@ def test_errors_name_command_line_options(vec_codec, tmp_path, capsys):
 
     assert in_cli_terms("give order_by= or columns=, not key=abc") == "give --order-by or --columns, not key=abc"
     assert in_cli_terms("Use mode='block', or layout='chunk'") == "Use --mode block, or --layout chunk"
+    assert in_cli_terms("normalise='series' or window=4, lmbda=; max_training_values=None") == (
+        "--normalise series or --window 4, --lmbda; --max-training-values 0"
+    )
     _, codec = vec_codec
     rows = [[0.5] * 8] * 4
     pq.write_table(pa.table({"a": rows, "b": rows}), tmp_path / "two.parquet")

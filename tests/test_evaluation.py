@@ -273,7 +273,7 @@ def test_evaluate_warns_about_data_far_from_the_training_mean(codecs):
         assert bool(said) == warned and abs(report["mean_shift_vs_training"]) == pytest.approx(offset, abs=0.5)
     assert "column 'v2'" in said[0] and "normalise='series'" not in said[0]  # one series: its own mean would not help
     shifted = x + 3.0 * std * (np.arange(6) == 2)
-    with pytest.warns(UserWarning, match=r"training mean.*normalise='series' \(--normalise series"):  # several series: it may
+    with pytest.warns(UserWarning, match=r"training mean.*normalise='series' \(each series scaled"):  # several series: it may
         evaluate(codec, [shifted[:1000], shifted[1000:]], voronoi=False)
     with warnings.catch_warnings(record=True) as caught:  # ... not where they are short: their statistics would cost
         warnings.simplefilter("always")  # 32 bits per column over 40 records (grunfeld: 5.09 -> 11.27 bits/value)

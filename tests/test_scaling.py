@@ -100,7 +100,7 @@ def test_one_record_streams_are_refused():
     codec = ltc_beam.train(panel(6, seed=4), mode="vector", steps=20, progress=False, normalise="series")
     with pytest.raises(InputError, match="chunk layout"):
         codec.encode_each(panel(1, seed=4)[0])
-    with pytest.raises(InputError, match="normalise series"):
+    with pytest.raises(InputError, match="normalise='series'"):
         check_layout(codec, "record")
     check_layout(codec, "chunk")
 
@@ -113,7 +113,7 @@ def test_evaluate_reports_each_series_snr(panel_codecs):
             warnings.simplefilter("always")
             reports[norm] = evaluate(codec, test, voronoi=False)
         said = [str(w.message) for w in caught if "own SNR" in str(w.message)]
-        assert len(said) == (norm == "column") and all("--normalise series" in m for m in said)
+        assert len(said) == (norm == "column") and all("retrain with normalise='series'" in m for m in said)
     for report in reports.values():
         assert report["series"] == 12 and report["series_snr_db_min"] <= report["series_snr_db_median"]
     assert reports["series"]["series_snr_db_min"] > 8 > reports["column"]["series_snr_db_median"]

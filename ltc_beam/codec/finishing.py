@@ -279,8 +279,8 @@ def calibrate_rate(trainer: Trainer, target: float, measure, series_scaled: bool
             "a few rare spikes or events over a flat or quiet level"
             + ("; short series, whose own statistics take much of it" if series_scaled else "")
             + (f"; series short for windows of {trainer.config.window} records, {padded:.0%} of the coded records filling "
-               "each one's last window, which cost bits at any step: a shorter --window" if padded else "")
-            + ") stops short; train with lmbda= (--lmbda) to set the trade-off directly",
+               "each one's last window, which cost bits at any step: train with a shorter window=" if padded else "")
+            + ") stops short; train with lmbda= to set the trade-off directly",
             stacklevel=4,  # train -> calibrate_on_training_records -> here: at the caller of train
         )
     return {

@@ -424,7 +424,7 @@ class Trainer:
         if self.options.normalise == "series" or not trend:  # not the normalisation the codec has
             return said
         return said + (
-            ": normalise='series' (--normalise series) scales each stream by its own statistics and often codes "
+            ": normalise='series' scales each stream by its own statistics and often codes "
             "such data far better (compare the two with evaluate)"
         )
 
@@ -659,7 +659,7 @@ def reachable_target(target_bits_per_value: float, variances: np.ndarray, input_
             f"there the largest of the data's {len(variances)} principal components (in {input_dim} values per vector) "
             f"already takes {MAX_BITS_PER_LATENT:g} bits per latent value (~{6.02 * MAX_BITS_PER_LATENT:.0f} dB "
             "on it), the most a coding table resolves; for more, compress losslessly, or, where a level or trend "
-            "dominates the data (prices, counters), use normalise='series' (--normalise series): each stream is then "
+            "dominates the data (prices, counters), use normalise='series': each stream is then "
             "coded around its own mean and scale (S&P 500 closes: no cap at 2 bits/value that way)"
         )
     warnings.warn(f"target of {target_bits_per_value:g} bits/value capped at {cap:.3g}: {why}", stacklevel=3)

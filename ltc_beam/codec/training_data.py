@@ -307,7 +307,7 @@ def warn_if_series_scales_differ(series: list[np.ndarray], std: np.ndarray, colu
             f"column {name}: {small[:, j].sum()} of {len(long)} series vary over {SERIES_SCALE_GAP:g}x less than "
             f"the column (std {std[j]:.3g}; theirs down to {own[small[:, j], j].min():.3g}): one normalisation per column "
             f"codes them {20 * math.log10(SERIES_SCALE_GAP):.0f} dB or more below the SNR the column reports. Train "
-            "with normalise='series' (--normalise series): each series is then coded at its own scale.",
+            "with normalise='series': each series is then coded at its own scale.",
             UserWarning,
             stacklevel=3,
         )
@@ -345,7 +345,7 @@ def training_sample(series: list[np.ndarray], budget: int | None) -> tuple[list[
     kept = sum(p.size for p in chosen)
     warnings.warn(
         f"training on {kept:,} of the data's {total:,} values: {len(chosen):,} of its {count:,} pieces of up to "
-        f"{rows:,} records, evenly spread (max_training_values={budget:,}; --max-training-values 0 or "
+        f"{rows:,} records, evenly spread (max_training_values={budget:,}; "
         "max_training_values=None trains on all of it, at about 4 GB of memory per 1e7 values)",
         UserWarning,
         stacklevel=3,
