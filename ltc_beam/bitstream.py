@@ -52,7 +52,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import zstandard
 
-from . import repeats
+from . import repeats, specials_block
 from .errors import CodecMismatchError, FormatError
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "FIXED_HEADER",
     "LAYOUT",
     "SPECIALS_LAYOUT",
+    "SPECIALS_LIST_LAYOUT",
     "SpecialValues",
     "Frame",
     "pack",
@@ -127,7 +128,6 @@ MAX_NUMEL = 2**63 - 1
 VARINT_LIMIT = 2**63
 MAX_VARINT_BYTES = 10
 CHECKSUM_SIZE = 4
-ZSTD_LEVEL = 3
 
 #: magic, version, flags, codec id: the fixed 21-byte prefix.
 FIXED_HEADER = struct.Struct("<3sBB16s")
@@ -178,11 +178,20 @@ LAYOUT: tuple[Field, ...] = (
     ),
 )
 
-#: The specials block after zstandard decompression.  Variables: numel (product of shape),
-#: M (number of special values = number of set mask bits).
+#: The specials block as a mask, after zstandard decompression.  Variables: numel (product of
+#: shape), M (number of special values = number of set mask bits).
 SPECIALS_LAYOUT: tuple[Field, ...] = (
     Field("mask", "0", "(numel + 7) // 8", "u8[(numel + 7) // 8]"),
     Field("bits", "(numel + 7) // 8", "4*M", "u32[M]"),
+)
+#: The specials block as a list (:mod:`ltc_beam.specials_block`), after its method byte (and,
+#: with method 2, zstandard decompression).  Variables: the bytes of each varint field.
+SPECIALS_LIST_LAYOUT: tuple[Field, ...] = (
+    Field("pattern_count", "0", "pattern_count_size", "varint"),
+    Field("count", "pattern_count_size", "count_size", "varint"),
+    Field("gaps", "pattern_count_size + count_size", "gaps_size", "varint[count]"),
+    Field("indices", "pattern_count_size + count_size + gaps_size", "indices_size", "varint[count]"),
+    Field("patterns", "pattern_count_size + count_size + gaps_size + indices_size", "4*pattern_count", "u32[pattern_count]"),
 )
 
 
@@ -304,13 +313,6 @@ def merge_specials(x: Any, specials: SpecialValues | None) -> np.ndarray:
     return out
 
 
-def _encode_specials(specials: SpecialValues, numel: int) -> bytes:
-    mask = np.zeros(numel, dtype=bool)
-    mask[specials.positions] = True
-    raw = np.packbits(mask, bitorder="little").tobytes() + specials.bits.astype("<u4").tobytes()
-    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(raw)
-
-
 def stated_size(data: bytes, where: str) -> int:
     """The content size a zstandard frame states (checked before anything is allocated:
     zstandard allocates whatever a damaged header says); FormatError when it states none."""
@@ -337,26 +339,7 @@ def decompress_exactly(data: bytes, size: int, where: str) -> bytes:
 
 
 def _decode_specials(block: memoryview, numel: int, offset: int) -> SpecialValues:
-    where = f"specials block at offset {offset}"
-    data = bytes(block)
-    size = stated_size(data, where)
-    mask_bytes = (numel + 7) // 8
-    if size < mask_bytes + 4 or (size - mask_bytes) % 4 or (size - mask_bytes) // 4 > numel:
-        raise FormatError(
-            f"{where}: decompressed size {size} is impossible for {numel} values "
-            f"(expected {mask_bytes} + 4*M bytes with 1 <= M <= {numel})"
-        )
-    raw = decompress_exactly(data, size, where)
-    m = (size - mask_bytes) // 4
-    mask = np.frombuffer(raw, dtype=np.uint8, count=mask_bytes)
-    bits_set = np.unpackbits(mask, bitorder="little")
-    if bits_set[numel:].any():
-        raise FormatError(f"{where}: mask has bits set beyond the {numel} values")
-    pos = np.flatnonzero(bits_set[:numel])
-    if pos.size != m:
-        raise FormatError(f"{where}: mask marks {pos.size} values but {m} bit patterns are stored")
-    bits = np.frombuffer(raw, dtype="<u4", offset=mask_bytes, count=m).astype(np.uint32)
-    return SpecialValues(pos, bits)
+    return SpecialValues(*specials_block.from_bytes(bytes(block), numel, f"specials block at offset {offset}"))
 
 
 # ---------------------------------------------------------------- framing
@@ -434,7 +417,7 @@ def pack(
     if specials is not None and len(specials):
         if int(specials.positions[-1]) >= numel:
             raise ValueError(f"special-value position {int(specials.positions[-1])} outside shape {shape}")
-        block = _encode_specials(specials, numel)
+        block = specials_block.to_bytes(specials.positions, specials.bits, numel)
         flags, specials_part = FLAG_SPECIALS, [varint(len(block)), block]
     else:
         flags, specials_part = 0, []

@@ -19,6 +19,7 @@ import numpy as np
 import zstandard
 
 from .errors import FormatError
+from .varints import read_varints, varints
 
 RAW, ZSTD = 0, 1
 ZSTD_LEVEL = 19  # blocks hold a byte or two per repeat: the slowest level takes microseconds (BasicMotions' test split: 274 bytes, 286 at level 3)
@@ -55,37 +56,10 @@ def kept_segments(segments: tuple[int, ...] | None, positions: np.ndarray) -> tu
     return tuple(int(n) for n in np.asarray(segments) - dropped[: len(segments)] if n)
 
 
-def _varints(values: np.ndarray) -> bytes:
-    """Canonical LEB128 of non-negative int64 ``values``, one after another."""
-    values = np.asarray(values, np.uint64)
-    sizes = 1 + sum((values >= np.uint64(1 << (7 * k))).astype(np.int64) for k in range(1, 9))
-    owner = np.repeat(np.arange(len(values)), sizes)
-    place = np.arange(owner.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    groups = (values[owner] >> (7 * place).astype(np.uint64)) & np.uint64(0x7F)
-    more = place < sizes[owner] - 1
-    return (groups | (more.astype(np.uint64) << np.uint64(7))).astype(np.uint8).tobytes()
-
-
-def _read_varints(raw: bytes, where: str) -> np.ndarray:
-    """The canonical LEB128 varints (each below 2**63) that make up ``raw``; FormatError else."""
-    b = np.frombuffer(raw, np.uint8)
-    if not b.size or b[-1] >= 0x80:
-        raise FormatError(f"{where}: truncated varint")
-    ends = np.flatnonzero(b < 0x80)
-    sizes = np.diff(ends, prepend=-1)
-    if sizes.max() > 9 or ((sizes > 1) & (b[ends] == 0)).any():
-        raise FormatError(f"{where}: a varint is not canonical or not below 2**63")
-    owner = np.repeat(np.arange(len(ends)), sizes)
-    place = np.arange(b.size) - np.repeat(ends - sizes + 1, sizes)
-    values = np.zeros(len(ends), np.uint64)
-    np.add.at(values, owner, (b & 0x7F).astype(np.uint64) << (7 * place).astype(np.uint64))
-    return values.astype(np.int64)
-
-
 def to_bytes(positions: np.ndarray) -> bytes:
     """The repeats block of ``positions`` (at least one, each at least 1, increasing)."""
     gaps = np.diff(np.asarray(positions, np.int64), prepend=0)
-    raw = _varints(np.concatenate([[len(gaps)], gaps]))
+    raw = varints(np.concatenate([[len(gaps)], gaps]))
     packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(raw)
     return bytes([ZSTD]) + packed if len(packed) < len(raw) else bytes([RAW]) + raw
 
@@ -103,7 +77,7 @@ def from_bytes(block: bytes, records: int, where: str) -> np.ndarray:
         if size > 10 * records + 10:  # a count and a gap per record at most, each below 2**63
             raise FormatError(f"{where}: states {size} bytes, impossible for {records} records")
         raw = decompress_exactly(raw, size, where)
-    values = _read_varints(raw, where)
+    values = read_varints(raw, where)
     count, gaps = int(values[0]), values[1:]
     if not 1 <= count < records or len(gaps) != count:
         raise FormatError(f"{where}: {len(gaps)} gaps for {count} repeated records in a stream of {records}")

@@ -67,7 +67,9 @@ def evaluate(expr: str, env: dict[str, int]) -> int:
     return ev(ast.parse(expr, mode="eval"))
 
 
-@pytest.mark.parametrize("heading,layout", [("Container layout", bs.LAYOUT), ("Specials block", bs.SPECIALS_LAYOUT)])
+@pytest.mark.parametrize("heading,layout", [
+    ("Container layout", bs.LAYOUT), ("Specials block", bs.SPECIALS_LAYOUT), ("Specials list", bs.SPECIALS_LIST_LAYOUT),
+])
 def test_schema_tables_match_code(heading, layout):
     rows = parse_table(heading)
     assert [r["Field"] for r in rows] == [f.name for f in layout]
@@ -78,6 +80,7 @@ def test_schema_tables_match_code(heading, layout):
 @pytest.mark.parametrize("layout,variables", [
     (bs.LAYOUT, ("shape_size", "repeats_length_size", "repeats_length", "segment_count_size", "segment_lengths_size", "specials_length_size", "specials_length", "payload_length")),
     (bs.SPECIALS_LAYOUT, ("numel", "M")),
+    (bs.SPECIALS_LIST_LAYOUT, ("pattern_count_size", "count_size", "gaps_size", "indices_size", "pattern_count")),
 ])
 def test_layout_fields_are_contiguous(layout, variables):
     rng = np.random.default_rng(0)
@@ -158,6 +161,8 @@ def sample_blobs():
         pack(CID, (300, 2), rng.bytes(7), segments=(1, 200, 99)),
         pack(CID, x.shape, rng.bytes(30), SpecialValues(sp.positions[:2], sp.bits[:2]), segments=(4, 6), repeated=np.array([1, 5, 12])),
         pack(CID, (900, 3), rng.bytes(20), repeated=np.arange(1, 800, 3)),
+        pack(CID, (2000,), b"", SpecialValues(np.arange(3, 2000, 50), np.array([0x7FC00000, 0xFF800000, 0x7F800000] * 14, np.uint32)[:40])),
+        pack(CID, (5000,), b"", SpecialValues(np.arange(0, 5000, 7), np.full(715, 0x7FC04C54, np.uint32))),
     ]
 
 
@@ -227,7 +232,9 @@ def test_real_streams_follow_the_schema_tables(blob):
         + env["specials_length_size"] + env["specials_length"] + env["payload_length"]
     )
     assert bool(flags & 1) == (len(frame.specials) > 0) == (env["specials_length"] > 0)
-    if env["specials_length"]:
+    if env["specials_length"] and field("specials")[0] != 0x28:  # a list: its method byte, not zstd's magic
+        assert_list_follows_the_schema(field("specials"), frame.specials)
+    elif env["specials_length"]:
         raw = zstandard.ZstdDecompressor().decompress(field("specials"))
         srows = {r["Field"]: r for r in parse_table("Specials block")}
         senv = {"numel": frame.coded_records * frame.shape[1] if frame.repeated else frame.numel, "M": len(frame.specials)}
@@ -237,6 +244,74 @@ def test_real_streams_follow_the_schema_tables(blob):
         mask = np.unpackbits(np.frombuffer(raw[moff : moff + msize], np.uint8), bitorder="little")
         np.testing.assert_array_equal(np.flatnonzero(mask), frame.specials.positions)
         np.testing.assert_array_equal(np.frombuffer(raw[boff:], "<u4"), frame.specials.bits)
+
+
+def assert_list_follows_the_schema(block: bytes, specials: SpecialValues) -> None:
+    """Read a specials list at the offsets of the "Specials list" table."""
+    assert block[0] in (1, 2)
+    raw = block[1:] if block[0] == 1 else zstandard.ZstdDecompressor().decompress(block[1:])
+    rows = {r["Field"]: r for r in parse_table("Specials list")}
+
+    def varints_at(at: int, n: int) -> tuple[list[int], int]:
+        values = []
+        for _ in range(n):
+            value, size = read_leb128(raw, at)
+            values.append(value)
+            at += size
+        return values, at
+
+    (k,), k_end = varints_at(0, 1)
+    (m,), m_end = varints_at(k_end, 1)
+    gaps, g_end = varints_at(m_end, m)
+    indices, i_end = varints_at(g_end, m if 1 < k < m else 0)
+    env = {"pattern_count_size": k_end, "count_size": m_end - k_end, "gaps_size": g_end - m_end, "indices_size": i_end - g_end,
+           "pattern_count": k}
+    assert evaluate(rows["gaps"]["Offset"], env) == m_end and evaluate(rows["indices"]["Offset"], env) == g_end
+    start = evaluate(rows["patterns"]["Offset"], env)
+    assert start == i_end and start + evaluate(rows["patterns"]["Size"], env) == len(raw)
+    patterns = np.frombuffer(raw[start:], "<u4")
+    np.testing.assert_array_equal(np.cumsum(np.array(gaps) + 1) - 1, specials.positions)
+    bits = patterns[indices] if indices else patterns if k == m else np.repeat(patterns, m)
+    np.testing.assert_array_equal(bits, specials.bits)
+
+
+NULL_BITS = struct.pack("<I", 0x7FC04C54)
+
+
+def test_specials_take_the_shorter_of_mask_and_list():
+    """A mask's zstandard frame took 28 bytes for one null among 21,024 values: a list takes
+    about a byte or two a scattered special (one pattern stored once), and runs of them
+    compress as runs of zero gaps; dense specials at random keep the mask. Both decode alike,
+    and so does a mask at zstd's level 3, as writers before the list wrote it."""
+    rng = np.random.default_rng(8)
+    n = 21_024
+
+    def block_of(positions, bits) -> bytes:
+        blob = pack(CID, (n,), b"", SpecialValues(positions, bits))
+        assert unpack(blob).specials == SpecialValues(positions, bits)
+        length, size = read_leb128(blob, 25)  # after the magic, version, flags, id, ndim and a 3-byte shape
+        return blob[25 + size : 25 + size + length]
+
+    one = block_of(np.array([20_000]), np.array([0x7FC04C54], np.uint32))
+    assert one[0] == 1 and len(one) <= 10  # method, K, M, a 3-byte gap, the pattern
+    scattered = np.sort(rng.choice(n, 105, replace=False))
+    listed = block_of(scattered, np.full(105, 0x7FC04C54, np.uint32))
+    mask = np.zeros(n, bool)
+    mask[scattered] = True
+    as_mask = zstandard.ZstdCompressor(level=19).compress(np.packbits(mask, bitorder="little").tobytes() + NULL_BITS * 105)
+    assert listed[0] in (1, 2) and len(listed) < 0.85 * len(as_mask)
+    mixed = block_of(scattered, rng.choice(np.array([0x7FC00000, 0x7F800000, 0xFF800000], np.uint32), 105))
+    assert mixed[0] in (1, 2)
+    glitches = block_of(scattered, rng.integers(0, 2**32, 105, dtype=np.uint64).astype(np.uint32))  # each its own
+    assert glitches[0] in (1, 2)
+    runs = np.concatenate([np.arange(1000, 6000), np.arange(9000, 15000)])
+    assert len(block_of(runs, np.full(runs.size, 0x7FC00000, np.uint32))) < 50  # two missing stretches: zeros to zstd
+    dense = np.flatnonzero(rng.random(n) < 0.4)
+    assert block_of(dense, np.full(dense.size, 0x7FC00000, np.uint32))[0] == 0x28  # 40 % at random: the mask
+    legacy = zstandard.ZstdCompressor(level=3, write_content_size=True).compress(
+        np.packbits(mask, bitorder="little").tobytes() + NULL_BITS * 105)
+    blob = build((n,), b"", legacy)
+    assert unpack(blob).specials == SpecialValues(scattered, np.full(105, 0x7FC04C54, np.uint32))
 
 
 # ---------------------------------------------------------------- round trips
@@ -484,6 +559,27 @@ def test_structural_errors_behind_a_valid_checksum():
     junk[25:29] = b"\0\0\0\0"  # the zstd frame's magic number (block starts at 22 + 2 + 1)
     with pytest.raises(FormatError, match="specials block at offset 25"):
         unpack(refresh_crc(junk))
+    # a list: method byte, then K, M, gaps (indices) and the patterns, every byte used
+    listed = unpack(build((6, 4), b"", b"\x01" + bytes([1, 2, 0, 3]) + nan)).specials
+    assert listed.positions.tolist() == [0, 4] and listed.bits.tolist() == [0x7FC00000] * 2
+    packed = b"\x02" + zstandard.ZstdCompressor(write_content_size=True).compress(bytes([2, 3, 0, 0, 20, 1, 0, 1]) + nan + nan)
+    assert unpack(build((6, 4), b"", packed)).specials.positions.tolist() == [0, 1, 22]
+    bad_lists = {
+        "unknown layout 3": b"\x03" + bytes([1, 1, 0]) + nan,
+        "truncated count of patterns": b"\x01\x81",
+        "0 patterns do not fit": b"\x01" + bytes([0, 1, 0]) + nan,
+        "3 patterns do not fit a block of 8 bytes": b"\x01" + bytes([3, 1, 0, 0]) + nan,
+        "1 gaps and indices for 1 specials of 2 patterns": b"\x01" + bytes([2, 1, 0]) + nan + nan,
+        "2 gaps and indices for 1 specials": b"\x01" + bytes([1, 1, 0, 5]) + nan,
+        "position 30 lies outside 24 values": b"\x01" + bytes([1, 1, 30]) + nan,
+        "pattern index 2 is not below the 2 patterns": b"\x01" + bytes([2, 3, 0, 0, 0, 0, 1, 2]) + nan + nan,
+        "states 600 bytes, impossible for 24 values": b"\x02" + zstandard.ZstdCompressor(write_content_size=True).compress(b"\0" * 600),
+        "followed by extra bytes": packed + b"\0",
+        "not canonical": b"\x01" + bytes([1, 1, 0x80, 0]) + nan,
+    }
+    for pattern, block in bad_lists.items():
+        with pytest.raises(FormatError, match=pattern):
+            unpack(build((6, 4), b"", block))
 
 
 def test_parsed_headers_are_canonical():
