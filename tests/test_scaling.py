@@ -68,7 +68,8 @@ def test_each_series_is_coded_at_its_own_scale(panel_codecs):
     for norm, codec in panel_codecs.items():
         snrs[norm] = [own_snr(s, codec.decode(codec.encode(s))) for s in test]
     assert min(snrs["series"]) > 8  # every series near the codec's SNR ...
-    assert np.median(snrs["column"]) < 0 < np.median(snrs["series"]) - 8  # ... where one normalisation loses most
+    # ... where one normalisation loses most (its median 15 dB lower, some series below 0 dB)
+    assert np.median(snrs["column"]) < np.median(snrs["series"]) - 8 and min(snrs["column"]) < 0
 
 
 def test_exact_values_stay_exact_and_decode_equals_reconstruct(panel_codecs, tmp_path):
