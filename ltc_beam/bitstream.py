@@ -50,10 +50,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-import zstandard
 
 from . import repeats, specials_block
 from .errors import CodecMismatchError, FormatError
+from .zstd_frames import decompress_exactly, stated_size
 
 __all__ = [
     "MAGIC",
@@ -311,35 +311,6 @@ def merge_specials(x: Any, specials: SpecialValues | None) -> np.ndarray:
         )
     out.reshape(-1).view(np.uint32)[specials.positions] = specials.bits
     return out
-
-
-def stated_size(data: bytes, where: str) -> int:
-    """The content size a zstandard frame states (checked before anything is allocated:
-    zstandard allocates whatever a damaged header says); FormatError when it states none."""
-    try:
-        size = zstandard.frame_content_size(data)
-    except zstandard.ZstdError as exc:
-        raise FormatError(f"{where} is not a zstandard frame: {exc}") from None
-    if size < 0:
-        raise FormatError(f"{where}: zstandard frame does not state its content size")
-    return size
-
-
-def decompress_exactly(data: bytes, size: int, where: str) -> bytes:
-    """One whole zstandard frame of ``size`` bytes, nothing after it; else FormatError."""
-    try:
-        reader = zstandard.ZstdDecompressor().decompressobj()
-        raw = reader.decompress(data)
-        complete = reader.eof and not reader.unused_data
-    except zstandard.ZstdError as exc:
-        raise FormatError(f"{where} is corrupt: {exc}") from None
-    if not complete or len(raw) != size:
-        raise FormatError(f"{where}: zstandard frame is truncated or followed by extra bytes")
-    return raw
-
-
-def _decode_specials(block: memoryview, numel: int, offset: int) -> SpecialValues:
-    return SpecialValues(*specials_block.from_bytes(bytes(block), numel, f"specials block at offset {offset}"))
 
 
 # ---------------------------------------------------------------- framing
@@ -637,7 +608,8 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
         if segments is not None and sum(segments) != shape[0] - repeated.size:
             raise FormatError(f"segment lengths do not sum to the {shape[0] - repeated.size} records the {where} leaves")
     if has_specials:
-        specials = _decode_specials(buf[specials_off : specials_off + specials_length], numel, specials_off)
+        where = f"specials block at offset {specials_off}"
+        specials = SpecialValues(*specials_block.from_bytes(bytes(buf[specials_off : specials_off + specials_length]), numel, where))
     else:
         specials = SpecialValues.empty()
     payload = bytes(buf[payload_off:end])

@@ -20,6 +20,7 @@ import zstandard
 
 from .errors import FormatError
 from .varints import read_varints, varints
+from .zstd_frames import decompress_exactly, stated_size
 
 RAW, ZSTD = 0, 1
 ZSTD_LEVEL = 19  # blocks hold a byte or two per repeat: the slowest level takes microseconds (BasicMotions' test split: 274 bytes, 286 at level 3)
@@ -67,8 +68,6 @@ def to_bytes(positions: np.ndarray) -> bytes:
 def from_bytes(block: bytes, records: int, where: str) -> np.ndarray:
     """The positions a repeats block states for a stream of ``records`` records; FormatError
     where they are not 1 to ``records`` - 1 increasing places, or the block is damaged."""
-    from .bitstream import decompress_exactly, stated_size
-
     if not block or block[0] not in (RAW, ZSTD):
         raise FormatError(f"{where}: unknown method {block[0] if block else None}")
     raw = block[1:]

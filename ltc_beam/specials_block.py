@@ -23,6 +23,7 @@ import zstandard
 
 from .errors import FormatError
 from .varints import read_varints, varints
+from .zstd_frames import decompress_exactly, stated_size
 
 LIST_RAW, LIST_ZSTD = 1, 2
 MASK_FIRST_BYTE = 0x28  # zstandard's magic number, little-endian 0xFD2FB528
@@ -63,8 +64,6 @@ def _list(positions: np.ndarray, bits: np.ndarray) -> bytes:
 def from_bytes(block: bytes, numel: int, where: str) -> tuple[np.ndarray, np.ndarray]:
     """(positions, bits) of a specials block for a stream of ``numel`` values; FormatError
     where the block is damaged or does not fit them."""
-    from .bitstream import decompress_exactly, stated_size  # bitstream imports this module
-
     if not block:
         raise FormatError(f"{where} is empty")
     if block[0] == MASK_FIRST_BYTE:
@@ -106,8 +105,6 @@ def _from_list(raw: bytes, numel: int, where: str) -> tuple[np.ndarray, np.ndarr
 
 
 def _from_mask(block: bytes, numel: int, where: str) -> tuple[np.ndarray, np.ndarray]:
-    from .bitstream import decompress_exactly, stated_size
-
     size = stated_size(block, where)
     mask_bytes = (numel + 7) // 8
     if size < mask_bytes + 4 or (size - mask_bytes) % 4 or (size - mask_bytes) // 4 > numel:

@@ -32,7 +32,6 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
 
-from ltc_beam.bitstream import decompress_exactly, stated_size
 from ltc_beam.codec.codec import (
     FORMAT, READABLE_FORMAT_VERSIONS, SERIES_SCALED_FORMAT_VERSION, SPLIT_CLASSES_FORMAT_VERSION, Codec, content_hash,
 )
@@ -42,6 +41,7 @@ from ltc_beam.codec.scaling import NORMALISATIONS
 from ltc_beam.entropy import SymbolTables, from_log_codes, log_codes
 from ltc_beam.errors import FormatError
 from ltc_beam.storage import is_folder, is_remote, read_bytes, write_bytes
+from ltc_beam.zstd_frames import decompress_exactly, stated_size
 
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

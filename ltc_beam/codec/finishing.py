@@ -288,9 +288,10 @@ def calibrate_rate(trainer: Trainer, target: float, measure, series_scaled: bool
     best = min(range(len(tries)), key=lambda i: abs(tries[i][1] - target))
     model.load_state_dict(states[best])
     if abs(tries[best][1] - target) > MISSED_TARGET * target:
+        down, up = calibration_limit(tries, target)
         warnings.warn(
             f"rate calibration stopped at {tries[best][1]:.3g} bits/value for a target of {target:g}: the "
-            f"quantizer scale moves at most {abs(calibration_limit(tries, target)[tries[best][1] < target]):g} octaves from the trained one "
+            f"quantizer scale moves at most {up if tries[best][1] < target else -down:g} octaves from the trained one "
             f"(tries: {', '.join(f'{r:.3g}' for _, r in tries)}). Data whose rate barely answers the step "
             "(piecewise-constant or integer-valued data whose streams the sample-coding fallback takes, "
             "a few rare spikes or events over a flat or quiet level"

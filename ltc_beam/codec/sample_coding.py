@@ -34,11 +34,11 @@ from collections.abc import Callable
 import numpy as np
 import zstandard
 
-from ltc_beam.bitstream import decompress_exactly, stated_size
 from ltc_beam.codec.sample_contexts import decode_contexted, encode_contexted
 from ltc_beam.codec.sample_prediction import MAX_ORDER, predictor_orders, residuals, restored
 from ltc_beam.codec.sample_tables import column_entropies, decode_tabled, encode_tabled, least_bytes
 from ltc_beam.errors import FormatError
+from ltc_beam.zstd_frames import decompress_exactly, stated_size
 
 #: Shortest stream tried (64 until session 14: a 36-record, 23-column stream of trending
 #: employment figures cost 8.43 bits/value with LTC, 3.84 with uniform quantisation + zstd).

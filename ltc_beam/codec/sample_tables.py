@@ -21,9 +21,10 @@ from __future__ import annotations
 import numpy as np
 import zstandard
 
-from ltc_beam.bitstream import decompress_exactly, read_varint, stated_size, unzigzag, varint, zigzag
+from ltc_beam.bitstream import read_varint, unzigzag, varint, zigzag
 from ltc_beam.entropy import SymbolDecoder, SymbolEncoder, SymbolTables, from_log_codes, log_codes
 from ltc_beam.errors import FormatError
+from ltc_beam.zstd_frames import decompress_exactly, stated_size
 
 #: Scale of the stored weights (a column's counts over 2**16, one byte each)...
 WEIGHT_BITS = 16
