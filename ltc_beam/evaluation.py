@@ -14,7 +14,7 @@ from ltc_beam.bitstream import record_payload, unpack
 from ltc_beam.codec.codec import Codec, column_name
 from ltc_beam.codec.scaling import robust_statistics
 from ltc_beam.codec.sample_coding import grid_quanta, packed_ints
-from ltc_beam.codec.training_data import STATISTICS_WARNING
+from ltc_beam.codec.training_data import STATISTICS_WARNING, series_scaling_advice, statistics_bits
 from ltc_beam.codec.window_choice import padding_share
 from ltc_beam.errors import grouped_warnings
 
@@ -325,39 +325,24 @@ def warn_if_frames_dominate(result: dict, layout: str = "chunk") -> None:
 SERIES_SNR_GAP = 10.0
 
 
-def statistics_bits(records: float) -> float:
-    """Bits per value that a series' own statistics (4 bytes per column) cost over ``records``
-    records."""
-    return 32.0 / max(records, 1.0)
-
-
 def warn_if_series_lost(codec: Codec, result: dict) -> None:
     """Warn when half the series or more decode far below the SNR over all of them: the
     column's spread, which sets the step, is mostly the series' differences in level or
     scale, and each series varies far less (a codec normalised per column spends its bits on
     the largest). ``normalise='series'`` is advised only where the series are long enough
-    for their own statistics (about 4 bytes per column and series) to cost little: fertility
-    rates of 219 countries, test series of 11 years, went from 2.85 to 7.10 bits/value that
-    way, where the column codec at 5.13 coded the series at a higher median SNR. Not for a
+    for their own statistics (about 4 bytes per column and series) to cost little
+    (:func:`~ltc_beam.codec.training_data.series_scaling_advice`). Not for a
     series-scaled codec: each series is at its own scale there, and the overall SNR also
     counts the series' levels (a panel coded at 23 dB a series read 66 dB overall)."""
     median, lower = result.get("series_snr_db_median"), result.get("series_snr_db_lower_median")
     if codec.series_scaled or lower is None or not result["snr_db"] - lower > SERIES_SNR_GAP:
         return  # a series-scaled codec codes each at its own scale: the overall figure then weighs levels
     records = result["n_values"] / (result["series"] * codec.config.record_dim)
-    statistics = statistics_bits(records)
-    advice = (
-        "retrain with normalise='series' to code each series at its own scale"
-        if statistics <= STATISTICS_WARNING
-        else f"normalise='series' would code each at its own scale, but these series are short ({records:.3g} records in "
-        f"the mean) and their own statistics would cost about {statistics:.2g} bits/value on top: a codec trained for "
-        "a higher rate raises every series' SNR for less"
-    )
     warnings.warn(
         f"the series' own SNR (half of the {result['series']} series at {lower:.1f} dB or below, median {median:.1f} "
         f"dB, lowest {result['series_snr_db_min']:.1f} dB) lies far below the {result['snr_db']:.1f} dB over all of them: "
         "the column's spread, which sets the step, is mostly the series' differences in level or scale, and each "
-        f"varies far less; {advice}",
+        f"varies far less; {series_scaling_advice(records, 'retrain')}",
         UserWarning,
         stacklevel=3,
     )

@@ -608,6 +608,11 @@ def test_a_missed_rate_target_is_warned_about():
     # fertility rates, 43-year series in windows of 16: the padding of each last window was no listed cause
     with pytest.warns(UserWarning, match=r"series short for windows of 1 records, 10% of the coded records filling"):
         calibrate_rate(trainer, 2.0, lambda model: 0.9, padded=0.1)
+    # series-scaled, 12-record series (Gapminder, asked 0.5: stopped at 2.76, and the advised lmbda= gave 2.80)
+    with pytest.warns(UserWarning, match=r"about 2\.7 bits/value of it.*no lmbda= takes a series-scaled codec below") as caught:
+        calibrate_rate(trainer, 2.0, lambda model: 3.0, statistics=32 / 12)
+    with pytest.warns(UserWarning, match=r"train with lmbda= to set the trade-off directly"):
+        calibrate_rate(trainer, 2.0, lambda model: 0.9, statistics=32 / 12)  # short of the target: not the statistics
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         calibrate_rate(trainer, 2.0, lambda model: 2.05)  # within tolerance: quiet
@@ -871,6 +876,13 @@ def test_series_of_very_different_scales_are_warned_about():
     with pytest.warns(UserWarning, match=r"column 'level': 15 of 30 series vary over 100x less than the column") as caught:
         warn_if_series_scales_differ(panel, std, ["level", "rate"])
     assert len(caught) == 1  # the second column's series share one scale
+    # 40-record series would pay 0.8 bits/value for their own statistics: told, not advised
+    # (Gapminder's 12-year series were told to by train and told not to by evaluate)
+    assert "short (40 records in the mean)" in str(caught[0].message) and "0.8 bits/value on top" in str(caught[0].message)
+    long = [np.tile(s, (10, 1)) for s in panel]
+    with pytest.warns(UserWarning, match=r"vary over 100x less") as caught:
+        warn_if_series_scales_differ(long, column_statistics(long)[1], ["level", "rate"])
+    assert "train with normalise='series' to code each series at its own scale" in str(caught[0].message)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         alike = [s * np.array([1.0 + i % 3, 1.0]) for i, s in enumerate(panel[::6])]  # scales 1 to 3

@@ -18,7 +18,7 @@ import torch
 from ltc_beam.codec.adaptive import CLASS_COUNT
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.tables import symbol_cap, table_count
-from ltc_beam.codec.training_data import spread_pieces
+from ltc_beam.codec.training_data import spread_pieces, statistics_bits
 
 if TYPE_CHECKING:
     from ltc_beam.codec.codec import Codec
@@ -246,7 +246,7 @@ def calibration_limit(tries: list[tuple[float, float]], target: float) -> tuple[
     return -MAX_CALIBRATION_OCTAVES, WIDE_CALIBRATION_OCTAVES if short else MAX_CALIBRATION_OCTAVES
 
 
-def calibrate_rate(trainer: Trainer, target: float, measure, series_scaled: bool = False, padded: float = 0.0) -> dict:
+def calibrate_rate(trainer: Trainer, target: float, measure, statistics: float = 0.0, padded: float = 0.0) -> dict:
     """Scale the trained model's latents (:func:`scale_latents`, in place) until
     ``measure(model)`` (the coded bits per value) is within ``RATE_TOLERANCE`` of ``target``.
 
@@ -256,7 +256,9 @@ def calibrate_rate(trainer: Trainer, target: float, measure, series_scaled: bool
     log2(scale), safeguarded by bisection once the target is bracketed, each try with its
     decoder refit (:meth:`~ltc_beam.codec.training.Trainer.refit_synthesis`: the sample-coding fallback matches the
     decoder's error, so the rate depends on it too). The best try is kept. Returns the tries
-    ``[(octaves, bits per value)]`` and the chosen one.
+    ``[(octaves, bits per value)]`` and the chosen one. ``statistics``: the bits per value a
+    series-scaled codec's series statistics take (the warning on a missed target names them);
+    ``padded``: the share of coded records that only fill each series' last window.
     """
     model = trainer.model
     trainer.refit_synthesis()
@@ -295,10 +297,15 @@ def calibrate_rate(trainer: Trainer, target: float, measure, series_scaled: bool
             f"(tries: {', '.join(f'{r:.3g}' for _, r in tries)}). Data whose rate barely answers the step "
             "(piecewise-constant or integer-valued data whose streams the sample-coding fallback takes, "
             "a few rare spikes or events over a flat or quiet level"
-            + ("; short series, whose own statistics take much of it" if series_scaled else "")
+            + (f"; short series, whose own statistics take about {statistics:.2g} bits/value of it" if statistics else "")
             + (f"; series short for windows of {trainer.config.window} records, {padded:.0%} of the coded records filling "
                "each one's last window, which cost bits at any step: train with a shorter window=" if padded else "")
-            + ") stops short; train with lmbda= to set the trade-off directly",
+            + ") stops short; "
+            # no trade-off goes below the statistics (Gapminder, 12-year series, asked 0.5 bits/value:
+            # stopped at 2.76, and lmbda=0.01 then gave 2.80)
+            + ("no lmbda= takes a series-scaled codec below its statistics: train with normalise='column' for a lower rate"
+               if statistics > MISSED_TARGET * target and tries[best][1] > target
+               else "train with lmbda= to set the trade-off directly"),
             stacklevel=4,  # train -> calibrate_on_training_records -> here: at the caller of train
         )
     return {
@@ -354,4 +361,5 @@ def calibrate_on_training_records(trainer: Trainer, target: float, series: list[
         shown.set_description_str(f"finish: rate calibration to {target:g} bits/value: coded {bits:.3f}")
         return bits
 
-    return calibrate_rate(trainer, target, measure, series_scaled, padded if padded >= SHORT_SERIES_PADDING else 0.0)
+    statistics = statistics_bits(sum(len(s) for s in series) / len(series)) if series_scaled else 0.0
+    return calibrate_rate(trainer, target, measure, statistics, padded if padded >= SHORT_SERIES_PADDING else 0.0)
