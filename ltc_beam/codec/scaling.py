@@ -27,9 +27,9 @@ MEAN_STEPS = 16
 NORMALISATIONS = ("column", "series")
 
 
-def outlier_mask(x: np.ndarray, least: int = 0) -> np.ndarray:
+def outlier_mask(x: np.ndarray, least: int = 0, fraction: float = OUTLIER_FRACTION) -> np.ndarray:
     """Values beyond ``OUTLIER_SPREADS`` robust standard deviations of their column's median,
-    in columns where at most ``OUTLIER_FRACTION`` of the finite values (or ``least`` values)
+    in columns where at most ``fraction`` of the finite values (or ``least`` values)
     are that far. With ``least``, where most values equal the median (a stuck sensor), the
     few others are the outliers: one 1e12 glitch among 119 equal values would otherwise set
     the scale, as the plain std the column statistics fall back on there."""
@@ -47,16 +47,16 @@ def outlier_mask(x: np.ndarray, least: int = 0) -> np.ndarray:
         else:
             spread = spread or values.std()
             far = np.abs(values - median) > OUTLIER_SPREADS * spread if spread > 0 else np.zeros(values.shape, bool)
-        if far.mean() <= OUTLIER_FRACTION or far.sum() <= least:
+        if far.mean() <= fraction or far.sum() <= least:
             out[np.flatnonzero(ok)[far], j] = True
     return out
 
 
-def robust_statistics(x: np.ndarray, least: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def robust_statistics(x: np.ndarray, least: int = 0, fraction: float = OUTLIER_FRACTION) -> tuple[np.ndarray, np.ndarray]:
     """Per-column mean and standard deviation of ``x`` ``[N, d]`` over its finite values,
     rare absurd outliers (:func:`outlier_mask`) left out; 0 and 0 for a column with no
     finite value."""
-    masked = np.where(np.isfinite(x) & ~outlier_mask(x, least), x, np.nan)
+    masked = np.where(np.isfinite(x) & ~outlier_mask(x, least, fraction), x, np.nan)
     counts = np.isfinite(masked).sum(axis=0)
     filled = np.where(np.isfinite(masked), masked, 0.0)
     mean = filled.sum(axis=0) / np.maximum(counts, 1)
