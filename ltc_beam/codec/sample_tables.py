@@ -156,9 +156,10 @@ def column_entropies(ints: np.ndarray) -> np.ndarray:
     if span * d <= 4 * ints.size:  # all columns' counts in one pass
         counts = np.bincount(((ints - low) + span * np.arange(d)).ravel(), minlength=span * d)
         columns = np.repeat(np.arange(d), span)
-    else:
-        pairs, counts = np.unique(np.stack([np.broadcast_to(np.arange(d), ints.shape).ravel(), ints.ravel()]), axis=1, return_counts=True)
-        columns = pairs[0]
+    else:  # column by column (np.unique of (column, value) pairs took 10x as long)
+        counts = [np.unique(column, return_counts=True)[1] for column in ints.T]
+        columns = np.repeat(np.arange(d), [c.size for c in counts])
+        counts = np.concatenate(counts)
     seen = counts > 0
     bits = counts[seen] * np.log2(counts[seen] / ints.shape[0])
     return -np.bincount(columns[seen], weights=bits, minlength=d)
@@ -254,9 +255,14 @@ def frequencies(weights: np.ndarray) -> np.ndarray:
     total = np.where(total == 0, n, total)
     share, remainder = np.divmod(rows * ((1 << PRECISION) - n), total)
     freqs = 1 + share
-    leftover = (1 << PRECISION) - freqs.sum(axis=-1, keepdims=True)
-    order = np.argsort(-remainder, axis=-1, kind="stable")
-    np.put_along_axis(freqs, order, np.take_along_axis(freqs, order, axis=-1) + (np.arange(n) < leftover), axis=-1)
+    leftover = (1 << PRECISION) - freqs.sum(axis=-1, keepdims=True)  # 0 … n - 1
+    # the ``leftover`` largest remainders, ties to the first: those above the leftover-th
+    # largest, and as many of those equal to it as are still due (a stable argsort of every
+    # row did the same 2-3x slower)
+    threshold = np.take_along_axis(np.sort(remainder, axis=-1), n - np.clip(leftover, 1, n), axis=-1)
+    above, tied = remainder > threshold, remainder == threshold
+    due = leftover - above.sum(axis=-1, keepdims=True)
+    freqs += (leftover > 0) & (above | (tied & (np.cumsum(tied, axis=-1) <= due)))
     return freqs.reshape(weights.shape)
 
 
