@@ -143,3 +143,22 @@ def test_frequencies_of_many_tables_are_each_tables_own():
     assert (stacked.sum(axis=1) == 1 << PRECISION).all() and stacked.min() >= 1
     assert all(np.array_equal(stacked[i], frequencies(weights[i])) for i in range(6))
     assert len(set(frequencies(weights[1]).tolist())) <= 2  # all ones, the leftover spread evenly
+
+
+def test_leftover_counts_go_to_the_largest_remainders_first_of_ties():
+    """The decoder rebuilds every table, so the rule is part of the format: after one count
+    each and the proportional shares (rounded down), the leftover counts go one each to the
+    largest remainders, ties to the first. Checked against the rule written out plainly, on
+    rows with many ties (small integer weights) and without."""
+    from ltc_beam.codec.sample_tables import PRECISION, frequencies
+
+    rng = np.random.default_rng(11)
+    for weights in (rng.integers(0, 4, (40, 37)), rng.integers(0, 1 << 30, (40, 300)), np.full((2, 5), 3)):
+        for row, got in zip(weights, frequencies(weights)):
+            n, total = row.size, int(row.sum())
+            shares = [divmod(int(w) * ((1 << PRECISION) - n), total) for w in row]
+            expected = [1 + share for share, _ in shares]
+            leftover = (1 << PRECISION) - sum(expected)
+            for i in sorted(range(n), key=lambda i: (-shares[i][1], i))[:leftover]:
+                expected[i] += 1
+            assert got.tolist() == expected
