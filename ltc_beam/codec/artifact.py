@@ -92,7 +92,10 @@ def _zstd_bytes(arrays) -> int:
 
 
 def codec_to_bytes(codec: Codec, compressed: bool = True) -> bytes:
-    """The artifact's bytes: safetensors (``compressed=False``), or that in one zstd frame."""
+    """The artifact's bytes: safetensors (``compressed=False``), or that in one zstd frame
+    (the bytes it was loaded from, where they are of its content)."""
+    if compressed and codec.loaded_from is not None and codec.loaded_from[0] == codec.id:
+        return codec.loaded_from[1]
     arrays = codec.tensors()
     metadata = {"manifest": json.dumps(codec.manifest, sort_keys=True)}
     if codec.manifest["format_version"] >= 2:  # a version-1 codec stays readable by version-1 builds
@@ -129,6 +132,7 @@ def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
             "this is a Parquet file, not a codec artifact: an archive decodes with ltc_beam.read_parquet(path) or "
             "ltc-beam decompress, with the codec it embeds"
         )
+    stored = bytes(data) if bytes(data[:4]) == ZSTD_MAGIC else None
     data = _safetensors(data)
     try:
         arrays = load_arrays(bytes(data))
@@ -170,9 +174,11 @@ def codec_from_bytes(data: bytes, device: str = "cpu") -> Codec:
         state = {k[6:]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("model.")}
         model.load_state_dict(state)
         tables = SymbolTables.from_arrays({k[7:]: v for k, v in arrays.items() if k.startswith("tables.")})
-        return Codec(model, tables, arrays["tables.base"], manifest, device=device)
+        codec = Codec(model, tables, arrays["tables.base"], manifest, device=device)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise FormatError(f"codec artifact is inconsistent: {exc}") from exc
+    codec.loaded_from = None if stored is None else (codec.id, stored)
+    return codec
 
 
 def _check_normalisation(manifest: dict, record_dim: int) -> None:
