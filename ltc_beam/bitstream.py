@@ -94,7 +94,11 @@ SKIPPING_VERSION = 4
 #: Version 5 is version 4 plus flags bit 4 (the records that repeat the record before them are
 #: left out; every other flag optional); writers use it only for streams that leave some out.
 REPEATING_VERSION = 5
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)
+#: Version 6 is version 5 plus flags bit 5 (segment lengths as runs of equal lengths);
+#: writers use it only where the runs are shorter: the series of a balanced panel, all of one
+#: length, took a byte or two each (2,234 population series of 31 years: 0.26 bits/value).
+SEGMENT_RUNS_VERSION = 6
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6)
 #: flags bit 0: a specials block (and its length) is present.
 FLAG_SPECIALS = 0x01
 #: flags bit 1 (version 2): the payload is sample-coded (``ltc_beam.codec.sample_coding``),
@@ -112,12 +116,16 @@ FLAG_SKIPPED = 0x08
 #: bit for bit the record before it) are not in the rest of the stream, which describes the
 #: records kept (segments, specials, payload), and decode as the record before them.
 FLAG_REPEATS = 0x10
+#: flags bit 5 (version 6, with bit 2): ``segment_count`` counts runs, and each run is a
+#: varint pair, a length and how many segments in a row have it.
+FLAG_SEGMENT_RUNS = 0x20
 KNOWN_FLAGS = {
     1: FLAG_SPECIALS, 2: FLAG_SPECIALS | FLAG_SAMPLE_CODED, 3: FLAG_SPECIALS | FLAG_SEGMENTS,
     4: FLAG_SPECIALS | FLAG_SEGMENTS | FLAG_SKIPPED,
     5: FLAG_SPECIALS | FLAG_SAMPLE_CODED | FLAG_SEGMENTS | FLAG_SKIPPED | FLAG_REPEATS,
+    6: FLAG_SPECIALS | FLAG_SAMPLE_CODED | FLAG_SEGMENTS | FLAG_SKIPPED | FLAG_REPEATS | FLAG_SEGMENT_RUNS,
 }
-REQUIRED_FLAG = {2: FLAG_SAMPLE_CODED, 3: FLAG_SEGMENTS, 4: FLAG_SKIPPED, 5: FLAG_REPEATS}
+REQUIRED_FLAG = {2: FLAG_SAMPLE_CODED, 3: FLAG_SEGMENTS, 4: FLAG_SKIPPED, 5: FLAG_REPEATS, 6: FLAG_SEGMENT_RUNS}
 #: The codec id is 32 lowercase hex characters in the API and 16 raw bytes in the stream.
 CODEC_ID_LENGTH = 32
 CODEC_ID_BYTES = CODEC_ID_LENGTH // 2
@@ -161,7 +169,7 @@ LAYOUT: tuple[Field, ...] = (
     Field("repeats_length", "22 + shape_size", "repeats_length_size", "varint"),
     Field("repeats", "22 + shape_size + repeats_length_size", "repeats_length", "bytes[repeats_length]"),
     Field("segment_count", "22 + shape_size + repeats_length_size + repeats_length", "segment_count_size", "varint"),
-    Field("segment_lengths", "22 + shape_size + repeats_length_size + repeats_length + segment_count_size", "segment_lengths_size", "varint[segment_count]"),
+    Field("segment_lengths", "22 + shape_size + repeats_length_size + repeats_length + segment_count_size", "segment_lengths_size", "varint[segment_count], or with flags bit 5 varint[2 * segment_count]"),
     Field("specials_length", "22 + shape_size + repeats_length_size + repeats_length + segment_count_size + segment_lengths_size", "specials_length_size", "varint"),
     Field("specials", "22 + shape_size + repeats_length_size + repeats_length + segment_count_size + segment_lengths_size + specials_length_size", "specials_length", "bytes[specials_length]"),
     Field(
@@ -406,6 +414,11 @@ def pack(
         flags |= FLAG_SEGMENTS
         version = SEGMENTED_VERSION
         segments_part = [varint(len(segments)), *(varint(n) for n in segments)]
+        runs = segment_runs(segments)
+        runs_part = [varint(len(runs)), *(varint(v) for run in runs for v in run)]
+        if sum(map(len, runs_part)) < sum(map(len, segments_part)):
+            flags |= FLAG_SEGMENT_RUNS
+            segments_part = runs_part
     if skipped:
         if sample_coded:
             raise ValueError("a sample-coded stream codes every record: it skips none")
@@ -414,6 +427,8 @@ def pack(
     if repeats_part:
         flags |= FLAG_REPEATS
         version = REPEATING_VERSION
+    if flags & FLAG_SEGMENT_RUNS:
+        version = SEGMENT_RUNS_VERSION
     parts = [
         FIXED_HEADER.pack(MAGIC, version, flags, bytes.fromhex(codec_id)),
         varint(len(shape)),
@@ -425,6 +440,17 @@ def pack(
     ]
     body = b"".join(parts)
     return body + _U32.pack(zlib.crc32(body))
+
+
+def segment_runs(segments: tuple[int, ...]) -> list[tuple[int, int]]:
+    """``(length, times)`` of each run of equal consecutive segment lengths."""
+    runs: list[tuple[int, int]] = []
+    for n in segments:
+        if runs and runs[-1][0] == n:
+            runs[-1] = (n, runs[-1][1] + 1)
+        else:
+            runs.append((n, 1))
+    return runs
 
 
 def _record_shape(record_dim: int) -> bytes:
@@ -540,6 +566,8 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
         raise FormatError(f"version {version} stream without flags bit {bit} at offset {m + 1}: writers use version 1 for it")
     if flags & FLAG_SAMPLE_CODED and flags & (FLAG_SEGMENTS | FLAG_SKIPPED):  # version 5 defines all three
         raise FormatError(f"flags 0x{flags:02x} at offset {m + 1}: a sample-coded stream codes every record as one series")
+    if flags & FLAG_SEGMENT_RUNS and not flags & FLAG_SEGMENTS:
+        raise FormatError(f"flags 0x{flags:02x} at offset {m + 1}: segment runs (bit 5) without segments (bit 2)")
     off = FIXED_HEADER.size
     ndim_off = off
     ndim, off = read_varint(buf, off, end, "ndim")
@@ -562,13 +590,21 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
     if flags & FLAG_SEGMENTS:
         count_off = off
         count, off = read_varint(buf, off, end, "segment_count")
-        if ndim != 2 or count < 2 or count > shape[0]:
-            raise FormatError(f"segment_count {count} at offset {count_off} does not fit shape {tuple(shape)} (2 to shape[0] segments of a 2-D shape)")
+        runs = bool(flags & FLAG_SEGMENT_RUNS)
+        if ndim != 2 or count < 2 - runs or count > shape[0]:
+            what = "runs of segments" if runs else "segments"
+            raise FormatError(f"segment_count {count} at offset {count_off} does not fit shape {tuple(shape)} ({2 - runs} to shape[0] {what} of a 2-D shape)")
         lengths = []
         for i in range(count):
-            n, off = read_varint(buf, off, end, f"segment_lengths[{i}]")
-            lengths.append(n)
-        if min(lengths) < 1 or sum(lengths) > shape[0] or not flags & FLAG_REPEATS and sum(lengths) != shape[0]:
+            n, off = read_varint(buf, off, end, f"segment_runs[{i}].length" if runs else f"segment_lengths[{i}]")
+            if not runs:
+                lengths.append(n)
+                continue
+            times, off = read_varint(buf, off, end, f"segment_runs[{i}].times")
+            if times < 1 or len(lengths) + times > shape[0]:  # (before making the list: a damaged count is huge)
+                raise FormatError(f"segment run {i} at offset {count_off} repeats its length {times} times, for {shape[0]} records")
+            lengths.extend([n] * times)
+        if len(lengths) < 2 or min(lengths) < 1 or sum(lengths) > shape[0] or not flags & FLAG_REPEATS and sum(lengths) != shape[0]:
             raise FormatError(f"segment lengths at offset {count_off} are not positive or do not sum to shape[0] = {shape[0]}")
         segments = tuple(lengths)
     has_specials = bool(flags & FLAG_SPECIALS)
