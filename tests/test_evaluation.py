@@ -272,6 +272,7 @@ def test_evaluate_warns_about_data_far_from_the_training_mean(codecs):
         said = [str(w.message) for w in caught if "training mean" in str(w.message)]
         assert bool(said) == warned and abs(report["mean_shift_vs_training"]) == pytest.approx(offset, abs=0.5)
     assert "column 'v2'" in said[0] and "normalise='series'" not in said[0]  # one series: its own mean would not help
+    assert "in bits (more than the codec's calibrated" in said[0] and "or in SNR" in said[0]  # here SNR: 16.4 -> 13.4 dB
     shifted = x + 3.0 * std * (np.arange(6) == 2)
     with pytest.warns(UserWarning, match=r"training mean.*normalise='series' \(each series scaled"):  # several series: it may
         evaluate(codec, [shifted[:1000], shifted[1000:]], voronoi=False)
