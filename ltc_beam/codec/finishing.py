@@ -18,7 +18,7 @@ import torch
 from ltc_beam.codec.adaptive import CLASS_COUNT
 from ltc_beam.codec.model import LtcModel
 from ltc_beam.codec.tables import symbol_cap, table_count
-from ltc_beam.codec.training_data import spread_pieces, statistics_bits
+from ltc_beam.codec.training_data import spread_pieces
 
 if TYPE_CHECKING:
     from ltc_beam.codec.codec import Codec
@@ -344,11 +344,14 @@ def warn_if_tables_capped(codec):
     return codec
 
 
-def calibrate_on_training_records(trainer: Trainer, target: float, series: list[np.ndarray], freeze, series_scaled: bool, shown) -> dict:
+def calibrate_on_training_records(
+    trainer: Trainer, target: float, series: list[np.ndarray], freeze, series_scaled: bool, shown, statistics: float = 0.0
+) -> dict:
     """:func:`calibrate_rate` on the training records ``series`` (evenly spread pieces of
     ``CALIBRATION_VALUES`` values, ``SERIES_CALIBRATION_FACTOR`` times that for a
     series-scaled codec), each try coded by the codec ``freeze(model)`` makes; ``shown`` (a
-    progress bar) says each try's rate."""
+    progress bar) says each try's rate; ``statistics``: the bits per value a series-scaled
+    codec's series statistics take on them (as ``train``'s warning on them says)."""
     from ltc_beam.codec.window_choice import padding_share  # (it imports training, which imports this module)
 
     data = calibration_series(series, CALIBRATION_VALUES * (SERIES_CALIBRATION_FACTOR if series_scaled else 1))
@@ -361,5 +364,4 @@ def calibrate_on_training_records(trainer: Trainer, target: float, series: list[
         shown.set_description_str(f"finish: rate calibration to {target:g} bits/value: coded {bits:.3f}")
         return bits
 
-    statistics = statistics_bits(sum(len(s) for s in series) / len(series)) if series_scaled else 0.0
     return calibrate_rate(trainer, target, measure, statistics, padded if padded >= SHORT_SERIES_PADDING else 0.0)

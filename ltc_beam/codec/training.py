@@ -823,7 +823,7 @@ def train(
             series, stated = scaled_pieces(raw, default_chunk_records(raw[0].shape[1]))
             warn_if_statistics_cost(stated, raw)
         else:
-            series = distinct_series(raw)
+            series, stated = distinct_series(raw), 0
         mean, std = column_statistics(series)
         warn_if_float32_limits(mean, std, columns)
         warn_if_series_scales_differ(series, std, columns)
@@ -923,7 +923,8 @@ def train(
                 summary["density_refit"] = refit_density_if_shorter(trainer, freeze, held, coded)
             if calibrate and options.target_bits_per_value is not None:
                 summary["rate_calibration"] = calibrate_on_training_records(
-                    trainer, options.target_bits_per_value, raw, freeze, normalise == "series", finish
+                    trainer, options.target_bits_per_value, raw, freeze, normalise == "series", finish,
+                    statistics=8 * stated / sum(s.size for s in raw),
                 )
             else:
                 summary["synthesis_refit"] = trainer.refit_synthesis()
