@@ -634,6 +634,16 @@ def test_streams_that_skip_records_are_version_4_and_flag_bit_3():
         unpack(refresh_crc(no_bit))
 
 
+def refused_when_damaged(blob: bytes, cases: list[tuple[int, int, str]]) -> None:
+    """Each ``(offset, byte, message)``: ``blob`` with that byte there and a fresh checksum is
+    a format error saying ``message``."""
+    for at, value, what in cases:
+        damaged = bytearray(blob)
+        damaged[at] = value
+        with pytest.raises(FormatError, match=what):
+            unpack(refresh_crc(damaged))
+
+
 def test_segmented_streams_are_version_3_and_flag_bit_2():
     sp = SpecialValues(np.array([4]), np.array([0x7FC00000], np.uint32))
     blob = pack(CID, (7, 2), b"abcd", sp, segments=(3, 4))
@@ -650,11 +660,7 @@ def test_segmented_streams_are_version_3_and_flag_bit_2():
         pack(CID, (7, 2, 1), b"", segments=(3, 4))
     # a damaged count or length, with a fresh checksum, is a format error naming it
     count_at = 22 + 2  # after ndim (offset 21) and the shape varints 7 and 2
-    for at, value, what in [(count_at, 1, "segment_count"), (count_at + 1, 0, "segment lengths")]:
-        damaged = bytearray(pack(CID, (7, 2), b"abcd", segments=(3, 4)))
-        damaged[at] = value
-        with pytest.raises(FormatError, match=what):
-            unpack(refresh_crc(damaged))
+    refused_when_damaged(pack(CID, (7, 2), b"abcd", segments=(3, 4)), [(count_at, 1, "segment_count"), (count_at + 1, 0, "segment lengths")])
     no_bit = bytearray(blob)
     no_bit[4] = bs.FLAG_SPECIALS
     with pytest.raises(FormatError, match="without flags bit 2"):
@@ -676,12 +682,8 @@ def test_segments_of_equal_lengths_are_stated_as_runs_where_shorter():
     assert with_repeats.segments == (4,) * 5 and with_repeats.repeated == (3,)
     blob = pack(CID, (20, 3), b"abcd", segments=(5,) * 4)  # count 1, then the run (5, 4)
     count_at = 22 + 2  # after ndim (offset 21) and the shape varints 20 and 3
-    for at, value, what in [(count_at + 2, 0, "repeats its length 0 times"), (count_at + 2, 30, "30 times, for 20 records"),
-                            (count_at + 1, 4, "do not sum"), (count_at, 0, "segment_count 0")]:
-        damaged = bytearray(blob)
-        damaged[at] = value
-        with pytest.raises(FormatError, match=what):
-            unpack(refresh_crc(damaged))
+    refused_when_damaged(blob, [(count_at + 2, 0, "repeats its length 0 times"), (count_at + 2, 30, "30 times, for 20 records"),
+                                (count_at + 1, 4, "do not sum"), (count_at, 0, "segment_count 0")])
     no_segments = bytearray(blob)
     no_segments[4] = bs.FLAG_SEGMENT_RUNS
     with pytest.raises(FormatError, match="without segments"):
