@@ -821,9 +821,10 @@ def train(
             from ltc_beam.arrow import default_chunk_records
 
             series, stated = scaled_pieces(raw, default_chunk_records(raw[0].shape[1]))
-            warn_if_statistics_cost(stated, raw)
+            statistics = 8 * stated / max(sum(s.size for s in raw), 1)  # bits per value of the series' own statistics
+            warn_if_statistics_cost(statistics, raw)
         else:
-            series, stated = distinct_series(raw), 0
+            series, statistics = distinct_series(raw), 0.0
         mean, std = column_statistics(series)
         warn_if_float32_limits(mean, std, columns)
         warn_if_series_scales_differ(series, std, columns)
@@ -924,7 +925,7 @@ def train(
             if calibrate and options.target_bits_per_value is not None:
                 summary["rate_calibration"] = calibrate_on_training_records(
                     trainer, options.target_bits_per_value, raw, freeze, normalise == "series", finish,
-                    statistics=8 * stated / sum(s.size for s in raw),
+                    statistics=statistics,
                 )
             else:
                 summary["synthesis_refit"] = trainer.refit_synthesis()

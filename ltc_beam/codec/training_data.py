@@ -292,12 +292,11 @@ def series_scaling_advice(records: float, verb: str = "train") -> str:
     )
 
 
-def warn_if_statistics_cost(stated: int, series: list[np.ndarray]) -> None:
-    """Warn when the series' own statistics (``stated`` bytes) cost much of the rate: short
-    series pay about 4 bytes per column each (300 series of 1-3 records: 19.8 bits/value;
-    El Niño as 12-month years: 4.67 where one normalisation per column pays 2.11)."""
-    values = sum(s.size for s in series)
-    bits = 8 * stated / max(values, 1)
+def warn_if_statistics_cost(bits: float, series: list[np.ndarray]) -> None:
+    """Warn when the series' own statistics (``bits`` per value of ``series``) cost much of
+    the rate: short series pay about 4 bytes per column each (300 series of 1-3 records:
+    19.8 bits/value; El Niño as 12-month years: 4.67 where one normalisation per column pays
+    2.11)."""
     if bits > STATISTICS_WARNING:
         median = float(np.median([len(s) for s in series]))
         warnings.warn(
