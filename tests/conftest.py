@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import ltc_beam
+from ltc_beam.bitstream import pack, unpack
 
 torch.set_num_threads(1)
 
@@ -33,6 +34,15 @@ def switching_series(records: int, dim: int, seed: int, period: int = 150) -> li
     gain = np.where((np.arange(records) // period) % 2 == 0, 0.15, 2.0)[:, None]
     x = x * gain
     return [x[i : i + 2 * period] for i in range(0, records, 2 * period)]
+
+
+def unbounded(blob: bytes) -> bytes:
+    """``blob`` without its bounds block."""
+    frame = unpack(blob)
+    return pack(
+        frame.codec_id, frame.shape, frame.payload, frame.specials, sample_coded=frame.sample_coded,
+        segments=frame.segments, skipped=frame.skipped, repeated=np.asarray(frame.repeated) if frame.repeated else None,
+    )
 
 
 @pytest.fixture(scope="session")

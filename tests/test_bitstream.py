@@ -69,6 +69,7 @@ def evaluate(expr: str, env: dict[str, int]) -> int:
 
 @pytest.mark.parametrize("heading,layout", [
     ("Container layout", bs.LAYOUT), ("Specials block", bs.SPECIALS_LAYOUT), ("Specials list", bs.SPECIALS_LIST_LAYOUT),
+    ("Bounds block (version 7, flags bit 6)", bs.BOUNDS_LAYOUT),
 ])
 def test_schema_tables_match_code(heading, layout):
     rows = parse_table(heading)
@@ -78,8 +79,9 @@ def test_schema_tables_match_code(heading, layout):
 
 
 @pytest.mark.parametrize("layout,variables", [
-    (bs.LAYOUT, ("shape_size", "repeats_length_size", "repeats_length", "segment_count_size", "segment_lengths_size", "specials_length_size", "specials_length", "payload_length")),
+    (bs.LAYOUT, ("shape_size", "repeats_length_size", "repeats_length", "segment_count_size", "segment_lengths_size", "specials_length_size", "specials_length", "bounds_length_size", "bounds_length", "payload_length")),
     (bs.SPECIALS_LAYOUT, ("numel", "M")),
+    (bs.BOUNDS_LAYOUT, ("d", "B")),
     (bs.SPECIALS_LIST_LAYOUT, ("pattern_count_size", "count_size", "gaps_size", "indices_size", "pattern_count")),
 ])
 def test_layout_fields_are_contiguous(layout, variables):
@@ -164,6 +166,9 @@ def sample_blobs():
         pack(CID, (900, 3), rng.bytes(20), repeated=np.arange(1, 800, 3)),
         pack(CID, (2000,), b"", SpecialValues(np.arange(3, 2000, 50), np.array([0x7FC00000, 0xFF800000, 0x7F800000] * 14, np.uint32)[:40])),
         pack(CID, (5000,), b"", SpecialValues(np.arange(0, 5000, 7), np.full(715, 0x7FC04C54, np.uint32))),
+        pack(CID, x.shape, rng.bytes(30), sp, segments=(4, 9), bounds=(np.array([-1, -np.inf, 0, -2, -np.inf]), np.array([1, 2.5, np.inf, 7, np.inf]))),
+        pack(CID, (300, 2), rng.bytes(9), sample_coded=True, bounds=(np.zeros(2), np.full(2, np.inf))),
+        pack(CID, (900, 40), rng.bytes(9), repeated=np.arange(1, 800, 3), bounds=(np.zeros(40), np.full(40, 255.0))),  # zstd body
     ]
 
 
@@ -211,13 +216,18 @@ def test_real_streams_follow_the_schema_tables(blob):
                 off += size
                 env["segment_lengths_size"] += size
             lengths += [value] * times
-        assert tuple(lengths) == frame.segments and blob[3] == (6 if flags & 32 else 5 if flags & 16 else 3)
+        assert tuple(lengths) == frame.segments and blob[3] == (7 if flags & 64 else 6 if flags & 32 else 5 if flags & 16 else 3)
     else:
         assert frame.segments is None
     if flags & 1:
         env["specials_length"], env["specials_length_size"] = read_leb128(blob, off)
+        off += env["specials_length_size"] + env["specials_length"]
     else:
         env["specials_length"] = env["specials_length_size"] = 0
+    if flags & 64:
+        env["bounds_length"], env["bounds_length_size"] = read_leb128(blob, off)
+    else:
+        env["bounds_length"] = env["bounds_length_size"] = 0
     env["payload_length"] = 0
     env["payload_length"] = len(blob) - 4 - evaluate(rows["payload"]["Offset"], env)
     assert env["payload_length"] >= 0
@@ -227,7 +237,7 @@ def test_real_streams_follow_the_schema_tables(blob):
         return blob[off : off + size]
 
     assert field("magic") == b"LTC"
-    assert field("version") == (b"\x06" if flags & 32 else b"\x05" if flags & 16 else b"\x03" if flags & 4 else b"\x01")
+    assert field("version")[0] == (7 if flags & 64 else 6 if flags & 32 else 5 if flags & 16 else 3 if flags & 4 else 2 if flags & 2 else 1)
     assert field("codec_id") == bytes.fromhex(frame.codec_id)
     assert tuple(shape) == frame.shape
     assert field("payload") == frame.payload
@@ -235,8 +245,12 @@ def test_real_streams_follow_the_schema_tables(blob):
     assert struct.unpack("<I", field("checksum"))[0] == zlib.crc32(blob[:end])
     assert len(blob) == end + 4 == (
         26 + env["shape_size"] + env["repeats_length_size"] + env["repeats_length"] + env["segment_count_size"] + env["segment_lengths_size"]
-        + env["specials_length_size"] + env["specials_length"] + env["payload_length"]
+        + env["specials_length_size"] + env["specials_length"] + env["bounds_length_size"] + env["bounds_length"] + env["payload_length"]
     )
+    if flags & 64:
+        assert_bounds_follow_the_schema(field("bounds"), frame)
+    else:
+        assert frame.bounds is None
     assert bool(flags & 1) == (len(frame.specials) > 0) == (env["specials_length"] > 0)
     if env["specials_length"] and field("specials")[0] != 0x28:  # a list: its method byte, not zstd's magic
         assert_list_follows_the_schema(field("specials"), frame.specials)
@@ -250,6 +264,22 @@ def test_real_streams_follow_the_schema_tables(blob):
         mask = np.unpackbits(np.frombuffer(raw[moff : moff + msize], np.uint8), bitorder="little")
         np.testing.assert_array_equal(np.flatnonzero(mask), frame.specials.positions)
         np.testing.assert_array_equal(np.frombuffer(raw[boff:], "<u4"), frame.specials.bits)
+
+
+def assert_bounds_follow_the_schema(block: bytes, frame: bs.Frame) -> None:
+    """Read a bounds block at the offsets of the "Bounds block" table."""
+    assert block[0] in (0, 1)
+    body = block[1:] if block[0] == 0 else zstandard.ZstdDecompressor().decompress(block[1:])
+    rows = {r["Field"]: r for r in parse_table("Bounds block (version 7, flags bit 6)")}
+    lower, upper = frame.bounds
+    stated = np.stack([np.isfinite(lower), np.isfinite(upper)], axis=1).reshape(-1)
+    env = {"d": frame.shape[1], "B": int(stated.sum())}
+    at, size = evaluate(rows["bitmap"]["Offset"], env), evaluate(rows["bitmap"]["Size"], env)
+    bits = np.unpackbits(np.frombuffer(body[at : at + size], np.uint8), bitorder="little")
+    np.testing.assert_array_equal(bits, np.pad(stated, (0, 8 * size - stated.size)))
+    at, size = evaluate(rows["values"]["Offset"], env), evaluate(rows["values"]["Size"], env)
+    assert len(body) == at + size
+    np.testing.assert_array_equal(np.frombuffer(body[at:], "<f4"), np.stack([lower, upper], axis=1).reshape(-1)[stated])
 
 
 def assert_list_follows_the_schema(block: bytes, specials: SpecialValues) -> None:
@@ -611,10 +641,10 @@ def test_parsed_headers_are_canonical():
 
 def test_unknown_version_lists_supported_versions():
     blob = bytearray(pack(CID, (1,), b""))
-    blob[3] = 7
+    blob[3] = 8
     with pytest.raises(FormatError) as info:
         unpack(refresh_crc(blob))
-    assert "version 7" in str(info.value) and str(info.value).endswith("supports versions: 1, 2, 3, 4, 5, 6")
+    assert "version 8" in str(info.value) and str(info.value).endswith("supports versions: 1, 2, 3, 4, 5, 6, 7")
 
 
 def test_streams_that_skip_records_are_version_4_and_flag_bit_3():
@@ -688,6 +718,45 @@ def test_segments_of_equal_lengths_are_stated_as_runs_where_shorter():
     no_segments[4] = bs.FLAG_SEGMENT_RUNS
     with pytest.raises(FormatError, match="without segments"):
         unpack(refresh_crc(no_segments))
+
+
+def test_streams_with_bounds_are_version_7_and_flag_bit_6():
+    """Per-column bounds travel exactly (float32, -inf/+inf where a side has none), with any
+    other flag; streams without keep their version; damaged blocks are refused."""
+    lower, upper = np.array([0.0, -np.inf, -3.5]), np.array([255.0, 1e-3, np.inf])
+    upper[1] = np.float32(upper[1])
+    sp = SpecialValues(np.array([4]), np.array([0x7FC00000], np.uint32))
+    blob = pack(CID, (7, 3), b"abcd", sp, segments=(3, 4), bounds=(lower, upper))
+    assert blob[3] == 7 and blob[4] == bs.FLAG_BOUNDS | bs.FLAG_SEGMENTS | bs.FLAG_SPECIALS
+    frame = unpack(blob)
+    assert frame.payload == b"abcd" and frame.segments == (3, 4) and frame.specials == sp
+    np.testing.assert_array_equal(frame.bounds[0], lower)
+    np.testing.assert_array_equal(frame.bounds[1], upper)
+    plain = pack(CID, (7, 3), b"abcd", sp, segments=(3, 4))
+    assert plain[3] == 3 and unpack(plain).bounds is None
+    assert bs.with_bounds(plain, (lower, upper)) == blob
+    repeated = unpack(bs.with_repeats(pack(CID, (6, 3), b"ab", sample_coded=True, bounds=(lower, upper)), 8, np.array([2, 5])))
+    assert repeated.sample_coded and repeated.repeated == (2, 5) and repeated.bounds[0][0] == 0
+    for bad in [(np.full(3, -np.inf), np.full(3, np.inf)), (np.zeros(2), np.ones(2)), (np.full(3, 0.1), np.ones(3))]:
+        with pytest.raises(ValueError):  # none stated, a column short, not float32
+            pack(CID, (7, 3), b"", bounds=bad)
+    with pytest.raises(ValueError, match="already"):
+        bs.with_bounds(blob, (lower, upper))
+    at = len(blob) - 4 - 4 - 18  # the block: method, a 1-byte bitmap, four float32s; then the payload
+    assert blob[at - 1] == 18 and blob[at] == 0 and blob[at + 1] == 0b011011
+    refused_when_damaged(blob, [
+        (at, 2, "unknown method 2"), (at + 1, 0b111011, "bytes of values for 5 bounds"), (at + 1, 0b1011011, "bits beyond"),
+        (at + 1, 0, "states no bound"), (at + 5, 0x7F, "least value lies above"), (at + 13, 0x7F, "not finite"),
+    ])
+    flat = bytearray(pack(CID, (7,), b"abcd"))
+    flat[3], flat[4] = 7, bs.FLAG_BOUNDS
+    flat[-4:-4] = b"\x02\x00\x01"
+    with pytest.raises(FormatError, match="only 2-D streams state bounds"):
+        unpack(refresh_crc(flat[:-4]))
+    no_bit = bytearray(plain)
+    no_bit[3] = 7
+    with pytest.raises(FormatError, match="without flags bit 6"):
+        unpack(refresh_crc(no_bit))
 
 
 def test_sample_coded_streams_are_version_2_and_flag_bit_1():

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from ltc_beam import __version__, repeats
-from ltc_beam.bitstream import Frame, SpecialValues, merge_specials, pack, unpack, with_repeats
-from ltc_beam.codec import rd_quantization, sample_coding
+from ltc_beam.bitstream import Frame, SpecialValues, merge_specials, pack, unpack, with_bounds, with_repeats
+from ltc_beam.codec import clamping, rd_quantization, sample_coding
 from ltc_beam.codec.adaptive import CLASS_COUNT, ScaleClasses, class_scales
 from ltc_beam.codec.config import OUTLIER_Z, CodecConfig
 from ltc_beam.codec.layout import filled, from_windows, pad_rows, pad_runs, places, series_windows
@@ -823,11 +823,15 @@ class Codec:
             payload = scales.to_bytes() + payload
         blob = pack(self.id, arr.shape, payload, specials, segments=segments, skipped=kept is not None)
         try_samples = self.sample_fallback and scales is None and len(arr) >= sample_coding.MIN_RECORDS
-        if not (reconstruct or try_samples):
+        bounded = len(arr) >= clamping.MIN_RECORDS
+        if not (reconstruct or try_samples or bounded):
             return blob, None
         out = self._reconstruct(q.frame, q.rows, len(arr), inner, scales, kept)
         if try_samples:
             blob, out = self._sample_coded(z, specials, blob, out, len(payload))
+        if bounded:
+            if (bounds := clamping.chosen_bounds(x32, out, _lossy(arr.shape, specials))) is not None:
+                blob, out = with_bounds(blob, bounds), clamping.clamped(out, bounds)
         return blob, merge_specials(out, specials)
 
     def _sample_coded(self, z: np.ndarray, specials: SpecialValues, blob: bytes, out: np.ndarray, budget: int) -> tuple[bytes, np.ndarray]:
@@ -836,9 +840,7 @@ class Codec:
         the columns that vary in it (no lower SNR), none above ``MAX_COLUMN_ERROR_GROWTH`` times
         its LTC error or the stream's (that taken at most 4x its LTC error), and no more error
         on the others; else ``blob, out``."""
-        keep = np.ones(z.size, bool)
-        keep[specials.positions] = False
-        keep = keep.reshape(z.shape)
+        keep = _lossy(z.shape, specials)
         target = self._column_errors(z, out, keep)
         offsets = self._grid_offsets()
         z = filled(z, ~keep)  # exactly-sent positions repeat their column's neighbour (not 0: a jump)
@@ -1042,7 +1044,7 @@ class Codec:
         layout's one-record streams decode several times faster. Outputs equal ``decode``'s
         up to float rounding of the batched product."""
         out: list[np.ndarray | None] = [None] * len(blobs)
-        pending = []  # (index, latents, records, segments, specials, scales, kept)
+        pending = []  # (index, latents, records, segments, specials, scales, kept, bounds)
         repeated = {}  # index: the frame, where it leaves out repeated records
         for index, blob in enumerate(blobs):
             frame = unpack(blob, expected_codec_id=self.id)
@@ -1056,10 +1058,10 @@ class Codec:
         if pending:
             vectors = self._transform("synthesis", torch.cat([p[1] for p in pending]).to(self.device)).double().cpu().numpy()
             start = 0
-            for index, latents, records, segments, specials, scales, kept in pending:
+            for index, latents, records, segments, specials, scales, kept, bounds in pending:
                 part = vectors[start : start + len(latents)]
                 start += len(latents)
-                out[index] = merge_specials(self._records(part, records, segments, scales, kept), specials)
+                out[index] = merge_specials(clamping.clamped(self._records(part, records, segments, scales, kept), bounds), specials)
         for index, frame in repeated.items():
             out[index] = out[index][repeats.sources(frame.shape[0], np.asarray(frame.repeated))]
         return out
@@ -1067,7 +1069,7 @@ class Codec:
     def _decode_points(self, frame: Frame):
         """An unpacked stream's records (its kept ones, where it leaves out repeats) when no
         transform is needed (sample-coded or empty), else ``(latents, records, segments,
-        specials, scales, kept)`` for :meth:`decode_each` to finish."""
+        specials, scales, kept, bounds)`` for :meth:`decode_each` to finish."""
         if len(frame.shape) != 2 or frame.shape[1] != self.config.record_dim:
             raise FormatError(f"bitstream shape {frame.shape} does not fit records of {self.config.record_dim} values")
         if frame.numel > MAX_STREAM_VALUES:
@@ -1079,7 +1081,7 @@ class Codec:
             if self.series_scaled:
                 raise FormatError("bitstream is damaged: a sample-coded stream of a series-scaled codec")
             z = sample_coding.decode_samples(frame.payload, (records, frame.shape[1]), self._grid_offsets())
-            return merge_specials(self._data_units(z), frame.specials)
+            return merge_specials(clamping.clamped(self._data_units(z), frame.bounds), frame.specials)
         payload, scales = frame.payload, None
         if self.series_scaled and records:
             scales, payload = SeriesScales.read(payload, self._series_lengths(records, frame.segments), self.config.record_dim)
@@ -1110,7 +1112,7 @@ class Codec:
             tables = self.table_base[symbol_class[:, i], channels[:, i], i] + builder.phases()
             builder.push(decoder.decode(tables))
         decoder.finish()
-        return self._latents(builder.frame, rows), records, segments, frame.specials, scales, kept
+        return self._latents(builder.frame, rows), records, segments, frame.specials, scales, kept, frame.bounds
 
     def _rows(self, records: int, segments: tuple[int, ...] | None = None) -> int:
         window = self.config.window
@@ -1209,3 +1211,10 @@ def _finite_float32(x: np.ndarray) -> np.ndarray:
     near float32's limit (3.4e38) decoded some of them as ±inf, silently."""
     top = np.finfo(np.float32).max
     return np.clip(x, -top, top).astype(np.float32)
+
+
+def _lossy(shape: tuple[int, int], specials: SpecialValues) -> np.ndarray:
+    """``[N, d]`` mask of the values that take the lossy path (not sent exactly)."""
+    keep = np.ones(shape[0] * shape[1], bool)
+    keep[specials.positions] = False
+    return keep.reshape(shape)
