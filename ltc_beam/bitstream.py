@@ -623,12 +623,7 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
         shape.append(s)
     repeated = np.zeros(0, np.int64)
     if flags & FLAG_REPEATS:
-        length_off = off
-        repeats_length, off = read_varint(buf, off, end, "repeats_length")
-        if ndim != 2:
-            raise FormatError(f"repeats block at offset {length_off} in a stream of shape {tuple(shape)}: only 2-D streams repeat records")
-        _need(buf, off, repeats_length, "the repeats block", end)
-        repeats_off, off = off, off + repeats_length
+        repeats_off, repeats_length, off = _block_of_2d(buf, off, end, shape, "repeats", "repeat records")
     segments = None
     if flags & FLAG_SEGMENTS:
         count_off = off
@@ -664,12 +659,7 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
         specials_off = off
         off += specials_length
     if flags & FLAG_BOUNDS:
-        length_off = off
-        bounds_length, off = read_varint(buf, off, end, "bounds_length")
-        if ndim != 2:
-            raise FormatError(f"bounds block at offset {length_off} in a stream of shape {tuple(shape)}: only 2-D streams state bounds")
-        _need(buf, off, bounds_length, "the bounds block", end)
-        bounds_off, off = off, off + bounds_length
+        bounds_off, bounds_length, off = _block_of_2d(buf, off, end, shape, "bounds", "state bounds")
     payload_off = off
     (stored,) = _U32.unpack_from(buf, end)
     computed = zlib.crc32(buf[:end])
@@ -707,6 +697,17 @@ def unpack(blob: bytes | bytearray | memoryview, expected_codec_id: str | None =
         sample_coded=bool(flags & FLAG_SAMPLE_CODED), segments=segments, skipped=bool(flags & FLAG_SKIPPED),
         repeated=tuple(repeated.tolist()), bounds=bounds,
     )
+
+
+def _block_of_2d(buf: memoryview, off: int, end: int, shape: list[int], name: str, what: str) -> tuple[int, int, int]:
+    """(offset, length, next offset) of the length-prefixed ``name`` block at ``off``, which
+    only 2-D streams hold (they ``what``)."""
+    length_off = off
+    length, off = read_varint(buf, off, end, f"{name}_length")
+    if len(shape) != 2:
+        raise FormatError(f"{name} block at offset {length_off} in a stream of shape {tuple(shape)}: only 2-D streams {what}")
+    _need(buf, off, length, f"the {name} block", end)
+    return off, length, off + length
 
 
 def with_repeats(blob: bytes, records: int, repeated: np.ndarray) -> bytes:
