@@ -110,8 +110,8 @@ SEGMENT_RUNS_VERSION = 6
 #: Version 7 is version 6 plus flags bit 6 (a bounds block: per column, the least and the
 #: greatest value the decoded values are clamped to; every other flag optional); writers use
 #: it only where the bounds pay for their bytes: MNIST's pixels, sample-coded at 1.1
-#: bits/value, decoded 92,005 of 784,000 values beyond their column's range (20.0 dB; 28.4
-#: with the 80 bounds that pay, 250 bytes).
+#: bits/value, decoded 92,005 of 784,000 values beyond their column's range (20.0 dB; 28.8
+#: with the 505 bounds that pay, 405 bytes).
 BOUNDS_VERSION = 7
 SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 #: flags bit 0: a specials block (and its length) is present.

@@ -627,7 +627,7 @@ class Codec:
             symbols, phases = self.mapper.split(frame)
             return self.tables.symbol_bits(symbols.reshape(-1), (base + phases).reshape(-1)).reshape(symbols.shape).sum(axis=1)
 
-        columns = (self.model.synthesis.linear.weight.detach().double().cpu().numpy() ** 2).sum(axis=0)
+        columns = self._column_energies()
         weights, unit = columns[channels], np.asarray(self.lattice.frame_unit, np.float64)
         lam = rd_quantization.multiplier(self.lattice, columns)
         y = y[torch.as_tensor(moving, device=y.device)]
@@ -636,6 +636,11 @@ class Codec:
         frame = q.frame.copy()
         frame[moving] = rd_quantization.cheapest_points(y.double().cpu().numpy(), nearest, candidates, unit, weights[moving], bits, lam)
         return Quantized(frame=frame, rows=q.rows)
+
+    def _column_energies(self) -> np.ndarray:
+        """Each latent coordinate's squared error as normalised records' (the energy of its
+        synthesis column)."""
+        return (self.model.synthesis.linear.weight.detach().double().cpu().numpy() ** 2).sum(axis=0)
 
     def _channels(self, rows) -> np.ndarray:
         """Latent channel of every coordinate of every point, ``[P, n]``, of a stream of
@@ -831,7 +836,9 @@ class Codec:
         if try_samples:
             blob, out = self._sample_coded(z, specials, blob, out, len(payload))
         if bounded:
-            if (bounds := clamping.chosen_bounds(x32, out, _lossy(arr.shape, specials))) is not None:
+            z_scores = self._z_scores if scales is None else lambda a: self._z_scores(scales.normalise(a))
+            exchange = rd_quantization.multiplier(self.lattice, self._column_energies())
+            if (bounds := clamping.chosen_bounds(x32, out, _lossy(arr.shape, specials), z_scores, exchange)) is not None:
                 blob, out = with_bounds(blob, bounds), clamping.clamped(out, bounds)
         return blob, merge_specials(out, specials)
 
