@@ -1464,3 +1464,18 @@ def test_symbols_of_many_streams_are_each_streams_in_turn(mode):
         assert np.array_equal(symbols, np.concatenate(expected_symbols))
         assert np.array_equal(tables, np.concatenate(expected_tables))
         assert (codec.classes is None) == (symbols.size == sum(q.frame.size for q in quantized))
+
+
+def test_escapes_of_a_lattice_stream_the_fallback_replaced_are_not_warned_of(codecs):
+    """Symbols that escape the tables cost bytes only in the lattice stream: where the
+    sample-coded stream replaces it, "escape the tables ... retrain" was wrong (pv power at
+    2 bits/value, both streams sample-coded)."""
+    codec = copy.copy(codecs["block"])
+    x = _piecewise_constant(3000, 6, seed=3) * 5  # spread past the training data's: escapes
+    codec.sample_fallback = False
+    with pytest.warns(OffScaleWarning, match="escape the tables"):
+        codec.encode(x)
+    codec.sample_fallback = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OffScaleWarning)
+        assert unpack(codec.encode(x)).sample_coded

@@ -824,17 +824,21 @@ class Codec:
         q = self._quantize(lossy, inner)
         symbols, tables, classes = self._symbols(q)
         payload, escapes = self._entropy_code(symbols, tables, classes)
-        self._warn_if_off_scale(arr, specials, escapes, symbols.size, scales, stacklevel=5)  # the caller of encode
         if scales is not None:
             payload = scales.to_bytes() + payload
         blob = pack(self.id, arr.shape, payload, specials, segments=segments, skipped=kept is not None)
         try_samples = self.sample_fallback and scales is None and len(arr) >= sample_coding.MIN_RECORDS
         bounded = len(arr) >= clamping.MIN_RECORDS
         if not (reconstruct or try_samples or bounded):
+            self._warn_if_off_scale(arr, specials, escapes, symbols.size, scales, stacklevel=5)  # the caller of encode
             return blob, None
         out = self._reconstruct(q.frame, q.rows, len(arr), inner, scales, kept)
         if try_samples:
+            lattice_blob = blob
             blob, out = self._sample_coded(z, specials, blob, out, len(payload))
+            if blob is not lattice_blob:  # the lattice symbols that escaped cost nothing: pv power's 2 sample-coded streams were told to retrain
+                escapes = 0
+        self._warn_if_off_scale(arr, specials, escapes, symbols.size, scales, stacklevel=5)
         if bounded:
             z_scores = self._z_scores if scales is None else lambda a: self._z_scores(scales.normalise(a))
             exchange = rd_quantization.multiplier(self.lattice, self._column_energies())
