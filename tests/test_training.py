@@ -770,10 +770,18 @@ def test_a_codec_decoding_its_validation_split_below_0_db_is_warned_about():
         warnings.simplefilter("error")
         record_coded_validation(codec, [base[:500]])  # like its training data: nothing to say
     off = np.linalg.svd(base - base.mean(0))[2][-1]  # a direction the training data never took
-    unlike = base.mean(0) + 3 * base.std(0) * off + 0.01 * rng.normal(size=(500, 6))
+    unlike = base.mean(0) + 3 * base.std(0) * off * rng.normal(size=(500, 1))  # varying along it
     with pytest.warns(UserWarning, match=r"decodes its validation split at -\d+\.\d dB, worse than each column's mean"):
         record_coded_validation(codec, [unlike])
     assert codec.manifest["training"]["validation"]["snr_db"] < 0
+    quiet = base[:500].copy()
+    quiet[:, 0] = base[:, 0].mean() + 1e-3 * base[:, 0].std() * rng.normal(size=500)  # an idle sensor's tail
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        record_coded_validation(codec, [quiet])
+    assert codec.manifest["training"]["validation"]["snr_db"] < 0
+    messages = [str(w.message) for w in said]  # not "does not carry": a weather station's night-time tail
+    assert any("far quieter than the training data" in m for m in messages) and not any("does not carry" in m for m in messages)
 
 
 def test_a_validation_split_coding_well_above_the_calibrated_rate_is_warned_about():

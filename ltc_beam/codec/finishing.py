@@ -107,7 +107,17 @@ def record_coded_validation(codec: Codec, series: list[np.ndarray]) -> None:
         "streams": coded["streams"], "model_estimate": training.get("validation"),
     }
     codec.manifest["codec_id"] = codec.id = codec.content_hash()
-    if coded["snr_db"] < 0:  # pd_speech's 750 voice features, 180 records: -7.5 dB, saved without a word
+    if coded["snr_db"] < 0 and coded["snr_vs_training_db"] is not None and coded["snr_vs_training_db"] >= 0:
+        warnings.warn(
+            f"the codec decodes its validation split at {coded['snr_db']:.1f} dB, each column's error weighed by its "
+            f"variance there, and at {coded['snr_vs_training_db']:.1f} dB weighed by the training variance: the held-out "
+            "records (whole series, or the tail of each) are far quieter than the training data in some column "
+            f"({coded['spread_vs_training']:.2g}x its training std), and small errors weigh heavily on them. The SNR of "
+            "other data follows its spread: evaluate the codec on data like that to be compressed",
+            UserWarning,
+            stacklevel=2,
+        )
+    elif coded["snr_db"] < 0:  # pd_speech's 750 voice features, 180 records: -7.5 dB, saved without a word
         warnings.warn(
             f"the codec decodes its validation split at {coded['snr_db']:.1f} dB, worse than each column's mean "
             f"would (0 dB): what it learned from {training.get('train_vectors')} training vectors of "
