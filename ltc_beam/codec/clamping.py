@@ -20,9 +20,10 @@ import numpy as np
 
 from ltc_beam import bounds_block
 from ltc_beam.bitstream import varint
+from ltc_beam.codec import sample_coding
 
 #: Shortest stream that may state bounds (the sample-coding fallback's: a bound costs 4 bytes).
-MIN_RECORDS = 16
+MIN_RECORDS = sample_coding.MIN_RECORDS
 #: Bits a stated bound costs (its float32), the bitmap and length apart.
 BOUND_BITS = 32
 
@@ -53,12 +54,14 @@ def chosen_bounds(
         # and count columns: bounds took 0.676 to 0.691 bits/value for +0.02 dB, as the
         # integers are scored)
         whole = np.all(~keep | (x == np.round(x)), axis=0)
-        rounded_error = np.where(keep, (z_scores(np.round(decoded)) - zx) ** 2, 0.0)
+        rounded_error = np.where(keep, (z_scores(np.round(decoded)) - zx) ** 2, 0.0) if whole.any() else None
 
         def gain(bound: np.ndarray, beyond: np.ndarray) -> np.ndarray:
             outside = keep & beyond
             left = (z_scores(np.broadcast_to(bound, x.shape)) - zx) ** 2
             saved = np.where(outside, error - left, 0.0).sum(axis=0)
+            if rounded_error is None:
+                return saved
             return np.where(whole, np.minimum(saved, np.where(outside, rounded_error - left, 0.0).sum(axis=0)), saved)
 
         low_gain, high_gain = gain(lower, decoded < lower), gain(upper, decoded > upper)
